@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/halfopen/halfopen/harness"
+)
+
+func newGCCmd() *cobra.Command {
+	var all, dry bool
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Remove the namespaces and processes that a killed run left behind",
+		Example: `  halfopen gc           # namespaces of runs whose process is gone
+  halfopen gc --all     # every ho-* namespace, even of a live run`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := harness.Preflight(); err != nil {
+				return badInput(err)
+			}
+			left, err := harness.Leftovers(all)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if len(left) == 0 {
+				fmt.Fprintln(out, "nothing to collect")
+				return nil
+			}
+			for _, l := range left {
+				fmt.Fprintf(out, "namespace %s, %d processes\n", l.Namespace, len(l.Pids))
+			}
+			if dry {
+				return nil
+			}
+			if err := harness.Collect(left); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "removed %d namespaces\n", len(left))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "also remove namespaces of runs that are still alive")
+	cmd.Flags().BoolVar(&dry, "dry-run", false, "only list what would be removed")
+	return cmd
+}
+
+func newDoctorCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "doctor",
+		Short:   "Say what this machine can and cannot do for halfopen, and why",
+		Example: "  sudo halfopen doctor",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "halfopen %s, kernel %s, %s\n", harness.VersionString(), harness.Kernel(), harness.GoVersion())
+			var firstBad error
+			for _, c := range harness.Doctor() {
+				mark := "ok  "
+				if !c.OK {
+					mark = "MISSING"
+					if firstBad == nil {
+						firstBad = fmt.Errorf("%w: %s", harness.ErrUnfit, c.Detail)
+					}
+				}
+				fmt.Fprintf(out, "%-7s %-9s %s\n", mark, c.Name, c.Detail)
+			}
+			if firstBad != nil {
+				return badInput(firstBad)
+			}
+			return nil
+		},
+	}
+}

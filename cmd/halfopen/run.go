@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/report"
+)
+
+type runFlags struct {
+	detectors, faults, sides, sysctls []string
+	samples, pool                     int
+	budget, idle                      time.Duration
+	seed                              int64
+	reportPath, profile               string
+}
+
+func newRunCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run --detector SPEC --fault SPEC [flags]",
+		Short: "Measure detectors against faults in fresh labs, with a live progress line and a table",
+		Example: `  halfopen run --detector keepalive-tuned:idle=1s,intvl=1s,cnt=3 --fault blackhole --samples 3
+  halfopen run --detector user-timeout:timeout=2s,every=200ms --fault peer-cable-pull --side server
+  halfopen run --detector read-eof --detector heartbeat-inband --fault graceful-close --fault host-crash`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runMatrix(cmd, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.detectors, "detector", nil, "detector spec NAME[:key=value,...]; repeat for a matrix")
+	fl.StringArrayVar(&f.faults, "fault", nil, "fault spec NAME[:key=value,...]; repeat for a matrix")
+	fl.StringArrayVar(&f.sides, "side", []string{"client"}, "client (the watcher dials) or server (the watcher accepts); repeat for both")
+	fl.IntVar(&f.samples, "samples", 3, "samples per cell")
+	fl.DurationVar(&f.budget, "budget", 0, "how long a sample waits for a decision (default: from the prediction)")
+	fl.DurationVar(&f.idle, "idle", 0, "fixed idle time before the fault (default: a seeded random instant in [0, 1.5s])")
+	fl.Int64Var(&f.seed, "seed", 0, "seed of fault instants (default: from the clock; recorded in the report)")
+	fl.StringArrayVar(&f.sysctls, "sysctl", nil, "KEY=VALUE kernel parameter set in the lab's namespaces only; repeat")
+	fl.StringVar(&f.reportPath, "report", "halfopen-report.json", "where to write the v1 JSON report, sample by sample")
+	fl.IntVar(&f.pool, "pool", 0, "labs at once (default: 4 per CPU, at most 16)")
+	fl.StringVar(&f.profile, "profile", "adhoc", "profile name recorded in the report")
+	return cmd
+}
+
+func runMatrix(cmd *cobra.Command, f runFlags) error {
+	if len(f.detectors) == 0 || len(f.faults) == 0 {
+		return badInput(fmt.Errorf("run needs at least one --detector and one --fault; `halfopen list` shows them"))
+	}
+	if f.samples <= 0 {
+		return badInput(fmt.Errorf("--samples %d: a cell needs at least 1 sample", f.samples))
+	}
+	if f.budget < 0 || f.idle < 0 {
+		return badInput(fmt.Errorf("--budget and --idle must not be negative"))
+	}
+	sysctls := map[string]string{}
+	for _, kv := range f.sysctls {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || v == "" {
+			return badInput(fmt.Errorf("--sysctl %q is not KEY=VALUE, e.g. net.ipv4.tcp_retries2=5", kv))
+		}
+		sysctls[k] = v
+	}
+	var configs []harness.CellConfig
+	for _, sd := range f.sides {
+		for _, side := range strings.Split(sd, ",") {
+			s, err := harness.ParseSide(side)
+			if err != nil {
+				return badInput(err)
+			}
+			for _, d := range f.detectors {
+				for _, flt := range f.faults {
+					configs = append(configs, harness.CellConfig{
+						Detector: d, Fault: flt, Side: s, Samples: f.samples, Budget: f.budget,
+						Idle: f.idle, FixedIdle: cmd.Flags().Changed("idle"), Sysctls: sysctls,
+					})
+				}
+			}
+		}
+	}
+	// Check every spec before touching the machine.
+	for _, c := range configs {
+		if _, err := harness.Resolve(c); err != nil {
+			return badInput(err)
+		}
+	}
+	if err := harness.Preflight(); err != nil {
+		return badInput(err)
+	}
+	seed := f.seed
+	if !cmd.Flags().Changed("seed") {
+		seed = time.Now().UnixNano() % 1_000_000_000
+	}
+	run := harness.NewRun()
+	m, err := harness.NewMatrix(run, configs, harness.Options{Pool: f.pool, Seed: seed})
+	if err != nil {
+		return badInput(err)
+	}
+	if dir := filepath.Dir(f.reportPath); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return badInput(fmt.Errorf("report directory %s: %w", dir, err))
+		}
+	}
+	w, err := report.Create(f.reportPath, &report.Report{
+		Schema: report.SchemaV1, Profile: f.profile, Started: time.Now().UTC(), Seed: seed,
+		Environment: report.Environment{Kernel: harness.Kernel(), Go: harness.GoVersion(), Halfopen: harness.VersionString()},
+	})
+	if err != nil {
+		return badInput(fmt.Errorf("create report: %w", err))
+	}
+	ctx, cancel := context.WithCancelCause(cmd.Context())
+	defer cancel(nil)
+	stop := run.CloseOnSignal(func(sig os.Signal) {
+		cancel(fmt.Errorf("%v", sig))
+	})
+	defer stop()
+	defer run.Close()
+
+	prog := newProgress(cmd.ErrOrStderr())
+	opt := harness.Options{Pool: f.pool, Seed: seed, Report: w, Progress: prog.update}
+	m, err = harness.NewMatrix(run, configs, opt)
+	if err != nil {
+		return badInput(err)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "halfopen %s: %d cells × %d samples, %d labs at once, seed %d, report %s\n",
+		harness.VersionString(), len(configs), f.samples, m.PoolSize(), seed, f.reportPath)
+	runErr := m.Run(ctx)
+	prog.finish()
+	if cerr := run.Close(); cerr != nil {
+		fmt.Fprintln(cmd.ErrOrStderr(), "halfopen: cleanup:", cerr)
+	}
+	if runErr != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "halfopen: interrupted (%v); every sample measured so far is in %s\n", runErr, f.reportPath)
+		return &exitError{code: 130, err: fmt.Errorf("interrupted: %v", runErr)}
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	printTable(cmd.OutOrStdout(), m)
+	return nil
+}
+
+// progress prints a live line on a terminal, or one line per sample
+// elsewhere (a CI log).
+type progress struct {
+	mu  sync.Mutex
+	w   io.Writer
+	tty bool
+}
+
+func newProgress(w io.Writer) *progress {
+	p := &progress{w: w}
+	if f, ok := w.(*os.File); ok {
+		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+		p.tty = err == nil
+	}
+	return p
+}
+
+func (p *progress) update(pr harness.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	what := "calibration"
+	if pr.Cell != nil {
+		what = pr.Cell.Describe()
+	}
+	line := fmt.Sprintf("[%d/%d] %s: %s", pr.Done, pr.Total, what, sampleText(pr.Sample))
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+	} else {
+		fmt.Fprintln(p.w, line)
+	}
+}
+
+func (p *progress) finish() {
+	if p.tty {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
+
+func sampleText(s report.Sample) string {
+	switch {
+	case s.Error != "":
+		return "error: " + s.Error
+	case s.Detected:
+		return fmt.Sprintf("%.3fs %s", *s.Seconds, s.Reason)
+	default:
+		return s.Reason
+	}
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/halfopen/halfopen/harness"
+)
+
+// printTable prints one row per cell: prediction, every sample, and the
+// calibration error the samples were measured with.
+func printTable(w io.Writer, m *harness.Matrix) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "DETECTOR\tFAULT\tSIDE\tPREDICTED\tSAMPLES (s)\tREASONS\tCENSORED\tERRORS")
+	for _, c := range m.Cells() {
+		pred := "never"
+		if p := c.Prediction.Seconds(); p != nil {
+			pred = fmt.Sprintf("[%.3g, %.3g]", p[0], p[1])
+		}
+		if c.Kind == "disturbance" {
+			pred = "survive"
+		}
+		var secs []string
+		reasons := map[string]int{}
+		censored, errs := 0, 0
+		for _, s := range c.Samples {
+			switch {
+			case s.Error != "":
+				errs++
+				secs = append(secs, "err")
+			case s.Detected:
+				secs = append(secs, fmt.Sprintf("%.3f", *s.Seconds))
+				reasons[s.Reason]++
+			default:
+				censored++
+				secs = append(secs, fmt.Sprintf(">%.3g", c.Budget.Seconds()))
+			}
+		}
+		var rs []string
+		for r, n := range reasons {
+			rs = append(rs, fmt.Sprintf("%s×%d", r, n))
+		}
+		sort.Strings(rs)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", c.DetSpec, c.FaultSpec, c.Config.Side, pred,
+			strings.Join(secs, " "), strings.Join(rs, " "), censored, errs)
+	}
+	tw.Flush()
+	for _, c := range m.Cells() {
+		for _, s := range c.Samples {
+			if s.Error != "" {
+				fmt.Fprintf(w, "error in %s: %s\n", c.Describe(), s.Error)
+			}
+		}
+	}
+	if q, probes := m.CalibrationMs(); q != nil {
+		fmt.Fprintf(w, "harness timing error: p50 %.3f ms, p99 %.3f ms (n=%d", q.P50, q.P99, q.N)
+		for _, p := range probes {
+			fmt.Fprintf(w, "; %s p99 %.3f ms", p.Name, p.ErrorMs.P99)
+		}
+		fmt.Fprintln(w, ")")
+	}
+}

@@ -1,0 +1,108 @@
+package detectors
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/halfopen/halfopen/harness"
+)
+
+// HeartbeatInband pings on the data connection every `interval` (the echo
+// peer answers each ping byte) and declares the peer dead when nothing at
+// all has been received for misses·interval.
+type HeartbeatInband struct {
+	Interval time.Duration `param:"interval" default:"200ms" min:"1ms" help:"time between pings"`
+	Misses   int           `param:"misses" default:"3" min:"1" help:"intervals without any byte received before dead"`
+}
+
+func init() {
+	harness.RegisterDetector("heartbeat-inband", "ping/pong on the data connection; dead after misses·interval of silence", &HeartbeatInband{})
+}
+
+// Predict: the last pong arrives at most one interval (plus a round trip)
+// before the death and at least at it, and death is declared misses·interval
+// after the last byte received: [(M−1)·I, M·I] after the death, plus up to
+// one round trip and the tick granularity.
+func (d *HeartbeatInband) Predict() harness.Prediction {
+	return heartbeatPrediction(d.Interval, d.Misses)
+}
+
+func heartbeatPrediction(interval time.Duration, misses int) harness.Prediction {
+	return harness.Prediction{
+		Lo: time.Duration(misses-1) * interval, Hi: time.Duration(misses)*interval + 20*time.Millisecond,
+		Reasons: []string{"heartbeat"},
+		Rule:    "deadline = last byte received + M·I, and the last pong came within one interval before the death: [(M−1)·I, M·I] (+20 ms for round trip and timer slack)",
+	}
+}
+
+// Watch pings and reads on the data connection.
+func (d *HeartbeatInband) Watch(ctx context.Context, w *harness.Watch) harness.Decision {
+	return heartbeat(ctx, w.Conns[0], d.Interval, d.Misses)
+}
+
+// heartbeat runs the ping/pong detector on one connection.
+func heartbeat(ctx context.Context, c *net.TCPConn, interval time.Duration, misses int) harness.Decision {
+	hb := newHeartbeatClock(time.Duration(misses)*interval, harness.Now())
+	return decideFirst(ctx,
+		func(ctx context.Context) harness.Decision {
+			return readUntilEnd(ctx, c, func() { hb.heard(harness.Now()) })
+		},
+		func(ctx context.Context) harness.Decision {
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			check := time.NewTimer(hb.timeLeft(harness.Now()))
+			defer check.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return harness.Decision{}
+				case <-t.C:
+					if _, err := c.Write([]byte{'p'}); err != nil {
+						if ctx.Err() != nil {
+							return harness.Decision{}
+						}
+						return writeErr(err)
+					}
+				case <-check.C:
+					now := harness.Now()
+					if left := hb.timeLeft(now); left > 0 {
+						check.Reset(left)
+						continue
+					}
+					return harness.Decision{Reason: "heartbeat", AtNs: now}
+				}
+			}
+		},
+	)
+}
+
+// heartbeatClock is the heart-beat's pure deadline logic, a function of the
+// instants it is given (CLOCK_MONOTONIC nanoseconds), unit-tested without
+// sleeping.
+type heartbeatClock struct {
+	mu        sync.Mutex
+	tolerance time.Duration
+	last      int64
+}
+
+func newHeartbeatClock(tolerance time.Duration, start int64) *heartbeatClock {
+	return &heartbeatClock{tolerance: tolerance, last: start}
+}
+
+// heard records a byte received at instant now.
+func (h *heartbeatClock) heard(now int64) {
+	h.mu.Lock()
+	if now > h.last {
+		h.last = now
+	}
+	h.mu.Unlock()
+}
+
+// timeLeft returns how long until the peer is declared dead (≤ 0: now).
+func (h *heartbeatClock) timeLeft(now int64) time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return time.Duration(h.last + int64(h.tolerance) - now)
+}

@@ -1,0 +1,59 @@
+package detectors
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/halfopen/halfopen/harness"
+)
+
+// KeepaliveTuned is SO_KEEPALIVE with per-socket TCP_KEEPIDLE, TCP_KEEPINTVL
+// and TCP_KEEPCNT (the reference text's set_keepalive; Go's
+// net.KeepAliveConfig), with the watcher blocked in read, which fails with
+// ETIMEDOUT when the kernel gives up.
+type KeepaliveTuned struct {
+	Idle  time.Duration `param:"idle" default:"1s" min:"1s" max:"32767s" help:"idle time before the first probe (TCP_KEEPIDLE, whole seconds)"`
+	Intvl time.Duration `param:"intvl" default:"1s" min:"1s" max:"32767s" help:"time between probes (TCP_KEEPINTVL, whole seconds)"`
+	Cnt   int           `param:"cnt" default:"3" min:"1" max:"127" help:"unanswered probes before giving up (TCP_KEEPCNT)"`
+}
+
+func init() {
+	harness.RegisterDetector("keepalive-tuned", "SO_KEEPALIVE with per-socket TCP_KEEPIDLE/INTVL/CNT, blocked in read", &KeepaliveTuned{})
+}
+
+// Validate refuses durations the socket options cannot hold: they are whole
+// seconds.
+func (d *KeepaliveTuned) Validate() error {
+	for name, v := range map[string]time.Duration{"idle": d.Idle, "intvl": d.Intvl} {
+		if v%time.Second != 0 {
+			return fmt.Errorf("%s=%s is not a whole number of seconds, and the kernel counts keepalive in seconds", name, v)
+		}
+	}
+	return nil
+}
+
+// Predict follows tcp_keepalive_timer() (net/ipv4/tcp_timer.c): the first
+// probe goes when the connection has been idle for `idle` since the last
+// segment received, so between 0 and idle after a silent death; each
+// unanswered probe re-arms the timer for `intvl`, and when `cnt` probes are
+// out the timer gives up, so death is declared cnt·intvl after the first
+// probe: [cnt·intvl, idle + cnt·intvl].
+func (d *KeepaliveTuned) Predict() harness.Prediction {
+	probes := time.Duration(d.Cnt) * d.Intvl
+	return harness.Prediction{
+		Lo: probes, Hi: d.Idle + probes, Reasons: []string{"ETIMEDOUT"},
+		Rule: "tcp_keepalive_timer(): first probe within idle of the last segment, then cnt probes intvl apart: [cnt·intvl, idle+cnt·intvl]",
+	}
+}
+
+// Watch enables keepalive on the connection and reads until it fails.
+func (d *KeepaliveTuned) Watch(ctx context.Context, w *harness.Watch) harness.Decision {
+	err := w.Conns[0].SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: d.Idle, Interval: d.Intvl, Count: d.Cnt})
+	if err != nil {
+		w.Log("set keepalive: %v", err)
+		return harness.Decide("error: set keepalive: " + err.Error())
+	}
+	return readUntilEnd(ctx, w.Conns[0], nil)
+}

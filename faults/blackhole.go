@@ -1,0 +1,60 @@
+package faults
+
+import (
+	"context"
+	"time"
+
+	"github.com/halfopen/halfopen/harness"
+)
+
+// Blackhole: the router drops, silently, every packet between the peer and
+// the watcher, both ways. The drops sit in the router's prerouting hook at
+// raw priority, before routing, so no ICMP error is ever generated, and in
+// its output hook for the router's own packets (a proxy's). With `for` the
+// path heals after that long: a disturbance.
+type Blackhole struct {
+	For time.Duration `param:"for" optional:"" min:"1ms" help:"heal after this long (absent: permanent)"`
+
+	rules *ruleSet
+}
+
+func init() {
+	harness.RegisterFault("blackhole", "the router silently drops every packet between peer and watcher, both ways", &Blackhole{})
+}
+
+// Inject installs the drops.
+func (f *Blackhole) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+	rs, err := newRuleSet(lab, harness.Router, "blackhole")
+	if err != nil {
+		return nil, 0, err
+	}
+	pre := rs.chain("pre", nftablesPrerouting, nftablesRaw)
+	rs.drop(pre, matchIIF(harness.RouterPeerLink))
+	rs.drop(pre, matchIIF(harness.RouterWatchLink))
+	out := rs.chain("out", nftablesOutput, nftablesRaw)
+	rs.drop(out, matchOIF(harness.RouterPeerLink))
+	rs.drop(out, matchOIF(harness.RouterWatchLink))
+	at, err := rs.commit()
+	if err != nil {
+		return nil, 0, err
+	}
+	f.rules = rs
+	return func(context.Context) (int64, error) { return rs.remove() }, at, nil
+}
+
+// Effect is silence, or a transient outage with `for`.
+func (f *Blackhole) Effect() harness.Effect { return transientIf(f.For) }
+
+// Window is how long the outage lasts.
+func (f *Blackhole) Window() time.Duration { return f.For }
+
+// Counters returns the packets the blackhole dropped.
+func (f *Blackhole) Counters() (uint64, uint64, error) { return f.rules.counters() }
+
+// transientIf is the effect of a fault that heals after d (when d > 0).
+func transientIf(d time.Duration) harness.Effect {
+	if d > 0 {
+		return harness.EffectTransient
+	}
+	return harness.EffectSilent
+}

@@ -1,0 +1,35 @@
+// Package faults holds halfopen's fault primitives. Each file is one fault:
+// its parameters, what it does on the wire, and its registration. A fault
+// acts on a lab built by package harness:
+//
+//	[peer 198.18.1.2] ==eth0/to-peer== [router] ==to-watcher/eth0== [watcher 198.18.2.2]
+//	                                 nftables "halfopen" table,
+//	                                 conntrack, optional Toxiproxy
+//
+// Every nftables rule a fault installs lives in a lab namespace, ends in a
+// counter and is tagged "halfopen:<fault>" in its user data.
+package faults
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/halfopen/halfopen/harness"
+)
+
+// peerCommand tells the built-in peer to do something to its connection and
+// returns the instant it reports having done it.
+func peerCommand(ctx context.Context, lab *harness.Lab, cmd string) (int64, error) {
+	p := lab.Agents[harness.Peer]
+	if p == nil || p.Label != "peer" {
+		return 0, errNoPeerAgent
+	}
+	if err := p.Send(harness.Command{Cmd: cmd}); err != nil {
+		return 0, err
+	}
+	ev, err := p.WaitEvent(ctx, harness.EventClosed)
+	if err != nil {
+		return 0, fmt.Errorf("peer %s: %w", cmd, err)
+	}
+	return ev.TNs, nil
+}

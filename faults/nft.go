@@ -1,0 +1,193 @@
+package faults
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+
+	"github.com/halfopen/halfopen/harness"
+)
+
+// tableName is the one nftables table halfopen makes, only ever inside a
+// lab's namespaces.
+const tableName = "halfopen"
+
+// ruleSet is a fault's own base chains in the "halfopen" table of one lab
+// host. Every rule ends in a counter and is tagged with the fault's name in
+// its user data, so its effect on real packets can be read back.
+type ruleSet struct {
+	lab    *harness.Lab
+	role   harness.Role
+	tag    string
+	conn   *nftables.Conn
+	table  *nftables.Table
+	chains []*nftables.Chain
+}
+
+// newRuleSet prepares (without sending) a table for the fault's chains.
+func newRuleSet(lab *harness.Lab, role harness.Role, tag string) (*ruleSet, error) {
+	h := lab.Host(role)
+	if h == nil {
+		return nil, fmt.Errorf("host %s is gone", role)
+	}
+	conn, err := h.Nft()
+	if err != nil {
+		return nil, err
+	}
+	t := conn.AddTable(&nftables.Table{Name: tableName, Family: nftables.TableFamilyIPv4})
+	return &ruleSet{lab: lab, role: role, tag: tag, conn: conn, table: t}, nil
+}
+
+// chain adds a base filter chain named "<tag>-<name>" on hook at priority.
+func (r *ruleSet) chain(name string, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
+	policy := nftables.ChainPolicyAccept
+	c := r.conn.AddChain(&nftables.Chain{
+		Name: r.tag + "-" + name, Table: r.table, Hooknum: hook, Priority: prio,
+		Type: nftables.ChainTypeFilter, Policy: &policy,
+	})
+	r.chains = append(r.chains, c)
+	return c
+}
+
+// drop appends "match... counter drop" to chain.
+func (r *ruleSet) drop(c *nftables.Chain, match ...[]expr.Any) {
+	r.rule(c, expr.VerdictDrop, match...)
+}
+
+// rule appends "match... counter <verdict>" to chain.
+func (r *ruleSet) rule(c *nftables.Chain, verdict expr.VerdictKind, match ...[]expr.Any) {
+	var exprs []expr.Any
+	for _, m := range match {
+		exprs = append(exprs, m...)
+	}
+	exprs = append(exprs, &expr.Counter{}, &expr.Verdict{Kind: verdict})
+	r.conn.AddRule(&nftables.Rule{Table: r.table, Chain: c, Exprs: exprs, UserData: []byte("halfopen:" + r.tag)})
+}
+
+// commit sends the batch and returns the instant the kernel acknowledged it.
+func (r *ruleSet) commit() (int64, error) {
+	if err := r.conn.Flush(); err != nil {
+		return 0, fmt.Errorf("%s: install nftables rules in %s: %w", r.tag, r.role, err)
+	}
+	return harness.Now(), nil
+}
+
+// remove flushes and deletes the fault's chains and returns the instant the
+// kernel acknowledged it.
+func (r *ruleSet) remove() (int64, error) {
+	if r.lab.Host(r.role) == nil {
+		return harness.Now(), nil
+	}
+	for _, c := range r.chains {
+		r.conn.FlushChain(c)
+		r.conn.DelChain(c)
+	}
+	if err := r.conn.Flush(); err != nil {
+		return 0, fmt.Errorf("%s: remove nftables rules in %s: %w", r.tag, r.role, err)
+	}
+	return harness.Now(), nil
+}
+
+// counters sums the packets and bytes counted by the fault's rules.
+func (r *ruleSet) counters() (packets, bytes uint64, err error) {
+	for _, c := range r.chains {
+		rules, gerr := r.conn.GetRules(r.table, c)
+		if gerr != nil {
+			return 0, 0, fmt.Errorf("%s: read counters in %s: %w", r.tag, r.role, gerr)
+		}
+		for _, rule := range rules {
+			for _, e := range rule.Exprs {
+				if ctr, ok := e.(*expr.Counter); ok {
+					packets += ctr.Packets
+					bytes += ctr.Bytes
+				}
+			}
+		}
+	}
+	return packets, bytes, nil
+}
+
+// Counters returns the packets and bytes a fault's nftables rules matched.
+// It lets tests observe a fault's effect on real packets.
+type Counters interface {
+	Counters() (packets, bytes uint64, err error)
+}
+
+func ifname(name string) []byte {
+	b := make([]byte, 16)
+	copy(b, name)
+	return b
+}
+
+// matchIIF matches packets that arrived on interface name.
+func matchIIF(name string) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(name)},
+	}
+}
+
+// matchOIF matches packets leaving through interface name.
+func matchOIF(name string) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(name)},
+	}
+}
+
+// matchAddr matches the IPv4 source (src true) or destination address
+// against a prefix.
+func matchAddr(src bool, p netip.Prefix) []expr.Any {
+	off := uint32(16)
+	if src {
+		off = 12
+	}
+	mask := binaryutil.BigEndian.PutUint32(^uint32(0) << (32 - p.Bits()))
+	addr := p.Masked().Addr().As4()
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: 4},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]},
+	}
+}
+
+// matchTCP matches TCP packets.
+func matchTCP() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+	}
+}
+
+// silenceHost installs, on the router, drops for everything to or from
+// prefix: in prerouting at raw priority, before routing, so the router never
+// answers with an ICMP error, and in output, for the router's own packets
+// (a proxy's). Returns the rule set to remove later.
+func silenceHost(lab *harness.Lab, tag string, p netip.Prefix) (*ruleSet, error) {
+	rs, err := newRuleSet(lab, harness.Router, tag)
+	if err != nil {
+		return nil, err
+	}
+	pre := rs.chain("pre", nftables.ChainHookPrerouting, nftables.ChainPriorityRaw)
+	rs.drop(pre, matchAddr(true, p))
+	rs.drop(pre, matchAddr(false, p))
+	out := rs.chain("out", nftables.ChainHookOutput, nftables.ChainPriorityRaw)
+	rs.drop(out, matchAddr(false, p))
+	return rs, nil
+}
+
+var errNoPeerAgent = errors.New("this fault commands halfopen's built-in peer, and the peer is a program of the detector's own")
+
+// Hooks and priorities used by the faults.
+var (
+	nftablesPrerouting = nftables.ChainHookPrerouting
+	nftablesOutput     = nftables.ChainHookOutput
+	nftablesForward    = nftables.ChainHookForward
+	nftablesRaw        = nftables.ChainPriorityRaw
+	nftablesFilter     = nftables.ChainPriorityFilter
+)

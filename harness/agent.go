@@ -1,0 +1,421 @@
+package harness
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Environment of halfopen's own agents, on top of the protocol v1 variables.
+const (
+	envAgent     = "HALFOPEN_AGENT"     // "watcher", "peer" or "toxiproxy"
+	envDetector  = "HALFOPEN_DETECTOR"  // the watcher's detector spec
+	envConns     = "HALFOPEN_CONNS"     // connections to make (default 1)
+	envReconnect = "HALFOPEN_RECONNECT" // "1": make the connection again after it ends
+	envProtocol  = "HALFOPEN_PROTOCOL"
+	envRole      = "HALFOPEN_ROLE"
+	envSide      = "HALFOPEN_SIDE"
+	envAddr      = "HALFOPEN_ADDR"
+	envConfig    = "HALFOPEN_CONFIG"
+)
+
+// agentMains holds agent modes registered by other packages (the toxiproxy
+// agent lives beside the faults that use it).
+var agentMains = map[string]func() error{}
+
+// RegisterAgent adds an agent mode run by MaybeRunAgent.
+func RegisterAgent(name string, main func() error) {
+	if _, dup := agentMains[name]; dup {
+		panic("halfopen: agent " + name + " registered twice")
+	}
+	agentMains[name] = main
+}
+
+// MaybeRunAgent runs the agent this process was started as, then exits; it
+// returns at once in a process that is not an agent. Call it first thing in
+// main() and in TestMain, before m.Run(), since the harness re-executes the
+// running binary as its agents.
+func MaybeRunAgent() {
+	mode := os.Getenv(envAgent)
+	if mode == "" {
+		return
+	}
+	var err error
+	switch mode {
+	case "watcher":
+		err = watcherAgent()
+	case "peer":
+		err = peerAgent()
+	default:
+		main, ok := agentMains[mode]
+		if !ok {
+			err = fmt.Errorf("unknown agent mode %q", mode)
+		} else {
+			err = main()
+		}
+	}
+	if err != nil {
+		stdoutEmitter.Emit(Event{Event: EventError, Msg: err.Error()})
+		fmt.Fprintln(os.Stderr, "halfopen agent:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// agentContext ends when the orchestrator closes the agent's standard input
+// (it went away) or sends SIGTERM. Commands read from standard input are
+// delivered on the returned channel.
+func agentContext() (context.Context, <-chan Command) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-sigs
+		cancel()
+	}()
+	cmds := make(chan Command, 16)
+	go func() {
+		defer cancel()
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			var c Command
+			if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+				stdoutEmitter.Emit(Event{Event: EventError, Msg: "bad command: " + err.Error()})
+				continue
+			}
+			cmds <- c
+		}
+	}()
+	return ctx, cmds
+}
+
+// ListenConfig and Dialer for every socket of the lab: Go's default 15 s
+// keepalive is off, so that only a detector that asks for keepalive gets it.
+var (
+	listenConfig = net.ListenConfig{KeepAlive: -1}
+	dialer       = net.Dialer{KeepAlive: -1, Timeout: 3 * time.Second}
+)
+
+// dialRetry dials addr until it answers or ctx ends (the listener may not be
+// up yet when a program starts).
+func dialRetry(ctx context.Context, addr string) (*net.TCPConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		c, err := dialer.DialContext(ctx, "tcp4", addr)
+		if err == nil {
+			return c.(*net.TCPConn), nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("dial %s: %w", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// establisher makes the agent's connections, again after each one ends when
+// the agent reconnects.
+type establisher struct {
+	side Side
+	addr string
+	ln   net.Listener
+}
+
+func (e *establisher) ready(ctx context.Context) error {
+	if e.side == SideServer {
+		ln, err := listenConfig.Listen(ctx, "tcp4", e.addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", e.addr, err)
+		}
+		e.ln = ln
+	}
+	return nil
+}
+
+// connect returns n connections: accepted when this end listens, dialed otherwise.
+func (e *establisher) connect(ctx context.Context, n int) ([]*net.TCPConn, error) {
+	conns := make([]*net.TCPConn, 0, n)
+	for len(conns) < n {
+		var c *net.TCPConn
+		var err error
+		if e.ln != nil {
+			var nc net.Conn
+			nc, err = acceptContext(ctx, e.ln)
+			if nc != nil {
+				c = nc.(*net.TCPConn)
+			}
+		} else {
+			c, err = dialRetry(ctx, e.addr)
+		}
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			return nil, err
+		}
+		conns = append(conns, c)
+	}
+	return conns, nil
+}
+
+func acceptContext(ctx context.Context, ln net.Listener) (net.Conn, error) {
+	stop := context.AfterFunc(ctx, func() {
+		if tl, ok := ln.(*net.TCPListener); ok {
+			_ = tl.SetDeadline(time.Unix(1, 0))
+		}
+	})
+	defer stop()
+	c, err := ln.Accept()
+	if err != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return c, err
+}
+
+func envInt(key string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(key)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// watcherAgent runs a built-in detector's watcher side and speaks protocol v1.
+func watcherAgent() error {
+	ctx, cmds := agentContext()
+	em := stdoutEmitter
+	det, sp, err := NewDetector(os.Getenv(envDetector))
+	if err != nil {
+		return err
+	}
+	side, err := ParseSide(os.Getenv(envSide))
+	if err != nil {
+		return err
+	}
+	n := 1
+	if cc, ok := det.(ConnCounter); ok {
+		n = cc.Conns()
+	}
+	em.Emit(Event{Event: EventHello, Protocol: ProtocolVersion, Name: sp.String(), PredictedS: det.Predict().Seconds()})
+	go calibrationCommands(ctx, cmds, em)
+	est := &establisher{side: side, addr: os.Getenv(envAddr)}
+	if err := est.ready(ctx); err != nil {
+		return err
+	}
+	em.Emit(Event{Event: EventReady})
+	reconnect := os.Getenv(envReconnect) == "1"
+	for {
+		conns, err := est.connect(ctx, n)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		em.Emit(Event{Event: EventConnected, Local: conns[0].LocalAddr().String(), Remote: conns[0].RemoteAddr().String()})
+		d := det.Watch(ctx, &Watch{Conns: conns, Log: em.Logf})
+		if ctx.Err() != nil {
+			return nil
+		}
+		em.Emit(Event{Event: EventDead, Reason: d.Reason, TNs: d.AtNs})
+		for _, c := range conns {
+			c.Close()
+		}
+		if !reconnect {
+			<-ctx.Done()
+			return nil
+		}
+	}
+}
+
+// calibrationCommands answers "decide-at": sleep until the instant on
+// CLOCK_MONOTONIC and report when the agent woke up, so the orchestrator can
+// measure the harness's own timing error.
+func calibrationCommands(ctx context.Context, cmds <-chan Command, em *Emitter) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-cmds:
+			if c.Cmd != "decide-at" {
+				em.Emit(Event{Event: EventError, Msg: "watcher does not know command " + c.Cmd})
+				continue
+			}
+			SleepUntil(c.AtNs)
+			em.Emit(Event{Event: EventDecided, Seq: c.Seq})
+		}
+	}
+}
+
+// peerAgent is the built-in peer: it accepts or dials as told, echoes every
+// byte it receives, and on command sends chatter, closes (FIN) or resets (RST).
+func peerAgent() error {
+	ctx, cmds := agentContext()
+	em := stdoutEmitter
+	side, err := ParseSide(os.Getenv(envSide))
+	if err != nil {
+		return err
+	}
+	// The peer's side is the opposite of the watcher's.
+	peerSide := SideClient
+	if side == SideClient {
+		peerSide = SideServer
+	}
+	em.Emit(Event{Event: EventHello, Protocol: ProtocolVersion, Name: "builtin-echo-peer"})
+	est := &establisher{side: peerSide, addr: os.Getenv(envAddr)}
+	if err := est.ready(ctx); err != nil {
+		return err
+	}
+	em.Emit(Event{Event: EventReady})
+	p := &echoPeer{em: em}
+	n := envInt(envConns, 1)
+	reconnect := os.Getenv(envReconnect) == "1"
+	go p.commands(ctx, cmds)
+	for {
+		conns, err := est.connect(ctx, n)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		p.set(conns)
+		em.Emit(Event{Event: EventConnected, Local: conns[0].LocalAddr().String(), Remote: conns[0].RemoteAddr().String()})
+		var wg sync.WaitGroup
+		for _, c := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				echo(c)
+			}()
+		}
+		wg.Wait()
+		if !reconnect || ctx.Err() != nil {
+			<-ctx.Done()
+			return nil
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+}
+
+// echo writes back every byte read until the connection ends.
+func echo(c *net.TCPConn) {
+	buf := make([]byte, 64*1024)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+type echoPeer struct {
+	em    *Emitter
+	mu    sync.Mutex
+	conns []*net.TCPConn
+}
+
+func (p *echoPeer) set(conns []*net.TCPConn) {
+	p.mu.Lock()
+	p.conns = conns
+	p.mu.Unlock()
+}
+
+func (p *echoPeer) current() []*net.TCPConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.conns
+}
+
+func (p *echoPeer) commands(ctx context.Context, cmds <-chan Command) {
+	for {
+		var c Command
+		select {
+		case <-ctx.Done():
+			return
+		case c = <-cmds:
+		}
+		conns := p.current()
+		if len(conns) == 0 {
+			p.em.Emit(Event{Event: EventError, Msg: "peer has no connection for " + c.Cmd})
+			continue
+		}
+		switch c.Cmd {
+		case "send":
+			msg := make([]byte, max(c.Bytes, 1))
+			for i := range msg {
+				msg[i] = 'a' + byte(i%26)
+			}
+			if _, err := conns[0].Write(msg); err != nil {
+				p.em.Emit(Event{Event: EventError, Msg: "send: " + err.Error()})
+				continue
+			}
+			p.em.Emit(Event{Event: EventSent, Seq: c.Seq, Bytes: len(msg)})
+		case "close":
+			// shutdown(SHUT_WR) sends a FIN whatever is still unread, where
+			// close() would send an RST if echoed bytes were queued. The
+			// instant is taken before the call: the FIN crosses the veths
+			// and wakes the watcher before shutdown() even returns.
+			at := Now()
+			var errs []error
+			for _, c := range conns {
+				errs = append(errs, c.CloseWrite())
+			}
+			if err := errors.Join(errs...); err != nil {
+				p.em.Emit(Event{Event: EventError, Msg: "close: " + err.Error()})
+				continue
+			}
+			p.em.Emit(Event{Event: EventClosed, TNs: at, Reason: "FIN"})
+		case "reset":
+			var errs []error
+			for _, c := range conns {
+				errs = append(errs, c.SetLinger(0))
+			}
+			at := Now()
+			for _, c := range conns {
+				errs = append(errs, c.Close())
+			}
+			if err := errors.Join(errs...); err != nil {
+				p.em.Emit(Event{Event: EventError, Msg: "reset: " + err.Error()})
+				continue
+			}
+			p.em.Emit(Event{Event: EventClosed, TNs: at, Reason: "RST"})
+		default:
+			p.em.Emit(Event{Event: EventError, Msg: "peer does not know command " + c.Cmd})
+		}
+	}
+}
+
+// ErrnoName names the error a socket call ended with as a protocol reason:
+// "EOF" for an orderly end, the errno's name (ETIMEDOUT, ECONNRESET, ...)
+// when there is one, else the error's text.
+func ErrnoName(err error) string {
+	if err == nil || errors.Is(err, io.EOF) {
+		return "EOF"
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		if name := unix.ErrnoName(errno); name != "" {
+			return name
+		}
+	}
+	return err.Error()
+}

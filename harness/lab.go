@@ -1,0 +1,443 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Role names a host of the lab.
+type Role string
+
+// The three hosts of every lab.
+const (
+	Peer    Role = "peer"
+	Router  Role = "router"
+	Watcher Role = "watcher"
+)
+
+// Addresses of the lab, all from 198.18.0.0/15 (RFC 2544, benchmark testing).
+// Every lab reuses them: each lab is its own set of namespaces.
+var (
+	PeerAddr          = netip.MustParseAddr("198.18.1.2")
+	RouterPeerAddr    = netip.MustParseAddr("198.18.1.1")
+	RouterWatcherAddr = netip.MustParseAddr("198.18.2.1")
+	WatcherAddr       = netip.MustParseAddr("198.18.2.2")
+	PeerNet           = netip.MustParsePrefix("198.18.1.0/24")
+	WatcherNet        = netip.MustParsePrefix("198.18.2.0/24")
+)
+
+// Interface names inside the lab's namespaces.
+const (
+	HostLink         = "eth0"       // the single link of the peer and of the watcher
+	RouterPeerLink   = "to-peer"    // the router's port facing the peer
+	RouterWatchLink  = "to-watcher" // the router's port facing the watcher
+	namespacePrefix  = "ho-"
+	nsMountDirectory = "/run/netns"
+)
+
+// Host is one network namespace of a lab with its long-lived handles.
+type Host struct {
+	Role Role
+	// Name is the namespace's name under /run/netns, "ho-<run>-<lab>-<role>".
+	Name string
+	// NS is an open handle on the namespace; it keeps the namespace alive.
+	NS netns.NsHandle
+	// Link is a netlink handle bound to the namespace, usable from any goroutine.
+	Link *netlink.Handle
+
+	nftOnce sync.Once
+	nft     *nftables.Conn
+	nftErr  error
+
+	mu    sync.Mutex
+	procs []*Process
+	gone  bool
+}
+
+// Nft returns the host's long-lived nftables connection, opened on first use.
+func (h *Host) Nft() (*nftables.Conn, error) {
+	h.nftOnce.Do(func() {
+		h.nft, h.nftErr = nftables.New(nftables.WithNetNSFd(int(h.NS)), nftables.AsLasting())
+		if h.nftErr != nil {
+			h.nftErr = fmt.Errorf("host %s: open nftables: %w", h.Name, h.nftErr)
+		}
+	})
+	return h.nft, h.nftErr
+}
+
+// Processes returns the processes started in the host that are still tracked.
+func (h *Host) Processes() []*Process {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]*Process(nil), h.procs...)
+}
+
+// Lab is three hosts joined by veth links through a router:
+//
+//	[peer 198.18.1.2] ==eth0/to-peer== [router] ==to-watcher/eth0== [watcher 198.18.2.2]
+//	                                (forwarding, nftables, conntrack)
+//
+// No namespace has a default route or a link to the host's own namespace.
+type Lab struct {
+	// ID is "ho-<run>-<lab>", the prefix of the lab's namespace names.
+	ID  string
+	run *Run
+
+	mu     sync.Mutex
+	hosts  map[Role]*Host
+	closed atomic.Bool
+
+	// Sample-scoped state filled by the runner, used by faults.
+	Agents  map[Role]*Process
+	Sysctls map[string]string
+	// Via is where the watcher's connection goes: the peer (direct), or a
+	// proxy on the router that a fault's Prepare put on the path.
+	Via netip.AddrPort
+	// PathName says which path Via is ("direct" or "toxiproxy").
+	PathName string
+
+	closers []func() error
+}
+
+// OnClose registers a cleanup that Close runs before the hosts go, in
+// reverse order of registration.
+func (l *Lab) OnClose(fn func() error) {
+	l.mu.Lock()
+	l.closers = append(l.closers, fn)
+	l.mu.Unlock()
+}
+
+// Host returns the lab's host with the given role, or nil once it is gone.
+func (l *Lab) Host(r Role) *Host {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.hosts[r]
+}
+
+func mac(role Role) net.HardwareAddr {
+	// Locally administered, stable per role, so that a rebooted host comes
+	// back with the MAC its neighbours have cached.
+	b := map[Role]byte{Peer: 1, Router: 2, Watcher: 3}[role]
+	return net.HardwareAddr{0x02, 0x68, 0x6f, 0x00, b, 0x01}
+}
+
+func routerMAC(towards Role) net.HardwareAddr {
+	b := map[Role]byte{Peer: 1, Watcher: 3}[towards]
+	return net.HardwareAddr{0x02, 0x68, 0x6f, 0x00, 0x02, b}
+}
+
+// baseSysctls are written in every lab namespace as it is born: no IPv6 (its
+// neighbour discovery would add packets to every counter) and explicit
+// forwarding, since a new namespace may inherit forwarding from the host.
+func baseSysctls(role Role) map[string]string {
+	fwd := "0"
+	if role == Router {
+		fwd = "1"
+	}
+	return map[string]string{
+		"net.ipv6.conf.all.disable_ipv6":     "1",
+		"net.ipv6.conf.default.disable_ipv6": "1",
+		"net.ipv4.ip_forward":                fwd,
+	}
+}
+
+// createHosts makes the namespaces of roles, sets their base sysctls, brings up
+// loopback and opens a netlink handle in each, all while the creating thread
+// is inside the new namespace.
+func (l *Lab) createHosts(roles ...Role) error {
+	names := make([]string, len(roles))
+	hosts := make([]*Host, len(roles))
+	for i, r := range roles {
+		names[i] = l.ID + "-" + string(r)
+		hosts[i] = &Host{Role: r, Name: names[i], NS: -1}
+	}
+	// Register first, so that a namespace that exists is always cleaned up.
+	l.mu.Lock()
+	for _, h := range hosts {
+		l.hosts[h.Role] = h
+	}
+	l.mu.Unlock()
+	handles, err := newNamespaces(names, func(i int) error {
+		h := hosts[i]
+		for k, v := range baseSysctls(h.Role) {
+			p, _ := sysctlPath(k)
+			if err := os.WriteFile(p, []byte(v), 0); err != nil {
+				return fmt.Errorf("set %s=%s: %w", k, v, err)
+			}
+		}
+		link, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			return fmt.Errorf("open netlink: %w", err)
+		}
+		h.Link = link
+		lo, err := link.LinkByName("lo")
+		if err != nil {
+			return fmt.Errorf("find loopback: %w", err)
+		}
+		if err := link.LinkSetUp(lo); err != nil {
+			return fmt.Errorf("loopback up: %w", err)
+		}
+		return nil
+	})
+	for i, h := range handles {
+		hosts[i].NS = h
+	}
+	if err != nil {
+		return fmt.Errorf("lab %s: %w", l.ID, err)
+	}
+	return nil
+}
+
+// linkHost connects the peer or the watcher to the router with a veth pair
+// created in the router and born with its other end in the host, then
+// addresses both ends and adds the host's single route.
+func (l *Lab) linkHost(role Role) error {
+	router, host := l.Host(Router), l.Host(role)
+	routerLink, hostAddr, routerAddr, remote := RouterPeerLink, PeerAddr, RouterPeerAddr, WatcherNet
+	if role == Watcher {
+		routerLink, hostAddr, routerAddr, remote = RouterWatchLink, WatcherAddr, RouterWatcherAddr, PeerNet
+	}
+	veth := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: routerLink, HardwareAddr: routerMAC(role), TxQLen: 1000},
+		PeerName:         HostLink,
+		PeerHardwareAddr: mac(role),
+		PeerNamespace:    netlink.NsFd(int(host.NS)),
+	}
+	if err := router.Link.LinkAdd(veth); err != nil {
+		return fmt.Errorf("lab %s: add veth %s: %w", l.ID, routerLink, err)
+	}
+	if err := configureLink(router.Link, routerLink, routerAddr); err != nil {
+		return fmt.Errorf("lab %s: router: %w", l.ID, err)
+	}
+	if err := configureLink(host.Link, HostLink, hostAddr); err != nil {
+		return fmt.Errorf("lab %s: %s: %w", l.ID, role, err)
+	}
+	hl, err := host.Link.LinkByName(HostLink)
+	if err != nil {
+		return fmt.Errorf("lab %s: %s: find %s: %w", l.ID, role, HostLink, err)
+	}
+	route := &netlink.Route{
+		LinkIndex: hl.Attrs().Index,
+		Dst:       prefixIPNet(remote),
+		Gw:        net.IP(routerAddr.AsSlice()),
+	}
+	if err := host.Link.RouteAdd(route); err != nil {
+		return fmt.Errorf("lab %s: %s: add route to %s: %w", l.ID, role, remote, err)
+	}
+	return nil
+}
+
+func configureLink(h *netlink.Handle, name string, addr netip.Addr) error {
+	link, err := h.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("find %s: %w", name, err)
+	}
+	ipnet := &net.IPNet{IP: net.IP(addr.AsSlice()), Mask: net.CIDRMask(24, 32)}
+	if err := h.AddrAdd(link, &netlink.Addr{IPNet: ipnet}); err != nil {
+		return fmt.Errorf("address %s on %s: %w", addr, name, err)
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return fmt.Errorf("%s up: %w", name, err)
+	}
+	return nil
+}
+
+func prefixIPNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), 32)}
+}
+
+// SetLinkUp sets an interface of a host administratively up or down.
+func (l *Lab) SetLinkUp(role Role, name string, up bool) error {
+	h := l.Host(role)
+	if h == nil {
+		return fmt.Errorf("lab %s: host %s is gone", l.ID, role)
+	}
+	link, err := h.Link.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("lab %s: %s: find %s: %w", l.ID, role, name, err)
+	}
+	if up {
+		err = h.Link.LinkSetUp(link)
+	} else {
+		err = h.Link.LinkSetDown(link)
+	}
+	if err != nil {
+		return fmt.Errorf("lab %s: %s: set %s up=%v: %w", l.ID, role, name, up, err)
+	}
+	return nil
+}
+
+// SetSysctls writes kernel parameters in one host of the lab.
+func (l *Lab) SetSysctls(role Role, kv map[string]string) error {
+	h := l.Host(role)
+	if h == nil {
+		return fmt.Errorf("lab %s: host %s is gone", l.ID, role)
+	}
+	if err := writeSysctls(h.NS, kv); err != nil {
+		return fmt.Errorf("lab %s: %s: %w", l.ID, role, err)
+	}
+	return nil
+}
+
+// ReadSysctl reads one kernel parameter in one host of the lab.
+func (l *Lab) ReadSysctl(role Role, key string) (string, error) {
+	h := l.Host(role)
+	if h == nil {
+		return "", fmt.Errorf("lab %s: host %s is gone", l.ID, role)
+	}
+	return readSysctl(h.NS, key)
+}
+
+// DestroyHost kills every process of a host, removes its link from the router
+// and deletes its namespace: the host is gone. The router keeps no route to it.
+func (l *Lab) DestroyHost(role Role) error {
+	l.mu.Lock()
+	h := l.hosts[role]
+	delete(l.hosts, role)
+	router := l.hosts[Router]
+	l.mu.Unlock()
+	if h == nil {
+		return nil
+	}
+	var errs []error
+	errs = append(errs, h.killAll())
+	if router != nil && role != Router {
+		name := RouterPeerLink
+		if role == Watcher {
+			name = RouterWatchLink
+		}
+		// Deleting the router's end removes the pair synchronously, so a host
+		// made again with the same names does not race the kernel's cleanup.
+		if link, err := router.Link.LinkByName(name); err == nil {
+			if err := router.Link.LinkDel(link); err != nil {
+				errs = append(errs, fmt.Errorf("delete %s: %w", name, err))
+			}
+		}
+	}
+	errs = append(errs, h.release())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("lab %s: destroy %s: %w", l.ID, role, err)
+	}
+	return nil
+}
+
+// RebootHost makes a destroyed host again, with the same name, addresses and
+// MAC, and no memory of any connection.
+func (l *Lab) RebootHost(role Role) error {
+	if l.Host(role) != nil {
+		return fmt.Errorf("lab %s: host %s still exists", l.ID, role)
+	}
+	if err := l.createHosts(role); err != nil {
+		return err
+	}
+	return l.linkHost(role)
+}
+
+// killAll SIGKILLs every process started in the host and waits for them.
+func (h *Host) killAll() error {
+	h.mu.Lock()
+	procs := h.procs
+	h.procs = nil
+	h.mu.Unlock()
+	var errs []error
+	for _, p := range procs {
+		errs = append(errs, p.Kill())
+	}
+	return errors.Join(errs...)
+}
+
+// release closes the host's handles and deletes its namespace name. The
+// namespace disappears once no process and no handle refers to it.
+func (h *Host) release() error {
+	h.mu.Lock()
+	if h.gone {
+		h.mu.Unlock()
+		return nil
+	}
+	h.gone = true
+	h.mu.Unlock()
+	var errs []error
+	if h.nft != nil {
+		errs = append(errs, h.nft.CloseLasting())
+	}
+	if h.Link != nil {
+		h.Link.Close()
+	}
+	if h.NS >= 0 {
+		errs = append(errs, h.NS.Close())
+	}
+	if err := netns.DeleteNamed(h.Name); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.EINVAL) {
+		errs = append(errs, fmt.Errorf("delete namespace %s: %w", h.Name, err))
+	}
+	return errors.Join(errs...)
+}
+
+// Close tears the lab down: processes, handles, namespaces, in that order. It
+// is idempotent and safe to call from a signal handler's goroutine.
+func (l *Lab) Close() error {
+	if l.closed.Swap(true) {
+		return nil
+	}
+	var errs []error
+	l.mu.Lock()
+	closers := l.closers
+	l.closers = nil
+	l.mu.Unlock()
+	for i := len(closers) - 1; i >= 0; i-- {
+		errs = append(errs, closers[i]())
+	}
+	l.mu.Lock()
+	hosts := make([]*Host, 0, len(l.hosts))
+	for _, r := range []Role{Watcher, Peer, Router} {
+		if h := l.hosts[r]; h != nil {
+			hosts = append(hosts, h)
+		}
+	}
+	l.hosts = map[Role]*Host{}
+	l.mu.Unlock()
+	for _, h := range hosts {
+		errs = append(errs, h.killAll())
+	}
+	for _, h := range hosts {
+		errs = append(errs, h.release())
+	}
+	if l.run != nil {
+		l.run.forget(l)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("lab %s: close: %w", l.ID, err)
+	}
+	return nil
+}
+
+// newLab builds a lab: three namespaces, two veth links, addresses, routes.
+func newLab(ctx context.Context, run *Run, id string) (*Lab, error) {
+	l := &Lab{ID: id, run: run, hosts: map[Role]*Host{}, Agents: map[Role]*Process{}}
+	run.remember(l)
+	fail := func(err error) (*Lab, error) {
+		return nil, errors.Join(err, l.Close())
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	if err := l.createHosts(Peer, Router, Watcher); err != nil {
+		return fail(err)
+	}
+	for _, r := range []Role{Peer, Watcher} {
+		if err := l.linkHost(r); err != nil {
+			return fail(err)
+		}
+	}
+	return l, nil
+}

@@ -1,0 +1,116 @@
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netns"
+)
+
+// ErrUnfit wraps every reason this machine cannot run a lab.
+var ErrUnfit = errors.New("this machine cannot run halfopen's lab")
+
+// Check is one preflight check's outcome.
+type Check struct {
+	Name string
+	OK   bool
+	// Detail is one sentence: what was found, or what is missing and why it matters.
+	Detail string
+}
+
+// Preflight checks, in order, what a lab needs: root, network namespaces
+// with a place to name them, nftables in the kernel. The first missing one
+// is returned as a single sentence wrapping ErrUnfit.
+func Preflight() error {
+	for _, c := range Doctor() {
+		if !c.OK {
+			return fmt.Errorf("%w: %s", ErrUnfit, c.Detail)
+		}
+	}
+	return nil
+}
+
+// Doctor runs every preflight check and reports each.
+func Doctor() []Check {
+	var out []Check
+	root := os.Geteuid() == 0
+	if !root {
+		out = append(out, Check{Name: "root", Detail: fmt.Sprintf("halfopen needs root to create network namespaces, veth links and nftables rules, and runs as uid %d; run it with sudo", os.Geteuid())})
+		out = append(out, Check{Name: "netns", Detail: "not checked without root"})
+		out = append(out, Check{Name: "nftables", Detail: "not checked without root"})
+		return out
+	}
+	out = append(out, Check{Name: "root", OK: true, Detail: "running as root"})
+	ns, err := throwawayNamespace()
+	if err != nil {
+		out = append(out, Check{Name: "netns", Detail: fmt.Sprintf("the kernel refused a new network namespace (%v); halfopen needs CONFIG_NET_NS and, in a container, CAP_SYS_ADMIN", err)})
+		out = append(out, Check{Name: "nftables", Detail: "not checked without network namespaces"})
+		return out
+	}
+	defer ns.Close()
+	if err := os.MkdirAll(nsMountDirectory, 0o755); err != nil {
+		out = append(out, Check{Name: "netns", Detail: fmt.Sprintf("cannot create %s to name namespaces: %v", nsMountDirectory, err)})
+	} else {
+		out = append(out, Check{Name: "netns", OK: true, Detail: "network namespaces can be created and named under " + nsMountDirectory})
+	}
+	if err := tryNftables(ns); err != nil {
+		out = append(out, Check{Name: "nftables", Detail: fmt.Sprintf("nftables does not work in a fresh namespace (%v); halfopen needs CONFIG_NF_TABLES for its drop rules", err)})
+	} else {
+		out = append(out, Check{Name: "nftables", OK: true, Detail: "nftables tables, chains, counters and rules work in a lab namespace"})
+	}
+	return out
+}
+
+// throwawayNamespace makes an unnamed namespace and returns a handle on it;
+// it vanishes when the handle is closed.
+func throwawayNamespace() (netns.NsHandle, error) {
+	type res struct {
+		h   netns.NsHandle
+		err error
+	}
+	c := make(chan res, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			c <- res{err: err}
+			return
+		}
+		defer orig.Close()
+		h, err := netns.New()
+		if err != nil {
+			runtime.UnlockOSThread()
+			c <- res{err: err}
+			return
+		}
+		if err := netns.Set(orig); err != nil {
+			h.Close()
+			c <- res{err: err} // the thread stays locked and dies
+			return
+		}
+		runtime.UnlockOSThread()
+		c <- res{h: h}
+	}()
+	r := <-c
+	return r.h, r.err
+}
+
+// tryNftables adds and deletes a table in namespace ns.
+func tryNftables(ns netns.NsHandle) error {
+	conn, err := nftables.New(nftables.WithNetNSFd(int(ns)), nftables.AsLasting())
+	if err != nil {
+		return err
+	}
+	defer conn.CloseLasting()
+	t := conn.AddTable(&nftables.Table{Name: "halfopen-preflight", Family: nftables.TableFamilyIPv4})
+	policy := nftables.ChainPolicyAccept
+	conn.AddChain(&nftables.Chain{Name: "c", Table: t, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Type: nftables.ChainTypeFilter, Policy: &policy})
+	if err := conn.Flush(); err != nil {
+		return err
+	}
+	conn.DelTable(t)
+	return conn.Flush()
+}

@@ -1,0 +1,128 @@
+package harness
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// Run owns every lab made by one orchestrator process. Its ID is
+// "<pid>p<random>", so that `halfopen gc` can tell a live run's namespaces
+// from those a killed run left behind.
+type Run struct {
+	ID string
+
+	mu      sync.Mutex
+	labs    map[*Lab]struct{}
+	nextLab atomic.Int64
+	closed  atomic.Bool
+}
+
+// NewRun starts a run with a fresh ID.
+func NewRun() *Run {
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	return &Run{
+		ID:   strconv.Itoa(os.Getpid()) + "p" + hex.EncodeToString(b[:]),
+		labs: map[*Lab]struct{}{},
+	}
+}
+
+// NewLab builds a fresh three-host lab owned by the run. The lab is
+// registered for cleanup before its first namespace exists.
+func (r *Run) NewLab(ctx context.Context) (*Lab, error) {
+	if r.closed.Load() {
+		return nil, errors.New("run is shutting down")
+	}
+	id := fmt.Sprintf("%s%s-%d", namespacePrefix, r.ID, r.nextLab.Add(1))
+	return newLab(ctx, r, id)
+}
+
+func (r *Run) remember(l *Lab) {
+	r.mu.Lock()
+	r.labs[l] = struct{}{}
+	r.mu.Unlock()
+}
+
+func (r *Run) forget(l *Lab) {
+	r.mu.Lock()
+	delete(r.labs, l)
+	r.mu.Unlock()
+}
+
+// Labs returns how many labs of the run are alive.
+func (r *Run) Labs() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.labs)
+}
+
+// Close tears down every lab of the run and refuses new ones.
+func (r *Run) Close() error {
+	r.closed.Store(true)
+	r.mu.Lock()
+	labs := make([]*Lab, 0, len(r.labs))
+	for l := range r.labs {
+		labs = append(labs, l)
+	}
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, len(labs))
+	for i, l := range labs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = l.Close()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// CloseOnSignal tears the run down when the process receives SIGINT or
+// SIGTERM, then calls after (which normally exits). It returns a function
+// that stops watching.
+func (r *Run) CloseOnSignal(after func(os.Signal)) (stop func()) {
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-ch:
+			_ = r.Close()
+			after(sig)
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+	}
+}
+
+// runPID extracts the orchestrator's pid from a namespace name made by a run,
+// "ho-<pid>p<hex>-<lab>-<role>".
+func runPID(nsName string) (int, bool) {
+	rest, ok := strings.CutPrefix(nsName, namespacePrefix)
+	if !ok {
+		return 0, false
+	}
+	pidStr, _, ok := strings.Cut(rest, "p")
+	if !ok {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(pidStr)
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	return pid, true
+}

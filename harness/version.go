@@ -1,0 +1,45 @@
+package harness
+
+import (
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Version is halfopen's release version.
+const Version = "0.1.0"
+
+// VersionString returns the version with the VCS revision when the binary
+// was built from a checkout.
+func VersionString() string {
+	v := Version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += "+" + s.Value[:12]
+			}
+		}
+	}
+	return v
+}
+
+// Kernel returns the running kernel's release.
+func Kernel() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown"
+	}
+	return strings.TrimRight(string(u.Release[:]), "\x00")
+}
+
+// GoVersion returns the Go version the binary was built with.
+func GoVersion() string { return runtime.Version() }
+
+// Hostname returns the machine's name, for reports.
+func Hostname() string {
+	h, _ := os.Hostname()
+	return h
+}

@@ -1,0 +1,119 @@
+package report
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Merge joins the shards of one run into one report. Cells with the same
+// key (canonical detector and fault, side, kind) concatenate their samples
+// and mistakes and sum their false positives and observed connection time;
+// their overhead is averaged, weighted by its window; the other fields come
+// from the first shard that has the cell. The environment is the first
+// report's, with the sysctls of all; Started is the earliest, Complete is
+// true only if every shard is complete, and Shard is empty. The QoS of
+// a merged cell is recomputed. Different schemas or a sysctl set to different values are an
+// *InputError. The inputs are not modified.
+func Merge(reports ...*Report) (*Report, error) {
+	if len(reports) == 0 {
+		return nil, &InputError{Msg: "merge needs at least one report"}
+	}
+	for i, r := range reports {
+		if r.Schema != SchemaV1 {
+			return nil, &InputError{Msg: fmt.Sprintf("report %d has schema %q, not %q, so it cannot be merged", i+1, r.Schema, SchemaV1)}
+		}
+	}
+	out := cloneReport(reports[0])
+	out.Shard = ""
+	out.Cells = nil
+	out.Frontier = nil
+	if out.Environment.Sysctls == nil {
+		out.Environment.Sysctls = map[string]string{}
+	}
+	from := map[string]int{}
+	for k := range out.Environment.Sysctls {
+		from[k] = 1
+	}
+	index := map[CellKey]int{}
+	for i, r := range reports {
+		if i > 0 {
+			if r.Started.Before(out.Started) {
+				out.Started = r.Started
+			}
+			keys := make([]string, 0, len(r.Environment.Sysctls))
+			for k := range r.Environment.Sysctls {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				v := r.Environment.Sysctls[k]
+				if old, ok := out.Environment.Sysctls[k]; ok && old != v {
+					return nil, &InputError{Msg: fmt.Sprintf("reports %d and %d set sysctl %s to %q and %q, so they are not shards of one run", from[k], i+1, k, old, v)}
+				}
+				out.Environment.Sysctls[k] = v
+				from[k] = i + 1
+			}
+		}
+		out.Complete = out.Complete && r.Complete
+		out.Frontier = append(out.Frontier, r.Frontier...)
+		for ci := range r.Cells {
+			c := cloneCell(&r.Cells[ci])
+			k := c.Key().id()
+			j, ok := index[k]
+			if !ok {
+				index[k] = len(out.Cells)
+				out.Cells = append(out.Cells, c)
+				continue
+			}
+			mergeCell(&out.Cells[j], &c)
+			out.Cells[j].Summarise()
+		}
+	}
+	return out, nil
+}
+
+// mergeCell adds src's measurements to dst.
+func mergeCell(dst, src *Cell) {
+	offset := len(dst.Samples)
+	dst.Samples = append(dst.Samples, src.Samples...)
+	for _, m := range src.Mistakes {
+		m.Sample += offset
+		dst.Mistakes = append(dst.Mistakes, m)
+	}
+	dst.FalsePositives += src.FalsePositives
+	dst.ObservedConnS += src.ObservedConnS
+	dst.Overhead = mergeOverhead(dst.Overhead, src.Overhead)
+	if dst.Note == "" {
+		dst.Note = src.Note
+	} else if src.Note != "" && !strings.Contains(dst.Note, src.Note) {
+		dst.Note += " " + src.Note
+	}
+	for _, reason := range src.Reasons {
+		if !isOneOf(reason, dst.Reasons) {
+			dst.Reasons = append(dst.Reasons, reason)
+		}
+	}
+}
+
+// mergeOverhead averages two overheads weighted by their windows (equal
+// weights when a window is unknown).
+func mergeOverhead(a, b *Overhead) *Overhead {
+	if a == nil {
+		return b
+	}
+	if b == nil {
+		return a
+	}
+	wa, wb := a.WindowS, b.WindowS
+	if wa <= 0 || wb <= 0 {
+		wa, wb = 1, 1
+	}
+	mix := func(x, y float64) float64 { return (x*wa + y*wb) / (wa + wb) }
+	return &Overhead{
+		PacketsPerConnMin: mix(a.PacketsPerConnMin, b.PacketsPerConnMin),
+		BytesPerConnMin:   mix(a.BytesPerConnMin, b.BytesPerConnMin),
+		WatcherCPUPercent: mix(a.WatcherCPUPercent, b.WatcherCPUPercent),
+		WindowS:           a.WindowS + b.WindowS,
+	}
+}

@@ -1,0 +1,188 @@
+// Package report holds halfopen's measurement report: the v1 schema
+// ("halfopen.report/v1"), an incremental crash-safe writer, a validating
+// reader, renderers (Markdown, HTML with SVG plots, JUnit XML), merging of
+// shards, comparison between versions, budget gates and the QoS metrics of
+// Chen, Toueg and Aguilera for false positives.
+//
+// # Formats
+//
+// JSON (Writer, Read, Parse) is the contract: one object with "schema"
+// equal to SchemaV1, the environment and the cells. The Writer rewrites the
+// whole file atomically after every change (temporary file in the same
+// directory, fsync, rename, fsync of the directory), so the file on disk is
+// always valid JSON; "complete" is false until Writer.Close. The reader
+// rejects anything else with an *InputError naming the file and line.
+//
+// Markdown (Markdown) is the environment followed by one table per cell
+// kind. Times are seconds; p50, p95 and max are nearest-rank quantiles of
+// the detected samples, and censored samples are counted, never timed.
+//
+// HTML (HTML) is one self-contained page: inline CSS and inline SVG, no
+// script, no fonts and no network. It draws a strip plot per detection cell
+// (samples against the predicted band, censored samples as arrows past the
+// budget), the tolerance-vs-detection frontier and the idle overhead.
+//
+// JUnit XML (JUnit) has one testsuite per cell kind and one testcase per
+// cell (classname the detector, name the fault and side); a testcase fails
+// for each broken budget of a GateResult and for samples with errors.
+//
+// Budgets YAML (ParseBudgets, ReadBudgets) is a list of cell patterns with
+// limits, read strictly; Gate checks a report against it. Compare runs a
+// censoring-aware Mann–Whitney U test per cell between two reports, and
+// Merge joins the shards of one run.
+package report
+
+import "time"
+
+// SchemaV1 is the value of Report.Schema for this version of the contract.
+const SchemaV1 = "halfopen.report/v1"
+
+// Cell kinds.
+const (
+	// KindDetection is a cell that measures how long a detector takes to
+	// notice a fault that kills the connection.
+	KindDetection = "detection"
+	// KindDisturbance is a cell in which the connection must survive, and
+	// every decision of the detector is a false positive.
+	KindDisturbance = "disturbance"
+	// KindCalibration is a cell that measures the harness's own timing error.
+	KindCalibration = "calibration"
+)
+
+// Report is one run of halfopen: its environment and its cells.
+type Report struct {
+	Schema      string      `json:"schema"`
+	Profile     string      `json:"profile"`
+	Started     time.Time   `json:"started"`
+	Seed        int64       `json:"seed"`
+	Shard       string      `json:"shard,omitempty"` // "i/n" when this report is one shard of a matrix
+	Complete    bool        `json:"complete"`        // false while a run is writing it, or when it was killed
+	Environment Environment `json:"environment"`
+	Cells       []Cell      `json:"cells"`
+	// Frontier holds the tolerance-vs-detection trade-off of each
+	// configuration measured for it (the trade-off sweeps).
+	Frontier []FrontierPoint `json:"frontier,omitempty"`
+}
+
+// FrontierPoint is one detector configuration on the tolerance-vs-detection
+// trade-off: the longest outage it survived and the time it took to detect
+// a dead peer. No detector detects death sooner than the longest outage it
+// tolerates, so ToleratedS/DetectionS is at most 1.
+type FrontierPoint struct {
+	Detector   string  `json:"detector"`       // canonical detector spec
+	ToleratedS float64 `json:"tolerated_s"`    // longest outage survived, seconds
+	DetectionS float64 `json:"detection_s"`    // median detection time of a dead peer, seconds
+	Note       string  `json:"note,omitempty"` // how the point was measured
+}
+
+// Environment says where and how the samples were measured.
+type Environment struct {
+	Kernel   string `json:"kernel"`
+	Go       string `json:"go"`
+	Halfopen string `json:"halfopen"`
+	CPUs     int    `json:"cpus,omitempty"`
+	Pool     int    `json:"pool,omitempty"` // labs run at once
+	// CalibrationErrorMs is the harness's own timing error, measured under
+	// the same parallel load as the samples.
+	CalibrationErrorMs *Quantiles `json:"calibration_error_ms"`
+	// Calibration says how CalibrationErrorMs was measured.
+	Calibration []CalibrationProbe `json:"calibration,omitempty"`
+	// Sysctls holds every kernel parameter set in the lab's namespaces
+	// (namespace role prefixed, e.g. "watcher/net.ipv4.tcp_retries2").
+	Sysctls map[string]string `json:"sysctls"`
+}
+
+// Quantiles summarises a distribution in milliseconds.
+type Quantiles struct {
+	P50 float64 `json:"p50"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max,omitempty"`
+	N   int     `json:"n,omitempty"`
+}
+
+// CalibrationProbe is one way the harness measured its own error.
+type CalibrationProbe struct {
+	Name    string    `json:"name"`   // e.g. "scheduled-decision", "fin-on-veth"
+	Method  string    `json:"method"` // one sentence: what is timed against what
+	ErrorMs Quantiles `json:"error_ms"`
+}
+
+// Cell is one (detector, fault, side, kind) combination and its samples.
+type Cell struct {
+	Detector string `json:"detector"`       // canonical spec, e.g. "keepalive-tuned:cnt=3,idle=1s,intvl=1s"
+	Fault    string `json:"fault"`          // canonical spec, e.g. "router-restart:outage=1s"
+	Side     string `json:"side"`           // "client" or "server": which end the watcher is
+	Kind     string `json:"kind"`           // KindDetection, KindDisturbance or KindCalibration
+	Path     string `json:"path,omitempty"` // "direct" or "toxiproxy"
+
+	BudgetS       float64     `json:"budget_s"`
+	PredictedS    *[2]float64 `json:"predicted_s"` // null when theory predicts no detection
+	PredictedRule string      `json:"predicted_rule,omitempty"`
+	// Expect is what theory says this fault does to this detector:
+	// "detect", "never" (must be censored) or "" (no claim).
+	Expect  string   `json:"expect,omitempty"`
+	Reasons []string `json:"reasons,omitempty"` // the reasons theory allows when it detects
+
+	Samples []Sample `json:"samples"`
+
+	// FalsePositives counts decisions "dead" while the peer was alive.
+	FalsePositives int `json:"false_positives"`
+	// ObservedConnS is the connection time observed in this cell, in seconds.
+	ObservedConnS float64 `json:"observed_conn_s"`
+	// Mistakes are the false positives as intervals, for the QoS metrics.
+	Mistakes []Mistake `json:"mistakes,omitempty"`
+	QoS      *QoS      `json:"qos,omitempty"`
+
+	Overhead *Overhead `json:"overhead,omitempty"`
+	Note     string    `json:"note,omitempty"` // why the result is what it is (e.g. proxy hides the peer)
+}
+
+// Sample is one measured attempt. A sample that did not decide within the
+// budget is censored: Detected false, Seconds null, Reason "budget".
+// A sample the harness could not measure has Error set.
+type Sample struct {
+	Detected bool     `json:"detected"`
+	Seconds  *float64 `json:"seconds"`
+	Reason   string   `json:"reason"`
+	Error    string   `json:"error,omitempty"`
+
+	IdleS      float64 `json:"idle_s,omitempty"`      // idle time before the fault
+	Seed       int64   `json:"seed,omitempty"`        // seed of this sample
+	InjectedNs int64   `json:"injected_ns,omitempty"` // CLOCK_MONOTONIC of the injection
+	DecidedNs  int64   `json:"decided_ns,omitempty"`  // CLOCK_MONOTONIC of the decision
+	// Window is the observed duration of a disturbance sample, in seconds.
+	WindowS float64 `json:"window_s,omitempty"`
+	// FalsePositives counts wrong decisions in a disturbance sample.
+	FalsePositives int `json:"false_positives,omitempty"`
+	// PeerSaw records what the peer received, when it matters (oob-probe).
+	PeerSaw string `json:"peer_saw,omitempty"`
+}
+
+// Mistake is one false positive: the detector suspected a live peer at
+// StartS and trusted it again (reconnected) at EndS, both in seconds from
+// the start of the observation window of its sample.
+type Mistake struct {
+	StartS float64 `json:"start_s"`
+	EndS   float64 `json:"end_s"`
+	// Sample is the index in Cell.Samples of the sample whose observation
+	// window StartS and EndS are measured from; mistakes of different
+	// samples lie on different time lines.
+	Sample int `json:"sample,omitempty"`
+}
+
+// QoS holds Chen, Toueg and Aguilera's accuracy metrics for a detector.
+type QoS struct {
+	WindowS          float64  `json:"window_s"`
+	MistakesPerHour  float64  `json:"mistakes_per_conn_hour"`
+	MistakeRecurS    *float64 `json:"t_mr_s"` // null with fewer than two mistakes
+	MistakeDurationS *float64 `json:"t_m_s"`  // null without mistakes
+	QueryAccuracy    float64  `json:"p_a"`
+}
+
+// Overhead is what a detector costs while the peer is alive and idle.
+type Overhead struct {
+	PacketsPerConnMin float64 `json:"packets_per_conn_min"`
+	BytesPerConnMin   float64 `json:"bytes_per_conn_min"`
+	WatcherCPUPercent float64 `json:"watcher_cpu_percent,omitempty"`
+	WindowS           float64 `json:"window_s,omitempty"`
+}
