@@ -52,6 +52,7 @@ func MaybeRunAgent() {
 	if mode == "" {
 		return
 	}
+	realtime()
 	var err error
 	switch mode {
 	case "watcher":
@@ -72,6 +73,30 @@ func MaybeRunAgent() {
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// realtime moves every thread of this agent to SCHED_FIFO priority 1, so
+// that the instant an agent stamps (a decision, a fault) is not delayed by
+// the CPU load of the other labs in the pool: the harness's timing error is
+// then the kernel's wake-up latency, not the run queue's length. Threads
+// made later inherit the policy from the thread that makes them. Where
+// the kernel refuses (no CAP_SYS_NICE), the agent runs at normal priority.
+// The kernel's RT throttling (sched_rt_runtime_us) still reserves CPU time
+// for everything else.
+func realtime() {
+	if os.Getenv("HALFOPEN_NO_REALTIME") != "" {
+		return
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return
+	}
+	attr := &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1}
+	for _, t := range tasks {
+		if tid, err := strconv.Atoi(t.Name()); err == nil {
+			_ = unix.SchedSetAttr(tid, attr, 0)
+		}
+	}
 }
 
 // agentContext ends when the orchestrator closes the agent's standard input

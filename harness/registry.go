@@ -213,6 +213,14 @@ func (r *registry) build(spec string) (any, Spec, error) {
 	if err := Decode(r.what, sp, v); err != nil {
 		return nil, Spec{}, err
 	}
+	// The canonical spec names every parameter, defaults included, so that
+	// "heartbeat-inband" and "heartbeat-inband:interval=200ms,misses=3" are
+	// one cell in reports, budgets and comparisons.
+	for _, p := range e.Params {
+		if _, given := sp.Params[p.Key]; !given && p.Default != "" && p.Key != "*" {
+			sp.Params[p.Key] = p.Default
+		}
+	}
 	if c, ok := v.(interface{ Validate() error }); ok {
 		if err := c.Validate(); err != nil {
 			return nil, Spec{}, fmt.Errorf("%s %s: %w", r.what, sp.Name, err)
@@ -259,11 +267,15 @@ func NewDetector(spec string) (Detector, Spec, error) {
 	return v.(Detector), sp, nil
 }
 
-// Canonical returns the canonical form of a spec, with defaults left out.
-func Canonical(spec string) (string, error) {
-	sp, err := ParseSpec(spec)
-	if err != nil {
-		return "", err
-	}
-	return sp.String(), nil
+// CanonicalDetector returns a detector spec's canonical form: keys sorted,
+// defaults filled in.
+func CanonicalDetector(spec string) (string, error) {
+	_, sp, err := detectors.build(spec)
+	return sp.String(), err
+}
+
+// CanonicalFault returns a fault spec's canonical form.
+func CanonicalFault(spec string) (string, error) {
+	_, sp, err := faults.build(spec)
+	return sp.String(), err
 }

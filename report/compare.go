@@ -89,7 +89,7 @@ type CompareResult struct {
 }
 
 // Regressions returns the cells that regressed.
-func (r *CompareResult) Regressions() []CellComparison {
+func (r CompareResult) Regressions() []CellComparison {
 	var out []CellComparison
 	for _, c := range r.Cells {
 		if c.Regression {
@@ -361,7 +361,7 @@ func exactU(doubled []int, n1, meanSum, dev int) float64 {
 }
 
 // Markdown returns the comparison as a Markdown table.
-func (r *CompareResult) Markdown() string {
+func (r CompareResult) Markdown() string {
 	var b strings.Builder
 	o := r.Options
 	fmt.Fprintf(&b, "Regression: p < %g (two-sided Mann–Whitney U, censored samples slowest) and a median shift of at least max(%s, %g%% of the old median) towards slower; or more censored; or more false positives per connection-hour in a disturbance.\n\n", o.Alpha, o.MinEffect, o.MinEffectRatio*100)
@@ -384,7 +384,7 @@ func (r *CompareResult) Markdown() string {
 }
 
 // Text returns the comparison as an aligned plain-text table.
-func (r *CompareResult) Text() string {
+func (r CompareResult) Text() string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DETECTOR\tFAULT\tSIDE\tKIND\tP50 OLD\tP50 NEW\tP95 OLD\tP95 NEW\tCENS OLD\tCENS NEW\tFP\tP\tVERDICT")

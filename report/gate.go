@@ -281,7 +281,7 @@ type GateResult struct {
 }
 
 // OK reports whether every budget holds.
-func (g *GateResult) OK() bool { return len(g.Broken) == 0 }
+func (g GateResult) OK() bool { return len(g.Broken) == 0 }
 
 // Violation is one broken budget: a limit a cell exceeds, or a budget that
 // matched no cell.
@@ -396,7 +396,7 @@ func durationText(s float64) string {
 
 // Text returns the gate's verdict as a table of broken budgets, or one
 // line saying every budget holds.
-func (g *GateResult) Text() string {
+func (g GateResult) Text() string {
 	var b strings.Builder
 	if g.OK() {
 		fmt.Fprintf(&b, "gate: every budget holds (%d budget-cell checks)\n", g.Checked)

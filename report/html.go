@@ -97,7 +97,7 @@ func newHTMLData(r *Report) htmlData {
 // as a dashed line, each detected sample as a dot and each censored sample
 // as an arrow pointing past the budget.
 func stripPlot(c *Cell) template.HTML {
-	const width, height = 640, 86
+	const width, height = 640, 98
 	const left, right, top, bottom = 12.0, 40.0, 10.0, 60.0
 	vals := []float64{c.BudgetS}
 	if c.PredictedS != nil {
@@ -185,7 +185,11 @@ func frontierPlot(pts []FrontierPoint) template.HTML {
 	for i, p := range pts {
 		x, y := ax.pos(p.ToleratedS), ay.pos(p.DetectionS)
 		s.circle(x, y, 4.5, "pt", fmt.Sprintf("%s: tolerates %gs, detects in %gs (ratio %s)", p.Detector, p.ToleratedS, p.DetectionS, ratioText(p)))
-		s.text(x+7, y-6-float64(i%3)*9, "start", "lbl pt-lbl", p.Detector)
+		if x > (left+width-right)/2 {
+			s.text(x-7, y-6-float64(i%3)*9, "end", "lbl pt-lbl", p.Detector)
+		} else {
+			s.text(x+7, y-6-float64(i%3)*9, "start", "lbl pt-lbl", p.Detector)
+		}
 	}
 	return s.html()
 }
@@ -210,21 +214,27 @@ func overheadPlot(r *Report) template.HTML {
 	if len(bars) == 0 {
 		return ""
 	}
-	const width, left, right, rowH = 640, 250.0, 150.0, 22.0
+	const right, rowH = 190.0, 22.0
+	longest := 0
+	for _, b := range bars {
+		longest = max(longest, len([]rune(b.name)))
+	}
+	left := math.Min(float64(longest)*6.3+16, 420)
+	width := int(left + 260 + right)
 	height := int(float64(len(bars))*rowH) + 34
 	vals := []float64{0}
 	for _, b := range bars {
 		vals = append(vals, b.o.PacketsPerConnMin)
 	}
-	ax := newAxis(vals, left, width-right)
+	ax := newAxis(vals, left, float64(width)-right)
 	ax.log = false
 	ax.lo = 0
 	s := newSVG(width, height, "idle overhead per detector")
 	for i, b := range bars {
 		y := 8 + float64(i)*rowH
 		s.text(left-8, y+13, "end", "lbl", b.name)
-		s.rect(left, y+2, ax.pos(b.o.PacketsPerConnMin)-left, rowH-6, "bar", fmt.Sprintf("%s: %.3g packets and %.3g bytes per connection-minute", b.name, b.o.PacketsPerConnMin, b.o.BytesPerConnMin))
-		s.text(ax.pos(b.o.PacketsPerConnMin)+6, y+13, "start", "lbl", fmt.Sprintf("%.3g pkt/min · %.3g B/min", b.o.PacketsPerConnMin, b.o.BytesPerConnMin))
+		s.rect(left, y+2, ax.pos(b.o.PacketsPerConnMin)-left, rowH-6, "bar", fmt.Sprintf("%s: %s packets and %s bytes per connection-minute", b.name, numText(b.o.PacketsPerConnMin), numText(b.o.BytesPerConnMin)))
+		s.text(ax.pos(b.o.PacketsPerConnMin)+6, y+13, "start", "lbl", fmt.Sprintf("%s pkt/min · %s B/min", numText(b.o.PacketsPerConnMin), numText(b.o.BytesPerConnMin)))
 	}
 	base := 8 + float64(len(bars))*rowH
 	s.line(left, 4, left, base, "tick")

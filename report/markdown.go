@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -219,7 +220,7 @@ func overheadText(o *Overhead) string {
 	if o == nil {
 		return "–"
 	}
-	s := fmt.Sprintf("%.3g pkt/min, %.3g B/min", o.PacketsPerConnMin, o.BytesPerConnMin)
+	s := fmt.Sprintf("%s pkt/min, %s B/min", numText(o.PacketsPerConnMin), numText(o.BytesPerConnMin))
 	if o.WatcherCPUPercent > 0 {
 		s += fmt.Sprintf(", %.2g%% CPU", o.WatcherCPUPercent)
 	}
@@ -242,6 +243,15 @@ func ratioText(p FrontierPoint) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.2f", p.ToleratedS/p.DetectionS)
+}
+
+// numText formats a count-like number: whole above 100, three significant
+// digits below.
+func numText(v float64) string {
+	if math.Abs(v) >= 100 {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.3g", v)
 }
 
 // mdCode makes s safe inside a Markdown code span in a table cell.

@@ -23,8 +23,9 @@
 // budget), the tolerance-vs-detection frontier and the idle overhead.
 //
 // JUnit XML (JUnit) has one testsuite per cell kind and one testcase per
-// cell (classname the detector, name the fault and side); a testcase fails
-// for each broken budget of a GateResult and for samples with errors.
+// cell (classname the detector, name the fault and side); a testcase has a
+// failure listing each budget of a GateResult it broke and each sample
+// error. Budgets that matched no cell are failed testcases of their own.
 //
 // Budgets YAML (ParseBudgets, ReadBudgets) is a list of cell patterns with
 // limits, read strictly; Gate checks a report against it. Compare runs a

@@ -1,0 +1,69 @@
+# halfopen: `make test` runs every test; `make test-faults` runs the fault
+# suites (the main job) and gates their reports. Both need root (network
+# namespaces); nothing but Go, gcc and make is needed: Ginkgo comes through
+# `go tool ginkgo`.
+
+GO        ?= go
+GINKGO    ?= $(GO) tool ginkgo
+PROFILE   ?= quick
+REPORTS   ?= reports
+BIN       := bin/halfopen
+SUITES    := ./suites/...
+# Samples per cell: quick runs 3, full 10, soak 30 (a longer observation).
+SAMPLES_quick := 3
+SAMPLES_full  := 10
+SAMPLES_soak  := 30
+HALFOPEN_SAMPLES ?= $(SAMPLES_$(PROFILE))
+
+.PHONY: all build examples vet unit suites test test-faults report clean gc bench
+
+all: build
+
+build: examples
+	$(GO) build -o $(BIN) ./cmd/halfopen
+
+examples:
+	$(MAKE) -s -C examples/c
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt would change the files above"; exit 1; }
+	$(GO) vet ./...
+
+unit: examples
+	$(GO) test -count=1 ./harness/... ./faults/... ./detectors/... ./report/... ./cmd/...
+
+suites: build
+	PROFILE=$(PROFILE) HALFOPEN_SAMPLES=$(HALFOPEN_SAMPLES) $(GINKGO) -r --keep-going --timeout=30m --poll-progress-after=120s $(SUITES)
+
+# Every test: vet, unit and lab tests, then the fault suites (quick profile).
+test: vet unit suites
+	@echo "make test: all tests passed"
+
+# The main job: the fault suites write their reports sample by sample into
+# $(REPORTS)/, which are merged into faults.json, rendered, and gated.
+test-faults: build
+	@mkdir -p $(REPORTS)
+	@rm -f $(REPORTS)/suite-*.json
+	PROFILE=$(PROFILE) HALFOPEN_SAMPLES=$(HALFOPEN_SAMPLES) HALFOPEN_REPORT_DIR=$(abspath $(REPORTS)) \
+		$(GINKGO) -r --keep-going --timeout=60m --poll-progress-after=120s -v $(SUITES) ; \
+		status=$$?; \
+		$(MAKE) -s report || exit 1; \
+		exit $$status
+
+# Merge, render and gate whatever the suites wrote (also after a failed suite).
+report:
+	$(BIN) merge $(REPORTS)/suite-*.json -o $(REPORTS)/faults.json
+	$(BIN) report $(REPORTS)/faults.json --format md -o $(REPORTS)/faults.md
+	$(BIN) report $(REPORTS)/faults.json --format html -o $(REPORTS)/faults.html
+	$(BIN) report $(REPORTS)/faults.json --format junit --budgets ci/budgets.yaml -o $(REPORTS)/faults.xml
+	$(BIN) gate --budgets ci/budgets.yaml $(REPORTS)/faults.json
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 200x ./harness/
+
+gc: build
+	$(BIN) gc
+
+clean:
+	rm -rf bin $(REPORTS)
+	$(MAKE) -s -C examples/c clean
