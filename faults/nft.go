@@ -191,3 +191,78 @@ var (
 	nftablesRaw        = nftables.ChainPriorityRaw
 	nftablesFilter     = nftables.ChainPriorityFilter
 )
+
+// chainOfType adds a base chain of a given type (filter or nat) named
+// "<tag>-<name>" on hook at priority.
+func (r *ruleSet) chainOfType(name string, typ nftables.ChainType, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
+	policy := nftables.ChainPolicyAccept
+	c := r.conn.AddChain(&nftables.Chain{
+		Name: r.tag + "-" + name, Table: r.table, Hooknum: hook, Priority: prio,
+		Type: typ, Policy: &policy,
+	})
+	r.chains = append(r.chains, c)
+	return c
+}
+
+// ruleNamed appends "match... counter <then>" to chain, tagged
+// "halfopen:<tag>:<name>" so that its counter can be read alone.
+func (r *ruleSet) ruleNamed(c *nftables.Chain, name string, then []expr.Any, match ...[]expr.Any) {
+	var exprs []expr.Any
+	for _, m := range match {
+		exprs = append(exprs, m...)
+	}
+	exprs = append(exprs, &expr.Counter{})
+	exprs = append(exprs, then...)
+	r.conn.AddRule(&nftables.Rule{Table: r.table, Chain: c, Exprs: exprs, UserData: []byte("halfopen:" + r.tag + ":" + name)})
+}
+
+// counterOf returns the packets counted by the rules tagged with name by
+// ruleNamed.
+func (r *ruleSet) counterOf(name string) (uint64, error) {
+	var packets uint64
+	want := "halfopen:" + r.tag + ":" + name
+	for _, c := range r.chains {
+		rules, err := r.conn.GetRules(r.table, c)
+		if err != nil {
+			return 0, fmt.Errorf("%s: read counters in %s: %w", r.tag, r.role, err)
+		}
+		for _, rule := range rules {
+			if string(rule.UserData) != want {
+				continue
+			}
+			for _, e := range rule.Exprs {
+				if ctr, ok := e.(*expr.Counter); ok {
+					packets += ctr.Packets
+				}
+			}
+		}
+	}
+	return packets, nil
+}
+
+// matchRandomBelow matches a packet with probability percent/100: a fresh
+// random number modulo 100, turned to network byte order so that "<"
+// compares numbers rather than bytes (as nft does for numgen).
+func matchRandomBelow(percent int) []expr.Any {
+	return []expr.Any{
+		&expr.Numgen{Register: 1, Modulus: 100, Type: unix.NFT_NG_RANDOM},
+		&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
+		&expr.Cmp{Op: expr.CmpOpLt, Register: 1, Data: binaryutil.BigEndian.PutUint32(uint32(percent))},
+	}
+}
+
+// pathDrops installs, on the router, silent drops of what arrives on the
+// ports named in from (prerouting at raw priority, before routing, so no
+// ICMP error is ever generated) and of the router's own packets (a
+// proxy's) leaving through the ports named in to, each rule preceded by
+// match (e.g. a random draw).
+func pathDrops(rs *ruleSet, from, to []string, match []expr.Any) {
+	pre := rs.chain("pre", nftablesPrerouting, nftablesRaw)
+	for _, name := range from {
+		rs.drop(pre, matchIIF(name), match)
+	}
+	out := rs.chain("out", nftablesOutput, nftablesRaw)
+	for _, name := range to {
+		rs.drop(out, matchOIF(name), match)
+	}
+}

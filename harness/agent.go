@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"os/signal"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -316,13 +318,20 @@ func peerAgent() error {
 			return err
 		}
 		p.set(conns)
+		for _, c := range conns {
+			// Urgent bytes (oob-probe, netcheck) are read in band and echoed,
+			// and counted; left out of band they would turn close into RST.
+			if err := setOOBInline(c); err != nil {
+				em.Logf("SO_OOBINLINE: %v", err)
+			}
+		}
 		em.Emit(Event{Event: EventConnected, Local: conns[0].LocalAddr().String(), Remote: conns[0].RemoteAddr().String()})
 		var wg sync.WaitGroup
 		for _, c := range conns {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				echo(c)
+				echo(c, p.count)
 			}()
 		}
 		wg.Wait()
@@ -336,12 +345,14 @@ func peerAgent() error {
 	}
 }
 
-// echo writes back every byte read until the connection ends.
-func echo(c *net.TCPConn) {
+// echo writes back every byte read until the connection ends; onRead sees
+// every chunk read.
+func echo(c *net.TCPConn, onRead func([]byte)) {
 	buf := make([]byte, 64*1024)
 	for {
 		n, err := c.Read(buf)
 		if n > 0 {
+			onRead(buf[:n])
 			if _, werr := c.Write(buf[:n]); werr != nil {
 				return
 			}
@@ -356,6 +367,29 @@ type echoPeer struct {
 	em    *Emitter
 	mu    sync.Mutex
 	conns []*net.TCPConn
+	// received and nul count the bytes read, and the NUL bytes among them
+	// (urgent probes read in band: the lab's own traffic has none).
+	received, nul atomic.Int64
+}
+
+func (p *echoPeer) count(b []byte) {
+	p.received.Add(int64(len(b)))
+	p.nul.Add(int64(bytes.Count(b, []byte{0})))
+}
+
+// setOOBInline sets SO_OOBINLINE on a connection.
+func setOOBInline(c *net.TCPConn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_OOBINLINE, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
 }
 
 func (p *echoPeer) set(conns []*net.TCPConn) {
@@ -423,6 +457,8 @@ func (p *echoPeer) commands(ctx context.Context, cmds <-chan Command) {
 				continue
 			}
 			p.em.Emit(Event{Event: EventClosed, TNs: at, Reason: "RST"})
+		case "stats":
+			p.em.Emit(Event{Event: EventLog, Seq: c.Seq, Msg: fmt.Sprintf("stats: received %d bytes, %d of them NUL (urgent bytes read in band, SO_OOBINLINE)", p.received.Load(), p.nul.Load())})
 		default:
 			p.em.Emit(Event{Event: EventError, Msg: "peer does not know command " + c.Cmd})
 		}

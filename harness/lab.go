@@ -106,6 +106,9 @@ type Lab struct {
 	Via netip.AddrPort
 	// PathName says which path Via is ("direct" or "toxiproxy").
 	PathName string
+	// Side is the sample's side, set before a fault's Prepare runs (a proxy
+	// listens facing whichever end dials).
+	Side Side
 
 	closers []func() error
 }
@@ -168,7 +171,7 @@ func (l *Lab) createHosts(roles ...Role) error {
 		l.hosts[h.Role] = h
 	}
 	l.mu.Unlock()
-	handles, err := newNamespaces(names, func(i int) error {
+	setup := func(i int) error {
 		h := hosts[i]
 		for k, v := range baseSysctls(h.Role) {
 			p, _ := sysctlPath(k)
@@ -189,11 +192,24 @@ func (l *Lab) createHosts(roles ...Role) error {
 			return fmt.Errorf("loopback up: %w", err)
 		}
 		return nil
-	})
-	for i, h := range handles {
-		hosts[i].NS = h
 	}
-	if err != nil {
+	// Namespaces are made concurrently, one thread each: most of the cost
+	// is the kernel initialising each namespace, which runs in parallel.
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			handles, err := newNamespaces(names[i:i+1], func(int) error { return setup(i) })
+			if len(handles) == 1 {
+				hosts[i].NS = handles[0]
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("lab %s: %w", l.ID, err)
 	}
 	return nil

@@ -116,6 +116,12 @@ func Resolve(c CellConfig) (*Cell, error) {
 	}
 	cell := &Cell{Config: c, Detector: det, DetSpec: dsp, Fault: flt, FaultSpec: fsp, Effect: flt.Effect(), Kind: report.KindDetection}
 	cell.Prediction, cell.Expect = expectation(det, cell.Effect)
+	if cell.Effect == EffectResetOnWrite {
+		cell.Prediction, cell.Expect = ExpectResetOnWrite(det, resetAfter(flt))
+	}
+	if fe, ok := flt.(Expecter); ok && cell.Effect != EffectTransient {
+		cell.Prediction, cell.Expect = fe.Expect(det)
+	}
 	if fr, ok := flt.(FaultReasons); ok && cell.Effect == EffectSilent && slices.Contains(cell.Prediction.Reasons, "ETIMEDOUT") {
 		cell.Prediction.Reasons = fr.Reasons()
 	}
@@ -462,6 +468,7 @@ func (m *Matrix) startPair(ctx context.Context, lab *Lab, c *Cell, reconnect boo
 // prepareLab sets the cell's kernel parameters and lets the fault arrange
 // the path before any connection exists.
 func (m *Matrix) prepareLab(ctx context.Context, lab *Lab, c *Cell) error {
+	lab.Side = c.Config.Side
 	if len(c.Config.Sysctls) > 0 {
 		for _, r := range []Role{Peer, Router, Watcher} {
 			if err := lab.SetSysctls(r, c.Config.Sysctls); err != nil {
@@ -861,4 +868,24 @@ func quantilesMs(xs []float64) report.Quantiles {
 // Describe is a one-line summary of a cell for progress output.
 func (c *Cell) Describe() string {
 	return strings.Join([]string{c.DetSpec.String(), c.FaultSpec.String(), string(c.Config.Side)}, " × ")
+}
+
+// Connect starts, in lab, the built-in peer and a watcher running detector on
+// side, and waits until both are connected. It is the setup of one sample,
+// for tests and tools that inject faults by hand.
+func Connect(ctx context.Context, lab *Lab, detector string, side Side) (watcher, peer *Process, err error) {
+	c, err := Resolve(CellConfig{Detector: detector, Fault: calibrationFault, Side: side})
+	if err != nil {
+		return nil, nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	m := &Matrix{opt: Options{Exe: exe}}
+	p, err := m.startPair(ctx, lab, c, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p.watcher, p.peer, nil
 }

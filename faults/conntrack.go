@@ -1,0 +1,83 @@
+package faults
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/halfopen/halfopen/harness"
+)
+
+// conntrackHandle opens a NETLINK_NETFILTER handle bound to the namespace
+// of a lab host; the host's own handle speaks NETLINK_ROUTE only, and a
+// handle without the family would open its socket in the caller's (the
+// host machine's) namespace.
+func conntrackHandle(lab *harness.Lab, role harness.Role) (*netlink.Handle, error) {
+	h := lab.Host(role)
+	if h == nil {
+		return nil, fmt.Errorf("host %s is gone", role)
+	}
+	nh, err := netlink.NewHandleAt(h.NS, unix.NETLINK_NETFILTER)
+	if err != nil {
+		return nil, fmt.Errorf("open conntrack netlink in %s: %w", role, err)
+	}
+	return nh, nil
+}
+
+// conntrackFlows lists the router's conntrack entries of TCP flows to the
+// listener's port, retrying an interrupted dump.
+func conntrackFlows(lab *harness.Lab) ([]*netlink.ConntrackFlow, error) {
+	h, err := conntrackHandle(lab, harness.Router)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	var flows []*netlink.ConntrackFlow
+	for try := 0; ; try++ {
+		flows, err = h.ConntrackTableList(netlink.ConntrackTable, netlink.FAMILY_V4)
+		if !errors.Is(err, netlink.ErrDumpInterrupted) || try == 5 {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list conntrack entries in the router: %w", err)
+	}
+	var out []*netlink.ConntrackFlow
+	for _, f := range flows {
+		if f.Forward.Protocol == unix.IPPROTO_TCP && f.Forward.DstPort == harness.ListenPort {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// forgetFlows deletes the router's conntrack entries of the watched flows
+// (TCP to the listener's port), or flushes the whole table when all is set,
+// and returns how many entries went (unknown, -1, for a flush).
+func forgetFlows(lab *harness.Lab, all bool) (int, error) {
+	h, err := conntrackHandle(lab, harness.Router)
+	if err != nil {
+		return 0, err
+	}
+	defer h.Close()
+	if all {
+		if err := h.ConntrackTableFlush(netlink.ConntrackTable); err != nil {
+			return 0, fmt.Errorf("flush the router's conntrack table: %w", err)
+		}
+		return -1, nil
+	}
+	filter := &netlink.ConntrackFilter{}
+	if err := filter.AddProtocol(unix.IPPROTO_TCP); err != nil {
+		return 0, fmt.Errorf("conntrack filter: %w", err)
+	}
+	if err := filter.AddPort(netlink.ConntrackOrigDstPort, harness.ListenPort); err != nil {
+		return 0, fmt.Errorf("conntrack filter: %w", err)
+	}
+	n, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, netlink.FAMILY_V4, filter)
+	if err != nil {
+		return 0, fmt.Errorf("delete the watched flow's conntrack entry in the router: %w", err)
+	}
+	return int(n), nil
+}

@@ -1,0 +1,140 @@
+package harness
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+type testParams struct {
+	Idle    time.Duration     `param:"idle" default:"1s" min:"1s" help:"idle"`
+	Cnt     int               `param:"cnt" default:"3" min:"1" max:"127" help:"count"`
+	Percent float64           `param:"percent" default:"10" min:"0" max:"100" help:"loss"`
+	Mode    string            `param:"mode" default:"firewall" enum:"firewall|nat" help:"mode"`
+	For     time.Duration     `param:"for" optional:"" min:"1ms" help:"heal after"`
+	Fast    bool              `param:"fast" help:"flag"`
+	Rest    map[string]string `param:"*"`
+}
+
+func TestParseSpec(t *testing.T) {
+	for _, tc := range []struct {
+		in, canonical, wantErr string
+	}{
+		{in: "blackhole", canonical: "blackhole"},
+		{in: "keepalive-tuned:idle=1s,intvl=1s,cnt=3", canonical: "keepalive-tuned:cnt=3,idle=1s,intvl=1s"},
+		{in: " a:b = c ", canonical: "a:b=c"},
+		{in: "", wantErr: "has no name"},
+		{in: ":x=1", wantErr: "has no name"},
+		{in: "Bad", wantErr: "lower-case"},
+		{in: "a:", wantErr: "gives no key=value"},
+		{in: "a:x", wantErr: "is not key=value"},
+		{in: "a:x=1,x=2", wantErr: "twice"},
+	} {
+		sp, err := ParseSpec(tc.in)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("ParseSpec(%q) error = %v, want %q", tc.in, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseSpec(%q): %v", tc.in, err)
+			continue
+		}
+		if got := sp.String(); got != tc.canonical {
+			t.Errorf("ParseSpec(%q).String() = %q, want %q", tc.in, got, tc.canonical)
+		}
+	}
+}
+
+func TestDecode(t *testing.T) {
+	for _, tc := range []struct {
+		spec    string
+		check   func(p *testParams) bool
+		wantErr string
+	}{
+		{spec: "x", check: func(p *testParams) bool { return p.Idle == time.Second && p.Cnt == 3 && p.Mode == "firewall" && p.For == 0 }},
+		{spec: "x:idle=2s,cnt=9,mode=nat,for=300ms,fast=true", check: func(p *testParams) bool {
+			return p.Idle == 2*time.Second && p.Cnt == 9 && p.Mode == "nat" && p.For == 300*time.Millisecond && p.Fast
+		}},
+		{spec: "x:cmd=./a,other=1", check: func(p *testParams) bool { return p.Rest["cmd"] == "./a" && p.Rest["other"] == "1" }},
+		{spec: "x:percent=150", wantErr: "percent must be at most 100"},
+		{spec: "x:percent=-1", wantErr: "percent must be at least 0"},
+		{spec: "x:idle=-1s", wantErr: "idle must be at least 1s"},
+		{spec: "x:for=-5s", wantErr: "for must be at least 1ms"},
+		{spec: "x:idle=soon", wantErr: "not a duration"},
+		{spec: "x:cnt=2.5", wantErr: "not a whole number"},
+		{spec: "x:mode=bridge", wantErr: "mode is one of firewall, nat"},
+		{spec: "x:fast=maybe", wantErr: "not true or false"},
+	} {
+		sp, err := ParseSpec(tc.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p testParams
+		err = Decode("detector", sp, &p)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Decode(%q) error = %v, want %q", tc.spec, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || !tc.check(&p) {
+			t.Errorf("Decode(%q) = %+v, %v", tc.spec, p, err)
+		}
+	}
+}
+
+func TestDecodeRefusesUnknownKeysNamingTheKnownOnes(t *testing.T) {
+	type strict struct {
+		Every time.Duration `param:"every" default:"1s"`
+		Size  int           `param:"size" default:"1"`
+	}
+	sp, _ := ParseSpec("probe:evrey=1s")
+	err := Decode("detector", sp, &strict{})
+	if err == nil || !strings.Contains(err.Error(), `has no parameter "evrey"; its parameters are every, size`) {
+		t.Errorf("error = %v", err)
+	}
+	sp, _ = ParseSpec("quiet:x=1")
+	if err := Decode("fault", sp, &struct{}{}); err == nil || !strings.Contains(err.Error(), "takes no parameters") {
+		t.Errorf("error = %v", err)
+	}
+}
+
+func TestSysctlPath(t *testing.T) {
+	for _, tc := range []struct{ key, want, wantErr string }{
+		{key: "net.ipv4.tcp_retries2", want: "/proc/sys/net/ipv4/tcp_retries2"},
+		{key: "kernel.pid_max", wantErr: "not per network namespace"},
+		{key: "net.ipv4/../../x", wantErr: "not a dotted"},
+		{key: "", wantErr: "not a dotted"},
+	} {
+		got, err := sysctlPath(tc.key)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("sysctlPath(%q) error = %v, want %q", tc.key, err, tc.wantErr)
+			}
+			continue
+		}
+		if got != tc.want || err != nil {
+			t.Errorf("sysctlPath(%q) = %q, %v", tc.key, got, err)
+		}
+	}
+}
+
+func TestRunPID(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pid  int
+		ok   bool
+	}{
+		{"ho-1234p0a1b-7-watcher", 1234, true},
+		{"ho-1p00ff-1-peer", 1, true},
+		{"ho-x-1-peer", 0, false},
+		{"other-1234p0a1b-1-peer", 0, false},
+	} {
+		pid, ok := runPID(tc.name)
+		if pid != tc.pid || ok != tc.ok {
+			t.Errorf("runPID(%q) = %d, %v; want %d, %v", tc.name, pid, ok, tc.pid, tc.ok)
+		}
+	}
+}
