@@ -168,4 +168,3 @@ func TestConnectDisablesGoDefaultKeepalive(t *testing.T) {
 		lab.Close()
 	}
 }
-

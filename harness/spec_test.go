@@ -53,7 +53,9 @@ func TestDecode(t *testing.T) {
 		check   func(p *testParams) bool
 		wantErr string
 	}{
-		{spec: "x", check: func(p *testParams) bool { return p.Idle == time.Second && p.Cnt == 3 && p.Mode == "firewall" && p.For == 0 }},
+		{spec: "x", check: func(p *testParams) bool {
+			return p.Idle == time.Second && p.Cnt == 3 && p.Mode == "firewall" && p.For == 0
+		}},
 		{spec: "x:idle=2s,cnt=9,mode=nat,for=300ms,fast=true", check: func(p *testParams) bool {
 			return p.Idle == 2*time.Second && p.Cnt == 9 && p.Mode == "nat" && p.For == 300*time.Millisecond && p.Fast
 		}},

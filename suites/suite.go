@@ -3,9 +3,9 @@
 // sample in a gmeasure experiment and the v1 report, and asserting what
 // theory says of each cell. Each suite lives in a directory below:
 //
-//	 [peer host] ==veth== [router host] ==veth== [watcher host]
-//	                     (forwarding, nftables, conntrack,
-//	                      optional Toxiproxy process)
+//	[peer host] ==veth== [router host] ==veth== [watcher host]
+//	                    (forwarding, nftables, conntrack,
+//	                     optional Toxiproxy process)
 //
 // Suites that need the lab carry Label("netns") and skip, with the
 // preflight's one sentence, on a machine that cannot run it.
