@@ -26,6 +26,7 @@ type HostReboot struct {
 	mu       sync.Mutex
 	rules    *ruleSet
 	returned int64
+	dropped  uint64
 	err      error
 }
 
@@ -57,12 +58,13 @@ func (f *HostReboot) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal
 			return
 		case <-t.C:
 		}
+		dropped, _, _ := f.rules.counters()
 		err := lab.RebootHost(harness.Peer)
 		if err == nil {
 			_, err = f.rules.remove()
 		}
 		f.mu.Lock()
-		f.returned, f.err = harness.Now(), err
+		f.returned, f.err, f.dropped = harness.Now(), err, dropped
 		f.mu.Unlock()
 	}()
 	return nil, at, nil
@@ -86,10 +88,17 @@ func (f *HostReboot) Effect() harness.Effect { return harness.EffectResetOnWrite
 // ResetAfter is how long the host stays down.
 func (f *HostReboot) ResetAfter() time.Duration { return f.Down }
 
-// Counters returns the packets the router dropped while the host was down.
+// Counters returns the packets the router dropped while the host was down
+// (read just before the isolation is removed, once it has returned).
 func (f *HostReboot) Counters() (uint64, uint64, error) {
+	f.mu.Lock()
+	returned, dropped := f.returned, f.dropped
+	f.mu.Unlock()
 	if f.rules == nil {
 		return 0, 0, errors.New("host-reboot was not injected")
+	}
+	if returned != 0 {
+		return dropped, 0, nil
 	}
 	return f.rules.counters()
 }

@@ -31,6 +31,7 @@ const (
 	envSide      = "HALFOPEN_SIDE"
 	envAddr      = "HALFOPEN_ADDR"
 	envConfig    = "HALFOPEN_CONFIG"
+	envRun       = "HALFOPEN_RUN" // the run a process belongs to
 )
 
 // agentMains holds agent modes registered by other packages (the toxiproxy
@@ -279,8 +280,15 @@ func calibrationCommands(ctx context.Context, cmds <-chan Command, em *Emitter) 
 				em.Emit(Event{Event: EventError, Msg: "watcher does not know command " + c.Cmd})
 				continue
 			}
+			// A command that arrives after its instant measures the
+			// orchestrator's pipe, not the agent's clock: say so.
+			late := Now() > c.AtNs
 			SleepUntil(c.AtNs)
-			em.Emit(Event{Event: EventDecided, Seq: c.Seq})
+			ev := Event{Event: EventDecided, Seq: c.Seq, TNs: Now()}
+			if late {
+				ev.Msg = "late"
+			}
+			em.Emit(ev)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -80,6 +81,31 @@ func processesIn(path string) ([]int, error) {
 		}
 	}
 	return pids, nil
+}
+
+// RunProcesses returns the pids of live processes started by runs of the
+// orchestrator with pid owner (their environment holds HALFOPEN_RUN=<owner>p...).
+func RunProcesses(owner int) []int {
+	tag := []byte(envRun + "=" + strconv.Itoa(owner) + "p")
+	procs, _ := os.ReadDir("/proc")
+	var out []int
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", p.Name(), "environ"))
+		if err != nil {
+			continue
+		}
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			if bytes.HasPrefix(kv, tag) {
+				out = append(out, pid)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // Collect kills the processes of each leftover namespace and deletes it.

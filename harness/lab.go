@@ -60,6 +60,8 @@ type Host struct {
 	nft     *nftables.Conn
 	nftErr  error
 
+	runID string
+
 	mu    sync.Mutex
 	procs []*Process
 	gone  bool
@@ -164,6 +166,9 @@ func (l *Lab) createHosts(roles ...Role) error {
 	for i, r := range roles {
 		names[i] = l.ID + "-" + string(r)
 		hosts[i] = &Host{Role: r, Name: names[i], NS: -1}
+		if l.run != nil {
+			hosts[i].runID = l.run.ID
+		}
 	}
 	// Register first, so that a namespace that exists is always cleaned up.
 	l.mu.Lock()

@@ -1,0 +1,340 @@
+package faults
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/halfopen/halfopen/harness"
+)
+
+// Toxiproxy on the router. With a toxiproxy-* fault chosen, Prepare starts
+// the Toxiproxy v2.5.0 server embedded in the halfopen binary as an agent
+// inside the router's namespace and puts the watched connection through a
+// proxy on it; the dialing end dials the proxy, which dials the listener:
+//
+//	side=client: [watcher] --dial--> 198.18.2.1:7001 [router: toxiproxy] --dial--> 198.18.1.2:7000 [peer]
+//	side=server: [peer]    --dial--> 198.18.1.1:7001 [router: toxiproxy] --dial--> 198.18.2.2:7000 [watcher]
+//
+// In Toxiproxy's words the dialing end is the client: "downstream" carries
+// the listener's bytes to the dialing end, "upstream" the dialing end's
+// bytes to the listener. So the stream toward the watcher is downstream
+// for side=client and upstream for side=server, and that is every toxic's
+// default stream here.
+//
+// The API listens on port 8474 (Toxiproxy's own default) on every address
+// of the router's namespace (198.18.1.1, 198.18.2.1 and its loopback), so a
+// user's own Toxiproxy client reaches it during a run from inside that
+// namespace, e.g. `ip netns exec ho-<run>-<lab>-router toxiproxy-cli list`.
+// The orchestrator uses the same REST API: Toxiproxy's Go client (package
+// client) calls http.Get and http.Post on the default transport, which
+// cannot be told which lab's namespace to dial into, so halfopen speaks the
+// API with an http.Client per lab whose transport opens its sockets in that
+// lab's router namespace (harness.Host.DialContext). Going through the HTTP
+// API rather than commands on the agent's standard input proves, on every
+// sample, the path a user's client takes.
+//
+// Through the proxy the watcher's TCP peer is the proxy's kernel, not the
+// peer's: keepalive probes and retransmissions are answered by the router,
+// so a kernel-level detector watches the proxy and cannot see the peer
+// die behind it; only the proxy's own sockets can, and Toxiproxy's carry
+// Go's default keepalive (15 s idle, 15 s interval, 9 probes: 150 s).
+const (
+	toxiproxyAPIPort = 8474
+	toxiproxyPort    = 7001
+	toxiproxyName    = "halfopen"
+	envToxiproxyAPI  = "HALFOPEN_TOXIPROXY_API"
+)
+
+func init() {
+	harness.RegisterAgent("toxiproxy", toxiproxyAgent)
+}
+
+// toxiproxyAgent runs the embedded Toxiproxy server until its standard
+// input closes or it is told to stop. It prints "port" (its API address in
+// msg) and "ready" once the API answers.
+func toxiproxyAgent() error {
+	addr := os.Getenv(envToxiproxyAPI)
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("toxiproxy agent: %s=%q is not host:port", envToxiproxyAPI, addr)
+	}
+	// Listen calls Fatal if it cannot bind: find out first, with a sentence.
+	probe, err := net.Listen("tcp4", addr)
+	if err != nil {
+		return fmt.Errorf("toxiproxy agent: the API port is taken: %w", err)
+	}
+	probe.Close()
+	logger := zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Logger()
+	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), logger)
+	go srv.Listen(host, port)
+	local := net.JoinHostPort("127.0.0.1", port)
+	c := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := c.Get("http://" + local + "/version")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("toxiproxy agent: the API on %s never answered: %v", addr, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	em := harness.NewEmitter(os.Stdout)
+	em.Emit(harness.Event{Event: harness.EventPort, Msg: addr})
+	em.Emit(harness.Event{Event: harness.EventReady})
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	eof := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		close(eof)
+	}()
+	select {
+	case <-stop:
+	case <-eof:
+	}
+	return nil
+}
+
+// toxiproxyAPI speaks Toxiproxy's REST API inside one lab.
+type toxiproxyAPI struct {
+	base   string
+	client *http.Client
+}
+
+// startToxiproxy starts the agent in the router and returns its API.
+func startToxiproxy(ctx context.Context, lab *harness.Lab) (*toxiproxyAPI, error) {
+	router := lab.Host(harness.Router)
+	if router == nil {
+		return nil, fmt.Errorf("host %s is gone", harness.Router)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find this program to run Toxiproxy: %w", err)
+	}
+	api := netip.AddrPortFrom(harness.RouterWatcherAddr, toxiproxyAPIPort).String()
+	p, err := router.Start(harness.ProcSpec{
+		Path: exe, Label: "toxiproxy",
+		Env: []string{"HALFOPEN_AGENT=toxiproxy", envToxiproxyAPI + "=" + net.JoinHostPort("0.0.0.0", strconv.Itoa(toxiproxyAPIPort))},
+	})
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, err := p.WaitEvent(wctx, harness.EventReady); err != nil {
+		return nil, fmt.Errorf("start toxiproxy: %w", err)
+	}
+	lab.Agents[harness.Router] = p
+	tr := &http.Transport{DialContext: router.DialContext, DisableKeepAlives: true}
+	return &toxiproxyAPI{base: "http://" + api, client: &http.Client{Transport: tr, Timeout: 10 * time.Second}}, nil
+}
+
+// call sends one API request with a JSON body and checks the status.
+func (a *toxiproxyAPI) call(ctx context.Context, method, path string, body any, want int) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("toxiproxy API %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != want {
+		return fmt.Errorf("toxiproxy API %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return nil
+}
+
+// toxic is a toxic as the API takes it.
+type toxic struct {
+	Name       string         `json:"name"`
+	Type       string         `json:"type"`
+	Stream     string         `json:"stream"`
+	Toxicity   float64        `json:"toxicity"`
+	Attributes map[string]any `json:"attributes"`
+}
+
+func (a *toxiproxyAPI) addToxic(ctx context.Context, t toxic) error {
+	return a.call(ctx, http.MethodPost, "/proxies/"+toxiproxyName+"/toxics", t, http.StatusOK)
+}
+
+func (a *toxiproxyAPI) setToxicity(ctx context.Context, name string, toxicity float64) error {
+	return a.call(ctx, http.MethodPost, "/proxies/"+toxiproxyName+"/toxics/"+name, map[string]any{"toxicity": toxicity}, http.StatusOK)
+}
+
+func (a *toxiproxyAPI) removeToxic(ctx context.Context, name string) error {
+	return a.call(ctx, http.MethodDelete, "/proxies/"+toxiproxyName+"/toxics/"+name, nil, http.StatusNoContent)
+}
+
+func (a *toxiproxyAPI) setEnabled(ctx context.Context, enabled bool) error {
+	return a.call(ctx, http.MethodPost, "/proxies/"+toxiproxyName, map[string]any{"enabled": enabled}, http.StatusOK)
+}
+
+// proxied is embedded in every toxiproxy fault: it puts the watched
+// connection through the proxy and remembers the lab's API.
+type proxied struct {
+	api  *toxiproxyAPI
+	side harness.Side
+	// listen and upstream are the proxy's addresses.
+	listen, upstream netip.AddrPort
+}
+
+// Prepare starts Toxiproxy in the router and makes the proxy facing the
+// dialing end; the dialing end then dials it (lab.Via).
+func (p *proxied) Prepare(ctx context.Context, lab *harness.Lab) error {
+	api, err := startToxiproxy(ctx, lab)
+	if err != nil {
+		return err
+	}
+	p.api, p.side = api, lab.Side
+	p.listen = netip.AddrPortFrom(harness.RouterWatcherAddr, toxiproxyPort)
+	p.upstream = netip.AddrPortFrom(harness.PeerAddr, harness.ListenPort)
+	if lab.Side == harness.SideServer {
+		p.listen = netip.AddrPortFrom(harness.RouterPeerAddr, toxiproxyPort)
+		p.upstream = netip.AddrPortFrom(harness.WatcherAddr, harness.ListenPort)
+	}
+	body := map[string]any{"name": toxiproxyName, "listen": p.listen.String(), "upstream": p.upstream.String(), "enabled": true}
+	if err := api.call(ctx, http.MethodPost, "/proxies", body, http.StatusCreated); err != nil {
+		return err
+	}
+	lab.Via, lab.PathName = p.listen, "toxiproxy"
+	return nil
+}
+
+// towardWatcher is Toxiproxy's name for the stream carrying the peer's
+// bytes to the watcher.
+func (p *proxied) towardWatcher() string {
+	if p.side == harness.SideServer {
+		return "upstream"
+	}
+	return "downstream"
+}
+
+// stream returns the stream a toxic goes on: the one asked for, or the
+// one toward the watcher.
+func (p *proxied) stream(asked string) string {
+	if asked != "" {
+		return asked
+	}
+	return p.towardWatcher()
+}
+
+// Note says what the watcher watches through the proxy.
+func (p *proxied) Note(*harness.Lab) string {
+	return fmt.Sprintf("path: Toxiproxy v2.5.0 on the router (proxy %s → %s, API http://%s:%d); the watcher's TCP peer is the proxy's kernel, so keepalive and retransmissions are answered by the router, not the peer",
+		p.listen, p.upstream, harness.RouterWatcherAddr, toxiproxyAPIPort)
+}
+
+// injectToxic adds a toxic and returns the instant the API acknowledged it
+// and a heal that removes it.
+func (p *proxied) injectToxic(ctx context.Context, t toxic) (harness.Heal, int64, error) {
+	if p.api == nil {
+		return nil, 0, fmt.Errorf("%s: Toxiproxy was not prepared", t.Type)
+	}
+	if err := p.api.addToxic(ctx, t); err != nil {
+		return nil, 0, err
+	}
+	at := harness.Now()
+	return func(ctx context.Context) (int64, error) {
+		err := p.api.removeToxic(ctx, t.Name)
+		return harness.Now(), err
+	}, at, nil
+}
+
+// ms converts a duration to Toxiproxy's whole milliseconds.
+func ms(d time.Duration) int64 { return d.Milliseconds() }
+
+// peerSend makes the built-in peer write n bytes and waits until it has.
+func peerSend(ctx context.Context, lab *harness.Lab, n int) error {
+	p := lab.Agents[harness.Peer]
+	if p == nil || p.Label != "peer" {
+		return errNoPeerAgent
+	}
+	if err := p.Send(harness.Command{Cmd: "send", Bytes: n, Seq: 1000}); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := p.WaitEvent(wctx, harness.EventSent); err != nil {
+		return fmt.Errorf("peer send: %w", err)
+	}
+	return nil
+}
+
+// closeDelay is how long after the end of the peer's stream Toxiproxy's
+// link takes to pass on a close: the write side drains, then closes.
+const closeSlack = 50 * time.Millisecond
+
+// proxiedExpect is the theory of a path through the proxy. The watcher's
+// kernel talks to the proxy's kernel, which stays alive, so a detector that
+// decides only on kernel errors (every reason it predicts is an errno:
+// keepalive, user timeout, a blocked read) sees a live peer and decides
+// only when the proxy closes or resets the watcher's side; a detector that
+// judges the peer's application (heart-beats) decides on its own timer
+// when the peer's answers stop. When the proxy closes after closeAfter
+// (closes is true), every detector sees that close within closeSlack.
+func proxiedExpect(det harness.Detector, closes bool, closeAfter time.Duration, closeReasons []string, why string) (harness.Prediction, string) {
+	own := det.Predict()
+	closeP := harness.Prediction{Lo: closeAfter, Hi: closeAfter + closeSlack, Reasons: closeReasons,
+		Rule: why + "; the proxy then closes the watcher's side: the read returns within " + closeSlack.String()}
+	if kernelOnly(own) {
+		if closes {
+			return closeP, "detect"
+		}
+		return harness.Prediction{Never: true, Rule: why + "; the proxy's kernel answers every probe and acknowledges every byte, so a kernel-level detector never decides"}, "never"
+	}
+	if !closes || own.Hi <= closeAfter {
+		own.Rule = why + "; the peer's answers stop and the detector's own timer decides: " + own.Rule
+		return own, "detect"
+	}
+	if closeP.Hi <= own.Lo {
+		return closeP, "detect"
+	}
+	out := harness.Prediction{Lo: min(own.Lo, closeP.Lo), Hi: min(own.Hi, closeP.Hi), Reasons: append(append([]string(nil), own.Reasons...), closeReasons...),
+		Rule: why + "; the detector's own timer or the proxy's close, whichever comes first: " + own.Rule}
+	return out, "detect"
+}
+
+// kernelOnly says whether every reason a detector predicts is an errno
+// name (ETIMEDOUT, ECONNRESET...): its evidence is the kernel's, which a
+// proxy answers for.
+func kernelOnly(p harness.Prediction) bool {
+	for _, r := range p.Reasons {
+		if len(r) < 2 || r[0] != 'E' || strings.ToUpper(r) != r {
+			return false
+		}
+	}
+	return true
+}
