@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -293,8 +294,9 @@ func peerSend(ctx context.Context, lab *harness.Lab, n int) error {
 	return nil
 }
 
-// closeDelay is how long after the end of the peer's stream Toxiproxy's
-// link takes to pass on a close: the write side drains, then closes.
+// closeSlack bounds how long Toxiproxy takes to pass a close on to the
+// watcher once its toxic decided (its link drains, then closes), with the
+// peer's command round trip when the peer triggers it.
 const closeSlack = 50 * time.Millisecond
 
 // proxiedExpect is the theory of a path through the proxy. The watcher's
@@ -338,3 +340,8 @@ func kernelOnly(p harness.Prediction) bool {
 	}
 	return true
 }
+
+var (
+	errNotPrepared    = errors.New("toxiproxy was not prepared: the fault's Prepare did not run")
+	errSliceVariation = errors.New("size_variation must be smaller than average_size")
+)

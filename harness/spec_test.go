@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -137,6 +138,36 @@ func TestRunPID(t *testing.T) {
 		pid, ok := runPID(tc.name)
 		if pid != tc.pid || ok != tc.ok {
 			t.Errorf("runPID(%q) = %d, %v; want %d, %v", tc.name, pid, ok, tc.pid, tc.ok)
+		}
+	}
+}
+
+func TestShard(t *testing.T) {
+	var cells []CellConfig
+	for i := 0; i < 7; i++ {
+		cells = append(cells, CellConfig{Detector: string(rune('a' + i))})
+	}
+	seen := map[string]int{}
+	for i := 1; i <= 3; i++ {
+		got, err := Shard(cells, fmt.Sprintf("%d/3", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range got {
+			seen[c.Detector]++
+		}
+	}
+	if len(seen) != 7 {
+		t.Errorf("shards 1..3/3 cover %d of 7 cells", len(seen))
+	}
+	for d, n := range seen {
+		if n != 1 {
+			t.Errorf("cell %s is in %d shards", d, n)
+		}
+	}
+	for _, bad := range []string{"0/3", "4/3", "1/0", "x", "1-3"} {
+		if _, err := Shard(cells, bad); err == nil {
+			t.Errorf("Shard(%q) accepted", bad)
 		}
 	}
 }

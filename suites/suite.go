@@ -67,6 +67,11 @@ func Samples(def int) int {
 // interrupt; a gmeasure experiment named after the report holds every
 // detection time.
 func RunCells(ctx context.Context, name string, configs []harness.CellConfig, pool int) []*harness.Cell {
+	configs, err := harness.Shard(configs, os.Getenv("HALFOPEN_SHARD"))
+	Expect(err).NotTo(HaveOccurred())
+	if len(configs) == 0 {
+		Skip("this shard holds no cell of " + name)
+	}
 	path := ReportPath(name)
 	run := harness.NewRun()
 	DeferCleanup(func(context.Context) error { return run.Close() }, NodeTimeout(30*time.Second))
@@ -75,6 +80,9 @@ func RunCells(ctx context.Context, name string, configs []harness.CellConfig, po
 		Environment: report.Environment{Kernel: harness.Kernel(), Go: harness.GoVersion(), Halfopen: harness.VersionString()},
 	})
 	Expect(err).NotTo(HaveOccurred())
+	if s := os.Getenv("HALFOPEN_SHARD"); s != "" {
+		Expect(w.Update(func(r *report.Report) { r.Shard = s })).To(Succeed())
+	}
 	m, err := harness.NewMatrix(run, configs, harness.Options{Pool: pool, Seed: 42, Report: w, Progress: func(p harness.Progress) {
 		what := "calibration"
 		if p.Cell != nil {
@@ -124,6 +132,9 @@ func Find(cells []*harness.Cell, detector, fault string, side harness.Side) *har
 		if c.Config.Detector == detector && c.Config.Fault == fault && c.Config.Side == side {
 			return c
 		}
+	}
+	if os.Getenv("HALFOPEN_SHARD") != "" {
+		Skip(fmt.Sprintf("cell %s × %s × %s belongs to another shard", detector, fault, side))
 	}
 	Fail(fmt.Sprintf("no cell %s × %s × %s", detector, fault, side))
 	return nil

@@ -22,7 +22,7 @@ type runFlags struct {
 	samples, pool                     int
 	budget, idle                      time.Duration
 	seed                              int64
-	reportPath, profile               string
+	reportPath, profile, shard        string
 }
 
 func newRunCmd() *cobra.Command {
@@ -50,6 +50,7 @@ func newRunCmd() *cobra.Command {
 	fl.StringVar(&f.reportPath, "report", "halfopen-report.json", "where to write the v1 JSON report, sample by sample")
 	fl.IntVar(&f.pool, "pool", 0, "labs at once (default: 4 per CPU, at most 16)")
 	fl.StringVar(&f.profile, "profile", "adhoc", "profile name recorded in the report")
+	fl.StringVar(&f.shard, "shard", "", "run only shard i/n of the matrix (every n-th cell), e.g. 2/4 on the second of four CI runners")
 	return cmd
 }
 
@@ -88,6 +89,13 @@ func runMatrix(cmd *cobra.Command, f runFlags) error {
 			}
 		}
 	}
+	configs, err := harness.Shard(configs, f.shard)
+	if err != nil {
+		return badInput(err)
+	}
+	if len(configs) == 0 {
+		return badInput(fmt.Errorf("shard %s of this matrix holds no cell", f.shard))
+	}
 	// Check every spec before touching the machine.
 	for _, c := range configs {
 		if _, err := harness.Resolve(c); err != nil {
@@ -112,7 +120,7 @@ func runMatrix(cmd *cobra.Command, f runFlags) error {
 		}
 	}
 	w, err := report.Create(f.reportPath, &report.Report{
-		Schema: report.SchemaV1, Profile: f.profile, Started: time.Now().UTC(), Seed: seed,
+		Schema: report.SchemaV1, Profile: f.profile, Started: time.Now().UTC(), Seed: seed, Shard: f.shard,
 		Environment: report.Environment{Kernel: harness.Kernel(), Go: harness.GoVersion(), Halfopen: harness.VersionString()},
 	})
 	if err != nil {

@@ -1,0 +1,54 @@
+package faults
+
+import (
+	"context"
+	"time"
+
+	"github.com/halfopen/halfopen/harness"
+)
+
+// ToxiproxyDown: the proxy is disabled through the API ("enabled": false):
+// Toxiproxy closes its listener and every connection through it, so the
+// watcher reads end of stream (a FIN, or an RST with unread data) at once,
+// and dials fail until it is enabled again. With `for` it is enabled again
+// after that long: a disturbance in which every decision is a false
+// positive that a real proxy restart would cause too.
+type ToxiproxyDown struct {
+	proxied
+	For time.Duration `param:"for" optional:"" min:"1ms" help:"enable the proxy again after this long (absent: permanent)"`
+}
+
+func init() {
+	harness.RegisterFault("toxiproxy-down", "the proxy is disabled: Toxiproxy closes every connection through it", &ToxiproxyDown{})
+}
+
+// Inject disables the proxy.
+func (f *ToxiproxyDown) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+	if f.api == nil {
+		return nil, 0, errNotPrepared
+	}
+	at := harness.Now()
+	if err := f.api.setEnabled(ctx, false); err != nil {
+		return nil, 0, err
+	}
+	return func(ctx context.Context) (int64, error) {
+		err := f.api.setEnabled(ctx, true)
+		return harness.Now(), err
+	}, at, nil
+}
+
+// Effect is the proxy's close, or a disturbance with `for`.
+func (f *ToxiproxyDown) Effect() harness.Effect {
+	if f.For > 0 {
+		return harness.EffectTransient
+	}
+	return harness.EffectFINOrRST
+}
+
+// Window is how long the proxy stays disabled.
+func (f *ToxiproxyDown) Window() time.Duration { return f.For }
+
+// Expect: every detector reads the proxy's close.
+func (f *ToxiproxyDown) Expect(det harness.Detector) (harness.Prediction, string) {
+	return proxiedExpect(det, true, 0, []string{"EOF", "ECONNRESET"}, "the disabled proxy closes every connection through it")
+}
