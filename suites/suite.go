@@ -88,7 +88,12 @@ func RunCells(ctx context.Context, name string, configs []harness.CellConfig, po
 		if p.Cell != nil {
 			what = p.Cell.Describe()
 		}
-		GinkgoWriter.Printf("[%d/%d] %s: %+v\n", p.Done, p.Total, what, sampleText(p.Sample))
+		line := fmt.Sprintf("[%s %d/%d] %s: %s\n", name, p.Done, p.Total, what, sampleText(p.Sample))
+		GinkgoWriter.Print(line)
+		if os.Getenv("HALFOPEN_PROGRESS") == "1" {
+			// make test-faults shows every sample as it lands.
+			fmt.Fprint(os.Stderr, line)
+		}
 	}})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(m.Run(ctx)).To(Succeed())
