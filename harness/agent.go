@@ -342,6 +342,19 @@ func peerAgent() error {
 				echo(c, p.count)
 			}()
 		}
+		if reconnect && est.ln != nil && ctx.Err() == nil {
+			// A listening peer accepts the watcher's next connection at
+			// once: the old one may take long to end (the watcher's FIN can
+			// wait behind its unacknowledged retransmissions), and a watcher
+			// that reconnects must find somebody echoing.
+			go func() {
+				wg.Wait()
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			continue
+		}
 		wg.Wait()
 		if !reconnect || ctx.Err() != nil {
 			<-ctx.Done()

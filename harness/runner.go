@@ -60,6 +60,24 @@ type Cell struct {
 	Mistakes       []report.Mistake
 	FalsePositives int
 	ObservedConnS  float64
+	// Wire traffic and watcher CPU over the disturbance windows.
+	OverheadPackets, OverheadBytes uint64
+	OverheadCPUTicks              uint64
+}
+
+// Overhead returns the cell's traffic per connection-minute and the
+// watcher's CPU share over its observed windows, or nil before any.
+func (c *Cell) Overhead() *report.Overhead {
+	if c.ObservedConnS <= 0 || c.Kind != report.KindDisturbance {
+		return nil
+	}
+	mins := c.ObservedConnS / 60
+	return &report.Overhead{
+		PacketsPerConnMin: float64(c.OverheadPackets) / mins,
+		BytesPerConnMin:   float64(c.OverheadBytes) / mins,
+		WatcherCPUPercent: 100 * float64(c.OverheadCPUTicks) / clockTicks / c.ObservedConnS,
+		WindowS:           c.ObservedConnS,
+	}
 }
 
 // Options tune a matrix run.
@@ -330,12 +348,17 @@ func (m *Matrix) writeHeader() error {
 }
 
 // record stores a finished sample in the cell and the report.
-func (m *Matrix) record(c *Cell, s report.Sample, mistakes []report.Mistake, observedS float64, path, note string) {
+func (m *Matrix) record(c *Cell, ms measured) {
+	s, mistakes, observedS, path, note := ms.Sample, ms.mistakes, ms.observedS, ms.path, ms.note
 	m.mu.Lock()
 	c.Samples = append(c.Samples, s)
 	c.Mistakes = append(c.Mistakes, mistakes...)
 	c.FalsePositives += s.FalsePositives
 	c.ObservedConnS += observedS
+	c.OverheadPackets += ms.packets
+	c.OverheadBytes += ms.bytes
+	c.OverheadCPUTicks += ms.cpuTicks
+	overhead := c.Overhead()
 	m.mu.Unlock()
 	if m.opt.Report == nil {
 		return
@@ -346,6 +369,9 @@ func (m *Matrix) record(c *Cell, s report.Sample, mistakes []report.Mistake, obs
 		rc.Mistakes = append(rc.Mistakes, mistakes...)
 		rc.FalsePositives += s.FalsePositives
 		rc.ObservedConnS += observedS
+		if overhead != nil {
+			rc.Overhead = overhead
+		}
 		if path != "" {
 			rc.Path = path
 		}
@@ -525,7 +551,7 @@ func (m *Matrix) sample(ctx context.Context, j job) report.Sample {
 		// An interrupted sample is not a measurement: keep it out of the report.
 		return s.Sample
 	}
-	m.record(c, s.Sample, s.mistakes, s.observedS, s.path, s.note)
+	m.record(c, s)
 	return s.Sample
 }
 
@@ -535,6 +561,8 @@ type measured struct {
 	observedS float64
 	path      string
 	note      string
+	// Wire packets and bytes, and watcher CPU ticks, over a disturbance window.
+	packets, bytes, cpuTicks uint64
 }
 
 func (m *Matrix) measure(ctx context.Context, j job) (out measured) {
@@ -554,6 +582,11 @@ func (m *Matrix) measure(ctx context.Context, j job) (out measured) {
 	if err != nil {
 		out.Sample = errSample(j.seed, "%v", err)
 		return out
+	}
+	if !p.builtin {
+		// Before the lab goes: a foreign program must end on SIGTERM within
+		// 2 s and must not have printed a line outside protocol v1.
+		defer func() { endPrograms(c, p, &out) }()
 	}
 	out.path = lab.PathName
 	if n, ok := c.Fault.(interface{ Note(*Lab) string }); ok {
@@ -682,6 +715,14 @@ func (m *Matrix) observe(ctx context.Context, lab *Lab, c *Cell, p *pair, heal H
 	}
 	healAt := at + int64(window)
 	end := healAt + int64(tail)
+	// Overhead: wire packets counted on the router and the watcher's CPU
+	// time, over the observed window.
+	wire, err := newWireCounter(lab)
+	if err != nil {
+		out.Sample = errSample(s.Seed, "%v", err)
+		return out
+	}
+	cpu0, _ := cpuTicks(p.watcher.Pid())
 	healed := heal == nil
 	var mistakes []report.Mistake
 	var suspectedAt int64
@@ -742,6 +783,12 @@ func (m *Matrix) observe(ctx context.Context, lab *Lab, c *Cell, p *pair, heal H
 	}
 	if !s.Detected {
 		s.Reason = "survived"
+	}
+	if pk, by, err := wire.read(); err == nil {
+		out.packets, out.bytes = pk, by
+	}
+	if cpu1, err := cpuTicks(p.watcher.Pid()); err == nil && cpu1 >= cpu0 {
+		out.cpuTicks = cpu1 - cpu0
 	}
 	s.WindowS = Seconds(end - at)
 	out.Sample, out.mistakes, out.observedS = s, mistakes, s.WindowS

@@ -14,8 +14,18 @@ import (
 // calibration error the samples were measured with.
 func printTable(w io.Writer, m *harness.Matrix) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "DETECTOR\tFAULT\tSIDE\tPREDICTED\tSAMPLES (s)\tREASONS\tCENSORED\tERRORS")
+	var detection, disturbance []*harness.Cell
 	for _, c := range m.Cells() {
+		if c.Kind == "disturbance" {
+			disturbance = append(disturbance, c)
+		} else {
+			detection = append(detection, c)
+		}
+	}
+	if len(detection) > 0 {
+		fmt.Fprintln(tw, "DETECTOR\tFAULT\tSIDE\tPREDICTED\tSAMPLES (s)\tREASONS\tCENSORED\tERRORS")
+	}
+	for _, c := range detection {
 		pred := "never"
 		if p := c.Prediction.Seconds(); p != nil {
 			pred = fmt.Sprintf("[%.3g, %.3g]", p[0], p[1])
@@ -48,6 +58,26 @@ func printTable(w io.Writer, m *harness.Matrix) {
 			strings.Join(secs, " "), strings.Join(rs, " "), censored, errs)
 	}
 	tw.Flush()
+	if len(disturbance) > 0 {
+		if len(detection) > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintln(tw, "DETECTOR\tFAULT (disturbance)\tSIDE\tFALSE POSITIVES\tOBSERVED (s)\tPACKETS/CONN-MIN\tBYTES/CONN-MIN\tWATCHER CPU\tERRORS")
+		for _, c := range disturbance {
+			errs := 0
+			for _, s := range c.Samples {
+				if s.Error != "" {
+					errs++
+				}
+			}
+			pk, by, cpu := "-", "-", "-"
+			if o := c.Overhead(); o != nil {
+				pk, by, cpu = fmt.Sprintf("%.1f", o.PacketsPerConnMin), fmt.Sprintf("%.0f", o.BytesPerConnMin), fmt.Sprintf("%.2f%%", o.WatcherCPUPercent)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f\t%s\t%s\t%s\t%d\n", c.DetSpec, c.FaultSpec, c.Config.Side, c.FalsePositives, c.ObservedConnS, pk, by, cpu, errs)
+		}
+		tw.Flush()
+	}
 	for _, c := range m.Cells() {
 		for _, s := range c.Samples {
 			if s.Error != "" {
