@@ -66,7 +66,9 @@ func Samples(def int) int {
 // The run is torn down when the calling node ends, even on failure or
 // interrupt; a gmeasure experiment named after the report holds every
 // detection time.
-func RunCells(ctx context.Context, name string, configs []harness.CellConfig, pool int) []*harness.Cell {
+//
+// finish, if given, may add to the report (a frontier) before it is closed.
+func RunCells(ctx context.Context, name string, configs []harness.CellConfig, pool int, finish ...func([]*harness.Cell, *report.Report)) []*harness.Cell {
 	configs, err := harness.Shard(configs, os.Getenv("HALFOPEN_SHARD"))
 	Expect(err).NotTo(HaveOccurred())
 	if len(configs) == 0 {
@@ -97,9 +99,18 @@ func RunCells(ctx context.Context, name string, configs []harness.CellConfig, po
 	}})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(m.Run(ctx)).To(Succeed())
+	for _, fn := range finish {
+		Expect(w.Update(func(r *report.Report) { fn(m.Cells(), r) })).To(Succeed())
+	}
 	Expect(w.Close()).To(Succeed())
 	exp := gmeasure.NewExperiment(name)
 	for _, c := range m.Cells() {
+		if c.Kind != report.KindDetection {
+			if c.Kind == report.KindDisturbance {
+				exp.RecordValue("false positives", float64(c.FalsePositives), gmeasure.Annotation(c.Describe()))
+			}
+			continue
+		}
 		for _, s := range c.Samples {
 			if s.Detected {
 				exp.RecordDuration("detect", time.Duration(*s.Seconds*float64(time.Second)), gmeasure.Annotation(c.Describe()))

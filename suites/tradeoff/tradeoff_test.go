@@ -1,0 +1,144 @@
+// Tolerance against detection, per detector family: each configuration is
+// put through router restarts of growing outage (the connection must
+// survive) and through a silent death (a blackhole):
+//
+//	[peer] ==veth== [router: down for `outage`, or dropping all] ==veth== [watcher]
+//
+// The longest outage it survives with no false positive is its tolerance;
+// its detection time is measured on the silent death. No detector can
+// decide sooner after a silence than the longest silence it forgives, so
+// tolerance / detection ≤ 1: the assertion uses the slowest detection
+// sample, since a lucky phase lets one outage sample outlast a median
+// detection, and a ladder step as tolerance. The frontier goes into the
+// report and its HTML plot.
+package tradeoff_test
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/report"
+	"github.com/halfopen/halfopen/suites"
+)
+
+var (
+	families = []string{
+		"keepalive-tuned:idle=1s,intvl=1s,cnt=2",
+		"keepalive-tuned:idle=1s,intvl=1s,cnt=3",
+		"user-timeout:timeout=1s,every=200ms",
+		"user-timeout:timeout=2s,every=200ms",
+		"heartbeat-inband:interval=200ms,misses=3",
+		"heartbeat-inband:interval=200ms,misses=6",
+		"phi-accrual:interval=200ms,threshold=8",
+		"phi-accrual:interval=200ms,threshold=16",
+	}
+	outages = []time.Duration{300 * time.Millisecond, 600 * time.Millisecond, 1200 * time.Millisecond, 2400 * time.Millisecond, 4800 * time.Millisecond}
+)
+
+const death = "blackhole"
+
+func outageFault(d time.Duration) string { return fmt.Sprintf("router-restart:outage=%s", d) }
+
+// frontierPoint computes a configuration's tolerance (longest outage of the
+// ladder survived by every sample, 0 when none) and its detection times.
+type frontierPoint struct {
+	tolerance         time.Duration
+	detectP50, detMax time.Duration
+	detected          int
+}
+
+func frontier(cells []*harness.Cell, det string) frontierPoint {
+	var fp frontierPoint
+	for _, o := range outages {
+		c := suites.Find(cells, det, outageFault(o), harness.SideClient)
+		survived := len(c.Samples) > 0
+		for _, s := range c.Samples {
+			survived = survived && s.Error == "" && s.FalsePositives == 0
+		}
+		if !survived {
+			break
+		}
+		fp.tolerance = o
+	}
+	var secs []float64
+	for _, s := range suites.Find(cells, det, death, harness.SideClient).Samples {
+		if s.Detected {
+			secs = append(secs, *s.Seconds)
+		}
+	}
+	sort.Float64s(secs)
+	fp.detected = len(secs)
+	if len(secs) > 0 {
+		fp.detectP50 = time.Duration(secs[len(secs)/2] * float64(time.Second))
+		fp.detMax = time.Duration(secs[len(secs)-1] * float64(time.Second))
+	}
+	return fp
+}
+
+var _ = Describe("tolerance against detection", Ordered, Label("netns", "measurement", "sweep"), func() {
+	var cells []*harness.Cell
+
+	BeforeAll(func(ctx SpecContext) {
+		suites.RequireLab()
+		var configs []harness.CellConfig
+		for _, d := range families {
+			configs = append(configs, harness.CellConfig{Detector: d, Fault: death, Side: harness.SideClient, Samples: suites.Samples(3)})
+			for _, o := range outages {
+				configs = append(configs, harness.CellConfig{Detector: d, Fault: outageFault(o), Side: harness.SideClient, Samples: max(2, suites.Samples(3)-1)})
+			}
+		}
+		cells = suites.RunCells(ctx, "tradeoff", configs, 0, func(cells []*harness.Cell, r *report.Report) {
+			r.Frontier = nil
+			for _, d := range families {
+				fp := frontier(cells, d)
+				if fp.detected == 0 {
+					continue
+				}
+				canon, _ := harness.CanonicalDetector(d)
+				r.Frontier = append(r.Frontier, report.FrontierPoint{
+					Detector: canon, ToleratedS: fp.tolerance.Seconds(), DetectionS: fp.detectP50.Seconds(),
+					Note: fmt.Sprintf("longest router-restart outage of %v survived with 0 false positives; median detection of a blackhole over %d samples (slowest %v)", outageLadder(), fp.detected, fp.detMax.Round(time.Millisecond)),
+				})
+			}
+		})
+	}, NodeTimeout(20*time.Minute))
+
+	for _, d := range families {
+		It("cannot forgive a longer silence than it takes to detect one: "+d, func() {
+			fp := frontier(cells, d)
+			Expect(fp.detected).To(BeNumerically(">", 0), "%s never detected a blackhole", d)
+			GinkgoWriter.Printf("%s: tolerates %v, detects in %v (max %v), ratio %.2f\n", d, fp.tolerance, fp.detectP50, fp.detMax, fp.tolerance.Seconds()/fp.detectP50.Seconds())
+			Expect(fp.tolerance).To(BeNumerically("<=", fp.detMax+suites.Tolerance),
+				"%s survived a %v outage but detects a silent death within %v", d, fp.tolerance, fp.detMax)
+		})
+	}
+
+	It("tolerates more with more patience, in each family", func() {
+		pairs := [][2]string{
+			{"keepalive-tuned:idle=1s,intvl=1s,cnt=2", "keepalive-tuned:idle=1s,intvl=1s,cnt=3"},
+			{"user-timeout:timeout=1s,every=200ms", "user-timeout:timeout=2s,every=200ms"},
+			{"heartbeat-inband:interval=200ms,misses=3", "heartbeat-inband:interval=200ms,misses=6"},
+		}
+		for _, p := range pairs {
+			a, b := frontier(cells, p[0]), frontier(cells, p[1])
+			Expect(b.detectP50).To(BeNumerically(">", a.detectP50), "%s should detect later than %s", p[1], p[0])
+			Expect(b.tolerance).To(BeNumerically(">=", a.tolerance), "%s should forgive at least what %s forgives", p[1], p[0])
+		}
+	})
+})
+
+func outageLadder() string {
+	s := ""
+	for i, o := range outages {
+		if i > 0 {
+			s += "/"
+		}
+		s += o.String()
+	}
+	return s
+}
