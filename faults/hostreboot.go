@@ -36,10 +36,16 @@ func init() {
 
 // Inject crashes the peer host and schedules its return.
 func (f *HostReboot) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	at, err := crashPeer(lab, "host-reboot", &f.rules)
+	// A cell's one fault value serves samples in parallel labs: each
+	// sample's return removes its own lab's isolation.
+	var rules *ruleSet
+	at, err := crashPeer(lab, "host-reboot", &rules)
 	if err != nil {
 		return nil, 0, err
 	}
+	f.mu.Lock()
+	f.rules, f.returned, f.dropped, f.err = rules, 0, 0, nil
+	f.mu.Unlock()
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	// The lab must not close while the host is being made again, or the
@@ -58,10 +64,10 @@ func (f *HostReboot) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal
 			return
 		case <-t.C:
 		}
-		dropped, _, _ := f.rules.counters()
+		dropped, _, _ := rules.counters()
 		err := lab.RebootHost(harness.Peer)
 		if err == nil {
-			_, err = f.rules.remove()
+			_, err = rules.remove()
 		}
 		f.mu.Lock()
 		f.returned, f.err, f.dropped = harness.Now(), err, dropped
@@ -70,8 +76,9 @@ func (f *HostReboot) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal
 	return nil, at, nil
 }
 
-// Returned reports the instant the peer host answered again, zero while it
-// is still down, and the error if it could not return.
+// Returned reports the instant the peer host of the last injection
+// answered again, zero while it is still down, and the error if it could
+// not return.
 func (f *HostReboot) Returned() (int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -92,13 +99,13 @@ func (f *HostReboot) ResetAfter() time.Duration { return f.Down }
 // (read just before the isolation is removed, once it has returned).
 func (f *HostReboot) Counters() (uint64, uint64, error) {
 	f.mu.Lock()
-	returned, dropped := f.returned, f.dropped
+	rules, returned, dropped := f.rules, f.returned, f.dropped
 	f.mu.Unlock()
-	if f.rules == nil {
+	if rules == nil {
 		return 0, 0, errors.New("host-reboot was not injected")
 	}
 	if returned != 0 {
 		return dropped, 0, nil
 	}
-	return f.rules.counters()
+	return rules.counters()
 }

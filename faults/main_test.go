@@ -1,4 +1,4 @@
-package faults_test
+package faults
 
 import (
 	"os"
@@ -8,8 +8,8 @@ import (
 	"github.com/halfopen/halfopen/harness"
 )
 
-// TestMain dispatches agent mode first: fault tests start agents by
-// re-executing this test binary inside lab hosts.
+// TestMain dispatches agent mode first: the lab tests re-execute this test
+// binary as the watcher, the peer and Toxiproxy.
 func TestMain(m *testing.M) {
 	harness.MaybeRunAgent()
 	os.Exit(m.Run())

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -204,12 +205,27 @@ func (a *toxiproxyAPI) setEnabled(ctx context.Context, enabled bool) error {
 }
 
 // proxied is embedded in every toxiproxy fault: it puts the watched
-// connection through the proxy and remembers the lab's API.
+// connection through the proxy and remembers each lab's proxy. A cell's
+// one fault value serves all its samples, which run at once in different
+// labs, so the state is kept per lab.
 type proxied struct {
+	mu   sync.Mutex
+	labs map[*harness.Lab]*proxyState
+}
+
+// proxyState is the proxy of one lab.
+type proxyState struct {
 	api  *toxiproxyAPI
 	side harness.Side
 	// listen and upstream are the proxy's addresses.
 	listen, upstream netip.AddrPort
+}
+
+// state returns the lab's proxy, prepared or not (nil).
+func (p *proxied) state(lab *harness.Lab) *proxyState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.labs[lab]
 }
 
 // Prepare starts Toxiproxy in the router and makes the proxy facing the
@@ -219,25 +235,46 @@ func (p *proxied) Prepare(ctx context.Context, lab *harness.Lab) error {
 	if err != nil {
 		return err
 	}
-	p.api, p.side = api, lab.Side
-	p.listen = netip.AddrPortFrom(harness.RouterWatcherAddr, toxiproxyPort)
-	p.upstream = netip.AddrPortFrom(harness.PeerAddr, harness.ListenPort)
+	st := &proxyState{api: api, side: lab.Side}
+	st.listen = netip.AddrPortFrom(harness.RouterWatcherAddr, toxiproxyPort)
+	st.upstream = netip.AddrPortFrom(harness.PeerAddr, harness.ListenPort)
 	if lab.Side == harness.SideServer {
-		p.listen = netip.AddrPortFrom(harness.RouterPeerAddr, toxiproxyPort)
-		p.upstream = netip.AddrPortFrom(harness.WatcherAddr, harness.ListenPort)
+		st.listen = netip.AddrPortFrom(harness.RouterPeerAddr, toxiproxyPort)
+		st.upstream = netip.AddrPortFrom(harness.WatcherAddr, harness.ListenPort)
 	}
-	body := map[string]any{"name": toxiproxyName, "listen": p.listen.String(), "upstream": p.upstream.String(), "enabled": true}
+	body := map[string]any{"name": toxiproxyName, "listen": st.listen.String(), "upstream": st.upstream.String(), "enabled": true}
 	if err := api.call(ctx, http.MethodPost, "/proxies", body, http.StatusCreated); err != nil {
 		return err
 	}
-	lab.Via, lab.PathName = p.listen, "toxiproxy"
+	p.mu.Lock()
+	if p.labs == nil {
+		p.labs = map[*harness.Lab]*proxyState{}
+	}
+	p.labs[lab] = st
+	p.mu.Unlock()
+	lab.OnClose(func() error {
+		p.mu.Lock()
+		delete(p.labs, lab)
+		p.mu.Unlock()
+		return nil
+	})
+	lab.Via, lab.PathName = st.listen, "toxiproxy"
 	return nil
+}
+
+// prepared returns the lab's proxy, or an error if Prepare did not run.
+func (p *proxied) prepared(lab *harness.Lab) (*proxyState, error) {
+	st := p.state(lab)
+	if st == nil {
+		return nil, errNotPrepared
+	}
+	return st, nil
 }
 
 // towardWatcher is Toxiproxy's name for the stream carrying the peer's
 // bytes to the watcher.
-func (p *proxied) towardWatcher() string {
-	if p.side == harness.SideServer {
+func (st *proxyState) towardWatcher() string {
+	if st.side == harness.SideServer {
 		return "upstream"
 	}
 	return "downstream"
@@ -245,31 +282,38 @@ func (p *proxied) towardWatcher() string {
 
 // stream returns the stream a toxic goes on: the one asked for, or the
 // one toward the watcher.
-func (p *proxied) stream(asked string) string {
+func (st *proxyState) stream(asked string) string {
 	if asked != "" {
 		return asked
 	}
-	return p.towardWatcher()
+	return st.towardWatcher()
 }
 
 // Note says what the watcher watches through the proxy.
-func (p *proxied) Note(*harness.Lab) string {
+func (p *proxied) Note(lab *harness.Lab) string {
+	listen, upstream := "the router", "the listener"
+	if st := p.state(lab); st != nil {
+		listen, upstream = st.listen.String(), st.upstream.String()
+	}
 	return fmt.Sprintf("path: Toxiproxy v2.5.0 on the router (proxy %s → %s, API http://%s:%d); the watcher's TCP peer is the proxy's kernel, so keepalive and retransmissions are answered by the router, not the peer",
-		p.listen, p.upstream, harness.RouterWatcherAddr, toxiproxyAPIPort)
+		listen, upstream, harness.RouterWatcherAddr, toxiproxyAPIPort)
 }
 
-// injectToxic adds a toxic and returns the instant the API acknowledged it
-// and a heal that removes it.
-func (p *proxied) injectToxic(ctx context.Context, t toxic) (harness.Heal, int64, error) {
-	if p.api == nil {
-		return nil, 0, fmt.Errorf("%s: Toxiproxy was not prepared", t.Type)
+// injectToxic adds a toxic on the asked stream (or the one toward the
+// watcher) and returns the instant the API acknowledged it and a heal that
+// removes it.
+func (p *proxied) injectToxic(ctx context.Context, lab *harness.Lab, t toxic, stream string) (harness.Heal, int64, error) {
+	st, err := p.prepared(lab)
+	if err != nil {
+		return nil, 0, err
 	}
-	if err := p.api.addToxic(ctx, t); err != nil {
+	t.Stream = st.stream(stream)
+	if err := st.api.addToxic(ctx, t); err != nil {
 		return nil, 0, err
 	}
 	at := harness.Now()
 	return func(ctx context.Context) (int64, error) {
-		err := p.api.removeToxic(ctx, t.Name)
+		err := st.api.removeToxic(ctx, t.Name)
 		return harness.Now(), err
 	}, at, nil
 }

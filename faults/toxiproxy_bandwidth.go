@@ -24,8 +24,8 @@ func init() {
 
 // Inject adds the toxic.
 func (f *ToxiproxyBandwidth) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	return f.injectToxic(ctx, toxic{Name: "bandwidth", Type: "bandwidth", Stream: f.stream(f.Stream), Toxicity: f.Toxicity,
-		Attributes: map[string]any{"rate": f.Rate}})
+	return f.injectToxic(ctx, lab, toxic{Name: "bandwidth", Type: "bandwidth", Toxicity: f.Toxicity,
+		Attributes: map[string]any{"rate": f.Rate}}, f.Stream)
 }
 
 // Effect is a disturbance.

@@ -24,15 +24,16 @@ func init() {
 
 // Inject disables the proxy.
 func (f *ToxiproxyDown) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	if f.api == nil {
-		return nil, 0, errNotPrepared
+	st, err := f.prepared(lab)
+	if err != nil {
+		return nil, 0, err
 	}
 	at := harness.Now()
-	if err := f.api.setEnabled(ctx, false); err != nil {
+	if err := st.api.setEnabled(ctx, false); err != nil {
 		return nil, 0, err
 	}
 	return func(ctx context.Context) (int64, error) {
-		err := f.api.setEnabled(ctx, true)
+		err := st.api.setEnabled(ctx, true)
 		return harness.Now(), err
 	}, at, nil
 }

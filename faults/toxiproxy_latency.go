@@ -26,8 +26,8 @@ func init() {
 
 // Inject adds the toxic.
 func (f *ToxiproxyLatency) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	return f.injectToxic(ctx, toxic{Name: "latency", Type: "latency", Stream: f.stream(f.Stream), Toxicity: f.Toxicity,
-		Attributes: map[string]any{"latency": ms(f.Latency), "jitter": ms(f.Jitter)}})
+	return f.injectToxic(ctx, lab, toxic{Name: "latency", Type: "latency", Toxicity: f.Toxicity,
+		Attributes: map[string]any{"latency": ms(f.Latency), "jitter": ms(f.Jitter)}}, f.Stream)
 }
 
 // Effect is a disturbance.

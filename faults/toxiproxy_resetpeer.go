@@ -32,17 +32,25 @@ func (f *ToxiproxyResetPeer) Prepare(ctx context.Context, lab *harness.Lab) erro
 	if err := f.proxied.Prepare(ctx, lab); err != nil {
 		return err
 	}
-	return f.api.addToxic(ctx, toxic{Name: "reset_peer", Type: "reset_peer", Stream: f.stream(f.Stream), Toxicity: 0,
+	st, err := f.prepared(lab)
+	if err != nil {
+		return err
+	}
+	return st.api.addToxic(ctx, toxic{Name: "reset_peer", Type: "reset_peer", Stream: st.stream(f.Stream), Toxicity: 0,
 		Attributes: map[string]any{"timeout": ms(f.Timeout)}})
 }
 
 // Inject arms the toxic and sets it off with one byte from the peer.
 func (f *ToxiproxyResetPeer) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	if err := f.api.setToxicity(ctx, "reset_peer", f.Toxicity); err != nil {
+	st, err := f.prepared(lab)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := st.api.setToxicity(ctx, "reset_peer", f.Toxicity); err != nil {
 		return nil, 0, err
 	}
 	at := harness.Now()
-	if f.stream(f.Stream) == f.towardWatcher() {
+	if st.stream(f.Stream) == st.towardWatcher() {
 		if err := peerSend(ctx, lab, 1); err != nil {
 			return nil, 0, err
 		}

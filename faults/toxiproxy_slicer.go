@@ -35,8 +35,8 @@ func (f *ToxiproxySlicer) Validate() error {
 
 // Inject adds the toxic.
 func (f *ToxiproxySlicer) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	return f.injectToxic(ctx, toxic{Name: "slicer", Type: "slicer", Stream: f.stream(f.Stream), Toxicity: f.Toxicity,
-		Attributes: map[string]any{"average_size": f.AverageSize, "size_variation": f.SizeVariation, "delay": f.Delay.Microseconds()}})
+	return f.injectToxic(ctx, lab, toxic{Name: "slicer", Type: "slicer", Toxicity: f.Toxicity,
+		Attributes: map[string]any{"average_size": f.AverageSize, "size_variation": f.SizeVariation, "delay": f.Delay.Microseconds()}}, f.Stream)
 }
 
 // Effect is a disturbance.

@@ -26,8 +26,8 @@ func init() {
 
 // Inject adds the toxic.
 func (f *ToxiproxyTimeout) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	_, at, err := f.injectToxic(ctx, toxic{Name: "timeout", Type: "timeout", Stream: f.stream(f.Stream), Toxicity: f.Toxicity,
-		Attributes: map[string]any{"timeout": ms(f.Timeout)}})
+	_, at, err := f.injectToxic(ctx, lab, toxic{Name: "timeout", Type: "timeout", Toxicity: f.Toxicity,
+		Attributes: map[string]any{"timeout": ms(f.Timeout)}}, f.Stream)
 	return nil, at, err
 }
 

@@ -62,7 +62,7 @@ type Cell struct {
 	ObservedConnS  float64
 	// Wire traffic and watcher CPU over the disturbance windows.
 	OverheadPackets, OverheadBytes uint64
-	OverheadCPUTicks              uint64
+	OverheadCPUTicks               uint64
 }
 
 // Overhead returns the cell's traffic per connection-minute and the

@@ -1,0 +1,237 @@
+package detectors
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/halfopen/halfopen/harness"
+)
+
+// External is any executable speaking the detector protocol, version 1
+// (docs/protocol.md): started inside the watcher host with HALFOPEN_ROLE,
+// HALFOPEN_SIDE, HALFOPEN_ADDR and HALFOPEN_CONFIG (every key of the spec
+// but cmd, peer and privileged, as a JSON object of strings), it prints
+// JSON lines (hello, ready, connected, dead, log) stamped with its
+// CLOCK_MONOTONIC. Its peer is halfopen's echo peer (peer=builtin), the same
+// program as peer (peer=self), or another one (peer=PATH). It runs as
+// nobody unless privileged=true.
+//
+// Its prediction is the one its hello declares. halfopen learns it before
+// any lab exists, by starting cmd once as a watcher inside a network
+// namespace of its own that holds nothing but a loopback that is down (so
+// it can reach nothing) and reading its first line; the program is killed
+// as soon as hello arrives. hello must therefore come first and depend only
+// on HALFOPEN_CONFIG.
+type External struct {
+	Cmd        string            `param:"cmd" help:"the executable (absolute, relative to the working directory, or found in PATH)"`
+	Peer       string            `param:"peer" default:"builtin" help:"builtin (halfopen's echo peer), self (cmd again as peer) or a path"`
+	Privileged bool              `param:"privileged" default:"false" help:"run as root instead of nobody"`
+	Config     map[string]string `param:"*" help:"passed to the program in HALFOPEN_CONFIG"`
+
+	path, peerPath string
+	hello          *harness.Event
+}
+
+func init() {
+	harness.RegisterDetector("external", "any executable speaking the detector protocol v1 (docs/protocol.md); other keys go to HALFOPEN_CONFIG", &External{})
+}
+
+// Validate resolves cmd (and a peer path), checks that the user who will
+// run them can, and reads the program's hello.
+func (d *External) Validate() error {
+	if d.Cmd == "" {
+		return errors.New("cmd is missing; write external:cmd=PATH")
+	}
+	var err error
+	if d.path, err = d.resolve(d.Cmd); err != nil {
+		return err
+	}
+	switch d.Peer {
+	case "builtin", "":
+	case "self":
+		d.peerPath = d.path
+	default:
+		if d.peerPath, err = d.resolve(d.Peer); err != nil {
+			return fmt.Errorf("peer: %w", err)
+		}
+	}
+	if os.Geteuid() == 0 {
+		ev, err := readHello(d.path, d.configJSON(), !d.Privileged)
+		if err != nil {
+			return fmt.Errorf("%s: %w", d.Cmd, err)
+		}
+		d.hello = &ev
+	}
+	return nil
+}
+
+// resolve finds an executable and checks that the user who runs it can.
+func (d *External) resolve(name string) (string, error) {
+	p := name
+	if !strings.Contains(name, "/") {
+		lp, err := exec.LookPath(name)
+		if err != nil {
+			return "", fmt.Errorf("cmd %q is not in PATH: %w", name, err)
+		}
+		p = lp
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", fmt.Errorf("cmd %q: %w", name, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return "", fmt.Errorf("cmd %q cannot be found: %w", name, err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return "", fmt.Errorf("cmd %s is not an executable file (mode %s)", abs, fi.Mode())
+	}
+	if d.Privileged {
+		return abs, nil
+	}
+	// nobody needs the execute bit for others, and to search every directory
+	// above (a script also needs to be readable).
+	if fi.Mode().Perm()&0o001 == 0 {
+		return "", fmt.Errorf("cmd %s is not executable by the unprivileged user nobody that runs it (mode %s); chmod o+rx it, or pass privileged=true", abs, fi.Mode())
+	}
+	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+		di, err := os.Stat(dir)
+		if err != nil {
+			return "", fmt.Errorf("cmd %s: %w", abs, err)
+		}
+		if di.Mode().Perm()&0o001 == 0 {
+			return "", fmt.Errorf("cmd %s is out of reach of the unprivileged user nobody that runs it: directory %s is not searchable by others (mode %s); copy it under /tmp, or pass privileged=true", abs, dir, di.Mode())
+		}
+		if dir == "/" {
+			break
+		}
+	}
+	return abs, nil
+}
+
+// configJSON is HALFOPEN_CONFIG: the keys the harness does not take itself.
+func (d *External) configJSON() string {
+	keys := make([]string, 0, len(d.Config))
+	for k := range d.Config {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	m := make(map[string]string, len(keys))
+	for _, k := range keys {
+		m[k] = d.Config[k]
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// Predict returns the range the program's hello declares; predicted_s null
+// means it declares none, which the harness takes as "never".
+func (d *External) Predict() harness.Prediction {
+	reasons := []string{"ETIMEDOUT", "EHOSTUNREACH", "ECONNRESET", "EPIPE", "EOF", "heartbeat"}
+	switch {
+	case d.hello == nil:
+		return harness.Prediction{Never: true, Rule: "declared by the program's hello, which is read only when halfopen runs as root"}
+	case d.hello.PredictedS == nil:
+		return harness.Prediction{Never: true, Rule: fmt.Sprintf("declared by %s's hello: predicted_s null (no range: a silent peer is never detected)", d.hello.Name)}
+	}
+	p := d.hello.PredictedS
+	return harness.Prediction{
+		Lo: time.Duration(p[0] * float64(time.Second)), Hi: time.Duration(p[1] * float64(time.Second)),
+		Reasons: reasons,
+		Rule:    fmt.Sprintf("declared by %s's hello: predicted_s [%g, %g]", d.hello.Name, p[0], p[1]),
+	}
+}
+
+// Watch is never called: the program is the watcher.
+func (d *External) Watch(ctx context.Context, w *harness.Watch) harness.Decision {
+	return harness.Decide("error: the external detector's watcher is its program, not halfopen's agent")
+}
+
+func (d *External) spec(path, role string, side harness.Side, addr string) harness.ProcSpec {
+	return harness.ProcSpec{
+		Path: path, Label: role, Strict: true, Unprivileged: !d.Privileged,
+		Env: []string{"HALFOPEN_ROLE=" + role, "HALFOPEN_ADDR=" + addr, "HALFOPEN_CONFIG=" + d.configJSON()},
+	}
+}
+
+// WatcherProgram starts cmd as the watcher.
+func (d *External) WatcherProgram(side harness.Side, addr string) harness.ProcSpec {
+	return d.spec(d.path, "watcher", side, addr)
+}
+
+// PeerProgram starts cmd (peer=self) or another program as the peer, or
+// leaves the peer to halfopen's echo peer.
+func (d *External) PeerProgram(side harness.Side, addr string) (harness.ProcSpec, bool) {
+	if d.peerPath == "" {
+		return harness.ProcSpec{}, false
+	}
+	return d.spec(d.peerPath, "peer", side, addr), true
+}
+
+var helloCache sync.Map // path + config -> harness.Event
+
+// readHello starts the program as a watcher in a network namespace of its
+// own (CLONE_NEWNET: only a loopback that is down, nothing to reach) and
+// returns its first line, which must be a protocol v1 hello. The program is
+// killed as soon as the line arrives, or after 2 s.
+func readHello(path, config string, unprivileged bool) (harness.Event, error) {
+	key := path + "\x00" + config
+	if ev, ok := helloCache.Load(key); ok {
+		return ev.(harness.Event), nil
+	}
+	cmd := exec.Command(path)
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/tmp",
+		"HALFOPEN_PROTOCOL=1", "HALFOPEN_ROLE=watcher", "HALFOPEN_SIDE=server", "HALFOPEN_ADDR=127.0.0.1:7000", "HALFOPEN_CONFIG=" + config}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if unprivileged {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 65534, Gid: 65534}
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return harness.Event{}, fmt.Errorf("read its hello: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return harness.Event{}, fmt.Errorf("start it to read its hello: %w", err)
+	}
+	defer func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+	}()
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		if sc.Scan() {
+			line <- sc.Text()
+		}
+		close(line)
+	}()
+	var ev harness.Event
+	select {
+	case l, ok := <-line:
+		if !ok {
+			return harness.Event{}, errors.New("it printed nothing before exiting, where protocol v1 wants a hello first")
+		}
+		if ev, err = harness.ParseEvent([]byte(l), true); err != nil {
+			return harness.Event{}, fmt.Errorf("its first line breaks protocol v1: %w", err)
+		}
+		if ev.Event != harness.EventHello {
+			return harness.Event{}, fmt.Errorf("its first line is %q, where protocol v1 wants hello", ev.Event)
+		}
+	case <-time.After(2 * time.Second):
+		return harness.Event{}, errors.New("it said no hello within 2 s of starting")
+	}
+	helloCache.Store(key, ev)
+	return ev, nil
+}

@@ -1,0 +1,415 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/halfopen/halfopen/harness"
+)
+
+// These tests need root: each builds a fresh lab, connects a watcher and
+// the built-in echo peer, injects one fault and observes its effect on real
+// packets (nftables counters, RSTs, conntrack entries, link state).
+
+// newFaultLab makes a lab torn down when the test ends, even on failure.
+func newFaultLab(t *testing.T) (context.Context, *harness.Lab) {
+	t.Helper()
+	if err := harness.Preflight(); err != nil {
+		t.Skip(err.Error())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	run := harness.NewRun()
+	t.Cleanup(func() {
+		if err := run.Close(); err != nil {
+			t.Errorf("close run: %v", err)
+		}
+	})
+	lab, err := run.NewLab(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := lab.Close(); err != nil {
+			t.Errorf("close lab: %v", err)
+		}
+	})
+	return ctx, lab
+}
+
+// connectFault prepares the fault (if it must be), then starts the peer and a
+// watcher running detector on side, as the runner does, through lab.Via.
+func connectFault(t *testing.T, ctx context.Context, lab *harness.Lab, f harness.Fault, detector string, side harness.Side) {
+	t.Helper()
+	lab.Side = side
+	if p, ok := f.(harness.Preparer); ok {
+		if err := p.Prepare(ctx, lab); err != nil {
+			t.Fatalf("prepare: %v", err)
+		}
+	}
+	listen := netip.AddrPortFrom(harness.PeerAddr, harness.ListenPort)
+	if side == harness.SideServer {
+		listen = netip.AddrPortFrom(harness.WatcherAddr, harness.ListenPort)
+	}
+	if !lab.Via.IsValid() {
+		lab.Via, lab.PathName = listen, "direct"
+	}
+	waddr, paddr := lab.Via.String(), listen.String()
+	if side == harness.SideServer {
+		waddr, paddr = listen.String(), lab.Via.String()
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"HALFOPEN_PROTOCOL=1", "HALFOPEN_SIDE=" + string(side), "HALFOPEN_CONNS=1"}
+	wspec := harness.ProcSpec{Path: exe, Label: "watcher", Env: append([]string{"HALFOPEN_AGENT=watcher", "HALFOPEN_ROLE=watcher", "HALFOPEN_ADDR=" + waddr, "HALFOPEN_DETECTOR=" + detector}, common...)}
+	pspec := harness.ProcSpec{Path: exe, Label: "peer", Env: append([]string{"HALFOPEN_AGENT=peer", "HALFOPEN_ROLE=peer", "HALFOPEN_ADDR=" + paddr}, common...)}
+	first, second, fh, sh := pspec, wspec, harness.Peer, harness.Watcher
+	if side == harness.SideServer {
+		first, second, fh, sh = wspec, pspec, harness.Watcher, harness.Peer
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	a, err := lab.Host(fh).Start(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.WaitEvent(wctx, harness.EventReady); err != nil {
+		t.Fatal(err)
+	}
+	b, err := lab.Host(sh).Start(second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, p := b, a
+	if side == harness.SideServer {
+		w, p = a, b
+	}
+	lab.Agents[harness.Watcher], lab.Agents[harness.Peer] = w, p
+	for _, proc := range []*harness.Process{w, p} {
+		if _, err := proc.WaitEvent(wctx, harness.EventConnected); err != nil {
+			t.Fatalf("connect: %v", err)
+		}
+	}
+}
+
+// waitVerdict waits up to d for the watcher's verdict and returns its reason
+// and how long after at it came ("" if none).
+func waitVerdict(t *testing.T, lab *harness.Lab, at int64, d time.Duration) (string, time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	ev, err := lab.Agents[harness.Watcher].WaitEvent(ctx, harness.EventDead)
+	if err != nil {
+		return "", 0
+	}
+	return ev.Reason, time.Duration(ev.TNs - at)
+}
+
+func mustFault(t *testing.T, spec string) harness.Fault {
+	t.Helper()
+	f, _, err := harness.NewFault(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func inject(t *testing.T, ctx context.Context, lab *harness.Lab, f harness.Fault) (harness.Heal, int64) {
+	t.Helper()
+	heal, at, err := f.Inject(ctx, lab)
+	if err != nil {
+		t.Fatalf("inject: %v", err)
+	}
+	return heal, at
+}
+
+func packets(t *testing.T, f harness.Fault) uint64 {
+	t.Helper()
+	n, _, err := f.(Counters).Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+const hb = "heartbeat-inband:interval=100ms,misses=3"
+
+// TestOneWay: each direction's drops count packets and starve the
+// heart-beat; the other direction still delivers.
+func TestOneWay(t *testing.T) {
+	for _, dir := range []string{"to-watcher", "to-peer"} {
+		t.Run(dir, func(t *testing.T) {
+			ctx, lab := newFaultLab(t)
+			f := mustFault(t, "one-way:direction="+dir)
+			connectFault(t, ctx, lab, f, hb, harness.SideClient)
+			_, at := inject(t, ctx, lab, f)
+			reason, after := waitVerdict(t, lab, at, 3*time.Second)
+			if reason != "heartbeat" {
+				t.Fatalf("the heart-beat decided %q, want heartbeat", reason)
+			}
+			if n := packets(t, f); n == 0 {
+				t.Errorf("no packet dropped in %v", after)
+			}
+		})
+	}
+}
+
+// TestRandomLoss: percent=0 drops nothing, percent=100 drops everything,
+// percent=50 some but not all (the numgen comparison is numeric).
+func TestRandomLoss(t *testing.T) {
+	for _, tc := range []struct {
+		percent  int
+		wantDead bool
+	}{{0, false}, {100, true}, {50, false}} {
+		t.Run(fmt.Sprint(tc.percent), func(t *testing.T) {
+			ctx, lab := newFaultLab(t)
+			f := mustFault(t, fmt.Sprintf("random-loss:percent=%d", tc.percent))
+			// A tolerant heart-beat: 50 % loss must not starve it.
+			connectFault(t, ctx, lab, f, "heartbeat-inband:interval=50ms,misses=40", harness.SideClient)
+			heal, at := inject(t, ctx, lab, f)
+			reason, _ := waitVerdict(t, lab, at, 2500*time.Millisecond)
+			n := packets(t, f)
+			if _, err := heal(ctx); err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tc.percent == 0 && n != 0:
+				t.Errorf("percent=0 dropped %d packets", n)
+			case tc.percent > 0 && n == 0:
+				t.Errorf("percent=%d dropped nothing", tc.percent)
+			}
+			if (reason != "") != tc.wantDead {
+				t.Errorf("percent=%d: watcher decided %q", tc.percent, reason)
+			}
+		})
+	}
+}
+
+// TestLocalCablePull: the watcher's eth0 loses carrier but stays
+// administratively up; plugging back restores it and the connection lives.
+func TestLocalCablePull(t *testing.T) {
+	ctx, lab := newFaultLab(t)
+	f := mustFault(t, "local-cable-pull:for=1s")
+	connectFault(t, ctx, lab, f, "heartbeat-inband:interval=200ms,misses=10", harness.SideClient)
+	heal, _ := inject(t, ctx, lab, f)
+	w := lab.Host(harness.Watcher)
+	link, err := w.Link.LinkByName(harness.HostLink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if link.Attrs().OperState == netlink.OperUp || link.Attrs().Flags&1 == 0 {
+		t.Errorf("watcher eth0: oper %v flags %v, want administratively up without carrier", link.Attrs().OperState, link.Attrs().Flags)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if _, err := heal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		link, _ = w.Link.LinkByName(harness.HostLink)
+		if link.Attrs().OperState == netlink.OperUp || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if link.Attrs().OperState != netlink.OperUp {
+		t.Errorf("watcher eth0 %v after the cable is back", link.Attrs().OperState)
+	}
+	if reason, _ := waitVerdict(t, lab, harness.Now(), 1500*time.Millisecond); reason != "" {
+		t.Errorf("the heart-beat decided %q after the cable came back", reason)
+	}
+}
+
+// TestRouterRestart: the router's ports go down, its conntrack entries go,
+// and a tolerant detector survives a short outage.
+func TestRouterRestart(t *testing.T) {
+	ctx, lab := newFaultLab(t)
+	f := mustFault(t, "router-restart:outage=300ms")
+	connectFault(t, ctx, lab, f, "heartbeat-inband:interval=200ms,misses=10", harness.SideClient)
+	heal, at := inject(t, ctx, lab, f)
+	r := lab.Host(harness.Router)
+	for _, name := range []string{harness.RouterPeerLink, harness.RouterWatchLink} {
+		l, err := r.Link.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Attrs().Flags&1 != 0 {
+			t.Errorf("router %s still up during the restart", name)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, err := heal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if reason, _ := waitVerdict(t, lab, at, 3*time.Second); reason != "" {
+		t.Errorf("the connection did not survive a 300 ms router restart: %q", reason)
+	}
+}
+
+// TestHostReboot: the peer returns with the same address, the router's
+// isolation goes, and the watcher's next keepalive probe is reset.
+func TestHostReboot(t *testing.T) {
+	ctx, lab := newFaultLab(t)
+	f := mustFault(t, "host-reboot:down=500ms")
+	connectFault(t, ctx, lab, f, "keepalive-tuned:idle=1s,intvl=1s,cnt=5", harness.SideClient)
+	_, at := inject(t, ctx, lab, f)
+	if lab.Host(harness.Peer) != nil {
+		t.Fatal("the peer host still exists after the crash")
+	}
+	reason, after := waitVerdict(t, lab, at, 5*time.Second)
+	if reason != "ECONNRESET" {
+		t.Fatalf("watcher decided %q, want ECONNRESET", reason)
+	}
+	ret, err := f.(*HostReboot).Returned()
+	if err != nil || ret == 0 {
+		t.Fatalf("the peer never returned: %v", err)
+	}
+	back := time.Duration(ret - at)
+	// The RST answers the first probe after the return: within one probe
+	// interval (1 s) of it, plus scheduling.
+	if after < back || after > back+1200*time.Millisecond {
+		t.Errorf("ECONNRESET %v after the crash, the peer returned after %v: want within one probe interval of the return", after, back)
+	}
+	if lab.Host(harness.Peer) == nil {
+		t.Error("the peer host did not come back")
+	}
+}
+
+// TestHalfOpen: the crash waits for an idle connection, the peer host is
+// gone and the heart-beat notices.
+func TestHalfOpen(t *testing.T) {
+	ctx, lab := newFaultLab(t)
+	f := mustFault(t, "half-open")
+	connectFault(t, ctx, lab, f, hb, harness.SideServer)
+	_, at := inject(t, ctx, lab, f)
+	if !f.(*HalfOpen).WasIdle {
+		t.Error("the connection was never idle")
+	}
+	if lab.Host(harness.Peer) != nil {
+		t.Error("the peer host still exists")
+	}
+	if reason, _ := waitVerdict(t, lab, at, 2*time.Second); reason != "heartbeat" {
+		t.Errorf("watcher decided %q, want heartbeat", reason)
+	}
+}
+
+// TestMiddleboxStateLoss: the watched flow's conntrack entry goes; then the
+// firewall drops (as NEW-without-SYN with tcp_loose=1, as INVALID with
+// tcp_loose=0) and the NAT's new mapping is answered with an RST.
+func TestMiddleboxStateLoss(t *testing.T) {
+	for _, tc := range []struct {
+		name, spec, loose string
+		side              harness.Side
+	}{
+		{"firewall-loose", "middlebox-state-loss", "1", harness.SideClient},
+		{"firewall-strict", "middlebox-state-loss:scope=all", "0", harness.SideClient},
+		{"nat-client", "middlebox-state-loss:mode=nat", "", harness.SideClient},
+		{"nat-server", "middlebox-state-loss:mode=nat", "", harness.SideServer},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, lab := newFaultLab(t)
+			f := mustFault(t, tc.spec)
+			connectFault(t, ctx, lab, f, hb, tc.side)
+			if tc.loose != "" {
+				if err := lab.SetSysctls(harness.Router, map[string]string{"net.netfilter.nf_conntrack_tcp_loose": tc.loose}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			flows, err := conntrackFlows(lab)
+			if err != nil || len(flows) == 0 {
+				t.Fatalf("no tracked flow before the loss (%v)", err)
+			}
+			_, at := inject(t, ctx, lab, f)
+			reason, _ := waitVerdict(t, lab, at, 2*time.Second)
+			newNotSyn, invalid, snat, err := f.(*MiddleboxStateLoss).Drops()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case strings.HasPrefix(tc.name, "nat"):
+				if reason != "ECONNRESET" {
+					t.Errorf("watcher decided %q, want ECONNRESET from the NAT's lost mapping", reason)
+				}
+				if tc.side == harness.SideClient && snat < 2 {
+					t.Errorf("the NAT mapped %d flows, want the original and the one after the loss", snat)
+				}
+			case tc.loose == "1":
+				// A FIN or RST (the watcher's, after its verdict) is never
+				// picked up, so it may still count as INVALID.
+				if reason != "heartbeat" || newNotSyn == 0 {
+					t.Errorf("tcp_loose=1: decided %q, dropped %d NEW-without-SYN (%d INVALID); want heartbeat and >0", reason, newNotSyn, invalid)
+				}
+			default:
+				if reason != "heartbeat" || invalid == 0 || newNotSyn != 0 {
+					t.Errorf("tcp_loose=0: decided %q, dropped %d NEW-without-SYN and %d INVALID; want heartbeat, 0, >0", reason, newNotSyn, invalid)
+				}
+			}
+			if tc.loose != "" {
+				if flows, _ := conntrackFlows(lab); len(flows) != 0 {
+					t.Errorf("the firewall kept %d entries of the flow after the loss", len(flows))
+				}
+			}
+		})
+	}
+}
+
+// TestToxiproxy: the API in the router answers the orchestrator from its
+// namespace; reset_peer resets the watcher's connection; a disabled proxy
+// closes it; a latency toxic delays the echo.
+func TestToxiproxy(t *testing.T) {
+	for _, tc := range []struct {
+		spec, detector, want string
+		side                 harness.Side
+	}{
+		{"toxiproxy-reset-peer", "read-eof", "ECONNRESET", harness.SideClient},
+		{"toxiproxy-reset-peer:timeout=300ms", "read-eof", "ECONNRESET", harness.SideServer},
+		{"toxiproxy-down", "read-eof", "EOF", harness.SideClient},
+		{"toxiproxy-limit-data:bytes=10", "read-eof", "EOF", harness.SideServer},
+		{"toxiproxy-timeout:timeout=0s", hb, "heartbeat", harness.SideClient},
+	} {
+		t.Run(tc.spec+"/"+string(tc.side), func(t *testing.T) {
+			ctx, lab := newFaultLab(t)
+			f := mustFault(t, tc.spec)
+			connectFault(t, ctx, lab, f, tc.detector, tc.side)
+			if lab.PathName != "toxiproxy" {
+				t.Fatalf("path %q, want toxiproxy", lab.PathName)
+			}
+			st := f.(interface {
+				state(*harness.Lab) *proxyState
+			}).state(lab)
+			if err := st.api.call(ctx, "GET", "/proxies/"+toxiproxyName, nil, 200); err != nil {
+				t.Fatalf("the API does not answer from the router's namespace: %v", err)
+			}
+			_, at := inject(t, ctx, lab, f)
+			reason, after := waitVerdict(t, lab, at, 3*time.Second)
+			if reason != tc.want {
+				t.Errorf("watcher decided %q after %v, want %s", reason, after, tc.want)
+			}
+		})
+	}
+}
+
+// TestToxiproxyHidesHostCrash: behind the proxy, the watcher's keepalive
+// is answered by the proxy's kernel and never sees the peer host die.
+func TestToxiproxyHidesHostCrash(t *testing.T) {
+	ctx, lab := newFaultLab(t)
+	f := mustFault(t, "toxiproxy-host-crash")
+	connectFault(t, ctx, lab, f, "keepalive-tuned:idle=1s,intvl=1s,cnt=2", harness.SideClient)
+	_, at := inject(t, ctx, lab, f)
+	if lab.Host(harness.Peer) != nil {
+		t.Fatal("the peer host still exists")
+	}
+	// Direct, keepalive 1/1/2 decides within 3 s; through the proxy never.
+	if reason, after := waitVerdict(t, lab, at, 4*time.Second); reason != "" {
+		t.Errorf("keepalive decided %q after %v behind the proxy", reason, after)
+	}
+}

@@ -1,0 +1,53 @@
+package suites
+
+import (
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/report"
+)
+
+// ExpectSurvived asserts what a disturbance cell must show when its
+// detector tolerates the disturbance: no sample is an error, no decision
+// was made (zero false positives), and the connection was observed for at
+// least the disturbance window in every sample.
+func ExpectSurvived(c *harness.Cell) {
+	GinkgoHelper()
+	Expect(c.Kind).To(Equal(report.KindDisturbance), "cell %s is not a disturbance", c.Describe())
+	Expect(c.Samples).NotTo(BeEmpty(), "cell %s has no samples", c.Describe())
+	window := time.Duration(0)
+	if w, ok := c.Fault.(harness.Windowed); ok {
+		window = w.Window()
+	}
+	for i, s := range c.Samples {
+		Expect(s.Error).To(BeEmpty(), "sample %d of %s", i, c.Describe())
+		Expect(s.FalsePositives).To(BeZero(), "sample %d of %s: the detector dropped a healthy connection (%s after %v s)", i, c.Describe(), s.Reason, s.Seconds)
+		Expect(s.Reason).To(Equal("survived"), "sample %d of %s", i, c.Describe())
+		Expect(s.WindowS).To(BeNumerically(">=", window.Seconds()), "sample %d of %s: observed %v s, shorter than the window %v", i, c.Describe(), s.WindowS, window)
+	}
+	Expect(c.FalsePositives).To(BeZero())
+	Expect(c.ObservedConnS).To(BeNumerically(">=", float64(len(c.Samples))*window.Seconds()))
+}
+
+// ExpectFalsePositives asserts that a disturbance cell's detector wrongly
+// dropped the healthy connection in every sample, that each mistake was
+// recorded with when it began and ended (the watcher reconnected), and
+// that the connection was observed throughout.
+func ExpectFalsePositives(c *harness.Cell) {
+	GinkgoHelper()
+	Expect(c.Kind).To(Equal(report.KindDisturbance), "cell %s is not a disturbance", c.Describe())
+	Expect(c.Samples).NotTo(BeEmpty(), "cell %s has no samples", c.Describe())
+	for i, s := range c.Samples {
+		Expect(s.Error).To(BeEmpty(), "sample %d of %s", i, c.Describe())
+		Expect(s.FalsePositives).To(BeNumerically(">=", 1), "sample %d of %s: theory says the disturbance outlasts the detector's tolerance, but it survived", i, c.Describe())
+		Expect(s.WindowS).To(BeNumerically(">", 0))
+	}
+	Expect(len(c.Mistakes)).To(BeNumerically(">=", len(c.Samples)))
+	for _, m := range c.Mistakes {
+		Expect(m.EndS).To(BeNumerically(">=", m.StartS), "mistake %+v of %s", m, c.Describe())
+	}
+	Expect(c.FalsePositives).To(BeNumerically(">=", len(c.Samples)))
+}
