@@ -159,8 +159,15 @@ func (d *External) Watch(ctx context.Context, w *harness.Watch) harness.Decision
 }
 
 func (d *External) spec(path, role string, side harness.Side, addr string) harness.ProcSpec {
+	// "peer" is the built-in peer's label, which faults that command the
+	// peer (graceful-close, abortive-close) look for: a foreign peer must
+	// not answer to it, so that they fail at once instead of waiting.
+	label := role
+	if role == "peer" {
+		label = "peer program"
+	}
 	return harness.ProcSpec{
-		Path: path, Label: role, Strict: true, Unprivileged: !d.Privileged,
+		Path: path, Label: label, Strict: true, Unprivileged: !d.Privileged,
 		Env: []string{"HALFOPEN_ROLE=" + role, "HALFOPEN_ADDR=" + addr, "HALFOPEN_CONFIG=" + d.configJSON()},
 	}
 }

@@ -90,7 +90,19 @@ func watchRaw(ctx context.Context, c *net.TCPConn, loop func(s *rawSocket) harne
 	out := make(chan harness.Decision, 1)
 	go func() {
 		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
+		// SIGURG is the Go runtime's own goroutine preemption signal: sent to
+		// a thread whose goroutine is about to enter select(), it interrupts
+		// it with EINTR (Go 1.14 release notes). The reference text allows a
+		// program to mask the signals it expects at start; this one is the
+		// runtime's, not the experiment's, so the thread blocks it, and only
+		// the signals the program did not expect remain. The thread is not
+		// handed back with the mask changed: it exits with the goroutine.
+		var urg unix.Sigset_t
+		urg.Val[(unix.SIGURG-1)/64] |= 1 << ((uint(unix.SIGURG) - 1) % 64)
+		if err := unix.PthreadSigmask(unix.SIG_BLOCK, &urg, nil); err != nil {
+			out <- harness.Decide("error: block SIGURG: " + err.Error())
+			return
+		}
 		out <- loop(s)
 	}()
 	d := <-out

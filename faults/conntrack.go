@@ -53,8 +53,8 @@ func conntrackFlows(lab *harness.Lab) ([]*netlink.ConntrackFlow, error) {
 	return out, nil
 }
 
-// forgetFlows deletes the router's conntrack entries of the watched flows
-// (TCP to the listener's port), or flushes the whole table when all is set,
+// forgetFlows deletes the router's conntrack entry of the watched data
+// flow (TCP from the dialer's data port to the listener's port), or flushes the whole table when all is set,
 // and returns how many entries went (unknown, -1, for a flush).
 func forgetFlows(lab *harness.Lab, all bool) (int, error) {
 	h, err := conntrackHandle(lab, harness.Router)
@@ -74,6 +74,15 @@ func forgetFlows(lab *harness.Lab, all bool) (int, error) {
 	}
 	if err := filter.AddPort(netlink.ConntrackOrigDstPort, harness.ListenPort); err != nil {
 		return 0, fmt.Errorf("conntrack filter: %w", err)
+	}
+	// Only the data connection, as an idle-timeout eviction would forget
+	// it: a detector's second connection (a dedicated heart-beat) keeps its
+	// state. A foreign program that did not report its local port leaves
+	// every connection to the listener in scope.
+	if lab.DataPort != 0 {
+		if err := filter.AddPort(netlink.ConntrackOrigSrcPort, lab.DataPort); err != nil {
+			return 0, fmt.Errorf("conntrack filter: %w", err)
+		}
 	}
 	n, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, netlink.FAMILY_V4, filter)
 	if err != nil {

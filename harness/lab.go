@@ -108,6 +108,10 @@ type Lab struct {
 	Via netip.AddrPort
 	// PathName says which path Via is ("direct" or "toxiproxy").
 	PathName string
+	// DataPort is the dialing end's local port of the data connection (the
+	// first one), 0 when its program did not say: with the listener's port
+	// it singles out the watched flow among the connections between the hosts.
+	DataPort uint16
 	// Side is the sample's side, set before a fault's Prepare runs (a proxy
 	// listens facing whichever end dials).
 	Side Side

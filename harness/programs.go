@@ -28,7 +28,7 @@ func endPrograms(c *Cell, p *pair, out *measured) {
 			continue
 		}
 		if err := proc.ProtocolErr(); err != nil && problem == nil {
-			problem = fmt.Errorf("the %s printed a %v", proc.Label, err)
+			problem = fmt.Errorf("the %s broke protocol v1: %v", proc.Label, err)
 		}
 		if stopHung(proc, ProgramGrace) && problem == nil {
 			problem = fmt.Errorf("the %s (pid %d) was still running %v after SIGTERM and was killed", proc.Label, proc.Pid(), ProgramGrace)

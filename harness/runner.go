@@ -484,8 +484,20 @@ func (m *Matrix) startPair(ctx context.Context, lab *Lab, c *Cell, reconnect boo
 	}
 	lab.Agents[Watcher], lab.Agents[Peer] = p.watcher, p.peer
 	for _, proc := range []*Process{p.watcher, p.peer} {
-		if _, err := proc.WaitEvent(setupCtx, EventConnected); err != nil {
+		ev, err := proc.WaitEvent(setupCtx, EventConnected)
+		if err != nil {
 			return nil, fmt.Errorf("connection never established: %w", err)
+		}
+		// The dialing end's local port names the data connection in the
+		// router's conntrack table (its original source port, before NAT).
+		dialer := p.watcher
+		if side == SideServer {
+			dialer = p.peer
+		}
+		if proc == dialer {
+			if ap, err := netip.ParseAddrPort(ev.Local); err == nil {
+				lab.DataPort = ap.Port()
+			}
 		}
 	}
 	return p, nil

@@ -1,0 +1,84 @@
+package suites
+
+import (
+	"os"
+	"os/exec"
+	"sort"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/halfopen/halfopen/harness"
+)
+
+// Profile returns the suite profile: $PROFILE, or "quick".
+func Profile() string { return profile() }
+
+// BuildExamples builds the C example detectors with `make -C dir` and fails
+// the spec with make's output if it cannot.
+func BuildExamples(dir string) {
+	GinkgoHelper()
+	out, err := exec.Command("make", "-C", dir).CombinedOutput()
+	Expect(err).NotTo(HaveOccurred(), "make -C %s: %s", dir, out)
+}
+
+// ExpectTwin asserts that an implementation of a strategy in another
+// language (twin) does what halfopen's own detector (ref) does on the same
+// fault and side: no error; when ref's theory says "never", no detection;
+// otherwise every sample detected inside ref's predicted range widened by
+// tolerance on each side, and the two medians no further apart than the
+// range's width plus tolerance.
+func ExpectTwin(ref, twin *harness.Cell, tolerance time.Duration) {
+	GinkgoHelper()
+	Expect(twin.Samples).NotTo(BeEmpty(), "cell %s has no samples", twin.Describe())
+	for i, s := range twin.Samples {
+		Expect(s.Error).To(BeEmpty(), "sample %d of %s", i, twin.Describe())
+		if ref.Expect == "never" {
+			Expect(s.Detected).To(BeFalse(), "sample %d of %s decided %q, where %s never does", i, twin.Describe(), s.Reason, ref.Describe())
+			continue
+		}
+		Expect(s.Detected).To(BeTrue(), "sample %d of %s: not detected within %v (%s)", i, twin.Describe(), twin.Budget, s.Reason)
+		got := time.Duration(*s.Seconds * float64(time.Second))
+		lo, hi := ref.Prediction.Lo-tolerance, ref.Prediction.Hi+tolerance
+		Expect(got).To(And(BeNumerically(">=", lo), BeNumerically("<=", hi)),
+			"sample %d of %s: %v outside its twin %s's predicted [%v, %v] ± %v", i, twin.Describe(), got, ref.Describe(), ref.Prediction.Lo, ref.Prediction.Hi, tolerance)
+	}
+	if ref.Expect == "never" {
+		return
+	}
+	mr, mt := medianSeconds(ref), medianSeconds(twin)
+	width := ref.Prediction.Hi - ref.Prediction.Lo + tolerance
+	Expect(time.Duration((mr-mt)*float64(time.Second)).Abs()).To(BeNumerically("<=", width),
+		"median %s %.3f s against %s %.3f s: more than %v apart", twin.Describe(), mt, ref.Describe(), mr, width)
+}
+
+// ExpectCensored asserts that no sample of a detection cell decided.
+func ExpectCensored(c *harness.Cell) {
+	GinkgoHelper()
+	Expect(c.Samples).NotTo(BeEmpty(), "cell %s has no samples", c.Describe())
+	for i, s := range c.Samples {
+		Expect(s.Error).To(BeEmpty(), "sample %d of %s", i, c.Describe())
+		Expect(s.Detected).To(BeFalse(), "sample %d of %s decided %q, where theory says it never does", i, c.Describe(), s.Reason)
+	}
+}
+
+func medianSeconds(c *harness.Cell) float64 {
+	var xs []float64
+	for _, s := range c.Samples {
+		if s.Seconds != nil {
+			xs = append(xs, *s.Seconds)
+		}
+	}
+	if len(xs) == 0 {
+		return 0
+	}
+	sort.Float64s(xs)
+	return xs[len(xs)/2]
+}
+
+// Executable reports whether path is an executable file.
+func Executable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+}
