@@ -677,17 +677,28 @@ func waitQuiet(ctx context.Context, w *Process, until int64) (Event, bool) {
 	}
 }
 
+// decisionGrace is how long a decision stamped before the budget's end may
+// take to reach the orchestrator (a loaded machine delays the pipe, not the stamp).
+const decisionGrace = 250 * time.Millisecond
+
 // waitDecision waits for the watcher's "dead" until the budget after the
 // injection; a sample with no decision in time is censored.
 func waitDecision(ctx context.Context, w *Process, at int64, budget time.Duration, s report.Sample) report.Sample {
-	deadline := time.NewTimer(time.Duration(at + int64(budget) - Now()))
+	end := at + int64(budget)
+	deadline := time.NewTimer(time.Duration(end - Now()))
 	defer deadline.Stop()
+	// The decision's own instant, not its arrival, says whether it came in
+	// time: after the deadline, events already on their way are read for a
+	// grace period, and one stamped before the deadline still counts.
+	var grace <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			s.Reason, s.Error = "error", "interrupted: "+context.Cause(ctx).Error()
 			return s
 		case <-deadline.C:
+			grace = time.After(decisionGrace)
+		case <-grace:
 			s.Reason = "budget"
 			return s
 		case ev, ok := <-w.Events():
@@ -699,6 +710,10 @@ func waitDecision(ctx context.Context, w *Process, at int64, budget time.Duratio
 			case EventDead:
 				if ev.TNs < at {
 					s.Reason, s.Error = "error", fmt.Sprintf("the watcher decided %q %.3f s before the fault", ev.Reason, Seconds(at-ev.TNs))
+					return s
+				}
+				if ev.TNs > end {
+					s.Reason = "budget"
 					return s
 				}
 				secs := Seconds(ev.TNs - at)

@@ -22,6 +22,7 @@ import re
 import signal
 import socket
 import sys
+import threading
 import time
 
 
@@ -49,9 +50,26 @@ def whole_seconds(config, key, default):
     return max(1, math.ceil(go_duration(config.get(key, default)) - 1e-9))
 
 
+def exit_on_term():
+    """End the process when SIGTERM or SIGINT comes, whatever it is doing.
+
+    Both are blocked in every thread and taken by sigwait() in a thread of
+    their own: a Python-level handler runs only between bytecodes, so one
+    that arrives just before a blocking call (pause, recv) would be noticed
+    too late, or never.
+    """
+    sigs = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+
+    def wait():
+        signal.sigwait(sigs)
+        os._exit(0)
+
+    threading.Thread(target=wait, daemon=True).start()
+
+
 def main():
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    signal.signal(signal.SIGINT, lambda *_: os._exit(0))
+    exit_on_term()
     for s in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM, signal.SIGWINCH):
         signal.signal(s, lambda *_: None)  # survive a signal storm
 
@@ -122,7 +140,7 @@ def main():
                 break
         conn.close()
         if not reconnect:
-            signal.pause()  # wait for SIGTERM
+            threading.Event().wait()  # until SIGTERM ends the process
 
 
 if __name__ == "__main__":
