@@ -18,9 +18,9 @@ import (
 
 // readUntilEnd reads c until a read fails or returns end of stream and
 // returns the decision at that instant: "EOF" for a FIN, the errno's name
-// otherwise (ECONNRESET, ETIMEDOUT, ...). onData, if set, is called after
-// every successful read. Go retries EINTR itself, as read-eof demands.
-func readUntilEnd(ctx context.Context, c *net.TCPConn, onData func()) harness.Decision {
+// otherwise (ECONNRESET, ETIMEDOUT, ...). onData, if set, is handed every
+// chunk read. Go retries EINTR itself, as read-eof demands.
+func readUntilEnd(ctx context.Context, c *net.TCPConn, onData func([]byte)) harness.Decision {
 	stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	buf := make([]byte, 64*1024)
@@ -34,7 +34,7 @@ func readUntilEnd(ctx context.Context, c *net.TCPConn, onData func()) harness.De
 			return d
 		}
 		if onData != nil {
-			onData()
+			onData(buf[:n])
 		}
 	}
 }

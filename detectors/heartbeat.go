@@ -47,7 +47,7 @@ func heartbeat(ctx context.Context, c *net.TCPConn, interval time.Duration, miss
 	hb := newHeartbeatClock(time.Duration(misses)*interval, harness.Now())
 	return decideFirst(ctx,
 		func(ctx context.Context) harness.Decision {
-			return readUntilEnd(ctx, c, func() { hb.heard(harness.Now()) })
+			return readUntilEnd(ctx, c, func([]byte) { hb.heard(harness.Now()) })
 		},
 		func(ctx context.Context) harness.Decision {
 			t := time.NewTicker(interval)

@@ -58,7 +58,7 @@ func (d *PhiAccrual) Watch(ctx context.Context, w *harness.Watch) harness.Decisi
 	hist := newPhiHistory(d.Window, d.Interval, harness.Now())
 	return decideFirst(ctx,
 		func(ctx context.Context) harness.Decision {
-			return readUntilEndData(ctx, c, func(b []byte) {
+			return readUntilEnd(ctx, c, func(b []byte) {
 				now := harness.Now()
 				for range bytes.Count(b, []byte{pongByte}) {
 					hist.heard(now)
@@ -194,25 +194,4 @@ func (h *phiHistory) stdMs() float64 {
 	defer h.mu.Unlock()
 	_, s := h.stats()
 	return s / 1e6
-}
-
-// readUntilEndData is readUntilEnd handing each chunk read to onData.
-func readUntilEndData(ctx context.Context, c interface {
-	Read([]byte) (int, error)
-	SetReadDeadline(time.Time) error
-}, onData func([]byte)) harness.Decision {
-	stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
-	buf := make([]byte, 64*1024)
-	for {
-		n, err := c.Read(buf)
-		if err != nil || n == 0 {
-			d := harness.Decide(harness.ErrnoName(err))
-			if ctx.Err() != nil {
-				return harness.Decision{}
-			}
-			return d
-		}
-		onData(buf[:n])
-	}
 }

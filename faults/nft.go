@@ -95,19 +95,9 @@ func (r *ruleSet) remove() (int64, error) {
 
 // counters sums the packets and bytes counted by the fault's rules.
 func (r *ruleSet) counters() (packets, bytes uint64, err error) {
-	for _, c := range r.chains {
-		rules, gerr := r.conn.GetRules(r.table, c)
-		if gerr != nil {
-			return 0, 0, fmt.Errorf("%s: read counters in %s: %w", r.tag, r.role, gerr)
-		}
-		for _, rule := range rules {
-			for _, e := range rule.Exprs {
-				if ctr, ok := e.(*expr.Counter); ok {
-					packets += ctr.Packets
-					bytes += ctr.Bytes
-				}
-			}
-		}
+	packets, bytes, err = harness.SumCounters(r.conn, r.table, nil, r.chains...)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s in %s: %w", r.tag, r.role, err)
 	}
 	return packets, bytes, nil
 }
@@ -219,23 +209,10 @@ func (r *ruleSet) ruleNamed(c *nftables.Chain, name string, then []expr.Any, mat
 // counterOf returns the packets counted by the rules tagged with name by
 // ruleNamed.
 func (r *ruleSet) counterOf(name string) (uint64, error) {
-	var packets uint64
 	want := "halfopen:" + r.tag + ":" + name
-	for _, c := range r.chains {
-		rules, err := r.conn.GetRules(r.table, c)
-		if err != nil {
-			return 0, fmt.Errorf("%s: read counters in %s: %w", r.tag, r.role, err)
-		}
-		for _, rule := range rules {
-			if string(rule.UserData) != want {
-				continue
-			}
-			for _, e := range rule.Exprs {
-				if ctr, ok := e.(*expr.Counter); ok {
-					packets += ctr.Packets
-				}
-			}
-		}
+	packets, _, err := harness.SumCounters(r.conn, r.table, func(rule *nftables.Rule) bool { return string(rule.UserData) == want }, r.chains...)
+	if err != nil {
+		return 0, fmt.Errorf("%s in %s: %w", r.tag, r.role, err)
 	}
 	return packets, nil
 }

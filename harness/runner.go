@@ -104,6 +104,15 @@ type Progress struct {
 	Sample      report.Sample
 }
 
+// String is the progress line: "[done/total] cell: sample".
+func (p Progress) String() string {
+	what := "calibration"
+	if p.Cell != nil {
+		what = p.Cell.Describe()
+	}
+	return fmt.Sprintf("[%d/%d] %s: %s", p.Done, p.Total, what, p.Sample.Summary())
+}
+
 // Resolve parses and checks a cell without touching the machine, so that
 // bad input is refused before any lab exists.
 func Resolve(c CellConfig) (*Cell, error) {
@@ -505,7 +514,7 @@ func (m *Matrix) startPair(ctx context.Context, lab *Lab, c *Cell, reconnect boo
 
 // prepareLab sets the cell's kernel parameters and lets the fault arrange
 // the path before any connection exists.
-func (m *Matrix) prepareLab(ctx context.Context, lab *Lab, c *Cell) error {
+func (m *Matrix) prepareLab(ctx context.Context, lab *Lab, c *Cell, flt Fault) error {
 	lab.Side = c.Config.Side
 	if len(c.Config.Sysctls) > 0 {
 		for _, r := range []Role{Peer, Router, Watcher} {
@@ -534,7 +543,7 @@ func (m *Matrix) prepareLab(ctx context.Context, lab *Lab, c *Cell) error {
 		}
 		m.noteSysctls("watcher-default/", read)
 	}
-	if p, ok := c.Fault.(Preparer); ok {
+	if p, ok := flt.(Preparer); ok {
 		if err := p.Prepare(ctx, lab); err != nil {
 			return fmt.Errorf("prepare %s: %w", c.FaultSpec, err)
 		}
@@ -586,7 +595,14 @@ func (m *Matrix) measure(ctx context.Context, j job) (out measured) {
 		return out
 	}
 	defer lab.Close()
-	if err := m.prepareLab(ctx, lab, c); err != nil {
+	// Each sample gets its own fault, so a fault may keep what it installed
+	// in its fields while samples of the same cell run in parallel labs.
+	flt, _, err := NewFault(c.FaultSpec.String())
+	if err != nil {
+		out.Sample = errSample(j.seed, "%v", err)
+		return out
+	}
+	if err := m.prepareLab(ctx, lab, c, flt); err != nil {
 		out.Sample = errSample(j.seed, "%v", err)
 		return out
 	}
@@ -601,7 +617,7 @@ func (m *Matrix) measure(ctx context.Context, j job) (out measured) {
 		defer func() { endPrograms(c, p, &out) }()
 	}
 	out.path = lab.PathName
-	if n, ok := c.Fault.(interface{ Note(*Lab) string }); ok {
+	if n, ok := flt.(interface{ Note(*Lab) string }); ok {
 		out.note = n.Note(lab)
 	}
 	// Warm-up: the peer (the reference text's client "sending at irregular
@@ -633,14 +649,14 @@ func (m *Matrix) measure(ctx context.Context, j job) (out measured) {
 		out.Sample = errSample(j.seed, "the watcher decided %q before the fault (a false positive while healthy)", ev.Reason)
 		return out
 	}
-	heal, at, err := c.Fault.Inject(ctx, lab)
+	heal, at, err := flt.Inject(ctx, lab)
 	if err != nil {
 		out.Sample = errSample(j.seed, "inject %s: %v", c.FaultSpec, err)
 		return out
 	}
 	base := report.Sample{Seed: j.seed, IdleS: idle.Seconds(), InjectedNs: at}
 	if c.Kind == report.KindDisturbance {
-		return m.observe(ctx, lab, c, p, heal, at, base, out)
+		return m.observe(ctx, lab, c, flt, p, heal, at, base, out)
 	}
 	out.Sample = waitDecision(ctx, p.watcher, at, c.Budget, base)
 	if saw, ok := c.Detector.(interface{ PeerSaw(*Process) string }); ok {
@@ -731,9 +747,9 @@ func waitDecision(ctx context.Context, w *Process, at int64, budget time.Duratio
 // connection is watched for as long again plus the budget, and every
 // decision is a false positive, with its duration until the watcher is
 // connected again.
-func (m *Matrix) observe(ctx context.Context, lab *Lab, c *Cell, p *pair, heal Heal, at int64, s report.Sample, out measured) measured {
+func (m *Matrix) observe(ctx context.Context, lab *Lab, c *Cell, flt Fault, p *pair, heal Heal, at int64, s report.Sample, out measured) measured {
 	window := time.Duration(0)
-	if w, ok := c.Fault.(Windowed); ok {
+	if w, ok := flt.(Windowed); ok {
 		window = w.Window()
 	}
 	tail := c.Config.Budget

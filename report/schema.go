@@ -33,7 +33,10 @@
 // Merge joins the shards of one run.
 package report
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // SchemaV1 is the value of Report.Schema for this version of the contract.
 const SchemaV1 = "halfopen.report/v1"
@@ -186,4 +189,16 @@ type Overhead struct {
 	BytesPerConnMin   float64 `json:"bytes_per_conn_min"`
 	WatcherCPUPercent float64 `json:"watcher_cpu_percent,omitempty"`
 	WindowS           float64 `json:"window_s,omitempty"`
+}
+
+// Summary is one line for a sample: its time and reason, "budget" when it
+// was censored, or its error.
+func (s Sample) Summary() string {
+	switch {
+	case s.Error != "":
+		return "error: " + s.Error
+	case s.Detected && s.Seconds != nil:
+		return fmt.Sprintf("%.3fs %s", *s.Seconds, s.Reason)
+	}
+	return s.Reason
 }

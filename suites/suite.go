@@ -86,11 +86,7 @@ func RunCells(ctx context.Context, name string, configs []harness.CellConfig, po
 		Expect(w.Update(func(r *report.Report) { r.Shard = s })).To(Succeed())
 	}
 	m, err := harness.NewMatrix(run, configs, harness.Options{Pool: pool, Seed: 42, Report: w, Progress: func(p harness.Progress) {
-		what := "calibration"
-		if p.Cell != nil {
-			what = p.Cell.Describe()
-		}
-		line := fmt.Sprintf("[%s %d/%d] %s: %s\n", name, p.Done, p.Total, what, sampleText(p.Sample))
+		line := name + " " + p.String() + "\n"
 		GinkgoWriter.Print(line)
 		if os.Getenv("HALFOPEN_PROGRESS") == "1" {
 			// make test-faults shows every sample as it lands.
@@ -130,16 +126,6 @@ func profile() string {
 		return p
 	}
 	return "quick"
-}
-
-func sampleText(s report.Sample) string {
-	switch {
-	case s.Error != "":
-		return "error: " + s.Error
-	case s.Detected:
-		return fmt.Sprintf("%.3fs %s", *s.Seconds, s.Reason)
-	}
-	return s.Reason
 }
 
 // Find returns the cell for a detector, fault and side.

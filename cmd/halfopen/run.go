@@ -178,11 +178,7 @@ func newProgress(w io.Writer) *progress {
 func (p *progress) update(pr harness.Progress) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	what := "calibration"
-	if pr.Cell != nil {
-		what = pr.Cell.Describe()
-	}
-	line := fmt.Sprintf("[%d/%d] %s: %s", pr.Done, pr.Total, what, sampleText(pr.Sample))
+	line := pr.String()
 	if p.tty {
 		fmt.Fprintf(p.w, "\r\033[K%s", line)
 	} else {
@@ -193,16 +189,5 @@ func (p *progress) update(pr harness.Progress) {
 func (p *progress) finish() {
 	if p.tty {
 		fmt.Fprint(p.w, "\r\033[K")
-	}
-}
-
-func sampleText(s report.Sample) string {
-	switch {
-	case s.Error != "":
-		return "error: " + s.Error
-	case s.Detected:
-		return fmt.Sprintf("%.3fs %s", *s.Seconds, s.Reason)
-	default:
-		return s.Reason
 	}
 }
