@@ -44,7 +44,7 @@ test: vet unit suites
 test-faults: build
 	@mkdir -p $(REPORTS)
 	@rm -f $(REPORTS)/suite-*.json
-	PROFILE=$(PROFILE) HALFOPEN_SAMPLES=$(HALFOPEN_SAMPLES) HALFOPEN_REPORT_DIR=$(abspath $(REPORTS)) HALFOPEN_PROGRESS=1 \
+	PROFILE=$(PROFILE) HALFOPEN_SAMPLES=$(HALFOPEN_SAMPLES) HALFOPEN_REPORT_DIR=$(abspath $(REPORTS)) \
 		$(GINKGO) -r --keep-going --timeout=60m --poll-progress-after=120s -v $(SUITES) ; \
 		status=$$?; \
 		$(MAKE) -s report || exit 1; \

@@ -119,7 +119,7 @@ var (
 	knownKinds   = []string{KindDetection, KindDisturbance, KindCalibration}
 	knownSides   = []string{"client", "server"}
 	knownPaths   = []string{"", "direct", "toxiproxy"}
-	knownExpects = []string{"", "detect", "never"}
+	knownExpects = []string{"", "detect", "never", "survive"}
 )
 
 func isOneOf(s string, set []string) bool {

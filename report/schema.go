@@ -123,7 +123,8 @@ type Cell struct {
 	PredictedS    *[2]float64 `json:"predicted_s"` // null when theory predicts no detection
 	PredictedRule string      `json:"predicted_rule,omitempty"`
 	// Expect is what theory says this fault does to this detector:
-	// "detect", "never" (must be censored) or "" (no claim).
+	// "detect", "never" (must be censored), "survive" (a disturbance: every
+	// decision is a false positive) or "" (no claim).
 	Expect  string   `json:"expect,omitempty"`
 	Reasons []string `json:"reasons,omitempty"` // the reasons theory allows when it detects
 

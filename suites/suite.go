@@ -86,12 +86,8 @@ func RunCells(ctx context.Context, name string, configs []harness.CellConfig, po
 		Expect(w.Update(func(r *report.Report) { r.Shard = s })).To(Succeed())
 	}
 	m, err := harness.NewMatrix(run, configs, harness.Options{Pool: pool, Seed: 42, Report: w, Progress: func(p harness.Progress) {
-		line := name + " " + p.String() + "\n"
-		GinkgoWriter.Print(line)
-		if os.Getenv("HALFOPEN_PROGRESS") == "1" {
-			// make test-faults shows every sample as it lands.
-			fmt.Fprint(os.Stderr, line)
-		}
+		// Streamed as it lands under `ginkgo -v` (make test-faults).
+		GinkgoWriter.Println(name + " " + p.String())
 	}})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(m.Run(ctx)).To(Succeed())
@@ -99,6 +95,9 @@ func RunCells(ctx context.Context, name string, configs []harness.CellConfig, po
 		Expect(w.Update(func(r *report.Report) { fn(m.Cells(), r) })).To(Succeed())
 	}
 	Expect(w.Close()).To(Succeed())
+	// What the harness writes, the validating reader must accept.
+	_, err = report.Read(path)
+	Expect(err).NotTo(HaveOccurred(), "the suite's own report does not pass the reader")
 	exp := gmeasure.NewExperiment(name)
 	for _, c := range m.Cells() {
 		if c.Kind != report.KindDetection {
