@@ -24,7 +24,19 @@ func init() {
 
 // Inject installs the drops.
 func (f *Blackhole) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	rs, err := newRuleSet(lab, harness.Router, "blackhole")
+	rs, at, err := dropEverything(lab, "blackhole")
+	if err != nil {
+		return nil, 0, err
+	}
+	f.rules = rs
+	return func(context.Context) (int64, error) { return rs.remove() }, at, nil
+}
+
+// dropEverything makes the router drop, silently, every packet that arrives
+// from either host (prerouting at raw priority, before routing, so no ICMP
+// error is generated) and every packet it sends them itself (a proxy's).
+func dropEverything(lab *harness.Lab, tag string) (*ruleSet, int64, error) {
+	rs, err := newRuleSet(lab, harness.Router, tag)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -38,8 +50,7 @@ func (f *Blackhole) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal,
 	if err != nil {
 		return nil, 0, err
 	}
-	f.rules = rs
-	return func(context.Context) (int64, error) { return rs.remove() }, at, nil
+	return rs, at, nil
 }
 
 // Effect is silence, or a transient outage with `for`.
