@@ -229,29 +229,40 @@ func TestLocalCablePull(t *testing.T) {
 	}
 }
 
-// TestRouterRestart: the router's ports go down, its conntrack entries go,
-// and a tolerant detector survives a short outage.
+// TestRouterRestart: the router forwards nothing (drops counted, or its
+// ports down with carrier=true), its conntrack entries go, and a tolerant
+// detector survives a short outage.
 func TestRouterRestart(t *testing.T) {
-	ctx, lab := newFaultLab(t)
-	f := mustFault(t, "router-restart:outage=300ms")
-	connectFault(t, ctx, lab, f, "heartbeat-inband:interval=200ms,misses=10", harness.SideClient)
-	heal, at := inject(t, ctx, lab, f)
-	r := lab.Host(harness.Router)
-	for _, name := range []string{harness.RouterPeerLink, harness.RouterWatchLink} {
-		l, err := r.Link.LinkByName(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if l.Attrs().Flags&1 != 0 {
-			t.Errorf("router %s still up during the restart", name)
-		}
-	}
-	time.Sleep(300 * time.Millisecond)
-	if _, err := heal(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if reason, _ := waitVerdict(t, lab, at, 3*time.Second); reason != "" {
-		t.Errorf("the connection did not survive a 300 ms router restart: %q", reason)
+	for _, carrier := range []bool{false, true} {
+		t.Run(fmt.Sprintf("carrier=%v", carrier), func(t *testing.T) {
+			ctx, lab := newFaultLab(t)
+			f := mustFault(t, fmt.Sprintf("router-restart:outage=300ms,carrier=%v", carrier))
+			connectFault(t, ctx, lab, f, "heartbeat-inband:interval=200ms,misses=10", harness.SideClient)
+			heal, at := inject(t, ctx, lab, f)
+			r := lab.Host(harness.Router)
+			for _, name := range []string{harness.RouterPeerLink, harness.RouterWatchLink} {
+				l, err := r.Link.LinkByName(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if up := l.Attrs().Flags&1 != 0; up == carrier {
+					t.Errorf("router %s up=%v during a restart with carrier=%v", name, up, carrier)
+				}
+			}
+			time.Sleep(300 * time.Millisecond)
+			if !carrier {
+				dropped, _, err := f.(*RouterRestart).Counters()
+				if err != nil || dropped == 0 {
+					t.Errorf("the restarting router dropped %d packets (%v) while 200 ms pings ran for 300 ms", dropped, err)
+				}
+			}
+			if _, err := heal(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if reason, _ := waitVerdict(t, lab, at, 3*time.Second); reason != "" {
+				t.Errorf("the connection did not survive a 300 ms router restart: %q", reason)
+			}
+		})
 	}
 }
 

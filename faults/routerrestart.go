@@ -28,6 +28,8 @@ import (
 type RouterRestart struct {
 	Outage  time.Duration `param:"outage" default:"1s" min:"1ms" help:"how long the router forwards nothing"`
 	Carrier bool          `param:"carrier" default:"false" help:"true: the hosts' NICs lose carrier (attached straight to the router's ports)"`
+
+	rules *ruleSet
 }
 
 func init() {
@@ -42,6 +44,7 @@ func (f *RouterRestart) Inject(ctx context.Context, lab *harness.Lab) (harness.H
 		if err != nil {
 			return nil, 0, err
 		}
+		f.rules = rs
 		if _, err := forgetFlows(lab, true); err != nil {
 			return nil, 0, err
 		}
@@ -70,3 +73,11 @@ func (f *RouterRestart) Effect() harness.Effect { return harness.EffectTransient
 
 // Window is the outage.
 func (f *RouterRestart) Window() time.Duration { return f.Outage }
+
+// Counters returns what the restarting router dropped (carrier=false).
+func (f *RouterRestart) Counters() (uint64, uint64, error) {
+	if f.rules == nil {
+		return 0, 0, errors.New("router-restart with carrier=true drops nothing with nftables: its ports are down")
+	}
+	return f.rules.counters()
+}
