@@ -33,7 +33,7 @@ type RouterRestart struct {
 }
 
 func init() {
-	harness.RegisterFault("router-restart", "the router's ports go down and its conntrack state is lost for `outage`, then it recovers", &RouterRestart{})
+	harness.RegisterFault("router-restart", "the router forwards nothing and forgets its conntrack state for `outage`, then recovers (carrier=true: its ports go down)", &RouterRestart{})
 }
 
 // Inject stops the router's forwarding (drops, or both ports down with
