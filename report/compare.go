@@ -113,8 +113,12 @@ func (r CompareResult) Regressions() []CellComparison {
 //   - detection cells that theory does not expect to be censored
 //     (Expect != "never"): a larger fraction of censored samples in new is a
 //     regression, whatever the test says, since it is a missed death.
-//   - disturbance cells: more false positives per connection-hour in new
-//     (per count when either cell observed no time) is a regression.
+//   - disturbance cells: false positives are compared as Poisson rates per
+//     observed connection-hour with the exact conditional binomial test
+//     (given k1+k2 mistakes, k2 ~ Binomial(k1+k2, t2/(t1+t2)) when the rates
+//     are equal; equal exposures when either is unknown). A regression is a
+//     one-sided p < Alpha and a rate at least 1+MinEffectRatio times the
+//     old one; an improvement is the same the other way.
 //
 // Cells present in only one report are listed but are neither.
 func Compare(old, new *Report, opt CompareOptions) CompareResult {
@@ -170,23 +174,7 @@ func compareCell(k CellKey, oc, nc *Cell, opt CompareOptions) CellComparison {
 		return cc
 	}
 	if k.Kind == KindDisturbance {
-		worse := false
-		if !math.IsNaN(cc.OldFPPerHour) && !math.IsNaN(cc.NewFPPerHour) {
-			worse = cc.NewFPPerHour > cc.OldFPPerHour
-			if worse {
-				cc.Why = append(cc.Why, fmt.Sprintf("false positives rose from %.3g to %.3g per connection-hour", cc.OldFPPerHour, cc.NewFPPerHour))
-			}
-		} else {
-			worse = cc.NewFalsePositives > cc.OldFalsePositives
-			if worse {
-				cc.Why = append(cc.Why, fmt.Sprintf("false positives rose from %d to %d", cc.OldFalsePositives, cc.NewFalsePositives))
-			}
-		}
-		cc.Regression = worse
-		if !worse && cc.NewFalsePositives < cc.OldFalsePositives && (math.IsNaN(cc.NewFPPerHour) || cc.NewFPPerHour < cc.OldFPPerHour) {
-			cc.Improvement = true
-			cc.Why = append(cc.Why, fmt.Sprintf("false positives fell from %d to %d", cc.OldFalsePositives, cc.NewFalsePositives))
-		}
+		compareFalsePositives(&cc, oc, nc, opt)
 		return cc
 	}
 	if len(ov) > 0 && len(nv) > 0 {
@@ -444,4 +432,52 @@ func mdEscape(s string) string {
 	s = strings.ReplaceAll(s, "|", "\\|")
 	s = strings.ReplaceAll(s, "\n", " ")
 	return s
+}
+
+// compareFalsePositives fills the false-positive verdict of a disturbance cell.
+func compareFalsePositives(cc *CellComparison, oc, nc *Cell, opt CompareOptions) {
+	t1, t2 := oc.ObservedConnS, nc.ObservedConnS
+	if t1 <= 0 || t2 <= 0 {
+		t1, t2 = 1, 1
+	}
+	k1, k2 := oc.FalsePositives, nc.FalsePositives
+	r1, r2 := float64(k1)/t1, float64(k2)/t2
+	up := RateIncreaseP(k1, t1, k2, t2)
+	down := RateIncreaseP(k2, t2, k1, t1)
+	cc.P = math.Min(up, down)
+	cc.Test = "exact conditional binomial (Poisson rates)"
+	switch {
+	case up < opt.Alpha && r2 >= r1*(1+opt.MinEffectRatio):
+		cc.Regression = true
+		cc.P = up
+		cc.Why = append(cc.Why, fmt.Sprintf("false positives rose from %d to %d (%.3g to %.3g per connection-hour, p=%.3g)", k1, k2, cc.OldFPPerHour, cc.NewFPPerHour, up))
+	case down < opt.Alpha && r1 >= r2*(1+opt.MinEffectRatio):
+		cc.Improvement = true
+		cc.P = down
+		cc.Why = append(cc.Why, fmt.Sprintf("false positives fell from %d to %d (p=%.3g)", k1, k2, down))
+	}
+}
+
+// RateIncreaseP is the one-sided p-value that a second Poisson process (k2
+// events over exposure t2) has a higher rate than a first (k1 over t1): given
+// n = k1+k2 events, k2 is Binomial(n, t2/(t1+t2)) under equal rates, and p is
+// P(X >= k2), summed exactly in log space.
+func RateIncreaseP(k1 int, t1 float64, k2 int, t2 float64) float64 {
+	n := k1 + k2
+	if n == 0 || k2 == 0 {
+		return 1
+	}
+	q := t2 / (t1 + t2)
+	if q >= 1 {
+		return 1
+	}
+	lq, l1q := math.Log(q), math.Log1p(-q)
+	lgN, _ := math.Lgamma(float64(n + 1))
+	p := 0.0
+	for x := k2; x <= n; x++ {
+		lx, _ := math.Lgamma(float64(x + 1))
+		lnx, _ := math.Lgamma(float64(n - x + 1))
+		p += math.Exp(lgN - lx - lnx + float64(x)*lq + float64(n-x)*l1q)
+	}
+	return math.Min(p, 1)
 }

@@ -93,10 +93,12 @@ func TestCompareCases(t *testing.T) {
 		{"all censored to detected", detectionCell(censored(), censored(), censored(), censored(), censored()), detectionCell(times(3, 3.1, 3.2, 3.3, 3.4)...), false, true, "median"},
 		{"detected to all censored", detectionCell(times(3, 3.1, 3.2, 3.3, 3.4)...), detectionCell(censored(), censored(), censored(), censored(), censored()), true, false, "median 3.2s → > 20s"},
 		{"errors are left out", detectionCell(append(times(3, 3.1, 3.2, 3.3, 3.4), failed("x"))...), detectionCell(append(times(3, 3.1, 3.2, 3.3, 3.4), failed("y"), failed("z"))...), false, false, ""},
-		{"false positives rise", dist(0, 600), dist(2, 600), true, false, "false positives rose"},
+		{"false positives rise", dist(0, 600), dist(8, 600), true, false, "false positives rose"},
+		{"one new false positive is not significant", dist(0, 600), dist(1, 600), false, false, ""},
 		{"false positive rate holds", dist(1, 600), dist(2, 1200), false, false, ""},
-		{"false positives fall", dist(3, 600), dist(0, 600), false, true, "fell"},
-		{"false positives without time", dist(0, 0), dist(1, 0), true, false, "from 0 to 1"},
+		{"a storm's noise is no regression", dist(1242, 9), dist(1259, 9), false, false, ""},
+		{"false positives fall", dist(9, 600), dist(0, 600), false, true, "fell"},
+		{"false positives without time", dist(0, 0), dist(6, 0), true, false, "from 0 to 6"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -279,4 +281,27 @@ func normalU(x, y []float64) float64 {
 	mu := n1 * n2 / 2
 	sigma := math.Sqrt(n1 * n2 * (n1 + n2 + 1) / 12)
 	return math.Erfc((math.Abs(u-mu) - 0.5) / sigma / math.Sqrt2)
+}
+
+func TestRateIncreaseP(t *testing.T) {
+	for _, tc := range []struct {
+		k1     int
+		t1     float64
+		k2     int
+		t2     float64
+		lo, hi float64
+	}{
+		{0, 1, 0, 1, 1, 1},
+		{0, 1, 1, 1, 0.5, 0.5},              // one event, fair coin
+		{0, 1, 10, 1, 0.0009765, 0.0009766}, // 0.5^10
+		{5, 1, 5, 1, 0.62, 0.63},            // P(X>=5 | n=10, q=.5) = 638/1024
+		{10, 1, 10, 3, 0.0, 1},              // more exposure: not higher
+		{1242, 9, 1259, 9, 0.3, 0.4},        // a storm's noise
+		{100, 10, 200, 10, 0, 1e-8},         // doubled
+	} {
+		got := RateIncreaseP(tc.k1, tc.t1, tc.k2, tc.t2)
+		if got < tc.lo || got > tc.hi {
+			t.Errorf("RateIncreaseP(%d/%g, %d/%g) = %g, want in [%g, %g]", tc.k1, tc.t1, tc.k2, tc.t2, got, tc.lo, tc.hi)
+		}
+	}
 }
