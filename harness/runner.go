@@ -645,8 +645,8 @@ func (m *Matrix) measure(ctx context.Context, j job) (out measured) {
 	if !c.Config.FixedIdle {
 		idle = time.Duration(rng.Int64N(int64(MaxRandomIdle) + 1))
 	}
-	if ev, early := waitQuiet(ctx, p.watcher, last+int64(idle)); early {
-		out.Sample = errSample(j.seed, "the watcher decided %q before the fault (a false positive while healthy)", ev.Reason)
+	if err := waitQuiet(ctx, p.watcher, last+int64(idle)); err != nil {
+		out.Sample = errSample(j.seed, "%v", err)
 		return out
 	}
 	heal, at, err := flt.Inject(ctx, lab)
@@ -666,28 +666,28 @@ func (m *Matrix) measure(ctx context.Context, j job) (out measured) {
 }
 
 // waitQuiet waits until the instant `until`, failing early if the watcher
-// decides (or dies) before it.
-func waitQuiet(ctx context.Context, w *Process, until int64) (Event, bool) {
+// decides (a false positive while healthy) or ends before it.
+func waitQuiet(ctx context.Context, w *Process, until int64) error {
 	d := time.Duration(until - Now())
 	if d <= 0 {
-		return Event{}, false
+		return nil
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return Event{}, false
+			return nil
 		case <-t.C:
 			// Sleep the last sub-millisecond on the clock itself.
 			SleepUntil(until)
-			return Event{}, false
+			return nil
 		case ev, ok := <-w.Events():
 			if !ok {
-				return Event{Reason: "the watcher exited"}, true
+				return w.endedError("before the fault")
 			}
 			if ev.Event == EventDead {
-				return ev, true
+				return fmt.Errorf("the watcher decided %q before the fault (a false positive while healthy)", ev.Reason)
 			}
 		}
 	}
