@@ -270,6 +270,7 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 // tailBuffer keeps the last 4 KiB written to it.
 type tailBuffer struct{ b []byte }
 
+// Write keeps p, dropping what falls out of the last 4 KiB.
 func (t *tailBuffer) Write(p []byte) (int, error) {
 	t.b = append(t.b, p...)
 	if over := len(t.b) - 4096; over > 0 {
@@ -278,6 +279,7 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// String returns what is kept.
 func (t *tailBuffer) String() string { return string(t.b) }
 
 type lockedWriter struct {
@@ -285,6 +287,7 @@ type lockedWriter struct {
 	w  io.Writer
 }
 
+// Write writes p under the lock.
 func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -33,7 +33,10 @@ type exitError struct {
 	err  error
 }
 
+// Error is the one sentence shown to the user.
 func (e *exitError) Error() string { return e.err.Error() }
+
+// Unwrap gives the underlying error to errors.Is and errors.As.
 func (e *exitError) Unwrap() error { return e.err }
 
 // badInput marks an error as the user's input (exit 2).
