@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -126,8 +125,8 @@ func Collect(left []Leftover) error {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		if err := netns.DeleteNamed(l.Namespace); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("delete namespace %s: %w", l.Namespace, err))
+		if err := deleteNamespace(l.Namespace); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -117,6 +117,8 @@ type Lab struct {
 	Side Side
 
 	closers []func() error
+	// building is held while the lab's namespaces and links are made.
+	building sync.Mutex
 }
 
 // OnClose registers a cleanup that Close runs before the hosts go, in
@@ -360,6 +362,11 @@ func (l *Lab) DestroyHost(role Role) error {
 // RebootHost makes a destroyed host again, with the same name, addresses and
 // MAC, and no memory of any connection.
 func (l *Lab) RebootHost(role Role) error {
+	l.building.Lock()
+	defer l.building.Unlock()
+	if l.closed.Load() {
+		return fmt.Errorf("lab %s is closed", l.ID)
+	}
 	if l.Host(role) != nil {
 		return fmt.Errorf("lab %s: host %s still exists", l.ID, role)
 	}
@@ -402,8 +409,8 @@ func (h *Host) release() error {
 	if h.NS >= 0 {
 		errs = append(errs, h.NS.Close())
 	}
-	if err := netns.DeleteNamed(h.Name); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.EINVAL) {
-		errs = append(errs, fmt.Errorf("delete namespace %s: %w", h.Name, err))
+	if err := deleteNamespace(h.Name); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -414,6 +421,8 @@ func (l *Lab) Close() error {
 	if l.closed.Swap(true) {
 		return nil
 	}
+	l.building.Lock()
+	defer l.building.Unlock()
 	var errs []error
 	l.mu.Lock()
 	closers := l.closers
@@ -449,10 +458,16 @@ func (l *Lab) Close() error {
 // newLab builds a lab: three namespaces, two veth links, addresses, routes.
 func newLab(ctx context.Context, run *Run, id string) (*Lab, error) {
 	l := &Lab{ID: id, run: run, hosts: map[Role]*Host{}, Agents: map[Role]*Process{}}
-	run.remember(l)
+	if err := run.remember(l); err != nil {
+		return nil, err
+	}
 	fail := func(err error) (*Lab, error) {
+		l.building.Unlock()
 		return nil, errors.Join(err, l.Close())
 	}
+	// Close waits for the build to end, so that a lab torn down by a
+	// signal while its namespaces are being made leaves none behind.
+	l.building.Lock()
 	if err := ctx.Err(); err != nil {
 		return fail(err)
 	}
@@ -464,5 +479,23 @@ func newLab(ctx context.Context, run *Run, id string) (*Lab, error) {
 			return fail(err)
 		}
 	}
+	l.building.Unlock()
+	if l.closed.Load() {
+		return nil, fmt.Errorf("lab %s: closed while it was being built", l.ID)
+	}
 	return l, nil
+}
+
+// deleteNamespace unmounts and removes a namespace's name under /run/netns.
+// A name whose bind mount never happened (a creation cut short) is only a
+// file, and is removed all the same.
+func deleteNamespace(name string) error {
+	path := nsMountDirectory + "/" + name
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("unmount namespace %s: %w", name, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove namespace %s: %w", name, err)
+	}
+	return nil
 }

@@ -47,10 +47,16 @@ func (r *Run) NewLab(ctx context.Context) (*Lab, error) {
 	return newLab(ctx, r, id)
 }
 
-func (r *Run) remember(l *Lab) {
+// remember registers a lab before its first namespace exists; it refuses
+// once the run is closing, so that no lab escapes Close's sweep.
+func (r *Run) remember(l *Lab) error {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed.Load() {
+		return errors.New("run is shutting down")
+	}
 	r.labs[l] = struct{}{}
-	r.mu.Unlock()
+	return nil
 }
 
 func (r *Run) forget(l *Lab) {
@@ -68,8 +74,8 @@ func (r *Run) Labs() int {
 
 // Close tears down every lab of the run and refuses new ones.
 func (r *Run) Close() error {
-	r.closed.Store(true)
 	r.mu.Lock()
+	r.closed.Store(true)
 	labs := make([]*Lab, 0, len(r.labs))
 	for l := range r.labs {
 		labs = append(labs, l)

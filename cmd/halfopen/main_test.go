@@ -391,3 +391,25 @@ func TestTruncatedReportIsBadInputNamingFileAndLine(t *testing.T) {
 		}
 	}
 }
+
+// SIGINT at any moment, also while labs are still being built, leaves no
+// namespace and no process behind.
+func TestSIGINTAtAnyMomentLeavesNothing(t *testing.T) {
+	for _, delay := range []time.Duration{20 * time.Millisecond, 60 * time.Millisecond, 120 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond} {
+		t.Run(delay.String(), func(t *testing.T) {
+			cmd := startRun(t, filepath.Join(t.TempDir(), "r.json"))
+			time.Sleep(delay)
+			if err := cmd.Process.Signal(os.Interrupt); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the run did not end within 20 s of SIGINT")
+			}
+			noLeftovers(t, cmd.Process.Pid)
+		})
+	}
+}
