@@ -118,7 +118,9 @@ type Lab struct {
 
 	closers []func() error
 	// building is held while the lab's namespaces and links are made.
-	building sync.Mutex
+	building  sync.Mutex
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // OnClose registers a cleanup that Close runs before the hosts go, in
@@ -417,10 +419,16 @@ func (h *Host) release() error {
 
 // Close tears the lab down: processes, handles, namespaces, in that order. It
 // is idempotent and safe to call from a signal handler's goroutine.
+//
+// Every caller returns only once the teardown is complete: a second Close
+// (the run's, at exit) waits for the first (a signal's).
 func (l *Lab) Close() error {
-	if l.closed.Swap(true) {
-		return nil
-	}
+	l.closeOnce.Do(func() { l.closeErr = l.teardown() })
+	return l.closeErr
+}
+
+func (l *Lab) teardown() error {
+	l.closed.Store(true)
 	l.building.Lock()
 	defer l.building.Unlock()
 	var errs []error
@@ -468,6 +476,12 @@ func newLab(ctx context.Context, run *Run, id string) (*Lab, error) {
 	// Close waits for the build to end, so that a lab torn down by a
 	// signal while its namespaces are being made leaves none behind.
 	l.building.Lock()
+	if l.closed.Load() {
+		// Closed between registration and now: Close found nothing to
+		// tear down, so nothing may be built.
+		l.building.Unlock()
+		return nil, fmt.Errorf("lab %s: closed before it was built", l.ID)
+	}
 	if err := ctx.Err(); err != nil {
 		return fail(err)
 	}
@@ -481,6 +495,7 @@ func newLab(ctx context.Context, run *Run, id string) (*Lab, error) {
 	}
 	l.building.Unlock()
 	if l.closed.Load() {
+		// Close is waiting for the build and tears it down once it ends.
 		return nil, fmt.Errorf("lab %s: closed while it was being built", l.ID)
 	}
 	return l, nil

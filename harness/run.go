@@ -94,18 +94,20 @@ func (r *Run) Close() error {
 	return errors.Join(errs...)
 }
 
-// CloseOnSignal tears the run down when the process receives SIGINT or
-// SIGTERM, then calls after (which normally exits). It returns a function
-// that stops watching.
-func (r *Run) CloseOnSignal(after func(os.Signal)) (stop func()) {
+// CloseOnSignal, when the process receives SIGINT, SIGTERM or SIGHUP, first
+// calls interrupted (which cancels the work using the run), then tears the
+// run down. Whoever closes the run afterwards waits for that teardown, so
+// the process cannot exit half-way through it. It returns a function that
+// stops watching.
+func (r *Run) CloseOnSignal(interrupted func(os.Signal)) (stop func()) {
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	done := make(chan struct{})
 	go func() {
 		select {
 		case sig := <-ch:
+			interrupted(sig)
 			_ = r.Close()
-			after(sig)
 		case <-done:
 		}
 	}()
