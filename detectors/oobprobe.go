@@ -41,21 +41,7 @@ func (d *OOBProbe) Watch(ctx context.Context, w *harness.Watch) harness.Decision
 	return decideFirst(ctx,
 		func(ctx context.Context) harness.Decision { return readUntilEnd(ctx, c, nil) },
 		func(ctx context.Context) harness.Decision {
-			t := time.NewTicker(d.Every)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return harness.Decision{}
-				case <-t.C:
-					if err := sendOOB(c); err != nil {
-						if ctx.Err() != nil {
-							return harness.Decision{}
-						}
-						return writeErr(err)
-					}
-				}
-			}
+			return probeEvery(ctx, d.Every, func() error { return sendOOB(c) })
 		},
 	)
 }

@@ -71,6 +71,14 @@ func setUserTimeout(c syscall.Conn, timeout time.Duration) error {
 
 // writeEvery writes one byte every interval until a write fails.
 func writeEvery(ctx context.Context, c interface{ Write([]byte) (int, error) }, every time.Duration) harness.Decision {
+	return probeEvery(ctx, every, func() error {
+		_, err := c.Write([]byte{'.'})
+		return err
+	})
+}
+
+// probeEvery calls send every interval until it fails, and names the failure.
+func probeEvery(ctx context.Context, every time.Duration, send func() error) harness.Decision {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -78,7 +86,7 @@ func writeEvery(ctx context.Context, c interface{ Write([]byte) (int, error) }, 
 		case <-ctx.Done():
 			return harness.Decision{}
 		case <-t.C:
-			if _, err := c.Write([]byte{'.'}); err != nil {
+			if err := send(); err != nil {
 				if ctx.Err() != nil {
 					return harness.Decision{}
 				}
