@@ -13,32 +13,12 @@ import (
 	"github.com/halfopen/halfopen/harness"
 )
 
-// newTestLab builds a lab for one test and tears it down when the test
-// ends, pass or fail; without root it skips with the preflight's sentence.
-func newTestLab(t *testing.T) *harness.Lab {
-	t.Helper()
-	if err := harness.Preflight(); err != nil {
-		t.Skip(err)
-	}
-	run := harness.NewRun()
-	t.Cleanup(func() {
-		if err := run.Close(); err != nil {
-			t.Errorf("close run: %v", err)
-		}
-	})
-	lab, err := run.NewLab(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return lab
-}
-
 // connect starts a watcher running detector and the built-in peer.
 func connect(t *testing.T, lab *harness.Lab, detector string, side harness.Side) (*harness.Process, *harness.Process) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	w, p, err := harness.Connect(ctx, lab, detector, side)
+	w, p, err := harness.Connect(ctx, lab, detector, side, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +84,7 @@ func TestPeerClosesSendTheirSegment(t *testing.T) {
 	} {
 		for _, side := range []harness.Side{harness.SideClient, harness.SideServer} {
 			t.Run(tc.fault+"/"+string(side), func(t *testing.T) {
-				lab := newTestLab(t)
+				_, lab := newFaultLab(t)
 				w, p := connect(t, lab, "read-eof", side)
 				seen := countFlag(t, lab, "seen", tc.seen)
 				var not *flagCounter
@@ -151,7 +131,7 @@ func TestPeerClosesSendTheirSegment(t *testing.T) {
 }
 
 func TestBlackholeDropsBothWaysAndHeals(t *testing.T) {
-	lab := newTestLab(t)
+	_, lab := newFaultLab(t)
 	w, _ := connect(t, lab, "heartbeat-inband:interval=50ms,misses=100", harness.SideClient)
 	f := &Blackhole{}
 	heal, _, err := f.Inject(context.Background(), lab)
@@ -194,7 +174,7 @@ func TestBlackholeDropsBothWaysAndHeals(t *testing.T) {
 }
 
 func TestPeerCablePullSetsTheRouterPortDown(t *testing.T) {
-	lab := newTestLab(t)
+	_, lab := newFaultLab(t)
 	connect(t, lab, "read-eof", harness.SideClient)
 	heal, _, err := (&PeerCablePull{}).Inject(context.Background(), lab)
 	if err != nil {
@@ -225,7 +205,7 @@ func TestPeerCablePullSetsTheRouterPortDown(t *testing.T) {
 }
 
 func TestHostCrashLeavesNothingOfThePeer(t *testing.T) {
-	lab := newTestLab(t)
+	_, lab := newFaultLab(t)
 	w, p := connect(t, lab, "heartbeat-inband:interval=50ms,misses=100", harness.SideServer)
 	name := lab.Host(harness.Peer).Name
 	f := &HostCrash{}

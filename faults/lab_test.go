@@ -3,8 +3,6 @@ package faults
 import (
 	"context"
 	"fmt"
-	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -48,56 +46,10 @@ func newFaultLab(t *testing.T) (context.Context, *harness.Lab) {
 // watcher running detector on side, as the runner does, through lab.Via.
 func connectFault(t *testing.T, ctx context.Context, lab *harness.Lab, f harness.Fault, detector string, side harness.Side) {
 	t.Helper()
-	lab.Side = side
-	if p, ok := f.(harness.Preparer); ok {
-		if err := p.Prepare(ctx, lab); err != nil {
-			t.Fatalf("prepare: %v", err)
-		}
-	}
-	listen := netip.AddrPortFrom(harness.PeerAddr, harness.ListenPort)
-	if side == harness.SideServer {
-		listen = netip.AddrPortFrom(harness.WatcherAddr, harness.ListenPort)
-	}
-	if !lab.Via.IsValid() {
-		lab.Via, lab.PathName = listen, "direct"
-	}
-	waddr, paddr := lab.Via.String(), listen.String()
-	if side == harness.SideServer {
-		waddr, paddr = listen.String(), lab.Via.String()
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	common := []string{"HALFOPEN_PROTOCOL=1", "HALFOPEN_SIDE=" + string(side), "HALFOPEN_CONNS=1"}
-	wspec := harness.ProcSpec{Path: exe, Label: "watcher", Env: append([]string{"HALFOPEN_AGENT=watcher", "HALFOPEN_ROLE=watcher", "HALFOPEN_ADDR=" + waddr, "HALFOPEN_DETECTOR=" + detector}, common...)}
-	pspec := harness.ProcSpec{Path: exe, Label: "peer", Env: append([]string{"HALFOPEN_AGENT=peer", "HALFOPEN_ROLE=peer", "HALFOPEN_ADDR=" + paddr}, common...)}
-	first, second, fh, sh := pspec, wspec, harness.Peer, harness.Watcher
-	if side == harness.SideServer {
-		first, second, fh, sh = wspec, pspec, harness.Watcher, harness.Peer
-	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	a, err := lab.Host(fh).Start(first)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.WaitEvent(wctx, harness.EventReady); err != nil {
-		t.Fatal(err)
-	}
-	b, err := lab.Host(sh).Start(second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, p := b, a
-	if side == harness.SideServer {
-		w, p = a, b
-	}
-	lab.Agents[harness.Watcher], lab.Agents[harness.Peer] = w, p
-	for _, proc := range []*harness.Process{w, p} {
-		if _, err := proc.WaitEvent(wctx, harness.EventConnected); err != nil {
-			t.Fatalf("connect: %v", err)
-		}
+	if _, _, err := harness.Connect(wctx, lab, detector, side, f); err != nil {
+		t.Fatalf("connect: %v", err)
 	}
 }
 

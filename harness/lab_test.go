@@ -147,7 +147,7 @@ func TestConnectDisablesGoDefaultKeepalive(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		w, p, err := harness.Connect(ctx, lab, "read-eof", side)
+		w, p, err := harness.Connect(ctx, lab, "read-eof", side, nil)
 		cancel()
 		if err != nil {
 			t.Fatal(err)

@@ -962,10 +962,12 @@ func (c *Cell) Describe() string {
 	return strings.Join([]string{c.DetSpec.String(), c.FaultSpec.String(), string(c.Config.Side)}, " × ")
 }
 
-// Connect starts, in lab, the built-in peer and a watcher running detector on
-// side, and waits until both are connected. It is the setup of one sample,
-// for tests and tools that inject faults by hand.
-func Connect(ctx context.Context, lab *Lab, detector string, side Side) (watcher, peer *Process, err error) {
+// Connect readies lab as the runner does for one sample (the side, the
+// detector's kernel parameters, the fault's Prepare when flt is not nil),
+// starts the built-in peer and a watcher running detector, and waits until
+// both are connected. It is the setup of one sample, for tests and tools
+// that inject faults by hand.
+func Connect(ctx context.Context, lab *Lab, detector string, side Side, flt Fault) (watcher, peer *Process, err error) {
 	c, err := Resolve(CellConfig{Detector: detector, Fault: calibrationFault, Side: side})
 	if err != nil {
 		return nil, nil, err
@@ -974,7 +976,10 @@ func Connect(ctx context.Context, lab *Lab, detector string, side Side) (watcher
 	if err != nil {
 		return nil, nil, err
 	}
-	m := &Matrix{opt: Options{Exe: exe}}
+	m := &Matrix{opt: Options{Exe: exe}, calibration: map[string][]float64{}, sysctlsSeen: map[string]string{}}
+	if err := m.prepareLab(ctx, lab, c, flt); err != nil {
+		return nil, nil, err
+	}
 	p, err := m.startPair(ctx, lab, c, false)
 	if err != nil {
 		return nil, nil, err
