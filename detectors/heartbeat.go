@@ -50,32 +50,45 @@ func heartbeat(ctx context.Context, c *net.TCPConn, interval time.Duration, miss
 			return readUntilEnd(ctx, c, func([]byte) { hb.heard(harness.Now()) })
 		},
 		func(ctx context.Context) harness.Decision {
-			t := time.NewTicker(interval)
-			defer t.Stop()
-			check := time.NewTimer(hb.timeLeft(harness.Now()))
-			defer check.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return harness.Decision{}
-				case <-t.C:
-					if _, err := c.Write([]byte{'p'}); err != nil {
-						if ctx.Err() != nil {
-							return harness.Decision{}
-						}
-						return writeErr(err)
-					}
-				case <-check.C:
-					now := harness.Now()
-					if left := hb.timeLeft(now); left > 0 {
-						check.Reset(left)
-						continue
-					}
-					return harness.Decision{Reason: "heartbeat", AtNs: now}
+			return pingAndJudge(ctx, c, interval, 'p', func(now int64) (string, time.Duration) {
+				if left := hb.timeLeft(now); left > 0 {
+					return "", left
 				}
-			}
+				return "heartbeat", 0
+			})
 		},
 	)
+}
+
+// pingAndJudge writes the ping byte every interval and asks judge, at the
+// instants it names, whether the peer is dead: judge returns a reason, or
+// how long to wait before asking again. A failed write is a decision too.
+func pingAndJudge(ctx context.Context, c *net.TCPConn, interval time.Duration, ping byte, judge func(now int64) (reason string, wait time.Duration)) harness.Decision {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	_, wait := judge(harness.Now())
+	check := time.NewTimer(wait)
+	defer check.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return harness.Decision{}
+		case <-t.C:
+			if _, err := c.Write([]byte{ping}); err != nil {
+				if ctx.Err() != nil {
+					return harness.Decision{}
+				}
+				return writeErr(err)
+			}
+		case <-check.C:
+			now := harness.Now()
+			reason, wait := judge(now)
+			if reason != "" {
+				return harness.Decision{Reason: reason, AtNs: now}
+			}
+			check.Reset(wait)
+		}
+	}
 }
 
 // heartbeatClock is the heart-beat's pure deadline logic, a function of the

@@ -66,30 +66,13 @@ func (d *PhiAccrual) Watch(ctx context.Context, w *harness.Watch) harness.Decisi
 			})
 		},
 		func(ctx context.Context) harness.Decision {
-			t := time.NewTicker(d.Interval)
-			defer t.Stop()
-			check := time.NewTimer(time.Duration(hist.deadline(d.Threshold) - harness.Now()))
-			defer check.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return harness.Decision{}
-				case <-t.C:
-					if _, err := c.Write([]byte{pongByte}); err != nil {
-						if ctx.Err() != nil {
-							return harness.Decision{}
-						}
-						return writeErr(err)
-					}
-				case <-check.C:
-					now := harness.Now()
-					if hist.phi(now) >= d.Threshold {
-						w.Log("phi %.2f >= %g after %.3f s without a pong (mean %.1f ms, sd %.1f ms)", hist.phi(now), d.Threshold, hist.sinceLast(now).Seconds(), hist.meanMs(), hist.stdMs())
-						return harness.Decision{Reason: "phi", AtNs: now}
-					}
-					check.Reset(max(time.Duration(hist.deadline(d.Threshold)-now), time.Millisecond))
+			return pingAndJudge(ctx, c, d.Interval, pongByte, func(now int64) (string, time.Duration) {
+				if hist.phi(now) >= d.Threshold {
+					w.Log("phi %.2f >= %g after %.3f s without a pong (mean %.1f ms, sd %.1f ms)", hist.phi(now), d.Threshold, hist.sinceLast(now).Seconds(), hist.meanMs(), hist.stdMs())
+					return "phi", 0
 				}
-			}
+				return "", max(time.Duration(hist.deadline(d.Threshold)-now), time.Millisecond)
+			})
 		},
 	)
 }
