@@ -44,14 +44,7 @@ func TestMisbehavingForeignDetectorsMakeErrorSamples(t *testing.T) {
 	if err := harness.Preflight(); err != nil {
 		t.Skip(err)
 	}
-	dir, err := os.MkdirTemp("", "halfopen-foreign-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := publicDir(t, "halfopen-foreign-")
 	for _, tc := range []struct {
 		name, body, want string
 	}{

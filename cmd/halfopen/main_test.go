@@ -40,6 +40,12 @@ func halfopen(t *testing.T, args ...string) result {
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "HALFOPEN_TEST_MAIN=1")
 	cmd.Dir = t.TempDir()
+	return runToEnd(t, cmd)
+}
+
+// runToEnd runs cmd and returns what it printed and its exit code.
+func runToEnd(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -50,6 +56,20 @@ func halfopen(t *testing.T, args ...string) result {
 		t.Fatal(err)
 	}
 	return result{out.String(), errb.String(), code, cmd.Process.Pid}
+}
+
+// publicDir makes a directory that uid 65534 can enter, removed after the test.
+func publicDir(t *testing.T, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // oneSentence checks that stderr is one line, "halfopen: ..." ending in a
@@ -142,14 +162,7 @@ func TestListShowsEveryDetectorAndFaultWithParameters(t *testing.T) {
 // asNobody copies the test binary where uid 65534 can run it.
 func asNobody(t *testing.T, args ...string) result {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "halfopen-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := publicDir(t, "halfopen-nobody-")
 	bin := filepath.Join(dir, "halfopen")
 	data, err := os.ReadFile(os.Args[0])
 	if err != nil {
@@ -162,16 +175,7 @@ func asNobody(t *testing.T, args ...string) result {
 	cmd.Env = []string{"HALFOPEN_TEST_MAIN=1", "PATH=/usr/bin:/bin"}
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{out.String(), errb.String(), code, cmd.Process.Pid}
+	return runToEnd(t, cmd)
 }
 
 func TestWithoutRootDoctorAndRunSayWhatIsMissing(t *testing.T) {
@@ -233,16 +237,7 @@ func TestInterruptedRunKeepsItsSamplesAndLeavesNothing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.json")
 	cmd := startRun(t, path)
 	waitSamples(t, path, 2, 60*time.Second)
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the run did not end within 20 s of SIGINT")
-	}
+	interrupt(t, cmd)
 	if code := cmd.ProcessState.ExitCode(); code == 0 {
 		t.Errorf("an interrupted run exited 0")
 	}
@@ -399,17 +394,23 @@ func TestSIGINTAtAnyMomentLeavesNothing(t *testing.T) {
 		t.Run(delay.String(), func(t *testing.T) {
 			cmd := startRun(t, filepath.Join(t.TempDir(), "r.json"))
 			time.Sleep(delay)
-			if err := cmd.Process.Signal(os.Interrupt); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			select {
-			case <-done:
-			case <-time.After(20 * time.Second):
-				t.Fatal("the run did not end within 20 s of SIGINT")
-			}
+			interrupt(t, cmd)
 			noLeftovers(t, cmd.Process.Pid)
 		})
+	}
+}
+
+// interrupt sends SIGINT to a run and waits, at most 20 s, for it to end.
+func interrupt(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the run did not end within 20 s of SIGINT")
 	}
 }
