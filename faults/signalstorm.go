@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -127,11 +128,7 @@ func (f *SignalStorm) round(pid int, sig syscall.Signal) {
 func (f *SignalStorm) Sent() map[int]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make(map[int]int, len(f.sent))
-	for k, v := range f.sent {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(f.sent)
 }
 
 // threadsOf lists the thread ids of a process.

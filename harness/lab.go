@@ -214,11 +214,7 @@ func (l *Lab) createHosts(roles ...Role) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			handles, err := newNamespaces(names[i:i+1], func(int) error { return setup(i) })
-			if len(handles) == 1 {
-				hosts[i].NS = handles[0]
-			}
-			errs[i] = err
+			hosts[i].NS, errs[i] = newNamespace(names[i], func() error { return setup(i) })
 		}()
 	}
 	wg.Wait()

@@ -7,12 +7,12 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// inNamespace runs fn on an OS thread set into ns and restores the thread's
-// namespace afterwards. It follows the safe setns pattern: a fresh goroutine
-// locked to its thread, the thread unlocked only if its namespace was restored;
-// a thread whose restore failed stays locked and dies with its goroutine, so
-// no other goroutine ever runs in a poisoned namespace.
-func inNamespace(ns netns.NsHandle, fn func() error) error {
+// onRestoredThread runs fn on a fresh goroutine locked to its OS thread,
+// then sets the thread back into the namespace it started in. It follows the
+// safe setns pattern: the thread is unlocked only if its namespace was
+// restored; a thread whose restore failed stays locked and dies with its
+// goroutine, so no other goroutine ever runs in a poisoned namespace.
+func onRestoredThread(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -22,14 +22,9 @@ func inNamespace(ns netns.NsHandle, fn func() error) error {
 			return
 		}
 		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter namespace: %w", err)
-			return
-		}
 		ferr := fn()
 		if err := netns.Set(orig); err != nil {
-			errc <- fmt.Errorf("restore namespace after work: %w (thread retired)", err)
+			errc <- fmt.Errorf("restore this thread's namespace: %w (thread retired)", err)
 			return
 		}
 		runtime.UnlockOSThread()
@@ -38,45 +33,32 @@ func inNamespace(ns netns.NsHandle, fn func() error) error {
 	return <-errc
 }
 
-// newNamespaces creates one named network namespace per name, all on one
-// locked thread, runs setup(i) while the thread is inside the i-th new
-// namespace (sockets it opens live there), and returns the handles in order.
-// The thread is restored to its original namespace before it is released.
-func newNamespaces(names []string, setup func(i int) error) ([]netns.NsHandle, error) {
-	type result struct {
-		handles []netns.NsHandle
-		err     error
-	}
-	resc := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			resc <- result{err: fmt.Errorf("read this thread's namespace: %w", err)}
-			return
+// inNamespace runs fn on an OS thread set into ns, restored afterwards.
+func inNamespace(ns netns.NsHandle, fn func() error) error {
+	return onRestoredThread(func() error {
+		if err := netns.Set(ns); err != nil {
+			return fmt.Errorf("enter namespace: %w", err)
 		}
-		defer orig.Close()
-		var handles []netns.NsHandle
-		var nerr error
-		for _, name := range names {
-			h, err := netns.NewNamed(name)
-			if err != nil {
-				nerr = fmt.Errorf("create namespace %s: %w", name, err)
-				break
-			}
-			handles = append(handles, h)
-			if err := setup(len(handles) - 1); err != nil {
-				nerr = fmt.Errorf("set up namespace %s: %w", name, err)
-				break
-			}
+		return fn()
+	})
+}
+
+// newNamespace creates a named network namespace and runs setup while the
+// creating thread is inside it (sockets it opens live there). The handle is
+// returned whenever the namespace exists, even when setup failed, so that
+// the caller can release it.
+func newNamespace(name string, setup func() error) (netns.NsHandle, error) {
+	h := netns.None()
+	err := onRestoredThread(func() error {
+		var err error
+		if h, err = netns.NewNamed(name); err != nil {
+			h = netns.None()
+			return fmt.Errorf("create namespace %s: %w", name, err)
 		}
-		if err := netns.Set(orig); err != nil {
-			resc <- result{handles: handles, err: fmt.Errorf("restore namespace: %w (thread retired)", err)}
-			return
+		if err := setup(); err != nil {
+			return fmt.Errorf("set up namespace %s: %w", name, err)
 		}
-		runtime.UnlockOSThread()
-		resc <- result{handles: handles, err: nerr}
-	}()
-	r := <-resc
-	return r.handles, r.err
+		return nil
+	})
+	return h, err
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netns"
@@ -67,35 +66,16 @@ func Doctor() []Check {
 // throwawayNamespace makes an unnamed namespace and returns a handle on it;
 // it vanishes when the handle is closed.
 func throwawayNamespace() (netns.NsHandle, error) {
-	type res struct {
-		h   netns.NsHandle
-		err error
+	h := netns.None()
+	err := onRestoredThread(func() error {
+		var err error
+		h, err = netns.New()
+		return err
+	})
+	if err != nil && h.IsOpen() {
+		h.Close()
 	}
-	c := make(chan res, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			c <- res{err: err}
-			return
-		}
-		defer orig.Close()
-		h, err := netns.New()
-		if err != nil {
-			runtime.UnlockOSThread()
-			c <- res{err: err}
-			return
-		}
-		if err := netns.Set(orig); err != nil {
-			h.Close()
-			c <- res{err: err} // the thread stays locked and dies
-			return
-		}
-		runtime.UnlockOSThread()
-		c <- res{h: h}
-	}()
-	r := <-c
-	return r.h, r.err
+	return h, err
 }
 
 // tryNftables adds and deletes a table in namespace ns.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -387,23 +388,17 @@ func (m *Matrix) record(c *Cell, ms measured) {
 		if note != "" {
 			rc.Note = note
 		}
-		for k, v := range m.sysctlsSnapshot() {
-			if r.Environment.Sysctls == nil {
-				r.Environment.Sysctls = map[string]string{}
-			}
-			r.Environment.Sysctls[k] = v
+		if r.Environment.Sysctls == nil {
+			r.Environment.Sysctls = map[string]string{}
 		}
+		maps.Copy(r.Environment.Sysctls, m.sysctlsSnapshot())
 	})
 }
 
 func (m *Matrix) sysctlsSnapshot() map[string]string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make(map[string]string, len(m.sysctlsSeen))
-	for k, v := range m.sysctlsSeen {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(m.sysctlsSeen)
 }
 
 // recordedSysctls are read back from every watcher namespace into the report.
