@@ -65,13 +65,6 @@ func (r *Run) forget(l *Lab) {
 	r.mu.Unlock()
 }
 
-// Labs returns how many labs of the run are alive.
-func (r *Run) Labs() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.labs)
-}
-
 // Close tears down every lab of the run and refuses new ones.
 func (r *Run) Close() error {
 	r.mu.Lock()

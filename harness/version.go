@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -37,9 +36,3 @@ func Kernel() string {
 
 // GoVersion returns the Go version the binary was built with.
 func GoVersion() string { return runtime.Version() }
-
-// Hostname returns the machine's name, for reports.
-func Hostname() string {
-	h, _ := os.Hostname()
-	return h
-}
