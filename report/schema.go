@@ -91,9 +91,10 @@ type Environment struct {
 	CalibrationErrorMs *Quantiles `json:"calibration_error_ms"`
 	// Calibration says how CalibrationErrorMs was measured.
 	Calibration []CalibrationProbe `json:"calibration,omitempty"`
-	// Sysctls holds every kernel parameter set in the lab's namespaces
-	// (namespace role prefixed, e.g. "watcher/net.ipv4.tcp_retries2").
-	Sysctls map[string]string `json:"sysctls"`
+	// Sysctls is what reports written before per-cell sysctls held: one
+	// map for the whole run, role prefixed ("watcher/net.ipv4.tcp_retries2").
+	// It is read from old reports and never written; Cell.Sysctls replaces it.
+	Sysctls map[string]string `json:"sysctls,omitempty"`
 }
 
 // Quantiles summarises a distribution in milliseconds.
@@ -140,6 +141,11 @@ type Cell struct {
 
 	Overhead *Overhead `json:"overhead,omitempty"`
 	Note     string    `json:"note,omitempty"` // why the result is what it is (e.g. proxy hides the peer)
+
+	// Sysctls are the kernel parameters this cell's labs ran with, read
+	// back from each namespace after they were set: host role ("peer",
+	// "router", "watcher") → key ("net.ipv4.tcp_retries2") → value.
+	Sysctls map[string]map[string]string `json:"sysctls,omitempty"`
 }
 
 // Sample is one measured attempt. A sample that did not decide within the
@@ -161,6 +167,12 @@ type Sample struct {
 	FalsePositives int `json:"false_positives,omitempty"`
 	// PeerSaw records what the peer received, when it matters (oob-probe).
 	PeerSaw string `json:"peer_saw,omitempty"`
+	// Packets and Bytes crossed the router in a disturbance sample's
+	// window; WatcherCPUS is the watcher process's CPU time in it, seconds.
+	// The cell's Overhead is derived from them.
+	Packets     uint64  `json:"packets,omitempty"`
+	Bytes       uint64  `json:"bytes,omitempty"`
+	WatcherCPUS float64 `json:"watcher_cpu_s,omitempty"`
 }
 
 // Mistake is one false positive: the detector suspected a live peer at

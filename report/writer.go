@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -84,9 +85,6 @@ func Encode(r *Report) ([]byte, error) {
 	c := *r
 	if c.Cells == nil {
 		c.Cells = []Cell{}
-	}
-	if c.Environment.Sysctls == nil {
-		c.Environment.Sysctls = map[string]string{}
 	}
 	cells := make([]Cell, len(c.Cells))
 	copy(cells, c.Cells)
@@ -230,6 +228,12 @@ func cloneCell(x *Cell) Cell {
 	if x.Overhead != nil {
 		o := *x.Overhead
 		c.Overhead = &o
+	}
+	if x.Sysctls != nil {
+		c.Sysctls = make(map[string]map[string]string, len(x.Sysctls))
+		for role, kv := range x.Sysctls {
+			c.Sysctls[role] = maps.Clone(kv)
+		}
 	}
 	return c
 }
