@@ -57,7 +57,7 @@ func newHTMLData(r *Report) htmlData {
 	for _, kind := range cellKinds(r) {
 		k := htmlKind{Title: kindTitles[kind], QoS: kind == KindDisturbance}
 		if k.Title == "" {
-			k.Title = kind
+			k.Title = string(kind)
 		}
 		k.Headers = headers
 		if k.QoS {

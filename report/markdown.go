@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -77,19 +78,19 @@ func Markdown(w io.Writer, r *Report) error {
 }
 
 // kindTitles names the cell kinds in their table headings.
-var kindTitles = map[string]string{
+var kindTitles = map[Kind]string{
 	KindDetection:   "Detection: the peer is dead",
 	KindDisturbance: "Disturbances: the peer is alive",
 	KindCalibration: "Calibration",
 }
 
 // cellKinds returns the kinds present in r: known kinds first, in order.
-func cellKinds(r *Report) []string {
-	present := map[string]bool{}
+func cellKinds(r *Report) []Kind {
+	present := map[Kind]bool{}
 	for i := range r.Cells {
 		present[r.Cells[i].Kind] = true
 	}
-	var kinds []string
+	var kinds []Kind
 	for _, k := range knownKinds {
 		if present[k] {
 			kinds = append(kinds, k)
@@ -99,10 +100,10 @@ func cellKinds(r *Report) []string {
 	return append(kinds, sortedKeys(present)...)
 }
 
-func writeKindTable(b *strings.Builder, r *Report, kind string) {
+func writeKindTable(b *strings.Builder, r *Report, kind Kind) {
 	title := kindTitles[kind]
 	if title == "" {
-		title = kind
+		title = string(kind)
 	}
 	fmt.Fprintf(b, "## %s\n\n", title)
 	b.WriteString("Times in seconds; p50, p95 and max are nearest-rank quantiles of the detected samples; censored samples (no decision within the budget) are counted, never timed.\n\n")
@@ -259,11 +260,11 @@ func mdCode(s string) string {
 	return strings.NewReplacer("`", "'", "|", "\\|", "\n", " ").Replace(s)
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+func sortedKeys[K ~string, V any](m map[K]V) []K {
+	keys := make([]K, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	return keys
 }
