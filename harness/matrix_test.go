@@ -77,4 +77,3 @@ func TestCellSysctls(t *testing.T) {
 	}
 	t.Logf("write-probe, tcp_retries2=5, blackhole: ETIMEDOUT after %v (predicted [%v, %v])", got, c.Prediction.Lo, c.Prediction.Hi)
 }
-

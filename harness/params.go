@@ -2,11 +2,12 @@ package harness
 
 import (
 	"fmt"
-	"github.com/halfopen/halfopen/spec"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/halfopen/halfopen/spec"
 )
 
 // Param describes one parameter of a detector or fault, read from the

@@ -2,10 +2,11 @@ package harness
 
 import (
 	"fmt"
-	"github.com/halfopen/halfopen/spec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/halfopen/halfopen/spec"
 )
 
 type testParams struct {

@@ -1,8 +1,6 @@
 package report
 
 import (
-	"github.com/halfopen/halfopen/spec"
-
 	"bytes"
 	"errors"
 	"fmt"
@@ -16,6 +14,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/halfopen/halfopen/spec"
 )
 
 // Budgets is a budgets file (ci/budgets.yaml): limits for cells.

@@ -1,8 +1,6 @@
 package report
 
 import (
-	"github.com/halfopen/halfopen/spec"
-
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -10,6 +8,8 @@ import (
 	"math"
 	"os"
 	"strings"
+
+	"github.com/halfopen/halfopen/spec"
 )
 
 // Read reads and validates the report at path. Every problem is an

@@ -42,9 +42,9 @@ func TestEqual(t *testing.T) {
 		{"a:x=1s,y=2", "a:y=2,x=1s", true},
 		{"a:x=1s", "a:x=1000ms", true},
 		{"a:x=0.3s", "a:x=300ms", true},
-		{"a:n=3", "a:n=3s", false},   // a count is not a duration
-		{"a:n=0", "a:n=0s", false},   // nor is a bare zero
-		{"a:x=1s", "b:x=1s", false},  // names differ
+		{"a:n=3", "a:n=3s", false},  // a count is not a duration
+		{"a:n=0", "a:n=0s", false},  // nor is a bare zero
+		{"a:x=1s", "b:x=1s", false}, // names differ
 		{"a:x=1s", "a:x=1s,y=2", false},
 		{"a:cmd=./p", "a:cmd=./q", false},
 		{"not a spec", " not a spec ", true}, // unparsable specs compare as trimmed text
