@@ -60,9 +60,8 @@ func (d *KeepaliveDefault) Sysctls() map[string]string {
 func (d *KeepaliveDefault) Predict() harness.Prediction {
 	idle, intvl, probes := d.scaled()
 	p := keepalivePrediction(idle, intvl, probes)
-	unscaled := time.Duration(d.Time+d.Probes*d.Intvl) * time.Second
-	p.Rule = fmt.Sprintf("unscaled, tcp_keepalive_time=%d, intvl=%d, probes=%d give at most %d s + %d·%d s = %v; measured with tcp_keepalive_time=%d, intvl=%d, probes=%d in the watcher's namespace (scale=%d): %s",
-		d.Time, d.Intvl, d.Probes, d.Time, d.Probes, d.Intvl, unscaled, idle/time.Second, intvl/time.Second, probes, d.Scale, p.Rule)
+	p.Rule = fmt.Sprintf("unscaled, tcp_keepalive_time=%d, intvl=%d, probes=%d give at most %d s + %d·%d s = %d s; measured with tcp_keepalive_time=%d, intvl=%d, probes=%d in the watcher's namespace (scale=%d): %s",
+		d.Time, d.Intvl, d.Probes, d.Time, d.Probes, d.Intvl, d.Time+d.Probes*d.Intvl, idle/time.Second, intvl/time.Second, probes, d.Scale, p.Rule)
 	return p
 }
 
