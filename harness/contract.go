@@ -155,6 +155,12 @@ type (
 		// PeerProgram returns how to start the peer, or false for the built-in peer.
 		PeerProgram(side Side, addr string) (ProcSpec, bool)
 	}
+	// ServicePeer is a detector whose peer is a real server (a Service)
+	// rather than a program speaking protocol v1: its watcher dials it
+	// (side client only). It wins over Program's PeerProgram.
+	ServicePeer interface {
+		PeerService() (Service, bool)
+	}
 	// PeerReporter asks the peer what it saw, after the decision (oob-probe:
 	// whether urgent bytes arrived in band); the answer goes into the
 	// sample.

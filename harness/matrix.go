@@ -28,6 +28,9 @@ type Options struct {
 	Report *report.Writer
 	// Progress is called after each sample (may be nil).
 	Progress func(Progress)
+	// LogDir keeps the output of service peers, a file per sample (default:
+	// only their last lines, in sample errors).
+	LogDir string
 }
 
 // Progress reports one finished job of a matrix.

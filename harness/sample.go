@@ -41,7 +41,10 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 	if err != nil {
 		return out, err
 	}
-	s, err := OpenSession(ctx, lab, c, flt, m.opt.Exe, c.Kind == report.KindDisturbance)
+	s, err := OpenSession(ctx, lab, c, flt, SessionOptions{
+		Exe: m.opt.Exe, Reconnect: c.Kind == report.KindDisturbance,
+		LogDir: m.opt.LogDir, Name: fmt.Sprintf("%s-%d", c.FaultSpec.Name, j.seed),
+	})
 	if err != nil {
 		return out, err
 	}
@@ -50,6 +53,9 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 		// ProgramGrace and must not have printed a line outside protocol v1.
 		if endErr := s.End(); endErr != nil && err == nil {
 			err = endErr
+		}
+		if err != nil && s.Service != nil && s.Peer != nil {
+			err = fmt.Errorf("%w; service %s last said: %s", err, s.Service.Name, lastLines(s.Peer.Stderr(), 5))
 		}
 	}()
 	if m.wantSysctls(c) {
