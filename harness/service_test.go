@@ -1,7 +1,6 @@
 package harness_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,21 +42,11 @@ func TestServicePeer(t *testing.T) {
 		t.Skip("python3 is not installed")
 	}
 	logs := t.TempDir()
-	run := requireLab(t)
 	det := pythonWatcher(t, "python-http")
-	m, err := harness.NewMatrix(run, []harness.CellConfig{
-		{Detector: det, Fault: "host-crash", Samples: 2},
-		{Detector: det, Fault: "host-reboot:down=1s", Samples: 2},
-	}, harness.Options{Seed: 1, Calibrations: -1, LogDir: logs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := m.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range m.Cells() {
+	cells := runCells(t, harness.Options{LogDir: logs},
+		harness.CellConfig{Detector: det, Fault: "host-crash", Samples: 2},
+		harness.CellConfig{Detector: det, Fault: "host-reboot:down=1s", Samples: 2})
+	for _, c := range cells {
 		for i, s := range c.Record().Samples {
 			if s.Error != "" || !s.Detected {
 				t.Errorf("%s sample %d: %s", c.Describe(), i, s.Summary())
@@ -71,7 +60,7 @@ func TestServicePeer(t *testing.T) {
 	}
 	// The rebooted host's service answered the probe with an RST: it was
 	// started again, or the probe would have met silence (ETIMEDOUT).
-	for i, s := range m.Cells()[1].Record().Samples {
+	for i, s := range cells[1].Record().Samples {
 		if s.Reason != "ECONNRESET" {
 			t.Errorf("host-reboot sample %d: %s, want ECONNRESET from the service's new host", i, s.Summary())
 		}
@@ -86,19 +75,12 @@ func TestServicePeer(t *testing.T) {
 // before any lab, naming the package that provides it; one that exits
 // before it listens is a sample error with its last words.
 func TestServiceRefusals(t *testing.T) {
-	run := requireLab(t)
 	_, err := harness.Resolve(harness.CellConfig{Detector: pythonWatcher(t, "absent"), Fault: "blackhole"})
 	if err == nil || !strings.Contains(err.Error(), "apt-get install halfopen-no-such-package") {
 		t.Errorf("a missing server gave %v, want a sentence naming its package", err)
 	}
-	m, err := harness.NewMatrix(run, []harness.CellConfig{{Detector: pythonWatcher(t, "crashes"), Fault: "blackhole"}}, harness.Options{Seed: 1, Calibrations: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if s := m.Cells()[0].Record().Samples[0]; !strings.Contains(s.Error, "listening is for others") || !strings.Contains(s.Error, "exited before accepting") {
+	cells := runCells(t, harness.Options{}, harness.CellConfig{Detector: pythonWatcher(t, "crashes"), Fault: "blackhole"})
+	if s := cells[0].Record().Samples[0]; !strings.Contains(s.Error, "listening is for others") || !strings.Contains(s.Error, "exited before accepting") {
 		t.Errorf("a server that exits at once gave %q, want an error with its last words", s.Error)
 	}
 }
