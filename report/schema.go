@@ -104,7 +104,7 @@ type Environment struct {
 	Go       string `json:"go"`
 	Halfopen string `json:"halfopen"`
 	CPUs     int    `json:"cpus,omitempty"`
-	Pool     int    `json:"pool,omitempty"` // labs run at once
+	Pool     int    `json:"pool,omitempty"` // labs run at once (the most, when sized by measurement)
 	// CalibrationErrorMs is the harness's own timing error, measured under
 	// the same parallel load as the samples.
 	CalibrationErrorMs *Quantiles `json:"calibration_error_ms"`
