@@ -15,7 +15,7 @@ SAMPLES_full  := 10
 SAMPLES_soak  := 30
 HALFOPEN_SAMPLES ?= $(SAMPLES_$(PROFILE))
 
-.PHONY: all build examples vet unit suites test test-faults report clean gc bench
+.PHONY: all build examples vet unit suites test test-faults report clean gc bench bench-pool
 
 all: build
 
@@ -58,8 +58,11 @@ report:
 	$(BIN) report $(REPORTS)/faults.json --format junit --budgets ci/budgets.yaml -o $(REPORTS)/faults.xml
 	$(BIN) gate --budgets ci/budgets.yaml $(REPORTS)/faults.json
 
+bench-pool:
+	$(GO) test -run '^$$' -bench Pool -benchtime 1x ./harness/
+
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 200x ./harness/
+	$(GO) test -run '^$$' -bench 'LabUpDown|TimingError' -benchtime 200x ./harness/
 
 gc: build
 	$(BIN) gc
