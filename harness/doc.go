@@ -2,10 +2,10 @@
 // the processes that run in them, the one clock, and the runner that
 // measures cells in fresh labs.
 //
-//	 [peer host 198.18.1.2] ==veth== [router host] ==veth== [watcher host 198.18.2.2]
-//	  echo peer, a foreign        (forwarding, nftables,     the detector: halfopen's
-//	  peer, or a real server      conntrack, optional        watcher agent, a foreign
-//	  (Service)                   Toxiproxy process)         program or a Go role
+//	[peer host 198.18.1.2] ==veth== [router host] ==veth== [watcher host 198.18.2.2]
+//	 echo peer, a foreign        (forwarding, nftables,     the detector: halfopen's
+//	 peer, or a real server      conntrack, optional        watcher agent, a foreign
+//	 (Service)                   Toxiproxy process)         program or a Go role
 //
 // Each host is a network namespace named ho-<run>-<lab>-<role>, addressed
 // from 198.18.0.0/15 (RFC 2544), with no default route and no link to the
