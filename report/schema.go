@@ -173,6 +173,9 @@ type Sample struct {
 	Packets     uint64  `json:"packets,omitempty"`
 	Bytes       uint64  `json:"bytes,omitempty"`
 	WatcherCPUS float64 `json:"watcher_cpu_s,omitempty"`
+	// Pcap is the path, relative to the report, of a pcapng capture of the
+	// sample's traffic on the router (package capture); "" when none was kept.
+	Pcap string `json:"pcap,omitempty"`
 }
 
 // Mistake is one false positive: the detector suspected a live peer at
