@@ -147,7 +147,7 @@ the test is significant (p < alpha) and the median shift is at least the larger 
 censored, or when false positives per connection-hour grow.`,
 		Example: `  halfopen compare ci/baseline.json reports/faults.json >> "$GITHUB_STEP_SUMMARY"
   halfopen compare ci/baseline.json reports/faults.json --format html -o reports/compare.html`,
-		Args:    exactArgs(2, "compare needs two reports, OLD and NEW"),
+		Args: exactArgs(2, "compare needs two reports, OLD and NEW"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			old, err := readReport(args[0])
 			if err != nil {
