@@ -15,7 +15,7 @@ SAMPLES_full  := 10
 SAMPLES_soak  := 30
 HALFOPEN_SAMPLES ?= $(SAMPLES_$(PROFILE))
 
-.PHONY: all build examples vet unit suites test test-faults report clean gc bench
+.PHONY: all build examples chromium vet unit suites test test-faults report screenshots clean gc bench
 
 all: build
 
@@ -29,8 +29,12 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt would change the files above"; exit 1; }
 	$(GO) vet ./...
 
-unit: examples
-	$(GO) test -count=1 ./harness/... ./faults/... ./detectors/... ./report/... ./cmd/...
+# Headless Chromium (Debian's package) renders the HTML report in a test.
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+unit: examples chromium
+	$(GO) test -count=1 ./harness/... ./faults/... ./detectors/... ./report/... ./capture/... ./cmd/...
 
 suites: build
 	PROFILE=$(PROFILE) HALFOPEN_SAMPLES=$(HALFOPEN_SAMPLES) $(GINKGO) -r --keep-going --timeout=30m --poll-progress-after=120s $(SUITES)
@@ -57,6 +61,10 @@ report:
 	$(BIN) report $(REPORTS)/faults.json --format html -o $(REPORTS)/faults.html
 	$(BIN) report $(REPORTS)/faults.json --format junit --budgets ci/budgets.yaml -o $(REPORTS)/faults.xml
 	$(BIN) gate --budgets ci/budgets.yaml $(REPORTS)/faults.json
+
+# The README's screenshots, rendered by the browser test.
+screenshots: chromium
+	HALFOPEN_SCREENSHOTS=$(abspath docs/img) $(GO) test -count=1 -run TestHTMLInChromium ./report/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 200x ./harness/

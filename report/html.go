@@ -389,13 +389,13 @@ code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;overflow-w
 .o-never{background:#ececec;color:#555}.o-survived{background:#e3f4e6;color:#2f6b3a}
 .o-fp{background:#ffd9a8;color:#7a3b00}.o-outside{background:#f7b6b0;color:#7f1d1d;font-weight:600}
 .o-error{background:#e8c7f0;color:#5b1a6b;font-weight:600}.o-none{background:#fff}
-table.matrix{font-size:11px;margin:6px 0 14px}
+table.matrix{font-size:10.5px;margin:6px 0 14px}
 table.matrix th,table.matrix td{padding:1px 2px}
-table.matrix td{text-align:center;white-space:nowrap;min-width:30px}
+table.matrix td{text-align:center;white-space:nowrap;min-width:28px}
 table.matrix td a{display:block;color:inherit}
 table.matrix th.vh{vertical-align:bottom;padding:4px 1px;font-weight:500}
-table.matrix th.vh div{writing-mode:vertical-rl;transform:rotate(180deg);max-height:170px;line-height:1.15;text-align:left}
-table.matrix th.rh{font-weight:500;min-width:170px;max-width:230px;white-space:normal}
+table.matrix th.vh div{writing-mode:vertical-rl;transform:rotate(180deg);max-height:240px;line-height:1.1;text-align:left}
+table.matrix th.rh{font-weight:500;min-width:150px;max-width:210px;white-space:normal}
 table.matrix tr.kind th{background:#e9eef5;font-weight:600;text-align:left}
 ul.findings{padding-left:20px}ul.findings li{margin:4px 0}
 table.cells td.o{white-space:nowrap}
@@ -417,6 +417,7 @@ table.cells td.samples{max-width:260px}
 .plot .impossible{fill:#eee;stroke:none}
 .plot .pt{fill:#8e44ad}.plot .pt-lbl{font-size:10px}
 .plot .bar{fill:#2e86c1}
+.plot .lane{paint-order:stroke;stroke:#fafafa;stroke-width:4px;stroke-linejoin:round}
 .plot .fault{stroke:#c0392b;stroke-width:1.5;stroke-dasharray:4 3}.plot .decide{stroke:#1d6b2f;stroke-width:1.5}
 .plot .ev-data{fill:#1f5fa8}.plot .ev-ack{fill:#9aa7b4}.plot .ev-keepalive{fill:#e67e22}.plot .ev-retransmission{fill:#c0392b}
 .plot .ev-rst{fill:#6c1b8f}.plot .ev-fin{fill:#117a65}.plot .ev-syn{fill:#34495e}.plot .ev-icmp{fill:#d4ac0d}.plot .ev-urgent{fill:#af601a}.plot .ev-other{fill:#777}
@@ -429,7 +430,7 @@ table.cells td.samples{max-width:260px}
 <h2 id="overview">Overview</h2>
 <div class="legend">{{range .Outcomes}}<span><span class="sw {{.Class}}">{{.Sample}}</span>{{.Name}}</span>{{end}}</div>
 {{range .Matrices}}<h3>Watcher is the {{.Side}}</h3>
-<div class="scroll"><table class="matrix">
+<div class="scroll" id="matrix-{{.Side}}"><table class="matrix">
 <tr><th class="corner">fault \ detector</th>{{range .Columns}}<th class="vh" title="{{.Spec}}"><div>{{.Label}}</div></th>{{end}}</tr>
 {{range .Rows}}{{if .KindTitle}}<tr class="kind"><th colspan="{{len .Cells | inc}}">{{.KindTitle}}</th></tr>
 {{end}}<tr><th class="rh" title="{{.Fault}}"><a href="{{.Href}}">{{.Label}}</a></th>{{range .Cells}}<td class="{{.Class}}">{{if .Href}}<a href="{{.Href}}" title="{{.Title}}">{{.Text}}</a>{{end}}</td>{{end}}</tr>

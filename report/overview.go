@@ -831,7 +831,11 @@ func surpriseFinding(r *Report, verdicts []Verdict, lb *labeller) finding {
 		}
 	}
 	if len(outside) == 0 && len(errs) == 0 {
-		f.text(fmt.Sprintf("every one of the %d detection cells matched its theory, and no sample errored.", judged))
+		if judged == 1 {
+			f.text("the one detection cell matched its theory, and no sample errored.")
+		} else {
+			f.text(fmt.Sprintf("every one of the %d detection cells matched its theory, and no sample errored.", judged))
+		}
 		return f
 	}
 	list := func(idx []int) {

@@ -77,7 +77,7 @@ func timelinePlot(events []capture.Event, smp Sample, label string) template.HTM
 	}
 	for i, l := range lanes {
 		y := top + float64(i)*laneH
-		s.text(left+4, y+11, "start", "lbl", l.iface+": "+l.src+" → "+l.dst)
+		s.text(left+4, y+11, "start", "lbl lane", l.iface+": "+l.src+" → "+l.dst)
 	}
 	kinds := map[capture.Kind]bool{}
 	for _, e := range events {
@@ -104,7 +104,11 @@ func timelinePlot(events []capture.Event, smp Sample, label string) template.HTM
 	if smp.DecidedNs != 0 {
 		d := rel(smp.DecidedNs)
 		s.line(x(d), top-4, x(d), bottom, "decide")
-		s.text(x(d), top-6, "middle", "lbl", "decided "+smp.Reason+" at "+signedSeconds(d))
+		anchor := "middle"
+		if x(d) > width*0.75 {
+			anchor = "end"
+		}
+		s.text(x(d), top-6, anchor, "lbl", "decided "+smp.Reason+" at "+signedSeconds(d))
 	}
 	// A legend of the kinds present, in the capture package's order.
 	lx := left
