@@ -384,7 +384,9 @@ func problem(ev cdpMessage, pageURL string) []string {
 	case "Runtime.exceptionThrown":
 		return []string{"exception: " + string(ev.Params)}
 	case "Log.entryAdded":
-		var p struct{ Entry struct{ Level, Text, URL string } }
+		var p struct {
+			Entry struct{ Level, Text, URL string }
+		}
 		json.Unmarshal(ev.Params, &p)
 		if p.Entry.Level == "error" {
 			return []string{fmt.Sprintf("console error: %s %s", p.Entry.Text, p.Entry.URL)}
