@@ -325,6 +325,7 @@ func sampleEvidence(c *Cell, i int, s Sample, opt HTMLOptions) htmlEvidence {
 		ev.Error = err.Error()
 		return ev
 	}
+	ev.Title += " · " + capture.Summary(events)
 	ev.SVG = timelinePlot(events, s, "packets of sample "+fmt.Sprint(i)+" of "+c.Detector+" under "+c.Fault)
 	return ev
 }

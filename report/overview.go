@@ -532,6 +532,19 @@ func (t *detectorTally) p50() float64 {
 	return NearestRank(t.times, 0.5)
 }
 
+// tallies adds a lead and the detectors of ts, each linked to its cell
+// and followed by what suffix says of it.
+func (f *finding) tallies(lead string, ts []*detectorTally, lb *labeller, suffix func(*detectorTally) string) {
+	f.text(lead)
+	for i, t := range ts {
+		if i > 0 {
+			f.text(" · ")
+		}
+		f.cell(lb.of(t.detector), t.cell)
+		f.text(suffix(t))
+	}
+}
+
 func pathOf(c *Cell) string {
 	if c.Path == "" {
 		return "direct"
@@ -598,35 +611,15 @@ func silentFinding(r *Report, silent map[string]bool, path string, lb *labeller)
 	if len(always) == 0 {
 		f.text("No detector noticed it in every sample.")
 	} else {
-		f.text("Noticed it in every sample, fastest first (p50): ")
-		for i, t := range always {
-			if i > 0 {
-				f.text(" · ")
-			}
-			f.cell(lb.of(t.detector), t.cell)
-			f.text(" " + FormatSeconds(t.p50()))
-		}
+		f.tallies("Noticed it in every sample, fastest first (p50): ", always, lb, func(t *detectorTally) string { return " " + FormatSeconds(t.p50()) })
 	}
 	if len(some) > 0 {
 		f.line()
-		f.text("Only sometimes: ")
-		for i, t := range some {
-			if i > 0 {
-				f.text(" · ")
-			}
-			f.cell(lb.of(t.detector), t.cell)
-			f.text(fmt.Sprintf(" %d of %d samples", t.detected, t.samples))
-		}
+		f.tallies("Only sometimes: ", some, lb, func(t *detectorTally) string { return fmt.Sprintf(" %d of %d samples", t.detected, t.samples) })
 	}
 	if len(never) > 0 {
 		f.line()
-		f.text("Never, in any sample: ")
-		for i, t := range never {
-			if i > 0 {
-				f.text(" · ")
-			}
-			f.cell(lb.of(t.detector), t.cell)
-		}
+		f.tallies("Never, in any sample: ", never, lb, func(*detectorTally) string { return "" })
 	}
 	f.line()
 	f.text("The faults: " + strings.Join(names, ", ") + ".")

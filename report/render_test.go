@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/halfopen/halfopen/capture"
 )
 
 // withSysctls gives the test report's cells per-cell sysctls: the first
@@ -334,5 +336,66 @@ func TestJUnit(t *testing.T) {
 				t.Error("the sample error is not in the failure")
 			}
 		})
+	}
+}
+
+func TestThinEvents(t *testing.T) {
+	var evs []capture.Event
+	for i := range 5000 {
+		k := capture.KindData
+		if i%1000 == 0 {
+			k = capture.KindKeepalive
+		}
+		evs = append(evs, capture.Event{Ns: int64(i), Kind: k})
+	}
+	tests := []struct {
+		limit, want, notable int
+	}{
+		{10000, 5000, 5},
+		{1500, 1500, 5},
+		{3, 6, 5}, // every notable event stays, and one routine one
+	}
+	for _, tt := range tests {
+		got := thinEvents(evs, tt.limit)
+		notable := 0
+		for _, e := range got {
+			if e.Kind == capture.KindKeepalive {
+				notable++
+			}
+		}
+		if len(got) > tt.want || notable != tt.notable {
+			t.Errorf("limit %d: %d events (%d notable), want at most %d with %d notable", tt.limit, len(got), notable, tt.want, tt.notable)
+		}
+	}
+}
+
+func TestHTMLTimeline(t *testing.T) {
+	r, err := Read("testdata/timeline/report.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := RenderHTML(&b, r, HTMLOptions{ReportDir: "testdata/timeline", PageDir: "testdata/timeline"}); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	// The measured capture: three keepalive probes after the fault, the
+	// fault and decision lines, and a link to the pcapng beside the page.
+	for _, w := range []string{`href="sample-0.pcapng"`, "3 keepalive", `class="fault"`, `class="decide"`, "decided ETIMEDOUT at +4.1 s"} {
+		if !strings.Contains(page, w) {
+			t.Errorf("page lacks %q", w)
+		}
+	}
+	if n := strings.Count(page, `class="ev-keepalive"`); n != 4 { // three probes and the legend's swatch
+		t.Errorf("%d keepalive marks, want 3 and a legend", n)
+	}
+	// A capture that is missing is said, not linked.
+	r.Cells[0].Samples[0].Pcap = "gone.pcapng"
+	b.Reset()
+	if err := RenderHTML(&b, r, HTMLOptions{ReportDir: "testdata/timeline"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "capture gone.pcapng is missing") || strings.Contains(b.String(), `href="testdata/timeline/gone.pcapng"`) {
+		t.Error("a missing capture is linked or not reported")
 	}
 }

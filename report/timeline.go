@@ -26,6 +26,7 @@ func timelinePlot(events []capture.Event, smp Sample, label string) template.HTM
 	if len(events) == 0 {
 		return ""
 	}
+	events = thinEvents(events, maxTimelineEvents)
 	origin := smp.InjectedNs
 	if origin == 0 {
 		origin = events[0].Ns
@@ -133,4 +134,39 @@ func signedSeconds(t float64) string {
 		return FormatSeconds(t)
 	}
 	return "0"
+}
+
+// maxTimelineEvents bounds the marks of one timeline, so that a page with
+// many long captures stays small; 900 pixels cannot show more anyway.
+const maxTimelineEvents = 1500
+
+// thinEvents keeps every notable event (probes, retransmissions, resets,
+// FINs, SYNs, ICMP) and, of the routine data and ACKs, every k-th, so that
+// at most limit events remain when the notable ones allow it.
+func thinEvents(events []capture.Event, limit int) []capture.Event {
+	if len(events) <= limit {
+		return events
+	}
+	notable := 0
+	for _, e := range events {
+		if notableKinds[e.Kind] {
+			notable++
+		}
+	}
+	routine := len(events) - notable
+	keep := max(limit-notable, 1)
+	step := (routine + keep - 1) / keep
+	out := make([]capture.Event, 0, limit)
+	i := 0
+	for _, e := range events {
+		if notableKinds[e.Kind] {
+			out = append(out, e)
+			continue
+		}
+		if i%step == 0 {
+			out = append(out, e)
+		}
+		i++
+	}
+	return out
 }
