@@ -97,7 +97,7 @@ func (c *Cell) Judge() Verdict {
 	}
 	if c.Kind == KindDisturbance {
 		if c.FalsePositives > 0 {
-			return Verdict{OutcomeFalsePositive, fmt.Sprintf("✗%d", c.FalsePositives), fmt.Sprintf("%d false positives in %d samples", c.FalsePositives, st.N)}
+			return Verdict{OutcomeFalsePositive, fmt.Sprintf("✗%d", c.FalsePositives), fmt.Sprintf("%s in %s", plural(c.FalsePositives, "false positive", "false positives"), plural(st.N, "sample", "samples"))}
 		}
 		return Verdict{OutcomeSurvived, "ok", fmt.Sprintf("survived all %d samples", st.N)}
 	}
@@ -606,7 +606,7 @@ func silentFinding(r *Report, silent map[string]bool, path string, lb *labeller)
 	for _, ff := range sortedKeys(faults) {
 		names = append(names, lb.of(ff))
 	}
-	f.text(fmt.Sprintf("over the %s in which theory says some detector never notices the dead peer (no FIN or RST reaches it), %d detectors were measured.", plural(len(names), "fault", "faults"), len(order)))
+	f.text(fmt.Sprintf("over %s in which theory says some detector never notices the dead peer (no FIN or RST reaches it), %s measured.", plural(len(names), "fault", "faults"), plural(len(order), "detector was", "detectors were")))
 	f.line()
 	if len(always) == 0 {
 		f.text("No detector noticed it in every sample.")
