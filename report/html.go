@@ -309,7 +309,10 @@ func newHTMLGroup(r *Report, o *overview, g faultGroup, opt HTMLOptions) htmlGro
 // sampleEvidence reads a sample's capture and draws its timeline.
 func sampleEvidence(c *Cell, i int, s Sample, opt HTMLOptions) htmlEvidence {
 	ev := htmlEvidence{Title: fmt.Sprintf("sample %d: %s", i, sampleWords(c, s))}
-	file := filepath.Join(opt.ReportDir, s.Pcap)
+	file := s.Pcap
+	if !filepath.IsAbs(file) {
+		file = filepath.Join(opt.ReportDir, file)
+	}
 	if rel, err := relativeLink(opt.PageDir, file); err == nil {
 		ev.Href = rel
 	} else {
