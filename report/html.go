@@ -255,7 +255,7 @@ func findingHTML(f finding) template.HTML {
 
 func newHTMLGroup(r *Report, o *overview, g faultGroup, opt HTMLOptions) htmlGroup {
 	hg := htmlGroup{
-		ID: groupAnchor(g.Side, g.Fault, g.Kind), Title: o.labels.of(g.Fault), Fault: g.Fault,
+		ID: groupAnchor(g.Side, g.Fault, g.Kind), Title: g.heading(o.labels), Fault: g.Fault,
 		Side: g.Side, Kind: kindTitle(g.Kind), Disturbance: g.Kind == KindDisturbance,
 	}
 	var rows []plotRow
@@ -300,8 +300,8 @@ func newHTMLGroup(r *Report, o *overview, g faultGroup, opt HTMLOptions) htmlGro
 		hg.Rows = append(hg.Rows, row)
 		rows = append(rows, plotRow{Label: o.labels.of(c.Detector), Href: "#" + cellAnchor(ci), Title: c.Detector, Cell: c})
 	}
-	if g.Kind == KindDetection {
-		hg.Plot = samplesPlot(rows, "detection times under "+g.Fault+" ("+g.Side+")")
+	if g.Kind != KindDisturbance {
+		hg.Plot = samplesPlot(rows, "times under "+hg.Title)
 	}
 	return hg
 }
@@ -444,8 +444,8 @@ table.cells td.samples{max-width:260px}
 <ul class="findings">{{range .}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{with .Groups}}<h2 id="faults">Per fault</h2>
 <p class="sub">Each fault's detectors on one logarithmic time axis: dots are samples (red when outside the prediction), the green band the predicted range, the red tick each cell's budget, arrows censored samples (no decision within the budget), purple crosses errors. R, N and S link to the rationale of the prediction, the cell's note and its kernel parameters.</p>
-{{range .}}<section id="{{.ID}}"><h3>{{.Title}} <span class="sub">· watcher is the {{.Side}} · {{.Kind}}</span></h3>
-{{if ne .Title .Fault}}<p class="sub"><code>{{.Fault}}</code></p>{{end}}
+{{range .}}<section id="{{.ID}}"><h3>{{.Title}}</h3>
+{{with .Fault}}<p class="sub"><code>{{.}}</code></p>{{end}}
 {{.Plot}}
 <div class="scroll"><table class="cells">
 {{if .Disturbance}}<tr><th>detector</th><th>outcome</th><th>samples</th><th>false positives</th><th>mistakes/conn-h</th><th>T_MR</th><th>T_M</th><th>P_A</th><th>overhead while idle</th><th>more</th></tr>

@@ -132,7 +132,7 @@ func writeMarkdownGroups(b *strings.Builder, o *overview) {
 	}
 	b.WriteString("## Per fault\n\nTimes as measured from the fault to the decision; p50, p95 and max are nearest-rank quantiles of the detected samples; censored samples (no decision within the budget) are shown as \"> budget\" and never timed. R, N and S refer to the legends: the rationale of the prediction, the note and the kernel parameters of the cell.\n\n")
 	for _, g := range groups {
-		fmt.Fprintf(b, "### <a id=\"%s\"></a>%s · watcher is the %s · %s\n\n", groupAnchor(g.Side, g.Fault, g.Kind), mdEscape(o.labels.of(g.Fault)), g.Side, mdEscape(kindTitle(g.Kind)))
+		fmt.Fprintf(b, "### <a id=\"%s\"></a>%s\n\n", groupAnchor(g.Side, g.Fault, g.Kind), mdEscape(g.heading(o.labels)))
 		if g.Kind == KindDisturbance {
 			b.WriteString("| detector | outcome | samples | false positives | mistakes/conn-h | T_MR | T_M | P_A | overhead while idle | more |\n|---|---|---|---|---|---|---|---|---|---|\n")
 		} else {

@@ -880,22 +880,43 @@ type faultGroup struct {
 }
 
 // faultGroups returns the report's cells grouped by side, kind and fault,
-// in the order of the overview's matrices.
+// in the order of the overview's matrices, then the cells no matrix shows
+// (calibration), grouped alike in the order of the report: every cell is
+// in exactly one group.
 func faultGroups(r *Report, ms []matrix) []faultGroup {
 	var out []faultGroup
-	for _, m := range ms {
-		for _, row := range m.Rows {
-			g := faultGroup{Side: m.Side, Fault: row.Fault, Kind: row.Kind}
-			for i := range r.Cells {
-				c := &r.Cells[i]
-				if c.Side == m.Side && c.Fault == row.Fault && c.Kind == row.Kind {
-					g.Cells = append(g.Cells, i)
-				}
-			}
-			out = append(out, g)
+	type key struct{ side, fault, kind string }
+	index := map[key]int{}
+	add := func(k key) {
+		if _, ok := index[k]; !ok {
+			index[k] = len(out)
+			out = append(out, faultGroup{Side: k.side, Fault: k.fault, Kind: k.kind})
 		}
 	}
+	for _, m := range ms {
+		for _, row := range m.Rows {
+			add(key{m.Side, row.Fault, row.Kind})
+		}
+	}
+	for i := range r.Cells {
+		c := &r.Cells[i]
+		k := key{c.Side, c.Fault, c.Kind}
+		add(k)
+		out[index[k]].Cells = append(out[index[k]].Cells, i)
+	}
 	return out
+}
+
+// heading says what a group is: its fault, its side and its kind.
+func (g faultGroup) heading(lb *labeller) string {
+	parts := []string{}
+	if g.Fault != "" {
+		parts = append(parts, lb.of(g.Fault))
+	}
+	if g.Side != "" {
+		parts = append(parts, "watcher is the "+g.Side)
+	}
+	return strings.Join(append(parts, kindTitle(g.Kind)), " · ")
 }
 
 // groupAnchor is the fragment id of a fault group's section.

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"fmt"
 	"encoding/xml"
 	"io"
 	"regexp"
@@ -51,6 +52,7 @@ func TestMarkdown(t *testing.T) {
 		"  - [heartbeat-inband:interval=200ms,misses=3](#c2): 2 false positives in 4 samples, at outage=300ms",
 		"- **Against theory:** 1 cell had samples the harness could not measure.",
 		"## Per fault",
+		"### <a id=\"f-client-det-peer-cable-pull\"></a>peer-cable-pull · watcher is the client · Detection: the peer is dead",
 		"| <a id=\"c0\"></a>keepalive-tuned:cnt=3,idle=1s,intvl=1s | 🟢 3.32 s | 3–4 s | 3 s, 3.51 s, 3.98 s, 3.21 s, 3.77 s, 3.32 s | 3.32 s | 3.98 s | 3.98 s | ETIMEDOUT×6 |",
 		"1 of 6 samples could not be measured (sample 5: peer never said connected)",
 		"- <a id=\"S1\"></a>**S1** (2 cells): watcher: `net.ipv4.tcp_keepalive_time=7200` `net.ipv4.tcp_retries2=15`;",
@@ -186,6 +188,31 @@ func TestHTML(t *testing.T) {
 		if !ids[m[1]] {
 			t.Errorf("link to #%s has no target", m[1])
 		}
+	}
+}
+
+// TestEveryCellHasDetails adds a calibration cell, which no matrix shows,
+// and checks that both renderers still give every cell its details.
+func TestEveryCellHasDetails(t *testing.T) {
+	r := testdataReport(t)
+	r.Cells = append(r.Cells, Cell{Detector: "scheduled-decision", Kind: KindCalibration, Samples: times(0.0001, 0.0002)})
+	var md, page bytes.Buffer
+	if err := Markdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := HTML(&page, r); err != nil {
+		t.Fatal(err)
+	}
+	for i := range r.Cells {
+		if !strings.Contains(md.String(), fmt.Sprintf(`<a id="c%d"></a>`, i)) {
+			t.Errorf("markdown has no details for cell %d", i)
+		}
+		if !strings.Contains(page.String(), fmt.Sprintf(`<tr id="c%d">`, i)) {
+			t.Errorf("page has no details for cell %d", i)
+		}
+	}
+	if !strings.Contains(md.String(), "### <a id=\"f--cal-\"></a>Calibration\n") {
+		t.Error("the calibration group has no heading of its own")
 	}
 }
 
