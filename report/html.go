@@ -45,21 +45,20 @@ func RenderHTML(w io.Writer, r *Report, opt HTMLOptions) error {
 }
 
 type htmlData struct {
-	R          *Report
-	Started    string
-	Calib      string
-	Outcomes   []htmlOutcome
-	Matrices   []htmlMatrix
-	Findings   []template.HTML
-	Groups     []htmlGroup
-	Frontier   template.HTML
-	Overhead   template.HTML
-	Rules      []htmlLegend
-	Notes      []htmlLegend
-	Sysctls    []htmlSysctlSet
-	Legacy     [][2]string
-	Detections int
-	Cells      int
+	R        *Report
+	Started  string
+	Calib    string
+	Outcomes []htmlOutcome
+	Matrices []htmlMatrix
+	Findings []template.HTML
+	Groups   []htmlGroup
+	Frontier template.HTML
+	Overhead template.HTML
+	Rules    []htmlLegend
+	Notes    []htmlLegend
+	Sysctls  []htmlSysctlSet
+	Legacy   [][2]string
+	Cells    int
 }
 
 type htmlOutcome struct {
@@ -173,11 +172,6 @@ func newHTMLData(r *Report, opt HTMLOptions) htmlData {
 	}
 	for _, f := range o.findings {
 		d.Findings = append(d.Findings, findingHTML(f))
-	}
-	for i := range r.Cells {
-		if r.Cells[i].Kind == KindDetection {
-			d.Detections++
-		}
 	}
 	for _, g := range faultGroups(r, o.matrices) {
 		d.Groups = append(d.Groups, newHTMLGroup(r, o, g, opt))
