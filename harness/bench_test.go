@@ -69,7 +69,7 @@ func BenchmarkTimingError(b *testing.B) {
 		b.ReportMetric(p.ErrorMs.P99, p.Name+"-p99-ms")
 	}
 	for _, c := range m.Cells() {
-		for _, s := range c.Samples {
+		for _, s := range c.Record().Samples {
 			if s.Error != "" {
 				b.Errorf("%s: %s", c.Describe(), s.Error)
 			}

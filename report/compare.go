@@ -130,21 +130,21 @@ func Compare(old, new *Report, opt CompareOptions) CompareResult {
 	res := CompareResult{Options: opt}
 	newIdx := map[CellKey]int{}
 	for i := range new.Cells {
-		newIdx[new.Cells[i].Key().id()] = i
+		newIdx[new.Cells[i].Key()] = i
 	}
 	seen := map[CellKey]bool{}
 	for i := range old.Cells {
 		oc := &old.Cells[i]
 		k := oc.Key()
-		seen[k.id()] = true
+		seen[k] = true
 		var nc *Cell
-		if j, ok := newIdx[k.id()]; ok {
+		if j, ok := newIdx[k]; ok {
 			nc = &new.Cells[j]
 		}
 		res.Cells = append(res.Cells, compareCell(k, oc, nc, opt))
 	}
 	for i := range new.Cells {
-		if k := new.Cells[i].Key(); !seen[k.id()] {
+		if k := new.Cells[i].Key(); !seen[k] {
 			res.Cells = append(res.Cells, compareCell(k, nil, &new.Cells[i], opt))
 		}
 	}
@@ -417,7 +417,7 @@ func compareRow(c *CellComparison) []string {
 	if !math.IsNaN(c.P) {
 		p = fmt.Sprintf("%.3g", c.P)
 	}
-	return []string{c.Key.Detector, c.Key.Fault, c.Key.Side, c.Key.Kind,
+	return []string{c.Key.Detector, c.Key.Fault, c.Key.Side, string(c.Key.Kind),
 		q(c.Old, true), q(c.New, true), q(c.Old, false), q(c.New, false),
 		cens(c.Old), cens(c.New), fp, p, c.Verdict()}
 }

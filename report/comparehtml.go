@@ -40,7 +40,7 @@ func CompareHTML(w io.Writer, res CompareResult) error {
 			continue
 		}
 		reg := compareRegression{
-			Title: lb.of(k.Detector) + " × " + lb.of(k.Fault) + " (" + k.Side + ", " + k.Kind + ")",
+			Title: lb.of(k.Detector) + " × " + lb.of(k.Fault) + " (" + k.Side + ", " + string(k.Kind) + ")",
 			Key:   k.String(),
 			Why:   strings.Join(c.Why, "; "),
 		}

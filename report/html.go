@@ -148,7 +148,7 @@ func newHTMLData(r *Report, opt HTMLOptions) htmlData {
 		for _, det := range m.Detectors {
 			hm.Columns = append(hm.Columns, htmlColumn{Label: breakable(o.labels.of(det)), Spec: det})
 		}
-		lastKind := ""
+		var lastKind Kind
 		for _, row := range m.Rows {
 			hr := htmlMatrixRow{Fault: row.Fault, Label: breakable(o.labels.of(row.Fault)), Href: "#" + groupAnchor(m.Side, row.Fault, row.Kind)}
 			if row.Kind != lastKind {
@@ -206,11 +206,11 @@ var outcomeSample = map[Outcome]string{
 	OutcomeFalsePositive: "✗2", OutcomeOutside: "!", OutcomeError: "err",
 }
 
-func kindTitle(kind string) string {
+func kindTitle(kind Kind) string {
 	if t := kindTitles[kind]; t != "" {
 		return t
 	}
-	return kind
+	return string(kind)
 }
 
 // breakable escapes a spec and lets the browser break it after its

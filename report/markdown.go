@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -76,7 +77,7 @@ func writeMarkdownOverview(b *strings.Builder, o *overview) {
 			fmt.Fprintf(b, " D%d |", j+1)
 		}
 		b.WriteString("\n|---|" + strings.Repeat("---|", len(m.Detectors)) + "\n")
-		lastKind := ""
+		var lastKind Kind
 		for _, row := range m.Rows {
 			label := mdEscape(o.labels.of(row.Fault))
 			if row.Kind != lastKind {
@@ -267,19 +268,19 @@ func writeMarkdownEnvironment(b *strings.Builder, r *Report) {
 }
 
 // kindTitles names the cell kinds in their table headings.
-var kindTitles = map[string]string{
+var kindTitles = map[Kind]string{
 	KindDetection:   "Detection: the peer is dead",
 	KindDisturbance: "Disturbances: the peer is alive",
 	KindCalibration: "Calibration",
 }
 
 // cellKinds returns the kinds present in r: known kinds first, in order.
-func cellKinds(r *Report) []string {
-	present := map[string]bool{}
+func cellKinds(r *Report) []Kind {
+	present := map[Kind]bool{}
 	for i := range r.Cells {
 		present[r.Cells[i].Kind] = true
 	}
-	var kinds []string
+	var kinds []Kind
 	for _, k := range knownKinds {
 		if present[k] {
 			kinds = append(kinds, k)
@@ -376,11 +377,11 @@ func mdCode(s string) string {
 	return strings.NewReplacer("`", "'", "|", "\\|", "\n", " ").Replace(s)
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+func sortedKeys[K ~string, V any](m map[K]V) []K {
+	keys := make([]K, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	return keys
 }

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/halfopen/halfopen/spec"
 )
 
 // PredictionTolerance is added on both sides of a predicted range when a
@@ -151,7 +153,7 @@ type matrix struct {
 // matrixRow is one fault of a matrix: one entry per detector column.
 type matrixRow struct {
 	Fault string
-	Kind  string
+	Kind  Kind
 	Cells []int // index into Report.Cells, −1 where none was measured
 }
 
@@ -189,7 +191,10 @@ func buildMatrices(r *Report, verdicts []Verdict) []matrix {
 	for _, side := range sidesOf(r) {
 		m := matrix{Side: side}
 		col := map[string]int{}
-		type rowKey struct{ fault, kind string }
+		type rowKey struct {
+			fault string
+			kind  Kind
+		}
 		rowIdx := map[rowKey]int{}
 		var rows []matrixRow
 		for i := range r.Cells {
@@ -227,8 +232,8 @@ func buildMatrices(r *Report, verdicts []Verdict) []matrix {
 		// parameters' durations.
 		first := map[string]int{}
 		for i, row := range rows {
-			if _, ok := first[SpecName(row.Fault)]; !ok {
-				first[SpecName(row.Fault)] = i
+			if _, ok := first[spec.Name(row.Fault)]; !ok {
+				first[spec.Name(row.Fault)] = i
 			}
 		}
 		sort.SliceStable(rows, func(a, b int) bool {
@@ -236,7 +241,7 @@ func buildMatrices(r *Report, verdicts []Verdict) []matrix {
 			if ka, kb := kindRank(ra.Kind), kindRank(rb.Kind); ka != kb {
 				return ka < kb
 			}
-			if fa, fb := first[SpecName(ra.Fault)], first[SpecName(rb.Fault)]; fa != fb {
+			if fa, fb := first[spec.Name(ra.Fault)], first[spec.Name(rb.Fault)]; fa != fb {
 				return fa < fb
 			}
 			return specLess(ra.Fault, rb.Fault)
@@ -251,11 +256,12 @@ func buildMatrices(r *Report, verdicts []Verdict) []matrix {
 // they differ, as durations when both values are (outage=600ms before
 // outage=1.2s); false when that cannot tell, which keeps their order.
 func specLess(a, b string) bool {
-	_, pa, errA := parseSpec(a)
-	_, pb, errB := parseSpec(b)
+	sa, errA := spec.Parse(a)
+	sb, errB := spec.Parse(b)
 	if errA != nil || errB != nil {
 		return false
 	}
+	pa, pb := sa.Params, sb.Params
 	for _, k := range sortedKeys(pa) {
 		if pa[k] == pb[k] {
 			continue
@@ -270,7 +276,7 @@ func specLess(a, b string) bool {
 	return false
 }
 
-func kindRank(kind string) int {
+func kindRank(kind Kind) int {
 	if i := slices.Index(knownKinds, kind); i >= 0 {
 		return i
 	}
@@ -324,10 +330,11 @@ func newLabeller(r *Report) *labeller {
 			continue
 		}
 		seen[s] = true
-		name, params, err := parseSpec(s)
+		sp, err := spec.Parse(s)
 		if err != nil {
 			continue
 		}
+		name, params := sp.Name, sp.Params
 		np := byName[name]
 		if np == nil {
 			byName[name] = &nameParams{n: 1, common: params}
@@ -341,11 +348,12 @@ func newLabeller(r *Report) *labeller {
 		}
 	}
 	for s := range seen {
-		name, params, err := parseSpec(s)
+		sp, err := spec.Parse(s)
 		if err != nil {
 			l.short[s] = s
 			continue
 		}
+		name, params := sp.Name, sp.Params
 		var parts []string
 		for _, k := range sortedKeys(params) {
 			v := params[k]
@@ -432,7 +440,15 @@ func newLegends(r *Report) legends {
 			j = len(lg.Sysctls)
 			lg.sysctl[key] = j
 			set := sysctlSet{}
+			// Hosts that ran with the same values share one entry.
+			byValues := map[string]int{}
 			for _, role := range sortedKeys(c.Sysctls) {
+				key := sysctlKey(map[string]map[string]string{"": c.Sysctls[role]})
+				if j, ok := byValues[key]; ok {
+					set.Roles[j].Role += ", " + role
+					continue
+				}
+				byValues[key] = len(set.Roles)
 				sr := sysctlRole{Role: role}
 				for _, k := range sortedKeys(c.Sysctls[role]) {
 					sr.Values = append(sr.Values, [2]string{k, c.Sysctls[role][k]})
@@ -645,7 +661,7 @@ func disturbanceFindings(r *Report, lb *labeller) []finding {
 		if c.Kind != KindDisturbance {
 			continue
 		}
-		name := SpecName(c.Fault)
+		name := spec.Name(c.Fault)
 		if _, ok := survivors[name]; !ok {
 			survivors[name] = map[string]bool{}
 			names = append(names, name)
@@ -875,7 +891,7 @@ func cellAnchor(i int) string { return fmt.Sprintf("c%d", i) }
 type faultGroup struct {
 	Side  string
 	Fault string
-	Kind  string
+	Kind  Kind
 	Cells []int
 }
 
@@ -885,7 +901,10 @@ type faultGroup struct {
 // in exactly one group.
 func faultGroups(r *Report, ms []matrix) []faultGroup {
 	var out []faultGroup
-	type key struct{ side, fault, kind string }
+	type key struct {
+		side, fault string
+		kind        Kind
+	}
 	index := map[key]int{}
 	add := func(k key) {
 		if _, ok := index[k]; !ok {
@@ -920,9 +939,9 @@ func (g faultGroup) heading(lb *labeller) string {
 }
 
 // groupAnchor is the fragment id of a fault group's section.
-func groupAnchor(side, fault, kind string) string {
+func groupAnchor(side, fault string, kind Kind) string {
 	var b strings.Builder
-	b.WriteString("f-" + side + "-" + kind[:min(len(kind), 3)] + "-")
+	b.WriteString("f-" + side + "-" + string(kind[:min(len(kind), 3)]) + "-")
 	for _, r := range strings.ToLower(fault) {
 		switch {
 		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':

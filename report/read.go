@@ -8,6 +8,8 @@ import (
 	"math"
 	"os"
 	"strings"
+
+	"github.com/halfopen/halfopen/spec"
 )
 
 // Read reads and validates the report at path. Every problem is an
@@ -116,13 +118,13 @@ func jsonTypeName(goType string) string {
 
 // Known values of Cell.Side, Cell.Path and Cell.Expect.
 var (
-	knownKinds   = []string{KindDetection, KindDisturbance, KindCalibration}
+	knownKinds   = []Kind{KindDetection, KindDisturbance, KindCalibration}
 	knownSides   = []string{"client", "server"}
 	knownPaths   = []string{"", "direct", "toxiproxy"}
-	knownExpects = []string{"", "detect", "never", "survive"}
+	knownExpects = []Expectation{"", ExpectDetect, ExpectNever, ExpectSurvive}
 )
 
-func isOneOf(s string, set []string) bool {
+func isOneOf[T ~string](s T, set []T) bool {
 	for _, v := range set {
 		if s == v {
 			return true
@@ -148,10 +150,10 @@ func validate(r *Report) ([]any, string) {
 			return path, msg
 		}
 		k := c.Key()
-		if j, dup := seen[k.id()]; dup {
+		if j, dup := seen[k]; dup {
 			return []any{"cells", i}, fmt.Sprintf("cells[%d] repeats cells[%d] (%s); a report holds each cell once", i, j, k)
 		}
-		seen[k.id()] = i
+		seen[k] = i
 	}
 	for i, p := range r.Frontier {
 		if strings.TrimSpace(p.Detector) == "" {
@@ -176,14 +178,14 @@ func validateCell(i int, c *Cell) ([]any, string) {
 	if strings.TrimSpace(c.Detector) == "" {
 		return at(), fmt.Sprintf("cells[%d] has no detector", i)
 	}
-	if _, err := CanonicalSpec(c.Detector); err != nil {
+	if _, err := spec.Canonical(c.Detector); err != nil {
 		return at("detector"), fmt.Sprintf("%s has a bad detector: %v", where, err)
 	}
 	if c.Kind != KindCalibration || c.Fault != "" {
 		if strings.TrimSpace(c.Fault) == "" {
 			return at(), fmt.Sprintf("cells[%d] (%s) has no fault", i, c.Detector)
 		}
-		if _, err := CanonicalSpec(c.Fault); err != nil {
+		if _, err := spec.Canonical(c.Fault); err != nil {
 			return at("fault"), fmt.Sprintf("%s has a bad fault: %v", where, err)
 		}
 	}

@@ -15,7 +15,10 @@ import (
 // withSysctls gives the test report's cells per-cell sysctls: the first
 // two share one set, the third has its own.
 func withSysctls(r *Report) {
-	shared := map[string]map[string]string{"watcher": {"net.ipv4.tcp_retries2": "15", "net.ipv4.tcp_keepalive_time": "7200"}}
+	shared := map[string]map[string]string{
+		"watcher": {"net.ipv4.tcp_retries2": "15", "net.ipv4.tcp_keepalive_time": "7200"},
+		"peer":    {"net.ipv4.tcp_retries2": "15", "net.ipv4.tcp_keepalive_time": "7200"},
+	}
 	for i := range r.Cells {
 		r.Cells[i].Sysctls = shared
 	}
@@ -55,7 +58,7 @@ func TestMarkdown(t *testing.T) {
 		"### <a id=\"f-client-det-peer-cable-pull\"></a>peer-cable-pull · watcher is the client · Detection: the peer is dead",
 		"| <a id=\"c0\"></a>keepalive-tuned:cnt=3,idle=1s,intvl=1s | 🟢 3.32 s | 3–4 s | 3 s, 3.51 s, 3.98 s, 3.21 s, 3.77 s, 3.32 s | 3.32 s | 3.98 s | 3.98 s | ETIMEDOUT×6 |",
 		"1 of 6 samples could not be measured (sample 5: peer never said connected)",
-		"- <a id=\"S1\"></a>**S1** (2 cells): watcher: `net.ipv4.tcp_keepalive_time=7200` `net.ipv4.tcp_retries2=15`;",
+		"- <a id=\"S1\"></a>**S1** (2 cells): peer, watcher: `net.ipv4.tcp_keepalive_time=7200` `net.ipv4.tcp_retries2=15`;",
 		"- <a id=\"S2\"></a>**S2** (1 cell): router: `net.netfilter.nf_conntrack_tcp_loose=0`; watcher: `net.ipv4.tcp_retries2=5`;",
 		"### Sysctls of the whole run",
 		"| `watcher/net.ipv4.tcp_retries2` | `15` |",

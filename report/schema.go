@@ -44,16 +44,35 @@ import (
 // SchemaV1 is the value of Report.Schema for this version of the contract.
 const SchemaV1 = "halfopen.report/v1"
 
+// Kind says what a cell measures.
+type Kind string
+
+// Expectation is what theory says a fault does to a detector.
+type Expectation string
+
+// Expectations (Cell.Expect).
+const (
+	// ExpectDetect: the detector decides, inside its predicted range, with
+	// one of the predicted reasons.
+	ExpectDetect Expectation = "detect"
+	// ExpectNever: the detector cannot see the fault; every sample must be
+	// censored.
+	ExpectNever Expectation = "never"
+	// ExpectSurvive: a disturbance; the connection must survive and every
+	// decision is a false positive.
+	ExpectSurvive Expectation = "survive"
+)
+
 // Cell kinds.
 const (
 	// KindDetection is a cell that measures how long a detector takes to
 	// notice a fault that kills the connection.
-	KindDetection = "detection"
+	KindDetection Kind = "detection"
 	// KindDisturbance is a cell in which the connection must survive, and
 	// every decision of the detector is a false positive.
-	KindDisturbance = "disturbance"
+	KindDisturbance Kind = "disturbance"
 	// KindCalibration is a cell that measures the harness's own timing error.
-	KindCalibration = "calibration"
+	KindCalibration Kind = "calibration"
 )
 
 // Report is one run of halfopen: its environment and its cells.
@@ -120,7 +139,7 @@ type Cell struct {
 	Detector string `json:"detector"`       // canonical spec, e.g. "keepalive-tuned:cnt=3,idle=1s,intvl=1s"
 	Fault    string `json:"fault"`          // canonical spec, e.g. "router-restart:outage=1s"
 	Side     string `json:"side"`           // "client" or "server": which end the watcher is
-	Kind     string `json:"kind"`           // KindDetection, KindDisturbance or KindCalibration
+	Kind     Kind   `json:"kind"`           // KindDetection, KindDisturbance or KindCalibration
 	Path     string `json:"path,omitempty"` // "direct" or "toxiproxy"
 
 	BudgetS       float64     `json:"budget_s"`
@@ -129,8 +148,8 @@ type Cell struct {
 	// Expect is what theory says this fault does to this detector:
 	// "detect", "never" (must be censored), "survive" (a disturbance: every
 	// decision is a false positive) or "" (no claim).
-	Expect  string   `json:"expect,omitempty"`
-	Reasons []string `json:"reasons,omitempty"` // the reasons theory allows when it detects
+	Expect  Expectation `json:"expect,omitempty"`
+	Reasons []string    `json:"reasons,omitempty"` // the reasons theory allows when it detects
 
 	Samples []Sample `json:"samples"`
 

@@ -110,10 +110,6 @@ func runMatrix(cmd *cobra.Command, f runFlags) error {
 		seed = time.Now().UnixNano() % 1_000_000_000
 	}
 	run := harness.NewRun()
-	m, err := harness.NewMatrix(run, configs, harness.Options{Pool: f.pool, Seed: seed})
-	if err != nil {
-		return badInput(err)
-	}
 	if dir := filepath.Dir(f.reportPath); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return badInput(fmt.Errorf("report directory %s: %w", dir, err))
@@ -136,7 +132,7 @@ func runMatrix(cmd *cobra.Command, f runFlags) error {
 
 	prog := newProgress(cmd.ErrOrStderr())
 	opt := harness.Options{Pool: f.pool, Seed: seed, Report: w, Progress: prog.update}
-	m, err = harness.NewMatrix(run, configs, opt)
+	m, err := harness.NewMatrix(run, configs, opt)
 	if err != nil {
 		return badInput(err)
 	}

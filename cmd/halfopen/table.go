@@ -17,7 +17,7 @@ func printTable(w io.Writer, m *harness.Matrix) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	var detection, disturbance []*harness.Cell
 	for _, c := range m.Cells() {
-		if c.Kind == "disturbance" {
+		if c.Kind == report.KindDisturbance {
 			disturbance = append(disturbance, c)
 		} else {
 			detection = append(detection, c)
@@ -27,17 +27,15 @@ func printTable(w io.Writer, m *harness.Matrix) {
 		fmt.Fprintln(tw, "DETECTOR\tFAULT\tSIDE\tPREDICTED\tSAMPLES\tREASONS\tCENSORED\tERRORS")
 	}
 	for _, c := range detection {
+		rec := c.Record()
 		pred := "never"
 		if p := c.Prediction.Seconds(); p != nil {
 			pred = report.FormatRange(p[0], p[1])
 		}
-		if c.Kind == "disturbance" {
-			pred = "survive"
-		}
 		var secs []string
 		reasons := map[string]int{}
 		censored, errs := 0, 0
-		for _, s := range c.Samples {
+		for _, s := range rec.Samples {
 			switch {
 			case s.Error != "":
 				errs++
@@ -65,22 +63,23 @@ func printTable(w io.Writer, m *harness.Matrix) {
 		}
 		fmt.Fprintln(tw, "DETECTOR\tFAULT (disturbance)\tSIDE\tFALSE POSITIVES\tOBSERVED\tPACKETS/CONN-MIN\tBYTES/CONN-MIN\tWATCHER CPU\tERRORS")
 		for _, c := range disturbance {
+			rec := c.Record()
 			errs := 0
-			for _, s := range c.Samples {
+			for _, s := range rec.Samples {
 				if s.Error != "" {
 					errs++
 				}
 			}
 			pk, by, cpu := "-", "-", "-"
-			if o := c.Overhead(); o != nil {
+			if o := rec.Overhead; o != nil {
 				pk, by, cpu = fmt.Sprintf("%.1f", o.PacketsPerConnMin), fmt.Sprintf("%.0f", o.BytesPerConnMin), fmt.Sprintf("%.2f%%", o.WatcherCPUPercent)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\n", c.DetSpec, c.FaultSpec, c.Config.Side, c.FalsePositives, report.FormatSeconds(c.ObservedConnS), pk, by, cpu, errs)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\n", c.DetSpec, c.FaultSpec, c.Config.Side, rec.FalsePositives, report.FormatSeconds(rec.ObservedConnS), pk, by, cpu, errs)
 		}
 		tw.Flush()
 	}
 	for _, c := range m.Cells() {
-		for _, s := range c.Samples {
+		for _, s := range c.Record().Samples {
 			if s.Error != "" {
 				fmt.Fprintf(w, "error in %s: %s\n", c.Describe(), s.Error)
 			}
