@@ -103,7 +103,7 @@ func (c *Cell) Judge() Verdict {
 		}
 		return Verdict{OutcomeSurvived, "ok", fmt.Sprintf("survived all %d samples", st.N)}
 	}
-	if c.Expect == "never" {
+	if c.Expect == ExpectNever {
 		if st.Detected > 0 {
 			return Verdict{OutcomeOutside, p50, fmt.Sprintf("theory says never, but %d of %d samples decided (p50 %s)", st.Detected, st.N, p50)}
 		}
@@ -119,17 +119,52 @@ func (c *Cell) Judge() Verdict {
 	if c.PredictedS == nil {
 		return Verdict{OutcomeMeasured, p50, fmt.Sprintf("all %d samples decided, p50 %s; theory gives no range", st.N, p50)}
 	}
-	tol := PredictionTolerance.Seconds()
-	lo, hi := c.PredictedS[0], c.PredictedS[1]
 	for i, s := range c.Samples {
-		if v := *s.Seconds; v < lo-tol || v > hi+tol {
-			return Verdict{OutcomeOutside, p50, fmt.Sprintf("sample %d decided after %s, outside the predicted %s (± %s)", i, FormatSeconds(v), FormatRange(lo, hi), FormatSeconds(tol))}
-		}
-		if len(c.Reasons) > 0 && !slices.Contains(c.Reasons, s.Reason) {
-			return Verdict{OutcomeOutside, p50, fmt.Sprintf("sample %d decided with %s; theory allows %s", i, s.Reason, strings.Join(c.Reasons, ", "))}
+		if why := c.Surprise(s); why != "" {
+			return Verdict{OutcomeOutside, p50, fmt.Sprintf("sample %d %s", i, why)}
 		}
 	}
-	return Verdict{OutcomeWithin, p50, fmt.Sprintf("all %d samples inside the predicted %s, p50 %s", st.N, FormatRange(lo, hi), p50)}
+	return Verdict{OutcomeWithin, p50, fmt.Sprintf("all %d samples inside the predicted %s, p50 %s", st.N, FormatRange(c.PredictedS[0], c.PredictedS[1]), p50)}
+}
+
+// Surprise says why one sample of the cell needs a reader's eyes, or ""
+// when it agrees with theory: it could not be measured; in a disturbance,
+// the detector decided that the live peer was dead; in a detection cell,
+// it decided where theory says never, did not decide within the budget
+// where theory says it does, or decided outside its predicted range
+// (± PredictionTolerance) or with a reason theory does not allow. Judge
+// applies it to every sample; a runner keeps the packet capture of a
+// sample for which it says something.
+func (c *Cell) Surprise(s Sample) string {
+	decided := s.Detected && s.Seconds != nil
+	switch {
+	case s.Error != "":
+		return "could not be measured: " + s.Error
+	case c.Kind == KindDisturbance:
+		if s.FalsePositives > 0 || s.Detected {
+			return fmt.Sprintf("decided the live peer dead (%s)", plural(max(s.FalsePositives, 1), "false positive", "false positives"))
+		}
+		return ""
+	case c.Kind != KindDetection:
+		return ""
+	case c.Expect == ExpectNever:
+		if decided {
+			return fmt.Sprintf("decided %s after %s, where theory says never", s.Reason, FormatSeconds(*s.Seconds))
+		}
+		return ""
+	case !decided:
+		return "did not decide within the budget " + FormatSeconds(c.BudgetS)
+	}
+	if p := c.PredictedS; p != nil {
+		tol := PredictionTolerance.Seconds()
+		if v := *s.Seconds; v < p[0]-tol || v > p[1]+tol {
+			return fmt.Sprintf("decided after %s, outside the predicted %s (± %s)", FormatSeconds(v), FormatRange(p[0], p[1]), FormatSeconds(tol))
+		}
+	}
+	if len(c.Reasons) > 0 && !slices.Contains(c.Reasons, s.Reason) {
+		return fmt.Sprintf("decided with %s; theory allows %s", s.Reason, strings.Join(c.Reasons, ", "))
+	}
+	return ""
 }
 
 // overview is what the first screen of a report shows: a matrix per side
@@ -506,7 +541,7 @@ func silentFaults(r *Report) map[string]bool {
 	out := map[string]bool{}
 	for i := range r.Cells {
 		c := &r.Cells[i]
-		if c.Kind == KindDetection && c.Expect == "never" {
+		if c.Kind == KindDetection && c.Expect == ExpectNever {
 			out[c.Fault] = true
 		}
 	}

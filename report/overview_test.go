@@ -145,3 +145,36 @@ func TestMatrixOrder(t *testing.T) {
 		t.Errorf("router-restart:outage=300ms cells %v, want [-1 2]", got)
 	}
 }
+
+func TestSurprise(t *testing.T) {
+	band := &[2]float64{3, 4}
+	det := Cell{Kind: KindDetection, Expect: ExpectDetect, PredictedS: band, BudgetS: 20, Reasons: []string{"ETIMEDOUT"}}
+	never := Cell{Kind: KindDetection, Expect: ExpectNever, BudgetS: 3}
+	dist := Cell{Kind: KindDisturbance, Expect: ExpectSurvive}
+	tests := []struct {
+		name string
+		cell Cell
+		s    Sample
+		want string // in the answer; "" for none
+	}{
+		{"inside", det, detected(3.5), ""},
+		{"inside the tolerance", det, detected(4.1), ""},
+		{"late", det, detected(4.3), "decided after 4.3 s, outside the predicted 3–4 s (± 150 ms)"},
+		{"early", det, detected(2.5), "outside the predicted"},
+		{"wrong reason", det, Sample{Detected: true, Seconds: f64(3.5), Reason: "EOF"}, "decided with EOF; theory allows ETIMEDOUT"},
+		{"censored", det, censored(), "did not decide within the budget 20 s"},
+		{"error", det, failed("peer never said connected"), "could not be measured: peer never said connected"},
+		{"never, censored", never, censored(), ""},
+		{"never, decided", never, detected(2.5), "decided ETIMEDOUT after 2.5 s, where theory says never"},
+		{"survived", dist, Sample{Reason: "survived"}, ""},
+		{"false positive", dist, Sample{Detected: true, Seconds: f64(1.2), Reason: "heartbeat", FalsePositives: 2}, "decided the live peer dead (2 false positives)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.cell.Surprise(tt.s)
+			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+				t.Errorf("Surprise = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -335,7 +335,7 @@ func samplesPlot(rows []plotRow, label string) template.HTML {
 			case smp.Detected && smp.Seconds != nil:
 				v := *smp.Seconds
 				class := "dot"
-				if c.Kind == KindDetection && (c.Expect == "never" || (c.PredictedS != nil && (v < c.PredictedS[0]-tol || v > c.PredictedS[1]+tol))) {
+				if c.Kind == KindDetection && (c.Expect == ExpectNever || (c.PredictedS != nil && (v < c.PredictedS[0]-tol || v > c.PredictedS[1]+tol))) {
 					class = "dot dot-out"
 				}
 				s.circle(ax.pos(v), mid+jitter, 3.2, class, fmt.Sprintf("sample %d: %s after %s", j, smp.Reason, FormatSeconds(v)))
