@@ -16,7 +16,8 @@
 // the other); one it drops (a blackhole) appears only on the port it came
 // in by, which is how a timeline shows a drop.
 //
-//	c, err := capture.Start(ctx, lab.Router, []string{"to-peer", "to-watcher"}, 1<<20)
+//	router := lab.Host(harness.Router)
+//	c, err := capture.Start(ctx, router, []string{harness.RouterPeerLink, harness.RouterWatchLink}, 1<<20)
 //	... inject, wait for the decision ...
 //	err = c.Stop()
 //	err = c.WritePcapng("reports/pcap/sample-3.pcapng")
@@ -92,7 +93,9 @@ type packet struct {
 // Start opens one AF_PACKET socket per interface inside host's namespace
 // and records every packet they see, in both directions, until Stop or
 // ctx's end. limitBytes bounds the pcapng file WritePcapng will write;
-// packets past it are counted, not kept.
+// packets past it are counted, not kept (each port's reader keeps what it
+// reads while there is room, so near the limit the ports' last packets
+// may differ by a few microseconds).
 func Start(ctx context.Context, host Namespace, ifaces []string, limitBytes int64) (*Capture, error) {
 	if len(ifaces) == 0 {
 		return nil, errors.New("capture: no interface named")

@@ -63,6 +63,14 @@ func TestCaptureShowsKeepaliveProbes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Stop() })
+	// A second capture of the same ports at once, with room for the file's
+	// header and a few packets only: it must keep to its limit.
+	const smallLimit = 700
+	small, err := capture.Start(ctx, lab.Host(harness.Router), []string{harness.RouterPeerLink, harness.RouterWatchLink}, smallLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { small.Stop() })
 	startNs := harness.Now()
 	w, _, err := harness.Connect(ctx, lab, detector, harness.SideClient, nil)
 	if err != nil {
@@ -85,6 +93,9 @@ func TestCaptureShowsKeepaliveProbes(t *testing.T) {
 	if err := c.Stop(); err != nil {
 		t.Fatal(err)
 	}
+	if err := small.Stop(); err != nil {
+		t.Fatal(err)
+	}
 	stopNs := harness.Now()
 	dir := t.TempDir()
 	if d := os.Getenv("HALFOPEN_CAPTURE_TESTDATA"); d != "" {
@@ -100,6 +111,20 @@ func TestCaptureShowsKeepaliveProbes(t *testing.T) {
 	events, err := capture.ReadTimeline(path)
 	if err != nil {
 		t.Fatal(err)
+	}
+	smallPath := filepath.Join(t.TempDir(), "small.pcapng")
+	if err := small.WritePcapng(smallPath); err != nil {
+		t.Fatal(err)
+	}
+	kept, dropped := small.Packets()
+	fi, err := os.Stat(smallPath)
+	if err != nil || fi.Size() > smallLimit || kept == 0 || dropped == 0 {
+		t.Errorf("limited capture: %d bytes (limit %d), %d packets kept, %d not (err %v); want some of each within the limit", fi.Size(), smallLimit, kept, dropped, err)
+	}
+	// Its readers keep the first packets each of them reads; the IP ones
+	// (not ARP) come back.
+	if first, err := capture.ReadTimeline(smallPath); err != nil || len(first) > kept {
+		t.Errorf("limited capture reads back as %v (err %v), want at most its %d packets", first, err, kept)
 	}
 	defer func() {
 		if t.Failed() {
