@@ -15,7 +15,7 @@ SAMPLES_full  := 10
 SAMPLES_soak  := 30
 HALFOPEN_SAMPLES ?= $(SAMPLES_$(PROFILE))
 
-.PHONY: all build examples vet unit suites test test-faults report clean gc bench bench-pool
+.PHONY: all build examples chromium vet unit suites test test-faults report screenshots clean gc bench bench-pool
 
 all: build
 
@@ -29,8 +29,12 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt would change the files above"; exit 1; }
 	$(GO) vet ./...
 
-unit: examples
-	$(GO) test -count=1 ./harness/... ./faults/... ./detectors/... ./report/... ./cmd/...
+# Headless Chromium (Debian's package) renders the HTML report in a test.
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+unit: examples chromium
+	$(GO) test -count=1 ./harness/... ./faults/... ./detectors/... ./report/... ./capture/... ./cmd/...
 
 suites: build
 	PROFILE=$(PROFILE) HALFOPEN_SAMPLES=$(HALFOPEN_SAMPLES) $(GINKGO) -r --keep-going --timeout=30m --poll-progress-after=120s $(SUITES)
@@ -60,6 +64,10 @@ report:
 
 bench-pool:
 	$(GO) test -run '^$$' -bench Pool -benchtime 1x ./harness/
+
+# The README's screenshots, rendered by the browser test.
+screenshots: chromium
+	HALFOPEN_SCREENSHOTS=$(abspath docs/img) $(GO) test -count=1 -run TestHTMLInChromium ./report/
 
 bench:
 	$(GO) test -run '^$$' -bench 'LabUpDown|TimingError' -benchtime 200x ./harness/
