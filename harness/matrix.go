@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,11 @@ type Options struct {
 	// LogDir keeps the output of service peers, a file per sample (default:
 	// only their last lines, in sample errors).
 	LogDir string
+	// CaptureDir keeps pcapng captures of the router's ports for samples
+	// that surprise (default: captures/ beside the report; none for a
+	// report kept in memory). Pcap keeps every sample's capture.
+	CaptureDir string
+	Pcap       bool
 }
 
 // Progress reports one finished job of a matrix.
@@ -64,6 +70,8 @@ type Matrix struct {
 	calib calibration
 	pool  *pool
 	probe latencyProbe
+	// captureDir is where captures are kept; "" keeps none.
+	captureDir string
 
 	mu            sync.Mutex
 	sysctlsNeeded map[report.CellKey]bool
@@ -91,6 +99,10 @@ func NewMatrix(run *Run, configs []CellConfig, opt Options) (*Matrix, error) {
 		}
 		m.sysctlsNeeded[key] = true
 		m.cells = append(m.cells, cell)
+	}
+	m.captureDir = m.opt.CaptureDir
+	if m.captureDir == "" && m.store.Path() != "" {
+		m.captureDir = filepath.Join(filepath.Dir(m.store.Path()), "captures")
 	}
 	if m.opt.Pool > 0 {
 		m.pool = newPool(m.opt.Pool, m.opt.Pool, m.opt.Pool)
@@ -269,7 +281,9 @@ func (m *Matrix) do(ctx context.Context, j job) report.Sample {
 	}
 	out, err := m.measure(ctx, j)
 	if err != nil {
+		pcap := out.Sample.Pcap
 		out = outcome{Sample: errSample(j.seed, err)}
+		out.Sample.Pcap = pcap
 	}
 	if err != nil && ctx.Err() != nil {
 		return out.Sample
@@ -286,13 +300,10 @@ func (m *Matrix) writeHeader() error {
 		r.Environment.Pool = m.pool.maxUsed()
 		r.Environment.CPUs = runtime.NumCPU()
 		for _, c := range m.cells {
-			k := c.Key()
-			rc := r.Cell(c.DetSpec.String(), c.FaultSpec.String(), k.Side, k.Kind)
-			rc.BudgetS = c.Budget.Seconds()
-			rc.PredictedS = c.Prediction.Seconds()
-			rc.PredictedRule = c.Prediction.Rule
-			rc.Expect = c.Expect
-			rc.Reasons = c.Prediction.Reasons
+			h := c.header()
+			rc := r.Cell(h.Detector, h.Fault, h.Side, h.Kind)
+			rc.BudgetS, rc.PredictedS, rc.PredictedRule = h.BudgetS, h.PredictedS, h.PredictedRule
+			rc.Expect, rc.Reasons = h.Expect, h.Reasons
 			rc.Path = "direct"
 		}
 	})

@@ -35,6 +35,20 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 		return out, err
 	}
 	defer lab.Close()
+	evidence, err := m.startEvidence(ctx, lab)
+	if err != nil {
+		return out, err
+	}
+	name := fmt.Sprintf("%s-%d", c.FaultSpec.Name, j.seed)
+	defer func() {
+		// The capture is judged with the sample, error or not.
+		if err != nil {
+			out.Sample = errSample(j.seed, err)
+		}
+		if kerr := m.keepEvidence(c, evidence, name, &out.Sample); kerr != nil && err == nil {
+			err = fmt.Errorf("keep the capture: %w", kerr)
+		}
+	}()
 	// Each sample gets its own fault, so a fault may keep what it installed
 	// in its fields while samples of the same cell run in parallel labs.
 	flt, _, err := NewFault(c.FaultSpec.String())
@@ -43,7 +57,7 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 	}
 	s, err := OpenSession(ctx, lab, c, flt, SessionOptions{
 		Exe: m.opt.Exe, Reconnect: c.Kind == report.KindDisturbance,
-		LogDir: m.opt.LogDir, Name: fmt.Sprintf("%s-%d", c.FaultSpec.Name, j.seed),
+		LogDir: m.opt.LogDir, Name: name,
 	})
 	if err != nil {
 		return out, err
