@@ -140,6 +140,11 @@ func (c *Cell) Surprise(s Sample) string {
 	switch {
 	case s.Error != "":
 		return "could not be measured: " + s.Error
+	case c.Kind == KindDisturbance && c.Expect == ExpectFalsePositives:
+		if s.FalsePositives == 0 && !s.Detected {
+			return "survived, where theory says it cannot tell this disturbance from a death"
+		}
+		return ""
 	case c.Kind == KindDisturbance:
 		if s.FalsePositives > 0 || s.Detected {
 			return fmt.Sprintf("decided the live peer dead (%s)", plural(max(s.FalsePositives, 1), "false positive", "false positives"))

@@ -61,6 +61,12 @@ const (
 	// ExpectSurvive: a disturbance; the connection must survive and every
 	// decision is a false positive.
 	ExpectSurvive Expectation = "survive"
+	// ExpectFalsePositives: a disturbance the detector cannot tell from a
+	// death: every sample makes at least one false positive.
+	ExpectFalsePositives Expectation = "false-positives"
+	// ExpectUnknown: theory makes no claim; the cell is measured, not
+	// judged.
+	ExpectUnknown Expectation = ""
 )
 
 // Cell kinds.
