@@ -100,7 +100,7 @@ func TestDisturbanceTheory(t *testing.T) {
 		// after it, before a 2 s user timeout.
 		{"user-timeout:timeout=2s,every=200ms", "router-restart:outage=1s", report.ExpectSurvive},
 		// ...not surely before a 1 s one, nor surely after: no claim.
-		{"user-timeout:timeout=1s,every=200ms", "router-restart:outage=600ms", report.ExpectUnknown},
+		{"user-timeout:timeout=1s,every=200ms", "router-restart:outage=900ms", report.ExpectUnknown},
 		// A probe goes within 1.125 s of the heal, long before 3 probes fail.
 		{"keepalive-tuned:idle=1s,intvl=1s,cnt=3", "router-restart:outage=1s", report.ExpectSurvive},
 		// Random loss may silence the whole window, or nothing.
