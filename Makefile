@@ -34,10 +34,12 @@ chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 unit: examples chromium
-	$(GO) test -count=1 ./harness/... ./faults/... ./detectors/... ./report/... ./capture/... ./cmd/...
+	$(GO) test -count=1 ./spec/... ./harness/... ./faults/... ./detectors/... ./report/... ./capture/... ./protocol/... ./gate/... ./cmd/...
 
+# The suites but the whole matrix (suites/matrix, Label("matrix")), which
+# `make test-faults` runs.
 suites: build
-	PROFILE=$(PROFILE) HALFOPEN_SAMPLES=$(HALFOPEN_SAMPLES) $(GINKGO) -r --keep-going --timeout=30m --poll-progress-after=120s $(SUITES)
+	PROFILE=$(PROFILE) HALFOPEN_SAMPLES=$(HALFOPEN_SAMPLES) $(GINKGO) -r --keep-going --timeout=30m --poll-progress-after=120s --label-filter='!matrix' $(SUITES)
 
 # Every test: vet, unit and lab tests, then the fault suites (quick profile).
 test: vet unit suites
