@@ -20,6 +20,11 @@ type outcome struct {
 	Sysctls    map[string]map[string]string
 }
 
+// errSample is a sample the harness could not measure.
+func errSample(seed int64, err error) report.Sample {
+	return report.Sample{Reason: "error", Error: err.Error(), Seed: seed}
+}
+
 // warmUpMessages is how many messages the peer sends before the idle time.
 const warmUpMessages = 3
 

@@ -10,8 +10,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/halfopen/halfopen/report"
 )
 
 // Session is one watched connection in a lab, set up as every sample sets
@@ -368,9 +366,4 @@ func (s *Session) End() error {
 		}
 	}
 	return nil
-}
-
-// errSample is a sample the harness could not measure.
-func errSample(seed int64, err error) report.Sample {
-	return report.Sample{Reason: "error", Error: err.Error(), Seed: seed}
 }
