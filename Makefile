@@ -15,7 +15,7 @@ SAMPLES_full  := 10
 SAMPLES_soak  := 30
 HALFOPEN_SAMPLES ?= $(SAMPLES_$(PROFILE))
 
-.PHONY: all build examples vet unit suites test test-faults report clean gc bench
+.PHONY: all build examples chromium vet unit suites test test-faults report screenshots clean gc bench bench-pool
 
 all: build
 
@@ -29,11 +29,17 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt would change the files above"; exit 1; }
 	$(GO) vet ./...
 
-unit: examples
-	$(GO) test -count=1 ./harness/... ./faults/... ./detectors/... ./report/... ./cmd/...
+# Headless Chromium (Debian's package) renders the HTML report in a test.
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+unit: examples chromium
+	$(GO) test -count=1 ./spec/... ./harness/... ./faults/... ./detectors/... ./report/... ./capture/... ./protocol/... ./gate/... ./cmd/...
+
+# The suites but the whole matrix (suites/matrix, Label("matrix")), which
+# `make test-faults` runs.
 suites: build
-	PROFILE=$(PROFILE) HALFOPEN_SAMPLES=$(HALFOPEN_SAMPLES) $(GINKGO) -r --keep-going --timeout=30m --poll-progress-after=120s $(SUITES)
+	PROFILE=$(PROFILE) HALFOPEN_SAMPLES=$(HALFOPEN_SAMPLES) $(GINKGO) -r --keep-going --timeout=30m --poll-progress-after=120s --label-filter='!matrix' $(SUITES)
 
 # Every test: vet, unit and lab tests, then the fault suites (quick profile).
 test: vet unit suites
@@ -58,8 +64,15 @@ report:
 	$(BIN) report $(REPORTS)/faults.json --format junit --budgets ci/budgets.yaml -o $(REPORTS)/faults.xml
 	$(BIN) gate --budgets ci/budgets.yaml $(REPORTS)/faults.json
 
+bench-pool:
+	$(GO) test -run '^$$' -bench Pool -benchtime 1x ./harness/
+
+# The README's screenshots, rendered by the browser test.
+screenshots: chromium
+	HALFOPEN_SCREENSHOTS=$(abspath docs/img) $(GO) test -count=1 -run TestHTMLInChromium ./report/
+
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 200x ./harness/
+	$(GO) test -run '^$$' -bench 'LabUpDown|TimingError' -benchtime 200x ./harness/
 
 gc: build
 	$(BIN) gc

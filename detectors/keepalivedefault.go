@@ -88,3 +88,10 @@ func setSockoptInt(c *net.TCPConn, level, opt, value int) error {
 	}
 	return nil
 }
+
+// MaxSendGap: with its peer silent, a probe goes every intvl once time has
+// passed since the last segment (the values in force).
+func (d *KeepaliveDefault) MaxSendGap() time.Duration {
+	idle, intvl, _ := d.scaled()
+	return timerWheelLate(max(idle, intvl))
+}

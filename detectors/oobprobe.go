@@ -85,3 +85,6 @@ func peerStats(p *harness.Process) string {
 	}
 	return ev.Msg
 }
+
+// WriteEvery is its urgent byte's interval.
+func (d *OOBProbe) WriteEvery() time.Duration { return d.Every }

@@ -33,3 +33,6 @@ func (d *WriteProbe) Watch(ctx context.Context, w *harness.Watch) harness.Decisi
 		func(ctx context.Context) harness.Decision { return writeEvery(ctx, c, d.Every) },
 	)
 }
+
+// WriteEvery is its 1-byte write's interval.
+func (d *WriteProbe) WriteEvery() time.Duration { return d.Every }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // Environment of halfopen's own agents, on top of the protocol v1 variables.
@@ -486,18 +487,7 @@ func (p *echoPeer) commands(ctx context.Context, cmds <-chan Command) {
 	}
 }
 
-// ErrnoName names the error a socket call ended with as a protocol reason:
-// "EOF" for an orderly end, the errno's name (ETIMEDOUT, ECONNRESET, ...)
-// when there is one, else the error's text.
-func ErrnoName(err error) string {
-	if err == nil || errors.Is(err, io.EOF) {
-		return "EOF"
-	}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		if name := unix.ErrnoName(errno); name != "" {
-			return name
-		}
-	}
-	return err.Error()
-}
+// ErrnoName names the error a socket call ended with as a protocol reason,
+// by protocol v1's one rule (protocol.Reason): "EOF" for an orderly end, the
+// errno's name when there is one, else the error's text.
+func ErrnoName(err error) string { return protocol.Reason(err) }

@@ -82,7 +82,7 @@ func (m *Matrix) calibrate(ctx context.Context) (report.Sample, error) {
 		return report.Sample{}, err
 	}
 	defer lab.Close()
-	s, err := OpenSession(ctx, lab, c, nil, m.opt.Exe, false)
+	s, err := OpenSession(ctx, lab, c, nil, SessionOptions{Exe: m.opt.Exe})
 	if err != nil {
 		return report.Sample{}, err
 	}

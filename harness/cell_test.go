@@ -82,3 +82,37 @@ func TestResolvePredictsFromTheNamespace(t *testing.T) {
 		t.Errorf("expect %s, budget %v", fast.Expect, fast.Budget)
 	}
 }
+
+// TestDisturbanceTheory: what theory claims of a disturbance follows from
+// what the fault and the detector declare, and says nothing where the
+// bounds do not decide.
+func TestDisturbanceTheory(t *testing.T) {
+	for _, tc := range []struct {
+		detector, fault string
+		want            report.Expectation
+	}{
+		{"naive-recv", "signal-storm", report.ExpectFalsePositives},
+		{"select-recv", "signal-storm", report.ExpectSurvive},
+		{"read-eof", "router-restart:outage=5s", report.ExpectSurvive},
+		// 1 s of silence is past a 200 ms × 3 heart-beat's deadline (≤ 620 ms).
+		{"heartbeat-inband:interval=200ms,misses=3", "router-restart:outage=1s", report.ExpectFalsePositives},
+		// A write lost at most 200 ms into a 1 s silence is resent 1.428 s
+		// after it, before a 2 s user timeout.
+		{"user-timeout:timeout=2s,every=200ms", "router-restart:outage=1s", report.ExpectSurvive},
+		// ...not surely before a 1 s one, nor surely after: no claim.
+		{"user-timeout:timeout=1s,every=200ms", "router-restart:outage=900ms", report.ExpectUnknown},
+		// A probe goes within 1.125 s of the heal, long before 3 probes fail.
+		{"keepalive-tuned:idle=1s,intvl=1s,cnt=3", "router-restart:outage=1s", report.ExpectSurvive},
+		// Random loss may silence the whole window, or nothing.
+		{"keepalive-tuned:idle=1s,intvl=1s,cnt=3", "random-loss:percent=5,for=2s", report.ExpectUnknown},
+		{"heartbeat-inband:interval=200ms,misses=6", "toxiproxy-latency:latency=200ms,jitter=50ms,for=1s", report.ExpectSurvive},
+	} {
+		c, err := harness.Resolve(harness.CellConfig{Detector: tc.detector, Fault: tc.fault})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Kind != report.KindDisturbance || c.Expect != tc.want {
+			t.Errorf("%s × %s: %s cell expecting %q, want a disturbance expecting %q (%s)", tc.detector, tc.fault, c.Kind, c.Expect, tc.want, c.Prediction.Rule)
+		}
+	}
+}

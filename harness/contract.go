@@ -15,8 +15,10 @@ import (
 //
 // How theory is decided for a cell (Resolve, theory.go), first match wins:
 //
-//  1. the fault's Effect is EffectTransient: a disturbance cell; the
-//     connection must survive (Expecter and the rest do not apply);
+//  1. the fault's Effect is EffectTransient: a disturbance cell, judged by
+//     disturbanceTheory from the fault's Silencer and Signaller and the
+//     detector's SignalVictim, Sender and Writer (Expecter and the rest do
+//     not apply);
 //  2. the fault is an Expecter: its Expect(det) is the theory;
 //  3. the Effect is EffectResetOnWrite: ExpectResetOnWrite, using the
 //     fault's ResetAfterer and the detector's Sender when they exist;
@@ -111,6 +113,17 @@ type (
 	ResetAfterer interface {
 		ResetAfter() time.Duration
 	}
+	// Silencer is a transient fault that says how long it silences the
+	// path (Silence). A disturbance without it silences nothing (a long
+	// idle, a signal storm).
+	Silencer interface {
+		Silence() Silence
+	}
+	// Signaller is a transient fault that sends the watcher signals: a
+	// SignalVictim decides under it.
+	Signaller interface {
+		SignalsWatcher()
+	}
 	// FaultReasons is a silent fault whose path reports an error of its own
 	// when a timer gives up (a router's ICMP unreachable becomes the
 	// socket's soft error, reported in place of ETIMEDOUT).
@@ -134,6 +147,18 @@ type (
 	Sender interface {
 		MaxSendGap() time.Duration
 	}
+	// Writer writes on its connection every WriteEvery while healthy, so a
+	// segment it sends into a silence is lost and resent on the doubling
+	// retransmission timer (RFC 6298 §5.5): theory bounds when it hears its
+	// peer again after a disturbance.
+	Writer interface {
+		WriteEvery() time.Duration
+	}
+	// SignalVictim takes a caught signal for its peer's death (select()
+	// failing with EINTR, unchecked): a Signaller fault makes it decide.
+	SignalVictim interface {
+		FooledBySignals()
+	}
 	// ConnCounter needs more than one connection (a dedicated heart-beat
 	// connection); Watch.Conns has that many.
 	ConnCounter interface {
@@ -155,6 +180,12 @@ type (
 		// PeerProgram returns how to start the peer, or false for the built-in peer.
 		PeerProgram(side Side, addr string) (ProcSpec, bool)
 	}
+	// ServicePeer is a detector whose peer is a real server (a Service)
+	// rather than a program speaking protocol v1: its watcher dials it
+	// (side client only). It wins over Program's PeerProgram.
+	ServicePeer interface {
+		PeerService() (Service, bool)
+	}
 	// PeerReporter asks the peer what it saw, after the decision (oob-probe:
 	// whether urgent bytes arrived in band); the answer goes into the
 	// sample.
@@ -162,6 +193,14 @@ type (
 		PeerSaw(peer *Process) string
 	}
 )
+
+// Silence is how long a disturbance silences the path: at least Min, at
+// most Max. Lossy: the segments sent into it are dropped (and resent by
+// timers); otherwise they are only delayed (a latency toxic).
+type Silence struct {
+	Min, Max time.Duration
+	Lossy    bool
+}
 
 // Validator is a fault or detector whose parameters must agree with each
 // other beyond each one's bounds; the registry calls it after decoding.

@@ -5,29 +5,43 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/halfopen/halfopen/report"
 )
 
 // Options tune a matrix run.
 type Options struct {
-	// Pool is the number of labs at once (default: 4 per CPU, at most 16).
+	// Pool fixes the number of labs at once; 0 sizes it by measurement
+	// (pool.go): from 4 per CPU, growing while the harness's timing error
+	// stays low and shrinking when it rises.
 	Pool int
 	// Seed makes fault instants reproducible.
 	Seed int64
 	// Exe is the binary re-executed as agents (default: this one).
 	Exe string
-	// Calibrations is the number of calibration labs (default: one per 8
-	// samples, at least 3); negative disables calibration.
+	// Calibrations is the number of calibration labs that time a FIN
+	// (default: one per 32 samples, at least 3; the latency probe times
+	// scheduled decisions all run long); negative disables calibration and
+	// the probe.
 	Calibrations int
 	// Report is the run's one store: every sample goes into it the moment
 	// it is measured (default: a report kept in memory).
 	Report *report.Writer
 	// Progress is called after each sample (may be nil).
 	Progress func(Progress)
+	// LogDir keeps the output of service peers, a file per sample (default:
+	// only their last lines, in sample errors).
+	LogDir string
+	// CaptureDir keeps pcapng captures of the router's ports for samples
+	// that surprise (default: captures/ beside the report; none for a
+	// report kept in memory). Pcap keeps every sample's capture.
+	CaptureDir string
+	Pcap       bool
 }
 
 // Progress reports one finished job of a matrix.
@@ -54,6 +68,10 @@ type Matrix struct {
 	cells []*Cell
 	store *report.Writer
 	calib calibration
+	pool  *pool
+	probe latencyProbe
+	// captureDir is where captures are kept; "" keeps none.
+	captureDir string
 
 	mu            sync.Mutex
 	sysctlsNeeded map[report.CellKey]bool
@@ -82,8 +100,14 @@ func NewMatrix(run *Run, configs []CellConfig, opt Options) (*Matrix, error) {
 		m.sysctlsNeeded[key] = true
 		m.cells = append(m.cells, cell)
 	}
-	if m.opt.Pool <= 0 {
-		m.opt.Pool = min(4*runtime.NumCPU(), 16)
+	m.captureDir = m.opt.CaptureDir
+	if m.captureDir == "" && m.store.Path() != "" {
+		m.captureDir = filepath.Join(filepath.Dir(m.store.Path()), "captures")
+	}
+	if m.opt.Pool > 0 {
+		m.pool = newPool(m.opt.Pool, m.opt.Pool, m.opt.Pool)
+	} else {
+		m.pool = newPool(poolBounds())
 	}
 	if m.opt.Exe == "" {
 		exe, err := os.Executable()
@@ -98,8 +122,12 @@ func NewMatrix(run *Run, configs []CellConfig, opt Options) (*Matrix, error) {
 // Cells returns the resolved cells.
 func (m *Matrix) Cells() []*Cell { return m.cells }
 
-// PoolSize returns the number of labs run at once.
-func (m *Matrix) PoolSize() int { return m.opt.Pool }
+// PoolSize returns the number of labs run at once: the fixed pool, or the
+// largest limit the measured pool has reached so far.
+func (m *Matrix) PoolSize() int { return m.pool.maxUsed() }
+
+// Adaptive says whether the pool is sized by measurement.
+func (m *Matrix) Adaptive() bool { return m.opt.Pool <= 0 }
 
 // Report returns a copy of the run's report as it is now.
 func (m *Matrix) Report() *report.Report { return m.store.Snapshot() }
@@ -130,7 +158,7 @@ func (m *Matrix) schedule() []job {
 	}
 	ncal := m.opt.Calibrations
 	if ncal == 0 {
-		ncal = max(3, len(jobs)/8)
+		ncal = max(3, len(jobs)/32)
 	}
 	if ncal <= 0 {
 		return jobs
@@ -157,39 +185,74 @@ func (m *Matrix) Run(ctx context.Context) error {
 		return err
 	}
 	total := len(jobs)
+	stop := m.measurePool(ctx)
 	var done atomic.Int64
-	work := make(chan job)
 	var wg sync.WaitGroup
-	for range m.opt.Pool {
+	for _, j := range jobs {
+		if !m.pool.acquire(ctx) {
+			break
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := range work {
-				s := m.do(ctx, j)
-				n := int(done.Add(1))
-				if m.opt.Progress != nil {
-					p := Progress{Done: n, Total: total, Sample: s}
-					if !j.calib {
-						p.Cell = j.cell
-					}
-					m.opt.Progress(p)
+			defer m.pool.release()
+			s := m.do(ctx, j)
+			n := int(done.Add(1))
+			if m.opt.Progress != nil {
+				p := Progress{Done: n, Total: total, Sample: s}
+				if !j.calib {
+					p.Cell = j.cell
 				}
+				m.opt.Progress(p)
 			}
 		}()
 	}
-feed:
-	for _, j := range jobs {
-		select {
-		case work <- j:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(work)
 	wg.Wait()
+	stop()
+	m.writeCalibration()
+	m.keep(m.store.Update(func(r *report.Report) { r.Environment.Pool = m.pool.maxUsed() }))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return errors.Join(context.Cause(ctx), m.storeErr)
+}
+
+// measurePool runs the latency probe for the run, and, for a pool sized by
+// measurement, adjusts its limit every poolTick. Calibration off
+// (Calibrations < 0) runs no probe and keeps the pool where it starts. The
+// returned function stops both and waits for them.
+func (m *Matrix) measurePool(ctx context.Context) (stop func()) {
+	if m.opt.Calibrations < 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := m.probe.run(ctx, m); err != nil {
+			m.keep(fmt.Errorf("latency probe: %w", err))
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(poolTick)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if p99, ok := m.probe.p99(); ok && m.Adaptive() {
+				m.pool.adjust(p99)
+			}
+			m.writeCalibration()
+		}
+	}()
+	return func() {
+		cancel()
+		wg.Wait()
+	}
 }
 
 // keep notes the first failure to store a measurement; Run returns it, and
@@ -218,7 +281,9 @@ func (m *Matrix) do(ctx context.Context, j job) report.Sample {
 	}
 	out, err := m.measure(ctx, j)
 	if err != nil {
+		pcap := out.Sample.Pcap
 		out = outcome{Sample: errSample(j.seed, err)}
+		out.Sample.Pcap = pcap
 	}
 	if err != nil && ctx.Err() != nil {
 		return out.Sample
@@ -232,16 +297,13 @@ func (m *Matrix) do(ctx context.Context, j job) report.Sample {
 func (m *Matrix) writeHeader() error {
 	return m.store.Update(func(r *report.Report) {
 		r.Seed = m.opt.Seed
-		r.Environment.Pool = m.opt.Pool
+		r.Environment.Pool = m.pool.maxUsed()
 		r.Environment.CPUs = runtime.NumCPU()
 		for _, c := range m.cells {
-			k := c.Key()
-			rc := r.Cell(c.DetSpec.String(), c.FaultSpec.String(), k.Side, k.Kind)
-			rc.BudgetS = c.Budget.Seconds()
-			rc.PredictedS = c.Prediction.Seconds()
-			rc.PredictedRule = c.Prediction.Rule
-			rc.Expect = c.Expect
-			rc.Reasons = c.Prediction.Reasons
+			h := c.header()
+			rc := r.Cell(h.Detector, h.Fault, h.Side, h.Kind)
+			rc.BudgetS, rc.PredictedS, rc.PredictedRule = h.BudgetS, h.PredictedS, h.PredictedRule
+			rc.Expect, rc.Reasons = h.Expect, h.Reasons
 			rc.Path = "direct"
 		}
 	})

@@ -8,11 +8,13 @@ import (
 	"github.com/halfopen/halfopen/harness"
 )
 
-// runCells measures cells in a fresh run and returns their records.
-func runCells(t *testing.T, configs ...harness.CellConfig) []*harness.Cell {
+// runCells measures cells in a fresh run, without calibration, and returns
+// them.
+func runCells(t *testing.T, opt harness.Options, configs ...harness.CellConfig) []*harness.Cell {
 	t.Helper()
 	run := requireLab(t)
-	m, err := harness.NewMatrix(run, configs, harness.Options{Seed: 1, Calibrations: -1})
+	opt.Seed, opt.Calibrations = 1, -1
+	m, err := harness.NewMatrix(run, configs, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +30,7 @@ func runCells(t *testing.T, configs ...harness.CellConfig) []*harness.Cell {
 // in every sample of a signal storm; each mistake must lie on its own
 // sample's time line, or T_MR mixes gaps between different samples.
 func TestMistakesKeepTheirSample(t *testing.T) {
-	cells := runCells(t, harness.CellConfig{Detector: "naive-recv", Fault: "signal-storm:rate=200,for=1s", Samples: 3})
+	cells := runCells(t, harness.Options{}, harness.CellConfig{Detector: "naive-recv", Fault: "signal-storm:rate=200,for=1s", Samples: 3})
 	rec := cells[0].Record()
 	lines := map[int]int{}
 	for _, m := range rec.Mistakes {
@@ -54,7 +56,7 @@ func TestCellSysctls(t *testing.T) {
 	const key = "net.ipv4.tcp_retries2"
 	probe := harness.CellConfig{Detector: "write-probe:every=100ms", Fault: "blackhole", Sysctls: map[string]string{key: "5"}}
 	other := harness.CellConfig{Detector: "read-eof", Fault: "graceful-close", Sysctls: map[string]string{key: "7"}}
-	cells := runCells(t, probe, other)
+	cells := runCells(t, harness.Options{}, probe, other)
 	for i, want := range []string{"5", "7"} {
 		rec := cells[i].Record()
 		for _, role := range []string{"peer", "router", "watcher"} {

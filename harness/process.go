@@ -33,6 +33,12 @@ type ProcSpec struct {
 	Label string
 	// ExtraFiles are passed to the child as fds 3, 4, ...
 	ExtraFiles []*os.File
+	// Output, when set, receives the process's standard output and error
+	// as they are, unparsed: a real server (a Service) speaks no protocol.
+	// Its events channel is closed when the output ends.
+	Output io.Writer
+	// User runs the process as this system user (PostgreSQL refuses root).
+	User string
 }
 
 // Process is a child process living in a lab host's namespace. Its standard
@@ -205,6 +211,13 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 65534, Gid: 65534}
 		cmd.Env = append(cmd.Env, "HOME=/")
 	}
+	if spec.User != "" {
+		cred, err := credentialOf(spec.User)
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", spec.Label, err)
+		}
+		cmd.SysProcAttr.Credential = cred
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -215,6 +228,9 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 	}
 	p := &Process{Label: spec.Label, cmd: cmd, stdin: stdin, events: make(chan Event, 1024), exited: make(chan struct{})}
 	cmd.Stderr = &lockedWriter{mu: &p.mu, w: &p.stderr}
+	if spec.Output != nil {
+		cmd.Stderr = io.MultiWriter(cmd.Stderr, spec.Output)
+	}
 	if err := inNamespace(h.NS, cmd.Start); err != nil {
 		return nil, fmt.Errorf("start %s in %s: %w", spec.Label, h.Name, err)
 	}
@@ -227,6 +243,10 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 	go func() {
 		defer readDone.Done()
 		defer close(p.events)
+		if spec.Output != nil {
+			_, _ = io.Copy(io.MultiWriter(spec.Output, &lockedWriter{mu: &p.mu, w: &p.stderr}), stdout)
+			return
+		}
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 64*1024), 1024*1024)
 		for sc.Scan() {

@@ -35,13 +35,30 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 		return out, err
 	}
 	defer lab.Close()
+	evidence, err := m.startEvidence(ctx, lab)
+	if err != nil {
+		return out, err
+	}
+	name := fmt.Sprintf("%s-%d", c.FaultSpec.Name, j.seed)
+	defer func() {
+		// The capture is judged with the sample, error or not.
+		if err != nil {
+			out.Sample = errSample(j.seed, err)
+		}
+		if kerr := m.keepEvidence(c, evidence, name, &out.Sample); kerr != nil && err == nil {
+			err = fmt.Errorf("keep the capture: %w", kerr)
+		}
+	}()
 	// Each sample gets its own fault, so a fault may keep what it installed
 	// in its fields while samples of the same cell run in parallel labs.
 	flt, _, err := NewFault(c.FaultSpec.String())
 	if err != nil {
 		return out, err
 	}
-	s, err := OpenSession(ctx, lab, c, flt, m.opt.Exe, c.Kind == report.KindDisturbance)
+	s, err := OpenSession(ctx, lab, c, flt, SessionOptions{
+		Exe: m.opt.Exe, Reconnect: c.Kind == report.KindDisturbance,
+		LogDir: m.opt.LogDir, Name: name,
+	})
 	if err != nil {
 		return out, err
 	}
@@ -50,6 +67,9 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 		// ProgramGrace and must not have printed a line outside protocol v1.
 		if endErr := s.End(); endErr != nil && err == nil {
 			err = endErr
+		}
+		if err != nil && s.Service != nil && s.Peer != nil {
+			err = fmt.Errorf("%w; service %s last said: %s", err, s.Service.Name, lastLines(s.Peer.Stderr(), 5))
 		}
 	}()
 	if m.wantSysctls(c) {

@@ -3,8 +3,10 @@ package harness
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -31,21 +33,40 @@ type Session struct {
 	WatcherStartNs int64
 	// Builtin is true when both ends are halfopen's own agents.
 	Builtin bool
+	// Service is the peer's real server, when the detector's peer is one.
+	Service *Service
+
+	opt SessionOptions
+}
+
+// SessionOptions say how a session starts its processes.
+type SessionOptions struct {
+	// Exe is the binary re-executed as halfopen's agents.
+	Exe string
+	// Reconnect makes the watcher connect again after each decision (a
+	// disturbance counts every mistake).
+	Reconnect bool
+	// LogDir, when set, keeps a service peer's output there, one file per
+	// sample (Name); otherwise only its last lines are kept, for errors.
+	LogDir, Name string
 }
 
 // setupTimeout bounds a session's set-up: both ends started and connected.
 const setupTimeout = 10 * time.Second
 
 // OpenSession sets up one watched connection for cell in lab. flt is the
-// sample's own copy of the cell's fault, whose Prepare runs (nil: none);
-// exe is the binary re-executed as agents; reconnect makes the watcher
-// connect again after each decision (a disturbance counts every mistake).
-func OpenSession(ctx context.Context, lab *Lab, cell *Cell, flt Fault, exe string, reconnect bool) (*Session, error) {
+// sample's own copy of the cell's fault, whose Prepare runs (nil: none).
+func OpenSession(ctx context.Context, lab *Lab, cell *Cell, flt Fault, opt SessionOptions) (*Session, error) {
 	if err := prepareLab(ctx, lab, cell, flt); err != nil {
 		return nil, err
 	}
-	s := &Session{Lab: lab, Cell: cell, Builtin: true}
-	if err := s.start(ctx, exe, reconnect); err != nil {
+	s := &Session{Lab: lab, Cell: cell, Builtin: true, opt: opt}
+	if sp, ok := cell.Detector.(ServicePeer); ok {
+		if svc, ok := sp.PeerService(); ok {
+			s.Service = &svc
+		}
+	}
+	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -65,7 +86,7 @@ func Connect(ctx context.Context, lab *Lab, detector string, side Side, flt Faul
 	if err != nil {
 		return nil, nil, fmt.Errorf("find this program to re-execute as agents: %w", err)
 	}
-	s, err := OpenSession(ctx, lab, c, flt, exe, false)
+	s, err := OpenSession(ctx, lab, c, flt, SessionOptions{Exe: exe})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -97,8 +118,9 @@ func prepareLab(ctx context.Context, lab *Lab, c *Cell, flt Fault) error {
 
 // start starts the listening end first, waits until it is ready, then the
 // dialing end, and waits until both are connected.
-func (s *Session) start(ctx context.Context, exe string, reconnect bool) error {
+func (s *Session) start(ctx context.Context) error {
 	lab, c := s.Lab, s.Cell
+	exe, reconnect := s.opt.Exe, s.opt.Reconnect
 	side := c.Config.Side
 	listenAddr := netip.AddrPortFrom(PeerAddr, ListenPort)
 	if side == SideServer {
@@ -141,14 +163,34 @@ func (s *Session) start(ctx context.Context, exe string, reconnect bool) error {
 			pspec.Env = append(pspec.Env, common...)
 		}
 	}
+	setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	if s.Service != nil {
+		if side != SideClient {
+			return fmt.Errorf("the peer is the service %s, a server: only side client (the watcher dials it) can be measured", s.Service.Name)
+		}
+		if err := s.startService(ctx, listenAddr); err != nil {
+			return err
+		}
+		s.Builtin = false
+		s.WatcherStartNs = Now()
+		w, err := lab.Host(Watcher).Start(wspec)
+		if err != nil {
+			return err
+		}
+		s.Watcher = w
+		lab.Agents[Watcher] = w
+		if _, err := w.WaitEvent(setupCtx, EventConnected); err != nil {
+			return fmt.Errorf("connection never established: %w", err)
+		}
+		return nil
+	}
 	first, second := pspec, wspec
 	firstHost, secondHost := Peer, Watcher
 	if side == SideServer {
 		first, second = wspec, pspec
 		firstHost, secondHost = Watcher, Peer
 	}
-	setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
-	defer cancel()
 	if side == SideServer {
 		s.WatcherStartNs = Now()
 	}
@@ -188,6 +230,75 @@ func (s *Session) start(ctx context.Context, exe string, reconnect bool) error {
 			}
 		}
 	}
+	return nil
+}
+
+// startService runs the sample's setup of the service, starts it in the
+// peer host and waits until it is ready; when a rebooted peer host
+// returns, it starts the service again there (the same directory: a
+// reboot keeps the disk, not the connections).
+func (s *Session) startService(ctx context.Context, addr netip.AddrPort) error {
+	svc := *s.Service
+	if err := svc.Check(); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "halfopen-service-")
+	if err != nil {
+		return fmt.Errorf("service %s: %w", svc.Name, err)
+	}
+	s.Lab.OnClose(func() error { return os.RemoveAll(dir) })
+	if svc.User != "" {
+		cred, err := credentialOf(svc.User)
+		if err != nil {
+			return err
+		}
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			return fmt.Errorf("service %s: %w", svc.Name, err)
+		}
+	}
+	if svc.Setup != nil {
+		if err := svc.Setup(dir); err != nil {
+			return fmt.Errorf("set up service %s: %w", svc.Name, err)
+		}
+	}
+	spec := svc.procSpec(addr, dir)
+	if s.opt.LogDir != "" {
+		if err := os.MkdirAll(s.opt.LogDir, 0o755); err != nil {
+			return fmt.Errorf("service %s: log directory: %w", svc.Name, err)
+		}
+		f, err := os.Create(filepath.Join(s.opt.LogDir, s.opt.Name+"-"+svc.Name+".log"))
+		if err != nil {
+			return fmt.Errorf("service %s: %w", svc.Name, err)
+		}
+		s.Lab.OnClose(f.Close)
+		spec.Output = f
+	} else {
+		spec.Output = io.Discard
+	}
+	start := func() (*Process, error) {
+		h := s.Lab.Host(Peer)
+		if h == nil {
+			return nil, fmt.Errorf("service %s: the peer host is gone", svc.Name)
+		}
+		p, err := h.Start(spec)
+		if err != nil {
+			return nil, err
+		}
+		return p, svc.waitReady(ctx, h, p, addr)
+	}
+	p, err := start()
+	if err != nil {
+		return err
+	}
+	s.Peer = p
+	s.Lab.Agents[Peer] = p
+	s.Lab.OnReturn(func(r Role) error {
+		if r != Peer {
+			return nil
+		}
+		_, err := start()
+		return err
+	})
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -12,7 +13,8 @@ import (
 func theory(det Detector, flt Fault) (Prediction, report.Expectation, report.Kind) {
 	e := flt.Effect()
 	if e == EffectTransient {
-		return det.Predict(), report.ExpectSurvive, report.KindDisturbance
+		p, expect := disturbanceTheory(det, flt)
+		return p, expect, report.KindDisturbance
 	}
 	var p Prediction
 	var expect report.Expectation
@@ -123,4 +125,84 @@ func defaultBudget(kind report.Kind, p Prediction) time.Duration {
 	default:
 		return p.Hi + max(1500*time.Millisecond, p.Hi/2)
 	}
+}
+
+// Constants of the retransmission timer (include/net/tcp.h): its first
+// expiry is TCP_RTO_MIN plus a jiffy over a sub-millisecond RTT, and it
+// doubles up to TCP_RTO_MAX (RFC 6298 §5.5).
+const (
+	rtoFirst = 204 * time.Millisecond
+	rtoMax   = 120 * time.Second
+	// theorySlack is kept between a bound and a prediction before theory
+	// claims anything: process wake-ups on a loaded machine.
+	theorySlack = 50 * time.Millisecond
+)
+
+// resentBy is when a segment first lost at t0 is resent at or after t0 +
+// silence: the first expiry of the doubling timer, counted from t0.
+func resentBy(silence time.Duration) time.Duration {
+	at, rto := time.Duration(0), rtoFirst
+	for at < silence {
+		at += rto
+		rto = min(2*rto, rtoMax)
+	}
+	return at
+}
+
+// disturbanceTheory says what a detector does when a transient fault
+// disturbs a healthy connection, from what both declare; first match wins:
+//
+//   - a SignalVictim under a Signaller: it decides (false positives);
+//   - a detector that never decides on a silent peer: survives;
+//   - the path silent for longer than the detector's silent-peer Hi (plus
+//     slack): it surely decided within the silence (false positives);
+//   - the watcher hears its peer again (gap after the silence began) before
+//     its silent-peer Lo (minus slack): survives. A Sender's next segment
+//     goes within MaxSendGap of the heal: gap = Max + MaxSendGap. A
+//     Writer's segment went into the silence within WriteEvery of its
+//     start and, lost, is resent by the doubling timer (resentBy); only
+//     delayed, it arrives Max late: gap = WriteEvery + resentBy(Max), or
+//     WriteEvery + Max;
+//   - otherwise theory does not say, and the cell is measured, not judged
+//     (report.ExpectUnknown).
+//
+// The prediction returned is the detector's silent-peer one, with the rule
+// that decided.
+func disturbanceTheory(det Detector, flt Fault) (Prediction, report.Expectation) {
+	p := det.Predict()
+	_, victim := det.(SignalVictim)
+	_, signals := flt.(Signaller)
+	var sil Silence
+	if s, ok := flt.(Silencer); ok {
+		sil = s.Silence()
+	}
+	why := func(expect report.Expectation, rule string) (Prediction, report.Expectation) {
+		p.Rule = rule + "; " + p.Rule
+		return p, expect
+	}
+	switch {
+	case victim && signals:
+		return why(report.ExpectFalsePositives, "a caught signal makes its select() fail with EINTR, which it takes for death")
+	case p.Never:
+		return why(report.ExpectSurvive, "it never decides on a silent peer, and the disturbance heals")
+	case sil.Min > p.Hi+theorySlack:
+		return why(report.ExpectFalsePositives, fmt.Sprintf("the path is silent for at least %v, longer than it takes to decide (at most %v)", sil.Min, p.Hi))
+	}
+	var gap time.Duration
+	var how string
+	if s, ok := det.(Sender); ok {
+		gap, how = sil.Max+s.MaxSendGap(), fmt.Sprintf("its next segment goes within %v of the heal", s.MaxSendGap())
+	} else if w, ok := det.(Writer); ok {
+		if sil.Lossy {
+			gap, how = w.WriteEvery()+resentBy(sil.Max), fmt.Sprintf("its write, within %v of the silence, is resent by the doubling timer %v after it", w.WriteEvery(), resentBy(sil.Max))
+		} else {
+			gap, how = w.WriteEvery()+sil.Max, fmt.Sprintf("its write, within %v of the silence, arrives %v late", w.WriteEvery(), sil.Max)
+		}
+	} else {
+		return why(report.ExpectUnknown, "theory does not bound when it hears its peer again")
+	}
+	if gap+theorySlack < p.Lo {
+		return why(report.ExpectSurvive, fmt.Sprintf("silent for at most %v, it hears its peer again within %v (%s), before it can decide (at least %v)", sil.Max, gap, how, p.Lo))
+	}
+	return why(report.ExpectUnknown, fmt.Sprintf("silent for %v–%v, it hears its peer again within %v (%s), not surely before it can decide (at least %v)", sil.Min, sil.Max, gap, how, p.Lo))
 }

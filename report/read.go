@@ -121,7 +121,7 @@ var (
 	knownKinds   = []Kind{KindDetection, KindDisturbance, KindCalibration}
 	knownSides   = []string{"client", "server"}
 	knownPaths   = []string{"", "direct", "toxiproxy"}
-	knownExpects = []Expectation{"", ExpectDetect, ExpectNever, ExpectSurvive}
+	knownExpects = []Expectation{ExpectUnknown, ExpectDetect, ExpectNever, ExpectSurvive, ExpectFalsePositives}
 )
 
 func isOneOf[T ~string](s T, set []T) bool {
@@ -196,7 +196,7 @@ func validateCell(i int, c *Cell) ([]any, string) {
 		return at("path"), fmt.Sprintf("%s has path %q; the known paths are direct and toxiproxy", where, c.Path)
 	}
 	if !isOneOf(c.Expect, knownExpects) {
-		return at("expect"), fmt.Sprintf("%s expects %q; the known expectations are detect and never", where, c.Expect)
+		return at("expect"), fmt.Sprintf("%s expects %q; the known expectations are detect, never, survive, false-positives and none (empty)", where, c.Expect)
 	}
 	if badNumber(c.BudgetS) {
 		return at("budget_s"), fmt.Sprintf("%s has a negative budget_s", where)

@@ -13,14 +13,17 @@
 // always valid JSON; "complete" is false until Writer.Close. The reader
 // rejects anything else with an *InputError naming the file and line.
 //
-// Markdown (Markdown) is the environment followed by one table per cell
-// kind. Times are seconds; p50, p95 and max are nearest-rank quantiles of
-// the detected samples, and censored samples are counted, never timed.
-//
-// HTML (HTML) is one self-contained page: inline CSS and inline SVG, no
-// script, no fonts and no network. It draws a strip plot per detection cell
-// (samples against the predicted band, censored samples as arrows past the
-// budget), the tolerance-vs-detection frontier and the idle overhead.
+// Markdown (Markdown) and HTML (HTML, RenderHTML) open with the overview:
+// the detector × fault matrix of each side, every cell an Outcome (Judge)
+// linked to its details, and findings computed from the measurements. Per
+// fault, every detector's samples share one logarithmic time axis with
+// their predicted bands; rationales, notes and per-cell sysctl sets are
+// printed once, in legends. Durations are formatted in one place
+// (FormatSeconds); p50, p95 and max are nearest-rank quantiles of the
+// detected samples, and censored samples are counted, never timed. The
+// HTML page is self-contained (inline CSS and SVG, no script, no fonts,
+// no network) and draws a packet timeline for each sample with a capture
+// (Sample.Pcap, read with package capture).
 //
 // JUnit XML (JUnit) has one testsuite per cell kind and one testcase per
 // cell (classname the detector, name the fault and side); a testcase has a
@@ -58,6 +61,12 @@ const (
 	// ExpectSurvive: a disturbance; the connection must survive and every
 	// decision is a false positive.
 	ExpectSurvive Expectation = "survive"
+	// ExpectFalsePositives: a disturbance the detector cannot tell from a
+	// death: every sample makes at least one false positive.
+	ExpectFalsePositives Expectation = "false-positives"
+	// ExpectUnknown: theory makes no claim; the cell is measured, not
+	// judged.
+	ExpectUnknown Expectation = ""
 )
 
 // Cell kinds.
@@ -104,7 +113,7 @@ type Environment struct {
 	Go       string `json:"go"`
 	Halfopen string `json:"halfopen"`
 	CPUs     int    `json:"cpus,omitempty"`
-	Pool     int    `json:"pool,omitempty"` // labs run at once
+	Pool     int    `json:"pool,omitempty"` // labs run at once (the most, when sized by measurement)
 	// CalibrationErrorMs is the harness's own timing error, measured under
 	// the same parallel load as the samples.
 	CalibrationErrorMs *Quantiles `json:"calibration_error_ms"`
@@ -192,6 +201,9 @@ type Sample struct {
 	Packets     uint64  `json:"packets,omitempty"`
 	Bytes       uint64  `json:"bytes,omitempty"`
 	WatcherCPUS float64 `json:"watcher_cpu_s,omitempty"`
+	// Pcap is the path, relative to the report, of a pcapng capture of the
+	// sample's traffic on the router (package capture); "" when none was kept.
+	Pcap string `json:"pcap,omitempty"`
 }
 
 // Mistake is one false positive: the detector suspected a live peer at

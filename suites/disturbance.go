@@ -53,3 +53,23 @@ func ExpectFalsePositives(c *harness.Cell) {
 	}
 	Expect(rec.FalsePositives).To(BeNumerically(">=", len(rec.Samples)))
 }
+
+// ExpectDisturbanceTheory asserts what theory says of a disturbance cell
+// (harness disturbanceTheory): that it survives, or that it makes false
+// positives in every sample; where theory makes no claim, only that every
+// sample was measured.
+func ExpectDisturbanceTheory(c *harness.Cell) {
+	GinkgoHelper()
+	switch c.Expect {
+	case report.ExpectSurvive:
+		ExpectSurvived(c)
+	case report.ExpectFalsePositives:
+		ExpectFalsePositives(c)
+	default:
+		rec := c.Record()
+		Expect(rec.Samples).NotTo(BeEmpty(), "cell %s has no samples", c.Describe())
+		for i, s := range rec.Samples {
+			Expect(s.Error).To(BeEmpty(), "sample %d of %s", i, c.Describe())
+		}
+	}
+}
