@@ -287,3 +287,28 @@ func TestExampleBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestExampleCannotConnect: a watcher that cannot reach its peer exits with
+// status 1 after 5 s of retries, having said why in a log line and on
+// stderr.
+func TestExampleCannotConnect(t *testing.T) {
+	p := startProgram(t, protocolEnv(RoleWatcher, SideClient, freeAddr(t))...)
+	p.next(EventHello)
+	p.next(EventReady)
+	var last Event
+	for ev := range p.events {
+		last = ev
+	}
+	err := p.cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("exit: %v, want status 1", err)
+	}
+	const want = "connect: connection refused (tried for 5s)"
+	if last.Event != EventLog || !strings.Contains(last.Msg, want) {
+		t.Errorf("last line %+v, want a log saying %q", last, want)
+	}
+	if msg := p.stderr.String(); !strings.Contains(msg, want) || strings.Count(msg, "\n") != 1 {
+		t.Errorf("stderr %q, want one line saying %q", msg, want)
+	}
+}
