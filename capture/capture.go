@@ -187,8 +187,14 @@ func (c *Capture) read(idx int, ifc *iface) {
 			return // closed
 		}
 		if rerr != nil {
-			if rerr == unix.EINTR {
+			switch rerr {
+			case unix.EINTR:
 				continue
+			case unix.ENETDOWN, unix.ENXIO, unix.ENODEV:
+				// The interface went down or away: a fault did that (a
+				// crashed host's link is deleted), and what it carried
+				// until then is the evidence.
+				return
 			}
 			c.fail(fmt.Errorf("interface %s: recvmsg: %w", ifc.name, rerr))
 			return
