@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 type checkFlags struct {
 	reports, shard string
+	from           string
 	samples, pool  int
 	seed           int64
 }
@@ -32,10 +34,13 @@ JUnit XML with the budgets; gate-shard-i-of-n.* for a shard) and the services'
 output in DIR/logs/, and gates the report with the file's budgets.
 Watchers' relative commands are taken from the gate file's directory.
 Exit codes: 0 every budget holds, 1 a budget is broken, 2 bad input or a machine
-that cannot run the lab.`,
+that cannot run the lab. --from gates and renders a report already measured (the
+shards' reports merged by halfopen merge) instead of measuring.`,
 		Example: `  halfopen check examples/gates/example/halfopen-gate.yaml
   halfopen check halfopen-gate.yaml --reports reports --samples 5 --seed 42
-  halfopen check halfopen-gate.yaml --shard 2/4 --reports out   # one CI runner of four: out/gate-shard-2-of-4.*`,
+  halfopen check halfopen-gate.yaml --shard 2/4 --reports out   # one CI runner of four: out/gate-shard-2-of-4.*
+  halfopen merge out/gate-shard-*.json -o reports/gate.json      # then, once the shards are in:
+  halfopen check halfopen-gate.yaml --from reports/gate.json --reports reports`,
 		Args: exactArgs(1, "check needs exactly one GATEFILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCheck(cmd, args[0], f)
@@ -47,6 +52,7 @@ that cannot run the lab.`,
 	fl.IntVar(&f.samples, "samples", 0, "samples per cell, for every cell (default: each cell's samples in the file)")
 	fl.Int64Var(&f.seed, "seed", 0, "seed of fault instants (default: from the clock; recorded in the report)")
 	fl.IntVar(&f.pool, "pool", 0, "labs at once (default: 4 per CPU, at most 16)")
+	fl.StringVar(&f.from, "from", "", "gate and render this report (e.g. merged shards) instead of measuring")
 	return cmd
 }
 
@@ -61,6 +67,21 @@ func runCheck(cmd *cobra.Command, path string, f checkFlags) error {
 	gate, err := gatefile.Read(path)
 	if err != nil {
 		return badInput(err)
+	}
+	// Gating a report already measured needs neither the machine nor the
+	// watchers' programs: a CI job that merges shards may have neither.
+	if f.from != "" {
+		if f.shard != "" {
+			return badInput(errors.New("--from gates a whole report; --shard chooses cells to measure: give one of the two"))
+		}
+		r, err := readReport(f.from)
+		if err != nil {
+			return err
+		}
+		if !r.Complete {
+			return badInput(fmt.Errorf("%s is not complete (its run was interrupted), so it cannot pass a gate", f.from))
+		}
+		return renderAndGate(cmd, path, r, gate.Budgets, filepath.Join(dir, "gate"))
 	}
 	if err := gate.RegisterServices(); err != nil {
 		return badInput(err)
@@ -107,13 +128,25 @@ func runCheck(cmd *cobra.Command, path string, f checkFlags) error {
 	if err != nil {
 		return err
 	}
-	r := m.Report()
-	r.Summarise()
 	budgets := gate.Budgets
 	if f.shard != "" {
 		budgets = budgetsOf(budgets, m.Cells())
 	}
+	printTable(cmd.OutOrStdout(), m)
+	err = renderAndGate(cmd, path, m.Report(), budgets, filepath.Join(dir, base))
+	fmt.Fprintf(cmd.ErrOrStderr(), "halfopen: services' output in %s\n", filepath.Join(dir, "logs"))
+	return err
+}
+
+// renderAndGate writes the report as OUT.{md,html,xml} beside OUT.json (the
+// JUnit XML with the budgets), prints the gate's verdict, and fails naming
+// each broken budget.
+func renderAndGate(cmd *cobra.Command, path string, r *report.Report, budgets *report.Budgets, out string) error {
+	r.Summarise()
 	res := report.Gate(r, budgets)
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return badInput(fmt.Errorf("reports directory %s: %w", filepath.Dir(out), err))
+	}
 	for _, w := range []struct {
 		ext    string
 		render func(io.Writer) error
@@ -122,16 +155,15 @@ func runCheck(cmd *cobra.Command, path string, f checkFlags) error {
 		{"html", func(w io.Writer) error { return report.HTML(w, r) }},
 		{"xml", func(w io.Writer) error { return report.JUnit(w, r, &res) }},
 	} {
-		if err := writeOutput(cmd, out(w.ext), w.render); err != nil {
+		if err := writeOutput(cmd, out+"."+w.ext, w.render); err != nil {
 			return fmt.Errorf("write the %s report: %w", w.ext, err)
 		}
 	}
-	printTable(cmd.OutOrStdout(), m)
 	fmt.Fprint(cmd.OutOrStdout(), res.Text())
-	fmt.Fprintf(cmd.ErrOrStderr(), "halfopen: reports in %s.{json,md,html,xml}, services' output in %s\n",
-		filepath.Join(dir, base), filepath.Join(dir, "logs"))
+	fmt.Fprintf(cmd.ErrOrStderr(), "halfopen: reports in %s.{md,html,xml}\n", out)
 	if !res.OK() {
-		return failed(fmt.Errorf("%s: %s broken: %s", path, plural(len(brokenNames(res)), "budget"), strings.Join(brokenNames(res), "; ")))
+		names := brokenNames(res)
+		return failed(fmt.Errorf("%s: %s broken: %s", path, plural(len(names), "budget"), strings.Join(names, "; ")))
 	}
 	return nil
 }

@@ -68,6 +68,7 @@ func TestCheckGatesTheExample(t *testing.T) {
 			t.Errorf("%s: %d samples, want 3", c.Fault, len(c.Samples))
 		}
 		for i, s := range c.Samples {
+			t.Logf("%s sample %d: %s", c.Fault, i, s.Summary())
 			if s.Error != "" || c.Kind == report.KindDetection && !s.Detected {
 				t.Errorf("%s sample %d: %s", c.Fault, i, s.Summary())
 			}
@@ -95,22 +96,50 @@ func TestCheckGatesTheExample(t *testing.T) {
 	if err := os.WriteFile(tightPath, []byte(tight), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Measured again, as shard 1 of 4 (the blackhole cell, one sample): only
+	// the budgets of this shard's cells are gated, and the tight one breaks.
 	dir2 := t.TempDir()
-	r = halfopen(t, "check", tightPath, "--reports", dir2, "--samples", "1", "--seed", "2", "--pool", "4")
+	r = halfopen(t, "check", tightPath, "--reports", dir2, "--shard", "1/4", "--samples", "1", "--seed", "2", "--pool", "4")
 	noLeftovers(t, r.pid)
 	if r.code != exitRegression {
 		t.Fatalf("a broken budget: check exited %d, want 1\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
-	verdict := lastLine(r)
-	if want := `tight-gate.yaml: 1 budget broken: "keepalive notices a blackhole" (line 29)`; !strings.HasSuffix(verdict, want) {
-		t.Errorf("the verdict %q does not end %q", verdict, want)
+	const broken = `1 budget broken: "keepalive notices a blackhole" (line 29)`
+	if verdict := lastLine(r); !strings.HasSuffix(verdict, "tight-gate.yaml: "+broken) {
+		t.Errorf("the verdict %q does not end %q", verdict, "tight-gate.yaml: "+broken)
 	}
 	if !strings.Contains(r.stdout, "keepalive notices a blackhole") || !strings.Contains(r.stdout, "p95") {
 		t.Errorf("the gate table does not name the broken budget:\n%s", r.stdout)
 	}
-	xml, _ = os.ReadFile(filepath.Join(dir2, "gate.xml"))
+	xml, _ = os.ReadFile(filepath.Join(dir2, "gate-shard-1-of-4.xml"))
 	if !strings.Contains(string(xml), "keepalive notices a blackhole") {
-		t.Errorf("the JUnit report does not name the broken budget:\n%s", xml)
+		t.Errorf("the shard's JUnit report does not name the broken budget:\n%s", xml)
+	}
+
+	// --from gates a report already measured (merged shards) with no lab
+	// and no watcher program: the first run's report holds the example's
+	// budgets, and breaks a tight copy's whose cmd is as written (the
+	// cells' names), wherever that copy lies.
+	merged := filepath.Join(dir, "merged.json")
+	if r := halfopen(t, "merge", filepath.Join(dir, "gate.json"), "-o", merged); r.code != 0 {
+		t.Fatalf("merge exited %d: %s", r.code, r.stderr)
+	}
+	dir3 := t.TempDir()
+	if r := halfopen(t, "check", gate, "--from", merged, "--reports", dir3); r.code != 0 {
+		t.Errorf("--from the run's own report: exit %d, want 0\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, ext := range []string{"md", "html", "xml"} {
+		if _, err := os.Stat(filepath.Join(dir3, "gate."+ext)); err != nil {
+			t.Errorf("--from did not write gate.%s: %v", ext, err)
+		}
+	}
+	asWritten := filepath.Join(t.TempDir(), "tight-as-written.yaml")
+	if err := os.WriteFile(asWritten, []byte(strings.Replace(string(src), "p95: 5s", "p95: 1s", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = halfopen(t, "check", asWritten, "--from", merged, "--reports", dir3)
+	if r.code != exitRegression || !strings.HasSuffix(lastLine(r), broken) {
+		t.Errorf("--from with a tight budget: exit %d, verdict %q, want 1 and %q", r.code, lastLine(r), broken)
 	}
 }
 
