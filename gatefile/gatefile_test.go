@@ -353,3 +353,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestDocumentedExamplesParse: the gate files shown in README.md and
+// docs/gatefile.md are valid.
+func TestDocumentedExamplesParse(t *testing.T) {
+	for _, doc := range []string{"../README.md", "../docs/gatefile.md"} {
+		data, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks := strings.Split(string(data), "```yaml\n")[1:]
+		if len(blocks) == 0 {
+			t.Errorf("%s shows no gate file", doc)
+		}
+		for i, b := range blocks {
+			b, _, _ = strings.Cut(b, "```")
+			if _, err := gatefile.Parse(fmt.Sprintf("%s-example-%d.yaml", filepath.Base(doc), i+1), []byte(b)); err != nil {
+				t.Errorf("%s example %d: %v", doc, i+1, err)
+			}
+		}
+	}
+}
