@@ -27,10 +27,11 @@
 //	    fault: blackhole
 //	    p95: 12s
 //
-// Parsing is strict and touches nothing but the registries of faults: an
-// unknown key, a bad duration, an unknown name or a budget that matches no
-// cell is a *report.InputError naming the file and the line. docs/gatefile.md
-// is the full reference.
+// Parsing is strict and reads nothing but the registries of faults and
+// detectors (the file's faults and sysctls are resolved as the harness
+// will, without touching the machine): an unknown key, a bad duration, an
+// unknown name or a budget that matches no cell is a *report.InputError
+// naming the file and the line. docs/gatefile.md is the full reference.
 package gatefile
 
 import (
@@ -50,7 +51,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	// A gate file names faults; their registry must be complete to check them.
+	// A gate file's faults and sysctls are checked by resolving them with a
+	// built-in detector: both registries must be complete.
 	_ "github.com/halfopen/halfopen/detectors"
 	_ "github.com/halfopen/halfopen/faults"
 	"github.com/halfopen/halfopen/harness"
