@@ -66,6 +66,9 @@ const Version = 1
 // MaxSize bounds a gate file, in bytes.
 const MaxSize = 1 << 20
 
+// MaxCells bounds the cells a gate file makes (watchers × faults × sides).
+const MaxCells = 10000
+
 // DefaultSamples is a cell's number of samples when the file gives none.
 const DefaultSamples = 3
 
@@ -763,6 +766,9 @@ func (p *parser) cells(n *yaml.Node) error {
 			for _, w := range watchers {
 				for _, s := range sides {
 					k := cellKey{w, spec.IdentityOf(flt.canonical), string(s)}
+					if len(p.f.Cells) == MaxCells {
+						return p.fail(e.Line, "%s makes more than the %d cells a gate file may have", what, MaxCells)
+					}
 					if first, dup := seen[k]; dup {
 						return p.fail(flt.line, "%s: watcher %s against %s on side %s is already a cell (line %d)", what, w, flt.text, s, first)
 					}
