@@ -51,7 +51,7 @@ shards' reports merged by halfopen merge) instead of measuring.`,
 	fl.StringVar(&f.shard, "shard", "", "run only shard i/n of the file's cells (every n-th cell), e.g. 2/4 on the second of four CI runners")
 	fl.IntVar(&f.samples, "samples", 0, "samples per cell, for every cell (default: each cell's samples in the file)")
 	fl.Int64Var(&f.seed, "seed", 0, "seed of fault instants (default: from the clock; recorded in the report)")
-	fl.IntVar(&f.pool, "pool", 0, "labs at once (default: 4 per CPU, at most 16)")
+	fl.IntVar(&f.pool, "pool", 0, "labs at once (default: sized by measurement, from 4 per CPU while the harness's timing error stays low)")
 	fl.StringVar(&f.from, "from", "", "gate and render this report (e.g. merged shards) instead of measuring")
 	return cmd
 }
