@@ -1,0 +1,105 @@
+package grpcgate
+
+import (
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/halfopen/halfopen/gate"
+	"github.com/halfopen/halfopen/harness"
+)
+
+// The faults every grpc-go cell goes through: four that kill the peer
+// silently or loudly, and one disturbance a healthy connection must
+// survive.
+const (
+	blackhole   = "blackhole"
+	hostCrash   = "host-crash"
+	hostReboot  = "host-reboot:down=1s"
+	middlebox   = "middlebox-state-loss"
+	routerFlaps = "router-restart:outage=2s"
+)
+
+// censored is how long a cell whose library sends nothing waits: grpc-go's
+// defaults notice a silent peer after hours (the client never, the server
+// after 2 h + 20 s), so these cells are censored at 30 s, and say so.
+const censored = 30 * time.Second
+
+// tuned is the recommended client setting: ClientParameters{Time: 1s,
+// Timeout: 1s}. grpc-go raises Time to 10 s.
+var tuned = map[string]string{"time": "1s", "timeout": "1s"}
+
+var _ = Describe("grpc-go v1.85.0", Label("gates", "netns"), func() {
+	Describe("a client with an open, idle stream (grpc-client, side client)", func() {
+		cell := func(fault string, cfg map[string]string, samples int, budget time.Duration) gate.Cell {
+			return gate.Cell{Watcher: roleClient, Peer: "self", Fault: fault, Side: harness.SideClient, Samples: samples, Budget: budget, Config: cfg}
+		}
+
+		It("with grpc-go's defaults (keepalive off) never notices a dead server within 30 s, and survives a router restart", func(ctx SpecContext) {
+			r := measureAll(ctx,
+				cell(blackhole, nil, 2, censored),
+				cell(hostCrash, nil, 2, censored),
+				cell(hostReboot, nil, 2, censored),
+				cell(middlebox, nil, 2, censored),
+				cell(routerFlaps, nil, 2, 5*time.Second),
+			)
+			for _, res := range r[:4] {
+				Expect(res).To(gate.NeverDetect())
+			}
+			Expect(r[4]).To(gate.Survive())
+		})
+
+		It("with Time=1s, Timeout=1s (raised to 10 s) notices a dead server in 9-11.5 s, and survives a router restart", func(ctx SpecContext) {
+			r := measureAll(ctx,
+				cell(blackhole, tuned, 3, 0),
+				cell(hostCrash, tuned, 3, 0),
+				cell(hostReboot, tuned, 3, 0),
+				cell(middlebox, tuned, 3, 0),
+				// The observation spans the first PING after the restart.
+				cell(routerFlaps, tuned, 2, 12*time.Second),
+			)
+			for _, res := range []*gate.Result{r[0], r[1], r[3]} {
+				Expect(res).To(gate.DetectWithin(12 * time.Second))
+				// grpc-go's 10 s floor: a 1 s keepalive would decide in ~2 s.
+				Expect(fastest(res)).To(BeNumerically(">=", 8), "grpc-go raises ClientParameters.Time to 10 s\n%v", res)
+			}
+			Expect(r[2]).To(gate.DetectWithin(11 * time.Second))
+			Expect(r[4]).To(gate.Survive())
+		})
+	})
+
+	Describe("the passive server: a server holding an idle client's stream (grpc-server, side server)", func() {
+		cell := func(fault string, cfg map[string]string, samples int, budget time.Duration) gate.Cell {
+			return gate.Cell{Watcher: roleServer, Peer: "self", Fault: fault, Side: harness.SideServer, Samples: samples, Budget: budget, Config: cfg}
+		}
+
+		It("with grpc-go's defaults (PING after 2 h) never notices a dead client within 30 s, and survives a router restart", func(ctx SpecContext) {
+			r := measureAll(ctx,
+				cell(blackhole, nil, 2, censored),
+				cell(hostCrash, nil, 2, censored),
+				cell(hostReboot, nil, 2, censored),
+				cell(middlebox, nil, 2, censored),
+				cell(routerFlaps, nil, 2, 5*time.Second),
+			)
+			for _, res := range r[:4] {
+				Expect(res).To(gate.NeverDetect())
+			}
+			Expect(r[4]).To(gate.Survive())
+		})
+
+		It("with Time=1s, Timeout=1s notices a dead client in 1-2.5 s", func(ctx SpecContext) {
+			r := measureAll(ctx,
+				cell(blackhole, tuned, 3, 0),
+				cell(hostCrash, tuned, 3, 0),
+				cell(hostReboot, tuned, 3, 0),
+				cell(middlebox, tuned, 3, 0),
+				cell(routerFlaps, tuned, 2, 5*time.Second),
+			)
+			for _, res := range r[:4] {
+				Expect(res).To(gate.DetectWithin(3 * time.Second))
+			}
+			Expect(r[4]).To(gate.Survive())
+		})
+	})
+})
