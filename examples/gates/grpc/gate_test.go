@@ -26,9 +26,15 @@ const (
 // after 2 h + 20 s), so these cells are censored at 30 s, and say so.
 const censored = 30 * time.Second
 
-// tuned is the recommended client setting: ClientParameters{Time: 1s,
-// Timeout: 1s}. grpc-go raises Time to 10 s.
+// tuned is the aggressive setting, on either end: Time 1 s, Timeout 1 s.
+// grpc-go raises a client's Time to 10 s; a server's 1 s stands.
 var tuned = map[string]string{"time": "1s", "timeout": "1s"}
+
+// tolerant is the server setting that rides out a 2 s outage: a PING's
+// Timeout (and TCP_USER_TIMEOUT, which grpc-go sets to it) must outlast
+// the outage and the retransmission that follows it (RTO 0.2, 0.6, 1.4,
+// 3.0 s after the PING).
+var tolerant = map[string]string{"time": "1s", "timeout": "4s"}
 
 var _ = Describe("grpc-go v1.85.0", Label("gates", "netns"), func() {
 	Describe("a client with an open, idle stream (grpc-client, side client)", func() {
@@ -63,8 +69,12 @@ var _ = Describe("grpc-go v1.85.0", Label("gates", "netns"), func() {
 				Expect(res).To(gate.DetectWithin(12 * time.Second))
 				// grpc-go's 10 s floor: a 1 s keepalive would decide in ~2 s.
 				Expect(fastest(res)).To(BeNumerically(">=", 8), "grpc-go raises ClientParameters.Time to 10 s\n%v", res)
+				// Its own PING timer, or TCP_USER_TIMEOUT at the same instant.
+				Expect(res).To(gate.GiveUpWith("Unavailable: keepalive", "Unavailable: ETIMEDOUT"))
 			}
+			// The rebooted host resets the first PING, 10 s after the last read.
 			Expect(r[2]).To(gate.DetectWithin(11 * time.Second))
+			Expect(r[2]).To(gate.GiveUpWith("Unavailable: ECONNRESET"))
 			Expect(r[4]).To(gate.Survive())
 		})
 	})
@@ -88,7 +98,7 @@ var _ = Describe("grpc-go v1.85.0", Label("gates", "netns"), func() {
 			Expect(r[4]).To(gate.Survive())
 		})
 
-		It("with Time=1s, Timeout=1s notices a dead client in 1-2.5 s", func(ctx SpecContext) {
+		It("with Time=1s, Timeout=1s notices a dead client in 1-2.5 s, but drops a healthy one in a 2 s router restart", func(ctx SpecContext) {
 			r := measureAll(ctx,
 				cell(blackhole, tuned, 3, 0),
 				cell(hostCrash, tuned, 3, 0),
@@ -96,9 +106,34 @@ var _ = Describe("grpc-go v1.85.0", Label("gates", "netns"), func() {
 				cell(middlebox, tuned, 3, 0),
 				cell(routerFlaps, tuned, 2, 5*time.Second),
 			)
-			for _, res := range r[:4] {
+			for _, res := range []*gate.Result{r[0], r[1], r[3]} {
 				Expect(res).To(gate.DetectWithin(3 * time.Second))
+				Expect(res).To(gate.GiveUpWith("Canceled: keepalive", "Canceled: ETIMEDOUT"))
 			}
+			Expect(r[2]).To(gate.DetectWithin(3 * time.Second))
+			Expect(r[2]).To(gate.GiveUpWith("Canceled: ECONNRESET"))
+			// The reference text's objection to keepalive, measured: the
+			// first PING in the outage times out after 1 s, before the
+			// router is back.
+			Expect(r[4]).NotTo(gate.Survive())
+			Expect(r[4].Record.FalsePositives).To(BeNumerically(">=", len(r[4].Record.Samples)), "every sample should drop the healthy connection\n%v", r[4])
+		})
+
+		It("with Time=1s, Timeout=4s notices a dead client in 4-5.5 s and survives a 2 s router restart", func(ctx SpecContext) {
+			r := measureAll(ctx,
+				cell(blackhole, tolerant, 3, 0),
+				cell(hostCrash, tolerant, 3, 0),
+				cell(hostReboot, tolerant, 3, 0),
+				cell(middlebox, tolerant, 3, 0),
+				cell(routerFlaps, tolerant, 3, 6*time.Second),
+			)
+			for _, res := range []*gate.Result{r[0], r[1], r[3]} {
+				Expect(res).To(gate.DetectWithin(6 * time.Second))
+				Expect(res).To(gate.GiveUpWith("Canceled: keepalive", "Canceled: ETIMEDOUT"))
+			}
+			// The rebooted host resets the first PING after it is back.
+			Expect(r[2]).To(gate.DetectWithin(3 * time.Second))
+			Expect(r[2]).To(gate.GiveUpWith("Canceled: ECONNRESET"))
 			Expect(r[4]).To(gate.Survive())
 		})
 	})
