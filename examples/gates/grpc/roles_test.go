@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"syscall"
@@ -124,10 +125,47 @@ func serverParams(c protocol.Config) (kp keepalive.ServerParameters, err error) 
 	return kp, nil
 }
 
+// Go's TCP keepalive on a connection accepted from net.Listen (net.
+// ListenConfig's zero KeepAlive: defaultTCPKeepAliveIdle, Interval and
+// Count in net/dial.go): the first probe 15 s after the last segment, nine
+// unanswered probes 15 s apart end it with ETIMEDOUT.
+const (
+	goKeepAliveIdle     = 15 * time.Second
+	goKeepAliveInterval = 15 * time.Second
+	goKeepAliveCount    = 9
+)
+
+// goListen reads a grpc-server's listen key: go (the default) gives every
+// accepted connection Go's TCP keepalive, as the net.Listen listener a
+// user hands to grpc.Server.Serve does; bare leaves it off, as the
+// harness's own listener has it.
+func goListen(c protocol.Config) (bool, error) {
+	switch v := c.Get("listen", "go"); v {
+	case "go":
+		return true, nil
+	case "bare":
+		return false, nil
+	default:
+		return false, fmt.Errorf("config key listen=%s is neither go nor bare", v)
+	}
+}
+
 // predictServer: keepaliveRange with grpc-go's server defaults (2 h, 20 s)
-// for what is left out, Time raised to 1 s.
+// for what is left out, Time raised to 1 s. With listen=go, Go's TCP
+// keepalive probes a connection idle for 15 s (unless grpc-go PINGs more
+// often than that), and TCP_USER_TIMEOUT, which grpc-go sets to Timeout
+// even with its defaults (newHTTP2Server: Time is 2 h, not infinity), wins
+// over the probe count: tcp_keepalive_timer (net/ipv4/tcp_timer.c) gives
+// up at the first probe timer with a probe out and at least the user
+// timeout since the last segment received, idle + k·intvl with
+// k = max(1, ⌈(timeout − idle)/intvl⌉): 15 s + 15 s = 30 s with grpc-go's
+// 20 s, not the 150 s of nine probes.
 func predictServer(c protocol.Config) (*protocol.Range, error) {
 	kp, err := serverParams(c)
+	if err != nil {
+		return nil, err
+	}
+	tcp, err := goListen(c)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +176,33 @@ func predictServer(c protocol.Config) (*protocol.Range, error) {
 	if to == 0 {
 		to = defaultTimeout
 	}
-	return keepaliveRange(max(t, minServerTime), to), nil
+	r := keepaliveRange(max(t, minServerTime), to)
+	if tcp && t >= goKeepAliveIdle {
+		k := max(1, min(goKeepAliveCount, int((to-goKeepAliveIdle+goKeepAliveInterval-1)/goKeepAliveInterval)))
+		ka := goKeepAliveIdle + time.Duration(k)*goKeepAliveInterval
+		r.Lo, r.Hi = min(r.Lo, ka-maxIdle), min(r.Hi, ka+time.Second)
+	}
+	return r, nil
+}
+
+// keepaliveListener gives every connection it accepts Go's default TCP
+// keepalive, as net.Listen's listener does, and hands grpc-go the
+// *net.TCPConn itself (grpc-go sets TCP_USER_TIMEOUT only on one).
+type keepaliveListener struct{ net.Listener }
+
+// Accept accepts and turns keepalive on with Go's defaults.
+func (l keepaliveListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		if err := tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: goKeepAliveIdle, Interval: goKeepAliveInterval, Count: goKeepAliveCount}); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("keepalive: %w", err)
+		}
+	}
+	return c, nil
 }
 
 // dialOptions are a plain insecure grpc-go client's, with keepalive when
@@ -256,7 +320,8 @@ func (streamServer) Watch(_ *healthpb.HealthCheckRequest, stream healthpb.Health
 
 // watchServer is the grpc-server role: a grpc-go server with
 // keepalive.ServerParameters from the config serves on the harness's
-// listener; the session waits for a client's Watch stream, reports
+// listener (with Go's TCP keepalive on what it accepts, as a net.Listen
+// listener has, unless listen=bare); the session waits for a client's Watch stream, reports
 // connected, and gives up the instant grpc-go ends the stream's context
 // (the transport closed).
 func watchServer(ctx context.Context, s *protocol.Session) (string, error) {
@@ -265,8 +330,16 @@ func watchServer(ctx context.Context, s *protocol.Session) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	tcp, err := goListen(s.Config)
+	if err != nil {
+		return "", err
+	}
 	server.once.Do(func() {
 		server.streams = make(chan context.Context)
+		ln := s.Listener()
+		if tcp {
+			ln = keepaliveListener{ln}
+		}
 		var opts []grpc.ServerOption
 		if kp.Time != 0 || kp.Timeout != 0 {
 			opts = append(opts, grpc.KeepaliveParams(kp))
@@ -274,7 +347,7 @@ func watchServer(ctx context.Context, s *protocol.Session) (string, error) {
 		srv := grpc.NewServer(opts...)
 		healthpb.RegisterHealthServer(srv, streamServer{})
 		go func() {
-			if err := srv.Serve(s.Listener()); err != nil {
+			if err := srv.Serve(ln); err != nil {
 				server.err = err
 				close(server.streams)
 			}
@@ -291,7 +364,7 @@ func watchServer(ctx context.Context, s *protocol.Session) (string, error) {
 		sctx = c
 	}
 	s.Connected()
-	s.Logf("grpc-server: stream open; ServerParameters time=%v timeout=%v (0: grpc-go's 2h/20s; time raised to at least %v)", kp.Time, kp.Timeout, minServerTime)
+	s.Logf("grpc-server: stream open; ServerParameters time=%v timeout=%v (0: grpc-go's 2h/20s; time raised to at least %v); Go TCP keepalive %t", kp.Time, kp.Timeout, minServerTime, tcp)
 	select {
 	case <-ctx.Done():
 		return "", ctx.Err()
