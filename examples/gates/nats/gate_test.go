@@ -1,6 +1,7 @@
 package natsgate
 
 import (
+	"fmt"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -67,7 +68,9 @@ var _ = Describe("nats.go v1.55.0 against nats-server v2.15.2", Label("gates", "
 			cell(hostCrash, aggressive, 3, 0),
 			cell(hostReboot, aggressive, 3, 0),
 			cell(middlebox, aggressive, 3, 0),
-			cell(routerFlaps, aggressive, 3, 5*time.Second),
+			// Not gated: whether the 2 s outage outlasts the two PINGs
+			// depends on where in the PING interval it falls.
+			cell(routerFlaps, aggressive, 6, 5*time.Second),
 		)
 		for _, res := range []*gate.Result{r[0], r[1], r[3]} {
 			Expect(res).To(gate.DetectWithin(3500 * time.Millisecond))
@@ -77,7 +80,10 @@ var _ = Describe("nats.go v1.55.0 against nats-server v2.15.2", Label("gates", "
 		// The rebooted host resets the first PING after it is back.
 		Expect(r[2]).To(gate.DetectWithin(2500 * time.Millisecond))
 		Expect(r[2]).To(gate.GiveUpWith("ECONNRESET"))
-		GinkgoWriter.Printf("1s × 2 through a 2 s router restart: %d false positives in %d samples\n", r[4].Record.FalsePositives, len(r[4].Record.Samples))
+		for i, smp := range r[4].Record.Samples {
+			Expect(smp.Error).To(BeEmpty(), "sample %d of %v", i, r[4])
+		}
+		AddReportEntry("1s × 2 through a 2 s router restart", fmt.Sprintf("%d false positives in %d samples", r[4].Record.FalsePositives, len(r[4].Record.Samples)))
 	})
 
 	It("with PingInterval=1s, MaxPingsOut=4 notices a dead server in 4-5 s and survives a 2 s router restart", func(ctx SpecContext) {

@@ -52,7 +52,8 @@ func clientParams(c protocol.Config) (interval time.Duration, maxOut int, err er
 // probes: 150 s, but it cannot end it first, because the kernel stops
 // keepalive probes while a PING is unacknowledged (tcp_keepalive_timer),
 // which is from the 2-min PING on; the PING's retransmissions then take
-// tcp_retries2 (15 min).
+// tcp_retries2 (15 min). That keepalive does end a connection to a
+// rebooted host: its first probe, 15 s after the last segment, is reset.
 func predict(c protocol.Config) (*protocol.Range, error) {
 	interval, maxOut, err := clientParams(c)
 	if err != nil {
