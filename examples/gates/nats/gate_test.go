@@ -102,4 +102,59 @@ var _ = Describe("nats.go v1.55.0 against nats-server v2.15.2", Label("gates", "
 		Expect(r[2]).To(gate.GiveUpWith("ECONNRESET"))
 		Expect(r[4]).To(gate.Survive())
 	})
+
+	Describe("the passive server: nats-server holding an idle nats.go client (nats-server, side server)", func() {
+		cell := func(fault string, cfg map[string]string, samples int, budget time.Duration) gate.Cell {
+			return gate.Cell{Watcher: roleServer, Peer: "self", Fault: fault, Side: harness.SideServer, Samples: samples, Budget: budget, Config: cfg}
+		}
+
+		It("with nats-server's defaults (PING every 2 min, no TCP keepalive) never notices a silent client within 30 s, and survives a router restart", func(ctx SpecContext) {
+			r := measureAll(ctx,
+				cell(blackhole, nil, 2, censored),
+				cell(hostCrash, nil, 2, censored),
+				cell(hostReboot, nil, 2, censored),
+				cell(middlebox, nil, 2, censored),
+				cell(routerFlaps, nil, 2, 5*time.Second),
+			)
+			for _, res := range []*gate.Result{r[0], r[1], r[3]} {
+				Expect(res).To(gate.NeverDetect())
+			}
+			// nats-server PINGs a new client 2 s (+ up to 20 %) after it
+			// connected (firstClientPingInterval) before settling to every
+			// 2 min; the fault comes within 1.5 s of the connection, so
+			// the host rebooted in between resets that first PING.
+			Expect(r[2]).To(gate.DetectWithin(3 * time.Second))
+			Expect(r[2]).To(gate.GiveUpWith("Read Error"))
+			Expect(r[4]).To(gate.Survive())
+		})
+
+		It("with PingInterval=1s, MaxPingsOut=2 notices a dead client in 2-4 s; with MaxPingsOut=4 in 4-6 s and survives a 2 s router restart", func(ctx SpecContext) {
+			r := measureAll(ctx,
+				cell(blackhole, aggressive, 3, 0),
+				cell(hostCrash, aggressive, 3, 0),
+				cell(hostReboot, aggressive, 3, 0),
+				cell(middlebox, aggressive, 3, 0),
+				// Not gated, as for the client.
+				cell(routerFlaps, aggressive, 6, 5*time.Second),
+				cell(blackhole, recommended, 3, 0),
+				cell(hostReboot, recommended, 3, 0),
+				cell(routerFlaps, recommended, 3, 7*time.Second),
+			)
+			for _, res := range []*gate.Result{r[0], r[1], r[3]} {
+				Expect(res).To(gate.DetectWithin(5 * time.Second))
+				Expect(res).To(gate.GiveUpWith("Stale Connection"))
+			}
+			Expect(r[2]).To(gate.DetectWithin(3500 * time.Millisecond))
+			Expect(r[2]).To(gate.GiveUpWith("Read Error"))
+			for i, smp := range r[4].Record.Samples {
+				Expect(smp.Error).To(BeEmpty(), "sample %d of %v", i, r[4])
+			}
+			AddReportEntry("nats-server 1s × 2 through a 2 s router restart", fmt.Sprintf("%d false positives in %d samples", r[4].Record.FalsePositives, len(r[4].Record.Samples)))
+			Expect(r[5]).To(gate.DetectWithin(7 * time.Second))
+			Expect(r[5]).To(gate.GiveUpWith("Stale Connection"))
+			Expect(r[6]).To(gate.DetectWithin(3500 * time.Millisecond))
+			Expect(r[6]).To(gate.GiveUpWith("Read Error"))
+			Expect(r[7]).To(gate.Survive())
+		})
+	})
 })

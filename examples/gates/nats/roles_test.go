@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -15,12 +16,20 @@ import (
 	"github.com/halfopen/halfopen/protocol"
 )
 
-// roleClient is a nats.go client subscribed to a subject and idle (side
-// client); its own peer is an embedded nats-server.
-const roleClient = "nats-client"
+// The roles this suite registers.
+const (
+	// roleClient is a nats.go client subscribed to a subject and idle (side
+	// client); its own peer is an embedded nats-server.
+	roleClient = "nats-client"
+	// roleServer is an embedded nats-server holding an idle nats.go
+	// client's connection (side server, the reference text's passive
+	// server); its own peer is that client.
+	roleServer = "nats-server"
+)
 
 func init() {
 	gate.Register(roleClient, protocol.Watcher{Predict: predict, Watch: watch, Peer: serve})
+	gate.Register(roleServer, protocol.Watcher{Predict: predictServer, Watch: watchServer, Peer: idleClient})
 }
 
 // clientParams reads a nats-client's config: ping (PingInterval) and
@@ -147,26 +156,11 @@ func connect(ctx context.Context, url string, opts []nats.Option) (*nats.Conn, e
 // for the few milliseconds in between. It reports connected when the
 // server has a client.
 func serve(ctx context.Context, s *protocol.Session) error {
-	host, port, err := net.SplitHostPort(s.Addr)
+	srv, err := startServer(s, &server.Options{})
 	if err != nil {
 		return err
 	}
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		return err
-	}
-	if ln := s.Listener(); ln != nil {
-		ln.Close()
-	}
-	srv, err := server.NewServer(&server.Options{Host: host, Port: p, NoSigs: true, NoLog: true, HTTPPort: 0})
-	if err != nil {
-		return err
-	}
-	go srv.Start()
 	defer srv.Shutdown()
-	if !srv.ReadyForConnections(5 * time.Second) {
-		return fmt.Errorf("nats-server did not listen on %s within 5 s", s.Addr)
-	}
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -179,4 +173,163 @@ func serve(ctx context.Context, s *protocol.Session) error {
 			}
 		}
 	}
+}
+
+// serverParams reads a nats-server's config: ping (Options.PingInterval)
+// and maxout (Options.MaxPingsOut), nats-server's defaults when left out
+// (server.DEFAULT_PING_INTERVAL, 2 min; server.DEFAULT_PING_MAX_OUT, 2).
+func serverParams(c protocol.Config) (interval time.Duration, maxOut int, err error) {
+	if interval, err = c.Duration("ping", server.DEFAULT_PING_INTERVAL); err != nil {
+		return 0, 0, err
+	}
+	if maxOut, err = c.Int("maxout", server.DEFAULT_PING_MAX_OUT); err != nil {
+		return 0, 0, err
+	}
+	if interval <= 0 || maxOut < 1 {
+		return 0, 0, fmt.Errorf("config ping=%v maxout=%d: both must be positive", interval, maxOut)
+	}
+	return interval, maxOut, nil
+}
+
+// predictServer is nats-server's rule for a silent client.
+// client.processPingTimer (server/client.go) ticks every PingInterval; a
+// tick closes the connection as stale ("Stale Connection") when one more
+// PING would exceed MaxPingsOut, and otherwise sends one, unless the
+// client sent anything, a PONG included, within the last PingInterval
+// ("Delaying PING due to remote client data"; the RTT is re-measured only
+// hourly). So an idle client is PINGed every other tick, and the first
+// PING a dead client leaves unanswered goes out up to two intervals after
+// the fault: stale MaxPingsOut·PingInterval to (MaxPingsOut+2)·PingInterval
+// after it. nats-server listens without TCP keepalive (natsListenConfig,
+// server/util.go: KeepAlive −1), so nothing else ends a silent connection.
+func predictServer(c protocol.Config) (*protocol.Range, error) {
+	interval, maxOut, err := serverParams(c)
+	if err != nil {
+		return nil, err
+	}
+	return &protocol.Range{Lo: time.Duration(maxOut) * interval, Hi: time.Duration(maxOut+2)*interval + 500*time.Millisecond}, nil
+}
+
+// The nats-server role's one server, started by the first session and
+// serving for the process's life.
+var natsd struct {
+	once sync.Once
+	srv  *server.Server
+	err  error
+}
+
+// watchServer is the nats-server role: nats-server, embedded, with
+// PingInterval and MaxPingsOut from the config, listens on HALFOPEN_ADDR
+// (in place of the harness's listener, which it closes); the session
+// reports connected when a client is connected, and gives up the instant
+// nats-server records the connection as closed (polled every millisecond:
+// nats-server has no callback for it), with the reason it recorded
+// ("Stale Connection", "Read Error", ...).
+func watchServer(ctx context.Context, s *protocol.Session) (string, error) {
+	interval, maxOut, err := serverParams(s.Config)
+	if err != nil {
+		return "", err
+	}
+	natsd.once.Do(func() {
+		natsd.srv, natsd.err = startServer(s, &server.Options{PingInterval: interval, MaxPingsOut: maxOut})
+	})
+	if natsd.err != nil {
+		return "", natsd.err
+	}
+	srv := natsd.srv
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	var cid uint64
+	for cid == 0 {
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-t.C:
+		}
+		if srv.NumClients() == 0 {
+			continue
+		}
+		cz, err := srv.Connz(&server.ConnzOptions{})
+		if err != nil {
+			return "", fmt.Errorf("connz: %w", err)
+		}
+		if len(cz.Conns) > 0 {
+			cid = cz.Conns[len(cz.Conns)-1].Cid
+		}
+	}
+	s.Connected()
+	s.Logf("nats-server: client %d connected; PingInterval=%v MaxPingsOut=%d", cid, interval, maxOut)
+	// nats-server records a closed connection, with its reason, the moment
+	// it decides to close it (markConnAsClosed starts saveClosedClient),
+	// before the client leaves its client count.
+	var goneSince time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-t.C:
+		}
+		cz, err := srv.Connz(&server.ConnzOptions{CID: cid, State: server.ConnClosed})
+		if err != nil {
+			return "", fmt.Errorf("connz: %w", err)
+		}
+		if len(cz.Conns) > 0 {
+			s.Logf("nats-server: client %d closed: %s", cid, cz.Conns[0].Reason)
+			return cz.Conns[0].Reason, nil
+		}
+		switch {
+		case srv.NumClients() > 0:
+			goneSince = time.Time{}
+		case goneSince.IsZero():
+			goneSince = time.Now()
+		case time.Since(goneSince) > time.Second:
+			return "", fmt.Errorf("client %d is gone but nats-server recorded no closed connection for it", cid)
+		}
+	}
+}
+
+// startServer starts nats-server on the session's address with opts (no
+// logging, no signal handlers), in place of the listener the harness made.
+func startServer(s *protocol.Session, opts *server.Options) (*server.Server, error) {
+	host, port, err := net.SplitHostPort(s.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Port, err = strconv.Atoi(port); err != nil {
+		return nil, err
+	}
+	opts.Host, opts.NoSigs, opts.NoLog = host, true, true
+	if ln := s.Listener(); ln != nil {
+		ln.Close()
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, err
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(5 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("nats-server did not listen on %s within 5 s", s.Addr)
+	}
+	return srv, nil
+}
+
+// idleClient is nats-server's peer: a nats.go client with its defaults
+// that connects (retrying while the server starts), subscribes, reports
+// connected and idles; nats.go reconnects by itself if the server drops it.
+func idleClient(ctx context.Context, s *protocol.Session) error {
+	nc, err := connect(ctx, "nats://"+s.Addr, []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond)})
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if _, err := nc.SubscribeSync("halfopen.idle"); err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	if err := nc.FlushTimeout(3 * time.Second); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	s.Connected()
+	<-ctx.Done()
+	return nil
 }
