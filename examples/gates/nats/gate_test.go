@@ -128,7 +128,7 @@ var _ = Describe("nats.go v1.55.0 against nats-server v2.15.2", Label("gates", "
 			Expect(r[4]).To(gate.Survive())
 		})
 
-		It("with PingInterval=1s, MaxPingsOut=2 notices a dead client in 2-4 s; with MaxPingsOut=4 in 4-6 s and survives a 2 s router restart", func(ctx SpecContext) {
+		It("with PingInterval=1s, MaxPingsOut=2 notices a dead client in 2-3 s; with MaxPingsOut=4 in 4-5 s and survives a 2 s router restart", func(ctx SpecContext) {
 			r := measureAll(ctx,
 				cell(blackhole, aggressive, 3, 0),
 				cell(hostCrash, aggressive, 3, 0),
@@ -141,7 +141,7 @@ var _ = Describe("nats.go v1.55.0 against nats-server v2.15.2", Label("gates", "
 				cell(routerFlaps, recommended, 3, 7*time.Second),
 			)
 			for _, res := range []*gate.Result{r[0], r[1], r[3]} {
-				Expect(res).To(gate.DetectWithin(5 * time.Second))
+				Expect(res).To(gate.DetectWithin(3500 * time.Millisecond))
 				Expect(res).To(gate.GiveUpWith("Stale Connection"))
 			}
 			Expect(r[2]).To(gate.DetectWithin(3500 * time.Millisecond))
@@ -150,7 +150,7 @@ var _ = Describe("nats.go v1.55.0 against nats-server v2.15.2", Label("gates", "
 				Expect(smp.Error).To(BeEmpty(), "sample %d of %v", i, r[4])
 			}
 			AddReportEntry("nats-server 1s × 2 through a 2 s router restart", fmt.Sprintf("%d false positives in %d samples", r[4].Record.FalsePositives, len(r[4].Record.Samples)))
-			Expect(r[5]).To(gate.DetectWithin(7 * time.Second))
+			Expect(r[5]).To(gate.DetectWithin(5500 * time.Millisecond))
 			Expect(r[5]).To(gate.GiveUpWith("Stale Connection"))
 			Expect(r[6]).To(gate.DetectWithin(3500 * time.Millisecond))
 			Expect(r[6]).To(gate.GiveUpWith("Read Error"))

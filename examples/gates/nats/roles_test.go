@@ -195,19 +195,18 @@ func serverParams(c protocol.Config) (interval time.Duration, maxOut int, err er
 // client.processPingTimer (server/client.go) ticks every PingInterval; a
 // tick closes the connection as stale ("Stale Connection") when one more
 // PING would exceed MaxPingsOut, and otherwise sends one, unless the
-// client sent anything, a PONG included, within the last PingInterval
-// ("Delaying PING due to remote client data"; the RTT is re-measured only
-// hourly). So an idle client is PINGed every other tick, and the first
-// PING a dead client leaves unanswered goes out up to two intervals after
-// the fault: stale MaxPingsOut·PingInterval to (MaxPingsOut+2)·PingInterval
-// after it. nats-server listens without TCP keepalive (natsListenConfig,
+// client sent messages, subscriptions or a PING of its own within the last
+// PingInterval (lastIn: a PONG does not count). An idle client is PINGed
+// at every tick, so as for nats.go the connection is stale
+// MaxPingsOut·PingInterval to (MaxPingsOut+1)·PingInterval after the
+// fault. nats-server listens without TCP keepalive (natsListenConfig,
 // server/util.go: KeepAlive −1), so nothing else ends a silent connection.
 func predictServer(c protocol.Config) (*protocol.Range, error) {
 	interval, maxOut, err := serverParams(c)
 	if err != nil {
 		return nil, err
 	}
-	return &protocol.Range{Lo: time.Duration(maxOut) * interval, Hi: time.Duration(maxOut+2)*interval + 500*time.Millisecond}, nil
+	return &protocol.Range{Lo: time.Duration(maxOut) * interval, Hi: time.Duration(maxOut+1)*interval + 500*time.Millisecond}, nil
 }
 
 // The nats-server role's one server, started by the first session and
