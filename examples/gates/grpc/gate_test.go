@@ -19,6 +19,9 @@ const (
 	hostReboot  = "host-reboot:down=1s"
 	middlebox   = "middlebox-state-loss"
 	routerFlaps = "router-restart:outage=2s"
+	// longOutage outlasts the client's 10 s PING interval, so a PING is
+	// sent while the path is down.
+	longOutage = "router-restart:outage=12s"
 )
 
 // censored is how long a cell whose library sends nothing waits: grpc-go's
@@ -46,21 +49,23 @@ var _ = Describe("grpc-go v1.85.0", Label("gates", "netns"), func() {
 			return gate.Cell{Watcher: roleClient, Peer: "self", Fault: fault, Side: harness.SideClient, Samples: samples, Budget: budget, Config: cfg}
 		}
 
-		It("with grpc-go's defaults (keepalive off) never notices a dead server within 30 s, and survives a router restart", func(ctx SpecContext) {
+		It("with grpc-go's defaults (keepalive off) never notices a dead server within 30 s, and survives router restarts of 2 s and 12 s", func(ctx SpecContext) {
 			r := measureAll(ctx,
 				cell(blackhole, nil, 2, censored),
 				cell(hostCrash, nil, 2, censored),
 				cell(hostReboot, nil, 2, censored),
 				cell(middlebox, nil, 2, censored),
 				cell(routerFlaps, nil, 2, 5*time.Second),
+				cell(longOutage, nil, 2, 3*time.Second),
 			)
 			for _, res := range r[:4] {
 				Expect(res).To(gate.NeverDetect())
 			}
 			Expect(r[4]).To(gate.Survive())
+			Expect(r[5]).To(gate.Survive())
 		})
 
-		It("with Time=1s, Timeout=1s (raised to 10 s) notices a dead server in 9-11.5 s, and survives a router restart", func(ctx SpecContext) {
+		It("with Time=1s, Timeout=1s (raised to 10 s) notices a dead server in 9-11.5 s, survives a 2 s router restart, but not a 12 s one", func(ctx SpecContext) {
 			r := measureAll(ctx,
 				cell(blackhole, tuned, 3, 0),
 				cell(hostCrash, tuned, 3, 0),
@@ -68,6 +73,7 @@ var _ = Describe("grpc-go v1.85.0", Label("gates", "netns"), func() {
 				cell(middlebox, tuned, 3, 0),
 				// The observation spans the first PING after the restart.
 				cell(routerFlaps, tuned, 2, 12*time.Second),
+				cell(longOutage, tuned, 2, 3*time.Second),
 			)
 			for _, res := range []*gate.Result{r[0], r[1], r[3]} {
 				Expect(res).To(gate.DetectWithin(12 * time.Second))
@@ -80,6 +86,12 @@ var _ = Describe("grpc-go v1.85.0", Label("gates", "netns"), func() {
 			Expect(r[2]).To(gate.DetectWithin(11 * time.Second))
 			Expect(r[2]).To(gate.GiveUpWith("Unavailable: ECONNRESET"))
 			Expect(r[4]).To(gate.Survive())
+			// The price of Timeout 1 s: a PING sent while the path is down
+			// (10 s after the last read, inside the 12 s outage) is not
+			// answered within 1 s, and the healthy connection is dropped.
+			Expect(r[5]).NotTo(gate.Survive())
+			Expect(r[5].Record.FalsePositives).To(BeNumerically(">=", len(r[5].Record.Samples)), "every sample should drop the healthy connection\n%v", r[5])
+			Expect(r[5]).To(gate.GiveUpWith("Unavailable: keepalive", "Unavailable: ETIMEDOUT"))
 		})
 	})
 
