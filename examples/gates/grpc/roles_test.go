@@ -321,9 +321,10 @@ func (streamServer) Watch(_ *healthpb.HealthCheckRequest, stream healthpb.Health
 // watchServer is the grpc-server role: a grpc-go server with
 // keepalive.ServerParameters from the config serves on the harness's
 // listener (with Go's TCP keepalive on what it accepts, as a net.Listen
-// listener has, unless listen=bare); the session waits for a client's Watch stream, reports
-// connected, and gives up the instant grpc-go ends the stream's context
-// (the transport closed).
+// listener has, unless listen=bare); the session waits for a client's
+// Watch stream, reports connected, and gives up the instant grpc-go ends
+// the stream's context (the transport closed), with the reason grpc-go
+// logged for closing the transport.
 func watchServer(ctx context.Context, s *protocol.Session) (string, error) {
 	captureLogs()
 	kp, err := serverParams(s.Config)
