@@ -166,6 +166,15 @@ func templateCluster() (string, error) {
 	return template.dir, template.err
 }
 
+// PrepareTemplate makes the template cluster now rather than in the first
+// sample's Setup: a sample's set-up, the server's start included, has 10 s
+// (harness/session.go, setupTimeout), which initdb on a busy machine and
+// many servers starting at once can use up.
+func PrepareTemplate() error {
+	_, err := templateCluster()
+	return err
+}
+
 // RemoveTemplate removes the template cluster, if this process made one:
 // call it when the suite ends.
 func RemoveTemplate() error {
