@@ -8,7 +8,7 @@
 // The server is a throw-away cluster, run as the postgres user (PostgreSQL
 // refuses root) inside the peer host: initdb runs once per test process
 // into a template (trust authentication for the lab's 198.18.0.0/15), and
-// each sample's Setup copies the template (24 MB, with 1 MB WAL segments)
+// each sample's Setup copies the template (28 MB, with 1 MB WAL segments)
 // into the sample's own directory (cp -a: milliseconds in tmpfs, where the
 // suite keeps them, instead of 1–2 s of initdb per sample).
 //

@@ -17,7 +17,15 @@ import (
 	"github.com/halfopen/halfopen/gate"
 )
 
-func TestMain(m *testing.M) { gate.Main(m) }
+// TestMain names the suite's report suite-gates-redis.json unless
+// HALFOPEN_GATE_NAME says otherwise, so that it and the other gates can
+// share one HALFOPEN_REPORT_DIR.
+func TestMain(m *testing.M) {
+	if os.Getenv("HALFOPEN_GATE_NAME") == "" {
+		os.Setenv("HALFOPEN_GATE_NAME", "redis")
+	}
+	gate.Main(m)
+}
 
 func TestRedisGate(t *testing.T) {
 	RegisterFailHandler(Fail)
