@@ -161,7 +161,8 @@ func templateCluster() (string, error) {
 		if err != nil {
 			return err
 		}
-		dir, err := os.MkdirTemp("", "halfopen-pg-template-")
+		removeStaleTemplates()
+		dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", templatePrefix, os.Getpid()))
 		if err != nil {
 			return err
 		}
@@ -197,6 +198,25 @@ func templateCluster() (string, error) {
 func PrepareTemplate() error {
 	_, err := templateCluster()
 	return err
+}
+
+// templatePrefix names a template directory, followed by the pid of the
+// process that made it.
+const templatePrefix = "halfopen-pg-template-"
+
+// removeStaleTemplates removes the templates of processes that are gone (a
+// suite killed before it could remove its own).
+func removeStaleTemplates() {
+	found, _ := filepath.Glob(filepath.Join(os.TempDir(), templatePrefix+"*"))
+	for _, d := range found {
+		var pid int
+		if _, err := fmt.Sscanf(filepath.Base(d), templatePrefix+"%d-", &pid); err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(d)
+		}
+	}
 }
 
 // RemoveTemplate removes the template cluster, if this process made one:
