@@ -101,6 +101,11 @@ func cases() []gateCase {
 	blpop := map[string]string{"blpop": "1s"}
 	add("blpop=1s", redisgate.RoleBLPOP, blpop, "blackhole", 0, gate.DetectWithin(12500*time.Millisecond), gate.GiveUpWith("i/o timeout"))
 	add("blpop=1s", redisgate.RoleBLPOP, blpop, "router-restart:outage=2s", tail, gate.Survive())
+	// ReadTimeout does not reach a blocking command (cmdTimeout gives BLPOP
+	// 0 no deadline): with ReadTimeout 1 s a BLPOP still waits for the
+	// default keepalive, 45 s.
+	add("readtimeout=1s", redisgate.RoleBLPOP, map[string]string{"readtimeout": "1s"}, "blackhole", 60*time.Second,
+		gate.DetectWithin(52*time.Second), gate.GiveUpWith("redial"))
 	if re := os.Getenv("HALFOPEN_GATE_FOCUS"); re != "" {
 		keep := out[:0]
 		for _, c := range out {
