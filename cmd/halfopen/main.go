@@ -16,9 +16,9 @@ import (
 
 	_ "github.com/halfopen/halfopen/detectors"
 	_ "github.com/halfopen/halfopen/faults"
-	_ "github.com/halfopen/halfopen/roles" // budgets and reports may name role cells
 	"github.com/halfopen/halfopen/harness"
 	"github.com/halfopen/halfopen/report"
+	_ "github.com/halfopen/halfopen/roles" // budgets and reports may name role cells
 )
 
 // Exit codes.
