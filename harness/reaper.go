@@ -1,0 +1,266 @@
+package harness
+
+// # The reaper: a killed run leaves nothing
+//
+// A lab is namespaces, the processes living in them, and the links and
+// nftables rules inside them. Processes that halfopen starts die with the
+// orchestrator on their own (PR_SET_PDEATHSIG, tied to the thread that forked
+// them, which dies with the process). Nothing else does: a namespace named
+// under /run/netns is a bind mount that outlives every process, and a
+// process that left its parent's session and process group (setsid, double
+// fork: what a careless daemonising library does) has no death signal and
+// no parent to miss. Links and rules live in the namespaces and go with them.
+//
+// So the first lab of a run starts a reaper: the same binary re-executed as
+// the "reaper" agent, in the host's namespace, in a session of its own (a
+// terminal's ^C or a CI runner killing the orchestrator's process group does
+// not reach it), exempt from the OOM killer, with no death signal. It holds
+// the read end of a pipe whose only write end is the orchestrator's
+// (O_CLOEXEC: no other child inherits it):
+//
+//	orchestrator ──"watch DEV INO"──▶ reaper   as each namespace is born
+//	             ──"forget DEV INO"─▶          once nothing lives in it, before its last handle closes
+//	      ✝ SIGKILL, OOM, CI timeout:
+//	the kernel closes the write end ──▶ EOF ──▶ sweep
+//
+// However the orchestrator ends, the kernel closes its end of the pipe and
+// the reaper reads EOF at once. It then sweeps the run: every namespace named
+// with the run's prefix "ho-<run>-" and every namespace it was told about
+// and not told to forget (a crashed host's namespace has lost its name but
+// may still hold an escaped process); it SIGKILLs every process whose
+// /proc/PID/ns/net is one of them, scanning again until a scan finds none,
+// then unmounts and removes the names. The namespaces, their links and
+// their rules vanish with the last process and name. A run that ends
+// normally closes the pipe after its own teardown, so the sweep finds
+// nothing and the reaper exits in silence; after a kill it says on standard
+// error what it removed.
+//
+// Namespace inodes can be reused once a namespace is freed, so the
+// orchestrator forgets a namespace only after killing everything in it and
+// while its own handle still holds it: the reaper never holds an inode that
+// may since belong to another run. Only the run's own prefix and inodes are
+// ever touched: two runs at once each have their own reaper and never see
+// each other's labs. The reaper ignores SIGINT, SIGTERM and SIGHUP: only
+// the end of the orchestrator starts a sweep. `halfopen gc` remains for a
+// machine that crashed (the reaper dies with it) and for a reaper killed by
+// hand.
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	reaperMode   = "reaper"
+	envReaperRun = "HALFOPEN_REAPER_RUN" // the run the reaper sweeps when its pipe ends
+	// EnvNoReaper set to "1" starts runs without a reaper, as on a machine
+	// whose reaper died with it: for testing `halfopen gc`.
+	EnvNoReaper = "HALFOPEN_NO_REAPER"
+	// reaperSweepTime bounds how long a sweep keeps killing.
+	reaperSweepTime = 10 * time.Second
+)
+
+func init() {
+	RegisterAgent(reaperMode, reaperMain)
+}
+
+// reaper is the orchestrator's end of a run's reaper.
+type reaper struct {
+	mu  sync.Mutex
+	w   *os.File // the pipe's only write end; nil once closed
+	pid int
+}
+
+// startReaper starts the reaper of run runID and waits until it is ready to
+// sweep. It fails when the binary does not dispatch agent modes
+// (MaybeRunAgent) or the reaper does not answer within 10 s.
+func startReaper(runID string) (*reaper, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find this binary to start its reaper: %w", err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("reaper pipe: %w", err)
+	}
+	sr, sw, err := os.Pipe()
+	if err != nil {
+		pr.Close()
+		pw.Close()
+		return nil, fmt.Errorf("reaper status pipe: %w", err)
+	}
+	cmd := exec.Command(exe)
+	// No environment of the orchestrator's: the reaper needs none, and a
+	// secret in it would show in /proc/PID/environ of one more process.
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", envAgent + "=" + reaperMode,
+		envReaperRun + "=" + runID, "HALFOPEN_NO_REALTIME=1"}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pr, sw, os.Stderr
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	pr.Close()
+	sw.Close()
+	if err != nil {
+		pw.Close()
+		sr.Close()
+		return nil, fmt.Errorf("start the reaper: %w", err)
+	}
+	go func() { _ = cmd.Wait() }()
+	ready := make(chan error, 1)
+	go func() {
+		line, err := bufio.NewReader(sr).ReadString('\n')
+		switch {
+		case line == "ready\n":
+			ready <- nil
+		case err != nil:
+			ready <- fmt.Errorf("it ended before saying it was ready (%v); does this binary call harness.MaybeRunAgent first thing?", err)
+		default:
+			ready <- fmt.Errorf("it said %q instead of ready", clip([]byte(line)))
+		}
+	}()
+	select {
+	case err = <-ready:
+	case <-time.After(10 * time.Second):
+		err = errors.New("it did not say it was ready within 10 s")
+	}
+	sr.Close()
+	if err != nil {
+		_ = cmd.Process.Kill()
+		pw.Close()
+		return nil, fmt.Errorf("start the reaper: %w", err)
+	}
+	return &reaper{w: pw, pid: cmd.Process.Pid}, nil
+}
+
+// send writes one line to the reaper; a single write below PIPE_BUF is
+// atomic, and the reaper reads all the time, so it never blocks for long.
+func (r *reaper) send(verb string, id nsID) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.w == nil {
+		return errors.New("the run's reaper is closed")
+	}
+	if _, err := fmt.Fprintf(r.w, "%s %d %d\n", verb, id.dev, id.ino); err != nil {
+		return fmt.Errorf("the run's reaper (pid %d) is gone (%w): a killed run could leave its labs behind", r.pid, err)
+	}
+	return nil
+}
+
+// close ends the pipe: the reaper sweeps (finding nothing after a clean
+// teardown) and exits.
+func (r *reaper) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.w != nil {
+		r.w.Close()
+		r.w = nil
+	}
+}
+
+// reaperMain is the reaper agent: it learns the run's namespaces from its
+// standard input until the input ends, then sweeps the run.
+func reaperMain() error {
+	runID := os.Getenv(envReaperRun)
+	if runID == "" || strings.ContainsAny(runID, "/-") {
+		return fmt.Errorf("reaper: %s=%q is not a run id", envReaperRun, runID)
+	}
+	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	_ = os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0)
+	fmt.Println("ready")
+	// Standard output was only for the handshake; its reader is gone.
+	if null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
+		_ = unix.Dup2(int(null.Fd()), 1)
+		null.Close()
+	}
+	watched := map[nsID]bool{}
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		var verb string
+		var id nsID
+		if _, err := fmt.Sscanf(sc.Text(), "%s %d %d", &verb, &id.dev, &id.ino); err != nil {
+			continue
+		}
+		switch verb {
+		case "watch":
+			watched[id] = true
+		case "forget":
+			delete(watched, id)
+		}
+	}
+	names, pids, err := sweepRun(namespacePrefix+runID+"-", watched, reaperSweepTime)
+	if names > 0 || pids > 0 {
+		fmt.Fprintf(os.Stderr, "halfopen reaper: run %s ended without tearing down its labs; removed %d namespaces and killed %d processes\n", runID, names, pids)
+	}
+	if err != nil {
+		return fmt.Errorf("reaper of run %s: %w", runID, err)
+	}
+	return nil
+}
+
+// sweepRun kills every process living in a namespace named with prefix or
+// listed in watched, then deletes the names. It returns how many names it
+// removed and how many processes it killed.
+func sweepRun(prefix string, watched map[nsID]bool, within time.Duration) (names, killed int, err error) {
+	deadline := time.Now().Add(within)
+	seen := map[int]bool{}
+	var errs []error
+	for {
+		set := make(map[nsID]bool, len(watched))
+		for id := range watched {
+			set[id] = true
+		}
+		for _, name := range namesWithPrefix(prefix) {
+			if id, err := namespaceAt(nsMountDirectory + "/" + name); err == nil {
+				set[id] = true
+			}
+		}
+		pids := pidsInNamespaces(set)
+		if len(pids) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			errs = append(errs, fmt.Errorf("processes %v still live in the run's namespaces after %v of SIGKILLs", pids, within))
+			break
+		}
+		for _, pid := range pids {
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				seen[pid] = true
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	for _, name := range namesWithPrefix(prefix) {
+		if err := deleteNamespace(name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		names++
+	}
+	return names, len(seen), errors.Join(errs...)
+}
+
+// namesWithPrefix lists the namespace names under /run/netns that start
+// with prefix.
+func namesWithPrefix(prefix string) []string {
+	entries, err := os.ReadDir(nsMountDirectory)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
