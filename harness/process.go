@@ -48,9 +48,9 @@ type Process struct {
 	// protoErr holds the first protocol violation, if any.
 	protoErr error
 
-	mu      sync.Mutex
-	stderr  tailBuffer
-	exited  chan struct{}
+	mu     sync.Mutex
+	stderr tailBuffer
+	exited chan struct{}
 	// abandon is closed when the process has exited and its reader gave
 	// up waiting for the orchestrator to take its events.
 	abandon chan struct{}
