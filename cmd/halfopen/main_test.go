@@ -213,14 +213,14 @@ func waitSamples(t *testing.T, path string, n int, within time.Duration) {
 	t.Fatalf("%s did not reach %d samples within %v", path, n, within)
 }
 
-func startRun(t *testing.T, reportPath string) *exec.Cmd {
+func startRun(t *testing.T, reportPath string, env ...string) *exec.Cmd {
 	t.Helper()
 	if err := harness.Preflight(); err != nil {
 		t.Skip(err)
 	}
 	cmd := exec.Command(os.Args[0], "run", "--detector", "read-eof", "--fault", "blackhole", "--fault", "graceful-close",
 		"--samples", "8", "--pool", "4", "--budget", "2s", "--report", reportPath)
-	cmd.Env = append(os.Environ(), "HALFOPEN_TEST_MAIN=1")
+	cmd.Env = append(append(os.Environ(), "HALFOPEN_TEST_MAIN=1"), env...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -265,9 +265,11 @@ func TestInterruptedRunKeepsItsSamplesAndLeavesNothing(t *testing.T) {
 	}
 }
 
+// gc is for a machine that crashed mid-run, taking the run's reaper with
+// it: the run is started without one.
 func TestGCRemovesWhatAKilledRunLeft(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.json")
-	cmd := startRun(t, path)
+	cmd := startRun(t, path, harness.EnvNoReaper+"=1")
 	waitSamples(t, path, 1, 60*time.Second)
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
