@@ -15,7 +15,16 @@ SAMPLES_full  := 10
 SAMPLES_soak  := 30
 HALFOPEN_SAMPLES ?= $(SAMPLES_$(PROFILE))
 
-.PHONY: all build examples vet unit suites test test-faults report clean gc bench
+.PHONY: all build examples vet unit suites test test-faults report clean gc bench fuzz fuzz-short
+
+# Fuzz targets, package:function: every parser of outside input (specs,
+# reports and their merge, budgets, protocol lines). `make fuzz` runs each
+# for FUZZTIME; `make test` runs each for FUZZTIME_SHORT (fuzz-short).
+# Minimising a new input is capped: on large reports it would stall the run.
+FUZZ_TARGETS   := harness:FuzzParseSpec harness:FuzzNewDetector harness:FuzzNewFault harness:FuzzParseEvent \
+                  report:FuzzCanonicalSpec report:FuzzParse report:FuzzMerge report:FuzzParseBudgets
+FUZZTIME       ?= 1m
+FUZZTIME_SHORT ?= 3s
 
 all: build
 
@@ -35,8 +44,9 @@ unit: examples
 suites: build
 	PROFILE=$(PROFILE) HALFOPEN_SAMPLES=$(HALFOPEN_SAMPLES) $(GINKGO) -r --keep-going --timeout=30m --poll-progress-after=120s $(SUITES)
 
-# Every test: vet, unit and lab tests, then the fault suites (quick profile).
-test: vet unit suites
+# Every test: vet, a few seconds of each fuzz target, unit and lab tests,
+# then the fault suites (quick profile).
+test: vet fuzz-short unit suites
 	@echo "make test: all tests passed"
 
 # The main job: the fault suites write their reports sample by sample into
@@ -57,6 +67,18 @@ report:
 	$(BIN) report $(REPORTS)/faults.json --format html -o $(REPORTS)/faults.html
 	$(BIN) report $(REPORTS)/faults.json --format junit --budgets ci/budgets.yaml -o $(REPORTS)/faults.xml
 	$(BIN) gate --budgets ci/budgets.yaml $(REPORTS)/faults.json
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t#*:}; \
+		echo "fuzz $$fn in ./$$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./$$pkg/ >/tmp/halfopen-fuzz.$$$$.log 2>&1 \
+			|| { cat /tmp/halfopen-fuzz.$$$$.log; rm -f /tmp/halfopen-fuzz.$$$$.log; exit 1; }; \
+		grep "execs:" /tmp/halfopen-fuzz.$$$$.log | tail -1; rm -f /tmp/halfopen-fuzz.$$$$.log; \
+	done
+
+fuzz-short:
+	@$(MAKE) -s fuzz FUZZTIME=$(FUZZTIME_SHORT)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 200x ./harness/
