@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -107,13 +106,17 @@ func (y *yamlCount) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // ReadBudgets reads and parses the budgets file at path.
+// A file larger than MaxBudgetsBytes is refused without being read.
 func ReadBudgets(path string) (*Budgets, error) {
-	data, err := os.ReadFile(path)
+	data, err := readBounded(path, MaxBudgetsBytes, "a budgets file")
 	if err != nil {
-		return nil, &InputError{File: path, Msg: "cannot be read: " + errText(err), Err: err}
+		return nil, err
 	}
 	return ParseBudgets(path, data)
 }
+
+// MaxBudgetsBytes is the largest budgets file accepted: some 10,000 budgets.
+const MaxBudgetsBytes = 1 << 20
 
 var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
 var unknownField = regexp.MustCompile(`^field (\S+) not found in type`)
@@ -155,6 +158,11 @@ func ParseBudgets(name string, data []byte) (*Budgets, error) {
 		var err error
 		if strings.TrimSpace(y.Detector) == "" {
 			return nil, bad("has no detector")
+		}
+		for _, sp := range []struct{ what, spec string }{{"detector", y.Detector}, {"fault", y.Fault}} {
+			if err := CheckSpecLength(sp.what, sp.spec); err != nil {
+				return nil, bad("is refused: %v", err)
+			}
 		}
 		if e.Detector, err = CanonicalSpec(y.Detector); err != nil {
 			return nil, bad("has a bad detector: %v", err)

@@ -5,19 +5,79 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"strings"
 )
 
+// Bounds on input, so that a wrong file or a hostile one costs bounded
+// memory and time, and the user gets one sentence.
+const (
+	// MaxReportBytes is the largest report Read accepts: 64 MiB holds some
+	// 25,000 cells of the baseline's size (2.4 kB each).
+	MaxReportBytes = 64 << 20
+	// MaxSpecBytes is the longest detector or fault spec accepted anywhere.
+	MaxSpecBytes = 4096
+)
+
 // Read reads and validates the report at path. Every problem is an
-// *InputError naming the file and, where it can, the line.
+// *InputError naming the file and, where it can, the line. A file larger
+// than MaxReportBytes is refused without being read.
 func Read(path string) (*Report, error) {
-	data, err := os.ReadFile(path)
+	data, err := readBounded(path, MaxReportBytes, "a halfopen report")
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// readBounded reads at most limit bytes of the file at path, refusing a
+// larger one by its size before reading, or after limit+1 bytes when its
+// size is not known in advance (a pipe).
+func readBounded(path string, limit int64, what string) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, &InputError{File: path, Msg: "cannot be read: " + errText(err), Err: err}
 	}
-	return Parse(path, data)
+	defer f.Close()
+	tooLarge := func(size string) error {
+		return &InputError{File: path, Msg: fmt.Sprintf("is %s, more than the %d MiB that %s may be", size, limit>>20, what)}
+	}
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > limit {
+		return nil, tooLarge(byteSize(fi.Size()))
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, &InputError{File: path, Msg: "cannot be read: " + errText(err), Err: err}
+	}
+	if int64(len(data)) > limit {
+		return nil, tooLarge("over " + byteSize(limit))
+	}
+	return data, nil
+}
+
+// byteSize writes a size for people: "1.0 GiB", "64 MiB", "512 B".
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// CheckSpecLength refuses a spec longer than MaxSpecBytes with one short
+// sentence that quotes only its start; what names it ("detector").
+func CheckSpecLength(what, spec string) error {
+	if len(spec) <= MaxSpecBytes {
+		return nil
+	}
+	start := spec[:40]
+	return fmt.Errorf("the %s spec starting %q is %s long; a spec is at most %d bytes", what, start+"...", byteSize(int64(len(spec))), MaxSpecBytes)
 }
 
 // errText returns err's text without the path that *PathError repeats.
@@ -176,6 +236,11 @@ func validateCell(i int, c *Cell) ([]any, string) {
 	if strings.TrimSpace(c.Detector) == "" {
 		return at(), fmt.Sprintf("cells[%d] has no detector", i)
 	}
+	for _, sp := range []struct{ what, spec string }{{"detector", c.Detector}, {"fault", c.Fault}} {
+		if err := CheckSpecLength(sp.what, sp.spec); err != nil {
+			return at(sp.what), fmt.Sprintf("cells[%d]: %v", i, err)
+		}
+	}
 	if _, err := CanonicalSpec(c.Detector); err != nil {
 		return at("detector"), fmt.Sprintf("%s has a bad detector: %v", where, err)
 	}
@@ -241,20 +306,32 @@ func validateCell(i int, c *Cell) ([]any, string) {
 }
 
 // cellAt names the element of "cells" that holds byte offset off, as
-// "cells[i]".
+// "cells[i]". It walks the array once: a report of many cells with an
+// error near its end costs one pass, not one per cell.
 func cellAt(data []byte, off int64) string {
-	end := locate(data, "cells")
-	i := 0
-	for ; ; i++ {
-		start := locate(data, "cells", i)
-		if start == end || start > off {
+	start := locate(data, "cells")
+	if start >= int64(len(data)) || data[start] != '[' || off < start {
+		return "cells"
+	}
+	dec := json.NewDecoder(bytes.NewReader(data[start:]))
+	if _, err := dec.Token(); err != nil {
+		return "cells"
+	}
+	i := -1
+	for dec.More() {
+		at := start + skipSpace(data[start:], dec.InputOffset())
+		if at > off {
+			break
+		}
+		i++
+		if skipValue(dec) != nil {
 			break
 		}
 	}
-	if i == 0 {
+	if i < 0 {
 		return "cells"
 	}
-	return fmt.Sprintf("cells[%d]", i-1)
+	return fmt.Sprintf("cells[%d]", i)
 }
 
 // locate returns the byte offset in data of the JSON value at path (object
