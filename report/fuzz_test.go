@@ -133,7 +133,9 @@ func FuzzCanonicalSpec(f *testing.F) {
 		f.Add(s)
 	}
 	if base, err := os.ReadFile("../ci/baseline.json"); err == nil {
-		var r struct{ Cells []struct{ Detector, Fault string } }
+		var r struct {
+			Cells []struct{ Detector, Fault string }
+		}
 		if json.Unmarshal(base, &r) == nil {
 			for _, c := range r.Cells[:min(40, len(r.Cells))] {
 				f.Add(c.Detector)
