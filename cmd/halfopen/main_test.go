@@ -118,6 +118,9 @@ func TestBadInputIsOneSentenceAndExit2(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, "unknown command"},
 		{"missing report", []string{"report", "/nonexistent/r.json"}, "/nonexistent/r.json"},
 		{"missing budgets", []string{"gate", "--budgets", "/nonexistent/b.yaml", "x.json"}, "/nonexistent/b.yaml"},
+		// The kernel takes at most 128 KiB in one argument.
+		{"huge detector spec", []string{"run", "--detector", "keepalive-tuned:idle=" + strings.Repeat("1", 120<<10) + "s", "--fault", "blackhole"}, "a spec is at most 4096 bytes"},
+		{"huge fault spec", []string{"run", "--detector", "read-eof", "--fault", "blackhole:x=" + strings.Repeat("y", 120<<10)}, "a spec is at most 4096 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := halfopen(t, tc.args...)
@@ -125,6 +128,9 @@ func TestBadInputIsOneSentenceAndExit2(t *testing.T) {
 				t.Errorf("exit code %d, want %d; stderr: %s", r.code, exitBadInput, r.stderr)
 			}
 			oneSentence(t, r, tc.want)
+			if len(r.stderr) > 2048 {
+				t.Errorf("the sentence is %d bytes long", len(r.stderr))
+			}
 			noLeftovers(t, r.pid)
 		})
 	}

@@ -64,6 +64,16 @@ func runMatrix(cmd *cobra.Command, f runFlags) error {
 	if f.budget < 0 || f.idle < 0 {
 		return badInput(fmt.Errorf("--budget and --idle must not be negative"))
 	}
+	for _, sp := range []struct {
+		what  string
+		specs []string
+	}{{"detector", f.detectors}, {"fault", f.faults}} {
+		for _, s := range sp.specs {
+			if err := report.CheckSpecLength(sp.what, s); err != nil {
+				return badInput(err)
+			}
+		}
+	}
 	sysctls := map[string]string{}
 	for _, kv := range f.sysctls {
 		k, v, ok := strings.Cut(kv, "=")
