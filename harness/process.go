@@ -295,7 +295,6 @@ const (
 func (p *Process) read(stdout io.Reader, strict bool) {
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64*1024), MaxLineBytes)
-	dropped := 0
 	for sc.Scan() {
 		line := sc.Bytes()
 		if len(bytes.TrimSpace(line)) == 0 {
@@ -312,7 +311,9 @@ func (p *Process) read(stdout io.Reader, strict bool) {
 			select {
 			case p.events <- ev:
 			default:
-				dropped++
+				p.mu.Lock()
+				p.droppedLogs++
+				p.mu.Unlock()
 			}
 			continue
 		}
@@ -334,11 +335,6 @@ func (p *Process) read(stdout io.Reader, strict bool) {
 			return
 		}
 		p.setProtoErr(fmt.Errorf("reading its output: %w", err))
-	}
-	if dropped > 0 {
-		p.mu.Lock()
-		p.droppedLogs = dropped
-		p.mu.Unlock()
 	}
 }
 
