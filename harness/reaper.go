@@ -85,6 +85,12 @@ type reaper struct {
 // sweep. It fails when the binary does not dispatch agent modes
 // (MaybeRunAgent) or the reaper does not answer within 10 s.
 func startReaper(runID string) (*reaper, error) {
+	if mode := os.Getenv(envAgent); mode != "" {
+		// A binary that does not dispatch agent modes ran its own main as
+		// an agent: refusing here keeps it from starting reapers of its
+		// own, one level down each time.
+		return nil, fmt.Errorf("start the reaper: this process was started as the %q agent but runs a lab; call harness.MaybeRunAgent first thing in main and TestMain", mode)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find this binary to start its reaper: %w", err)
