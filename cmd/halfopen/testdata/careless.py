@@ -9,8 +9,8 @@ and error open, and runs sleep with an empty environment (no HALFOPEN_RUN to
 find it by). It writes "<role>-<pid>" into the directory given as the pids
 key of HALFOPEN_CONFIG, so that a test can look for it afterwards.
 
-Other keys: env=1 logs its own environment (to prove no secret reaches it);
-uid=1 logs its uid.
+With dump=1 it also writes "<role>-env-<pid>.json" there: its uid, gid,
+environment and HALFOPEN_CONFIG as it received them.
 """
 import json
 import os
@@ -52,10 +52,9 @@ def daemonize():
 
 
 emit("hello", protocol=1, name="careless-daemon", predicted_s=None)
-if config.get("env") == "1":
-    emit("log", msg="environment: " + json.dumps(dict(os.environ)))
-if config.get("uid") == "1":
-    emit("log", msg="uid %d euid %d" % (os.getuid(), os.geteuid()))
+if config.get("dump") == "1" and config.get("pids"):
+    with open(os.path.join(config["pids"], "%s-env-%d.json" % (role, os.getpid())), "w") as f:
+        json.dump({"uid": os.getuid(), "gid": os.getgid(), "env": dict(os.environ), "config": config}, f)
 listener = None
 if listens:
     listener = socket.create_server((host, int(port)))
