@@ -459,3 +459,14 @@ func TestTwoRunsAtOnceKeepToTheirOwnLabs(t *testing.T) {
 		}
 	}
 }
+
+// doctor proves that this binary can start the reaper of a run.
+func TestDoctorChecksTheReaper(t *testing.T) {
+	if err := harness.Preflight(); err != nil {
+		t.Skip(err)
+	}
+	r := halfopen(t, "doctor")
+	if r.code != 0 || !strings.Contains(r.stdout, "ok      reaper ") {
+		t.Errorf("doctor: exit %d, no working reaper:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
