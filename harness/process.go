@@ -256,6 +256,11 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 	}()
 	go func() {
 		err := cmd.Wait()
+		if errors.Is(err, exec.ErrWaitDelay) {
+			// It exited with status 0; a descendant kept its standard
+			// error open, which teardown deals with.
+			err = nil
+		}
 		// Everything the process printed is read before Exited closes,
 		// so its protocol error is final by then; a descendant still
 		// holding the pipe after outputGrace is cut off.
