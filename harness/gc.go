@@ -56,9 +56,9 @@ func processAlive(pid int) bool {
 
 // nsID identifies a network namespace for as long as something holds it:
 // the device and inode of its nsfs file, as /proc/PID/ns/net and a bind
-// mount under /run/netns both show them. An inode may be reused once the
-// namespace is freed, so an nsID is only trusted while the namespace is
-// known to be held (by a handle, a name, or a process in it).
+// mount under /run/netns both show them. The kernel reuses a freed
+// namespace's inode number at once, so an nsID is only trusted while its
+// holder holds the namespace (a handle, a name): never keep one alone.
 type nsID struct{ dev, ino uint64 }
 
 // namespaceAt returns the nsID of the namespace bound or linked at path.

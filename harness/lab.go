@@ -236,7 +236,7 @@ func (l *Lab) createHosts(roles ...Role) error {
 		}
 		h.id = id
 		if l.run != nil {
-			errs = append(errs, l.run.watchNamespace(id))
+			errs = append(errs, l.run.watchNamespace(id, int(h.NS)))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -449,9 +449,8 @@ func (h *Host) release() error {
 	empty := h.empty
 	h.mu.Unlock()
 	if empty && h.id != (nsID{}) && h.lab != nil && h.lab.run != nil {
-		// Nothing lives in the namespace any more and NS still holds it,
-		// so its inode cannot belong to anyone else yet. A namespace that
-		// could not be emptied stays the reaper's.
+		// Nothing lives in the namespace any more. A namespace that could
+		// not be emptied stays the reaper's.
 		h.lab.run.forgetNamespace(h.id)
 	}
 	var errs []error

@@ -14,36 +14,37 @@ package harness
 // So the first lab of a run starts a reaper: the same binary re-executed as
 // the "reaper" agent, in the host's namespace, in a session of its own (a
 // terminal's ^C or a CI runner killing the orchestrator's process group does
-// not reach it), exempt from the OOM killer, with no death signal. It holds
-// the read end of a pipe whose only write end is the orchestrator's
-// (O_CLOEXEC: no other child inherits it):
+// not reach it), exempt from the OOM killer, with no death signal. Its
+// standard input is one end of a Unix socket pair whose other end only the
+// orchestrator holds (O_CLOEXEC: no other child inherits it):
 //
-//	orchestrator ──"watch DEV INO"──▶ reaper   as each namespace is born
-//	             ──"forget DEV INO"─▶          once nothing lives in it, before its last handle closes
+//	orchestrator ──"watch" + the namespace's fd (SCM_RIGHTS)──▶ reaper   as each namespace is born
+//	             ──"forget"────────────────────────────────▶           once nothing lives in it
 //	      ✝ SIGKILL, OOM, CI timeout:
-//	the kernel closes the write end ──▶ EOF ──▶ sweep
+//	the kernel closes the orchestrator's end ──▶ EOF ──▶ sweep
 //
-// However the orchestrator ends, the kernel closes its end of the pipe and
-// the reaper reads EOF at once. It then sweeps the run: every namespace named
-// with the run's prefix "ho-<run>-" and every namespace it was told about
-// and not told to forget (a crashed host's namespace has lost its name but
-// may still hold an escaped process); it SIGKILLs every process whose
-// /proc/PID/ns/net is one of them, scanning again until a scan finds none,
-// then unmounts and removes the names. The namespaces, their links and
-// their rules vanish with the last process and name. A run that ends
-// normally closes the pipe after its own teardown, so the sweep finds
+// However the orchestrator ends, the kernel closes its end of the socket
+// and the reaper reads EOF at once. It then sweeps the run: every namespace
+// named with the run's prefix "ho-<run>-" and every namespace it holds (a
+// crashed host's namespace has lost its name but may still hold an escaped
+// process); it SIGKILLs every process whose /proc/PID/ns/net is one of
+// them, scanning again until a scan finds none, then unmounts and removes
+// the names and closes what it holds. The namespaces, their links and their
+// rules vanish with the last process, name and handle. A run that ends
+// normally closes the socket after its own teardown, so the sweep finds
 // nothing and the reaper exits in silence; after a kill it says on standard
 // error what it removed.
 //
-// Namespace inodes can be reused once a namespace is freed, so the
-// orchestrator forgets a namespace only after killing everything in it and
-// while its own handle still holds it: the reaper never holds an inode that
-// may since belong to another run. Only the run's own prefix and inodes are
-// ever touched: two runs at once each have their own reaper and never see
-// each other's labs. The reaper ignores SIGINT, SIGTERM and SIGHUP: only
-// the end of the orchestrator starts a sweep. `halfopen gc` remains for a
-// machine that crashed (the reaper dies with it) and for a reaper killed by
-// hand.
+// The reaper holds an fd of every namespace it watches, not only its
+// inode number: the kernel reuses a freed namespace's inode number at once
+// (with other runs on the machine, within milliseconds), so a number alone
+// could lead a sweep into another run's namespace. A held namespace cannot
+// be freed, so its number stays its own. Only the run's own prefix and
+// namespaces are ever touched: two runs at once each have their own reaper
+// and never see each other's labs. The reaper ignores SIGINT, SIGTERM and
+// SIGHUP: only the end of the orchestrator starts a sweep. `halfopen gc`
+// remains for a machine that crashed (the reaper dies with it) and for a
+// reaper killed by hand.
 
 import (
 	"bufio"
@@ -62,7 +63,7 @@ import (
 
 const (
 	reaperMode   = "reaper"
-	envReaperRun = "HALFOPEN_REAPER_RUN" // the run the reaper sweeps when its pipe ends
+	envReaperRun = "HALFOPEN_REAPER_RUN" // the run the reaper sweeps when its socket ends
 	// EnvNoReaper set to "1" starts runs without a reaper, as on a machine
 	// whose reaper died with it: for testing `halfopen gc`.
 	EnvNoReaper = "HALFOPEN_NO_REAPER"
@@ -76,9 +77,9 @@ func init() {
 
 // reaper is the orchestrator's end of a run's reaper.
 type reaper struct {
-	mu  sync.Mutex
-	w   *os.File // the pipe's only write end; nil once closed
-	pid int
+	mu   sync.Mutex
+	sock int // the socket pair's only orchestrator end; -1 once closed
+	pid  int
 }
 
 // startReaper starts the reaper of run runID and waits until it is ready to
@@ -95,14 +96,15 @@ func startReaper(runID string) (*reaper, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find this binary to start its reaper: %w", err)
 	}
-	pr, pw, err := os.Pipe()
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("reaper pipe: %w", err)
+		return nil, fmt.Errorf("reaper socket: %w", err)
 	}
+	theirs := os.NewFile(uintptr(pair[1]), "reaper-socket")
 	sr, sw, err := os.Pipe()
 	if err != nil {
-		pr.Close()
-		pw.Close()
+		unix.Close(pair[0])
+		theirs.Close()
 		return nil, fmt.Errorf("reaper status pipe: %w", err)
 	}
 	cmd := exec.Command(exe)
@@ -110,14 +112,14 @@ func startReaper(runID string) (*reaper, error) {
 	// secret in it would show in /proc/PID/environ of one more process.
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", envAgent + "=" + reaperMode,
 		envReaperRun + "=" + runID, "HALFOPEN_NO_REALTIME=1"}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = pr, sw, os.Stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = theirs, sw, os.Stderr
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
-	pr.Close()
+	theirs.Close()
 	sw.Close()
 	if err != nil {
-		pw.Close()
+		unix.Close(pair[0])
 		sr.Close()
 		return nil, fmt.Errorf("start the reaper: %w", err)
 	}
@@ -142,39 +144,56 @@ func startReaper(runID string) (*reaper, error) {
 	sr.Close()
 	if err != nil {
 		_ = cmd.Process.Kill()
-		pw.Close()
+		unix.Close(pair[0])
 		return nil, fmt.Errorf("start the reaper: %w", err)
 	}
-	return &reaper{w: pw, pid: cmd.Process.Pid}, nil
+	return &reaper{sock: pair[0], pid: cmd.Process.Pid}, nil
 }
 
-// send writes one line to the reaper; a single write below PIPE_BUF is
-// atomic, and the reaper reads all the time, so it never blocks for long.
-func (r *reaper) send(verb string, id nsID) error {
+// watch hands the reaper a namespace: its identity and a duplicate of the
+// handle ns, which the reaper keeps until told to forget it.
+func (r *reaper) watch(id nsID, ns int) error {
+	return r.send(fmt.Sprintf("watch %d %d", id.dev, id.ino), unix.UnixRights(ns))
+}
+
+// forget tells the reaper to let go of a namespace.
+func (r *reaper) forget(id nsID) error {
+	return r.send(fmt.Sprintf("forget %d %d", id.dev, id.ino), nil)
+}
+
+// send writes one message; the reaper reads all the time, so it never
+// blocks for long.
+func (r *reaper) send(msg string, oob []byte) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.w == nil {
+	if r.sock < 0 {
 		return errors.New("the run's reaper is closed")
 	}
-	if _, err := fmt.Fprintf(r.w, "%s %d %d\n", verb, id.dev, id.ino); err != nil {
-		return fmt.Errorf("the run's reaper (pid %d) is gone (%w): a killed run could leave its labs behind", r.pid, err)
+	for {
+		err := unix.Sendmsg(r.sock, []byte(msg), oob, nil, unix.MSG_NOSIGNAL)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("the run's reaper (pid %d) is gone (%w): a killed run could leave its labs behind", r.pid, err)
+		}
+		return nil
 	}
-	return nil
 }
 
-// close ends the pipe: the reaper sweeps (finding nothing after a clean
+// close ends the socket: the reaper sweeps (finding nothing after a clean
 // teardown) and exits.
 func (r *reaper) close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.w != nil {
-		r.w.Close()
-		r.w = nil
+	if r.sock >= 0 {
+		unix.Close(r.sock)
+		r.sock = -1
 	}
 }
 
-// reaperMain is the reaper agent: it learns the run's namespaces from its
-// standard input until the input ends, then sweeps the run.
+// reaperMain is the reaper agent: it holds the run's namespaces as its
+// standard input hands them over, until the input ends; then it sweeps.
 func reaperMain() error {
 	runID := os.Getenv(envReaperRun)
 	if runID == "" || strings.ContainsAny(runID, "/-") {
@@ -188,22 +207,54 @@ func reaperMain() error {
 		_ = unix.Dup2(int(null.Fd()), 1)
 		null.Close()
 	}
-	watched := map[nsID]bool{}
-	sc := bufio.NewScanner(os.Stdin)
-	for sc.Scan() {
-		var verb string
-		var id nsID
-		if _, err := fmt.Sscanf(sc.Text(), "%s %d %d", &verb, &id.dev, &id.ino); err != nil {
+	held := map[nsID]int{}
+	buf := make([]byte, 128)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(0, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if errors.Is(err, unix.EINTR) {
 			continue
 		}
-		switch verb {
-		case "watch":
-			watched[id] = true
-		case "forget":
-			delete(watched, id)
+		if err != nil || (n == 0 && oobn == 0) {
+			// The orchestrator is gone, or done with the run.
+			break
+		}
+		var fds []int
+		if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+			for _, m := range msgs {
+				if rights, err := unix.ParseUnixRights(&m); err == nil {
+					fds = append(fds, rights...)
+				}
+			}
+		}
+		var verb string
+		var id nsID
+		_, perr := fmt.Sscanf(string(buf[:n]), "%s %d %d", &verb, &id.dev, &id.ino)
+		switch {
+		case perr == nil && verb == "watch" && len(fds) > 0:
+			if old, ok := held[id]; ok {
+				unix.Close(old)
+			}
+			held[id] = fds[0]
+			fds = fds[1:]
+		case perr == nil && verb == "forget":
+			if fd, ok := held[id]; ok {
+				unix.Close(fd)
+				delete(held, id)
+			}
+		}
+		for _, fd := range fds {
+			unix.Close(fd)
 		}
 	}
+	watched := make(map[nsID]bool, len(held))
+	for id := range held {
+		watched[id] = true
+	}
 	names, pids, err := sweepRun(namespacePrefix+runID+"-", watched, reaperSweepTime)
+	for _, fd := range held {
+		unix.Close(fd)
+	}
 	if names > 0 || pids > 0 {
 		fmt.Fprintf(os.Stderr, "halfopen reaper: run %s ended without tearing down its labs; removed %d namespaces and killed %d processes\n", runID, names, pids)
 	}

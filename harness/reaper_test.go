@@ -135,10 +135,10 @@ func TestTeardownKillsEscapedProcesses(t *testing.T) {
 	}
 }
 
-// When the orchestrator's end of the pipe closes, as it does when the
+// When the orchestrator's end of the socket closes, as it does when the
 // orchestrator is killed, the reaper removes the run's namespaces, named or
 // not, and kills every process in them; another run's lab is untouched.
-func TestReaperSweepsWhenThePipeEnds(t *testing.T) {
+func TestReaperSweepsWhenTheSocketEnds(t *testing.T) {
 	run, lab := newTestLab(t)
 	other, otherLab := newTestLab(t)
 	if run.reaper == nil || other.reaper == nil {
@@ -165,7 +165,7 @@ func TestReaperSweepsWhenThePipeEnds(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("5 s after the pipe ended: processes %v and names %v are left", left, names)
+			t.Fatalf("5 s after the socket ended: processes %v and names %v are left", left, names)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -68,20 +68,20 @@ func (r *Run) startReaper() error {
 	return r.reaperErr
 }
 
-// watchNamespace tells the reaper about a namespace of the run the moment
-// it exists.
-func (r *Run) watchNamespace(id nsID) error {
+// watchNamespace hands the reaper a namespace of the run (its identity and
+// a duplicate of the handle ns) the moment it exists.
+func (r *Run) watchNamespace(id nsID, ns int) error {
 	if r.reaper == nil {
 		return nil
 	}
-	return r.reaper.send("watch", id)
+	return r.reaper.watch(id, ns)
 }
 
 // forgetNamespace tells the reaper that nothing lives in a namespace any
-// more; the caller still holds it, so its inode cannot yet be reused.
+// more, so that it lets go of it.
 func (r *Run) forgetNamespace(id nsID) {
 	if r.reaper != nil {
-		_ = r.reaper.send("forget", id)
+		_ = r.reaper.forget(id)
 	}
 }
 
@@ -122,7 +122,7 @@ func (r *Run) Close() error {
 		}()
 	}
 	wg.Wait()
-	// After its own teardown the run closes its reaper's pipe: the reaper
+	// After its own teardown the run closes its reaper's socket: the reaper
 	// sweeps, finds nothing, and exits. A start still under way finishes
 	// first, so no reaper is left waiting for a run that has ended.
 	r.reaperOnce.Do(func() { r.reaperErr = errors.New("run is shutting down") })

@@ -78,11 +78,14 @@ func living(pid int) bool {
 type nsKey struct{ dev, ino uint64 }
 
 // nsTracker records every namespace a run names while it lives, so that a
-// process left in one is found even after the name is gone.
+// process left in one is found even after the name is gone. It holds each
+// one open: the kernel reuses a freed namespace's inode number at once, and
+// another engineer's lab must not pass for one of the run's.
 type nsTracker struct {
 	prefix string
 	mu     sync.Mutex
 	seen   map[nsKey]string
+	held   []*os.File
 	now    []string
 	stop   chan struct{}
 	done   chan struct{}
@@ -97,10 +100,22 @@ func trackNamespaces(pid int) *nsTracker {
 			tr.mu.Lock()
 			tr.now = names
 			for _, n := range names {
-				var st syscall.Stat_t
-				if syscall.Stat("/run/netns/"+n, &st) == nil {
-					tr.seen[nsKey{st.Dev, st.Ino}] = n
+				f, err := os.Open("/run/netns/" + n)
+				if err != nil {
+					continue
 				}
+				var st syscall.Stat_t
+				if syscall.Fstat(int(f.Fd()), &st) != nil {
+					f.Close()
+					continue
+				}
+				k := nsKey{st.Dev, st.Ino}
+				if _, ok := tr.seen[k]; ok {
+					f.Close()
+					continue
+				}
+				tr.seen[k] = n
+				tr.held = append(tr.held, f)
 			}
 			tr.mu.Unlock()
 			select {
@@ -120,9 +135,16 @@ func (tr *nsTracker) current() []string {
 	return slices.Clone(tr.now)
 }
 
+// finish stops looking and lets go of the namespaces.
 func (tr *nsTracker) finish() {
 	close(tr.stop)
 	<-tr.done
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, f := range tr.held {
+		f.Close()
+	}
+	tr.held = nil
 }
 
 func namesWith(prefix string) []string {
@@ -307,8 +329,8 @@ func TestDaemonisingDetectorLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := trackNamespaces(cmd.Process.Pid)
+	defer tr.finish()
 	err := cmd.Wait()
-	tr.finish()
 	if err != nil {
 		t.Fatalf("the run failed: %v\n%s", err, stderr.String())
 	}
