@@ -357,7 +357,7 @@ func (l *Lab) DestroyHost(role Role) error {
 		return nil
 	}
 	var errs []error
-	errs = append(errs, h.killAll())
+	errs = append(errs, killAll(h))
 	if router != nil && role != Router {
 		name := RouterPeerLink
 		if role == Watcher {
@@ -418,19 +418,23 @@ func sweepHosts(hosts ...*Host) error {
 	return nil
 }
 
-// killAll SIGKILLs every process started in the host, then every other
-// process living in its namespace (sweepHosts), and waits for the started
-// ones to be reaped. The sweep comes before the wait: an escaped descendant
-// may hold a started process's output open.
-func (h *Host) killAll() error {
-	h.mu.Lock()
-	procs := h.procs
-	h.procs = nil
-	h.mu.Unlock()
+// killAll SIGKILLs every process started in the hosts, then every other
+// process living in their namespaces (sweepHosts, one scan of /proc for all
+// of them), and waits for the started ones to be reaped. The sweep comes
+// before the wait: an escaped descendant may hold a started process's
+// output open.
+func killAll(hosts ...*Host) error {
+	var procs []*Process
+	for _, h := range hosts {
+		h.mu.Lock()
+		procs = append(procs, h.procs...)
+		h.procs = nil
+		h.mu.Unlock()
+	}
 	for _, p := range procs {
 		p.signalKill()
 	}
-	errs := []error{sweepHosts(h)}
+	errs := []error{sweepHosts(hosts...)}
 	for _, p := range procs {
 		errs = append(errs, p.Kill())
 	}
@@ -500,9 +504,7 @@ func (l *Lab) teardown() error {
 	}
 	l.hosts = map[Role]*Host{}
 	l.mu.Unlock()
-	for _, h := range hosts {
-		errs = append(errs, h.killAll())
-	}
+	errs = append(errs, killAll(hosts...))
 	for _, h := range hosts {
 		errs = append(errs, h.release())
 	}
