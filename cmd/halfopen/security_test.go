@@ -180,3 +180,30 @@ func TestForeignProgramsRunUnprivilegedAndSeeNoSecrets(t *testing.T) {
 		t.Error("a command path was run by a shell: the marker file exists")
 	}
 }
+
+// A report or budgets file of a gigabyte is refused at once, in one
+// sentence, by every command that reads one.
+func TestGigabyteInputIsOneSentence(t *testing.T) {
+	dir := t.TempDir()
+	huge := filepath.Join(dir, "huge.json")
+	f, err := os.Create(huge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1 << 30); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	small := writeReport(t, dir, "r.json", []float64{3.5})
+	for _, args := range [][]string{{"report", huge}, {"compare", small, huge}, {"merge", small, huge}, {"gate", "--budgets", huge, small}} {
+		start := time.Now()
+		r := halfopen(t, args...)
+		if r.code != exitBadInput {
+			t.Errorf("%v: exit %d, want 2", args, r.code)
+		}
+		oneSentence(t, r, "huge.json: is 1.0 GiB, more than the")
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("%v took %v", args, took)
+		}
+	}
+}
