@@ -15,14 +15,14 @@ SAMPLES_full  := 10
 SAMPLES_soak  := 30
 HALFOPEN_SAMPLES ?= $(SAMPLES_$(PROFILE))
 
-.PHONY: all build examples vet unit suites test test-faults report clean gc bench fuzz fuzz-short
+.PHONY: all build examples chromium vet unit suites test test-faults report screenshots clean gc bench bench-pool fuzz fuzz-short
 
 # Fuzz targets, package:function: every parser of outside input (specs,
-# reports and their merge, budgets, protocol lines). `make fuzz` runs each
+# reports and their merge, budgets, protocol lines, HALFOPEN_CONFIG). `make fuzz` runs each
 # for FUZZTIME; `make test` runs each for FUZZTIME_SHORT (fuzz-short).
 # Minimising a new input is capped: on large reports it would stall the run.
-FUZZ_TARGETS   := harness:FuzzParseSpec harness:FuzzNewDetector harness:FuzzNewFault harness:FuzzParseEvent \
-                  report:FuzzCanonicalSpec report:FuzzParse report:FuzzMerge report:FuzzParseBudgets
+FUZZ_TARGETS   := spec:FuzzParse spec:FuzzCanonical harness:FuzzNewDetector harness:FuzzNewFault \
+                  harness:FuzzParseEvent protocol:FuzzParseConfig report:FuzzParse report:FuzzMerge report:FuzzParseBudgets
 FUZZTIME       ?= 1m
 FUZZTIME_SHORT ?= 3s
 
@@ -38,11 +38,17 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt would change the files above"; exit 1; }
 	$(GO) vet ./...
 
-unit: examples
-	$(GO) test -count=1 ./harness/... ./faults/... ./detectors/... ./report/... ./cmd/...
+# Headless Chromium (Debian's package) renders the HTML report in a test.
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+unit: examples chromium
+	$(GO) test -count=1 ./spec/... ./harness/... ./faults/... ./detectors/... ./report/... ./capture/... ./protocol/... ./gate/... ./cmd/...
+
+# The suites but the whole matrix (suites/matrix, Label("matrix")), which
+# `make test-faults` runs.
 suites: build
-	PROFILE=$(PROFILE) HALFOPEN_SAMPLES=$(HALFOPEN_SAMPLES) $(GINKGO) -r --keep-going --timeout=30m --poll-progress-after=120s $(SUITES)
+	PROFILE=$(PROFILE) HALFOPEN_SAMPLES=$(HALFOPEN_SAMPLES) $(GINKGO) -r --keep-going --timeout=30m --poll-progress-after=120s --label-filter='!matrix' $(SUITES)
 
 # Every test: vet, a few seconds of each fuzz target, unit and lab tests,
 # then the fault suites (quick profile).
@@ -80,8 +86,15 @@ fuzz:
 fuzz-short:
 	@$(MAKE) -s fuzz FUZZTIME=$(FUZZTIME_SHORT)
 
+bench-pool:
+	$(GO) test -run '^$$' -bench Pool -benchtime 1x ./harness/
+
+# The README's screenshots, rendered by the browser test.
+screenshots: chromium
+	HALFOPEN_SCREENSHOTS=$(abspath docs/img) $(GO) test -count=1 -run TestHTMLInChromium ./report/
+
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 200x ./harness/
+	$(GO) test -run '^$$' -bench 'LabUpDown|TimingError' -benchtime 200x ./harness/
 
 gc: build
 	$(BIN) gc

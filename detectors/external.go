@@ -35,11 +35,12 @@ import (
 // on HALFOPEN_CONFIG.
 type External struct {
 	Cmd        string            `param:"cmd" help:"the executable (absolute, relative to the working directory, or found in PATH)"`
-	Peer       string            `param:"peer" default:"builtin" help:"builtin (halfopen's echo peer), self (cmd again as peer) or a path"`
+	Peer       string            `param:"peer" default:"builtin" help:"builtin (halfopen's echo peer), self (cmd again as peer), a path, or service:NAME (a real server, harness.RegisterService)"`
 	Privileged bool              `param:"privileged" default:"false" help:"run as root instead of nobody"`
 	Config     map[string]string `param:"*" help:"passed to the program in HALFOPEN_CONFIG"`
 
 	path, peerPath string
+	service        *harness.Service
 	hello          *harness.Event
 }
 
@@ -57,10 +58,19 @@ func (d *External) Validate() error {
 	if d.path, err = d.resolve(d.Cmd); err != nil {
 		return err
 	}
-	switch d.Peer {
-	case "builtin", "":
-	case "self":
+	switch svc, isService := strings.CutPrefix(d.Peer, "service:"); {
+	case d.Peer == "builtin" || d.Peer == "":
+	case d.Peer == "self":
 		d.peerPath = d.path
+	case isService:
+		s, ok := harness.LookupService(svc)
+		if !ok {
+			return fmt.Errorf("peer=service:%s: no service is called %q; the known services are %v (a gate file or harness.RegisterService defines them)", svc, svc, harness.ServiceNames())
+		}
+		if err := s.Check(); err != nil {
+			return err
+		}
+		d.service = &s
 	default:
 		if d.peerPath, err = d.resolve(d.Peer); err != nil {
 			return fmt.Errorf("peer: %w", err)
@@ -170,6 +180,15 @@ func (d *External) spec(path, role string, side harness.Side, addr string) harne
 		Path: path, Label: label, Strict: true, Unprivileged: !d.Privileged,
 		Env: []string{"HALFOPEN_ROLE=" + role, "HALFOPEN_ADDR=" + addr, "HALFOPEN_CONFIG=" + d.configJSON()},
 	}
+}
+
+// PeerService returns the real server that is the peer, for
+// peer=service:NAME.
+func (d *External) PeerService() (harness.Service, bool) {
+	if d.service == nil {
+		return harness.Service{}, false
+	}
+	return *d.service, true
 }
 
 // WatcherProgram starts cmd as the watcher.

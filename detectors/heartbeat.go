@@ -119,3 +119,6 @@ func (h *heartbeatClock) timeLeft(now int64) time.Duration {
 	defer h.mu.Unlock()
 	return time.Duration(h.last + int64(h.tolerance) - now)
 }
+
+// WriteEvery is its ping's interval.
+func (d *HeartbeatInband) WriteEvery() time.Duration { return d.Interval }

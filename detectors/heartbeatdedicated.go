@@ -39,3 +39,6 @@ func (d *HeartbeatDedicated) Watch(ctx context.Context, w *harness.Watch) harnes
 		func(ctx context.Context) harness.Decision { return heartbeat(ctx, w.Conns[1], d.Interval, d.Misses) },
 	)
 }
+
+// WriteEvery is its ping's interval, on the dedicated connection.
+func (d *HeartbeatDedicated) WriteEvery() time.Duration { return d.Interval }

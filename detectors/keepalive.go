@@ -69,3 +69,7 @@ func (d *KeepaliveTuned) Watch(ctx context.Context, w *harness.Watch) harness.De
 	}
 	return readUntilEnd(ctx, w.Conns[0], nil)
 }
+
+// MaxSendGap: with its peer silent, a probe goes every intvl once idle has
+// passed since the last segment; the timer wheel may fire it late.
+func (d *KeepaliveTuned) MaxSendGap() time.Duration { return timerWheelLate(max(d.Idle, d.Intvl)) }

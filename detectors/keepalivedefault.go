@@ -12,41 +12,41 @@ import (
 	"github.com/halfopen/halfopen/harness"
 )
 
-// Linux's keepalive defaults (include/net/tcp.h): TCP_KEEPALIVE_TIME,
-// TCP_KEEPALIVE_INTVL, TCP_KEEPALIVE_PROBES.
-const (
-	defaultKeepaliveTime   = 7200 * time.Second
-	defaultKeepaliveIntvl  = 75 * time.Second
-	defaultKeepaliveProbes = 9
-)
-
-// KeepaliveDefault sets only SO_KEEPALIVE, so the namespace's sysctls
-// (net.ipv4.tcp_keepalive_time/intvl/probes) decide, and blocks in read.
-// Their defaults make it 7200 + 9·75 = 7875 s: too long to measure in a
-// quick run, so the detector writes them into the watcher's namespace
-// divided by `scale` (time and intvl rounded up to whole seconds, at least
-// 1; probes is a count and stays 9). scale=1 writes the kernel's defaults
-// themselves and measures the real thing. Either way the values are
-// recorded in the report.
+// KeepaliveDefault sets only SO_KEEPALIVE, so the watcher namespace's
+// sysctls (net.ipv4.tcp_keepalive_time/intvl/probes) decide, and blocks in
+// read. Its time, intvl and probes are those sysctls: left out, whatever
+// the namespace has (the cell's --sysctl, or the kernel's 7200 s, 75 s and
+// 9: 7875 s); given, they are written there. That is too long to measure in
+// a quick run, so `scale` divides time and intvl (rounded up to whole
+// seconds, at least 1; probes is a count and stays) and writes the results
+// into the watcher's namespace instead. The values in force are recorded in
+// the report.
 type KeepaliveDefault struct {
-	Scale int `param:"scale" default:"1" min:"1" max:"7200" help:"divide tcp_keepalive_time/intvl by this in the watcher's namespace (1: the real 7200 s/75 s/9)"`
+	Time   int `param:"time" sysctl:"net.ipv4.tcp_keepalive_time" min:"1" max:"32767" help:"seconds of idle before the first probe: net.ipv4.tcp_keepalive_time (left out: the namespace's, kernel default 7200)"`
+	Intvl  int `param:"intvl" sysctl:"net.ipv4.tcp_keepalive_intvl" min:"1" max:"32767" help:"seconds between probes: net.ipv4.tcp_keepalive_intvl (left out: the namespace's, kernel default 75)"`
+	Probes int `param:"probes" sysctl:"net.ipv4.tcp_keepalive_probes" min:"1" max:"127" help:"unanswered probes before ETIMEDOUT: net.ipv4.tcp_keepalive_probes (left out: the namespace's, kernel default 9)"`
+	Scale  int `param:"scale" default:"1" min:"1" max:"7200" help:"divide time and intvl by this in the watcher's namespace (1: measure them as they are)"`
 }
 
 func init() {
-	harness.RegisterDetector("keepalive-default", "SO_KEEPALIVE with the namespace's sysctls (7200 s/75 s/9: 7875 s), optionally scaled down", &KeepaliveDefault{})
+	harness.RegisterDetector("keepalive-default", "SO_KEEPALIVE with the namespace's sysctls (kernel defaults 7200 s/75 s/9: 7875 s), optionally scaled down", &KeepaliveDefault{})
 }
 
-// scaled returns the sysctl values the detector writes.
+// scaled returns the keepalive timers in force in the watcher's namespace.
 func (d *KeepaliveDefault) scaled() (idle, intvl time.Duration, probes int) {
-	div := func(v time.Duration) time.Duration {
-		s := (int64(v/time.Second) + int64(d.Scale) - 1) / int64(d.Scale)
+	div := func(seconds int) time.Duration {
+		s := (seconds + d.Scale - 1) / d.Scale
 		return time.Duration(max(s, 1)) * time.Second
 	}
-	return div(defaultKeepaliveTime), div(defaultKeepaliveIntvl), defaultKeepaliveProbes
+	return div(d.Time), div(d.Intvl), d.Probes
 }
 
-// Sysctls writes the (scaled) keepalive defaults in the watcher's namespace.
+// Sysctls writes the scaled timers in the watcher's namespace when scale
+// is not 1 (otherwise its sysctl-backed parameters are what is in force).
 func (d *KeepaliveDefault) Sysctls() map[string]string {
+	if d.Scale == 1 {
+		return nil
+	}
 	idle, intvl, probes := d.scaled()
 	return map[string]string{
 		"net.ipv4.tcp_keepalive_time":   strconv.Itoa(int(idle / time.Second)),
@@ -56,12 +56,12 @@ func (d *KeepaliveDefault) Sysctls() map[string]string {
 }
 
 // Predict gives the range of the values actually in force (the scaled
-// ones, which the assertions use); the Rule states the real 7875 s.
+// ones, which the assertions use); the Rule states the unscaled one.
 func (d *KeepaliveDefault) Predict() harness.Prediction {
 	idle, intvl, probes := d.scaled()
 	p := keepalivePrediction(idle, intvl, probes)
-	p.Rule = fmt.Sprintf("unscaled, the kernel's defaults give 7200 s + 9·75 s = 7875 s (at most; at least 9·75 s = 675 s); measured with tcp_keepalive_time=%d, intvl=%d, probes=%d in the watcher's namespace (scale=%d): %s",
-		idle/time.Second, intvl/time.Second, probes, d.Scale, p.Rule)
+	p.Rule = fmt.Sprintf("unscaled, tcp_keepalive_time=%d, intvl=%d, probes=%d give at most %d s + %d·%d s = %d s; measured with tcp_keepalive_time=%d, intvl=%d, probes=%d in the watcher's namespace (scale=%d): %s",
+		d.Time, d.Intvl, d.Probes, d.Time, d.Probes, d.Intvl, d.Time+d.Probes*d.Intvl, idle/time.Second, intvl/time.Second, probes, d.Scale, p.Rule)
 	return p
 }
 
@@ -87,4 +87,11 @@ func setSockoptInt(c *net.TCPConn, level, opt, value int) error {
 		return fmt.Errorf("setsockopt(%d, %d): %w", level, opt, serr)
 	}
 	return nil
+}
+
+// MaxSendGap: with its peer silent, a probe goes every intvl once time has
+// passed since the last segment (the values in force).
+func (d *KeepaliveDefault) MaxSendGap() time.Duration {
+	idle, intvl, _ := d.scaled()
+	return timerWheelLate(max(idle, intvl))
 }

@@ -30,3 +30,7 @@ func (d *NaiveRecv) Predict() harness.Prediction {
 func (d *NaiveRecv) Watch(ctx context.Context, w *harness.Watch) harness.Decision {
 	return watchRaw(ctx, w.Conns[0], func(s *rawSocket) harness.Decision { return selectRecv(s, d.Timeout, false) })
 }
+
+// FooledBySignals: select() fails with EINTR under a caught signal, and
+// naive-recv takes that for death.
+func (d *NaiveRecv) FooledBySignals() {}

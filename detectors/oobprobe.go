@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -22,7 +21,7 @@ import (
 // data (halfopen's echo peer sets SO_OOBINLINE and reports how many it saw).
 type OOBProbe struct {
 	Every    time.Duration `param:"every" default:"200ms" min:"1ms" help:"interval of the MSG_OOB probe"`
-	Retries2 int           `param:"retries2" default:"15" min:"1" max:"255" help:"net.ipv4.tcp_retries2 set in the watcher's namespace (kernel default 15)"`
+	Retries2 int           `param:"retries2" sysctl:"net.ipv4.tcp_retries2" min:"1" max:"255" help:"net.ipv4.tcp_retries2 of the watcher's namespace (left out: the namespace's, kernel default 15)"`
 }
 
 func init() {
@@ -31,9 +30,6 @@ func init() {
 
 // Predict: the retransmission timeout after the first unacknowledged probe.
 func (d *OOBProbe) Predict() harness.Prediction { return retransmitPrediction(d.Retries2, d.Every) }
-
-// Sysctls sets tcp_retries2 in the watcher's namespace; the report records it.
-func (d *OOBProbe) Sysctls() map[string]string { return retries2Sysctl(d.Retries2) }
 
 // Watch drains and probes until a probe or a read fails.
 func (d *OOBProbe) Watch(ctx context.Context, w *harness.Watch) harness.Decision {
@@ -83,25 +79,12 @@ func peerStats(p *harness.Process) string {
 	if p == nil || p.Label != "peer" {
 		return "no built-in peer to ask"
 	}
-	if err := p.Send(harness.Command{Cmd: "stats"}); err != nil {
-		return "peer unreachable: " + err.Error()
+	ev, err := p.Request(context.Background(), harness.Command{Cmd: harness.CmdStats}, harness.EventStats)
+	if err != nil {
+		return "no answer: " + err.Error()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	for {
-		select {
-		case <-ctx.Done():
-			return "peer did not answer"
-		case ev, ok := <-p.Events():
-			if !ok {
-				return "peer had exited"
-			}
-			if ev.Event == harness.EventError {
-				return "peer: " + ev.Msg
-			}
-			if ev.Event == harness.EventLog && strings.HasPrefix(ev.Msg, "stats: ") {
-				return strings.TrimPrefix(ev.Msg, "stats: ")
-			}
-		}
-	}
+	return ev.Msg
 }
+
+// WriteEvery is its urgent byte's interval.
+func (d *OOBProbe) WriteEvery() time.Duration { return d.Every }

@@ -178,3 +178,6 @@ func (h *phiHistory) stdMs() float64 {
 	_, s := h.stats()
 	return s / 1e6
 }
+
+// WriteEvery is its ping's interval.
+func (d *PhiAccrual) WriteEvery() time.Duration { return d.Interval }

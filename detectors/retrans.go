@@ -2,7 +2,6 @@ package detectors
 
 import (
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
@@ -12,8 +11,6 @@ import (
 const (
 	tcpRTOMin = 200 * time.Millisecond // TCP_RTO_MIN
 	tcpRTOMax = 120 * time.Second      // TCP_RTO_MAX
-	// defaultRetries2 is net.ipv4.tcp_retries2's default (TCP_RETR2).
-	defaultRetries2 = 15
 )
 
 // retransmitTimeout is how long the kernel retransmits unacknowledged data
@@ -114,9 +111,4 @@ func retransmitPrediction(retries2 int, every time.Duration) harness.Prediction 
 		Rule: fmt.Sprintf("tcp_write_timeout()/retransmits_timed_out() (net/ipv4/tcp_timer.c): with tcp_retries2=%d tcp_model_timeout() is %s (the default 15: 924.6 s), counted from the first RTO retransmission (204 ms after the send, or after a tail-loss probe) and checked only when the doubling RTO timer fires: the kernel gives up %s–%s after the first unacknowledged byte, which goes within `every` of the death (+50 ms)",
 			retries2, retransmitTimeout(retries2), lo, hi),
 	}
-}
-
-// retries2Sysctl is the watcher namespace's tcp_retries2 a detector needs.
-func retries2Sysctl(retries2 int) map[string]string {
-	return map[string]string{"net.ipv4.tcp_retries2": strconv.Itoa(retries2)}
 }

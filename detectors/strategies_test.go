@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/halfopen/halfopen/faults"
 	"github.com/halfopen/halfopen/harness"
 )
 
@@ -79,13 +80,14 @@ func TestStrategySpecs(t *testing.T) {
 				t.Errorf("Rule %q does not contain %q", p.Rule, tc.ruleContains)
 			}
 			if tc.sysctls != nil {
-				sn, ok := d.(harness.SysctlNeeder)
-				if !ok {
-					t.Fatalf("%T needs no sysctls", d)
+				// What a cell writes in the watcher's namespace for it.
+				c, err := harness.Resolve(harness.CellConfig{Detector: tc.spec, Fault: "blackhole"})
+				if err != nil {
+					t.Fatal(err)
 				}
 				for k, v := range tc.sysctls {
-					if got := sn.Sysctls()[k]; got != v {
-						t.Errorf("sysctl %s = %q, want %q", k, got, v)
+					if got := c.WatcherSysctls[k]; got != v {
+						t.Errorf("watcher sysctl %s = %q, want %q", k, got, v)
 					}
 				}
 			}

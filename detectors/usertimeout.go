@@ -95,3 +95,6 @@ func probeEvery(ctx context.Context, every time.Duration, send func() error) har
 		}
 	}
 }
+
+// WriteEvery is its 1-byte write's interval.
+func (d *UserTimeout) WriteEvery() time.Duration { return d.Every }

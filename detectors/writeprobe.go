@@ -10,11 +10,12 @@ import (
 // WriteProbe writes one byte every `every` (the echo peer sends it back)
 // and reads: EPIPE, ECONNRESET or ETIMEDOUT from either is death. Against a
 // silent peer it learns of death when the kernel stops retransmitting, after
-// tcp_retries2 backoffs, which it sets in the watcher's namespace (the
-// default 15 is the kernel's, 924.6 s; quick runs lower it).
+// tcp_retries2 backoffs. retries2 is the watcher namespace's tcp_retries2:
+// left out, whatever the namespace has (the cell's --sysctl, or the
+// kernel's 15: 924.6 s); given, it is written there (quick runs lower it).
 type WriteProbe struct {
 	Every    time.Duration `param:"every" default:"200ms" min:"1ms" help:"interval of the 1-byte application write"`
-	Retries2 int           `param:"retries2" default:"15" min:"1" max:"255" help:"net.ipv4.tcp_retries2 set in the watcher's namespace (kernel default 15)"`
+	Retries2 int           `param:"retries2" sysctl:"net.ipv4.tcp_retries2" min:"1" max:"255" help:"net.ipv4.tcp_retries2 of the watcher's namespace (left out: the namespace's, kernel default 15)"`
 }
 
 func init() {
@@ -24,9 +25,6 @@ func init() {
 // Predict: the retransmission timeout after the first unacknowledged byte.
 func (d *WriteProbe) Predict() harness.Prediction { return retransmitPrediction(d.Retries2, d.Every) }
 
-// Sysctls sets tcp_retries2 in the watcher's namespace; the report records it.
-func (d *WriteProbe) Sysctls() map[string]string { return retries2Sysctl(d.Retries2) }
-
 // Watch writes and reads until one fails.
 func (d *WriteProbe) Watch(ctx context.Context, w *harness.Watch) harness.Decision {
 	c := w.Conns[0]
@@ -35,3 +33,6 @@ func (d *WriteProbe) Watch(ctx context.Context, w *harness.Watch) harness.Decisi
 		func(ctx context.Context) harness.Decision { return writeEvery(ctx, c, d.Every) },
 	)
 }
+
+// WriteEvery is its 1-byte write's interval.
+func (d *WriteProbe) WriteEvery() time.Duration { return d.Every }

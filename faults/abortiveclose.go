@@ -18,7 +18,7 @@ func init() {
 
 // Inject tells the peer to reset its connection.
 func (f *AbortiveClose) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	at, err := peerCommand(ctx, lab, "reset")
+	at, err := peerCommand(ctx, lab, harness.CmdReset)
 	return nil, at, err
 }
 

@@ -69,3 +69,9 @@ func transientIf(d time.Duration) harness.Effect {
 	}
 	return harness.EffectSilent
 }
+
+// Silence: with `for`, the path drops everything for that long (one way
+// for one-way: the other way's answers are lost all the same).
+func (f *Blackhole) Silence() harness.Silence {
+	return harness.Silence{Min: f.For, Max: f.For, Lossy: true}
+}

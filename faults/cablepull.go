@@ -46,3 +46,9 @@ func (f *PeerCablePull) Window() time.Duration { return f.For }
 func (f *PeerCablePull) Reasons() []string {
 	return []string{"ETIMEDOUT", "ENETUNREACH", "EHOSTUNREACH"}
 }
+
+// Silence: with `for`, the path drops everything for that long (one way
+// for one-way: the other way's answers are lost all the same).
+func (f *PeerCablePull) Silence() harness.Silence {
+	return harness.Silence{Min: f.For, Max: f.For, Lossy: true}
+}

@@ -12,24 +12,20 @@ package faults
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/halfopen/halfopen/harness"
 )
 
 // peerCommand tells the built-in peer to do something to its connection and
 // returns the instant it reports having done it.
-func peerCommand(ctx context.Context, lab *harness.Lab, cmd string) (int64, error) {
+func peerCommand(ctx context.Context, lab *harness.Lab, cmd harness.CommandName) (int64, error) {
 	p := lab.Agents[harness.Peer]
 	if p == nil || p.Label != "peer" {
 		return 0, errNoPeerAgent
 	}
-	if err := p.Send(harness.Command{Cmd: cmd}); err != nil {
-		return 0, err
-	}
-	ev, err := p.WaitEvent(ctx, harness.EventClosed)
+	ev, err := p.Request(ctx, harness.Command{Cmd: cmd}, harness.EventClosed)
 	if err != nil {
-		return 0, fmt.Errorf("peer %s: %w", cmd, err)
+		return 0, err
 	}
 	return ev.TNs, nil
 }

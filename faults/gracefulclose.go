@@ -19,7 +19,7 @@ func init() {
 
 // Inject tells the peer to shut its connection down.
 func (f *GracefulClose) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	at, err := peerCommand(ctx, lab, "close")
+	at, err := peerCommand(ctx, lab, harness.CmdClose)
 	return nil, at, err
 }
 

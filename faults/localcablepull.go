@@ -52,3 +52,9 @@ func (f *LocalCablePull) Window() time.Duration { return f.For }
 func (f *LocalCablePull) Reasons() []string {
 	return []string{"ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH"}
 }
+
+// Silence: with `for`, the path drops everything for that long (one way
+// for one-way: the other way's answers are lost all the same).
+func (f *LocalCablePull) Silence() harness.Silence {
+	return harness.Silence{Min: f.For, Max: f.For, Lossy: true}
+}

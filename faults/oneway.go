@@ -59,3 +59,9 @@ func (f *OneWay) Window() time.Duration { return f.For }
 
 // Counters returns the packets the router dropped.
 func (f *OneWay) Counters() (uint64, uint64, error) { return f.rules.counters() }
+
+// Silence: with `for`, the path drops everything for that long (one way
+// for one-way: the other way's answers are lost all the same).
+func (f *OneWay) Silence() harness.Silence {
+	return harness.Silence{Min: f.For, Max: f.For, Lossy: true}
+}

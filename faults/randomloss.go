@@ -48,3 +48,9 @@ func (f *RandomLoss) Window() time.Duration { return f.For }
 
 // Counters returns the packets the router dropped.
 func (f *RandomLoss) Counters() (uint64, uint64, error) { return f.rules.counters() }
+
+// Silence: a random share of packets is dropped for the window: from no
+// silence at all to, by chance, the whole window.
+func (f *RandomLoss) Silence() harness.Silence {
+	return harness.Silence{Max: f.For, Lossy: f.Percent > 0}
+}

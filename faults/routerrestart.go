@@ -81,3 +81,9 @@ func (f *RouterRestart) Counters() (uint64, uint64, error) {
 	}
 	return f.rules.counters()
 }
+
+// Silence: the router forwards nothing for the outage; what it drops is
+// resent by the hosts' timers.
+func (f *RouterRestart) Silence() harness.Silence {
+	return harness.Silence{Min: f.Outage, Max: f.Outage, Lossy: true}
+}

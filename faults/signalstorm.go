@@ -156,3 +156,6 @@ func (f *SignalStorm) Window() time.Duration { return f.For }
 func (f *SignalStorm) Note(*harness.Lab) string {
 	return fmt.Sprintf("tgkill(%s) %d/s to every thread of the watcher for %v", strings.ToUpper(f.Signal), f.Rate, f.For)
 }
+
+// SignalsWatcher: the storm's signals land on the watcher's threads.
+func (f *SignalStorm) SignalsWatcher() {}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/report"
 )
 
 // TestSpecs checks, without root, that every fault of the catalogue decodes
@@ -94,7 +95,7 @@ func TestSpecs(t *testing.T) {
 func TestTheory(t *testing.T) {
 	cases := []struct {
 		detector, fault string
-		expect          string
+		expect          report.Expectation
 		lo, hi          float64 // seconds, when expect is "detect"
 		reason          string  // one reason that must be allowed
 	}{

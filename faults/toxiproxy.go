@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/report"
 )
 
 // Toxiproxy on the router. With a toxiproxy-* fault chosen, Prepare starts
@@ -327,15 +328,8 @@ func peerSend(ctx context.Context, lab *harness.Lab, n int) error {
 	if p == nil || p.Label != "peer" {
 		return errNoPeerAgent
 	}
-	if err := p.Send(harness.Command{Cmd: "send", Bytes: n, Seq: 1000}); err != nil {
-		return err
-	}
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := p.WaitEvent(wctx, harness.EventSent); err != nil {
-		return fmt.Errorf("peer send: %w", err)
-	}
-	return nil
+	_, err := p.Request(ctx, harness.Command{Cmd: harness.CmdSend, Bytes: n, Seq: 1000}, harness.EventSent)
+	return err
 }
 
 // closeSlack bounds how long Toxiproxy takes to pass a close on to the
@@ -351,26 +345,26 @@ const closeSlack = 50 * time.Millisecond
 // judges the peer's application (heart-beats) decides on its own timer
 // when the peer's answers stop. When the proxy closes after closeAfter
 // (closes is true), every detector sees that close within closeSlack.
-func proxiedExpect(det harness.Detector, closes bool, closeAfter time.Duration, closeReasons []string, why string) (harness.Prediction, string) {
+func proxiedExpect(det harness.Detector, closes bool, closeAfter time.Duration, closeReasons []string, why string) (harness.Prediction, report.Expectation) {
 	own := det.Predict()
 	closeP := harness.Prediction{Lo: closeAfter, Hi: closeAfter + closeSlack, Reasons: closeReasons,
 		Rule: why + "; the proxy then closes the watcher's side: the read returns within " + closeSlack.String()}
 	if kernelOnly(own) {
 		if closes {
-			return closeP, "detect"
+			return closeP, report.ExpectDetect
 		}
-		return harness.Prediction{Never: true, Rule: why + "; the proxy's kernel answers every probe and acknowledges every byte, so a kernel-level detector never decides"}, "never"
+		return harness.Prediction{Never: true, Rule: why + "; the proxy's kernel answers every probe and acknowledges every byte, so a kernel-level detector never decides"}, report.ExpectNever
 	}
 	if !closes || own.Hi <= closeAfter {
 		own.Rule = why + "; the peer's answers stop and the detector's own timer decides: " + own.Rule
-		return own, "detect"
+		return own, report.ExpectDetect
 	}
 	if closeP.Hi <= own.Lo {
-		return closeP, "detect"
+		return closeP, report.ExpectDetect
 	}
 	out := harness.Prediction{Lo: min(own.Lo, closeP.Lo), Hi: min(own.Hi, closeP.Hi), Reasons: append(append([]string(nil), own.Reasons...), closeReasons...),
 		Rule: why + "; the detector's own timer or the proxy's close, whichever comes first: " + own.Rule}
-	return out, "detect"
+	return out, report.ExpectDetect
 }
 
 // kernelOnly says whether every reason a detector predicts is an errno

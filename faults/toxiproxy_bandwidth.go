@@ -33,3 +33,14 @@ func (f *ToxiproxyBandwidth) Effect() harness.Effect { return harness.EffectTran
 
 // Window is how long the toxic stays.
 func (f *ToxiproxyBandwidth) Window() time.Duration { return f.For }
+
+// Silence: a message of maxMessageBytes takes its size over the rate to
+// pass; none is lost.
+func (f *ToxiproxyBandwidth) Silence() harness.Silence {
+	return harness.Silence{Max: time.Duration(maxMessageBytes) * time.Second / time.Duration(f.Rate*1000)}
+}
+
+// maxMessageBytes bounds what a watcher and its peer send each other at
+// once while a disturbance runs: heart-beats and probes of a few bytes, and
+// the peer's chatter of at most 231 bytes before it (harness warm-up).
+const maxMessageBytes = 256

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/report"
 )
 
 // ToxiproxyDown: the proxy is disabled through the API ("enabled": false):
@@ -50,6 +51,6 @@ func (f *ToxiproxyDown) Effect() harness.Effect {
 func (f *ToxiproxyDown) Window() time.Duration { return f.For }
 
 // Expect: every detector reads the proxy's close.
-func (f *ToxiproxyDown) Expect(det harness.Detector) (harness.Prediction, string) {
+func (f *ToxiproxyDown) Expect(det harness.Detector) (harness.Prediction, report.Expectation) {
 	return proxiedExpect(det, true, 0, []string{"EOF", "ECONNRESET"}, "the disabled proxy closes every connection through it")
 }

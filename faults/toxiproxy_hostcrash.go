@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/report"
 )
 
 // ToxiproxyHostCrash: host-crash behind the proxy. The path goes through
@@ -37,7 +38,7 @@ func (f *ToxiproxyHostCrash) Inject(ctx context.Context, lab *harness.Lab) (harn
 func (f *ToxiproxyHostCrash) Effect() harness.Effect { return harness.EffectSilent }
 
 // Expect follows proxiedExpect: kernel-level detectors never decide.
-func (f *ToxiproxyHostCrash) Expect(det harness.Detector) (harness.Prediction, string) {
+func (f *ToxiproxyHostCrash) Expect(det harness.Detector) (harness.Prediction, report.Expectation) {
 	return proxiedExpect(det, false, 0, nil, "the peer host crashed behind the proxy")
 }
 

@@ -35,3 +35,9 @@ func (f *ToxiproxyLatency) Effect() harness.Effect { return harness.EffectTransi
 
 // Window is how long the toxic stays.
 func (f *ToxiproxyLatency) Window() time.Duration { return f.For }
+
+// Silence: every byte toward the watcher arrives up to latency + jitter
+// late, none is lost.
+func (f *ToxiproxyLatency) Silence() harness.Silence {
+	return harness.Silence{Max: f.Latency + f.Jitter}
+}

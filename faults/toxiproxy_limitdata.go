@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/report"
 )
 
 // ToxiproxyLimitData: Toxiproxy's limit_data toxic closes the connection
@@ -42,6 +43,6 @@ func (f *ToxiproxyLimitData) Inject(ctx context.Context, lab *harness.Lab) (harn
 func (f *ToxiproxyLimitData) Effect() harness.Effect { return harness.EffectFINOrRST }
 
 // Expect: the close follows the peer's bytes at once.
-func (f *ToxiproxyLimitData) Expect(det harness.Detector) (harness.Prediction, string) {
+func (f *ToxiproxyLimitData) Expect(det harness.Detector) (harness.Prediction, report.Expectation) {
 	return proxiedExpect(det, true, 0, []string{"EOF", "ECONNRESET"}, "limit_data closes once the peer's bytes pass the limit")
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/report"
 )
 
 // ToxiproxyResetPeer: Toxiproxy's reset_peer toxic resets the connection
@@ -62,6 +63,6 @@ func (f *ToxiproxyResetPeer) Inject(ctx context.Context, lab *harness.Lab) (harn
 func (f *ToxiproxyResetPeer) Effect() harness.Effect { return harness.EffectRST }
 
 // Expect: the RST arrives `timeout` after the byte.
-func (f *ToxiproxyResetPeer) Expect(det harness.Detector) (harness.Prediction, string) {
+func (f *ToxiproxyResetPeer) Expect(det harness.Detector) (harness.Prediction, report.Expectation) {
 	return proxiedExpect(det, true, f.Timeout, []string{"ECONNRESET"}, "reset_peer resets the connection "+f.Timeout.String()+" after the peer's byte")
 }

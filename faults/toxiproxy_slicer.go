@@ -44,3 +44,11 @@ func (f *ToxiproxySlicer) Effect() harness.Effect { return harness.EffectTransie
 
 // Window is how long the toxic stays.
 func (f *ToxiproxySlicer) Window() time.Duration { return f.For }
+
+// Silence: a message is cut into pieces `delay` apart; one of
+// maxMessageBytes takes at most that many pieces of average_size −
+// size_variation bytes (at least 1).
+func (f *ToxiproxySlicer) Silence() harness.Silence {
+	piece := max(1, f.AverageSize-f.SizeVariation)
+	return harness.Silence{Max: time.Duration((maxMessageBytes+piece-1)/piece) * f.Delay}
+}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/report"
 )
 
 // ToxiproxySlowClose: Toxiproxy's slow_close toxic holds back the end of
@@ -31,7 +32,7 @@ func (f *ToxiproxySlowClose) Inject(ctx context.Context, lab *harness.Lab) (harn
 		Attributes: map[string]any{"delay": ms(f.Delay)}}, f.Stream); err != nil {
 		return nil, 0, err
 	}
-	at, err := peerCommand(ctx, lab, "close")
+	at, err := peerCommand(ctx, lab, harness.CmdClose)
 	return nil, at, err
 }
 
@@ -39,6 +40,6 @@ func (f *ToxiproxySlowClose) Inject(ctx context.Context, lab *harness.Lab) (harn
 func (f *ToxiproxySlowClose) Effect() harness.Effect { return harness.EffectFIN }
 
 // Expect: the FIN arrives `delay` after the peer's close.
-func (f *ToxiproxySlowClose) Expect(det harness.Detector) (harness.Prediction, string) {
+func (f *ToxiproxySlowClose) Expect(det harness.Detector) (harness.Prediction, report.Expectation) {
 	return proxiedExpect(det, true, f.Delay, []string{"EOF", "ECONNRESET"}, "slow_close holds the peer's FIN for "+f.Delay.String())
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/report"
 )
 
 // ToxiproxyTimeout: Toxiproxy's timeout toxic drops every byte on the
@@ -37,6 +38,6 @@ func (f *ToxiproxyTimeout) Effect() harness.Effect { return harness.EffectSilent
 
 // Expect follows proxiedExpect: a kernel-level detector never decides
 // unless the proxy closes.
-func (f *ToxiproxyTimeout) Expect(det harness.Detector) (harness.Prediction, string) {
+func (f *ToxiproxyTimeout) Expect(det harness.Detector) (harness.Prediction, report.Expectation) {
 	return proxiedExpect(det, f.Timeout > 0, f.Timeout, []string{"EOF", "ECONNRESET"}, "the timeout toxic drops the data toward the watcher")
 }

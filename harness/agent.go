@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // Environment of halfopen's own agents, on top of the protocol v1 variables.
@@ -276,8 +277,8 @@ func calibrationCommands(ctx context.Context, cmds <-chan Command, em *Emitter) 
 		case <-ctx.Done():
 			return
 		case c := <-cmds:
-			if c.Cmd != "decide-at" {
-				em.Emit(Event{Event: EventError, Msg: "watcher does not know command " + c.Cmd})
+			if c.Cmd != CmdDecideAt {
+				em.Emit(Event{Event: EventError, Msg: "watcher does not know command " + string(c.Cmd)})
 				continue
 			}
 			// A command that arrives after its instant measures the
@@ -435,11 +436,11 @@ func (p *echoPeer) commands(ctx context.Context, cmds <-chan Command) {
 		}
 		conns := p.current()
 		if len(conns) == 0 {
-			p.em.Emit(Event{Event: EventError, Msg: "peer has no connection for " + c.Cmd})
+			p.em.Emit(Event{Event: EventError, Msg: "peer has no connection for " + string(c.Cmd)})
 			continue
 		}
 		switch c.Cmd {
-		case "send":
+		case CmdSend:
 			msg := make([]byte, max(c.Bytes, 1))
 			for i := range msg {
 				msg[i] = 'a' + byte(i%26)
@@ -449,7 +450,7 @@ func (p *echoPeer) commands(ctx context.Context, cmds <-chan Command) {
 				continue
 			}
 			p.em.Emit(Event{Event: EventSent, Seq: c.Seq, Bytes: len(msg)})
-		case "close":
+		case CmdClose:
 			// shutdown(SHUT_WR) sends a FIN whatever is still unread, where
 			// close() would send an RST if echoed bytes were queued. The
 			// instant is taken before the call: the FIN crosses the veths
@@ -464,7 +465,7 @@ func (p *echoPeer) commands(ctx context.Context, cmds <-chan Command) {
 				continue
 			}
 			p.em.Emit(Event{Event: EventClosed, TNs: at, Reason: "FIN"})
-		case "reset":
+		case CmdReset:
 			var errs []error
 			for _, c := range conns {
 				errs = append(errs, c.SetLinger(0))
@@ -478,26 +479,15 @@ func (p *echoPeer) commands(ctx context.Context, cmds <-chan Command) {
 				continue
 			}
 			p.em.Emit(Event{Event: EventClosed, TNs: at, Reason: "RST"})
-		case "stats":
-			p.em.Emit(Event{Event: EventLog, Seq: c.Seq, Msg: fmt.Sprintf("stats: received %d bytes, %d of them NUL (urgent bytes read in band, SO_OOBINLINE)", p.received.Load(), p.nul.Load())})
+		case CmdStats:
+			p.em.Emit(Event{Event: EventStats, Seq: c.Seq, Msg: fmt.Sprintf("received %d bytes, %d of them NUL (urgent bytes read in band, SO_OOBINLINE)", p.received.Load(), p.nul.Load())})
 		default:
-			p.em.Emit(Event{Event: EventError, Msg: "peer does not know command " + c.Cmd})
+			p.em.Emit(Event{Event: EventError, Msg: "peer does not know command " + string(c.Cmd)})
 		}
 	}
 }
 
-// ErrnoName names the error a socket call ended with as a protocol reason:
-// "EOF" for an orderly end, the errno's name (ETIMEDOUT, ECONNRESET, ...)
-// when there is one, else the error's text.
-func ErrnoName(err error) string {
-	if err == nil || errors.Is(err, io.EOF) {
-		return "EOF"
-	}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		if name := unix.ErrnoName(errno); name != "" {
-			return name
-		}
-	}
-	return err.Error()
-}
+// ErrnoName names the error a socket call ended with as a protocol reason,
+// by protocol v1's one rule (protocol.Reason): "EOF" for an orderly end, the
+// errno's name when there is one, else the error's text.
+func ErrnoName(err error) string { return protocol.Reason(err) }

@@ -2,11 +2,13 @@ package harness_test
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"testing"
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/report"
 )
 
 // BenchmarkLabUpDown builds and tears down a 3-host lab (3 namespaces, 2 veth
@@ -69,10 +71,74 @@ func BenchmarkTimingError(b *testing.B) {
 		b.ReportMetric(p.ErrorMs.P99, p.Name+"-p99-ms")
 	}
 	for _, c := range m.Cells() {
-		for _, s := range c.Samples {
+		for _, s := range c.Record().Samples {
 			if s.Error != "" {
 				b.Errorf("%s: %s", c.Describe(), s.Error)
 			}
 		}
+	}
+}
+
+// BenchmarkPool measures throughput against pool size, in one run: the
+// same matrix (four detectors against a blackhole, a host crash, a FIN and
+// a 1 s router restart, 32 samples) through a fixed pool of 4, 8, 16 and
+// 32 labs, and through the pool sized by measurement. It reports samples
+// per second, the ratio of the samples' own durations (detection time, the
+// budget of a censored one, the window of a disturbance) to the wall time,
+// and the harness's timing error p99 in the same run. Run it alone:
+//
+//	go test -run '^$' -bench Pool -benchtime 1x ./harness/
+func BenchmarkPool(b *testing.B) {
+	var cells []harness.CellConfig
+	for _, d := range []string{"keepalive-tuned", "heartbeat-inband", "user-timeout", "read-eof"} {
+		for _, f := range []string{"blackhole", "host-crash", "graceful-close", "router-restart:outage=1s"} {
+			cells = append(cells, harness.CellConfig{Detector: d, Fault: f, Samples: 2})
+		}
+	}
+	for _, pool := range []int{4, 8, 16, 32, 0} {
+		name := fmt.Sprintf("pool=%d", pool)
+		if pool == 0 {
+			name = "pool=measured"
+		}
+		b.Run(name, func(b *testing.B) {
+			run := requireLab(b)
+			for range b.N {
+				m, err := harness.NewMatrix(run, cells, harness.Options{Pool: pool, Seed: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				if err := m.Run(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				wall := time.Since(start).Seconds()
+				var summed float64
+				n := 0
+				for _, c := range m.Cells() {
+					rec := c.Record()
+					for _, s := range rec.Samples {
+						switch {
+						case s.Error != "":
+							b.Errorf("%s: %s", c.Describe(), s.Error)
+							continue
+						case rec.Kind == report.KindDisturbance:
+							summed += s.WindowS
+						case s.Detected:
+							summed += *s.Seconds
+						default:
+							summed += rec.BudgetS
+						}
+						n++
+					}
+				}
+				q, _ := m.CalibrationMs()
+				b.ReportMetric(float64(n)/wall, "samples/s")
+				b.ReportMetric(summed/wall, "summed/wall")
+				b.ReportMetric(float64(m.PoolSize()), "labs")
+				if q != nil {
+					b.ReportMetric(q.P99, "p99-ms")
+				}
+			}
+		})
 	}
 }

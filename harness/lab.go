@@ -124,6 +124,8 @@ type Lab struct {
 	Side Side
 
 	closers []func() error
+	// returns run when a rebooted host is back (its services start again).
+	returns []func(Role) error
 	// building is held while the lab's namespaces and links are made.
 	building  sync.Mutex
 	closeOnce sync.Once
@@ -392,7 +394,26 @@ func (l *Lab) RebootHost(role Role) error {
 	if err := l.createHosts(role); err != nil {
 		return err
 	}
-	return l.linkHost(role)
+	if err := l.linkHost(role); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	returns := append([]func(Role) error(nil), l.returns...)
+	l.mu.Unlock()
+	for _, fn := range returns {
+		if err := fn(role); err != nil {
+			return fmt.Errorf("lab %s: %s is back, but: %w", l.ID, role, err)
+		}
+	}
+	return nil
+}
+
+// OnReturn registers fn to run when a rebooted host is back (RebootHost),
+// with its role: what the host runs at boot starts again.
+func (l *Lab) OnReturn(fn func(Role) error) {
+	l.mu.Lock()
+	l.returns = append(l.returns, fn)
+	l.mu.Unlock()
 }
 
 // sweepHosts SIGKILLs every process living in the hosts' namespaces that

@@ -34,6 +34,12 @@ type ProcSpec struct {
 	Label string
 	// ExtraFiles are passed to the child as fds 3, 4, ...
 	ExtraFiles []*os.File
+	// Output, when set, receives the process's standard output and error
+	// as they are, unparsed: a real server (a Service) speaks no protocol.
+	// Its events channel is closed when the output ends.
+	Output io.Writer
+	// User runs the process as this system user (PostgreSQL refuses root).
+	User string
 }
 
 // Process is a child process living in a lab host's namespace. Its standard
@@ -221,6 +227,13 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 65534, Gid: 65534}
 		cmd.Env = append(cmd.Env, "HOME=/")
 	}
+	if spec.User != "" {
+		cred, err := credentialOf(spec.User)
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", spec.Label, err)
+		}
+		cmd.SysProcAttr.Credential = cred
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("start %s in %s: %w", spec.Label, h.Name, err)
@@ -238,6 +251,9 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 	cmd.WaitDelay = outputGrace
 	p := &Process{Label: spec.Label, cmd: cmd, stdin: stdin, events: make(chan Event, eventQueue), exited: make(chan struct{}), abandon: make(chan struct{})}
 	cmd.Stderr = &lockedWriter{mu: &p.mu, w: &p.stderr}
+	if spec.Output != nil {
+		cmd.Stderr = io.MultiWriter(cmd.Stderr, spec.Output)
+	}
 	err = inNamespace(h.NS, cmd.Start)
 	stdoutW.Close()
 	if err != nil {
@@ -252,6 +268,10 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 	go func() {
 		defer close(readDone)
 		defer close(p.events)
+		if spec.Output != nil {
+			_, _ = io.Copy(io.MultiWriter(spec.Output, &lockedWriter{mu: &p.mu, w: &p.stderr}), stdout)
+			return
+		}
 		p.read(stdout, spec.Strict)
 	}()
 	go func() {

@@ -29,6 +29,7 @@ const (
 	EventDecided = "decided" // calibration: a decision made at a scheduled instant
 	EventError   = "error"   // an agent could not do what it was told
 	EventPort    = "port"    // the toxiproxy agent is listening
+	EventStats   = "stats"   // the peer says what it received
 )
 
 // Event is one protocol line. Fields not used by an event are omitted.
@@ -124,13 +125,25 @@ func (e *Emitter) Logf(format string, args ...any) {
 	e.Emit(Event{Event: EventLog, Msg: fmt.Sprintf(format, args...)})
 }
 
+// CommandName names an instruction to one of halfopen's own agents.
+type CommandName string
+
+// Commands the orchestrator sends its agents.
+const (
+	CmdSend     CommandName = "send"      // peer: write a chatter message; answers EventSent
+	CmdClose    CommandName = "close"     // peer: shutdown(SHUT_WR), a FIN; answers EventClosed
+	CmdReset    CommandName = "reset"     // peer: SO_LINGER 0 and close, an RST; answers EventClosed
+	CmdStats    CommandName = "stats"     // peer: what it received; answers EventLog
+	CmdDecideAt CommandName = "decide-at" // watcher: wake at AtNs; answers EventDecided
+)
+
 // Command is one instruction from the orchestrator to one of halfopen's own
 // agents, a JSON line on the agent's standard input.
 type Command struct {
-	Cmd   string `json:"cmd"`             // "send", "close", "reset", "decide-at"
-	Bytes int    `json:"bytes,omitempty"` // send: message size
-	Seq   int    `json:"seq,omitempty"`
-	AtNs  int64  `json:"at_ns,omitempty"` // decide-at: CLOCK_MONOTONIC instant
+	Cmd   CommandName `json:"cmd"`
+	Bytes int         `json:"bytes,omitempty"` // send: message size
+	Seq   int         `json:"seq,omitempty"`
+	AtNs  int64       `json:"at_ns,omitempty"` // decide-at: CLOCK_MONOTONIC instant
 }
 
 // stdoutEmitter is the emitter of the current agent process.

@@ -61,14 +61,6 @@ func TestEmitterStampsMonotonicInstants(t *testing.T) {
 	}
 }
 
-func TestQuantilesNearestRank(t *testing.T) {
-	xs := []float64{5, 1, 4, 2, 3, 6, 7, 8, 9, 10}
-	q := quantilesMs(xs)
-	if q.P50 != 5 || q.P99 != 10 || q.Max != 10 || q.N != 10 {
-		t.Errorf("quantiles = %+v", q)
-	}
-}
-
 func TestErrnoName(t *testing.T) {
 	if got := ErrnoName(nil); got != "EOF" {
 		t.Errorf("nil → %q", got)

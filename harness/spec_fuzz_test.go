@@ -47,34 +47,6 @@ func specSeeds(f *testing.F) []string {
 	return seeds
 }
 
-// FuzzParseSpec: a spec that parses has a canonical form that parses to the
-// same spec and is its own canonical form.
-func FuzzParseSpec(f *testing.F) {
-	for _, s := range specSeeds(f) {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		sp, err := harness.ParseSpec(s)
-		if err != nil {
-			if sp.Name != "" || sp.Params != nil {
-				t.Errorf("ParseSpec(%q) failed (%v) but returned %+v", s, err, sp)
-			}
-			return
-		}
-		c := sp.String()
-		again, err := harness.ParseSpec(c)
-		if err != nil {
-			t.Fatalf("ParseSpec(%q) = %q, which does not parse: %v", s, c, err)
-		}
-		if !reflect.DeepEqual(again, sp) {
-			t.Errorf("ParseSpec(%q) = %+v, but its canonical form %q parses to %+v", s, sp, c, again)
-		}
-		if again.String() != c {
-			t.Errorf("canonical form %q is not a fixed point: %q", c, again.String())
-		}
-	})
-}
-
 // runsPrograms reports whether building a spec would start a program
 // (external runs cmd to read its hello): the fuzzer must not exec whatever
 // path it makes up.
@@ -100,7 +72,7 @@ func FuzzNewDetector(f *testing.F) {
 				t.Errorf("NewDetector(%q) failed (%v) but returned a detector", s, err)
 			}
 			// The error quotes the spec (twice, escaped): linear, never
-			// more. Specs longer than report.MaxSpecBytes are refused
+			// more. Specs longer than spec.MaxLen are refused
 			// before they reach the parser.
 			if len(err.Error()) > 10*len(s)+2048 {
 				t.Errorf("NewDetector(%q): the error is %d bytes long", s, len(err.Error()))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/vishvananda/netns"
@@ -58,4 +59,35 @@ func readSysctl(ns netns.NsHandle, key string) (string, error) {
 		return err
 	})
 	return out, err
+}
+
+// namespaceDefaults are the values a new network namespace starts with for
+// the per-namespace TCP parameters halfopen's detectors and reports read:
+// tcp_sk_init() in net/ipv4/tcp_ipv4.c sets them from the constants of
+// include/net/tcp.h (TCP_KEEPALIVE_TIME 7200 s, TCP_KEEPALIVE_INTVL 75 s,
+// TCP_KEEPALIVE_PROBES 9, TCP_RETR1 3, TCP_RETR2 15, TCP_SYN_RETRIES 6),
+// whatever the host's own namespace has. A lab test reads them back from a
+// fresh namespace.
+var namespaceDefaults = map[string]string{
+	"net.ipv4.tcp_keepalive_time":   "7200",
+	"net.ipv4.tcp_keepalive_intvl":  "75",
+	"net.ipv4.tcp_keepalive_probes": "9",
+	"net.ipv4.tcp_retries1":         "3",
+	"net.ipv4.tcp_retries2":         "15",
+	"net.ipv4.tcp_syn_retries":      "6",
+}
+
+// NamespaceDefault returns the value a kernel parameter has in a new lab
+// namespace, or "" when halfopen does not know it.
+func NamespaceDefault(key string) string { return namespaceDefaults[key] }
+
+// RecordedSysctls are the kernel parameters every cell records per host,
+// read back from its namespaces, beside any the cell set.
+func RecordedSysctls() []string {
+	keys := make([]string, 0, len(namespaceDefaults))
+	for k := range namespaceDefaults {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

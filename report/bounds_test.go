@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/halfopen/halfopen/spec"
 )
 
 // allocated runs fn and returns how many bytes it allocated and how long
@@ -87,7 +89,7 @@ func TestMegabyteSpecIsOneShortSentence(t *testing.T) {
 	}{
 		{"report", func() error { _, err := Parse("r.json", data); return err }},
 		{"budgets", func() error { _, err := ParseBudgets("b.yaml", budgets); return err }},
-		{"check", func() error { return CheckSpecLength("detector", huge) }},
+		{"spec", func() error { _, err := spec.Parse(huge); return err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var err error
@@ -96,7 +98,7 @@ func TestMegabyteSpecIsOneShortSentence(t *testing.T) {
 				t.Fatal("a megabyte spec was accepted")
 			}
 			msg := err.Error()
-			if len(msg) > 300 || strings.Contains(msg, "\n") || !strings.Contains(msg, "a spec is at most 4096 bytes") || !strings.Contains(msg, "1.0 MiB") {
+			if len(msg) > 300 || strings.Contains(msg, "\n") || !strings.Contains(msg, "is longer than the 4096 a detector or fault spec may have") {
 				t.Errorf("the error is not one short sentence (%d bytes): %.400s", len(msg), msg)
 			}
 			if took > 2*time.Second {
@@ -104,8 +106,8 @@ func TestMegabyteSpecIsOneShortSentence(t *testing.T) {
 			}
 		})
 	}
-	if err := CheckSpecLength("fault", strings.Repeat("x", MaxSpecBytes)); err != nil {
-		t.Errorf("a spec of exactly %d bytes is refused: %v", MaxSpecBytes, err)
+	if _, err := spec.Parse("x:k=" + strings.Repeat("v", spec.MaxLen-4)); err != nil {
+		t.Errorf("a spec of exactly %d bytes is refused: %v", spec.MaxLen, err)
 	}
 }
 

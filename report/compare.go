@@ -64,6 +64,10 @@ type CellComparison struct {
 	// Why says, one clause each, why the cell is a regression or an
 	// improvement.
 	Why []string
+
+	// oldCell and newCell are the compared cells, for the renderers that
+	// show their samples.
+	oldCell, newCell *Cell
 }
 
 // Verdict returns a short word for the comparison.
@@ -126,21 +130,21 @@ func Compare(old, new *Report, opt CompareOptions) CompareResult {
 	res := CompareResult{Options: opt}
 	newIdx := map[CellKey]int{}
 	for i := range new.Cells {
-		newIdx[new.Cells[i].Key().id()] = i
+		newIdx[new.Cells[i].Key()] = i
 	}
 	seen := map[CellKey]bool{}
 	for i := range old.Cells {
 		oc := &old.Cells[i]
 		k := oc.Key()
-		seen[k.id()] = true
+		seen[k] = true
 		var nc *Cell
-		if j, ok := newIdx[k.id()]; ok {
+		if j, ok := newIdx[k]; ok {
 			nc = &new.Cells[j]
 		}
 		res.Cells = append(res.Cells, compareCell(k, oc, nc, opt))
 	}
 	for i := range new.Cells {
-		if k := new.Cells[i].Key(); !seen[k.id()] {
+		if k := new.Cells[i].Key(); !seen[k] {
 			res.Cells = append(res.Cells, compareCell(k, nil, &new.Cells[i], opt))
 		}
 	}
@@ -148,7 +152,7 @@ func Compare(old, new *Report, opt CompareOptions) CompareResult {
 }
 
 func compareCell(k CellKey, oc, nc *Cell, opt CompareOptions) CellComparison {
-	cc := CellComparison{Key: k, OldMedianS: math.NaN(), NewMedianS: math.NaN(), ShiftS: math.NaN(), ThresholdS: math.NaN(), P: math.NaN(), OldFPPerHour: math.NaN(), NewFPPerHour: math.NaN()}
+	cc := CellComparison{Key: k, OldMedianS: math.NaN(), NewMedianS: math.NaN(), ShiftS: math.NaN(), ThresholdS: math.NaN(), P: math.NaN(), OldFPPerHour: math.NaN(), NewFPPerHour: math.NaN(), oldCell: oc, newCell: nc}
 	var ov, nv []float64
 	if oc != nil {
 		st := oc.Stats()
@@ -192,11 +196,11 @@ func compareCell(k CellKey, oc, nc *Cell, opt CompareOptions) CellComparison {
 	}
 	if cc.P < opt.Alpha && cc.ShiftS >= cc.ThresholdS {
 		cc.Regression = true
-		cc.Why = append(cc.Why, fmt.Sprintf("median %s → %s (p=%.3g)", secondsText(cc.OldMedianS, oc.BudgetS), secondsText(cc.NewMedianS, nc.BudgetS), cc.P))
+		cc.Why = append(cc.Why, fmt.Sprintf("median %s → %s (p=%.3g)", medianText(cc.OldMedianS, oc.BudgetS), medianText(cc.NewMedianS, nc.BudgetS), cc.P))
 	}
 	if cc.P < opt.Alpha && cc.ShiftS <= -cc.ThresholdS {
 		cc.Improvement = true
-		cc.Why = append(cc.Why, fmt.Sprintf("median %s → %s (p=%.3g)", secondsText(cc.OldMedianS, oc.BudgetS), secondsText(cc.NewMedianS, nc.BudgetS), cc.P))
+		cc.Why = append(cc.Why, fmt.Sprintf("median %s → %s (p=%.3g)", medianText(cc.OldMedianS, oc.BudgetS), medianText(cc.NewMedianS, nc.BudgetS), cc.P))
 	}
 	if k.Kind == KindDetection && nc.Expect != "never" {
 		of, nf := censoredFraction(cc.Old), censoredFraction(cc.New)
@@ -351,8 +355,7 @@ func exactU(doubled []int, n1, meanSum, dev int) float64 {
 // Markdown returns the comparison as a Markdown table.
 func (r CompareResult) Markdown() string {
 	var b strings.Builder
-	o := r.Options
-	fmt.Fprintf(&b, "Regression: p < %g (two-sided Mann–Whitney U, censored samples slowest) and a median shift of at least max(%s, %g%% of the old median) towards slower; or more censored; or more false positives per connection-hour in a disturbance.\n\n", o.Alpha, o.MinEffect, o.MinEffectRatio*100)
+	b.WriteString(compareRule(r.Options) + "\n\n")
 	b.WriteString("| detector | fault | side | kind | p50 old | p50 new | p95 old | p95 new | censored old | censored new | false positives | p | verdict |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range r.Cells {
@@ -366,6 +369,9 @@ func (r CompareResult) Markdown() string {
 		fmt.Fprintf(&b, "\n%d regression(s):\n\n", len(regs))
 		for _, c := range regs {
 			fmt.Fprintf(&b, "- %s: %s\n", mdEscape(c.Key.String()), mdEscape(strings.Join(c.Why, "; ")))
+			if c.oldCell != nil && c.newCell != nil {
+				fmt.Fprintf(&b, "  - old: %s\n  - new: %s\n", mdEscape(samplesText(c.oldCell)), mdEscape(samplesText(c.newCell)))
+			}
 		}
 	}
 	return b.String()
@@ -388,7 +394,8 @@ func (r CompareResult) Text() string {
 
 func compareRow(c *CellComparison) []string {
 	q := func(s *Stats, p50 bool) string {
-		if s == nil {
+		if s == nil || c.Key.Kind == KindDisturbance {
+			// A disturbance's samples survive: they have no times.
 			return "–"
 		}
 		if p50 {
@@ -410,9 +417,20 @@ func compareRow(c *CellComparison) []string {
 	if !math.IsNaN(c.P) {
 		p = fmt.Sprintf("%.3g", c.P)
 	}
-	return []string{c.Key.Detector, c.Key.Fault, c.Key.Side, c.Key.Kind,
+	return []string{c.Key.Detector, c.Key.Fault, c.Key.Side, string(c.Key.Kind),
 		q(c.Old, true), q(c.New, true), q(c.Old, false), q(c.New, false),
 		cens(c.Old), cens(c.New), fp, p, c.Verdict()}
+}
+
+// medianText formats a censoring-aware median, "> budget" when censored.
+func medianText(v, budgetS float64) string {
+	if math.IsInf(v, 1) {
+		if budgetS > 0 {
+			return "> " + FormatSeconds(budgetS)
+		}
+		return "> budget"
+	}
+	return FormatSeconds(v)
 }
 
 // quantileText formats a censoring-aware quantile in seconds.
@@ -423,7 +441,7 @@ func quantileText(v float64) string {
 	case math.IsInf(v, 1):
 		return "censored"
 	}
-	return fmt.Sprintf("%.3fs", v)
+	return FormatSeconds(v)
 }
 
 // mdEscape makes s safe inside a Markdown table cell.

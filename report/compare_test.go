@@ -91,7 +91,7 @@ func TestCompareCases(t *testing.T) {
 			func() Cell { c := detectionCell(censored(), censored(), censored()); c.Expect = "never"; return c }(), false, false, ""},
 		{"significant but small", detectionCell(times(3.00, 3.01, 3.02, 3.03, 3.04, 3.05)...), detectionCell(times(3.10, 3.11, 3.12, 3.13, 3.14, 3.15)...), false, false, ""},
 		{"all censored to detected", detectionCell(censored(), censored(), censored(), censored(), censored()), detectionCell(times(3, 3.1, 3.2, 3.3, 3.4)...), false, true, "median"},
-		{"detected to all censored", detectionCell(times(3, 3.1, 3.2, 3.3, 3.4)...), detectionCell(censored(), censored(), censored(), censored(), censored()), true, false, "median 3.2s → > 20s"},
+		{"detected to all censored", detectionCell(times(3, 3.1, 3.2, 3.3, 3.4)...), detectionCell(censored(), censored(), censored(), censored(), censored()), true, false, "median 3.2 s → > 20 s"},
 		{"errors are left out", detectionCell(append(times(3, 3.1, 3.2, 3.3, 3.4), failed("x"))...), detectionCell(append(times(3, 3.1, 3.2, 3.3, 3.4), failed("y"), failed("z"))...), false, false, ""},
 		{"false positives rise", dist(0, 600), dist(8, 600), true, false, "false positives rose"},
 		{"one new false positive is not significant", dist(0, 600), dist(1, 600), false, false, ""},
@@ -130,7 +130,7 @@ func TestCompareMissingCells(t *testing.T) {
 		t.Errorf("verdicts %s", got)
 	}
 	md := res.Markdown()
-	for _, w := range []string{"| detector |", "only in old", "p < 0.05", "max(100ms, 10% of the old median)"} {
+	for _, w := range []string{"| detector |", "only in old", "p < 0.05", "max(100 ms, 10% of the old median)"} {
 		if !strings.Contains(md, w) {
 			t.Errorf("markdown lacks %q:\n%s", w, md)
 		}
@@ -142,14 +142,73 @@ func TestCompareRenderers(t *testing.T) {
 	new := reportOf(detectionCell(times(5.0, 5.2, 5.4, 5.6, 5.8)...))
 	res := Compare(old, new, CompareOptions{})
 	text := res.Text()
-	for _, w := range []string{"DETECTOR", "REGRESSION", "3.400s", "5.400s", "regression: keepalive-tuned"} {
+	for _, w := range []string{"DETECTOR", "REGRESSION", "3.4 s", "5.4 s", "regression: keepalive-tuned"} {
 		if !strings.Contains(text, w) {
 			t.Errorf("text lacks %q:\n%s", w, text)
 		}
 	}
 	md := res.Markdown()
-	if !strings.Contains(md, "1 regression(s)") || !strings.Contains(md, "| REGRESSION |") {
-		t.Errorf("markdown:\n%s", md)
+	for _, w := range []string{"1 regression(s)", "| REGRESSION |", "  - old: 3 s, 3.2 s, 3.4 s, 3.6 s, 3.8 s", "  - new: 5 s, 5.2 s, 5.4 s, 5.6 s, 5.8 s"} {
+		if !strings.Contains(md, w) {
+			t.Errorf("markdown lacks %q:\n%s", w, md)
+		}
+	}
+}
+
+func TestCompareHTML(t *testing.T) {
+	dist := func(fps int, mistakes ...Mistake) Cell {
+		return Cell{Detector: "heartbeat-inband:interval=200ms,misses=3", Fault: "router-restart:outage=1s", Side: "client", Kind: KindDisturbance,
+			Samples: []Sample{{Reason: "survived", WindowS: 3}, {Reason: "survived", WindowS: 3}}, FalsePositives: fps, ObservedConnS: 600, Mistakes: mistakes}
+	}
+	var many []Mistake
+	for i := range 40 {
+		many = append(many, Mistake{StartS: 0.5, EndS: 1.5, Sample: i % 2})
+	}
+	tests := []struct {
+		name       string
+		old, new   Cell
+		plots      int
+		wantInPage []string
+	}{
+		{"detection regression", detectionCell(times(3.0, 3.2, 3.4, 3.6, 3.8)...), detectionCell(times(5.0, 5.2, 5.4, 5.6, 5.8)...), 1,
+			[]string{"Regressions (1)", "median 3.4 s → 5.4 s", `class="dot"`, "5 s, 5.2 s, 5.4 s, 5.6 s, 5.8 s"}},
+		{"false positives regression", dist(0), dist(40, many...), 1,
+			[]string{"Regressions (1)", "false positives rose from 0 to 40", `class="mistake"`}},
+		{"no change", detectionCell(times(3.0, 3.2, 3.4)...), detectionCell(times(3.1, 3.3, 3.4)...), 0,
+			[]string{"Regressions (0)", "No cell regressed.", "no change"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := Compare(reportOf(tt.old), reportOf(tt.new), CompareOptions{})
+			var b strings.Builder
+			if err := CompareHTML(&b, res); err != nil {
+				t.Fatal(err)
+			}
+			page := b.String()
+			svgs := svgBlock.FindAllString(page, -1)
+			if len(svgs) != tt.plots {
+				t.Errorf("%d plots, want %d", len(svgs), tt.plots)
+			}
+			for _, s := range svgs {
+				if err := wellFormed(s); err != nil {
+					t.Error(err)
+				}
+				// Old and new on one axis: both rows in the same drawing.
+				if !strings.Contains(s, ">old<") || !strings.Contains(s, ">new<") {
+					t.Error("a plot lacks the old or the new row")
+				}
+			}
+			for _, w := range tt.wantInPage {
+				if !strings.Contains(page, w) {
+					t.Errorf("page lacks %q", w)
+				}
+			}
+			for _, banned := range []string{"<script", "http:", "https:"} {
+				if strings.Contains(page, banned) {
+					t.Errorf("page holds %q", banned)
+				}
+			}
+		})
 	}
 }
 

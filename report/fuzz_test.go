@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/halfopen/halfopen/spec"
 )
 
 // reportSeeds are real reports: the testdata report, and the baseline in
@@ -125,42 +127,6 @@ func FuzzMerge(f *testing.F) {
 	})
 }
 
-// FuzzCanonicalSpec: the canonical form of a spec is its own canonical
-// form, and names the same configuration.
-func FuzzCanonicalSpec(f *testing.F) {
-	for _, s := range []string{"keepalive-tuned:idle=1s,intvl=1s,cnt=3", "router-restart:outage=300ms", "read-eof",
-		" heartbeat-inband : misses = 3 , interval=200ms ", "a:b", "a:", ":", "", "a:b=1,b=2", "x:k=v=w,:=", "external:cmd=./x,peer=self"} {
-		f.Add(s)
-	}
-	if base, err := os.ReadFile("../ci/baseline.json"); err == nil {
-		var r struct {
-			Cells []struct{ Detector, Fault string }
-		}
-		if json.Unmarshal(base, &r) == nil {
-			for _, c := range r.Cells[:min(40, len(r.Cells))] {
-				f.Add(c.Detector)
-				f.Add(c.Fault)
-			}
-		}
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		c, err := CanonicalSpec(s)
-		if err != nil {
-			return
-		}
-		again, err := CanonicalSpec(c)
-		if err != nil {
-			t.Fatalf("CanonicalSpec(%q) = %q, which is not a spec: %v", s, c, err)
-		}
-		if again != c {
-			t.Errorf("CanonicalSpec(%q) = %q, not a fixed point: %q", s, c, again)
-		}
-		if !SpecsEqual(s, c) {
-			t.Errorf("SpecsEqual(%q, its canonical form %q) is false", s, c)
-		}
-	})
-}
-
 // FuzzParseBudgets: a budgets file that parses has budgets whose specs are
 // canonical and whose limits are not negative; every error is an
 // *InputError naming the file.
@@ -188,7 +154,7 @@ func FuzzParseBudgets(f *testing.F) {
 		}
 		for i, e := range b.Budgets {
 			for _, s := range []string{e.Detector, e.Fault} {
-				if c, err := CanonicalSpec(s); err != nil || c != s {
+				if c, err := spec.Canonical(s); err != nil || c != s {
 					t.Errorf("budget %d holds spec %q, not canonical (%q, %v)", i+1, s, c, err)
 				}
 			}

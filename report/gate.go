@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/halfopen/halfopen/spec"
 )
 
 // Budgets is a budgets file (ci/budgets.yaml): limits for cells.
@@ -42,7 +44,7 @@ type Budget struct {
 	Detector string // canonical detector spec
 	Fault    string // canonical fault spec
 	Side     string // "" matches both sides
-	Kind     string // "" matches every kind
+	Kind     Kind   // "" matches every kind
 
 	P50, P95, Max  *time.Duration
 	Censored       *int
@@ -54,8 +56,8 @@ type Budget struct {
 func (b *Budget) Matches(c *Cell) bool {
 	return (b.Side == "" || b.Side == c.Side) &&
 		(b.Kind == "" || b.Kind == c.Kind) &&
-		SpecsEqual(b.Detector, canonicalOrRaw(c.Detector)) &&
-		SpecsEqual(b.Fault, canonicalOrRaw(c.Fault))
+		spec.Equal(b.Detector, c.Detector) &&
+		spec.Equal(b.Fault, c.Fault)
 }
 
 // yamlBudgets and yamlBudget are the file as written, decoded strictly.
@@ -68,7 +70,7 @@ type yamlBudget struct {
 	Detector       string        `yaml:"detector"`
 	Fault          string        `yaml:"fault"`
 	Side           string        `yaml:"side"`
-	Kind           string        `yaml:"kind"`
+	Kind           Kind          `yaml:"kind"`
 	P50            *yamlDuration `yaml:"p50"`
 	P95            *yamlDuration `yaml:"p95"`
 	Max            *yamlDuration `yaml:"max"`
@@ -159,18 +161,13 @@ func ParseBudgets(name string, data []byte) (*Budgets, error) {
 		if strings.TrimSpace(y.Detector) == "" {
 			return nil, bad("has no detector")
 		}
-		for _, sp := range []struct{ what, spec string }{{"detector", y.Detector}, {"fault", y.Fault}} {
-			if err := CheckSpecLength(sp.what, sp.spec); err != nil {
-				return nil, bad("is refused: %v", err)
-			}
-		}
-		if e.Detector, err = CanonicalSpec(y.Detector); err != nil {
+		if e.Detector, err = spec.Canonical(y.Detector); err != nil {
 			return nil, bad("has a bad detector: %v", err)
 		}
 		if strings.TrimSpace(y.Fault) == "" {
 			return nil, bad("has no fault")
 		}
-		if e.Fault, err = CanonicalSpec(y.Fault); err != nil {
+		if e.Fault, err = spec.Canonical(y.Fault); err != nil {
 			return nil, bad("has a bad fault: %v", err)
 		}
 		if e.Side != "" && !isOneOf(e.Side, knownSides) {
@@ -212,7 +209,7 @@ func (b *Budget) defaultName() string {
 		quals = append(quals, b.Side)
 	}
 	if b.Kind != "" {
-		quals = append(quals, b.Kind)
+		quals = append(quals, string(b.Kind))
 	}
 	if len(quals) > 0 {
 		name += " (" + strings.Join(quals, ", ") + ")"
@@ -272,11 +269,11 @@ func entryLines(data []byte) []int {
 // the command passes their lookups.
 func (b *Budgets) Validate(knownDetector, knownFault func(name string) bool) error {
 	for i, e := range b.Budgets {
-		if knownDetector != nil && !knownDetector(SpecName(e.Detector)) {
-			return &InputError{File: b.File, Line: e.Line, Msg: fmt.Sprintf("budget %d names the unknown detector %q", i+1, SpecName(e.Detector))}
+		if knownDetector != nil && !knownDetector(spec.Name(e.Detector)) {
+			return &InputError{File: b.File, Line: e.Line, Msg: fmt.Sprintf("budget %d names the unknown detector %q", i+1, spec.Name(e.Detector))}
 		}
-		if knownFault != nil && !knownFault(SpecName(e.Fault)) {
-			return &InputError{File: b.File, Line: e.Line, Msg: fmt.Sprintf("budget %d names the unknown fault %q", i+1, SpecName(e.Fault))}
+		if knownFault != nil && !knownFault(spec.Name(e.Fault)) {
+			return &InputError{File: b.File, Line: e.Line, Msg: fmt.Sprintf("budget %d names the unknown fault %q", i+1, spec.Name(e.Fault))}
 		}
 	}
 	return nil

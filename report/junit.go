@@ -31,7 +31,7 @@ func JUnit(w io.Writer, r *Report, g *GateResult) error {
 		stamp = r.Started.UTC().Format("2006-01-02T15:04:05")
 	}
 	for _, kind := range cellKinds(r) {
-		suite := junitSuite{Name: "halfopen." + kind, Timestamp: stamp, Properties: junitProperties(r)}
+		suite := junitSuite{Name: "halfopen." + string(kind), Timestamp: stamp, Properties: junitProperties(r)}
 		for i := range r.Cells {
 			c := &r.Cells[i]
 			if c.Kind != kind {

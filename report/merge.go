@@ -59,7 +59,7 @@ func Merge(reports ...*Report) (*Report, error) {
 		out.Frontier = append(out.Frontier, r.Frontier...)
 		for ci := range r.Cells {
 			c := cloneCell(&r.Cells[ci])
-			k := c.Key().id()
+			k := c.Key()
 			j, ok := index[k]
 			if !ok {
 				index[k] = len(out.Cells)
@@ -67,23 +67,27 @@ func Merge(reports ...*Report) (*Report, error) {
 				continue
 			}
 			mergeCell(&out.Cells[j], &c)
-			out.Cells[j].Summarise()
 		}
 	}
 	return out, nil
 }
 
-// mergeCell adds src's measurements to dst.
+// mergeCell adds src's samples to dst, each on its own time line.
 func mergeCell(dst, src *Cell) {
-	offset := len(dst.Samples)
-	dst.Samples = append(dst.Samples, src.Samples...)
-	for _, m := range src.Mistakes {
-		m.Sample += offset
-		dst.Mistakes = append(dst.Mistakes, m)
+	legacy := mergeOverhead(dst.Overhead, src.Overhead)
+	for i, s := range src.Samples {
+		var mistakes []Mistake
+		for _, m := range src.Mistakes {
+			if m.Sample == i {
+				mistakes = append(mistakes, m)
+			}
+		}
+		dst.Add(s, mistakes)
 	}
-	dst.FalsePositives += src.FalsePositives
-	dst.ObservedConnS += src.ObservedConnS
-	dst.Overhead = mergeOverhead(dst.Overhead, src.Overhead)
+	if dst.Overhead == nil || !hasCounters(dst.Samples) {
+		// Reports from before per-sample counters carry only their rates.
+		dst.Overhead = legacy
+	}
 	if dst.Note == "" {
 		dst.Note = src.Note
 	} else if src.Note != "" && !strings.Contains(dst.Note, src.Note) {
@@ -94,6 +98,15 @@ func mergeCell(dst, src *Cell) {
 			dst.Reasons = append(dst.Reasons, reason)
 		}
 	}
+}
+
+func hasCounters(samples []Sample) bool {
+	for _, s := range samples {
+		if s.Packets > 0 || s.WatcherCPUS > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // mergeOverhead averages two overheads weighted by their windows (equal

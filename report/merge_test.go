@@ -15,13 +15,15 @@ func shards(t *testing.T) (*Report, *Report) {
 	// a: cell 0 and the first half of cell 2; b: cell 1 and the second half.
 	a.Cells = []Cell{cloneCell(&r.Cells[0]), cloneCell(&r.Cells[2])}
 	a.Cells[1].Samples = a.Cells[1].Samples[:2]
-	a.Cells[1].ObservedConnS = 120
-	a.Cells[1].FalsePositives = 2
+	a.Cells[1].Samples[0].WindowS, a.Cells[1].Samples[0].FalsePositives = 60, 1
+	a.Cells[1].Samples[1].WindowS, a.Cells[1].Samples[1].FalsePositives = 60, 1
+	a.Cells[1].Derive()
 	b.Cells = []Cell{cloneCell(&r.Cells[1]), cloneCell(&r.Cells[2])}
 	b.Cells[1].Samples = b.Cells[1].Samples[2:]
-	b.Cells[1].ObservedConnS = 120
-	b.Cells[1].FalsePositives = 1
+	b.Cells[1].Samples[0].WindowS, b.Cells[1].Samples[0].FalsePositives = 60, 0
+	b.Cells[1].Samples[1].WindowS, b.Cells[1].Samples[1].FalsePositives = 60, 1
 	b.Cells[1].Mistakes = []Mistake{{StartS: 3, EndS: 4, Sample: 1}}
+	b.Cells[1].Derive()
 	b.Cells[1].Fault = "router-restart:outage=0.3s" // same cell, spelt differently
 	b.Frontier = nil
 	b.Environment.Sysctls = map[string]string{"peer/net.ipv4.tcp_retries2": "5", "watcher/net.ipv4.tcp_retries2": "15"}

@@ -89,3 +89,10 @@ func TestCellSummarise(t *testing.T) {
 		t.Error("a cell with no observed time kept a QoS")
 	}
 }
+
+func TestQuantilesOfIsNearestRank(t *testing.T) {
+	q := QuantilesOf([]float64{5, 1, 4, 2, 3, 6, 7, 8, 9, 10})
+	if q.P50 != 5 || q.P99 != 10 || q.Max != 10 || q.N != 10 {
+		t.Errorf("quantiles = %+v, want p50 5 (rank 5 of 10), p99 10, max 10", q)
+	}
+}

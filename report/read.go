@@ -9,6 +9,8 @@ import (
 	"math"
 	"os"
 	"strings"
+
+	"github.com/halfopen/halfopen/spec"
 )
 
 // Bounds on input, so that a wrong file or a hostile one costs bounded
@@ -17,8 +19,6 @@ const (
 	// MaxReportBytes is the largest report Read accepts: 64 MiB holds some
 	// 25,000 cells of the baseline's size (2.4 kB each).
 	MaxReportBytes = 64 << 20
-	// MaxSpecBytes is the longest detector or fault spec accepted anywhere.
-	MaxSpecBytes = 4096
 )
 
 // Read reads and validates the report at path. Every problem is an
@@ -68,16 +68,6 @@ func byteSize(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
-}
-
-// CheckSpecLength refuses a spec longer than MaxSpecBytes with one short
-// sentence that quotes only its start; what names it ("detector").
-func CheckSpecLength(what, spec string) error {
-	if len(spec) <= MaxSpecBytes {
-		return nil
-	}
-	start := spec[:40]
-	return fmt.Errorf("the %s spec starting %q is %s long; a spec is at most %d bytes", what, start+"...", byteSize(int64(len(spec))), MaxSpecBytes)
 }
 
 // errText returns err's text without the path that *PathError repeats.
@@ -176,13 +166,13 @@ func jsonTypeName(goType string) string {
 
 // Known values of Cell.Side, Cell.Path and Cell.Expect.
 var (
-	knownKinds   = []string{KindDetection, KindDisturbance, KindCalibration}
+	knownKinds   = []Kind{KindDetection, KindDisturbance, KindCalibration}
 	knownSides   = []string{"client", "server"}
 	knownPaths   = []string{"", "direct", "toxiproxy"}
-	knownExpects = []string{"", "detect", "never", "survive"}
+	knownExpects = []Expectation{ExpectUnknown, ExpectDetect, ExpectNever, ExpectSurvive, ExpectFalsePositives}
 )
 
-func isOneOf(s string, set []string) bool {
+func isOneOf[T ~string](s T, set []T) bool {
 	for _, v := range set {
 		if s == v {
 			return true
@@ -208,10 +198,10 @@ func validate(r *Report) ([]any, string) {
 			return path, msg
 		}
 		k := c.Key()
-		if j, dup := seen[k.id()]; dup {
+		if j, dup := seen[k]; dup {
 			return []any{"cells", i}, fmt.Sprintf("cells[%d] repeats cells[%d] (%s); a report holds each cell once", i, j, k)
 		}
-		seen[k.id()] = i
+		seen[k] = i
 	}
 	for i, p := range r.Frontier {
 		if strings.TrimSpace(p.Detector) == "" {
@@ -228,7 +218,7 @@ func validateCell(i int, c *Cell) ([]any, string) {
 	at := func(path ...any) []any { return append([]any{"cells", i}, path...) }
 	where := fmt.Sprintf("cells[%d]", i)
 	if c.Detector != "" || c.Fault != "" {
-		where = fmt.Sprintf("cells[%d] (%s / %s / %s)", i, c.Detector, c.Fault, c.Side)
+		where = fmt.Sprintf("cells[%d] (%s / %s / %s)", i, clipText(c.Detector), clipText(c.Fault), clipText(c.Side))
 	}
 	if !isOneOf(c.Kind, knownKinds) {
 		return at("kind"), fmt.Sprintf("%s has kind %q; the known kinds are detection, disturbance and calibration", where, c.Kind)
@@ -236,19 +226,14 @@ func validateCell(i int, c *Cell) ([]any, string) {
 	if strings.TrimSpace(c.Detector) == "" {
 		return at(), fmt.Sprintf("cells[%d] has no detector", i)
 	}
-	for _, sp := range []struct{ what, spec string }{{"detector", c.Detector}, {"fault", c.Fault}} {
-		if err := CheckSpecLength(sp.what, sp.spec); err != nil {
-			return at(sp.what), fmt.Sprintf("cells[%d]: %v", i, err)
-		}
-	}
-	if _, err := CanonicalSpec(c.Detector); err != nil {
+	if _, err := spec.Canonical(c.Detector); err != nil {
 		return at("detector"), fmt.Sprintf("%s has a bad detector: %v", where, err)
 	}
 	if c.Kind != KindCalibration || c.Fault != "" {
 		if strings.TrimSpace(c.Fault) == "" {
 			return at(), fmt.Sprintf("cells[%d] (%s) has no fault", i, c.Detector)
 		}
-		if _, err := CanonicalSpec(c.Fault); err != nil {
+		if _, err := spec.Canonical(c.Fault); err != nil {
 			return at("fault"), fmt.Sprintf("%s has a bad fault: %v", where, err)
 		}
 	}
@@ -259,7 +244,7 @@ func validateCell(i int, c *Cell) ([]any, string) {
 		return at("path"), fmt.Sprintf("%s has path %q; the known paths are direct and toxiproxy", where, c.Path)
 	}
 	if !isOneOf(c.Expect, knownExpects) {
-		return at("expect"), fmt.Sprintf("%s expects %q; the known expectations are detect and never", where, c.Expect)
+		return at("expect"), fmt.Sprintf("%s expects %q; the known expectations are detect, never, survive, false-positives and none (empty)", where, c.Expect)
 	}
 	if badNumber(c.BudgetS) {
 		return at("budget_s"), fmt.Sprintf("%s has a negative budget_s", where)
@@ -303,6 +288,15 @@ func validateCell(i int, c *Cell) ([]any, string) {
 		return at("overhead"), where + " has a negative overhead"
 	}
 	return nil, ""
+}
+
+// clipText shortens a value quoted in an error to its first 80 bytes, so
+// that a hostile report's megabyte of text makes a sentence, not a page.
+func clipText(s string) string {
+	if len(s) <= 80 {
+		return s
+	}
+	return s[:77] + "..."
 }
 
 // cellAt names the element of "cells" that holds byte offset off, as

@@ -13,14 +13,17 @@
 // always valid JSON; "complete" is false until Writer.Close. The reader
 // rejects anything else with an *InputError naming the file and line.
 //
-// Markdown (Markdown) is the environment followed by one table per cell
-// kind. Times are seconds; p50, p95 and max are nearest-rank quantiles of
-// the detected samples, and censored samples are counted, never timed.
-//
-// HTML (HTML) is one self-contained page: inline CSS and inline SVG, no
-// script, no fonts and no network. It draws a strip plot per detection cell
-// (samples against the predicted band, censored samples as arrows past the
-// budget), the tolerance-vs-detection frontier and the idle overhead.
+// Markdown (Markdown) and HTML (HTML, RenderHTML) open with the overview:
+// the detector × fault matrix of each side, every cell an Outcome (Judge)
+// linked to its details, and findings computed from the measurements. Per
+// fault, every detector's samples share one logarithmic time axis with
+// their predicted bands; rationales, notes and per-cell sysctl sets are
+// printed once, in legends. Durations are formatted in one place
+// (FormatSeconds); p50, p95 and max are nearest-rank quantiles of the
+// detected samples, and censored samples are counted, never timed. The
+// HTML page is self-contained (inline CSS and SVG, no script, no fonts,
+// no network) and draws a packet timeline for each sample with a capture
+// (Sample.Pcap, read with package capture).
 //
 // JUnit XML (JUnit) has one testsuite per cell kind and one testcase per
 // cell (classname the detector, name the fault and side); a testcase has a
@@ -41,16 +44,41 @@ import (
 // SchemaV1 is the value of Report.Schema for this version of the contract.
 const SchemaV1 = "halfopen.report/v1"
 
+// Kind says what a cell measures.
+type Kind string
+
+// Expectation is what theory says a fault does to a detector.
+type Expectation string
+
+// Expectations (Cell.Expect).
+const (
+	// ExpectDetect: the detector decides, inside its predicted range, with
+	// one of the predicted reasons.
+	ExpectDetect Expectation = "detect"
+	// ExpectNever: the detector cannot see the fault; every sample must be
+	// censored.
+	ExpectNever Expectation = "never"
+	// ExpectSurvive: a disturbance; the connection must survive and every
+	// decision is a false positive.
+	ExpectSurvive Expectation = "survive"
+	// ExpectFalsePositives: a disturbance the detector cannot tell from a
+	// death: every sample makes at least one false positive.
+	ExpectFalsePositives Expectation = "false-positives"
+	// ExpectUnknown: theory makes no claim; the cell is measured, not
+	// judged.
+	ExpectUnknown Expectation = ""
+)
+
 // Cell kinds.
 const (
 	// KindDetection is a cell that measures how long a detector takes to
 	// notice a fault that kills the connection.
-	KindDetection = "detection"
+	KindDetection Kind = "detection"
 	// KindDisturbance is a cell in which the connection must survive, and
 	// every decision of the detector is a false positive.
-	KindDisturbance = "disturbance"
+	KindDisturbance Kind = "disturbance"
 	// KindCalibration is a cell that measures the harness's own timing error.
-	KindCalibration = "calibration"
+	KindCalibration Kind = "calibration"
 )
 
 // Report is one run of halfopen: its environment and its cells.
@@ -85,7 +113,7 @@ type Environment struct {
 	Go       string `json:"go"`
 	Halfopen string `json:"halfopen"`
 	CPUs     int    `json:"cpus,omitempty"`
-	Pool     int    `json:"pool,omitempty"` // labs run at once
+	Pool     int    `json:"pool,omitempty"` // labs run at once (the most, when sized by measurement)
 	// CalibrationErrorMs is the harness's own timing error, measured under
 	// the same parallel load as the samples.
 	CalibrationErrorMs *Quantiles `json:"calibration_error_ms"`
@@ -117,7 +145,7 @@ type Cell struct {
 	Detector string `json:"detector"`       // canonical spec, e.g. "keepalive-tuned:cnt=3,idle=1s,intvl=1s"
 	Fault    string `json:"fault"`          // canonical spec, e.g. "router-restart:outage=1s"
 	Side     string `json:"side"`           // "client" or "server": which end the watcher is
-	Kind     string `json:"kind"`           // KindDetection, KindDisturbance or KindCalibration
+	Kind     Kind   `json:"kind"`           // KindDetection, KindDisturbance or KindCalibration
 	Path     string `json:"path,omitempty"` // "direct" or "toxiproxy"
 
 	BudgetS       float64     `json:"budget_s"`
@@ -126,8 +154,8 @@ type Cell struct {
 	// Expect is what theory says this fault does to this detector:
 	// "detect", "never" (must be censored), "survive" (a disturbance: every
 	// decision is a false positive) or "" (no claim).
-	Expect  string   `json:"expect,omitempty"`
-	Reasons []string `json:"reasons,omitempty"` // the reasons theory allows when it detects
+	Expect  Expectation `json:"expect,omitempty"`
+	Reasons []string    `json:"reasons,omitempty"` // the reasons theory allows when it detects
 
 	Samples []Sample `json:"samples"`
 
@@ -173,6 +201,9 @@ type Sample struct {
 	Packets     uint64  `json:"packets,omitempty"`
 	Bytes       uint64  `json:"bytes,omitempty"`
 	WatcherCPUS float64 `json:"watcher_cpu_s,omitempty"`
+	// Pcap is the path, relative to the report, of a pcapng capture of the
+	// sample's traffic on the router (package capture); "" when none was kept.
+	Pcap string `json:"pcap,omitempty"`
 }
 
 // Mistake is one false positive: the detector suspected a live peer at

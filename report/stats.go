@@ -85,3 +85,14 @@ func NearestRank(sorted []float64, q float64) float64 {
 }
 
 func sortFloats(xs []float64) { sort.Float64s(xs) }
+
+// QuantilesOf summarises values (milliseconds) by the same nearest-rank
+// rule as every other quantile in a report.
+func QuantilesOf(xs []float64) Quantiles {
+	if len(xs) == 0 {
+		return Quantiles{}
+	}
+	s := append([]float64(nil), xs...)
+	sortFloats(s)
+	return Quantiles{P50: NearestRank(s, 0.50), P99: NearestRank(s, 0.99), Max: s[len(s)-1], N: len(s)}
+}

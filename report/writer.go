@@ -39,7 +39,28 @@ func Create(path string, r *Report) (*Writer, error) {
 	return w, nil
 }
 
-// Path returns the file the Writer writes.
+// Memory returns a Writer that keeps r in memory only: the one store of a
+// run that writes no file.
+func Memory(r *Report) *Writer {
+	if r.Schema == "" {
+		r.Schema = SchemaV1
+	}
+	return &Writer{r: r}
+}
+
+// CellOf returns a deep copy of the cell with this key, if there is one.
+func (w *Writer) CellOf(key CellKey) (Cell, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := range w.r.Cells {
+		if w.r.Cells[i].Key() == key {
+			return cloneCell(&w.r.Cells[i]), true
+		}
+	}
+	return Cell{}, false
+}
+
+// Path returns the file the Writer writes ("" for Memory).
 func (w *Writer) Path() string { return w.path }
 
 // Update calls fn with the report under the Writer's lock, then persists
@@ -105,6 +126,9 @@ func Encode(r *Report) ([]byte, error) {
 // it, renames it over the target and syncs the directory, so that a crash
 // leaves either the old or the new file, never a torn one.
 func (w *Writer) persist() error {
+	if w.path == "" {
+		return nil
+	}
 	data, err := Encode(w.r)
 	if err != nil {
 		return fmt.Errorf("report %s: encode: %w", w.path, err)
@@ -151,14 +175,14 @@ func writeFileAtomic(path string, data []byte) (err error) {
 }
 
 // Cell returns the cell with this detector, fault, side and kind,
-// appending an empty one if there is none. Specs are matched by SpecsEqual.
+// appending an empty one if there is none. Cells are matched by CellKey.
 // The pointer is valid until the next append to r.Cells, so use it inside
 // one Writer.Update.
-func (r *Report) Cell(detector, fault, side, kind string) *Cell {
+func (r *Report) Cell(detector, fault, side string, kind Kind) *Cell {
+	key := KeyOf(detector, fault, side, kind)
 	for i := range r.Cells {
-		c := &r.Cells[i]
-		if c.Side == side && c.Kind == kind && SpecsEqual(c.Detector, detector) && SpecsEqual(c.Fault, fault) {
-			return c
+		if r.Cells[i].Key() == key {
+			return &r.Cells[i]
 		}
 	}
 	r.Cells = append(r.Cells, Cell{

@@ -143,8 +143,9 @@ func TestReportCell(t *testing.T) {
 	a := r.Cell("keepalive-tuned:idle=1s,intvl=1s,cnt=3", "router-restart:outage=2s", "client", KindDisturbance)
 	a.FalsePositives = 1
 	tests := []struct {
-		detector, fault, side, kind string
-		wantNew                     bool
+		detector, fault, side string
+		kind                  Kind
+		wantNew               bool
 	}{
 		{"keepalive-tuned:cnt=3,idle=1s,intvl=1s", "router-restart:outage=2s", "client", KindDisturbance, false},
 		{"keepalive-tuned:cnt=3,idle=1000ms,intvl=1s", "router-restart:outage=2000ms", "client", KindDisturbance, false},

@@ -1,14 +1,25 @@
-// Package suites holds what halfopen's Ginkgo suites share: running a matrix
-// of cells through the harness's bounded pool of fresh labs, recording every
-// sample in a gmeasure experiment and the v1 report, and asserting what
-// theory says of each cell. Each suite lives in a directory below:
+// Package suites holds what halfopen's Ginkgo suites share: one suite main,
+// a matrix of cells measured through the harness's bounded pool of fresh
+// labs, every sample recorded once in the v1 report and in a gmeasure
+// experiment, and matchers for what theory says of each cell. Each suite
+// lives in a directory below:
 //
 //	[peer host] ==veth== [router host] ==veth== [watcher host]
 //	                    (forwarding, nftables, conntrack,
 //	                     optional Toxiproxy process)
 //
-// Suites that need the lab carry Label("netns") and skip, with the
-// preflight's one sentence, on a machine that cannot run it.
+// A suite declares its cells as DescribeTable entries (Suite.Entries) and
+// its claims across cells (Suite.It), each naming the cells it needs and
+// labelled with the detector family, fault family and side. Before the
+// specs run, the suite main previews which specs the focus and label
+// filters choose and measures exactly the cells those need, all in one
+// pool, in the background; each spec waits for its own cells. So
+//
+//	go tool ginkgo --label-filter='keepalive && host-crash' ./suites/...
+//
+// measures only those cells. Suites that need the lab carry Label("netns")
+// and skip, with the preflight's one sentence, on a machine that cannot
+// run it.
 package suites
 
 import (
@@ -16,24 +27,318 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
+	"strings"
+	"sync"
+	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/types"
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gmeasure"
 
+	// Every suite measures the registered detectors and faults.
+	_ "github.com/halfopen/halfopen/detectors"
+	_ "github.com/halfopen/halfopen/faults"
 	"github.com/halfopen/halfopen/harness"
 	"github.com/halfopen/halfopen/report"
+	"github.com/halfopen/halfopen/spec"
 )
+
+// Main is every suite's TestMain: the harness re-executes the test binary
+// inside the lab's hosts as its agents (watcher, peer, toxiproxy), so agent
+// mode is dispatched before any test runs.
+func Main(m *testing.M) {
+	harness.MaybeRunAgent()
+	os.Exit(m.Run())
+}
 
 // Tolerance is added on both sides of a predicted range when a suite
 // asserts that a detected sample falls inside it: process wake-ups and
 // scheduling on a busy 2-core machine, not the kernel's timers.
 var Tolerance = 150 * time.Millisecond
 
-// RequireLab skips the current spec with the preflight's sentence when the
+// Suite is one Ginkgo suite's matrix.
+type Suite struct {
+	name string
+	pool int
+	// Before runs in BeforeSuite, after the lab check, before any lab
+	// (building the C examples, say).
+	Before func()
+	// Finish may add to the report (a frontier) before it is closed; it
+	// sees the cells that were measured.
+	Finish func(cells []*harness.Cell, r *report.Report)
+
+	needs map[string][]harness.CellConfig // spec text → the cells it needs
+
+	// Set by the run.
+	chosen  []harness.CellConfig
+	matrix  *harness.Matrix
+	writer  *report.Writer
+	path    string
+	snap    *harness.HostSnapshot
+	cancel  context.CancelFunc
+	done    chan struct{}
+	runErr  error
+	mu      sync.Mutex
+	pending map[report.CellKey]int // samples still to come
+	ready   map[report.CellKey]chan struct{}
+	cells   map[report.CellKey]*harness.Cell
+}
+
+// New declares a suite whose report is suite-<name>.json; pool is the
+// number of labs at once (0: the harness's default).
+func New(name string, pool int) *Suite {
+	return &Suite{name: name, pool: pool, needs: map[string][]harness.CellConfig{}}
+}
+
+// CellLabels are a cell's Ginkgo labels: the detector's and the fault's names,
+// the first word of each (a family: "keepalive", "heartbeat", "host",
+// "toxiproxy"), and the side.
+func CellLabels(c harness.CellConfig) Labels {
+	set := map[string]bool{string(c.Side): true}
+	for _, s := range []string{c.Detector, c.Fault} {
+		name := spec.Name(s)
+		set[name] = true
+		if family, _, ok := strings.Cut(name, "-"); ok {
+			set[family] = true
+		}
+	}
+	var out Labels
+	for l := range set {
+		out = append(out, l)
+	}
+	return out
+}
+
+// describe is the text of a cell's entry.
+func describe(c harness.CellConfig) string {
+	return c.Detector + " × " + c.Fault + " × " + string(c.Side)
+}
+
+// Entries returns one DescribeTable entry per cell, labelled, whose
+// parameters are the context and the measured cell.
+func (s *Suite) Entries(configs []harness.CellConfig) []TableEntry {
+	var out []TableEntry
+	for _, c := range configs {
+		text := describe(c)
+		s.need(text, c)
+		out = append(out, Entry(text, CellLabels(c), c))
+	}
+	return out
+}
+
+// Table declares a DescribeTable that measures each cell and asserts on it.
+func (s *Suite) Table(description string, configs []harness.CellConfig, assert func(c *harness.Cell), decorations ...any) bool {
+	args := []any{func(ctx SpecContext, cfg harness.CellConfig) {
+		assert(s.Await(ctx, cfg)[0])
+	}}
+	args = append(args, decorations...)
+	for _, e := range s.Entries(configs) {
+		args = append(args, e)
+	}
+	return DescribeTable(description, args...)
+}
+
+// It declares a claim across cells: it runs when its cells are measured,
+// and gets them in the order given.
+func (s *Suite) It(text string, configs []harness.CellConfig, body func(cells []*harness.Cell), decorations ...any) bool {
+	s.need(text, configs...)
+	set := map[string]bool{}
+	var labels Labels
+	for _, c := range configs {
+		for _, l := range CellLabels(c) {
+			if !set[l] {
+				set[l] = true
+				labels = append(labels, l)
+			}
+		}
+	}
+	args := append([]any{labels, func(ctx SpecContext) { body(s.Await(ctx, configs...)) }}, decorations...)
+	return It(text, args...)
+}
+
+// need notes the cells a spec needs. The tree is built twice (once to
+// preview, once to run), so a text may come again; spec texts are unique
+// within a suite (Ginkgo's own leaf texts key the preview).
+func (s *Suite) need(text string, configs ...harness.CellConfig) {
+	s.needs[text] = configs
+}
+
+// Run is a suite's main: it previews which specs the filters choose,
+// registers the set-up that measures their cells, and runs the specs.
+func Run(t *testing.T, s *Suite, description string, args ...any) {
+	RegisterFailHandler(Fail)
+	preview := PreviewSpecs(description, args...)
+	seen := map[report.CellKey]bool{}
+	for _, sr := range preview.SpecReports {
+		if sr.LeafNodeType != types.NodeTypeIt || sr.State != types.SpecStatePassed {
+			continue
+		}
+		for _, c := range s.needs[sr.LeafNodeText] {
+			cell, err := harness.Resolve(c)
+			if err != nil {
+				t.Fatalf("suite %s: %v", s.name, err)
+			}
+			if k := cell.Key(); !seen[k] {
+				seen[k] = true
+				s.chosen = append(s.chosen, c)
+			}
+		}
+	}
+	BeforeSuite(s.start)
+	AfterSuite(func(ctx SpecContext) { s.finish(ctx) }, NodeTimeout(5*time.Minute))
+	RunSpecs(t, description, args...)
+}
+
+// start builds the run and the matrix of the chosen cells and measures them
+// in the background.
+func (s *Suite) start() {
+	if len(s.chosen) == 0 {
+		return
+	}
+	RequireLab()
+	if s.Before != nil {
+		s.Before()
+	}
+	var err error
+	s.snap, err = harness.SnapshotHost()
+	Expect(err).NotTo(HaveOccurred())
+	configs, err := harness.Shard(s.chosen, os.Getenv("HALFOPEN_SHARD"))
+	Expect(err).NotTo(HaveOccurred())
+	for i := range configs {
+		configs[i].Samples = max(configs[i].Samples, 1)
+	}
+	run := harness.NewRun()
+	DeferCleanup(func(context.Context) error { return run.Close() }, NodeTimeout(30*time.Second))
+	s.path = ReportPath(s.name)
+	s.writer, err = report.Create(s.path, &report.Report{
+		Schema: report.SchemaV1, Profile: Profile(), Started: time.Now().UTC(), Seed: 42, Shard: os.Getenv("HALFOPEN_SHARD"),
+		Environment: report.Environment{Kernel: harness.Kernel(), Go: harness.GoVersion(), Halfopen: harness.VersionString()},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	s.pending, s.ready, s.cells = map[report.CellKey]int{}, map[report.CellKey]chan struct{}{}, map[report.CellKey]*harness.Cell{}
+	s.done = make(chan struct{})
+	if len(configs) == 0 {
+		close(s.done)
+		return
+	}
+	s.matrix, err = harness.NewMatrix(run, configs, harness.Options{Pool: s.pool, Seed: 42, Report: s.writer, Progress: s.progress})
+	Expect(err).NotTo(HaveOccurred())
+	for _, c := range s.matrix.Cells() {
+		k := c.Key()
+		s.cells[k], s.pending[k], s.ready[k] = c, c.Config.Samples, make(chan struct{})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	DeferCleanup(cancel)
+	go func() {
+		defer close(s.done)
+		s.runErr = s.matrix.Run(ctx)
+	}()
+}
+
+// progress streams each sample as it lands (under `ginkgo -v`, make
+// test-faults) and wakes the specs whose cell is complete.
+func (s *Suite) progress(p harness.Progress) {
+	GinkgoWriter.Println(s.name + " " + p.String())
+	if p.Cell == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := p.Cell.Key()
+	if s.pending[k]--; s.pending[k] == 0 {
+		close(s.ready[k])
+	}
+}
+
+// Await waits until every sample of the given cells is measured (or the
+// run ends) and returns the cells, whose Record holds their samples.
+func (s *Suite) Await(ctx context.Context, configs ...harness.CellConfig) []*harness.Cell {
+	GinkgoHelper()
+	if s.done == nil {
+		Skip("the suite measured nothing: " + s.name)
+	}
+	out := make([]*harness.Cell, 0, len(configs))
+	for _, cfg := range configs {
+		c, err := harness.Resolve(cfg)
+		Expect(err).NotTo(HaveOccurred())
+		k := c.Key()
+		s.mu.Lock()
+		ready, ok := s.ready[k]
+		s.mu.Unlock()
+		if !ok {
+			if os.Getenv("HALFOPEN_SHARD") != "" {
+				Skip(fmt.Sprintf("cell %s belongs to another shard", k))
+			}
+			Fail(fmt.Sprintf("cell %s was not measured", k))
+		}
+		select {
+		case <-ready:
+		case <-s.done:
+		case <-ctx.Done():
+			Fail(fmt.Sprintf("interrupted while waiting for %s: %v", k, context.Cause(ctx)))
+		}
+		out = append(out, s.cells[k])
+	}
+	return out
+}
+
+// finish waits for the run, closes and checks the report, records the
+// numbers in gmeasure, and proves the host's namespace untouched and no lab
+// left behind, whatever the specs found.
+func (s *Suite) finish(ctx context.Context) {
+	if s.done == nil {
+		return
+	}
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		s.cancel()
+		<-s.done
+	}
+	Expect(s.runErr).NotTo(HaveOccurred(), "the run of %s", s.name)
+	if s.matrix != nil {
+		if s.Finish != nil {
+			Expect(s.writer.Update(func(r *report.Report) { s.Finish(s.matrix.Cells(), r) })).To(Succeed())
+		}
+		s.gmeasure()
+	}
+	Expect(s.writer.Close()).To(Succeed())
+	_, err := report.Read(s.path)
+	Expect(err).NotTo(HaveOccurred(), "the suite's own report does not pass the reader")
+	GinkgoWriter.Printf("report: %s\n", s.path)
+	Eventually(harness.OwnLeftovers).WithContext(ctx).WithTimeout(10*time.Second).Should(BeEmpty(), "labs left behind")
+	after, err := harness.SnapshotHost()
+	Expect(err).NotTo(HaveOccurred())
+	Expect(after.Diff(s.snap)).To(BeEmpty(), "the host's own namespace changed")
+}
+
+// gmeasure records every detection time and false-positive count.
+func (s *Suite) gmeasure() {
+	exp := gmeasure.NewExperiment(s.name)
+	for _, c := range s.matrix.Cells() {
+		rec := c.Record()
+		switch c.Kind {
+		case report.KindDisturbance:
+			exp.RecordValue("false positives", float64(rec.FalsePositives), gmeasure.Annotation(c.Describe()))
+		case report.KindDetection:
+			for _, smp := range rec.Samples {
+				if smp.Detected {
+					exp.RecordDuration("detect", time.Duration(*smp.Seconds*float64(time.Second)), gmeasure.Annotation(c.Describe()))
+				}
+			}
+		}
+	}
+	if q, _ := s.matrix.CalibrationMs(); q != nil {
+		exp.RecordValue("calibration p99", q.P99, gmeasure.Units("ms"))
+	}
+	AddReportEntry(exp.Name, exp)
+}
+
+// RequireLab skips the current node with the preflight's sentence when the
 // machine cannot run a lab.
 func RequireLab() {
 	if err := harness.Preflight(); err != nil {
@@ -61,109 +366,39 @@ func Samples(def int) int {
 	return def
 }
 
-// RunCells runs the cells through a fresh run's pool, writing the report at
-// path sample by sample, and returns the resolved cells with their samples.
-// The run is torn down when the calling node ends, even on failure or
-// interrupt; a gmeasure experiment named after the report holds every
-// detection time.
-//
-// finish, if given, may add to the report (a frontier) before it is closed.
-func RunCells(ctx context.Context, name string, configs []harness.CellConfig, pool int, finish ...func([]*harness.Cell, *report.Report)) []*harness.Cell {
-	configs, err := harness.Shard(configs, os.Getenv("HALFOPEN_SHARD"))
-	Expect(err).NotTo(HaveOccurred())
-	if len(configs) == 0 {
-		Skip("this shard holds no cell of " + name)
-	}
-	path := ReportPath(name)
-	run := harness.NewRun()
-	DeferCleanup(func(context.Context) error { return run.Close() }, NodeTimeout(30*time.Second))
-	w, err := report.Create(path, &report.Report{
-		Schema: report.SchemaV1, Profile: profile(), Started: time.Now().UTC(), Seed: 42,
-		Environment: report.Environment{Kernel: harness.Kernel(), Go: harness.GoVersion(), Halfopen: harness.VersionString()},
-	})
-	Expect(err).NotTo(HaveOccurred())
-	if s := os.Getenv("HALFOPEN_SHARD"); s != "" {
-		Expect(w.Update(func(r *report.Report) { r.Shard = s })).To(Succeed())
-	}
-	m, err := harness.NewMatrix(run, configs, harness.Options{Pool: pool, Seed: 42, Report: w, Progress: func(p harness.Progress) {
-		// Streamed as it lands under `ginkgo -v` (make test-faults).
-		GinkgoWriter.Println(name + " " + p.String())
-	}})
-	Expect(err).NotTo(HaveOccurred())
-	Expect(m.Run(ctx)).To(Succeed())
-	for _, fn := range finish {
-		Expect(w.Update(func(r *report.Report) { fn(m.Cells(), r) })).To(Succeed())
-	}
-	Expect(w.Close()).To(Succeed())
-	// What the harness writes, the validating reader must accept.
-	_, err = report.Read(path)
-	Expect(err).NotTo(HaveOccurred(), "the suite's own report does not pass the reader")
-	exp := gmeasure.NewExperiment(name)
-	for _, c := range m.Cells() {
-		if c.Kind != report.KindDetection {
-			if c.Kind == report.KindDisturbance {
-				exp.RecordValue("false positives", float64(c.FalsePositives), gmeasure.Annotation(c.Describe()))
-			}
-			continue
-		}
-		for _, s := range c.Samples {
-			if s.Detected {
-				exp.RecordDuration("detect", time.Duration(*s.Seconds*float64(time.Second)), gmeasure.Annotation(c.Describe()))
-			}
-		}
-	}
-	if q, _ := m.CalibrationMs(); q != nil {
-		exp.RecordValue("calibration p99", q.P99, gmeasure.Units("ms"))
-	}
-	AddReportEntry(exp.Name, exp)
-	GinkgoWriter.Printf("report: %s\n", path)
-	return m.Cells()
-}
-
-func profile() string {
+// Profile returns the suite profile: $PROFILE, or "quick".
+func Profile() string {
 	if p := os.Getenv("PROFILE"); p != "" {
 		return p
 	}
 	return "quick"
 }
 
-// Find returns the cell for a detector, fault and side.
-func Find(cells []*harness.Cell, detector, fault string, side harness.Side) *harness.Cell {
-	for _, c := range cells {
-		if c.Config.Detector == detector && c.Config.Fault == fault && c.Config.Side == side {
-			return c
-		}
-	}
-	if os.Getenv("HALFOPEN_SHARD") != "" {
-		Skip(fmt.Sprintf("cell %s × %s × %s belongs to another shard", detector, fault, side))
-	}
-	Fail(fmt.Sprintf("no cell %s × %s × %s", detector, fault, side))
-	return nil
-}
-
 // ExpectTheory asserts what theory says of a detection cell: no sample is
-// an error; when theory says "never", every sample is censored and none is a
+// an error; when theory says never, every sample is censored and none is a
 // number; otherwise every sample is detected, inside the predicted range
 // widened by Tolerance on each side, with one of the predicted reasons.
 func ExpectTheory(c *harness.Cell) {
 	GinkgoHelper()
-	Expect(c.Samples).NotTo(BeEmpty(), "cell %s has no samples", c.Describe())
-	for i, s := range c.Samples {
+	rec := c.Record()
+	Expect(rec.Samples).NotTo(BeEmpty(), "cell %s has no samples", c.Describe())
+	for i, s := range rec.Samples {
 		Expect(s.Error).To(BeEmpty(), "sample %d of %s", i, c.Describe())
 		switch c.Expect {
-		case "never":
-			Expect(s.Detected).To(BeFalse(), "sample %d of %s: theory says a silent peer is never detected, but it decided %q after %v s", i, c.Describe(), s.Reason, s.Seconds)
+		case report.ExpectNever:
+			Expect(s.Detected).To(BeFalse(), "sample %d of %s: theory says it is never detected, but it decided %q after %v s", i, c.Describe(), s.Reason, s.Seconds)
 			Expect(s.Seconds).To(BeNil())
 			Expect(s.Reason).To(Equal("budget"))
-		case "detect":
+		case report.ExpectDetect:
 			Expect(s.Detected).To(BeTrue(), "sample %d of %s: not detected within %v (%s)", i, c.Describe(), c.Budget, s.Reason)
-			lo := c.Prediction.Lo - Tolerance
-			hi := c.Prediction.Hi + Tolerance
+			lo, hi := c.Prediction.Lo-Tolerance, c.Prediction.Hi+Tolerance
 			got := time.Duration(*s.Seconds * float64(time.Second))
 			Expect(got).To(And(BeNumerically(">=", lo), BeNumerically("<=", hi)),
 				"sample %d of %s: %v outside the predicted [%v, %v] ± %v (%s)", i, c.Describe(), got, c.Prediction.Lo, c.Prediction.Hi, Tolerance, c.Prediction.Rule)
-			Expect(slices.Contains(c.Prediction.Reasons, s.Reason)).To(BeTrue(),
+			Expect(c.Prediction.Reasons).To(ContainElement(s.Reason),
 				"sample %d of %s: reason %q, theory allows %v", i, c.Describe(), s.Reason, c.Prediction.Reasons)
+		default:
+			Fail(fmt.Sprintf("cell %s is a %s cell with expectation %q: ExpectTheory is for detection cells", c.Describe(), c.Kind, c.Expect))
 		}
 	}
 }

@@ -10,10 +10,8 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/report"
 )
-
-// Profile returns the suite profile: $PROFILE, or "quick".
-func Profile() string { return profile() }
 
 // BuildExamples builds the C example detectors with `make -C dir` and fails
 // the spec with make's output if it cannot.
@@ -31,8 +29,9 @@ func BuildExamples(dir string) {
 // range's width plus tolerance.
 func ExpectTwin(ref, twin *harness.Cell, tolerance time.Duration) {
 	GinkgoHelper()
-	Expect(twin.Samples).NotTo(BeEmpty(), "cell %s has no samples", twin.Describe())
-	for i, s := range twin.Samples {
+	twinRec := twin.Record()
+	Expect(twinRec.Samples).NotTo(BeEmpty(), "cell %s has no samples", twin.Describe())
+	for i, s := range twinRec.Samples {
 		Expect(s.Error).To(BeEmpty(), "sample %d of %s", i, twin.Describe())
 		if ref.Expect == "never" {
 			Expect(s.Detected).To(BeFalse(), "sample %d of %s decided %q, where %s never does", i, twin.Describe(), s.Reason, ref.Describe())
@@ -56,16 +55,18 @@ func ExpectTwin(ref, twin *harness.Cell, tolerance time.Duration) {
 // ExpectCensored asserts that no sample of a detection cell decided.
 func ExpectCensored(c *harness.Cell) {
 	GinkgoHelper()
-	Expect(c.Samples).NotTo(BeEmpty(), "cell %s has no samples", c.Describe())
-	for i, s := range c.Samples {
+	rec := c.Record()
+	Expect(rec.Samples).NotTo(BeEmpty(), "cell %s has no samples", c.Describe())
+	for i, s := range rec.Samples {
 		Expect(s.Error).To(BeEmpty(), "sample %d of %s", i, c.Describe())
 		Expect(s.Detected).To(BeFalse(), "sample %d of %s decided %q, where theory says it never does", i, c.Describe(), s.Reason)
 	}
 }
 
+// medianSeconds is the nearest-rank median of a cell's detected samples.
 func medianSeconds(c *harness.Cell) float64 {
 	var xs []float64
-	for _, s := range c.Samples {
+	for _, s := range c.Record().Samples {
 		if s.Seconds != nil {
 			xs = append(xs, *s.Seconds)
 		}
@@ -74,7 +75,7 @@ func medianSeconds(c *harness.Cell) float64 {
 		return 0
 	}
 	sort.Float64s(xs)
-	return xs[len(xs)/2]
+	return report.NearestRank(xs, 0.5)
 }
 
 // Executable reports whether path is an executable file.

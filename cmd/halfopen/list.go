@@ -51,6 +51,9 @@ func printParams(w io.Writer, ps []harness.Param) {
 			continue
 		}
 		var extra []string
+		if p.Sysctl != "" {
+			extra = append(extra, "default: the watcher namespace's "+p.Sysctl+" (a new namespace has "+harness.NamespaceDefault(p.Sysctl)+")")
+		}
 		if p.Default != "" {
 			extra = append(extra, "default "+p.Default)
 		}

@@ -119,8 +119,8 @@ func TestBadInputIsOneSentenceAndExit2(t *testing.T) {
 		{"missing report", []string{"report", "/nonexistent/r.json"}, "/nonexistent/r.json"},
 		{"missing budgets", []string{"gate", "--budgets", "/nonexistent/b.yaml", "x.json"}, "/nonexistent/b.yaml"},
 		// The kernel takes at most 128 KiB in one argument.
-		{"huge detector spec", []string{"run", "--detector", "keepalive-tuned:idle=" + strings.Repeat("1", 120<<10) + "s", "--fault", "blackhole"}, "a spec is at most 4096 bytes"},
-		{"huge fault spec", []string{"run", "--detector", "read-eof", "--fault", "blackhole:x=" + strings.Repeat("y", 120<<10)}, "a spec is at most 4096 bytes"},
+		{"huge detector spec", []string{"run", "--detector", "keepalive-tuned:idle=" + strings.Repeat("1", 120<<10) + "s", "--fault", "blackhole"}, "is longer than the 4096 a detector or fault spec may have"},
+		{"huge fault spec", []string{"run", "--detector", "read-eof", "--fault", "blackhole:x=" + strings.Repeat("y", 120<<10)}, "is longer than the 4096 a detector or fault spec may have"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := halfopen(t, tc.args...)

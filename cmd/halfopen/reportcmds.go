@@ -71,7 +71,13 @@ func newReportCmd() *cobra.Command {
 			case "md", "markdown":
 				return writeOutput(cmd, out, func(w io.Writer) error { return report.Markdown(w, r) })
 			case "html":
-				return writeOutput(cmd, out, func(w io.Writer) error { return report.HTML(w, r) })
+				// Captures are named relative to the report; links in the
+				// page must be relative to where the page is written.
+				opt := report.HTMLOptions{ReportDir: filepath.Dir(args[0])}
+				if out != "" {
+					opt.PageDir = filepath.Dir(out)
+				}
+				return writeOutput(cmd, out, func(w io.Writer) error { return report.RenderHTML(w, r, opt) })
 			case "junit", "xml":
 				var g *report.GateResult
 				if budgets != "" {
@@ -130,16 +136,18 @@ func newMergeCmd() *cobra.Command {
 func newCompareCmd() *cobra.Command {
 	var opt report.CompareOptions
 	var md bool
+	var format, out string
 	cmd := &cobra.Command{
-		Use:   "compare OLD NEW",
+		Use:   "compare OLD NEW [--format md|html|text] [-o OUT]",
 		Short: "Compare two reports cell by cell with a censoring-aware rank test; exit 1 on a significant regression",
 		Long: `compare puts each cell's p50/p95 and censored counts side by side and runs a
 Mann–Whitney U test in which censored samples rank slowest. A cell regresses when
 the test is significant (p < alpha) and the median shift is at least the larger of
 --min-effect and --min-effect-ratio of the old median, when more samples are
 censored, or when false positives per connection-hour grow.`,
-		Example: "  halfopen compare ci/baseline.json reports/faults.json",
-		Args:    exactArgs(2, "compare needs two reports, OLD and NEW"),
+		Example: `  halfopen compare ci/baseline.json reports/faults.json >> "$GITHUB_STEP_SUMMARY"
+  halfopen compare ci/baseline.json reports/faults.json --format html -o reports/compare.html`,
+		Args: exactArgs(2, "compare needs two reports, OLD and NEW"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			old, err := readReport(args[0])
 			if err != nil {
@@ -151,9 +159,21 @@ censored, or when false positives per connection-hour grow.`,
 			}
 			res := report.Compare(old, cur, opt)
 			if md {
-				fmt.Fprint(cmd.OutOrStdout(), res.Markdown())
-			} else {
-				fmt.Fprint(cmd.OutOrStdout(), res.Text())
+				format = "md"
+			}
+			var render func(io.Writer) error
+			switch format {
+			case "md", "markdown":
+				render = func(w io.Writer) error { _, err := io.WriteString(w, res.Markdown()); return err }
+			case "html":
+				render = func(w io.Writer) error { return report.CompareHTML(w, res) }
+			case "text":
+				render = func(w io.Writer) error { _, err := io.WriteString(w, res.Text()); return err }
+			default:
+				return badInput(fmt.Errorf("--format %q is not known; formats are md, html and text", format))
+			}
+			if err := writeOutput(cmd, out, render); err != nil {
+				return err
 			}
 			if n := len(res.Regressions()); n > 0 {
 				return failed(fmt.Errorf("%d cells regressed from %s to %s", n, args[0], args[1]))
@@ -164,7 +184,9 @@ censored, or when false positives per connection-hour grow.`,
 	cmd.Flags().Float64Var(&opt.Alpha, "alpha", 0.05, "significance level of the rank test")
 	cmd.Flags().DurationVar(&opt.MinEffect, "min-effect", 100*time.Millisecond, "smallest median shift that counts as a regression")
 	cmd.Flags().Float64Var(&opt.MinEffectRatio, "min-effect-ratio", 0.10, "smallest median shift, as a fraction of the old median")
-	cmd.Flags().BoolVar(&md, "markdown", false, "print a Markdown table")
+	cmd.Flags().StringVar(&format, "format", "md", "md (for a pull request or CI summary), html (each regression's samples side by side) or text")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "write to this file instead of standard output")
+	cmd.Flags().BoolVar(&md, "markdown", false, "the same as --format md (kept for existing CI files)")
 	return cmd
 }
 

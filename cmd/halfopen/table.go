@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/report"
 )
 
 // printTable prints one row per cell: prediction, every sample, and the
@@ -16,37 +17,35 @@ func printTable(w io.Writer, m *harness.Matrix) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	var detection, disturbance []*harness.Cell
 	for _, c := range m.Cells() {
-		if c.Kind == "disturbance" {
+		if c.Kind == report.KindDisturbance {
 			disturbance = append(disturbance, c)
 		} else {
 			detection = append(detection, c)
 		}
 	}
 	if len(detection) > 0 {
-		fmt.Fprintln(tw, "DETECTOR\tFAULT\tSIDE\tPREDICTED\tSAMPLES (s)\tREASONS\tCENSORED\tERRORS")
+		fmt.Fprintln(tw, "DETECTOR\tFAULT\tSIDE\tPREDICTED\tSAMPLES\tREASONS\tCENSORED\tERRORS")
 	}
 	for _, c := range detection {
+		rec := c.Record()
 		pred := "never"
 		if p := c.Prediction.Seconds(); p != nil {
-			pred = fmt.Sprintf("[%.3g, %.3g]", p[0], p[1])
-		}
-		if c.Kind == "disturbance" {
-			pred = "survive"
+			pred = report.FormatRange(p[0], p[1])
 		}
 		var secs []string
 		reasons := map[string]int{}
 		censored, errs := 0, 0
-		for _, s := range c.Samples {
+		for _, s := range rec.Samples {
 			switch {
 			case s.Error != "":
 				errs++
 				secs = append(secs, "err")
 			case s.Detected:
-				secs = append(secs, fmt.Sprintf("%.3f", *s.Seconds))
+				secs = append(secs, report.FormatSeconds(*s.Seconds))
 				reasons[s.Reason]++
 			default:
 				censored++
-				secs = append(secs, fmt.Sprintf(">%.3g", c.Budget.Seconds()))
+				secs = append(secs, "> "+report.FormatSeconds(c.Budget.Seconds()))
 			}
 		}
 		var rs []string
@@ -62,33 +61,35 @@ func printTable(w io.Writer, m *harness.Matrix) {
 		if len(detection) > 0 {
 			fmt.Fprintln(w)
 		}
-		fmt.Fprintln(tw, "DETECTOR\tFAULT (disturbance)\tSIDE\tFALSE POSITIVES\tOBSERVED (s)\tPACKETS/CONN-MIN\tBYTES/CONN-MIN\tWATCHER CPU\tERRORS")
+		fmt.Fprintln(tw, "DETECTOR\tFAULT (disturbance)\tSIDE\tFALSE POSITIVES\tOBSERVED\tPACKETS/CONN-MIN\tBYTES/CONN-MIN\tWATCHER CPU\tERRORS")
 		for _, c := range disturbance {
+			rec := c.Record()
 			errs := 0
-			for _, s := range c.Samples {
+			for _, s := range rec.Samples {
 				if s.Error != "" {
 					errs++
 				}
 			}
 			pk, by, cpu := "-", "-", "-"
-			if o := c.Overhead(); o != nil {
+			if o := rec.Overhead; o != nil {
 				pk, by, cpu = fmt.Sprintf("%.1f", o.PacketsPerConnMin), fmt.Sprintf("%.0f", o.BytesPerConnMin), fmt.Sprintf("%.2f%%", o.WatcherCPUPercent)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f\t%s\t%s\t%s\t%d\n", c.DetSpec, c.FaultSpec, c.Config.Side, c.FalsePositives, c.ObservedConnS, pk, by, cpu, errs)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\n", c.DetSpec, c.FaultSpec, c.Config.Side, rec.FalsePositives, report.FormatSeconds(rec.ObservedConnS), pk, by, cpu, errs)
 		}
 		tw.Flush()
 	}
 	for _, c := range m.Cells() {
-		for _, s := range c.Samples {
+		for _, s := range c.Record().Samples {
 			if s.Error != "" {
 				fmt.Fprintf(w, "error in %s: %s\n", c.Describe(), s.Error)
 			}
 		}
 	}
 	if q, probes := m.CalibrationMs(); q != nil {
-		fmt.Fprintf(w, "harness timing error: p50 %.3f ms, p99 %.3f ms (n=%d", q.P50, q.P99, q.N)
+		ms := func(v float64) string { return report.FormatSeconds(v / 1000) }
+		fmt.Fprintf(w, "harness timing error: p50 %s, p99 %s (n=%d", ms(q.P50), ms(q.P99), q.N)
 		for _, p := range probes {
-			fmt.Fprintf(w, "; %s p99 %.3f ms", p.Name, p.ErrorMs.P99)
+			fmt.Fprintf(w, "; %s p99 %s", p.Name, ms(p.ErrorMs.P99))
 		}
 		fmt.Fprintln(w, ")")
 	}

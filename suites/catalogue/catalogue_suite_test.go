@@ -1,25 +1,11 @@
 package catalogue_test
 
 import (
-	"os"
 	"testing"
 
-	. "github.com/onsi/ginkgo/v2"
-	. "github.com/onsi/gomega"
-
-	_ "github.com/halfopen/halfopen/detectors"
-	_ "github.com/halfopen/halfopen/faults"
-	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/suites"
 )
 
-// TestMain dispatches agent mode first: the harness re-executes this test
-// binary inside the lab's hosts as its agents (watcher, peer, toxiproxy).
-func TestMain(m *testing.M) {
-	harness.MaybeRunAgent()
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { suites.Main(m) }
 
-func TestCatalogue(t *testing.T) {
-	RegisterFailHandler(Fail)
-	RunSpecs(t, "Every fault of the catalogue")
-}
+func TestCatalogue(t *testing.T) { suites.Run(t, suite, "Every fault of the catalogue") }

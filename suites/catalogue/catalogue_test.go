@@ -29,7 +29,6 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/halfopen/halfopen/harness"
-	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/suites"
 )
 
@@ -41,6 +40,8 @@ const (
 )
 
 var (
+	suite = suites.New("catalogue", 12)
+
 	detectorSpecs = []string{readEOF, keepalive, userTimeout, heartbeat}
 
 	// Detection faults on the client side (the watcher dials).
@@ -80,111 +81,93 @@ var (
 	}
 )
 
-type cellKey struct{ detector, fault, side string }
+// cell is one cell of the catalogue.
+func cell(detector, fault string, side harness.Side) harness.CellConfig {
+	return harness.CellConfig{Detector: detector, Fault: fault, Side: side, Samples: suites.Samples(3)}
+}
 
-var _ = Describe("every fault of the catalogue", Ordered, Label("netns", "toxiproxy", "measurement"), func() {
-	var cells []*harness.Cell
-	notes := map[cellKey]report.Cell{}
+// across returns the cells of every detector against each fault.
+func across(detectors, faults []string, side harness.Side) []harness.CellConfig {
+	var out []harness.CellConfig
+	for _, f := range faults {
+		for _, d := range detectors {
+			out = append(out, cell(d, f, side))
+		}
+	}
+	return out
+}
 
-	BeforeAll(func(ctx SpecContext) {
-		suites.RequireLab()
-		var configs []harness.CellConfig
-		add := func(f string, side harness.Side) {
-			for _, d := range detectorSpecs {
-				configs = append(configs, harness.CellConfig{Detector: d, Fault: f, Side: side, Samples: suites.Samples(3)})
+var _ = Describe("every fault of the catalogue", Label("netns", "toxiproxy", "measurement"), func() {
+	detect := func(c *harness.Cell) {
+		Expect(len(c.Record().Samples)).To(BeNumerically(">=", min(3, suites.Samples(3))))
+		suites.ExpectTheory(c)
+	}
+	suite.Table("decides as theory says, the watcher dialing", across(detectorSpecs, clientFaults, harness.SideClient), detect)
+	suite.Table("decides as theory says, the watcher a passive server", across(detectorSpecs, serverFaults, harness.SideServer), detect)
+
+	restart := "router-restart:outage=1s"
+	suite.It("survives a 1 s router restart with keepalive 1/1/3, and not with a 200 ms × 3 heart-beat",
+		across([]string{keepalive, userTimeout, readEOF, heartbeat}, []string{restart}, harness.SideClient), func(cells []*harness.Cell) {
+			for _, c := range cells[:3] {
+				suites.ExpectSurvived(c)
 			}
-		}
-		for _, f := range clientFaults {
-			add(f, harness.SideClient)
-		}
-		for _, f := range serverFaults {
-			add(f, harness.SideServer)
-		}
-		for _, f := range disturbances {
-			add(f, harness.SideClient)
-		}
-		cells = suites.RunCells(ctx, "catalogue", configs, 12, func(cs []*harness.Cell, r *report.Report) {
-			for _, c := range r.Cells {
-				notes[cellKey{c.Detector, c.Fault, c.Side}] = c
-			}
+			suites.ExpectFalsePositives(cells[3])
 		})
-	}, NodeTimeout(10*time.Minute))
 
-	reportCell := func(c *harness.Cell) report.Cell {
-		return notes[cellKey{c.DetSpec.String(), c.FaultSpec.String(), string(c.Config.Side)}]
-	}
-
-	for _, tc := range []struct {
-		faults []string
-		side   harness.Side
-	}{{clientFaults, harness.SideClient}, {serverFaults, harness.SideServer}} {
-		for _, f := range tc.faults {
-			for _, d := range detectorSpecs {
-				It("decides as theory says: "+d+" × "+f+" × "+string(tc.side), func() {
-					c := suites.Find(cells, d, f, tc.side)
-					Expect(len(c.Samples)).To(BeNumerically(">=", min(3, suites.Samples(3))))
-					suites.ExpectTheory(c)
-				})
-			}
-		}
-	}
-
-	It("survives a 1 s router restart with keepalive 1/1/3, and not with a 200 ms × 3 heart-beat", func() {
-		for _, d := range []string{keepalive, userTimeout, readEOF} {
-			suites.ExpectSurvived(suites.Find(cells, d, "router-restart:outage=1s", harness.SideClient))
-		}
-		suites.ExpectFalsePositives(suites.Find(cells, heartbeat, "router-restart:outage=1s", harness.SideClient))
-	})
-
-	It("survives latency, jitter, a bandwidth squeeze, slicing, low-rate loss and a long idle", func() {
-		for _, f := range disturbances[1:] {
-			for _, d := range detectorSpecs {
-				c := suites.Find(cells, d, f, harness.SideClient)
-				if d == heartbeat && f == "random-loss:percent=5,for=2s" {
+	suite.It("survives latency, jitter, a bandwidth squeeze, slicing, low-rate loss and a long idle",
+		across(detectorSpecs, disturbances[1:], harness.SideClient), func(cells []*harness.Cell) {
+			for _, c := range cells {
+				if c.Config.Detector == heartbeat && c.Config.Fault == "random-loss:percent=5,for=2s" {
 					// A lost pong waits for a retransmission (RTO ≥ 200 ms,
 					// doubling): a 600 ms heart-beat may or may not outlast
 					// it; the cell is measured, not asserted.
-					for _, s := range c.Samples {
+					for _, s := range c.Record().Samples {
 						Expect(s.Error).To(BeEmpty())
 					}
 					continue
 				}
 				suites.ExpectSurvived(c)
 			}
-		}
-	})
+		})
 
-	It("resets at the first keepalive probe after a rebooted host returns", func() {
-		for _, side := range []harness.Side{harness.SideClient, harness.SideServer} {
-			c := suites.Find(cells, keepalive, "host-reboot:down=1s", side)
-			for i, s := range c.Samples {
-				Expect(s.Detected).To(BeTrue(), "sample %d × %s", i, side)
-				Expect(s.Reason).To(Equal("ECONNRESET"), "sample %d × %s", i, side)
+	suite.It("resets at the first keepalive probe after a rebooted host returns", []harness.CellConfig{
+		cell(keepalive, "host-reboot:down=1s", harness.SideClient),
+		cell(keepalive, "host-reboot:down=1s", harness.SideServer),
+		cell(readEOF, "host-reboot:down=1s", harness.SideClient),
+	}, func(cells []*harness.Cell) {
+		for _, c := range cells[:2] {
+			for i, s := range c.Record().Samples {
+				Expect(s.Detected).To(BeTrue(), "sample %d of %s", i, c.Describe())
+				Expect(s.Reason).To(Equal("ECONNRESET"), "sample %d of %s", i, c.Describe())
 				// Down 1 s; the next probe goes within intvl (1 s) of it.
 				Expect(*s.Seconds).To(And(BeNumerically(">=", 1.0-suites.Tolerance.Seconds()), BeNumerically("<=", 2.0+2*suites.Tolerance.Seconds())),
-					"sample %d × %s: ECONNRESET must answer the first probe after the return", i, side)
+					"sample %d of %s: ECONNRESET must answer the first probe after the return", i, c.Describe())
 			}
 		}
-		Expect(suites.Find(cells, readEOF, "host-reboot:down=1s", harness.SideClient).Expect).To(Equal("never"))
+		// A blocked read sends nothing, so no segment meets the RST.
+		suites.ExpectCensored(cells[2])
 	})
 
-	It("resets the next write after NAT state loss, and times out silently after firewall state loss", func() {
-		nat := suites.Find(cells, userTimeout, "middlebox-state-loss:mode=nat", harness.SideClient)
-		for i, s := range nat.Samples {
+	suite.It("resets the next write after NAT state loss, and times out silently after firewall state loss", []harness.CellConfig{
+		cell(userTimeout, "middlebox-state-loss:mode=nat", harness.SideClient),
+		cell(userTimeout, "middlebox-state-loss", harness.SideClient),
+		cell(readEOF, "middlebox-state-loss:mode=nat", harness.SideClient),
+	}, func(cells []*harness.Cell) {
+		for i, s := range cells[0].Record().Samples {
 			Expect(s.Reason).To(Equal("ECONNRESET"), "NAT sample %d", i)
 			Expect(*s.Seconds).To(BeNumerically("<=", (200*time.Millisecond+2*suites.Tolerance).Seconds()), "NAT sample %d: the next 200 ms write must be reset", i)
 		}
-		fw := suites.Find(cells, userTimeout, "middlebox-state-loss", harness.SideClient)
-		for i, s := range fw.Samples {
+		for i, s := range cells[1].Record().Samples {
 			Expect(s.Reason).To(Equal("ETIMEDOUT"), "firewall sample %d", i)
 			Expect(*s.Seconds).To(BeNumerically(">=", 2.0-suites.Tolerance.Seconds()), "firewall sample %d: only the 2 s user timeout can tell", i)
 		}
-		Expect(suites.Find(cells, readEOF, "middlebox-state-loss:mode=nat", harness.SideClient).Expect).To(Equal("never"))
+		suites.ExpectCensored(cells[2])
 	})
 
-	It("catches one-way loss toward the watcher with keepalive 1/1/3 in [3, 4] s", func() {
-		c := suites.Find(cells, keepalive, "one-way", harness.SideClient)
-		for i, s := range c.Samples {
+	suite.It("catches one-way loss toward the watcher with keepalive 1/1/3 in [3, 4] s", []harness.CellConfig{
+		cell(keepalive, "one-way", harness.SideClient),
+	}, func(cells []*harness.Cell) {
+		for i, s := range cells[0].Record().Samples {
 			Expect(s.Reason).To(Equal("ETIMEDOUT"), "sample %d", i)
 			// [cnt·intvl, idle + cnt·intvl] by phase; the timer wheel may
 			// fire a 1 s timer up to 12.5 % late.
@@ -192,29 +175,35 @@ var _ = Describe("every fault of the catalogue", Ordered, Label("netns", "toxipr
 		}
 	})
 
-	It("gets ECONNRESET from Toxiproxy's reset_peer on every detector", func() {
-		for _, d := range detectorSpecs {
-			for _, s := range suites.Find(cells, d, "toxiproxy-reset-peer", harness.SideClient).Samples {
-				Expect(s.Reason).To(Equal("ECONNRESET"), d)
+	suite.It("gets ECONNRESET from Toxiproxy's reset_peer on every detector",
+		across(detectorSpecs, []string{"toxiproxy-reset-peer"}, harness.SideClient), func(cells []*harness.Cell) {
+			for _, c := range cells {
+				for _, s := range c.Record().Samples {
+					Expect(s.Reason).To(Equal("ECONNRESET"), c.Describe())
+				}
 			}
-		}
-	})
+		})
 
-	It("cannot see a peer host crash behind the proxy with kernel-level detectors, and says why", func() {
-		for _, d := range []string{keepalive, userTimeout} {
-			direct := suites.Find(cells, d, "host-crash", harness.SideClient)
-			proxied := suites.Find(cells, d, "toxiproxy-host-crash", harness.SideClient)
-			for _, s := range direct.Samples {
-				Expect(s.Detected).To(BeTrue(), "%s × host-crash on the direct path", d)
+	suite.It("cannot see a peer host crash behind the proxy with kernel-level detectors, and says why", []harness.CellConfig{
+		cell(keepalive, "host-crash", harness.SideClient),
+		cell(keepalive, "toxiproxy-host-crash", harness.SideClient),
+		cell(userTimeout, "host-crash", harness.SideClient),
+		cell(userTimeout, "toxiproxy-host-crash", harness.SideClient),
+		cell(heartbeat, "toxiproxy-host-crash", harness.SideClient),
+	}, func(cells []*harness.Cell) {
+		for i := 0; i < 4; i += 2 {
+			direct, proxied := cells[i], cells[i+1]
+			for _, s := range direct.Record().Samples {
+				Expect(s.Detected).To(BeTrue(), "%s on the direct path", direct.Describe())
 			}
-			for _, s := range proxied.Samples {
-				Expect(s.Detected).To(BeFalse(), "%s × host-crash behind the proxy decided %s", d, s.Reason)
+			rec := proxied.Record()
+			for _, s := range rec.Samples {
+				Expect(s.Detected).To(BeFalse(), "%s decided %s behind the proxy", proxied.Describe(), s.Reason)
 			}
-			rc := reportCell(proxied)
-			Expect(rc.Path).To(Equal("toxiproxy"))
-			Expect(rc.Note).To(ContainSubstring("proxy's kernel"))
+			Expect(rec.Path).To(Equal("toxiproxy"))
+			Expect(rec.Note).To(ContainSubstring("proxy's kernel"))
 		}
-		for _, s := range suites.Find(cells, heartbeat, "toxiproxy-host-crash", harness.SideClient).Samples {
+		for _, s := range cells[4].Record().Samples {
 			Expect(s.Reason).To(Equal("heartbeat"), "a heart-beat needs the peer's own answers, which stop")
 		}
 	})

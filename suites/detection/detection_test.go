@@ -13,9 +13,6 @@
 package detection_test
 
 import (
-	"context"
-	"time"
-
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
@@ -24,6 +21,8 @@ import (
 )
 
 var (
+	suite = suites.New("detection", 0)
+
 	detectorSpecs = []string{
 		"read-eof",
 		"keepalive-tuned:idle=1s,intvl=1s,cnt=3",
@@ -34,54 +33,36 @@ var (
 	sides      = []harness.Side{harness.SideClient, harness.SideServer}
 )
 
-var _ = Describe("the first six faults against the first four detectors", Ordered, Label("netns", "measurement"), func() {
-	var cells []*harness.Cell
-	var snap *harness.HostSnapshot
-
-	BeforeAll(func(ctx SpecContext) {
-		suites.RequireLab()
-		var err error
-		snap, err = harness.SnapshotHost()
-		Expect(err).NotTo(HaveOccurred())
-		var configs []harness.CellConfig
-		for _, side := range sides {
-			for _, d := range detectorSpecs {
-				for _, f := range faultSpecs {
-					configs = append(configs, harness.CellConfig{Detector: d, Fault: f, Side: side, Samples: suites.Samples(3)})
-				}
-			}
-		}
-		cells = suites.RunCells(ctx, "detection", configs, 0)
-	}, NodeTimeout(15*time.Minute))
-
+func cells() []harness.CellConfig {
+	var out []harness.CellConfig
 	for _, side := range sides {
 		for _, d := range detectorSpecs {
 			for _, f := range faultSpecs {
-				It("decides as theory says: "+d+" × "+f+" × "+string(side), func() {
-					c := suites.Find(cells, d, f, side)
-					Expect(len(c.Samples)).To(BeNumerically(">=", 3))
-					suites.ExpectTheory(c)
-				})
+				out = append(out, harness.CellConfig{Detector: d, Fault: f, Side: side, Samples: suites.Samples(3)})
 			}
 		}
 	}
+	return out
+}
 
-	It("never measures a silent peer with read-eof", func() {
-		for _, side := range sides {
-			for _, f := range []string{"peer-cable-pull", "blackhole", "host-crash"} {
-				c := suites.Find(cells, "read-eof", f, side)
-				Expect(c.Expect).To(Equal("never"))
-				for _, s := range c.Samples {
-					Expect(s.Seconds).To(BeNil())
-				}
-			}
-		}
+var _ = Describe("the first six faults against the first four detectors", Label("netns", "measurement"), func() {
+	suite.Table("decides as theory says", cells(), func(c *harness.Cell) {
+		Expect(len(c.Record().Samples)).To(BeNumerically(">=", suites.Samples(3)))
+		suites.ExpectTheory(c)
 	})
 
-	It("leaves the host's own namespace exactly as it found it, and no lab behind", func(ctx context.Context) {
-		Eventually(harness.OwnLeftovers).WithContext(ctx).WithTimeout(10 * time.Second).Should(BeEmpty())
-		after, err := harness.SnapshotHost()
-		Expect(err).NotTo(HaveOccurred())
-		Expect(after.Diff(snap)).To(BeEmpty())
+	var silent []harness.CellConfig
+	for _, side := range sides {
+		for _, f := range []string{"peer-cable-pull", "blackhole", "host-crash"} {
+			silent = append(silent, harness.CellConfig{Detector: "read-eof", Fault: f, Side: side, Samples: suites.Samples(3)})
+		}
+	}
+	suite.It("never puts a number on a silent peer with read-eof", silent, func(cells []*harness.Cell) {
+		for _, c := range cells {
+			for i, s := range c.Record().Samples {
+				Expect(s.Error).To(BeEmpty(), "sample %d of %s", i, c.Describe())
+				Expect(s.Seconds).To(BeNil(), "sample %d of %s decided %q: a blocked read cannot see a silent peer", i, c.Describe(), s.Reason)
+			}
+		}
 	})
 })

@@ -1,9 +1,21 @@
+// Package strategies_test measures every detection strategy of the
+// reference text on real packets in fresh labs:
+//
+//	[peer host] ==veth== [router host] ==veth== [watcher host]
+//	echo peer or a      (forwarding, nftables,   the strategy's watcher:
+//	foreign peer         conntrack)              halfopen's agent, a C
+//	                                             example or a Python one
+//
+// Each strategy against a FIN (graceful-close) and a silent peer
+// (blackhole) on both sides; the EINTR trap under a signal storm; dedicated
+// against in-band heart-beats when a middlebox forgets the data flow; and
+// the reference text's C snippets and a Python detector, speaking protocol
+// v1, against their Go twins.
 package strategies_test
 
 import (
 	"fmt"
 	"path/filepath"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -20,7 +32,19 @@ const (
 	middlebox = "middlebox-state-loss:mode=firewall,scope=flow"
 )
 
-var sides = []harness.Side{harness.SideClient, harness.SideServer}
+var (
+	suite = suites.New("strategies", 8)
+	sides = []harness.Side{harness.SideClient, harness.SideServer}
+)
+
+func init() {
+	suite.Before = func() { suites.BuildExamples(examples("c")) }
+}
+
+// cell is one cell of this suite.
+func cell(det, fault string, side harness.Side) harness.CellConfig {
+	return harness.CellConfig{Detector: det, Fault: fault, Side: side, Samples: suites.Samples(3)}
+}
 
 // goDetectors are the reference text's strategies as halfopen detectors.
 // The quick profile scales keepalive-default's sysctls by 1/3600 and lowers
@@ -82,99 +106,52 @@ func twins() []twin {
 	}
 }
 
-var _ = Describe("The reference text's detection strategies", Ordered, ContinueOnFailure, Label("netns"), func() {
-	var cells []*harness.Cell
-	find := func(det, fault string, side harness.Side) *harness.Cell {
-		GinkgoHelper()
-		return suites.Find(cells, det, fault, side)
+var _ = Describe("The reference text's detection strategies", Label("netns"), func() {
+	var strategies []harness.CellConfig
+	for _, side := range sides {
+		for _, det := range goDetectors() {
+			strategies = append(strategies, cell(det, blackhole, side), cell(det, fin, side))
+		}
 	}
+	suite.Table("decides every strategy on real packets as theory says", strategies, suites.ExpectTheory)
 
-	BeforeAll(func(ctx SpecContext) {
-		suites.RequireLab()
-		suites.BuildExamples(examples("c"))
-		n := suites.Samples(3)
-		var cfgs []harness.CellConfig
-		add := func(det, fault string, side harness.Side, budget time.Duration, sysctls map[string]string) {
-			cfgs = append(cfgs, harness.CellConfig{Detector: det, Fault: fault, Side: side, Samples: n, Budget: budget, Sysctls: sysctls})
-		}
-		for _, side := range sides {
-			for _, det := range goDetectors() {
-				add(det, blackhole, side, 0, nil)
-				add(det, fin, side, 0, nil)
-			}
-			for _, det := range eintrDetectors {
-				add(det, storm, side, 0, nil)
-			}
-			add("external:cmd="+examples("c/bin/select_recv"), storm, side, 0, nil)
-			add("heartbeat-inband", middlebox, side, 0, nil)
-			add("heartbeat-dedicated", middlebox, side, 3*time.Second, nil)
-			seen := map[string]bool{}
-			for _, tw := range twins() {
-				add(tw.foreign, tw.fault, side, tw.budget, tw.sysctls)
-				if key := tw.ref + "|" + tw.fault; !seen[key] && !strings.Contains(strings.Join(goDetectors(), " "), tw.ref) {
-					seen[key] = true
-					add(tw.ref, tw.fault, side, tw.budget, nil)
+	netcheck := goDetectors()[8]
+	suite.It("shows that netcheck's urgent probes reach the peer in band",
+		[]harness.CellConfig{cell(netcheck, fin, harness.SideClient), cell(netcheck, fin, harness.SideServer)}, func(cells []*harness.Cell) {
+			for _, c := range cells {
+				for _, s := range c.Record().Samples {
+					Expect(s.PeerSaw).To(MatchRegexp(`received \d+ bytes, [1-9]\d* of them NUL`), "%s", c.Describe())
 				}
 			}
-		}
-		cells = suites.RunCells(ctx, "strategies", dedupe(cfgs), 8)
-	}, NodeTimeout(15*time.Minute))
+		})
 
-	It("decides every strategy on real packets as theory says, on both sides", func() {
-		for _, side := range sides {
-			for _, det := range goDetectors() {
-				for _, fault := range []string{blackhole, fin} {
-					suites.ExpectTheory(find(det, fault, side))
-				}
+	for _, side := range sides {
+		cells := []harness.CellConfig{cell("naive-recv", storm, side), cell("external:cmd="+examples("c/bin/select_recv"), storm, side)}
+		for _, det := range eintrDetectors[1:] {
+			cells = append(cells, cell(det, storm, side))
+		}
+		suite.It("falls into the EINTR trap only without the EINTR check, "+string(side), cells, func(cells []*harness.Cell) {
+			suites.ExpectFalsePositives(cells[0])
+			for _, c := range cells[1:] {
+				suites.ExpectSurvived(c)
 			}
-		}
-	})
+		})
 
-	It("shows that netcheck's urgent probes reach the peer in band", func() {
-		for _, side := range sides {
-			c := find(goDetectors()[8], fin, side)
-			for _, s := range c.Samples {
-				Expect(s.PeerSaw).To(MatchRegexp(`received \d+ bytes, [1-9]\d* of them NUL`), "%s", c.Describe())
-			}
-		}
-	})
+		dedicated := cell("heartbeat-dedicated", middlebox, side)
+		dedicated.Budget = 3 * time.Second
+		suite.It("detects a middlebox's lost data flow with in-band heart-beats, never with dedicated ones, "+string(side),
+			[]harness.CellConfig{cell("heartbeat-inband", middlebox, side), dedicated}, func(cells []*harness.Cell) {
+				suites.ExpectTheory(cells[0])
+				suites.ExpectCensored(cells[1])
+			})
 
-	It("falls into the EINTR trap only without the EINTR check", func() {
-		for _, side := range sides {
-			suites.ExpectFalsePositives(find("naive-recv", storm, side))
-			for _, det := range eintrDetectors[1:] {
-				suites.ExpectSurvived(find(det, storm, side))
-			}
-			suites.ExpectSurvived(find("external:cmd="+examples("c/bin/select_recv"), storm, side))
+		for _, tw := range twins() {
+			ref, foreign := cell(tw.ref, tw.fault, side), cell(tw.foreign, tw.fault, side)
+			ref.Budget, foreign.Budget, foreign.Sysctls = tw.budget, tw.budget, tw.sysctls
+			suite.It(fmt.Sprintf("measures %s as its Go twin %s: %s × %s", filepath.Base(tw.foreign), tw.ref, tw.fault, side),
+				[]harness.CellConfig{ref, foreign}, func(cells []*harness.Cell) {
+					suites.ExpectTwin(cells[0], cells[1], tw.tolerance)
+				})
 		}
-	})
-
-	It("detects a middlebox's lost data flow with in-band heart-beats, never with dedicated ones", func() {
-		for _, side := range sides {
-			suites.ExpectTheory(find("heartbeat-inband", middlebox, side))
-			suites.ExpectCensored(find("heartbeat-dedicated", middlebox, side))
-		}
-	})
-
-	It("measures the C and Python examples as their Go twins", func() {
-		for _, side := range sides {
-			for _, tw := range twins() {
-				suites.ExpectTwin(find(tw.ref, tw.fault, side), find(tw.foreign, tw.fault, side), tw.tolerance)
-			}
-		}
-	})
+	}
 })
-
-// dedupe drops repeated cells (a reference detector shared by twins).
-func dedupe(cfgs []harness.CellConfig) []harness.CellConfig {
-	seen := map[string]bool{}
-	var out []harness.CellConfig
-	for _, c := range cfgs {
-		k := c.Detector + "|" + c.Fault + "|" + string(c.Side)
-		if !seen[k] {
-			seen[k] = true
-			out = append(out, c)
-		}
-	}
-	return out
-}

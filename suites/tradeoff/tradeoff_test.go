@@ -27,6 +27,8 @@ import (
 )
 
 var (
+	suite = suites.New("tradeoff", 0)
+
 	families = []string{
 		"keepalive-tuned:idle=1s,intvl=1s,cnt=2",
 		"keepalive-tuned:idle=1s,intvl=1s,cnt=3",
@@ -44,7 +46,17 @@ const death = "blackhole"
 
 func outageFault(d time.Duration) string { return fmt.Sprintf("router-restart:outage=%s", d) }
 
-// frontierPoint computes a configuration's tolerance (longest outage of the
+// sweep returns a configuration's cells: the silent death and each outage
+// of the ladder.
+func sweep(det string) []harness.CellConfig {
+	out := []harness.CellConfig{{Detector: det, Fault: death, Side: harness.SideClient, Samples: suites.Samples(3)}}
+	for _, o := range outages {
+		out = append(out, harness.CellConfig{Detector: det, Fault: outageFault(o), Side: harness.SideClient, Samples: max(2, suites.Samples(3)-1)})
+	}
+	return out
+}
+
+// frontierPoint is a configuration's tolerance (longest outage of the
 // ladder survived by every sample, 0 when none) and its detection times.
 type frontierPoint struct {
 	tolerance         time.Duration
@@ -52,12 +64,14 @@ type frontierPoint struct {
 	detected          int
 }
 
-func frontier(cells []*harness.Cell, det string) frontierPoint {
+// frontier computes a configuration's point from its sweep's cells, in
+// sweep's order.
+func frontier(cells []*harness.Cell) frontierPoint {
 	var fp frontierPoint
-	for _, o := range outages {
-		c := suites.Find(cells, det, outageFault(o), harness.SideClient)
-		survived := len(c.Samples) > 0
-		for _, s := range c.Samples {
+	for i, o := range outages {
+		samples := cells[1+i].Record().Samples
+		survived := len(samples) > 0
+		for _, s := range samples {
 			survived = survived && s.Error == "" && s.FalsePositives == 0
 		}
 		if !survived {
@@ -66,7 +80,7 @@ func frontier(cells []*harness.Cell, det string) frontierPoint {
 		fp.tolerance = o
 	}
 	var secs []float64
-	for _, s := range suites.Find(cells, det, death, harness.SideClient).Samples {
+	for _, s := range cells[0].Record().Samples {
 		if s.Detected {
 			secs = append(secs, *s.Seconds)
 		}
@@ -74,43 +88,49 @@ func frontier(cells []*harness.Cell, det string) frontierPoint {
 	sort.Float64s(secs)
 	fp.detected = len(secs)
 	if len(secs) > 0 {
-		fp.detectP50 = time.Duration(secs[len(secs)/2] * float64(time.Second))
+		fp.detectP50 = time.Duration(report.NearestRank(secs, 0.5) * float64(time.Second))
 		fp.detMax = time.Duration(secs[len(secs)-1] * float64(time.Second))
 	}
 	return fp
 }
 
-var _ = Describe("tolerance against detection", Ordered, Label("netns", "measurement", "sweep"), func() {
-	var cells []*harness.Cell
-
-	BeforeAll(func(ctx SpecContext) {
-		suites.RequireLab()
-		var configs []harness.CellConfig
-		for _, d := range families {
-			configs = append(configs, harness.CellConfig{Detector: d, Fault: death, Side: harness.SideClient, Samples: suites.Samples(3)})
-			for _, o := range outages {
-				configs = append(configs, harness.CellConfig{Detector: d, Fault: outageFault(o), Side: harness.SideClient, Samples: max(2, suites.Samples(3)-1)})
-			}
+func init() {
+	suite.Finish = func(cells []*harness.Cell, r *report.Report) {
+		byKey := map[report.CellKey]*harness.Cell{}
+		for _, c := range cells {
+			byKey[c.Key()] = c
 		}
-		cells = suites.RunCells(ctx, "tradeoff", configs, 0, func(cells []*harness.Cell, r *report.Report) {
-			r.Frontier = nil
-			for _, d := range families {
-				fp := frontier(cells, d)
-				if fp.detected == 0 {
-					continue
+		r.Frontier = nil
+		for _, d := range families {
+			var sw []*harness.Cell
+			for _, cfg := range sweep(d) {
+				c, err := harness.Resolve(cfg)
+				if err != nil || byKey[c.Key()] == nil {
+					sw = nil
+					break
 				}
-				canon, _ := harness.CanonicalDetector(d)
-				r.Frontier = append(r.Frontier, report.FrontierPoint{
-					Detector: canon, ToleratedS: fp.tolerance.Seconds(), DetectionS: fp.detectP50.Seconds(),
-					Note: fmt.Sprintf("longest router-restart outage of %v survived with 0 false positives; median detection of a blackhole over %d samples (slowest %v)", outageLadder(), fp.detected, fp.detMax.Round(time.Millisecond)),
-				})
+				sw = append(sw, byKey[c.Key()])
 			}
-		})
-	}, NodeTimeout(20*time.Minute))
+			if sw == nil {
+				continue // not measured in this run (filtered or another shard)
+			}
+			fp := frontier(sw)
+			if fp.detected == 0 {
+				continue
+			}
+			canon, _ := harness.CanonicalDetector(d)
+			r.Frontier = append(r.Frontier, report.FrontierPoint{
+				Detector: canon, ToleratedS: fp.tolerance.Seconds(), DetectionS: fp.detectP50.Seconds(),
+				Note: fmt.Sprintf("longest router-restart outage of %v survived with 0 false positives; median detection of a blackhole over %d samples (slowest %v)", outageLadder(), fp.detected, fp.detMax.Round(time.Millisecond)),
+			})
+		}
+	}
+}
 
+var _ = Describe("tolerance against detection", Label("netns", "measurement", "sweep"), func() {
 	for _, d := range families {
-		It("cannot forgive a longer silence than it takes to detect one: "+d, func() {
-			fp := frontier(cells, d)
+		suite.It("cannot forgive a longer silence than it takes to detect one: "+d, sweep(d), func(cells []*harness.Cell) {
+			fp := frontier(cells)
 			Expect(fp.detected).To(BeNumerically(">", 0), "%s never detected a blackhole", d)
 			GinkgoWriter.Printf("%s: tolerates %v, detects in %v (max %v), ratio %.2f\n", d, fp.tolerance, fp.detectP50, fp.detMax, fp.tolerance.Seconds()/fp.detectP50.Seconds())
 			Expect(fp.tolerance).To(BeNumerically("<=", fp.detMax+suites.Tolerance),
@@ -118,18 +138,19 @@ var _ = Describe("tolerance against detection", Ordered, Label("netns", "measure
 		})
 	}
 
-	It("tolerates more with more patience, in each family", func() {
-		pairs := [][2]string{
-			{"keepalive-tuned:idle=1s,intvl=1s,cnt=2", "keepalive-tuned:idle=1s,intvl=1s,cnt=3"},
-			{"user-timeout:timeout=1s,every=200ms", "user-timeout:timeout=2s,every=200ms"},
-			{"heartbeat-inband:interval=200ms,misses=3", "heartbeat-inband:interval=200ms,misses=6"},
-		}
-		for _, p := range pairs {
-			a, b := frontier(cells, p[0]), frontier(cells, p[1])
+	pairs := [][2]string{
+		{"keepalive-tuned:idle=1s,intvl=1s,cnt=2", "keepalive-tuned:idle=1s,intvl=1s,cnt=3"},
+		{"user-timeout:timeout=1s,every=200ms", "user-timeout:timeout=2s,every=200ms"},
+		{"heartbeat-inband:interval=200ms,misses=3", "heartbeat-inband:interval=200ms,misses=6"},
+	}
+	for _, p := range pairs {
+		n := len(sweep(p[0]))
+		suite.It("tolerates more with more patience: "+p[1]+" against "+p[0], append(sweep(p[0]), sweep(p[1])...), func(cells []*harness.Cell) {
+			a, b := frontier(cells[:n]), frontier(cells[n:])
 			Expect(b.detectP50).To(BeNumerically(">", a.detectP50), "%s should detect later than %s", p[1], p[0])
 			Expect(b.tolerance).To(BeNumerically(">=", a.tolerance), "%s should forgive at least what %s forgives", p[1], p[0])
-		}
-	})
+		})
+	}
 })
 
 func outageLadder() string {

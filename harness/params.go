@@ -3,76 +3,12 @@ package harness
 import (
 	"fmt"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/halfopen/halfopen/spec"
 )
-
-// Spec is a detector or a fault with its parameters, written
-// NAME[:key=value,key=value...] alike on the command line, in budgets and in
-// reports.
-type Spec struct {
-	Name   string
-	Params map[string]string
-}
-
-// ParseSpec parses "NAME[:key=value,...]". It checks only the syntax; the
-// registries check names, keys and values.
-func ParseSpec(s string) (Spec, error) {
-	s = strings.TrimSpace(s)
-	name, rest, hasParams := strings.Cut(s, ":")
-	if name == "" {
-		return Spec{}, fmt.Errorf("spec %q has no name; write NAME or NAME:key=value,...", s)
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-			return Spec{}, fmt.Errorf("spec %q: name %q may hold only lower-case letters, digits and '-'", s, name)
-		}
-	}
-	sp := Spec{Name: name, Params: map[string]string{}}
-	if !hasParams {
-		return sp, nil
-	}
-	if rest == "" {
-		return Spec{}, fmt.Errorf("spec %q ends with ':' but gives no key=value", s)
-	}
-	for _, kv := range strings.Split(rest, ",") {
-		k, v, ok := strings.Cut(kv, "=")
-		k = strings.TrimSpace(k)
-		if !ok || k == "" {
-			return Spec{}, fmt.Errorf("spec %q: %q is not key=value", s, kv)
-		}
-		if _, dup := sp.Params[k]; dup {
-			return Spec{}, fmt.Errorf("spec %q gives %q twice", s, k)
-		}
-		sp.Params[k] = strings.TrimSpace(v)
-	}
-	return sp, nil
-}
-
-// String returns the canonical form: the name, then the keys in order.
-func (s Spec) String() string {
-	if len(s.Params) == 0 {
-		return s.Name
-	}
-	keys := make([]string, 0, len(s.Params))
-	for k := range s.Params {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString(s.Name)
-	for i, k := range keys {
-		if i == 0 {
-			b.WriteByte(':')
-		} else {
-			b.WriteByte(',')
-		}
-		b.WriteString(k + "=" + s.Params[k])
-	}
-	return b.String()
-}
 
 // Param describes one parameter of a detector or fault, read from the
 // struct tags of its prototype:
@@ -89,6 +25,11 @@ type Param struct {
 	Help    string
 	// Optional parameters may be left out and have no default (e.g. "for").
 	Optional bool
+	// Sysctl names the kernel parameter of the watcher's namespace that
+	// this parameter is (tag `sysctl:"net.ipv4.tcp_retries2"`): left out, it
+	// takes the namespace's value (the cell's sysctls, or the kernel's
+	// default for a new namespace); given, it is written there.
+	Sysctl string
 }
 
 // Params lists the parameters of a prototype (a pointer to a struct).
@@ -109,6 +50,7 @@ func Params(proto any) []Param {
 		}
 		p := Param{Key: key, Default: f.Tag.Get("default"), Min: f.Tag.Get("min"), Max: f.Tag.Get("max"), Help: f.Tag.Get("help")}
 		_, p.Optional = f.Tag.Lookup("optional")
+		p.Sysctl = f.Tag.Get("sysctl")
 		if e := f.Tag.Get("enum"); e != "" {
 			p.Enum = strings.Split(e, "|")
 		}
@@ -133,7 +75,7 @@ func Params(proto any) []Param {
 // applying defaults and checking kinds, enums and bounds. Unknown keys are an
 // error naming the known ones, unless the prototype has a field tagged
 // `param:"*"` of type map[string]string, which collects them.
-func Decode(what string, sp Spec, proto any) error {
+func Decode(what string, sp spec.Spec, proto any) error {
 	v := reflect.ValueOf(proto).Elem()
 	t := v.Type()
 	known := map[string]int{}

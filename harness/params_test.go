@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/halfopen/halfopen/spec"
 )
 
 type testParams struct {
@@ -15,37 +17,6 @@ type testParams struct {
 	For     time.Duration     `param:"for" optional:"" min:"1ms" help:"heal after"`
 	Fast    bool              `param:"fast" help:"flag"`
 	Rest    map[string]string `param:"*"`
-}
-
-func TestParseSpec(t *testing.T) {
-	for _, tc := range []struct {
-		in, canonical, wantErr string
-	}{
-		{in: "blackhole", canonical: "blackhole"},
-		{in: "keepalive-tuned:idle=1s,intvl=1s,cnt=3", canonical: "keepalive-tuned:cnt=3,idle=1s,intvl=1s"},
-		{in: " a:b = c ", canonical: "a:b=c"},
-		{in: "", wantErr: "has no name"},
-		{in: ":x=1", wantErr: "has no name"},
-		{in: "Bad", wantErr: "lower-case"},
-		{in: "a:", wantErr: "gives no key=value"},
-		{in: "a:x", wantErr: "is not key=value"},
-		{in: "a:x=1,x=2", wantErr: "twice"},
-	} {
-		sp, err := ParseSpec(tc.in)
-		if tc.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("ParseSpec(%q) error = %v, want %q", tc.in, err, tc.wantErr)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("ParseSpec(%q): %v", tc.in, err)
-			continue
-		}
-		if got := sp.String(); got != tc.canonical {
-			t.Errorf("ParseSpec(%q).String() = %q, want %q", tc.in, got, tc.canonical)
-		}
-	}
 }
 
 func TestDecode(t *testing.T) {
@@ -70,7 +41,7 @@ func TestDecode(t *testing.T) {
 		{spec: "x:mode=bridge", wantErr: "mode is one of firewall, nat"},
 		{spec: "x:fast=maybe", wantErr: "not true or false"},
 	} {
-		sp, err := ParseSpec(tc.spec)
+		sp, err := spec.Parse(tc.spec)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,12 +64,12 @@ func TestDecodeRefusesUnknownKeysNamingTheKnownOnes(t *testing.T) {
 		Every time.Duration `param:"every" default:"1s"`
 		Size  int           `param:"size" default:"1"`
 	}
-	sp, _ := ParseSpec("probe:evrey=1s")
+	sp, _ := spec.Parse("probe:evrey=1s")
 	err := Decode("detector", sp, &strict{})
 	if err == nil || !strings.Contains(err.Error(), `has no parameter "evrey"; its parameters are every, size`) {
 		t.Errorf("error = %v", err)
 	}
-	sp, _ = ParseSpec("quiet:x=1")
+	sp, _ = spec.Parse("quiet:x=1")
 	if err := Decode("fault", sp, &struct{}{}); err == nil || !strings.Contains(err.Error(), "takes no parameters") {
 		t.Errorf("error = %v", err)
 	}

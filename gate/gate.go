@@ -1,0 +1,251 @@
+// Package gate lets the author of a connection pool, an RPC client or a
+// server gate their library on detection budgets from an ordinary Ginkgo
+// suite in their own repository: "our client notices a dead server within
+// 5 s, and never drops a healthy connection during a 2 s router restart".
+//
+//	[peer host: your server, a real one   ] ==veth== [router: the fault] ==veth== [watcher host: your client]
+//	[  (a Service) or a Go role, or echo  ]                                        [  (a Go role)            ]
+//
+// Each side runs as its own process inside its own network namespace: the
+// test binary re-executed as a registered role (Register), or a real server
+// started unmodified (Service). Measure puts one cell (a watcher, a peer, a
+// fault, a side) through fresh labs, sample by sample, and returns what was
+// measured; the matchers (DetectWithin, NeverDetect, Survive, GiveUpWith)
+// assert it with messages that name the cell and its samples. Every sample
+// also goes to gmeasure and to the v1 report (suite-gates.json in
+// $HALFOPEN_REPORT_DIR), which halfopen's report, compare and gate commands
+// read.
+//
+// A suite needs root (namespaces) and dispatches roles first:
+//
+//	func TestMain(m *testing.M) { gate.Main(m) }
+package gate
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/gomega/gmeasure"
+
+	// The faults a cell names, and the built-in echo peer.
+	_ "github.com/halfopen/halfopen/detectors"
+	_ "github.com/halfopen/halfopen/faults"
+	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/report"
+	"github.com/halfopen/halfopen/spec"
+)
+
+// Main is TestMain for a gate suite: a process the harness started as a
+// role or an agent runs as one and exits; otherwise the tests run, and the
+// report is completed after them.
+func Main(m *testing.M) {
+	runRole()
+	harness.MaybeRunAgent()
+	code := m.Run()
+	if err := closeReport(); err != nil {
+		fmt.Fprintln(os.Stderr, "gate:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// Service registers a real server as a peer that cells name by its Name
+// (Cell.Peer). Register it in init or TestMain.
+func Service(s harness.Service) { harness.RegisterService(s) }
+
+// Cell is one measurement: a watcher role against a peer, under a fault,
+// on a side.
+type Cell struct {
+	// Watcher is a role registered with Register: your client (side
+	// client) or your server (side server).
+	Watcher string
+	// Peer is "" or "builtin" (halfopen's echo peer), "self" (the role's own
+	// Peer), or the Name of a Service.
+	Peer string
+	// Fault is a fault spec: "blackhole", "host-crash", "router-restart:outage=2s".
+	Fault string
+	// Side is which end your watcher is (default client: it dials).
+	Side harness.Side
+	// Samples per cell (default 3); Budget is how long a sample waits for a
+	// decision (default: from the role's prediction).
+	Samples int
+	Budget  time.Duration
+	// Config goes to the role in HALFOPEN_CONFIG (and names the cell).
+	Config map[string]string
+	// Sysctls are set in the lab's namespaces.
+	Sysctls map[string]string
+}
+
+// detector is the cell's detector spec: role:name=...,peer=...,<config>.
+func (c Cell) detector() (string, error) {
+	peer := c.Peer
+	if peer == "" {
+		peer = "builtin"
+	}
+	sp := spec.Spec{Name: "role", Params: map[string]string{"name": c.Watcher, "peer": peer}}
+	for k, v := range c.Config {
+		if k == "name" || k == "peer" {
+			return "", fmt.Errorf("config key %q is taken by the cell itself", k)
+		}
+		if strings.ContainsAny(k+v, ",=:") {
+			return "", fmt.Errorf("config %s=%s: keys and values may not hold ',', '=' or ':'", k, v)
+		}
+		sp.Params[k] = v
+	}
+	return sp.String(), nil
+}
+
+// Result is what Measure measured of a cell.
+type Result struct {
+	// Cell is the resolved cell: its spec, its prediction and its budget.
+	Cell *harness.Cell
+	// Record holds its samples, mistakes and false positives, as the v1
+	// report has them.
+	Record report.Cell
+}
+
+// String names the cell and lists its samples, for failure messages.
+func (r *Result) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (budget %v)", r.Cell.Describe(), r.Cell.Budget)
+	for i, s := range r.Record.Samples {
+		fmt.Fprintf(&b, "\n  sample %d: %s", i, s.Summary())
+		if s.FalsePositives > 0 {
+			fmt.Fprintf(&b, " (%d false positives)", s.FalsePositives)
+		}
+	}
+	return b.String()
+}
+
+// Measure puts the cell through fresh labs, one per sample, several at
+// once, and returns what was measured, from inside a Ginkgo spec: bad
+// input fails the spec at once with one sentence, a machine that cannot
+// run a lab skips it with the preflight's, and the samples go to gmeasure.
+func Measure(ctx context.Context, c Cell) *Result {
+	ginkgo.GinkgoHelper()
+	if err := harness.Preflight(); err != nil {
+		ginkgo.Skip(err.Error())
+	}
+	r, err := Run(ctx, c)
+	if err != nil {
+		ginkgo.Fail(err.Error())
+	}
+	exp := gmeasure.NewExperiment(r.Cell.Describe())
+	for _, s := range r.Record.Samples {
+		if s.Detected && s.Seconds != nil && r.Cell.Kind == report.KindDetection {
+			exp.RecordDuration("detect", time.Duration(*s.Seconds*float64(time.Second)))
+		}
+	}
+	if r.Cell.Kind == report.KindDisturbance {
+		exp.RecordValue("false positives", float64(r.Record.FalsePositives))
+	}
+	ginkgo.AddReportEntry(exp.Name, exp)
+	return r
+}
+
+// Run is Measure for plain Go tests and programs: it returns bad input and
+// a machine that cannot run a lab as the error.
+func Run(ctx context.Context, c Cell) (*Result, error) {
+	if err := harness.Preflight(); err != nil {
+		return nil, err
+	}
+	det, err := c.detector()
+	if err != nil {
+		return nil, fmt.Errorf("gate cell %s × %s: %w", c.Watcher, c.Fault, err)
+	}
+	samples := c.Samples
+	if samples == 0 {
+		samples = 3
+	}
+	cfg := harness.CellConfig{Detector: det, Fault: c.Fault, Side: c.Side, Samples: samples, Budget: c.Budget, Sysctls: c.Sysctls}
+	w, logs, err := sharedReport()
+	if err != nil {
+		return nil, err
+	}
+	run := harness.NewRun()
+	defer run.Close()
+	m, err := harness.NewMatrix(run, []harness.CellConfig{cfg}, harness.Options{Report: w, LogDir: logs, Calibrations: -1})
+	if err != nil {
+		return nil, fmt.Errorf("gate: %w", err)
+	}
+	if err := m.Run(ctx); err != nil {
+		return nil, fmt.Errorf("gate: %s: %w", m.Cells()[0].Describe(), err)
+	}
+	cell := m.Cells()[0]
+	return &Result{Cell: cell, Record: cell.Record()}, nil
+}
+
+// The one report of a gate suite, written sample by sample.
+var gateReport struct {
+	sync.Mutex
+	w    *report.Writer
+	logs string
+}
+
+// sharedReport opens the suite's report on first use: suite-gates.json in
+// $HALFOPEN_REPORT_DIR, or a temporary file.
+func sharedReport() (*report.Writer, string, error) {
+	gateReport.Lock()
+	defer gateReport.Unlock()
+	if gateReport.w != nil {
+		return gateReport.w, gateReport.logs, nil
+	}
+	dir := os.Getenv("HALFOPEN_REPORT_DIR")
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "halfopen-gate-"); err != nil {
+			return nil, "", fmt.Errorf("gate: report directory: %w", err)
+		}
+	}
+	name := "gates"
+	if n := os.Getenv("HALFOPEN_GATE_NAME"); n != "" {
+		name = "gates-" + n
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", fmt.Errorf("gate: report directory: %w", err)
+	}
+	w, err := report.Create(filepath.Join(dir, "suite-"+name+".json"), &report.Report{
+		Schema: report.SchemaV1, Profile: "gate", Started: time.Now().UTC(),
+		Environment: report.Environment{Kernel: harness.Kernel(), Go: harness.GoVersion(), Halfopen: harness.VersionString()},
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("gate: %w", err)
+	}
+	gateReport.w, gateReport.logs = w, filepath.Join(dir, "logs")
+	return w, gateReport.logs, nil
+}
+
+func closeReport() error {
+	gateReport.Lock()
+	defer gateReport.Unlock()
+	if gateReport.w == nil {
+		return nil
+	}
+	return gateReport.w.Close()
+}
+
+// sortedReasons lists the reasons of the detected samples.
+func sortedReasons(rec report.Cell) []string {
+	set := map[string]bool{}
+	for _, s := range rec.Samples {
+		if s.Detected {
+			set[s.Reason] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for r := range set {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}

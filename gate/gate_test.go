@@ -1,0 +1,118 @@
+package gate_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/halfopen/halfopen/gate"
+	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
+)
+
+// keepaliveClient is a library's client in miniature: it dials, turns on
+// TCP keepalive 1 s/1 s/3 and blocks in read; its read's error is the
+// moment it gives up.
+var keepaliveClient = protocol.Watcher{
+	Predicted: &protocol.Range{Lo: 3 * time.Second, Hi: 4 * time.Second},
+	Watch: func(ctx context.Context, s *protocol.Session) (string, error) {
+		conn, err := s.Connect(ctx)
+		if err != nil {
+			return "", err
+		}
+		tc, ok := conn.(*net.TCPConn)
+		if !ok {
+			return "", errors.New("not TCP")
+		}
+		if err := tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: time.Second, Interval: time.Second, Count: 3}); err != nil {
+			return "", err
+		}
+		buf := make([]byte, 1024)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				return protocol.Reason(err), nil
+			}
+		}
+	},
+	Peer: protocol.Echo,
+}
+
+func init() {
+	gate.Register("keepalive-client", keepaliveClient)
+	gate.Service(harness.Service{
+		Name: "python-http", Path: "python3", Package: "python3",
+		Args: []string{"-m", "http.server", "--bind", "{ip}", "--directory", "{dir}", "{port}"},
+	})
+}
+
+func TestMain(m *testing.M) { gate.Main(m) }
+
+func TestGate(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "gate")
+}
+
+var _ = Describe("a library gated on real packets", Label("netns", "gates"), func() {
+	It("notices a dead server within its keepalive budget, against halfopen's echo peer", func(ctx SpecContext) {
+		res := gate.Measure(ctx, gate.Cell{Watcher: "keepalive-client", Fault: "blackhole"})
+		Expect(res).To(gate.DetectWithin(4500 * time.Millisecond))
+		Expect(res).To(gate.GiveUpWith("ETIMEDOUT"))
+	})
+
+	It("notices a real server's host crash, and survives a 1 s router restart", func(ctx SpecContext) {
+		Expect(gate.Measure(ctx, gate.Cell{Watcher: "keepalive-client", Peer: "python-http", Fault: "host-crash", Samples: 2})).To(gate.DetectWithin(4500 * time.Millisecond))
+		Expect(gate.Measure(ctx, gate.Cell{Watcher: "keepalive-client", Peer: "self", Fault: "router-restart:outage=1s", Samples: 2})).To(gate.Survive())
+	})
+
+	It("fails with a message that names the cell and its samples", func(ctx SpecContext) {
+		res := gate.Measure(ctx, gate.Cell{Watcher: "keepalive-client", Fault: "blackhole", Samples: 1})
+		m := gate.DetectWithin(time.Second)
+		ok, err := m.Match(res)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(ok).To(BeFalse(), "keepalive 1/1/3 cannot notice a blackhole within 1 s")
+		msg := m.FailureMessage(res)
+		Expect(msg).To(ContainSubstring("role:name=keepalive-client,peer=builtin × blackhole × client"))
+		Expect(msg).To(MatchRegexp(`sample 0: \d\.\d{3}s ETIMEDOUT`))
+		Expect(msg).To(ContainSubstring("p95 is"))
+		Expect(gate.NeverDetect().Match(res)).To(BeFalse())
+	})
+
+	It("refuses bad input in one sentence", func(ctx SpecContext) {
+		for _, tc := range []struct {
+			cell gate.Cell
+			want string
+		}{
+			{gate.Cell{Watcher: "no-such-role", Fault: "blackhole"}, `no role is called "no-such-role"`},
+			{gate.Cell{Watcher: "keepalive-client", Peer: "nothing", Fault: "blackhole"}, `peer "nothing" is neither builtin, self nor a service`},
+			{gate.Cell{Watcher: "keepalive-client", Fault: "no-such-fault"}, `no fault is called "no-such-fault"`},
+		} {
+			_, err := gate.Run(ctx, tc.cell)
+			Expect(err).To(MatchError(ContainSubstring(tc.want)))
+			Expect(strings.Count(err.Error(), "\n")).To(BeZero())
+		}
+	})
+})
+
+// Example gates a client on a detection budget: the client role dials
+// halfopen's echo peer, the router blackholes the path, and the client's
+// keepalive gives up.
+func Example() {
+	res, err := gate.Run(context.Background(), gate.Cell{Watcher: "keepalive-client", Fault: "blackhole", Samples: 3})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ok, _ := gate.DetectWithin(4500 * time.Millisecond).Match(res)
+	fmt.Println(res.Cell.Describe())
+	fmt.Println("detected within 4.5 s at p95:", ok)
+	// Output:
+	// role:name=keepalive-client,peer=builtin × blackhole × client
+	// detected within 4.5 s at p95: true
+}

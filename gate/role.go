@@ -1,0 +1,177 @@
+package gate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+
+	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
+)
+
+// envRole names the registered role a re-executed test binary runs.
+const envRole = "HALFOPEN_GATE_ROLE"
+
+var roles = struct {
+	sync.Mutex
+	byName map[string]protocol.Watcher
+}{byName: map[string]protocol.Watcher{}}
+
+// Register makes a Go role known by its name: a watcher, your client, whose
+// Watch returns the moment your library gives up on its peer, with the
+// reason; and, if it sets Peer, its own peer (your server). Call it from
+// init or TestMain, before Main; a duplicate name panics.
+func Register(name string, w protocol.Watcher) {
+	roles.Lock()
+	defer roles.Unlock()
+	if _, dup := roles.byName[name]; dup {
+		panic(fmt.Sprintf("gate: role %q registered twice", name))
+	}
+	if w.Name == "" {
+		w.Name = name
+	}
+	roles.byName[name] = w
+}
+
+func lookupRole(name string) (protocol.Watcher, bool) {
+	roles.Lock()
+	defer roles.Unlock()
+	w, ok := roles.byName[name]
+	return w, ok
+}
+
+func roleNames() []string {
+	roles.Lock()
+	defer roles.Unlock()
+	out := make([]string, 0, len(roles.byName))
+	for n := range roles.byName {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// roleDetector is a registered Go role as a detector: the test binary
+// re-executed inside the watcher host (and, for peer=self, the peer host),
+// speaking protocol v1 through package protocol.
+//
+//	[peer: echo peer, the role's own Peer, or a Service] ==veth== [router] ==veth== [watcher: the role's Watch]
+type roleDetector struct {
+	Name   string            `param:"name" help:"a role registered with gate.Register"`
+	Peer   string            `param:"peer" default:"builtin" help:"builtin (halfopen's echo peer), self (the role's own Peer) or the name of a service"`
+	Config map[string]string `param:"*" help:"passed to the role in HALFOPEN_CONFIG"`
+
+	watcher protocol.Watcher
+	service *harness.Service
+}
+
+func init() {
+	harness.RegisterDetector("role", "a Go role registered with gate.Register, run as its own process (the test binary re-executed); other keys go to HALFOPEN_CONFIG", &roleDetector{})
+}
+
+// Validate finds the role and its peer.
+func (d *roleDetector) Validate() error {
+	w, ok := lookupRole(d.Name)
+	if !ok {
+		return fmt.Errorf("no role is called %q; the registered roles are %v (gate.Register)", d.Name, roleNames())
+	}
+	d.watcher = w
+	switch d.Peer {
+	case "builtin":
+	case "self":
+		if w.Peer == nil {
+			return fmt.Errorf("role %s has no Peer, so peer=self has nothing to run", d.Name)
+		}
+	default:
+		svc, ok := harness.LookupService(d.Peer)
+		if !ok {
+			return fmt.Errorf("peer %q is neither builtin, self nor a service; the services are %v (gate.Service)", d.Peer, harness.ServiceNames())
+		}
+		if err := svc.Check(); err != nil {
+			return err
+		}
+		d.service = &svc
+	}
+	if d.watcher.Predict != nil {
+		if _, err := d.watcher.Predict(protocol.Config(d.Config)); err != nil {
+			return fmt.Errorf("role %s: %w", d.Name, err)
+		}
+	}
+	return nil
+}
+
+// Predict is the role's own prediction for a silent peer.
+func (d *roleDetector) Predict() harness.Prediction {
+	r := d.watcher.Predicted
+	if d.watcher.Predict != nil {
+		r, _ = d.watcher.Predict(protocol.Config(d.Config))
+	}
+	reasons := []string{"ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ECONNRESET", "EPIPE", "EOF"}
+	if r == nil {
+		return harness.Prediction{Never: true, Rule: fmt.Sprintf("declared by role %s: it never notices a silent peer", d.Name)}
+	}
+	return harness.Prediction{Lo: r.Lo, Hi: r.Hi, Reasons: reasons, Rule: fmt.Sprintf("declared by role %s: [%v, %v]", d.Name, r.Lo, r.Hi)}
+}
+
+// Watch is never called: the role's own process is the watcher.
+func (d *roleDetector) Watch(context.Context, *harness.Watch) harness.Decision {
+	return harness.Decide("error: a role's watcher is its own process")
+}
+
+// WatcherProgram re-executes this binary as the role's watcher.
+func (d *roleDetector) WatcherProgram(side harness.Side, addr string) harness.ProcSpec {
+	return d.program("watcher", addr)
+}
+
+// PeerProgram re-executes this binary as the role's own peer (peer=self).
+func (d *roleDetector) PeerProgram(side harness.Side, addr string) (harness.ProcSpec, bool) {
+	if d.Peer != "self" {
+		return harness.ProcSpec{}, false
+	}
+	return d.program("peer", addr), true
+}
+
+// PeerService is the real server that is the peer, if any.
+func (d *roleDetector) PeerService() (harness.Service, bool) {
+	if d.service == nil {
+		return harness.Service{}, false
+	}
+	return *d.service, true
+}
+
+func (d *roleDetector) program(role, addr string) harness.ProcSpec {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = os.Args[0]
+	}
+	cfg, _ := json.Marshal(d.Config)
+	label := role
+	if role == "peer" {
+		// Not "peer": faults that command halfopen's echo peer look for it.
+		label = "peer role"
+	}
+	// The test binary lives where go test built it, often out of reach of
+	// an unprivileged user: roles run as root.
+	return harness.ProcSpec{
+		Path: exe, Label: label, Strict: true,
+		Env: []string{envRole + "=" + d.Name, "HALFOPEN_ROLE=" + role, "HALFOPEN_ADDR=" + addr, "HALFOPEN_CONFIG=" + string(cfg)},
+	}
+}
+
+// runRole runs this process as a registered role if the harness started it
+// as one, and exits; otherwise it returns.
+func runRole() {
+	name := os.Getenv(envRole)
+	if name == "" {
+		return
+	}
+	w, ok := lookupRole(name)
+	if !ok {
+		fmt.Fprintf(os.Stderr, "gate: this binary has no role %q; it has %v\n", name, roleNames())
+		os.Exit(2)
+	}
+	protocol.Main(w)
+}

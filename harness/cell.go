@@ -1,0 +1,170 @@
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/halfopen/halfopen/report"
+	"github.com/halfopen/halfopen/spec"
+)
+
+// ListenPort is the port the listening end of the watched connection uses.
+const ListenPort = 7000
+
+// MaxRandomIdle bounds the seeded random idle time before a fault.
+const MaxRandomIdle = 1500 * time.Millisecond
+
+// Side says which end of the connection the watcher is.
+type Side string
+
+// Sides.
+const (
+	// SideClient: the watcher dials (a pool or RPC client watching its server).
+	SideClient Side = "client"
+	// SideServer: the watcher accepts and is blocked in recv, the reference
+	// text's passive server; its client (the peer) dials.
+	SideServer Side = "server"
+)
+
+// ParseSide checks a side name.
+func ParseSide(s string) (Side, error) {
+	switch Side(s) {
+	case SideClient, SideServer:
+		return Side(s), nil
+	}
+	return "", fmt.Errorf("side %q is not known; sides are client (the watcher dials) and server (the watcher accepts)", s)
+}
+
+// CellConfig is one cell of a matrix as the user asks for it: a detector
+// against a fault on one side.
+type CellConfig struct {
+	Detector string
+	Fault    string
+	Side     Side
+	Samples  int
+	// Budget is how long a sample waits for a decision; zero derives it from
+	// the prediction.
+	Budget time.Duration
+	// Idle fixes the idle time before the fault when FixedIdle is set;
+	// otherwise each sample draws it from its seed in [0, MaxRandomIdle].
+	Idle      time.Duration
+	FixedIdle bool
+	// Sysctls are set in every namespace of each of the cell's labs.
+	Sysctls map[string]string
+}
+
+// Cell is a resolved cell: its parsed specs, what theory expects of it and
+// its budget. Its samples live in the run's report, once; Record reads them.
+type Cell struct {
+	Config     CellConfig
+	Detector   Detector
+	DetSpec    spec.Spec
+	Fault      Fault
+	FaultSpec  spec.Spec
+	Effect     Effect
+	Kind       report.Kind
+	Prediction Prediction
+	// Expect is what theory says of this cell.
+	Expect report.Expectation
+	Budget time.Duration
+	// WatcherSysctls are written in the watcher's namespace for the
+	// detector: its sysctl-backed parameters, then its SysctlNeeder's.
+	WatcherSysctls map[string]string
+
+	record func() report.Cell
+}
+
+// Resolve parses and checks a cell without touching the machine, so that
+// bad input is refused before any lab exists.
+func Resolve(c CellConfig) (*Cell, error) {
+	if c.Side == "" {
+		c.Side = SideClient
+	}
+	if _, err := ParseSide(string(c.Side)); err != nil {
+		return nil, err
+	}
+	if c.Samples <= 0 {
+		c.Samples = 1
+	}
+	if c.Budget < 0 || c.Idle < 0 {
+		return nil, errors.New("budget and idle must not be negative")
+	}
+	for k := range c.Sysctls {
+		if _, err := sysctlPath(k); err != nil {
+			return nil, err
+		}
+	}
+	// A detector's kernel parameter that the spec leaves out is what the
+	// watcher's namespace will have: the cell's sysctl, or the kernel's
+	// default for a new namespace.
+	namespace := func(key string) string {
+		if v, ok := c.Sysctls[key]; ok {
+			return v
+		}
+		return NamespaceDefault(key)
+	}
+	b, err := detectors.build(c.Detector, namespace)
+	if err != nil {
+		return nil, err
+	}
+	det := b.value.(Detector)
+	watcher := maps.Clone(b.sysctls)
+	for k, v := range b.sysctls {
+		if b.given[k] {
+			if err := agree(b.spec, k, v, c.Sysctls); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if sn, ok := det.(SysctlNeeder); ok {
+		for k, v := range sn.Sysctls() {
+			if err := agree(b.spec, k, v, c.Sysctls); err != nil {
+				return nil, err
+			}
+			watcher[k] = v
+		}
+	}
+	flt, fsp, err := NewFault(c.Fault)
+	if err != nil {
+		return nil, err
+	}
+	cell := &Cell{Config: c, Detector: det, DetSpec: b.spec, Fault: flt, FaultSpec: fsp, Effect: flt.Effect(), WatcherSysctls: watcher}
+	cell.Prediction, cell.Expect, cell.Kind = theory(det, flt)
+	cell.Budget = c.Budget
+	if cell.Budget == 0 {
+		cell.Budget = defaultBudget(cell.Kind, cell.Prediction)
+	}
+	return cell, nil
+}
+
+// agree refuses a detector that would write a kernel parameter the cell's
+// own sysctls set to something else: one of the two would be silently lost.
+func agree(det spec.Spec, key, value string, cellSysctls map[string]string) error {
+	if v, ok := cellSysctls[key]; ok && v != value {
+		return fmt.Errorf("detector %s sets %s=%s in the watcher's namespace, but the cell's sysctls (--sysctl) set %s=%s; give the value once", det, key, value, key, v)
+	}
+	return nil
+}
+
+// Key is the cell's key in reports.
+func (c *Cell) Key() report.CellKey {
+	return report.KeyOf(c.DetSpec.String(), c.FaultSpec.String(), string(c.Config.Side), c.Kind)
+}
+
+// Describe is a one-line summary of a cell for progress output.
+func (c *Cell) Describe() string {
+	return strings.Join([]string{c.DetSpec.String(), c.FaultSpec.String(), string(c.Config.Side)}, " × ")
+}
+
+// Record returns what the run measured of the cell so far: its samples,
+// mistakes, false positives, observed time, overhead and sysctls, from the
+// run's report. A cell that belongs to no matrix has an empty record.
+func (c *Cell) Record() report.Cell {
+	if c.record == nil {
+		return report.Cell{}
+	}
+	return c.record()
+}

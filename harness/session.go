@@ -1,0 +1,369 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Session is one watched connection in a lab, set up as every sample sets
+// it up:
+//
+//	[peer: echo peer or foreign peer] ==veth== [router] ==veth== [watcher: the detector]
+//
+// the cell's kernel parameters written in the namespaces, the fault's
+// Prepare run, the listening end started and ready, then the dialing end,
+// and both connected. The Matrix opens one per sample; tests and tools open
+// their own (Connect).
+type Session struct {
+	Lab  *Lab
+	Cell *Cell
+	// Watcher and Peer are the two ends' processes.
+	Watcher, Peer *Process
+	// WatcherStartNs is the CLOCK_MONOTONIC instant just before the watcher
+	// was started: none of its decisions can be stamped earlier.
+	WatcherStartNs int64
+	// Builtin is true when both ends are halfopen's own agents.
+	Builtin bool
+	// Service is the peer's real server, when the detector's peer is one.
+	Service *Service
+
+	opt SessionOptions
+}
+
+// SessionOptions say how a session starts its processes.
+type SessionOptions struct {
+	// Exe is the binary re-executed as halfopen's agents.
+	Exe string
+	// Reconnect makes the watcher connect again after each decision (a
+	// disturbance counts every mistake).
+	Reconnect bool
+	// LogDir, when set, keeps a service peer's output there, one file per
+	// sample (Name); otherwise only its last lines are kept, for errors.
+	LogDir, Name string
+}
+
+// setupTimeout bounds a session's set-up: both ends started and connected.
+const setupTimeout = 10 * time.Second
+
+// OpenSession sets up one watched connection for cell in lab. flt is the
+// sample's own copy of the cell's fault, whose Prepare runs (nil: none).
+func OpenSession(ctx context.Context, lab *Lab, cell *Cell, flt Fault, opt SessionOptions) (*Session, error) {
+	if err := prepareLab(ctx, lab, cell, flt); err != nil {
+		return nil, err
+	}
+	s := &Session{Lab: lab, Cell: cell, Builtin: true, opt: opt}
+	if sp, ok := cell.Detector.(ServicePeer); ok {
+		if svc, ok := sp.PeerService(); ok {
+			s.Service = &svc
+		}
+	}
+	if err := s.start(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Connect readies lab as a sample does (the side, the detector's kernel
+// parameters, the fault's Prepare when flt is not nil), starts the built-in
+// peer and a watcher running detector, and waits until both are connected.
+// It is the set-up of one sample, for tests and tools that inject faults by
+// hand.
+func Connect(ctx context.Context, lab *Lab, detector string, side Side, flt Fault) (watcher, peer *Process, err error) {
+	c, err := Resolve(CellConfig{Detector: detector, Fault: calibrationFault, Side: side})
+	if err != nil {
+		return nil, nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, fmt.Errorf("find this program to re-execute as agents: %w", err)
+	}
+	s, err := OpenSession(ctx, lab, c, flt, SessionOptions{Exe: exe})
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.Watcher, s.Peer, nil
+}
+
+// prepareLab writes the cell's kernel parameters (its sysctls in every
+// namespace, the detector's in the watcher's) and lets the fault arrange
+// the path before any connection exists.
+func prepareLab(ctx context.Context, lab *Lab, c *Cell, flt Fault) error {
+	lab.Side = c.Config.Side
+	if len(c.Config.Sysctls) > 0 {
+		for _, r := range []Role{Peer, Router, Watcher} {
+			if err := lab.SetSysctls(r, c.Config.Sysctls); err != nil {
+				return err
+			}
+		}
+	}
+	if err := lab.SetSysctls(Watcher, c.WatcherSysctls); err != nil {
+		return err
+	}
+	if p, ok := flt.(Preparer); ok {
+		if err := p.Prepare(ctx, lab); err != nil {
+			return fmt.Errorf("prepare %s: %w", c.FaultSpec, err)
+		}
+	}
+	return nil
+}
+
+// start starts the listening end first, waits until it is ready, then the
+// dialing end, and waits until both are connected.
+func (s *Session) start(ctx context.Context) error {
+	lab, c := s.Lab, s.Cell
+	exe, reconnect := s.opt.Exe, s.opt.Reconnect
+	side := c.Config.Side
+	listenAddr := netip.AddrPortFrom(PeerAddr, ListenPort)
+	if side == SideServer {
+		listenAddr = netip.AddrPortFrom(WatcherAddr, ListenPort)
+	}
+	// The dialing end goes through lab.Via (a proxy put there by a fault's
+	// Prepare) or straight to the listener.
+	if !lab.Via.IsValid() {
+		lab.Via = listenAddr
+		lab.PathName = "direct"
+	}
+	watcherAddr, peerAddr := lab.Via.String(), listenAddr.String()
+	if side == SideServer {
+		watcherAddr, peerAddr = listenAddr.String(), lab.Via.String()
+	}
+	conns := 1
+	if cc, ok := c.Detector.(ConnCounter); ok {
+		conns = cc.Conns()
+	}
+	common := []string{
+		fmt.Sprintf("%s=%d", envProtocol, ProtocolVersion),
+		envSide + "=" + string(side),
+		fmt.Sprintf("%s=%d", envConns, conns),
+	}
+	if reconnect {
+		common = append(common, envReconnect+"=1")
+	}
+	wspec := ProcSpec{Path: exe, Label: "watcher", Env: append([]string{
+		envAgent + "=watcher", envRole + "=watcher", envAddr + "=" + watcherAddr, envDetector + "=" + c.DetSpec.String(),
+	}, common...)}
+	pspec := ProcSpec{Path: exe, Label: "peer", Env: append([]string{
+		envAgent + "=peer", envRole + "=peer", envAddr + "=" + peerAddr,
+	}, common...)}
+	if prog, ok := c.Detector.(Program); ok {
+		s.Builtin = false
+		wspec = prog.WatcherProgram(side, watcherAddr)
+		wspec.Env = append(wspec.Env, common...)
+		if ps, ok := prog.PeerProgram(side, peerAddr); ok {
+			pspec = ps
+			pspec.Env = append(pspec.Env, common...)
+		}
+	}
+	setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	if s.Service != nil {
+		if side != SideClient {
+			return fmt.Errorf("the peer is the service %s, a server: only side client (the watcher dials it) can be measured", s.Service.Name)
+		}
+		if err := s.startService(ctx, listenAddr); err != nil {
+			return err
+		}
+		s.Builtin = false
+		s.WatcherStartNs = Now()
+		w, err := lab.Host(Watcher).Start(wspec)
+		if err != nil {
+			return err
+		}
+		s.Watcher = w
+		lab.Agents[Watcher] = w
+		if _, err := w.WaitEvent(setupCtx, EventConnected); err != nil {
+			return fmt.Errorf("connection never established: %w", err)
+		}
+		return nil
+	}
+	first, second := pspec, wspec
+	firstHost, secondHost := Peer, Watcher
+	if side == SideServer {
+		first, second = wspec, pspec
+		firstHost, secondHost = Watcher, Peer
+	}
+	if side == SideServer {
+		s.WatcherStartNs = Now()
+	}
+	a, err := lab.Host(firstHost).Start(first)
+	if err != nil {
+		return err
+	}
+	if _, err := a.WaitEvent(setupCtx, EventReady); err != nil {
+		return err
+	}
+	if side == SideClient {
+		s.WatcherStartNs = Now()
+	}
+	b, err := lab.Host(secondHost).Start(second)
+	if err != nil {
+		return err
+	}
+	s.Watcher, s.Peer = b, a
+	if side == SideServer {
+		s.Watcher, s.Peer = a, b
+	}
+	lab.Agents[Watcher], lab.Agents[Peer] = s.Watcher, s.Peer
+	// The dialing end's local port names the data connection in the
+	// router's conntrack table (its original source port, before NAT).
+	dialer := s.Watcher
+	if side == SideServer {
+		dialer = s.Peer
+	}
+	for _, proc := range []*Process{s.Watcher, s.Peer} {
+		ev, err := proc.WaitEvent(setupCtx, EventConnected)
+		if err != nil {
+			return fmt.Errorf("connection never established: %w", err)
+		}
+		if proc == dialer {
+			if ap, err := netip.ParseAddrPort(ev.Local); err == nil {
+				lab.DataPort = ap.Port()
+			}
+		}
+	}
+	return nil
+}
+
+// startService runs the sample's setup of the service, starts it in the
+// peer host and waits until it is ready; when a rebooted peer host
+// returns, it starts the service again there (the same directory: a
+// reboot keeps the disk, not the connections).
+func (s *Session) startService(ctx context.Context, addr netip.AddrPort) error {
+	svc := *s.Service
+	if err := svc.Check(); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "halfopen-service-")
+	if err != nil {
+		return fmt.Errorf("service %s: %w", svc.Name, err)
+	}
+	s.Lab.OnClose(func() error { return os.RemoveAll(dir) })
+	if svc.User != "" {
+		cred, err := credentialOf(svc.User)
+		if err != nil {
+			return err
+		}
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			return fmt.Errorf("service %s: %w", svc.Name, err)
+		}
+	}
+	if svc.Setup != nil {
+		if err := svc.Setup(dir); err != nil {
+			return fmt.Errorf("set up service %s: %w", svc.Name, err)
+		}
+	}
+	spec := svc.procSpec(addr, dir)
+	if s.opt.LogDir != "" {
+		if err := os.MkdirAll(s.opt.LogDir, 0o755); err != nil {
+			return fmt.Errorf("service %s: log directory: %w", svc.Name, err)
+		}
+		f, err := os.Create(filepath.Join(s.opt.LogDir, s.opt.Name+"-"+svc.Name+".log"))
+		if err != nil {
+			return fmt.Errorf("service %s: %w", svc.Name, err)
+		}
+		s.Lab.OnClose(f.Close)
+		spec.Output = f
+	} else {
+		spec.Output = io.Discard
+	}
+	start := func() (*Process, error) {
+		h := s.Lab.Host(Peer)
+		if h == nil {
+			return nil, fmt.Errorf("service %s: the peer host is gone", svc.Name)
+		}
+		p, err := h.Start(spec)
+		if err != nil {
+			return nil, err
+		}
+		return p, svc.waitReady(ctx, h, p, addr)
+	}
+	p, err := start()
+	if err != nil {
+		return err
+	}
+	s.Peer = p
+	s.Lab.Agents[Peer] = p
+	s.Lab.OnReturn(func(r Role) error {
+		if r != Peer {
+			return nil
+		}
+		_, err := start()
+		return err
+	})
+	return nil
+}
+
+// ReadSysctls reads back, from each host's namespace, the kernel
+// parameters every report records and those the cell set: host role → key
+// → value, what the sample really ran with.
+func (s *Session) ReadSysctls() (map[string]map[string]string, error) {
+	keys := RecordedSysctls()
+	for k := range s.Cell.Config.Sysctls {
+		keys = append(keys, k)
+	}
+	for k := range s.Cell.WatcherSysctls {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	out := map[string]map[string]string{}
+	for _, role := range []Role{Peer, Router, Watcher} {
+		kv := map[string]string{}
+		for _, k := range keys {
+			v, err := s.Lab.ReadSysctl(role, k)
+			if err != nil {
+				return nil, fmt.Errorf("read back %s on the %s: %w", k, role, err)
+			}
+			kv[k] = v
+		}
+		out[string(role)] = kv
+	}
+	return out, nil
+}
+
+// End ends a session whose watcher or peer is a foreign program, as
+// protocol v1 says: SIGTERM, then SIGKILL after ProgramGrace. A program
+// that had to be killed, or that printed a line outside the protocol, is
+// the error. halfopen's own agents end with the lab.
+func (s *Session) End() error {
+	if s.Builtin {
+		return nil
+	}
+	procs := []*Process{s.Watcher}
+	if prog, ok := s.Cell.Detector.(Program); ok {
+		if _, foreign := prog.PeerProgram(s.Cell.Config.Side, ""); foreign {
+			procs = append(procs, s.Peer)
+		}
+	}
+	problems := make([]error, len(procs))
+	var wg sync.WaitGroup
+	for i, proc := range procs {
+		if proc == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := proc.ProtocolErr(); err != nil {
+				problems[i] = fmt.Errorf("the %s broke protocol v1: %v", proc.Label, err)
+			}
+			if stopHung(proc, ProgramGrace) && problems[i] == nil {
+				problems[i] = fmt.Errorf("the %s (pid %d) was still running %v after SIGTERM and was killed", proc.Label, proc.Pid(), ProgramGrace)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range problems {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,403 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Range is a predicted detection time for a silent peer: from Lo to Hi after
+// the peer vanished.
+type Range struct{ Lo, Hi time.Duration }
+
+// Watcher is a protocol-v1 program: a detector, given as the function that
+// watches one connection, and optionally its own peer.
+type Watcher struct {
+	// Name goes into hello; the report shows it.
+	Name string
+	// Predicted is the detection range for a silent peer (one that vanished
+	// with no FIN and no RST); nil declares that the watcher never notices
+	// one (predicted_s null).
+	Predicted *Range
+	// Predict, when set, computes the prediction from HALFOPEN_CONFIG, and
+	// wins over Predicted. It may read nothing else: the harness learns the
+	// prediction by running the program in an empty namespace. An error is
+	// bad input: the program says it on stderr and exits with status 2
+	// before hello.
+	Predict func(Config) (*Range, error)
+	// Watch watches one connection, and returns the reason it gave up on the
+	// peer (Reason(err) for an error, or the library's own words) the moment
+	// it does. It makes the connection with s.Connect, or lets its library
+	// dial HALFOPEN_ADDR (s.Addr) or accept on s.Listener() and then calls
+	// s.Connected. It returns an error when it cannot watch at all; it must
+	// return when ctx ends (SIGTERM). With HALFOPEN_RECONNECT=1 it runs
+	// again after each dead, with a new Session.
+	Watch func(ctx context.Context, s *Session) (reason string, err error)
+	// Peer, when set, is the program's peer role (peer=self): it runs once,
+	// for the program's life, after ready, and returns when ctx ends. Echo
+	// is one; a library's own server is another (serve on s.Listener(), or
+	// dial s.Addr when the watcher is the server). A peer never says dead.
+	Peer func(ctx context.Context, s *Session) error
+}
+
+// badInput is an error in what the program was given (environment, config,
+// Watcher): Main exits with status 2 on it, 1 on any other error.
+type badInput struct{ err error }
+
+func (b *badInput) Error() string { return b.err.Error() }
+func (b *badInput) Unwrap() error { return b.err }
+
+// Main runs w as the environment says and exits: 0 after SIGTERM or SIGINT
+// (within a second, whatever Watch is doing), 2 with one sentence on stderr
+// when the environment, the config or w is wrong, 1 when the watcher could
+// not watch. It never returns.
+func Main(w Watcher) {
+	prog := filepath.Base(os.Args[0])
+	env, err := ReadEnv(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, env, w, os.Stdout) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// The harness SIGKILLs what is left 2 s after SIGTERM and counts it
+		// as a hang: a library that does not return in time is left behind.
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+		}
+		os.Exit(0)
+	}
+	if err == nil {
+		os.Exit(0)
+	}
+	fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+	if errors.As(err, new(*badInput)) {
+		os.Exit(2)
+	}
+	os.Exit(1)
+}
+
+// Run is Main without the process: it speaks protocol v1 on stdout for env
+// until ctx ends (nil) or the watcher fails (an error, also written as a log
+// event once hello is out). A watcher that said dead without
+// env.Reconnect waits for ctx to end.
+func Run(ctx context.Context, env Env, w Watcher, stdout io.Writer) error {
+	predicted, err := w.check(env)
+	if err != nil {
+		return &badInput{err}
+	}
+	em := NewEmitter(stdout)
+	if env.Role == RolePeer {
+		predicted = nil // a peer detects nothing
+	}
+	em.Hello(w.Name, predicted)
+	if err := w.run(ctx, env, em); err != nil {
+		em.Logf("%s: %v", w.Name, err)
+		return err
+	}
+	return nil
+}
+
+// check validates w for env and returns its prediction.
+func (w Watcher) check(env Env) (*Range, error) {
+	if w.Name == "" {
+		return nil, errors.New("the Watcher has no Name")
+	}
+	switch {
+	case env.Role == RoleWatcher && w.Watch == nil:
+		return nil, fmt.Errorf("%s has no Watch function", w.Name)
+	case env.Role == RolePeer && w.Peer == nil:
+		return nil, fmt.Errorf("%s has no peer role: run it with peer=builtin", w.Name)
+	}
+	p := w.Predicted
+	if w.Predict != nil {
+		var err error
+		if p, err = w.Predict(env.Config); err != nil {
+			return nil, err
+		}
+	}
+	if p != nil && (p.Lo < 0 || p.Hi < p.Lo) {
+		return nil, fmt.Errorf("%s predicts [%v, %v], which is not a range with 0 <= lo <= hi", w.Name, p.Lo, p.Hi)
+	}
+	return p, nil
+}
+
+// run is everything after hello.
+func (w Watcher) run(ctx context.Context, env Env, em *Emitter) error {
+	var ln net.Listener
+	if env.Listens() {
+		lc := net.ListenConfig{KeepAlive: -1}
+		// Go listens with MPTCP where the kernel has it; a plain TCP socket
+		// is what the reference text and the lab's faults are about.
+		lc.SetMultipathTCP(false)
+		var err error
+		if ln, err = lc.Listen(ctx, "tcp", env.Addr); err != nil {
+			return err
+		}
+		defer ln.Close()
+		defer context.AfterFunc(ctx, func() { ln.Close() })()
+	}
+	em.Ready()
+	if env.Role == RolePeer {
+		s := newSession(ctx, env, em, ln)
+		defer s.close()
+		if err := w.Peer(ctx, s); err != nil && ctx.Err() == nil {
+			return fmt.Errorf("peer: %w", err)
+		}
+		return nil
+	}
+	for {
+		s := newSession(ctx, env, em, ln)
+		reason, err := w.Watch(ctx, s)
+		connected := s.isConnected()
+		if ctx.Err() == nil && err == nil && reason != "" && connected {
+			em.Dead(reason) // before closing anything: t_ns is the decision
+		}
+		s.close()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			return fmt.Errorf("watch: %w", err)
+		case reason == "":
+			return errors.New("watch returned neither a reason nor an error")
+		case !connected && !env.Reconnect:
+			return fmt.Errorf("watch gave up (%s) before it reported connected", reason)
+		case !connected:
+			em.Logf("%s: gave up (%s) before it reported connected; trying again", w.Name, reason)
+			if sleep(ctx, 100*time.Millisecond) != nil {
+				return nil
+			}
+		case !env.Reconnect:
+			<-ctx.Done()
+			return nil
+		}
+	}
+}
+
+// Session is what Watch (one connection) or Peer (the program's life) is
+// given: the environment, the way to connect, and the output. It is safe for
+// concurrent use.
+type Session struct {
+	Env
+
+	em   *Emitter
+	ln   net.Listener
+	stop func() bool
+
+	mu        sync.Mutex
+	conns     []net.Conn
+	connected bool
+	closed    bool
+}
+
+func newSession(ctx context.Context, env Env, em *Emitter, ln net.Listener) *Session {
+	s := &Session{Env: env, em: em, ln: ln}
+	// Closing the session's connections wakes a Watch blocked in a read.
+	s.stop = context.AfterFunc(ctx, s.closeConns)
+	return s
+}
+
+// Connect makes a connection the protocol's way and reports connected. The
+// listening end accepts the next connection on HALFOPEN_ADDR; the dialing end
+// dials it, retrying for 5 s (until ctx ends with HALFOPEN_RECONNECT=1),
+// since the other end may not listen yet or may be coming back. Neither has
+// TCP keepalive, unlike Go's default of 15 s: set your own on the connection.
+// The session closes the connection when Watch returns.
+func (s *Session) Connect(ctx context.Context) (net.Conn, error) {
+	var (
+		c   net.Conn
+		err error
+	)
+	if s.ln != nil {
+		c, err = accept(ctx, s.ln)
+	} else {
+		patience := 5 * time.Second
+		if s.Reconnect {
+			patience = 0
+		}
+		c, err = dial(ctx, s.Addr, patience)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	closed := s.closed
+	if !closed {
+		s.conns = append(s.conns, c)
+	}
+	s.mu.Unlock()
+	if closed {
+		c.Close()
+		return nil, fmt.Errorf("connect to %s: the session has ended", s.Addr)
+	}
+	s.Connected()
+	return c, nil
+}
+
+// Connected reports that the connection is established, for a library that
+// dials or accepts by itself: call it the moment the library has its
+// connection. It prints connected once per session; later calls do nothing.
+func (s *Session) Connected() {
+	s.mu.Lock()
+	first := !s.connected
+	s.connected = true
+	s.mu.Unlock()
+	if first {
+		s.em.Connected()
+	}
+}
+
+// Listener is the listener on HALFOPEN_ADDR when this end listens (nil when
+// it dials), for a library that accepts by itself. It is open from before
+// ready until the program ends, across sessions: do not close it.
+func (s *Session) Listener() net.Listener { return s.ln }
+
+// Logf emits a log event: anything worth keeping in the report.
+func (s *Session) Logf(format string, args ...any) { s.em.Logf(format, args...) }
+
+func (s *Session) isConnected() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.connected
+}
+
+// close ends the session: its connections are closed.
+func (s *Session) close() {
+	s.stop()
+	s.closeConns()
+}
+
+func (s *Session) closeConns() {
+	s.mu.Lock()
+	conns := s.conns
+	s.conns, s.closed = nil, true
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// accept takes the next connection on ln, or gives up when ctx ends.
+func accept(ctx context.Context, ln net.Listener) (net.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if tl, ok := ln.(*net.TCPListener); ok {
+		stop := context.AfterFunc(ctx, func() { _ = tl.SetDeadline(time.Unix(1, 0)) })
+		defer func() {
+			if !stop() { // the deadline was set: lift it for the next Accept
+				_ = tl.SetDeadline(time.Time{})
+			}
+		}()
+	}
+	c, err := ln.Accept()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("accept on %s: %w", ln.Addr(), err)
+	}
+	return c, nil
+}
+
+// dial connects to addr, retrying every 50 ms for patience (0: until ctx
+// ends).
+func dial(ctx context.Context, addr string, patience time.Duration) (net.Conn, error) {
+	d := net.Dialer{KeepAlive: -1, Timeout: 3 * time.Second}
+	d.SetMultipathTCP(false)
+	start := time.Now()
+	for {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if patience > 0 && time.Since(start) >= patience {
+			return nil, fmt.Errorf("%w (tried for %v)", err, patience)
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Echo is a peer role that echoes every byte it receives, as halfopen's
+// built-in peer does. The listening end serves every connection it accepts
+// at once (a watcher that reconnects after a false positive finds it ready
+// while the old connection hangs); the dialing end dials again when its
+// connection ends and HALFOPEN_RECONNECT=1. Urgent bytes are read in band
+// (SO_OOBINLINE), so a MSG_OOB probe does not turn its close into an RST.
+func Echo(ctx context.Context, s *Session) error {
+	for {
+		c, err := s.Connect(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if s.Listens() {
+			go echo(c)
+			continue
+		}
+		echo(c)
+		if !s.Reconnect {
+			<-ctx.Done()
+			return nil
+		}
+	}
+}
+
+// echo writes back what c reads until it ends, then closes it.
+func echo(c net.Conn) {
+	defer c.Close()
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			_ = rc.Control(func(fd uintptr) {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_OOBINLINE, 1)
+			})
+		}
+	}
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
