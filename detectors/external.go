@@ -227,12 +227,16 @@ func readHello(path, config string, unprivileged bool) (harness.Event, error) {
 	if err != nil {
 		return harness.Event{}, fmt.Errorf("read its hello: %w", err)
 	}
+	var stderr tailWriter
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		return harness.Event{}, fmt.Errorf("start it to read its hello: %w", err)
 	}
 	defer func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
+		if cmd.ProcessState == nil { // not reaped yet: its group is still its own
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+		}
 	}()
 	line := make(chan string, 1)
 	go func() {
@@ -247,6 +251,12 @@ func readHello(path, config string, unprivileged bool) (harness.Event, error) {
 	select {
 	case l, ok := <-line:
 		if !ok {
+			// Its output ended: wait for it, and for its last words.
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+			if last := stderr.lastLine(); last != "" {
+				return harness.Event{}, fmt.Errorf("it exited before its hello, saying: %s", last)
+			}
 			return harness.Event{}, errors.New("it printed nothing before exiting, where protocol v1 wants a hello first")
 		}
 		if ev, err = harness.ParseEvent([]byte(l), true); err != nil {
@@ -260,4 +270,29 @@ func readHello(path, config string, unprivileged bool) (harness.Event, error) {
 	}
 	helloCache.Store(key, ev)
 	return ev, nil
+}
+
+// tailWriter keeps the last 4 KiB a program wrote to its standard error.
+type tailWriter struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+// Write keeps p, dropping what falls out of the last 4 KiB.
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if over := len(t.b) - 4096; over > 0 {
+		t.b = t.b[over:]
+	}
+	return len(p), nil
+}
+
+// lastLine is the last non-empty line written.
+func (t *tailWriter) lastLine() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lines := strings.Split(strings.TrimSpace(string(t.b)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }

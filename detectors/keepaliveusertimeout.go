@@ -77,4 +77,6 @@ func (d *KeepaliveUserTimeout) Watch(ctx context.Context, w *harness.Watch) harn
 
 // MaxSendGap: with its peer silent, a probe goes every intvl once idle has
 // passed since the last segment; the timer wheel may fire it late.
-func (d *KeepaliveUserTimeout) MaxSendGap() time.Duration { return timerWheelLate(max(d.Idle, d.Intvl)) }
+func (d *KeepaliveUserTimeout) MaxSendGap() time.Duration {
+	return timerWheelLate(max(d.Idle, d.Intvl))
+}

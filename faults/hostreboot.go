@@ -72,6 +72,14 @@ func (f *HostReboot) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal
 		f.mu.Lock()
 		f.returned, f.err, f.dropped = harness.Now(), err, dropped
 		f.mu.Unlock()
+		if err == nil {
+			// Its services start after its kernel answers.
+			if err := lab.Booted(harness.Peer); err != nil {
+				f.mu.Lock()
+				f.err = err
+				f.mu.Unlock()
+			}
+		}
 	}()
 	return nil, at, nil
 }

@@ -131,10 +131,16 @@ func agentContext() (context.Context, <-chan Command) {
 }
 
 // ListenConfig and Dialer for every socket of the lab: Go's default 15 s
-// keepalive is off, so that only a detector that asks for keepalive gets it.
+// keepalive is off, so that only a detector that asks for keepalive gets
+// it, and so is the MPTCP Go asks for on listeners by default: the lab
+// measures plain TCP.
 var (
-	listenConfig = net.ListenConfig{KeepAlive: -1}
-	dialer       = net.Dialer{KeepAlive: -1, Timeout: 3 * time.Second}
+	listenConfig = func() net.ListenConfig {
+		lc := net.ListenConfig{KeepAlive: -1}
+		lc.SetMultipathTCP(false)
+		return lc
+	}()
+	dialer = net.Dialer{KeepAlive: -1, Timeout: 3 * time.Second}
 )
 
 // dialRetry dials addr until it answers or ctx ends (the listener may not be

@@ -394,9 +394,13 @@ func (l *Lab) RebootHost(role Role) error {
 	if err := l.createHosts(role); err != nil {
 		return err
 	}
-	if err := l.linkHost(role); err != nil {
-		return err
-	}
+	return l.linkHost(role)
+}
+
+// Booted runs what a rebooted host starts at boot (OnReturn), once the
+// fault that rebooted it has let it answer again: a real kernel answers
+// (with RST) before its services are up.
+func (l *Lab) Booted(role Role) error {
 	l.mu.Lock()
 	returns := append([]func(Role) error(nil), l.returns...)
 	l.mu.Unlock()
@@ -408,7 +412,7 @@ func (l *Lab) RebootHost(role Role) error {
 	return nil
 }
 
-// OnReturn registers fn to run when a rebooted host is back (RebootHost),
+// OnReturn registers fn to run when a rebooted host has booted (Booted),
 // with its role: what the host runs at boot starts again.
 func (l *Lab) OnReturn(fn func(Role) error) {
 	l.mu.Lock()

@@ -152,12 +152,13 @@ func (s *Session) start(ctx context.Context) error {
 	pspec := ProcSpec{Path: exe, Label: "peer", Env: append([]string{
 		envAgent + "=peer", envRole + "=peer", envAddr + "=" + peerAddr,
 	}, common...)}
+	foreignPeer := false
 	if prog, ok := c.Detector.(Program); ok {
 		s.Builtin = false
 		wspec = prog.WatcherProgram(side, watcherAddr)
 		wspec.Env = append(wspec.Env, common...)
 		if ps, ok := prog.PeerProgram(side, peerAddr); ok {
-			pspec = ps
+			pspec, foreignPeer = ps, true
 			pspec.Env = append(pspec.Env, common...)
 		}
 	}
@@ -211,22 +212,29 @@ func (s *Session) start(ctx context.Context) error {
 		s.Watcher, s.Peer = a, b
 	}
 	lab.Agents[Watcher], lab.Agents[Peer] = s.Watcher, s.Peer
-	// The dialing end's local port names the data connection in the
-	// router's conntrack table (its original source port, before NAT).
-	dialer := s.Watcher
-	if side == SideServer {
-		dialer = s.Peer
+	// The watcher's connected is what counts; a foreign peer (a program or
+	// a real server) owes none. halfopen's own peer says it too, with its
+	// address. The dialing end's local port names the data connection in
+	// the router's conntrack table (its original source port, before NAT).
+	ev, err := s.Watcher.WaitEvent(setupCtx, EventConnected)
+	if err != nil {
+		return fmt.Errorf("connection never established: %w", err)
 	}
-	for _, proc := range []*Process{s.Watcher, s.Peer} {
-		ev, err := proc.WaitEvent(setupCtx, EventConnected)
+	port := ev.Local
+	if side == SideServer {
+		port = ev.Remote
+	}
+	if !foreignPeer {
+		pev, err := s.Peer.WaitEvent(setupCtx, EventConnected)
 		if err != nil {
 			return fmt.Errorf("connection never established: %w", err)
 		}
-		if proc == dialer {
-			if ap, err := netip.ParseAddrPort(ev.Local); err == nil {
-				lab.DataPort = ap.Port()
-			}
+		if side == SideServer {
+			port = pev.Local
 		}
+	}
+	if ap, err := netip.ParseAddrPort(port); err == nil {
+		lab.DataPort = ap.Port()
 	}
 	return nil
 }

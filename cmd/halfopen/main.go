@@ -84,5 +84,6 @@ in Linux network namespaces, and measures detection time, false positives and ov
 	}
 	root.AddCommand(newRunCmd(), newListCmd(), newGCCmd(), newDoctorCmd())
 	addReportCommands(root)
+	root.AddCommand(newCheckCmd())
 	return root
 }

@@ -104,26 +104,55 @@ func runMatrix(cmd *cobra.Command, f runFlags) error {
 			return badInput(err)
 		}
 	}
-	if err := harness.Preflight(); err != nil {
-		return badInput(err)
+	m, err := measure(cmd, measurement{
+		configs: configs, seed: f.seed, seedSet: cmd.Flags().Changed("seed"), pool: f.pool,
+		reportPath: f.reportPath, profile: f.profile, shard: f.shard, pcap: f.pcap,
+	})
+	if err != nil {
+		return err
 	}
-	seed := f.seed
-	if !cmd.Flags().Changed("seed") {
+	printTable(cmd.OutOrStdout(), m)
+	return nil
+}
+
+// measurement is what run and check share: cells already resolved once
+// (so that bad input was refused before the machine is touched), where the
+// report goes, and how the labs are pooled.
+type measurement struct {
+	configs                    []harness.CellConfig
+	seed                       int64
+	seedSet                    bool // seed was given; otherwise it comes from the clock
+	pool                       int
+	reportPath, profile, shard string
+	logDir                     string // where services' output is kept ("": only their last lines, in errors)
+	pcap                       bool   // keep every sample's capture, not only a surprising one's
+}
+
+// measure runs the cells in fresh labs with a progress line, writing the
+// v1 report sample by sample. SIGINT or SIGTERM tears the labs down and
+// keeps what was measured (exit 130). It returns the matrix once its
+// report is complete on disk.
+func measure(cmd *cobra.Command, ms measurement) (*harness.Matrix, error) {
+	if err := harness.Preflight(); err != nil {
+		return nil, badInput(err)
+	}
+	seed := ms.seed
+	if !ms.seedSet {
 		seed = time.Now().UnixNano() % 1_000_000_000
 	}
-	run := harness.NewRun()
-	if dir := filepath.Dir(f.reportPath); dir != "" {
+	if dir := filepath.Dir(ms.reportPath); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return badInput(fmt.Errorf("report directory %s: %w", dir, err))
+			return nil, badInput(fmt.Errorf("report directory %s: %w", dir, err))
 		}
 	}
-	w, err := report.Create(f.reportPath, &report.Report{
-		Schema: report.SchemaV1, Profile: f.profile, Started: time.Now().UTC(), Seed: seed, Shard: f.shard,
+	w, err := report.Create(ms.reportPath, &report.Report{
+		Schema: report.SchemaV1, Profile: ms.profile, Started: time.Now().UTC(), Seed: seed, Shard: ms.shard,
 		Environment: report.Environment{Kernel: harness.Kernel(), Go: harness.GoVersion(), Halfopen: harness.VersionString()},
 	})
 	if err != nil {
-		return badInput(fmt.Errorf("create report: %w", err))
+		return nil, badInput(fmt.Errorf("create report: %w", err))
 	}
+	run := harness.NewRun()
 	ctx, cancel := context.WithCancelCause(cmd.Context())
 	defer cancel(nil)
 	stop := run.CloseOnSignal(func(sig os.Signal) {
@@ -133,31 +162,34 @@ func runMatrix(cmd *cobra.Command, f runFlags) error {
 	defer run.Close()
 
 	prog := newProgress(cmd.ErrOrStderr())
-	opt := harness.Options{Pool: f.pool, Seed: seed, Report: w, Progress: prog.update, Pcap: f.pcap}
-	m, err := harness.NewMatrix(run, configs, opt)
+	opt := harness.Options{Pool: ms.pool, Seed: seed, Report: w, Progress: prog.update, LogDir: ms.logDir, Pcap: ms.pcap}
+	m, err := harness.NewMatrix(run, ms.configs, opt)
 	if err != nil {
-		return badInput(err)
+		return nil, badInput(err)
+	}
+	samples := 0
+	for _, c := range m.Cells() {
+		samples += c.Config.Samples
 	}
 	labs := fmt.Sprintf("%d labs at once", m.PoolSize())
 	if m.Adaptive() {
 		labs = fmt.Sprintf("labs at once from %d, sized by the harness's measured timing error", m.PoolSize())
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "halfopen %s: %d cells × %d samples, %s, seed %d, report %s\n",
-		harness.VersionString(), len(configs), f.samples, labs, seed, f.reportPath)
+	fmt.Fprintf(cmd.ErrOrStderr(), "halfopen %s: %d cells, %d samples, %s, seed %d, report %s\n",
+		harness.VersionString(), len(ms.configs), samples, labs, seed, ms.reportPath)
 	runErr := m.Run(ctx)
 	prog.finish()
 	if cerr := run.Close(); cerr != nil {
 		fmt.Fprintln(cmd.ErrOrStderr(), "halfopen: cleanup:", cerr)
 	}
 	if runErr != nil {
-		fmt.Fprintf(cmd.ErrOrStderr(), "halfopen: interrupted (%v); every sample measured so far is in %s\n", runErr, f.reportPath)
-		return &exitError{code: 130, err: fmt.Errorf("interrupted: %v", runErr)}
+		fmt.Fprintf(cmd.ErrOrStderr(), "halfopen: interrupted (%v); every sample measured so far is in %s\n", runErr, ms.reportPath)
+		return nil, &exitError{code: 130, err: fmt.Errorf("interrupted: %v", runErr)}
 	}
 	if err := w.Close(); err != nil {
-		return fmt.Errorf("write report: %w", err)
+		return nil, fmt.Errorf("write report: %w", err)
 	}
-	printTable(cmd.OutOrStdout(), m)
-	return nil
+	return m, nil
 }
 
 // progress prints a live line on a terminal, or one line per sample
