@@ -18,11 +18,13 @@ HALFOPEN_SAMPLES ?= $(SAMPLES_$(PROFILE))
 .PHONY: all build examples chromium vet unit suites test test-faults report screenshots clean gc bench bench-pool fuzz fuzz-short
 
 # Fuzz targets, package:function: every parser of outside input (specs,
-# reports and their merge, budgets, protocol lines, HALFOPEN_CONFIG). `make fuzz` runs each
-# for FUZZTIME; `make test` runs each for FUZZTIME_SHORT (fuzz-short).
+# reports and their merge, budgets, protocol lines, HALFOPEN_CONFIG, gate
+# files). `make fuzz` runs each for FUZZTIME; `make test` runs each for
+# FUZZTIME_SHORT (fuzz-short).
 # Minimising a new input is capped: on large reports it would stall the run.
 FUZZ_TARGETS   := spec:FuzzParse spec:FuzzCanonical harness:FuzzNewDetector harness:FuzzNewFault \
-                  harness:FuzzParseEvent protocol:FuzzParseConfig report:FuzzParse report:FuzzMerge report:FuzzParseBudgets
+                  harness:FuzzParseEvent protocol:FuzzParseConfig report:FuzzParse report:FuzzMerge report:FuzzParseBudgets \
+                  gatefile:FuzzParse
 FUZZTIME       ?= 1m
 FUZZTIME_SHORT ?= 3s
 
