@@ -53,8 +53,10 @@ def daemonize():
 
 emit("hello", protocol=1, name="careless-daemon", predicted_s=None)
 if config.get("dump") == "1" and config.get("pids"):
-    with open(os.path.join(config["pids"], "%s-env-%d.json" % (role, os.getpid())), "w") as f:
+    dump = os.path.join(config["pids"], "%s-env-%d.json" % (role, os.getpid()))
+    with open(dump + ".tmp", "w") as f:
         json.dump({"uid": os.getuid(), "gid": os.getgid(), "env": dict(os.environ), "config": config}, f)
+    os.rename(dump + ".tmp", dump)  # whole or not at all, if the sample ends first
 listener = None
 if listens:
     listener = socket.create_server((host, int(port)))
