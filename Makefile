@@ -80,9 +80,13 @@ fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t#*:}; \
 		echo "fuzz $$fn in ./$$pkg for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./$$pkg/ >/tmp/halfopen-fuzz.$$$$.log 2>&1 \
-			|| { cat /tmp/halfopen-fuzz.$$$$.log; rm -f /tmp/halfopen-fuzz.$$$$.log; exit 1; }; \
-		grep "execs:" /tmp/halfopen-fuzz.$$$$.log | tail -1; rm -f /tmp/halfopen-fuzz.$$$$.log; \
+		log=/tmp/halfopen-fuzz.$$$$.log; \
+		if ! $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./$$pkg/ >$$log 2>&1; then \
+			if grep -q "context deadline exceeded" $$log && ! grep -q "Failing input written\|panic:\|_test.go:[0-9]*:" $$log; then \
+				echo "  no failing input: the end of -fuzztime raced Go's fuzzing coordinator (golang/go#75804, fixed in go1.27); ignored"; \
+			else cat $$log; rm -f $$log; exit 1; fi; \
+		fi; \
+		grep "execs:" $$log | tail -1; rm -f $$log; \
 	done
 
 fuzz-short:
