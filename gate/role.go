@@ -157,7 +157,7 @@ func (d *roleDetector) program(role, addr string) harness.ProcSpec {
 	// an unprivileged user: roles run as root.
 	return harness.ProcSpec{
 		Path: exe, Label: label, Strict: true,
-		Env: []string{envRole + "=" + d.Name, "HALFOPEN_ROLE=" + role, "HALFOPEN_ADDR=" + addr, "HALFOPEN_CONFIG=" + string(cfg)},
+		Env: []string{envRole + "=" + d.Name, protocol.EnvRole + "=" + role, protocol.EnvAddr + "=" + addr, protocol.EnvConfig + "=" + string(cfg)},
 	}
 }
 

@@ -23,16 +23,17 @@ import (
 
 // Environment of halfopen's own agents, on top of the protocol v1 variables.
 const (
-	envAgent     = "HALFOPEN_AGENT"     // "watcher", "peer" or "toxiproxy"
-	envDetector  = "HALFOPEN_DETECTOR"  // the watcher's detector spec
-	envConns     = "HALFOPEN_CONNS"     // connections to make (default 1)
-	envReconnect = "HALFOPEN_RECONNECT" // "1": make the connection again after it ends
-	envProtocol  = "HALFOPEN_PROTOCOL"
-	envRole      = "HALFOPEN_ROLE"
-	envSide      = "HALFOPEN_SIDE"
-	envAddr      = "HALFOPEN_ADDR"
-	envConfig    = "HALFOPEN_CONFIG"
-	envRun       = "HALFOPEN_RUN" // the run a process belongs to
+	envAgent    = "HALFOPEN_AGENT"    // "watcher", "peer" or "toxiproxy"
+	envDetector = "HALFOPEN_DETECTOR" // the watcher's detector spec
+	envConns    = "HALFOPEN_CONNS"    // connections to make (default 1)
+	envRun      = "HALFOPEN_RUN"      // the run a process belongs to
+	// Protocol v1's own, from package protocol.
+	envReconnect = protocol.EnvReconnect
+	envProtocol  = protocol.EnvProtocol
+	envRole      = protocol.EnvRole
+	envSide      = protocol.EnvSide
+	envAddr      = protocol.EnvAddr
+	envConfig    = protocol.EnvConfig
 )
 
 // agentMains holds agent modes registered by other packages (the toxiproxy

@@ -7,19 +7,21 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // ProtocolVersion is the version of the external detector protocol that
-// halfopen speaks (docs/protocol.md).
-const ProtocolVersion = 1
+// halfopen speaks (docs/protocol.md); package protocol holds its facts.
+const ProtocolVersion = protocol.Version
 
 // Protocol v1 events, printed as JSON lines on a detector's standard output.
 const (
-	EventHello     = "hello"
-	EventReady     = "ready"
-	EventConnected = "connected"
-	EventDead      = "dead"
-	EventLog       = "log"
+	EventHello     = protocol.EventHello
+	EventReady     = protocol.EventReady
+	EventConnected = protocol.EventConnected
+	EventDead      = protocol.EventDead
+	EventLog       = protocol.EventLog
 )
 
 // Events only halfopen's own agents print, answering the orchestrator.

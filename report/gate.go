@@ -147,43 +147,17 @@ func ParseBudgets(name string, data []byte) (*Budgets, error) {
 		return nil, &InputError{File: name, Line: 1, Msg: "lists no budgets under \"budgets:\""}
 	}
 	lines := entryLines(data)
-	b := &Budgets{File: name}
+	entries := make([]Budget, 0, len(file.Budgets))
 	for i, y := range file.Budgets {
-		line := 0
+		e := Budget{Name: y.Name, Detector: y.Detector, Fault: y.Fault, Side: y.Side, Kind: y.Kind}
 		if i < len(lines) {
-			line = lines[i]
-		}
-		bad := func(format string, args ...any) error {
-			return &InputError{File: name, Line: line, Msg: fmt.Sprintf("budget %d "+format, append([]any{i + 1}, args...)...)}
-		}
-		e := Budget{Name: strings.TrimSpace(y.Name), Line: line, Side: y.Side, Kind: y.Kind}
-		var err error
-		if strings.TrimSpace(y.Detector) == "" {
-			return nil, bad("has no detector")
-		}
-		if e.Detector, err = spec.Canonical(y.Detector); err != nil {
-			return nil, bad("has a bad detector: %v", err)
-		}
-		if strings.TrimSpace(y.Fault) == "" {
-			return nil, bad("has no fault")
-		}
-		if e.Fault, err = spec.Canonical(y.Fault); err != nil {
-			return nil, bad("has a bad fault: %v", err)
-		}
-		if e.Side != "" && !isOneOf(e.Side, knownSides) {
-			return nil, bad("has side %q; the known sides are client and server", e.Side)
-		}
-		if e.Kind != "" && !isOneOf(e.Kind, knownKinds) {
-			return nil, bad("has kind %q; the known kinds are detection, disturbance and calibration", e.Kind)
+			e.Line = lines[i]
 		}
 		e.P50, e.P95, e.Max = y.P50.ptr(), y.P95.ptr(), y.Max.ptr()
 		e.Censored, e.FalsePositives, e.Errors = y.Censored.ptr(), y.FalsePositives.ptr(), y.Errors.ptr()
-		if e.Name == "" {
-			e.Name = e.defaultName()
-		}
-		b.Budgets = append(b.Budgets, e)
+		entries = append(entries, e)
 	}
-	return b, nil
+	return NewBudgets(name, entries)
 }
 
 func (y *yamlDuration) ptr() *time.Duration {
