@@ -44,7 +44,9 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 	if err != nil {
 		return out, err
 	}
-	name := fmt.Sprintf("%s-%d", c.FaultSpec.Name, j.seed)
+	// Samples of different cells may share a seed (a gate measures one cell
+	// per matrix): the name carries the cell's own short hash.
+	name := fmt.Sprintf("%s-%s-%d", c.FaultSpec.Name, c.shortID(), j.seed)
 	defer func() {
 		// The capture is judged with the sample, error or not.
 		if err != nil {
