@@ -21,6 +21,17 @@ GATES     := grpc nats redis postgres
 
 .PHONY: all build examples chromium vet unit suites test test-faults gates gate-packages report screenshots clean gc bench bench-pool fuzz fuzz-short
 
+# Fuzz targets, package:function: every parser of outside input (specs,
+# reports and their merge, budgets, protocol lines, HALFOPEN_CONFIG, gate
+# files). `make fuzz` runs each for FUZZTIME; `make test` runs each for
+# FUZZTIME_SHORT (fuzz-short).
+# Minimising a new input is capped: on large reports it would stall the run.
+FUZZ_TARGETS   := spec:FuzzParse spec:FuzzCanonical harness:FuzzNewDetector harness:FuzzNewFault \
+                  harness:FuzzParseEvent protocol:FuzzParseConfig report:FuzzParse report:FuzzMerge report:FuzzParseBudgets \
+                  gatefile:FuzzParse
+FUZZTIME       ?= 1m
+FUZZTIME_SHORT ?= 3s
+
 all: build
 
 build: examples
@@ -46,8 +57,9 @@ unit: examples chromium
 suites: build
 	PROFILE=$(PROFILE) HALFOPEN_SAMPLES=$(HALFOPEN_SAMPLES) $(GINKGO) -r --keep-going --timeout=30m --poll-progress-after=120s --label-filter='!matrix' $(SUITES)
 
-# Every test: vet, unit and lab tests, then the fault suites (quick profile).
-test: vet unit suites
+# Every test: vet, a few seconds of each fuzz target, unit and lab tests,
+# then the fault suites (quick profile).
+test: vet fuzz-short unit suites
 	@echo "make test: all tests passed"
 
 # The main job: the fault suites (the whole matrix included) and the
@@ -83,6 +95,22 @@ report:
 	$(BIN) report $(REPORTS)/faults.json --format html -o $(REPORTS)/faults.html
 	$(BIN) report $(REPORTS)/faults.json --format junit --budgets ci/budgets.yaml -o $(REPORTS)/faults.xml
 	$(BIN) gate --budgets ci/budgets.yaml $(REPORTS)/faults.json
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t#*:}; \
+		echo "fuzz $$fn in ./$$pkg for $(FUZZTIME)"; \
+		log=/tmp/halfopen-fuzz.$$$$.log; \
+		if ! $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./$$pkg/ >$$log 2>&1; then \
+			if grep -q "context deadline exceeded" $$log && ! grep -q "Failing input written\|panic:\|_test.go:[0-9]*:" $$log; then \
+				echo "  no failing input: the end of -fuzztime raced Go's fuzzing coordinator (golang/go#75804, fixed in go1.27); ignored"; \
+			else cat $$log; rm -f $$log; exit 1; fi; \
+		fi; \
+		grep "execs:" $$log | tail -1; rm -f $$log; \
+	done
+
+fuzz-short:
+	@$(MAKE) -s fuzz FUZZTIME=$(FUZZTIME_SHORT)
 
 bench-pool:
 	$(GO) test -run '^$$' -bench Pool -benchtime 1x ./harness/

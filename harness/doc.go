@@ -29,5 +29,8 @@
 //     sample, their deciding logic pure functions of events and instants;
 //   - calibrate.go: the harness's own timing error, under the same load;
 //   - lab.go, run.go, process.go, ns.go, sysctl.go: namespaces, links,
-//     processes, sysctls and their cleanup.
+//     processes, sysctls and their cleanup;
+//   - reaper.go, gc.go: what a killed run leaves is swept within
+//     milliseconds by the run's reaper, a process that outlives it (the
+//     design is in reaper.go); gc is for a machine that crashed.
 package harness

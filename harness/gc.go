@@ -54,32 +54,95 @@ func processAlive(pid int) bool {
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
+// nsID identifies a network namespace for as long as something holds it:
+// the device and inode of its nsfs file, as /proc/PID/ns/net and a bind
+// mount under /run/netns both show them. The kernel reuses a freed
+// namespace's inode number at once, so an nsID is only trusted while its
+// holder holds the namespace (a handle, a name): never keep one alone.
+type nsID struct{ dev, ino uint64 }
+
+// namespaceAt returns the nsID of the namespace bound or linked at path.
+func namespaceAt(path string) (nsID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nsID{}, err
+	}
+	return nsID{dev: st.Dev, ino: st.Ino}, nil
+}
+
+// namespaceOfFd returns the nsID of the namespace an open handle refers to.
+func namespaceOfFd(fd int) (nsID, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nsID{}, err
+	}
+	return nsID{dev: st.Dev, ino: st.Ino}, nil
+}
+
 // processesIn returns the pids of processes whose network namespace is the
 // one bound at path.
 func processesIn(path string) ([]int, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return nil, err
-	}
-	procs, err := os.ReadDir("/proc")
+	id, err := namespaceAt(path)
 	if err != nil {
 		return nil, err
 	}
+	return pidsInNamespaces(map[nsID]bool{id: true}), nil
+}
+
+// pidsInNamespaces scans /proc once and returns every process, other than
+// this one, whose network namespace is in set. It finds a process however
+// it got there: started by halfopen, forked by something halfopen started,
+// in a session of its own, reparented to init. Zombies have no namespace
+// left and are not listed.
+func pidsInNamespaces(set map[nsID]bool) []int {
+	if len(set) == 0 {
+		return nil
+	}
+	f, err := os.Open("/proc")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	names, _ := f.Readdirnames(-1)
+	self := os.Getpid()
 	var pids []int
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
+	for _, name := range names {
+		pid, err := strconv.Atoi(name)
+		if err != nil || pid == self {
+			continue
+		}
+		id, err := namespaceAt("/proc/" + name + "/ns/net")
 		if err != nil {
 			continue
 		}
-		var pst unix.Stat_t
-		if unix.Stat(filepath.Join("/proc", p.Name(), "ns/net"), &pst) != nil {
-			continue
-		}
-		if pst.Ino == st.Ino && pst.Dev == st.Dev {
+		if set[id] {
 			pids = append(pids, pid)
 		}
 	}
-	return pids, nil
+	return pids
+}
+
+// killNamespaces SIGKILLs every process living in the namespaces of set,
+// scanning again until a scan finds none (a process may fork between a scan
+// and its kill), for at most within. It returns the pids still found when
+// time ran out.
+func killNamespaces(set map[nsID]bool, within time.Duration) ([]int, error) {
+	deadline := time.Now().Add(within)
+	for {
+		pids := pidsInNamespaces(set)
+		if len(pids) == 0 {
+			return nil, nil
+		}
+		if time.Now().After(deadline) {
+			return pids, fmt.Errorf("processes %v still live in the namespaces after %v of SIGKILLs", pids, within)
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		// A killed process keeps its namespace until the kernel has torn
+		// down its files and sockets: give it a moment before looking again.
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // RunProcesses returns the pids of live processes started by runs of the
@@ -107,23 +170,16 @@ func RunProcesses(owner int) []int {
 	return out
 }
 
-// Collect kills the processes of each leftover namespace and deletes it.
+// Collect kills the processes of each leftover namespace, however they got
+// there, and deletes it.
 func Collect(left []Leftover) error {
 	var errs []error
 	for _, l := range left {
-		for _, pid := range l.Pids {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-		deadline := time.Now().Add(3 * time.Second)
-		for time.Now().Before(deadline) {
-			pids, _ := processesIn(filepath.Join(nsMountDirectory, l.Namespace))
-			if len(pids) == 0 {
-				break
+		path := filepath.Join(nsMountDirectory, l.Namespace)
+		if id, err := namespaceAt(path); err == nil {
+			if _, err := killNamespaces(map[nsID]bool{id: true}, 3*time.Second); err != nil {
+				errs = append(errs, fmt.Errorf("namespace %s: %w", l.Namespace, err))
 			}
-			for _, pid := range pids {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-			time.Sleep(20 * time.Millisecond)
 		}
 		if err := deleteNamespace(l.Namespace); err != nil {
 			errs = append(errs, err)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
@@ -61,10 +62,16 @@ type Host struct {
 	nftErr  error
 
 	runID string
+	lab   *Lab
+	// id identifies the namespace while NS holds it, even once its name
+	// is gone; zero until the namespace exists.
+	id nsID
 
 	mu    sync.Mutex
 	procs []*Process
 	gone  bool
+	// empty is set once a sweep found no process left in the namespace.
+	empty bool
 }
 
 // Nft returns the host's long-lived nftables connection, opened on first use.
@@ -175,7 +182,7 @@ func (l *Lab) createHosts(roles ...Role) error {
 	hosts := make([]*Host, len(roles))
 	for i, r := range roles {
 		names[i] = l.ID + "-" + string(r)
-		hosts[i] = &Host{Role: r, Name: names[i], NS: -1}
+		hosts[i] = &Host{Role: r, Name: names[i], NS: -1, lab: l}
 		if l.run != nil {
 			hosts[i].runID = l.run.ID
 		}
@@ -220,6 +227,20 @@ func (l *Lab) createHosts(roles ...Role) error {
 		}()
 	}
 	wg.Wait()
+	for _, h := range hosts {
+		if !h.NS.IsOpen() {
+			continue
+		}
+		id, err := namespaceOfFd(int(h.NS))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("identify namespace %s: %w", h.Name, err))
+			continue
+		}
+		h.id = id
+		if l.run != nil {
+			errs = append(errs, l.run.watchNamespace(id, int(h.NS)))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("lab %s: %w", l.ID, err)
 	}
@@ -338,7 +359,7 @@ func (l *Lab) DestroyHost(role Role) error {
 		return nil
 	}
 	var errs []error
-	errs = append(errs, h.killAll())
+	errs = append(errs, killAll(h))
 	if router != nil && role != Router {
 		name := RouterPeerLink
 		if role == Watcher {
@@ -399,13 +420,46 @@ func (l *Lab) OnReturn(fn func(Role) error) {
 	l.mu.Unlock()
 }
 
-// killAll SIGKILLs every process started in the host and waits for them.
-func (h *Host) killAll() error {
-	h.mu.Lock()
-	procs := h.procs
-	h.procs = nil
-	h.mu.Unlock()
-	var errs []error
+// sweepHosts SIGKILLs every process living in the hosts' namespaces that
+// killAll did not know: whatever a started process forked, in a session of
+// its own or not, reparented or not, ignoring SIGTERM or not. It looks by
+// namespace (/proc/PID/ns/net), not by name, so it finds them even when the
+// namespace's name is already gone, and repeats until a scan finds none.
+func sweepHosts(hosts ...*Host) error {
+	set := map[nsID]bool{}
+	for _, h := range hosts {
+		if h.id != (nsID{}) {
+			set[h.id] = true
+		}
+	}
+	if _, err := killNamespaces(set, 5*time.Second); err != nil {
+		return err
+	}
+	for _, h := range hosts {
+		h.mu.Lock()
+		h.empty = true
+		h.mu.Unlock()
+	}
+	return nil
+}
+
+// killAll SIGKILLs every process started in the hosts, then every other
+// process living in their namespaces (sweepHosts, one scan of /proc for all
+// of them), and waits for the started ones to be reaped. The sweep comes
+// before the wait: an escaped descendant may hold a started process's
+// output open.
+func killAll(hosts ...*Host) error {
+	var procs []*Process
+	for _, h := range hosts {
+		h.mu.Lock()
+		procs = append(procs, h.procs...)
+		h.procs = nil
+		h.mu.Unlock()
+	}
+	for _, p := range procs {
+		p.signalKill()
+	}
+	errs := []error{sweepHosts(hosts...)}
 	for _, p := range procs {
 		errs = append(errs, p.Kill())
 	}
@@ -421,7 +475,13 @@ func (h *Host) release() error {
 		return nil
 	}
 	h.gone = true
+	empty := h.empty
 	h.mu.Unlock()
+	if empty && h.id != (nsID{}) && h.lab != nil && h.lab.run != nil {
+		// Nothing lives in the namespace any more. A namespace that could
+		// not be emptied stays the reaper's.
+		h.lab.run.forgetNamespace(h.id)
+	}
 	var errs []error
 	if h.nft != nil {
 		errs = append(errs, h.nft.CloseLasting())
@@ -469,9 +529,7 @@ func (l *Lab) teardown() error {
 	}
 	l.hosts = map[Role]*Host{}
 	l.mu.Unlock()
-	for _, h := range hosts {
-		errs = append(errs, h.killAll())
-	}
+	errs = append(errs, killAll(hosts...))
 	for _, h := range hosts {
 		errs = append(errs, h.release())
 	}

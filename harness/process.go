@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,11 +54,16 @@ type Process struct {
 	// protoErr holds the first protocol violation, if any.
 	protoErr error
 
-	mu      sync.Mutex
-	stderr  tailBuffer
-	exited  chan struct{}
+	mu     sync.Mutex
+	stderr tailBuffer
+	exited chan struct{}
+	// abandon is closed when the process has exited and its reader gave
+	// up waiting for the orchestrator to take its events.
+	abandon chan struct{}
 	waitErr error
 	killed  bool
+	// droppedLogs counts log lines dropped while the event queue was full.
+	droppedLogs int
 }
 
 // Pid returns the process id.
@@ -164,14 +170,24 @@ func (p *Process) Kill() error {
 		return nil
 	default:
 	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	_ = p.cmd.Process.Kill()
+	p.signalKill()
 	select {
 	case <-p.exited:
 		return nil
 	case <-time.After(5 * time.Second):
 		return fmt.Errorf("%s (pid %d) did not die within 5 s of SIGKILL", p.Label, p.Pid())
 	}
+}
+
+// signalKill SIGKILLs the process and its group without waiting.
+func (p *Process) signalKill() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	_ = p.cmd.Process.Kill()
 }
 
 // Stop asks the process to end with SIGTERM, then kills it after grace.
@@ -220,63 +236,62 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("start %s in %s: %w", spec.Label, h.Name, err)
 	}
-	stdout, err := cmd.StdoutPipe()
+	// Standard output is a pipe of our own, not cmd.StdoutPipe: Wait must
+	// not close it under the reader, and the process's exit must not wait
+	// for a descendant that escaped with a copy of it.
+	stdout, stdoutW, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("start %s in %s: %w", spec.Label, h.Name, err)
 	}
-	p := &Process{Label: spec.Label, cmd: cmd, stdin: stdin, events: make(chan Event, 1024), exited: make(chan struct{})}
+	cmd.Stdout = stdoutW
+	// A descendant that keeps standard error open (a daemon that did not
+	// close it) holds Wait up for at most this long after the exit.
+	cmd.WaitDelay = outputGrace
+	p := &Process{Label: spec.Label, cmd: cmd, stdin: stdin, events: make(chan Event, eventQueue), exited: make(chan struct{}), abandon: make(chan struct{})}
 	cmd.Stderr = &lockedWriter{mu: &p.mu, w: &p.stderr}
 	if spec.Output != nil {
 		cmd.Stderr = io.MultiWriter(cmd.Stderr, spec.Output)
 	}
-	if err := inNamespace(h.NS, cmd.Start); err != nil {
+	err = inNamespace(h.NS, cmd.Start)
+	stdoutW.Close()
+	if err != nil {
+		stdout.Close()
 		return nil, fmt.Errorf("start %s in %s: %w", spec.Label, h.Name, err)
 	}
 	h.mu.Lock()
 	h.procs = append(h.procs, p)
 	h.mu.Unlock()
 
-	var readDone sync.WaitGroup
-	readDone.Add(1)
+	readDone := make(chan struct{})
 	go func() {
-		defer readDone.Done()
+		defer close(readDone)
 		defer close(p.events)
 		if spec.Output != nil {
 			_, _ = io.Copy(io.MultiWriter(spec.Output, &lockedWriter{mu: &p.mu, w: &p.stderr}), stdout)
 			return
 		}
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64*1024), 1024*1024)
-		for sc.Scan() {
-			line := sc.Bytes()
-			if len(strings.TrimSpace(string(line))) == 0 {
-				continue
-			}
-			ev, err := ParseEvent(line, spec.Strict)
-			if err != nil {
-				p.mu.Lock()
-				if p.protoErr == nil {
-					p.protoErr = err
-				}
-				p.mu.Unlock()
-				continue
-			}
-			p.events <- ev
-		}
-		if err := sc.Err(); err != nil && !errors.Is(err, os.ErrClosed) {
-			p.mu.Lock()
-			if p.protoErr == nil {
-				p.protoErr = fmt.Errorf("reading its output: %w", err)
-			}
-			p.mu.Unlock()
-		}
+		p.read(stdout, spec.Strict)
 	}()
 	go func() {
-		// Wait only after the output is drained: cmd.Wait closes the pipe.
-		readDone.Wait()
 		err := cmd.Wait()
+		if errors.Is(err, exec.ErrWaitDelay) {
+			// It exited with status 0; a descendant kept its standard
+			// error open, which teardown deals with.
+			err = nil
+		}
+		// Everything the process printed is read before Exited closes,
+		// so its protocol error is final by then; a descendant still
+		// holding the pipe after outputGrace is cut off.
+		select {
+		case <-readDone:
+		case <-time.After(outputGrace):
+			close(p.abandon)
+			stdout.Close()
+			<-readDone
+		}
+		stdout.Close()
 		p.mu.Lock()
 		p.waitErr = err
 		_ = p.stdin.Close()
@@ -285,6 +300,84 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 		close(p.exited)
 	}()
 	return p, nil
+}
+
+// Bounds on what a process's output may cost, however much it prints.
+const (
+	// MaxLineBytes is the longest protocol line read; a longer one is a
+	// protocol error and its process is killed.
+	MaxLineBytes = 1 << 20
+	// eventQueue events wait for the orchestrator; beyond it, log lines are
+	// dropped (and counted) and other events wait.
+	eventQueue = 1024
+	// outputGrace is how long the output of an exited process may stay
+	// open (held by a descendant) before it is closed.
+	outputGrace = 250 * time.Millisecond
+)
+
+// read parses the process's standard output into events until it ends.
+// Memory is bounded: one line of at most MaxLineBytes, eventQueue events.
+func (p *Process) read(stdout io.Reader, strict bool) {
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 64*1024), MaxLineBytes)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		ev, err := ParseEvent(line, strict)
+		if err != nil {
+			p.setProtoErr(err)
+			continue
+		}
+		if ev.Event == EventLog {
+			// A program that floods its log must not hold up its own
+			// decision behind it, nor grow the queue.
+			select {
+			case p.events <- ev:
+			default:
+				p.mu.Lock()
+				p.droppedLogs++
+				p.mu.Unlock()
+			}
+			continue
+		}
+		select {
+		case p.events <- ev:
+		case <-p.abandon:
+			// The process is gone and nobody took its events for
+			// outputGrace: the orchestrator has moved on.
+			return
+		}
+	}
+	if err := sc.Err(); err != nil && !errors.Is(err, os.ErrClosed) {
+		if errors.Is(err, bufio.ErrTooLong) {
+			err = fmt.Errorf("line longer than %d bytes, and was killed", MaxLineBytes)
+			p.setProtoErr(err)
+			// Nobody reads its output any more: it would block for ever.
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			_ = p.cmd.Process.Kill()
+			return
+		}
+		p.setProtoErr(fmt.Errorf("reading its output: %w", err))
+	}
+}
+
+// setProtoErr keeps the first protocol violation.
+func (p *Process) setProtoErr(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.protoErr == nil {
+		p.protoErr = err
+	}
+}
+
+// DroppedLogs returns how many log lines were dropped because the
+// orchestrator was not reading them as fast as the process printed them.
+func (p *Process) DroppedLogs() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.droppedLogs
 }
 
 // tailBuffer keeps the last 4 KiB written to it.

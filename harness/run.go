@@ -25,11 +25,17 @@ type Run struct {
 	labs    map[*Lab]struct{}
 	nextLab atomic.Int64
 	closed  atomic.Bool
+
+	// reaper sweeps the run's labs if the process dies without closing
+	// them (see reaper.go); started by the first lab.
+	reaperOnce sync.Once
+	reaper     *reaper
+	reaperErr  error
 }
 
 // NewRun starts a run with a fresh ID.
 func NewRun() *Run {
-	var b [2]byte
+	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return &Run{
 		ID:   strconv.Itoa(os.Getpid()) + "p" + hex.EncodeToString(b[:]),
@@ -44,7 +50,39 @@ func (r *Run) NewLab(ctx context.Context) (*Lab, error) {
 		return nil, errors.New("run is shutting down")
 	}
 	id := fmt.Sprintf("%s%s-%d", namespacePrefix, r.ID, r.nextLab.Add(1))
+	if err := r.startReaper(); err != nil {
+		return nil, fmt.Errorf("lab %s: %w", id, err)
+	}
 	return newLab(ctx, r, id)
+}
+
+// startReaper starts the run's reaper once, before its first namespace
+// exists, unless EnvNoReaper is set.
+func (r *Run) startReaper() error {
+	r.reaperOnce.Do(func() {
+		if os.Getenv(EnvNoReaper) == "1" {
+			return
+		}
+		r.reaper, r.reaperErr = startReaper(r.ID)
+	})
+	return r.reaperErr
+}
+
+// watchNamespace hands the reaper a namespace of the run (its identity and
+// a duplicate of the handle ns) the moment it exists.
+func (r *Run) watchNamespace(id nsID, ns int) error {
+	if r.reaper == nil {
+		return nil
+	}
+	return r.reaper.watch(id, ns)
+}
+
+// forgetNamespace tells the reaper that nothing lives in a namespace any
+// more, so that it lets go of it.
+func (r *Run) forgetNamespace(id nsID) {
+	if r.reaper != nil {
+		_ = r.reaper.forget(id)
+	}
 }
 
 // remember registers a lab before its first namespace exists; it refuses
@@ -84,6 +122,13 @@ func (r *Run) Close() error {
 		}()
 	}
 	wg.Wait()
+	// After its own teardown the run closes its reaper's socket: the reaper
+	// sweeps, finds nothing, and exits. A start still under way finishes
+	// first, so no reaper is left waiting for a run that has ended.
+	r.reaperOnce.Do(func() { r.reaperErr = errors.New("run is shutting down") })
+	if r.reaper != nil {
+		r.reaper.close()
+	}
 	return errors.Join(errs...)
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -109,13 +108,17 @@ func (y *yamlCount) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // ReadBudgets reads and parses the budgets file at path.
+// A file larger than MaxBudgetsBytes is refused without being read.
 func ReadBudgets(path string) (*Budgets, error) {
-	data, err := os.ReadFile(path)
+	data, err := readBounded(path, MaxBudgetsBytes, "a budgets file")
 	if err != nil {
-		return nil, &InputError{File: path, Msg: "cannot be read: " + errText(err), Err: err}
+		return nil, err
 	}
 	return ParseBudgets(path, data)
 }
+
+// MaxBudgetsBytes is the largest budgets file accepted: some 10,000 budgets.
+const MaxBudgetsBytes = 1 << 20
 
 var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
 var unknownField = regexp.MustCompile(`^field (\S+) not found in type`)

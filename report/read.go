@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"strings"
@@ -12,14 +13,61 @@ import (
 	"github.com/halfopen/halfopen/spec"
 )
 
+// Bounds on input, so that a wrong file or a hostile one costs bounded
+// memory and time, and the user gets one sentence.
+const (
+	// MaxReportBytes is the largest report Read accepts: 64 MiB holds some
+	// 25,000 cells of the baseline's size (2.4 kB each).
+	MaxReportBytes = 64 << 20
+)
+
 // Read reads and validates the report at path. Every problem is an
-// *InputError naming the file and, where it can, the line.
+// *InputError naming the file and, where it can, the line. A file larger
+// than MaxReportBytes is refused without being read.
 func Read(path string) (*Report, error) {
-	data, err := os.ReadFile(path)
+	data, err := readBounded(path, MaxReportBytes, "a halfopen report")
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// readBounded reads at most limit bytes of the file at path, refusing a
+// larger one by its size before reading, or after limit+1 bytes when its
+// size is not known in advance (a pipe).
+func readBounded(path string, limit int64, what string) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, &InputError{File: path, Msg: "cannot be read: " + errText(err), Err: err}
 	}
-	return Parse(path, data)
+	defer f.Close()
+	tooLarge := func(size string) error {
+		return &InputError{File: path, Msg: fmt.Sprintf("is %s, more than the %d MiB that %s may be", size, limit>>20, what)}
+	}
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > limit {
+		return nil, tooLarge(byteSize(fi.Size()))
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, &InputError{File: path, Msg: "cannot be read: " + errText(err), Err: err}
+	}
+	if int64(len(data)) > limit {
+		return nil, tooLarge("over " + byteSize(limit))
+	}
+	return data, nil
+}
+
+// byteSize writes a size for people: "1.0 GiB", "64 MiB", "512 B".
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 // errText returns err's text without the path that *PathError repeats.
@@ -170,7 +218,7 @@ func validateCell(i int, c *Cell) ([]any, string) {
 	at := func(path ...any) []any { return append([]any{"cells", i}, path...) }
 	where := fmt.Sprintf("cells[%d]", i)
 	if c.Detector != "" || c.Fault != "" {
-		where = fmt.Sprintf("cells[%d] (%s / %s / %s)", i, c.Detector, c.Fault, c.Side)
+		where = fmt.Sprintf("cells[%d] (%s / %s / %s)", i, clipText(c.Detector), clipText(c.Fault), clipText(c.Side))
 	}
 	if !isOneOf(c.Kind, knownKinds) {
 		return at("kind"), fmt.Sprintf("%s has kind %q; the known kinds are detection, disturbance and calibration", where, c.Kind)
@@ -242,21 +290,42 @@ func validateCell(i int, c *Cell) ([]any, string) {
 	return nil, ""
 }
 
+// clipText shortens a value quoted in an error to its first 80 bytes, so
+// that a hostile report's megabyte of text makes a sentence, not a page.
+func clipText(s string) string {
+	if len(s) <= 80 {
+		return s
+	}
+	return s[:77] + "..."
+}
+
 // cellAt names the element of "cells" that holds byte offset off, as
-// "cells[i]".
+// "cells[i]". It walks the array once: a report of many cells with an
+// error near its end costs one pass, not one per cell.
 func cellAt(data []byte, off int64) string {
-	end := locate(data, "cells")
-	i := 0
-	for ; ; i++ {
-		start := locate(data, "cells", i)
-		if start == end || start > off {
+	start := locate(data, "cells")
+	if start >= int64(len(data)) || data[start] != '[' || off < start {
+		return "cells"
+	}
+	dec := json.NewDecoder(bytes.NewReader(data[start:]))
+	if _, err := dec.Token(); err != nil {
+		return "cells"
+	}
+	i := -1
+	for dec.More() {
+		at := start + skipSpace(data[start:], dec.InputOffset())
+		if at > off {
+			break
+		}
+		i++
+		if skipValue(dec) != nil {
 			break
 		}
 	}
-	if i == 0 {
+	if i < 0 {
 		return "cells"
 	}
-	return fmt.Sprintf("cells[%d]", i-1)
+	return fmt.Sprintf("cells[%d]", i)
 }
 
 // locate returns the byte offset in data of the JSON value at path (object

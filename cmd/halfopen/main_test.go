@@ -118,6 +118,9 @@ func TestBadInputIsOneSentenceAndExit2(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, "unknown command"},
 		{"missing report", []string{"report", "/nonexistent/r.json"}, "/nonexistent/r.json"},
 		{"missing budgets", []string{"gate", "--budgets", "/nonexistent/b.yaml", "x.json"}, "/nonexistent/b.yaml"},
+		// The kernel takes at most 128 KiB in one argument.
+		{"huge detector spec", []string{"run", "--detector", "keepalive-tuned:idle=" + strings.Repeat("1", 120<<10) + "s", "--fault", "blackhole"}, "is longer than the 4096 a detector or fault spec may have"},
+		{"huge fault spec", []string{"run", "--detector", "read-eof", "--fault", "blackhole:x=" + strings.Repeat("y", 120<<10)}, "is longer than the 4096 a detector or fault spec may have"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := halfopen(t, tc.args...)
@@ -125,6 +128,9 @@ func TestBadInputIsOneSentenceAndExit2(t *testing.T) {
 				t.Errorf("exit code %d, want %d; stderr: %s", r.code, exitBadInput, r.stderr)
 			}
 			oneSentence(t, r, tc.want)
+			if len(r.stderr) > 2048 {
+				t.Errorf("the sentence is %d bytes long", len(r.stderr))
+			}
 			noLeftovers(t, r.pid)
 		})
 	}
@@ -213,14 +219,14 @@ func waitSamples(t *testing.T, path string, n int, within time.Duration) {
 	t.Fatalf("%s did not reach %d samples within %v", path, n, within)
 }
 
-func startRun(t *testing.T, reportPath string) *exec.Cmd {
+func startRun(t *testing.T, reportPath string, env ...string) *exec.Cmd {
 	t.Helper()
 	if err := harness.Preflight(); err != nil {
 		t.Skip(err)
 	}
 	cmd := exec.Command(os.Args[0], "run", "--detector", "read-eof", "--fault", "blackhole", "--fault", "graceful-close",
 		"--samples", "8", "--pool", "4", "--budget", "2s", "--report", reportPath)
-	cmd.Env = append(os.Environ(), "HALFOPEN_TEST_MAIN=1")
+	cmd.Env = append(append(os.Environ(), "HALFOPEN_TEST_MAIN=1"), env...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -265,9 +271,11 @@ func TestInterruptedRunKeepsItsSamplesAndLeavesNothing(t *testing.T) {
 	}
 }
 
+// gc is for a machine that crashed mid-run, taking the run's reaper with
+// it: the run is started without one.
 func TestGCRemovesWhatAKilledRunLeft(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.json")
-	cmd := startRun(t, path)
+	cmd := startRun(t, path, harness.EnvNoReaper+"=1")
 	waitSamples(t, path, 1, 60*time.Second)
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)

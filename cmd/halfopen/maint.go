@@ -12,7 +12,11 @@ func newGCCmd() *cobra.Command {
 	var all, dry bool
 	cmd := &cobra.Command{
 		Use:   "gc",
-		Short: "Remove the namespaces and processes that a killed run left behind",
+		Short: "Remove the namespaces and processes that a crashed machine's runs left behind",
+		Long: `Each run starts a reaper that removes its labs within seconds if the run is killed
+(SIGKILL, OOM, a CI timeout). gc is for what the reaper could not do: a machine that
+crashed mid-run, or a reaper killed by hand. It kills every process living in a
+leftover namespace, however it got there, and removes the namespace.`,
 		Example: `  halfopen gc           # namespaces of runs whose process is gone
   halfopen gc --all     # every ho-* namespace, even of a live run`,
 		Args: cobra.NoArgs,
@@ -57,7 +61,11 @@ func newDoctorCmd() *cobra.Command {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "halfopen %s, kernel %s, %s\n", harness.VersionString(), harness.Kernel(), harness.GoVersion())
 			var firstBad error
-			for _, c := range harness.Doctor() {
+			checks := harness.Doctor()
+			if checks[0].OK {
+				checks = append(checks, harness.CheckReaper())
+			}
+			for _, c := range checks {
 				mark := "ok  "
 				if !c.OK {
 					mark = "MISSING"
