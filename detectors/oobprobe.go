@@ -88,3 +88,8 @@ func peerStats(p *harness.Process) string {
 
 // WriteEvery is its urgent byte's interval.
 func (d *OOBProbe) WriteEvery() time.Duration { return d.Every }
+
+// PredictLocalFailure: with its own link gone, see localFailurePrediction.
+func (d *OOBProbe) PredictLocalFailure() harness.Prediction {
+	return localFailurePrediction(d.Retries2, d.Every)
+}

@@ -36,3 +36,8 @@ func (d *WriteProbe) Watch(ctx context.Context, w *harness.Watch) harness.Decisi
 
 // WriteEvery is its 1-byte write's interval.
 func (d *WriteProbe) WriteEvery() time.Duration { return d.Every }
+
+// PredictLocalFailure: with its own link gone, see localFailurePrediction.
+func (d *WriteProbe) PredictLocalFailure() harness.Prediction {
+	return localFailurePrediction(d.Retries2, d.Every)
+}

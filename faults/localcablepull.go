@@ -58,3 +58,6 @@ func (f *LocalCablePull) Reasons() []string {
 func (f *LocalCablePull) Silence() harness.Silence {
 	return harness.Silence{Min: f.For, Max: f.For, Lossy: true}
 }
+
+// CutsWatcherLink: the watcher's own link loses carrier.
+func (f *LocalCablePull) CutsWatcherLink() {}

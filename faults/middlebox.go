@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/report"
 )
 
 // MiddleboxStateLoss: a stateful middlebox on the router forgets the
@@ -156,4 +157,21 @@ func matchSynOnly() []expr.Any {
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{fin | syn | rst | ack}, Xor: []byte{0}},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{syn}},
 	}
+}
+
+// Expect: a middlebox that forgets only the watched flow (scope=flow)
+// leaves a detector's other connections alone, so a detector that judges
+// its peer on a dedicated connection of its own (ConnCounter: the data
+// flow is its first connection, its heart-beats go on the second) never
+// sees the loss. Every other detector, and scope=all, follows the Effect.
+func (f *MiddleboxStateLoss) Expect(det harness.Detector) (harness.Prediction, report.Expectation) {
+	if cc, ok := det.(harness.ConnCounter); ok && cc.Conns() > 1 && f.Scope == "flow" {
+		p := det.Predict()
+		return harness.Prediction{Never: true, Reasons: p.Reasons,
+			Rule: "the middlebox forgets only the data flow; the detector's heart-beats cross it on a connection of their own, which stays known, so it never decides"}, report.ExpectNever
+	}
+	if f.Effect() == harness.EffectResetOnWrite {
+		return harness.ExpectResetOnWrite(det, 0)
+	}
+	return harness.EffectTheory(det, f.Effect())
 }

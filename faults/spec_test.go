@@ -109,6 +109,16 @@ func TestTheory(t *testing.T) {
 		{"heartbeat-inband:interval=200ms,misses=3", "toxiproxy-host-crash", "detect", 0.4, -1, "heartbeat"},
 		{"read-eof", "toxiproxy-reset-peer:timeout=500ms", "detect", 0.5, 0.55, "ECONNRESET"},
 		{"read-eof", "toxiproxy-slow-close:delay=1s", "detect", 1, 1.05, "EOF"},
+		// A poller sees the proxy's close at its next poll, as a state.
+		{"tcp-info:every=100ms", "toxiproxy-slow-close:delay=1s", "detect", 1, 1.2, "CLOSE_WAIT"},
+		// The disabling request's round trip bounds when the close comes.
+		{"read-eof", "toxiproxy-down", "detect", 0, 0.3, "EOF"},
+		// The forgotten flow is the data one; dedicated heart-beats go on.
+		{"heartbeat-dedicated", "middlebox-state-loss", "never", 0, 0, ""},
+		{"heartbeat-inband", "middlebox-state-loss", "detect", 0.4, -1, "heartbeat"},
+		// Its own link gone, write-probe's retransmissions fail locally:
+		// tcp_model_timeout(2) = 1.4 s, re-armed every ≤ 500 ms.
+		{"write-probe:retries2=2", "local-cable-pull", "detect", 1.4, 2.15, "ETIMEDOUT"},
 		{"heartbeat-inband:interval=200ms,misses=3", "toxiproxy-slow-close:delay=1s", "detect", 0.4, -1, "heartbeat"},
 	}
 	for _, tc := range cases {

@@ -349,6 +349,18 @@ func proxiedExpect(det harness.Detector, closes bool, closeAfter time.Duration, 
 	own := det.Predict()
 	closeP := harness.Prediction{Lo: closeAfter, Hi: closeAfter + closeSlack, Reasons: closeReasons,
 		Rule: why + "; the proxy then closes the watcher's side: the read returns within " + closeSlack.String()}
+	if cp, ok := det.(harness.ClosePredictor); ok {
+		// A detector that polls sees the close at its next poll.
+		pc := cp.PredictClose(harness.EffectFINOrRST)
+		closeP = harness.Prediction{Lo: closeAfter + pc.Lo, Hi: closeAfter + pc.Hi + closeSlack, Reasons: pc.Reasons,
+			Rule: why + "; the proxy then closes the watcher's side: " + pc.Rule}
+	}
+	if _, foreign := det.(harness.Program); foreign && !closes {
+		// Whether a foreign program's timer is the kernel's (blind behind
+		// the proxy) or its own heart-beat's, theory cannot tell.
+		own.Rule = why + "; a foreign program's timer may be the kernel's, which the proxy answers, or its own, which the peer's silence stops: theory cannot tell which; " + own.Rule
+		return own, report.ExpectUnknown
+	}
 	if kernelOnly(own) {
 		if closes {
 			return closeP, report.ExpectDetect

@@ -22,9 +22,11 @@ import (
 //  2. the fault is an Expecter: its Expect(det) is the theory;
 //  3. the Effect is EffectResetOnWrite: ExpectResetOnWrite, using the
 //     fault's ResetAfterer and the detector's Sender when they exist;
-//  4. the Effect is a FIN or an RST and the detector is a ClosePredictor:
+//  4. the fault is a LocalLinkCutter and the detector a
+//     LocalFailurePredictor: its PredictLocalFailure;
+//  5. the Effect is a FIN or an RST and the detector is a ClosePredictor:
 //     its PredictClose;
-//  5. otherwise the Effect's generic rule (a FIN or RST is seen at once; a
+//  6. otherwise the Effect's generic rule (a FIN or RST is seen at once; a
 //     silent peer gets the detector's Predict).
 //
 // Then, for a silent Effect whose predicted reasons include ETIMEDOUT, a
@@ -124,6 +126,11 @@ type (
 	Signaller interface {
 		SignalsWatcher()
 	}
+	// LocalLinkCutter is a fault that takes away the watcher's own link, so
+	// that what it sends fails in its own stack.
+	LocalLinkCutter interface {
+		CutsWatcherLink()
+	}
 	// FaultReasons is a silent fault whose path reports an error of its own
 	// when a timer gives up (a router's ICMP unreachable becomes the
 	// socket's soft error, reported in place of ETIMEDOUT).
@@ -158,6 +165,12 @@ type (
 	// failing with EINTR, unchecked): a Signaller fault makes it decide.
 	SignalVictim interface {
 		FooledBySignals()
+	}
+	// LocalFailurePredictor predicts itself when its own link is gone
+	// (a LocalLinkCutter): retransmissions that fail locally are timed
+	// otherwise than lost ones.
+	LocalFailurePredictor interface {
+		PredictLocalFailure() Prediction
 	}
 	// ConnCounter needs more than one connection (a dedicated heart-beat
 	// connection); Watch.Conns has that many.

@@ -27,8 +27,10 @@ func theory(det Detector, flt Fault) (Prediction, report.Expectation, report.Kin
 			after = r.ResetAfter()
 		}
 		p, expect = ExpectResetOnWrite(det, after)
+	case isA[LocalLinkCutter](flt) && isA[LocalFailurePredictor](det):
+		p, expect = det.(LocalFailurePredictor).PredictLocalFailure(), report.ExpectDetect
 	default:
-		p, expect = effectTheory(det, e)
+		p, expect = EffectTheory(det, e)
 	}
 	if fr, ok := flt.(FaultReasons); ok && e == EffectSilent && slices.Contains(p.Reasons, "ETIMEDOUT") {
 		p.Reasons = fr.Reasons()
@@ -41,10 +43,12 @@ func isA[T any](v any) bool {
 	return ok
 }
 
-// effectTheory is the generic rule of an Effect: a FIN or an RST is seen
+// EffectTheory is the generic rule of an Effect: a FIN or an RST is seen
 // at once by a blocked read (unless the detector predicts its own
-// reaction), a silent peer gets the detector's own prediction.
-func effectTheory(det Detector, e Effect) (Prediction, report.Expectation) {
+// reaction), a silent peer gets the detector's own prediction. An Expecter
+// fault falls back on it for the detectors it has nothing special to say
+// about.
+func EffectTheory(det Detector, e Effect) (Prediction, report.Expectation) {
 	if cp, ok := det.(ClosePredictor); ok && e != EffectSilent {
 		return cp.PredictClose(e), report.ExpectDetect
 	}

@@ -1,0 +1,15 @@
+// Package grpcgate gates grpc-go (google.golang.org/grpc) on real packets
+// with halfopen: how fast a grpc-go client with an open, idle stream
+// notices that its server is gone (keepalive.ClientParameters), and how
+// fast a grpc-go server notices that a client which opened a stream and
+// went idle is gone (keepalive.ServerParameters: the reference text's
+// passive server).
+//
+// Everything is in the test files: the roles (roles_test.go), the suite
+// (gate_suite_test.go) and its cells with their budgets (gate_test.go). Run
+// it as root:
+//
+//	HALFOPEN_REPORT_DIR=/tmp/reports HALFOPEN_GATE_NAME=grpc go test -count=1 ./...
+//
+// README.md has the measured table and the settings a user should choose.
+package grpcgate

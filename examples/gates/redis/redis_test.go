@@ -1,0 +1,168 @@
+package redisgate_test
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/types"
+
+	redisgate "github.com/halfopen/halfopen/examples/gates/redis"
+	"github.com/halfopen/halfopen/gate"
+)
+
+// TestMain names the suite's report suite-gates-redis.json unless
+// HALFOPEN_GATE_NAME says otherwise, so that it and the other gates can
+// share one HALFOPEN_REPORT_DIR.
+func TestMain(m *testing.M) {
+	if os.Getenv("HALFOPEN_GATE_NAME") == "" {
+		os.Setenv("HALFOPEN_GATE_NAME", "redis")
+	}
+	gate.Main(m)
+}
+
+func TestRedisGate(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "go-redis gate")
+}
+
+// The settings a go-redis user should choose against a dead server: TCP
+// keepalive 1 s / 1 s / 4 on the dialer (four probes, not three: a 2 s
+// router restart can swallow up to three probes one second apart), and,
+// for the client that runs blocking commands, no retries: a BLPOP whose
+// connection died is otherwise sent again on new connections to the dead
+// server while the application waits.
+var (
+	recommendedPubSub = map[string]string{"idle": "1s", "intvl": "1s", "cnt": "4"}
+	recommendedBLPOP  = map[string]string{"idle": "1s", "intvl": "1s", "cnt": "4", "maxretries": "-1"}
+)
+
+// gateCase is one cell of the gate and what it must show.
+type gateCase struct {
+	name   string
+	cell   gate.Cell
+	expect []types.GomegaMatcher
+}
+
+// cases is the gate: each role with go-redis's defaults and with the
+// recommended settings, against every fault; HALFOPEN_GATE_FOCUS (a
+// regular expression) keeps only the cells whose names match.
+func cases() []gateCase {
+	samples := 2
+	if n, err := strconv.Atoi(os.Getenv("HALFOPEN_SAMPLES")); err == nil && n > 0 {
+		samples = n
+	}
+	var out []gateCase
+	add := func(name, role string, cfg map[string]string, fault string, budget time.Duration, expect ...types.GomegaMatcher) {
+		out = append(out, gateCase{
+			name:   fmt.Sprintf("%s %s × %s", role, name, fault),
+			cell:   gate.Cell{Watcher: role, Peer: redisgate.ServiceName, Fault: fault, Samples: samples, Budget: budget, Config: cfg},
+			expect: expect,
+		})
+	}
+	silent := []string{"blackhole", "host-crash", "middlebox-state-loss"}
+	// A disturbance is watched for this long after it heals (otherwise the
+	// prediction's end, 51 s for the defaults): longer than the
+	// recommended settings, or a BLPOP 1 s, take to drop a connection.
+	tail := 15 * time.Second
+	for _, role := range []string{redisgate.RoleBLPOP, redisgate.RolePubSub} {
+		// Defaults: go-redis's own dialer keeps alive 30 s / 5 s / 3, so a
+		// silent server is given up 45 s after the last segment; a rebooted
+		// one answers the first probe, 30 s after it, with an RST. Either
+		// way the call's error is EOF (RESP3 swallows the errno), and
+		// go-redis dials again first: a BLPOP is retried on a new
+		// connection, a subscription reconnected ("redial").
+		gaveUp, rec, recGaveUp := "redial", recommendedBLPOP, "EOF"
+		if role == redisgate.RolePubSub {
+			rec, recGaveUp = recommendedPubSub, "redial"
+		}
+		for _, f := range silent {
+			add("defaults", role, nil, f, 60*time.Second, gate.DetectWithin(52*time.Second), gate.GiveUpWith(gaveUp))
+		}
+		add("defaults", role, nil, "host-reboot:down=1s", 40*time.Second, gate.DetectWithin(35*time.Second), gate.GiveUpWith(gaveUp))
+		add("defaults", role, nil, "router-restart:outage=2s", tail, gate.Survive())
+		// Recommended: keepalive 1 s / 1 s / 4: [4, 5] s; a BLPOP without
+		// retries returns the EOF.
+		for _, f := range silent {
+			add("recommended", role, rec, f, 0, gate.DetectWithin(6500*time.Millisecond), gate.GiveUpWith(recGaveUp))
+		}
+		add("recommended", role, rec, "host-reboot:down=1s", 0, gate.DetectWithin(3500*time.Millisecond), gate.GiveUpWith(recGaveUp))
+		add("recommended", role, rec, "router-restart:outage=2s", tail, gate.Survive())
+	}
+	// A BLPOP with a timeout of 1 s in a loop, and go-redis's defaults: its
+	// read deadline is the timeout + 10 s (cmdTimeout), so a silent server
+	// is noticed 10–11 s after the fault, keepalive or not.
+	blpop := map[string]string{"blpop": "1s"}
+	add("blpop=1s", redisgate.RoleBLPOP, blpop, "blackhole", 0, gate.DetectWithin(12500*time.Millisecond), gate.GiveUpWith("i/o timeout"))
+	add("blpop=1s", redisgate.RoleBLPOP, blpop, "router-restart:outage=2s", tail, gate.Survive())
+	// ReadTimeout does not reach a blocking command (cmdTimeout gives BLPOP
+	// 0 no deadline): with ReadTimeout 1 s a BLPOP still waits for the
+	// default keepalive, 45 s.
+	add("readtimeout=1s", redisgate.RoleBLPOP, map[string]string{"readtimeout": "1s"}, "blackhole", 60*time.Second,
+		gate.DetectWithin(52*time.Second), gate.GiveUpWith("redial"))
+	if re := os.Getenv("HALFOPEN_GATE_FOCUS"); re != "" {
+		keep := out[:0]
+		for _, c := range out {
+			if regexp.MustCompile(re).MatchString(c.name) {
+				keep = append(keep, c)
+			}
+		}
+		out = keep
+	}
+	return out
+}
+
+// parallelCells is how many cells are measured at once (each in its own
+// labs, its samples in parallel too): the samples mostly wait.
+func parallelCells() int {
+	if n, err := strconv.Atoi(os.Getenv("HALFOPEN_GATE_CELLS")); err == nil && n > 0 {
+		return n
+	}
+	return 12
+}
+
+var _ = Describe("go-redis v9.23.0 against redis-server 7.0", Ordered, ContinueOnFailure, Label("netns", "gates"), func() {
+	type outcome struct {
+		res *gate.Result
+		err error
+	}
+	all := cases()
+	results := make([]outcome, len(all))
+
+	// The cells are measured together, before the specs judge them one by
+	// one: a cell with the defaults waits most of a minute.
+	BeforeAll(func(ctx SpecContext) {
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, parallelCells())
+		for i, c := range all {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				res, err := gate.Run(ctx, c.cell)
+				results[i] = outcome{res, err}
+			}()
+		}
+		wg.Wait()
+	}, NodeTimeout(15*time.Minute))
+
+	for i, c := range all {
+		It(c.name, func() {
+			o := results[i]
+			if o.err != nil && o.res == nil {
+				Fail(o.err.Error())
+			}
+			AddReportEntry(c.name, o.res.String())
+			for _, m := range c.expect {
+				Expect(o.res).To(m)
+			}
+		})
+	}
+})

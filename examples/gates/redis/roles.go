@@ -1,0 +1,366 @@
+// Package redisgate gates go-redis (github.com/redis/go-redis/v9 v9.23.0)
+// against a real redis-server (Debian's redis-server package) on halfopen's
+// detection budgets: how fast a go-redis client blocked in BLPOP, or
+// subscribed and blocked in Receive, notices that its server is gone, and
+// whether it survives a 2 s router restart. The roles are registered in
+// init; the suite in redis_test.go measures them.
+//
+// Every role reads these keys of its config (HALFOPEN_CONFIG; absent means
+// go-redis's default):
+//
+//	idle, intvl, cnt  TCP keepalive of the dialer (Options.Dialer with a
+//	                  net.Dialer{KeepAliveConfig}); default: go-redis's own
+//	                  dialer, 30 s / 5 s / 3 (options.go, defaultKeepAliveConfig)
+//	usertimeout       TCP_USER_TIMEOUT, set by the dialer's Control function
+//	readtimeout       Options.ReadTimeout (default 5 s; a blocking command
+//	                  and a subscription do not use it)
+//	blpop             the BLPOP timeout of the blocking role (default 0: block
+//	                  forever); go-redis sets the read deadline to it + 10 s
+//	maxretries        Options.MaxRetries (default 3; -1: no retry)
+//	dialtimeout       Options.DialTimeout (default 5 s)
+//	protocol          Options.Protocol (default 3, RESP3)
+//
+// What go-redis v9.23.0 does when the kernel gives up on a connection
+// (ETIMEDOUT from keepalive, ECONNRESET from a rebooted server), read in
+// its source: with RESP3 (the default) a command's reply is read after
+// processPendingPushNotificationWithReader (redis.go, in _process; pubsub.go,
+// in ReceiveTimeout), whose PeekReplyType (push/processor.go,
+// processPendingNotifications) breaks out on any error and so swallows the
+// socket's error; the reply's own read then finds the socket closed and
+// returns io.EOF. shouldRetry (error.go) retries io.EOF, so a BLPOP is
+// sent again, up to MaxRetries times, each on a newly dialed connection
+// (each dial bounded by DialTimeout, DialerRetries times): the application
+// sees nothing while go-redis dials a dead server, and nothing at all when
+// the server came back. Receive on a subscription is not retried: it
+// returns the EOF.
+//
+// A role decides the moment go-redis gives up on its connection: when the
+// call returns an error (its Reason), or when go-redis dials a new
+// connection to retry it ("redial"), whichever comes first.
+package redisgate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sys/unix"
+
+	"github.com/halfopen/halfopen/gate"
+	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
+)
+
+// The names the suite uses.
+const (
+	// ServiceName is the real redis-server, started in the peer host.
+	ServiceName = "redis-server"
+	// RoleBLPOP is a client blocked in BLPOP on an empty list, in a loop.
+	RoleBLPOP = "redis-blpop"
+	// RolePubSub is a client subscribed to a channel, blocked in Receive.
+	RolePubSub = "redis-pubsub"
+)
+
+// go-redis v9.23.0's defaults, from its source (options.go):
+// defaultKeepAliveConfig is the keepalive of NewDialer, the default
+// Options.Dialer; cmdTimeout (redis.go) gives a blocking command with a
+// timeout t>0 a read deadline of t + blockingSlack, and t=0 none at all.
+var (
+	defaultKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 5 * time.Second, Count: 3}
+	blockingSlack    = 10 * time.Second
+)
+
+func init() {
+	gate.Service(harness.Service{
+		Name: ServiceName, Path: "redis-server", Package: "redis-server",
+		// No persistence, no protected mode (the lab's client is not on
+		// loopback), its working directory the sample's own.
+		Args: []string{"--bind", "{ip}", "--port", "{port}", "--save", "", "--appendonly", "no",
+			"--protected-mode", "no", "--dir", "{dir}", "--daemonize", "no"},
+	})
+	gate.Register(RoleBLPOP, protocol.Watcher{Predict: predictBLPOP, Watch: watchBLPOP})
+	gate.Register(RolePubSub, protocol.Watcher{Predict: predictPubSub, Watch: watchPubSub})
+}
+
+// settings are a role's go-redis settings, read from its config.
+type settings struct {
+	keepalive   net.KeepAliveConfig
+	custom      bool // a dialer of our own (keepalive or user timeout set)
+	userTimeout time.Duration
+	readTimeout time.Duration
+	blpop       time.Duration
+	maxRetries  int
+	dialTimeout time.Duration
+	protocol    int
+}
+
+func parse(c protocol.Config) (settings, error) {
+	var s settings
+	ka := defaultKeepAlive
+	var err error
+	if ka.Idle, err = c.Duration("idle", ka.Idle); err != nil {
+		return s, err
+	}
+	if ka.Interval, err = c.Duration("intvl", ka.Interval); err != nil {
+		return s, err
+	}
+	if ka.Count, err = c.Int("cnt", ka.Count); err != nil {
+		return s, err
+	}
+	if s.userTimeout, err = c.Duration("usertimeout", 0); err != nil {
+		return s, err
+	}
+	if s.readTimeout, err = c.Duration("readtimeout", 0); err != nil {
+		return s, err
+	}
+	if s.blpop, err = c.Duration("blpop", 0); err != nil {
+		return s, err
+	}
+	if s.maxRetries, err = c.Int("maxretries", 3); err != nil {
+		return s, err
+	}
+	if s.dialTimeout, err = c.Duration("dialtimeout", 5*time.Second); err != nil {
+		return s, err
+	}
+	if s.protocol, err = c.Int("protocol", 3); err != nil {
+		return s, err
+	}
+	if ka.Idle < time.Second || ka.Interval < time.Second || ka.Count < 1 {
+		return s, fmt.Errorf("keepalive idle=%v intvl=%v cnt=%d: the kernel takes whole seconds >= 1 s and cnt >= 1", ka.Idle, ka.Interval, ka.Count)
+	}
+	s.keepalive = ka
+	_, i := c["idle"]
+	_, v := c["intvl"]
+	_, n := c["cnt"]
+	s.custom = i || v || n || s.userTimeout > 0
+	return s, nil
+}
+
+// options are the go-redis client options for addr. Every dial goes
+// through onDial first: go-redis's own dialer (NewDialer, the default
+// Options.Dialer) unless keepalive or the user timeout is set.
+func (s settings) options(addr string, onDial func()) *redis.Options {
+	o := &redis.Options{Addr: addr, ReadTimeout: s.readTimeout, DisableIdentity: true,
+		MaxRetries: s.maxRetries, DialTimeout: s.dialTimeout, Protocol: s.protocol}
+	dial := redis.NewDialer(o)
+	if s.custom {
+		d := &net.Dialer{Timeout: s.dialTimeout, KeepAliveConfig: s.keepalive}
+		if s.userTimeout > 0 {
+			ms := int(s.userTimeout.Milliseconds())
+			d.Control = func(_, _ string, rc syscall.RawConn) error {
+				var serr error
+				if err := rc.Control(func(fd uintptr) {
+					serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, ms)
+				}); err != nil {
+					return err
+				}
+				return serr
+			}
+		}
+		dial = d.DialContext
+	}
+	o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		onDial()
+		return dial(ctx, network, addr)
+	}
+	return o
+}
+
+// keepaliveRange is when the kernel gives up on an idle connection whose
+// peer is silent (tcp_keepalive_timer(), net/ipv4/tcp_timer.c): the first
+// probe within idle of the last segment, then cnt probes intvl apart; with
+// TCP_USER_TIMEOUT the first probe timer at which the time since the last
+// segment reaches it, cnt ignored. Upper bound +12.5% for the timer wheel.
+func (s settings) keepaliveRange() protocol.Range {
+	ka := s.keepalive
+	k := ka.Count
+	if s.userTimeout > 0 {
+		k = max(1, int(math.Ceil(float64(s.userTimeout-ka.Idle)/float64(ka.Interval))))
+	}
+	probing := time.Duration(k) * ka.Interval
+	return protocol.Range{Lo: probing, Hi: (ka.Idle + probing) * 9 / 8}
+}
+
+// predictBLPOP: the keepalive rule, or, for BLPOP with a timeout t > 0, the
+// read deadline t + 10 s of the BLPOP in flight (started within t before
+// the fault), whichever comes first; a retry (RESP3, MaxRetries > 0) dials
+// within its backoff (at most MaxRetryBackoff, 512 ms) of the EOF.
+func predictBLPOP(c protocol.Config) (*protocol.Range, error) {
+	s, err := parse(c)
+	if err != nil {
+		return nil, err
+	}
+	r := s.keepaliveRange()
+	if s.protocol == 3 && s.maxRetries > 0 {
+		r.Hi += 512 * time.Millisecond
+	}
+	if s.blpop > 0 {
+		lo, hi := blockingSlack, s.blpop+blockingSlack+50*time.Millisecond
+		r = protocol.Range{Lo: min(r.Lo, lo), Hi: min(r.Hi, hi)}
+	}
+	return &r, nil
+}
+
+// predictPubSub: Receive sets no read deadline (ReceiveTimeout(ctx, 0)), so
+// only keepalive can end it.
+func predictPubSub(c protocol.Config) (*protocol.Range, error) {
+	s, err := parse(c)
+	if err != nil {
+		return nil, err
+	}
+	r := s.keepaliveRange()
+	return &r, nil
+}
+
+// redialHook tells, once the role is connected, that go-redis dials a new
+// connection (from any of its pools): it has given up on the one it had.
+type redialHook struct {
+	connected atomic.Bool
+	redial    chan struct{}
+}
+
+// dialed signals a dial made after the role connected.
+func (h *redialHook) dialed() {
+	if h.connected.Load() {
+		select {
+		case h.redial <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// client makes the role's client, its dials watched, and closes it when
+// ctx ends, which wakes a command blocked without a deadline.
+func client(ctx context.Context, sess *protocol.Session) (*redis.Client, settings, *redialHook, func(), error) {
+	s, err := parse(sess.Config)
+	if err != nil {
+		return nil, s, nil, nil, err
+	}
+	hook := &redialHook{redial: make(chan struct{}, 1)}
+	rdb := redis.NewClient(s.options(sess.Addr, hook.dialed))
+	stop := context.AfterFunc(ctx, func() { rdb.Close() })
+	// Closing may wait for a dial to a dead server under go-redis's locks:
+	// the role's decision must not wait for it.
+	return rdb, s, hook, func() { stop(); go rdb.Close() }, nil
+}
+
+// decide runs the role's loop until it fails or go-redis redials, and
+// names what happened: the error the application got, or "redial".
+func decide(ctx context.Context, hook *redialHook, loop func() error) string {
+	errc := make(chan error, 1)
+	go func() { errc <- loop() }()
+	select {
+	case err := <-errc:
+		if ctx.Err() != nil {
+			return ""
+		}
+		return Reason(err)
+	case <-hook.redial:
+		return "redial"
+	case <-ctx.Done():
+		return ""
+	}
+}
+
+// ping waits until the server answers PING: it accepts as soon as it
+// listens, but a rebooted host's server may still be coming back.
+func ping(ctx context.Context, sess *protocol.Session, rdb *redis.Client) error {
+	start := time.Now()
+	for {
+		err := rdb.Ping(ctx).Err()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !sess.Reconnect && time.Since(start) > 10*time.Second {
+			return fmt.Errorf("redis-server at %s never answered PING: %w", sess.Addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// watchBLPOP blocks in BLPOP on a list nobody pushes to, again after each
+// timeout (redis.Nil), and gives up with the first error go-redis returns
+// or when go-redis redials to retry it.
+func watchBLPOP(ctx context.Context, sess *protocol.Session) (string, error) {
+	rdb, s, hook, done, err := client(ctx, sess)
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	if err := ping(ctx, sess, rdb); err != nil {
+		return "", err
+	}
+	hook.connected.Store(true)
+	sess.Connected()
+	return decide(ctx, hook, func() error {
+		for {
+			_, err := rdb.BLPop(ctx, s.blpop, "halfopen:empty").Result()
+			if err != nil && !errors.Is(err, redis.Nil) { // Nil: timed out with nothing
+				return err
+			}
+		}
+	}), nil
+}
+
+// watchPubSub subscribes to a channel nobody publishes on and blocks in
+// Receive until go-redis returns an error or redials: a subscription whose
+// connection fails is reconnected (PubSub.reconnect, under its lock) before
+// Receive returns the error, so the redial comes first.
+func watchPubSub(ctx context.Context, sess *protocol.Session) (string, error) {
+	rdb, _, hook, done, err := client(ctx, sess)
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	if err := ping(ctx, sess, rdb); err != nil {
+		return "", err
+	}
+	ps := rdb.Subscribe(ctx, "halfopen:quiet")
+	defer func() { go ps.Close() }() // see client: never wait for a dial
+	// The subscription's confirmation: the connection is subscribed.
+	msg, err := ps.Receive(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", nil
+		}
+		return "", fmt.Errorf("subscribe: %w", err)
+	}
+	if _, ok := msg.(*redis.Subscription); !ok {
+		return "", fmt.Errorf("subscribe: got %T, not the subscription", msg)
+	}
+	hook.connected.Store(true)
+	sess.Connected()
+	return decide(ctx, hook, func() error {
+		for {
+			if _, err := ps.Receive(ctx); err != nil {
+				return err
+			}
+		}
+	}), nil
+}
+
+// Reason names what a go-redis call failed with: the errno (ETIMEDOUT,
+// ECONNRESET), "EOF", "i/o timeout" for a read deadline, "context deadline
+// exceeded", or the library's words.
+func Reason(err error) string {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "EOF"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return "i/o timeout"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "context deadline exceeded"
+	}
+	return protocol.Reason(err)
+}
