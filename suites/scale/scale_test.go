@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,13 +52,22 @@ type family struct {
 	kernelTimer bool
 	// userTimer: the server's own timers ping (the cost-grows assertion).
 	userTimer bool
+	// alsoReasons are reasons the rule's own can turn into. user-timeout's
+	// watcher reads and writes on two goroutines: when the timer gives up,
+	// tcp_write_err() sets sk_err to ETIMEDOUT once, the first call to
+	// look takes it (sock_error() clears it), and a write that comes
+	// second finds the socket shut and fails with EPIPE
+	// (tcp_sendmsg_locked(), sk_stream_error()); if its goroutine reports
+	// first, the reason is EPIPE. Seen for 1 connection of 1 000, once in
+	// 8 runs.
+	alsoReasons []string
 }
 
 var (
 	families = []family{
 		{name: "read-eof", spec: "read-eof"},
 		{name: "keepalive-tuned", spec: "keepalive-tuned:idle=1s,intvl=1s,cnt=3", kernelTimer: true},
-		{name: "user-timeout", spec: "user-timeout:timeout=2s,every=1s", kernelTimer: true},
+		{name: "user-timeout", spec: "user-timeout:timeout=2s,every=1s", kernelTimer: true, alsoReasons: []string{"EPIPE"}},
 		{name: "heartbeat-inband", spec: "heartbeat-inband:interval=1s,misses=3", userTimer: true},
 		{name: "tcp-info", spec: "tcp-info:every=1s"},
 	}
@@ -223,8 +233,9 @@ func expectRule(f family, r labResult) {
 		return
 	}
 	Expect(r.freeS).To(HaveLen(r.spec.Conns), "%s: %d of %d connections freed within %v", r.spec, len(r.freeS), r.spec.Conns, budget)
+	allowed := append(slices.Clone(p.Reasons), f.alsoReasons...)
 	for reason := range r.reasons {
-		Expect(p.Reasons).To(ContainElement(reason), "%s: freed for %q, the rule allows %v", r.spec, reason, p.Reasons)
+		Expect(allowed).To(ContainElement(reason), "%s: freed for %q, the rule allows %v", r.spec, reason, allowed)
 	}
 	hi := p.Hi + suites.Tolerance
 	if f.userTimer && r.spec.Conns > sizes[0] {
