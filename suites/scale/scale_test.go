@@ -58,8 +58,8 @@ type family struct {
 	// look takes it (sock_error() clears it), and a write that comes
 	// second finds the socket shut and fails with EPIPE
 	// (tcp_sendmsg_locked(), sk_stream_error()); if its goroutine reports
-	// first, the reason is EPIPE. Seen for 1 connection of 1 000, once in
-	// 8 runs.
+	// first, the reason is EPIPE. Seen here for 1 connection of 1 000 in
+	// one run of a dozen.
 	alsoReasons []string
 }
 
