@@ -15,7 +15,11 @@ SAMPLES_full  := 10
 SAMPLES_soak  := 30
 HALFOPEN_SAMPLES ?= $(SAMPLES_$(PROFILE))
 
-.PHONY: all build examples chromium vet unit suites test test-faults test-scale report screenshots clean gc bench bench-pool bench-lab
+# The real libraries gated with their real servers, each a module of its own
+# in examples/gates/ (halfopen's module does not depend on them).
+GATES     := grpc nats redis postgres
+
+.PHONY: all build examples chromium vet unit suites test test-faults test-scale gates gate-packages report screenshots clean gc bench bench-pool bench-lab fuzz fuzz-short
 
 all: build
 
@@ -28,6 +32,7 @@ examples:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt would change the files above"; exit 1; }
 	$(GO) vet ./...
+	@for g in $(GATES); do (cd examples/gates/$$g && $(GO) vet ./...) || exit 1; done
 
 # Headless Chromium (Debian's package) renders the HTML report in a test.
 chromium:
@@ -45,14 +50,16 @@ suites: build
 test: vet unit suites
 	@echo "make test: all tests passed"
 
-# The main job: the fault suites write their reports sample by sample into
-# $(REPORTS)/, which are merged into faults.json, rendered, and gated.
-test-faults: build
+# The main job: the fault suites (the whole matrix included) and the
+# library gates write their reports sample by sample into $(REPORTS)/, which
+# are merged into faults.json, rendered, and gated.
+test-faults: build gate-packages
 	@mkdir -p $(REPORTS)
 	@rm -f $(REPORTS)/suite-*.json
 	PROFILE=$(PROFILE) HALFOPEN_SAMPLES=$(HALFOPEN_SAMPLES) HALFOPEN_REPORT_DIR=$(abspath $(REPORTS)) \
 		$(GINKGO) -r --keep-going --timeout=60m --poll-progress-after=120s -v $(SUITES) ; \
 		status=$$?; \
+		$(MAKE) -s gates || status=1; \
 		$(MAKE) -s report || exit 1; \
 		exit $$status
 
@@ -63,6 +70,19 @@ test-faults: build
 test-scale:
 	@mkdir -p $(REPORTS)
 	HALFOPEN_REPORT_DIR=$(abspath $(REPORTS)) $(GINKGO) -v --timeout=30m --poll-progress-after=300s ./suites/scale
+
+# The real servers the gates run (redis-server, postgresql), installed from
+# Debian's packages when missing.
+gate-packages:
+	@sh ci/install-gate-packages.sh
+
+# Each library's gate suite, against its real server in the lab's peer host.
+gates: build gate-packages
+	@mkdir -p $(REPORTS)
+	@status=0; for g in $(GATES); do \
+		echo "gate $$g"; \
+		(cd examples/gates/$$g && HALFOPEN_REPORT_DIR=$(abspath $(REPORTS)) HALFOPEN_GATE_NAME=$$g $(GO) test -count=1 -timeout 20m ./...) || status=1; \
+	done; exit $$status
 
 # Merge, render and gate whatever the suites wrote (also after a failed suite).
 report:

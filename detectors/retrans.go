@@ -128,6 +128,6 @@ func localFailurePrediction(retries2 int, every time.Duration) harness.Predictio
 	return harness.Prediction{
 		Lo: model, Hi: model + every + tcpResourceProbeInterval + 50*time.Millisecond,
 		Reasons: []string{"ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH"},
-		Rule: fmt.Sprintf("its own link has no carrier: retransmissions fail locally and tcp_retransmit_timer() re-arms every min(rto, TCP_RESOURCE_PROBE_INTERVAL = 500 ms) without backoff; it gives up at the first expiry at least tcp_model_timeout(tcp_retries2=%d) = %v after the first unacknowledged byte, written within `every` of the pull (+50 ms)", retries2, model),
+		Rule:    fmt.Sprintf("its own link has no carrier: retransmissions fail locally and tcp_retransmit_timer() re-arms every min(rto, TCP_RESOURCE_PROBE_INTERVAL = 500 ms) without backoff; it gives up at the first expiry at least tcp_model_timeout(tcp_retries2=%d) = %v after the first unacknowledged byte, written within `every` of the pull (+50 ms)", retries2, model),
 	}
 }

@@ -39,7 +39,9 @@ import (
 	_ "github.com/halfopen/halfopen/detectors"
 	_ "github.com/halfopen/halfopen/faults"
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
+	"github.com/halfopen/halfopen/roles"
 	"github.com/halfopen/halfopen/spec"
 )
 
@@ -47,7 +49,7 @@ import (
 // role or an agent runs as one and exits; otherwise the tests run, and the
 // report is completed after them.
 func Main(m *testing.M) {
-	runRole()
+	roles.RunIfRole()
 	harness.MaybeRunAgent()
 	code := m.Run()
 	if err := closeReport(); err != nil {
@@ -58,6 +60,12 @@ func Main(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// Register makes a Go role known by its name: a watcher, your client (or
+// your server, for side server), whose Watch returns the moment your library
+// gives up on its peer, with the reason; and, if it sets Peer, its own peer.
+// Call it from init or TestMain; a duplicate name panics.
+func Register(name string, w protocol.Watcher) { roles.Register(name, w) }
 
 // Service registers a real server as a peer that cells name by its Name
 // (Cell.Peer). Register it in init or TestMain.

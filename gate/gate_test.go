@@ -21,7 +21,8 @@ import (
 // TCP keepalive 1 s/1 s/3 and blocks in read; its read's error is the
 // moment it gives up.
 var keepaliveClient = protocol.Watcher{
-	Predicted: &protocol.Range{Lo: 3 * time.Second, Hi: 4 * time.Second},
+	// [cnt·intvl, idle + cnt·intvl], the timer wheel late by up to 1/8.
+	Predicted: &protocol.Range{Lo: 3 * time.Second, Hi: 4500 * time.Millisecond},
 	Watch: func(ctx context.Context, s *protocol.Session) (string, error) {
 		conn, err := s.Connect(ctx)
 		if err != nil {

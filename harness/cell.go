@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -167,4 +169,10 @@ func (c *Cell) Record() report.Cell {
 		return report.Cell{}
 	}
 	return c.record()
+}
+
+// shortID is 8 hex digits of the cell's key, for file names.
+func (c *Cell) shortID() string {
+	sum := sha256.Sum256([]byte(c.Key().String()))
+	return hex.EncodeToString(sum[:4])
 }

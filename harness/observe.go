@@ -8,9 +8,15 @@ import (
 	"github.com/halfopen/halfopen/report"
 )
 
+// maxObserveTail caps how long a disturbance is watched after it heals when
+// the cell gives no budget: a detector whose silent-peer deadline is
+// minutes long (a default keepalive, a pool that never pings) would
+// otherwise be watched for all of it.
+const maxObserveTail = 30 * time.Second
+
 // observe runs a disturbance sample: the fault heals after its window, the
 // connection is watched for as long again plus the tail (the cell's budget,
-// or max(2 s, the prediction's end)), and every decision is a false
+// or max(2 s, the prediction's end) up to maxObserveTail), and every decision is a false
 // positive, with its duration until the watcher is connected again. Wire
 // packets on the router and the watcher's CPU time over the window go into
 // the sample.
@@ -22,7 +28,7 @@ func observe(ctx context.Context, s *Session, flt Fault, heal Heal, at int64, ba
 	}
 	tail := c.Config.Budget
 	if tail == 0 {
-		tail = max(2*time.Second, c.Prediction.Hi)
+		tail = min(max(2*time.Second, c.Prediction.Hi), maxObserveTail)
 	}
 	healAt := at + int64(window)
 	end := healAt + int64(tail)

@@ -72,6 +72,13 @@ type built struct {
 // parameter left out takes its default; a sysctl-backed one takes
 // namespace(key), the value the watcher's namespace will have.
 func (r *registry) build(text string, namespace func(key string) string) (built, error) {
+	return r.decode(text, namespace, true)
+}
+
+// decode is build, with the prototype's own Validate only when validate
+// is set: a canonical spec needs the parameters, not the machine's word
+// that a program or a role exists.
+func (r *registry) decode(text string, namespace func(key string) string, validate bool) (built, error) {
 	sp, err := spec.Parse(text)
 	if err != nil {
 		return built{}, fmt.Errorf("%s %w", r.what, err)
@@ -105,7 +112,7 @@ func (r *registry) build(text string, namespace func(key string) string) (built,
 	if err := Decode(r.what, filled, v); err != nil {
 		return built{}, err
 	}
-	if c, ok := v.(Validator); ok {
+	if c, ok := v.(Validator); ok && validate {
 		if err := c.Validate(); err != nil {
 			return built{}, fmt.Errorf("%s %s: %w", r.what, sp.Name, err)
 		}
@@ -154,13 +161,15 @@ func NewDetector(text string) (Detector, spec.Spec, error) {
 }
 
 // CanonicalDetector returns a detector spec's canonical form: keys sorted,
-// defaults filled in.
+// defaults filled in. It checks names, keys and values, not what only the
+// machine can say (that a program or a role exists).
 func CanonicalDetector(text string) (string, error) {
-	b, err := detectors.build(text, NamespaceDefault)
+	b, err := detectors.decode(text, NamespaceDefault, false)
 	return b.spec.String(), err
 }
 
-// CanonicalFault returns a fault spec's canonical form.
+// CanonicalFault returns a fault spec's canonical form, its parameters
+// checked against each other (a fault's Validate needs no machine).
 func CanonicalFault(text string) (string, error) {
 	b, err := faults.build(text, NamespaceDefault)
 	return b.spec.String(), err

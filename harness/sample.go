@@ -44,7 +44,9 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 	if err != nil {
 		return out, err
 	}
-	name := fmt.Sprintf("%s-%d", c.FaultSpec.Name, j.seed)
+	// Samples of different cells may share a seed (a gate measures one cell
+	// per matrix): the name carries the cell's own short hash.
+	name := fmt.Sprintf("%s-%s-%d", c.FaultSpec.Name, c.shortID(), j.seed)
 	defer func() {
 		// The capture is judged with the sample, error or not.
 		if err != nil {
@@ -99,6 +101,10 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 	}
 	heal, at, err := flt.Inject(ctx, lab)
 	if err != nil {
+		if early := decidedAlready(s.Watcher); early != "" {
+			// The connection was gone before the fault could act on it.
+			return out, fmt.Errorf("the watcher decided %q before the fault (a false positive while healthy), so inject %s failed: %w", early, c.FaultSpec, err)
+		}
 		return out, fmt.Errorf("inject %s: %w", c.FaultSpec, err)
 	}
 	base := report.Sample{Seed: j.seed, IdleS: idle.Seconds(), InjectedNs: at}
@@ -160,6 +166,26 @@ func waitQuiet(ctx context.Context, w *Process, until int64) error {
 			if ev.Event == EventDead {
 				return fmt.Errorf("the watcher decided %q before the fault (a false positive while healthy)", ev.Reason)
 			}
+		}
+	}
+}
+
+// decidedAlready returns the reason of a decision the watcher had made and
+// halfopen had not yet read, or "": it waits a moment for one on its way.
+func decidedAlready(w *Process) string {
+	t := time.NewTimer(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case ev, ok := <-w.Events():
+			if !ok {
+				return ""
+			}
+			if ev.Event == EventDead {
+				return ev.Reason
+			}
+		case <-t.C:
+			return ""
 		}
 	}
 }

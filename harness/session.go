@@ -162,15 +162,17 @@ func (s *Session) start(ctx context.Context) error {
 			pspec.Env = append(pspec.Env, common...)
 		}
 	}
-	setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
-	defer cancel()
 	if s.Service != nil {
 		if side != SideClient {
 			return fmt.Errorf("the peer is the service %s, a server: only side client (the watcher dials it) can be measured", s.Service.Name)
 		}
+		// The service's own start-up has its ReadyTimeout; the watcher's
+		// connecting has setupTimeout after it.
 		if err := s.startService(ctx, listenAddr); err != nil {
 			return err
 		}
+		setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
+		defer cancel()
 		s.Builtin = false
 		s.WatcherStartNs = Now()
 		w, err := lab.Host(Watcher).Start(wspec)
@@ -184,6 +186,8 @@ func (s *Session) start(ctx context.Context) error {
 		}
 		return nil
 	}
+	setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
 	first, second := pspec, wspec
 	firstHost, secondHost := Peer, Watcher
 	if side == SideServer {

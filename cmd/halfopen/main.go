@@ -18,6 +18,7 @@ import (
 	_ "github.com/halfopen/halfopen/faults"
 	"github.com/halfopen/halfopen/harness"
 	"github.com/halfopen/halfopen/report"
+	_ "github.com/halfopen/halfopen/roles" // budgets and reports may name role cells
 )
 
 // Exit codes.

@@ -93,7 +93,9 @@ int main(void)
     }
     keep_count = (int)cnt;
     double lo = (double)keep_interval * keep_count;
-    ho_hello("c-set-keepalive", 1, lo, keep_idle + lo);
+    /* [cnt·intvl, idle + cnt·intvl] by phase; the keepalive timer is a
+       timer-wheel timer, late by up to 1/8 of its length. */
+    ho_hello("c-set-keepalive", 1, lo, (keep_idle + lo) * 1.125);
     ho_log("set-keepalive: idle=%ds intvl=%ds cnt=%d reconnect=%s side=%s",
            keep_idle, keep_interval, keep_count,
            ho_env.reconnect ? "true" : "false", ho_env.side);

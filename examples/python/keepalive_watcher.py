@@ -86,7 +86,10 @@ def main():
         idle = whole_seconds(config, "idle", "1s")
         intvl = whole_seconds(config, "intvl", "1s")
         cnt = int(config.get("cnt", "3"))
-        emit("hello", protocol=1, name="python-keepalive", predicted_s=[intvl * cnt, idle + intvl * cnt])
+        # [cnt·intvl, idle + cnt·intvl] by phase (tcp_keepalive_timer()); the
+        # keepalive timer is a timer-wheel timer, late by up to 1/8 of its
+        # length, so the upper bound is stretched by 12.5 %.
+        emit("hello", protocol=1, name="python-keepalive", predicted_s=[intvl * cnt, (idle + intvl * cnt) * 1.125])
         emit("log", msg=f"python keepalive: idle={idle}s intvl={intvl}s cnt={cnt} side={side}")
 
     listener = None

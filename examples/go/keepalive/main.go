@@ -31,7 +31,10 @@ func main() {
 			if err != nil {
 				return nil, err
 			}
-			return &protocol.Range{Lo: p.probing(), Hi: p.idle + p.probing()}, nil
+			// The keepalive timer is a timer-wheel timer, late by up to
+			// 1/8 of its length: the upper bound is stretched by 12.5 %.
+			hi := p.idle + p.probing()
+			return &protocol.Range{Lo: p.probing(), Hi: hi + hi/8}, nil
 		},
 		Watch: watch,
 		Peer:  protocol.Echo,

@@ -1,4 +1,10 @@
-package gate
+// Package roles holds the Go roles of gate suites: watchers and peers
+// written in Go against a library, registered by name, run as their own
+// processes (the test binary re-executed inside a lab host), and the "role"
+// detector that names one in a cell: role:name=NAME,peer=builtin|self|SERVICE.
+// Package gate is its Ginkgo API; the halfopen command imports this package
+// so that budgets and reports may name role cells.
+package roles
 
 import (
 	"context"
@@ -23,12 +29,12 @@ var roles = struct {
 // Register makes a Go role known by its name: a watcher, your client, whose
 // Watch returns the moment your library gives up on its peer, with the
 // reason; and, if it sets Peer, its own peer (your server). Call it from
-// init or TestMain, before Main; a duplicate name panics.
+// init or TestMain, before RunIfRole; a duplicate name panics.
 func Register(name string, w protocol.Watcher) {
 	roles.Lock()
 	defer roles.Unlock()
 	if _, dup := roles.byName[name]; dup {
-		panic(fmt.Sprintf("gate: role %q registered twice", name))
+		panic(fmt.Sprintf("roles: role %q registered twice", name))
 	}
 	if w.Name == "" {
 		w.Name = name
@@ -76,7 +82,7 @@ func init() {
 func (d *roleDetector) Validate() error {
 	w, ok := lookupRole(d.Name)
 	if !ok {
-		return fmt.Errorf("no role is called %q; the registered roles are %v (gate.Register)", d.Name, roleNames())
+		return fmt.Errorf("no role is called %q; the registered roles are %v (roles.Register, gate.Register)", d.Name, roleNames())
 	}
 	d.watcher = w
 	switch d.Peer {
@@ -88,7 +94,7 @@ func (d *roleDetector) Validate() error {
 	default:
 		svc, ok := harness.LookupService(d.Peer)
 		if !ok {
-			return fmt.Errorf("peer %q is neither builtin, self nor a service; the services are %v (gate.Service)", d.Peer, harness.ServiceNames())
+			return fmt.Errorf("peer %q is neither builtin, self nor a service; the services are %v (gate.Service, harness.RegisterService)", d.Peer, harness.ServiceNames())
 		}
 		if err := svc.Check(); err != nil {
 			return err
@@ -161,16 +167,16 @@ func (d *roleDetector) program(role, addr string) harness.ProcSpec {
 	}
 }
 
-// runRole runs this process as a registered role if the harness started it
-// as one, and exits; otherwise it returns.
-func runRole() {
+// RunIfRole runs this process as a registered role if the harness started
+// it as one, and exits; otherwise it returns. Call it first in TestMain.
+func RunIfRole() {
 	name := os.Getenv(envRole)
 	if name == "" {
 		return
 	}
 	w, ok := lookupRole(name)
 	if !ok {
-		fmt.Fprintf(os.Stderr, "gate: this binary has no role %q; it has %v\n", name, roleNames())
+		fmt.Fprintf(os.Stderr, "roles: this binary has no role %q; it has %v\n", name, roleNames())
 		os.Exit(2)
 	}
 	protocol.Main(w)
