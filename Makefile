@@ -19,7 +19,7 @@ HALFOPEN_SAMPLES ?= $(SAMPLES_$(PROFILE))
 # in examples/gates/ (halfopen's module does not depend on them).
 GATES     := grpc nats redis postgres
 
-.PHONY: all build examples chromium vet unit suites test test-faults gates gate-packages report screenshots clean gc bench bench-pool fuzz fuzz-short
+.PHONY: all build examples chromium vet unit suites test test-faults test-scale gates gate-packages report screenshots clean gc bench bench-pool bench-lab fuzz fuzz-short
 
 # Fuzz targets, package:function: every parser of outside input (specs,
 # reports and their merge, budgets, protocol lines, HALFOPEN_CONFIG, gate
@@ -75,6 +75,14 @@ test-faults: build gate-packages
 		$(MAKE) -s report || exit 1; \
 		exit $$status
 
+# The scale suite alone (root, about 3.5 minutes on 2 cores): a passive
+# server holding 100, 1 000 and 10 000 idle connections whose client host
+# dies, per detector family and server design. Writes
+# $(REPORTS)/suite-scale.json.
+test-scale:
+	@mkdir -p $(REPORTS)
+	HALFOPEN_REPORT_DIR=$(abspath $(REPORTS)) $(GINKGO) -v --timeout=30m --poll-progress-after=300s ./suites/scale
+
 # The real servers the gates run (redis-server, postgresql), installed from
 # Debian's packages when missing.
 gate-packages:
@@ -121,6 +129,11 @@ screenshots: chromium
 
 bench:
 	$(GO) test -run '^$$' -bench 'LabUpDown|TimingError' -benchtime 200x ./harness/
+
+# The lab against iproute2: both medians of building and removing the same
+# 3-host lab, and their ratio.
+bench-lab:
+	$(GO) test -run '^$$' -bench Iproute2 -benchtime 30x ./harness/
 
 gc: build
 	$(BIN) gc

@@ -37,7 +37,7 @@ func NewBudgets(file string, entries []Budget) (*Budgets, error) {
 			return nil, bad("has side %q; the known sides are client and server", e.Side)
 		}
 		if e.Kind != "" && !isOneOf(e.Kind, knownKinds) {
-			return nil, bad("has kind %q; the known kinds are detection, disturbance and calibration", e.Kind)
+			return nil, bad("has kind %q; the known kinds are detection, disturbance, calibration and scale", e.Kind)
 		}
 		if e.Name == "" {
 			e.Name = e.defaultName()

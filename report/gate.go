@@ -44,7 +44,7 @@ type Budget struct {
 	Detector string // canonical detector spec
 	Fault    string // canonical fault spec
 	Side     string // "" matches both sides
-	Kind     Kind   // "" matches every kind
+	Kind     Kind   // "" matches every kind but scale
 
 	P50, P95, Max  *time.Duration
 	Censored       *int
@@ -53,9 +53,13 @@ type Budget struct {
 }
 
 // Matches reports whether the budget applies to the cell.
+//
+// A budget without a kind matches every kind but scale: a scale cell keeps
+// its times in Cell.Scale, not in samples, so a sample budget would find
+// it unmeasured.
 func (b *Budget) Matches(c *Cell) bool {
 	return (b.Side == "" || b.Side == c.Side) &&
-		(b.Kind == "" || b.Kind == c.Kind) &&
+		(b.Kind == c.Kind || b.Kind == "" && c.Kind != KindScale) &&
 		spec.Equal(b.Detector, c.Detector) &&
 		spec.Equal(b.Fault, c.Fault)
 }

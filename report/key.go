@@ -16,6 +16,10 @@ type CellKey struct {
 	Fault    string `json:"fault"`
 	Side     string `json:"side"`
 	Kind     Kind   `json:"kind"`
+	// Variant tells apart cells of one detector, fault and side that
+	// differ in something else: a scale cell's design and connection
+	// count ("epoll/10000"). Empty for every other kind.
+	Variant string `json:"variant,omitempty"`
 }
 
 // KeyOf returns the key of a detector, fault, side and kind.
@@ -24,13 +28,22 @@ func KeyOf(detector, fault, side string, kind Kind) CellKey {
 }
 
 // Key returns the cell's key.
-func (c *Cell) Key() CellKey { return KeyOf(c.Detector, c.Fault, c.Side, c.Kind) }
+func (c *Cell) Key() CellKey {
+	k := KeyOf(c.Detector, c.Fault, c.Side, c.Kind)
+	if c.Scale != nil {
+		k.Variant = c.Scale.Variant()
+	}
+	return k
+}
 
 // String returns "detector / fault / side / kind".
 func (k CellKey) String() string {
 	side := k.Side
 	if side == "" {
 		side = "-"
+	}
+	if k.Variant != "" {
+		return fmt.Sprintf("%s / %s / %s / %s %s", k.Detector, k.Fault, side, k.Kind, k.Variant)
 	}
 	return fmt.Sprintf("%s / %s / %s / %s", k.Detector, k.Fault, side, k.Kind)
 }

@@ -166,7 +166,7 @@ func jsonTypeName(goType string) string {
 
 // Known values of Cell.Side, Cell.Path and Cell.Expect.
 var (
-	knownKinds   = []Kind{KindDetection, KindDisturbance, KindCalibration}
+	knownKinds   = []Kind{KindDetection, KindDisturbance, KindCalibration, KindScale}
 	knownSides   = []string{"client", "server"}
 	knownPaths   = []string{"", "direct", "toxiproxy"}
 	knownExpects = []Expectation{ExpectUnknown, ExpectDetect, ExpectNever, ExpectSurvive, ExpectFalsePositives}
@@ -221,7 +221,7 @@ func validateCell(i int, c *Cell) ([]any, string) {
 		where = fmt.Sprintf("cells[%d] (%s / %s / %s)", i, clipText(c.Detector), clipText(c.Fault), clipText(c.Side))
 	}
 	if !isOneOf(c.Kind, knownKinds) {
-		return at("kind"), fmt.Sprintf("%s has kind %q; the known kinds are detection, disturbance and calibration", where, c.Kind)
+		return at("kind"), fmt.Sprintf("%s has kind %q; the known kinds are detection, disturbance, calibration and scale", where, c.Kind)
 	}
 	if strings.TrimSpace(c.Detector) == "" {
 		return at(), fmt.Sprintf("cells[%d] has no detector", i)
@@ -283,6 +283,20 @@ func validateCell(i int, c *Cell) ([]any, string) {
 		case m.Sample < 0 || (len(c.Samples) > 0 && m.Sample >= len(c.Samples)) || (len(c.Samples) == 0 && m.Sample != 0):
 			return at("mistakes", j, "sample"), fmt.Sprintf("%s names sample %d, which the cell does not have", mw, m.Sample)
 		}
+	}
+	if sc := c.Scale; sc != nil {
+		switch {
+		case c.Kind != KindScale:
+			return at("scale"), fmt.Sprintf("%s has scale results but kind %q", where, c.Kind)
+		case sc.Conns <= 0 || sc.Freed < 0 || sc.Freed > sc.Conns:
+			return at("scale"), fmt.Sprintf("%s freed %d of %d connections, which is not a count between 0 and the connections held", where, sc.Freed, sc.Conns)
+		case badNumber(sc.EstablishS):
+			return at("scale", "establish_s"), where + " has a negative establish_s"
+		case sc.FreeMs != nil && (badNumber(sc.FreeMs.P50) || badNumber(sc.FreeMs.P99) || badNumber(sc.FreeMs.Max)):
+			return at("scale", "free_ms"), where + " has a negative free time"
+		}
+	} else if c.Kind == KindScale {
+		return at(), where + " is a scale cell without its scale results"
 	}
 	if o := c.Overhead; o != nil && (badNumber(o.PacketsPerConnMin) || badNumber(o.BytesPerConnMin) || badNumber(o.WatcherCPUPercent) || badNumber(o.WindowS)) {
 		return at("overhead"), where + " has a negative overhead"

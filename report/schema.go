@@ -79,6 +79,10 @@ const (
 	KindDisturbance Kind = "disturbance"
 	// KindCalibration is a cell that measures the harness's own timing error.
 	KindCalibration Kind = "calibration"
+	// KindScale is a cell in which a passive server holds many idle
+	// connections from one client host that then dies: how long the server
+	// takes to free each of them, and what they cost while healthy.
+	KindScale Kind = "scale"
 )
 
 // Report is one run of halfopen: its environment and its cells.
@@ -170,6 +174,10 @@ type Cell struct {
 	Overhead *Overhead `json:"overhead,omitempty"`
 	Note     string    `json:"note,omitempty"` // why the result is what it is (e.g. proxy hides the peer)
 
+	// Scale holds what a KindScale cell measured (its packets and CPU
+	// while healthy are in Overhead).
+	Scale *Scale `json:"scale,omitempty"`
+
 	// Sysctls are the kernel parameters this cell's labs ran with, read
 	// back from each namespace after they were set: host role ("peer",
 	// "router", "watcher") → key ("net.ipv4.tcp_retries2") → value.
@@ -246,3 +254,41 @@ func (s Sample) Summary() string {
 	}
 	return s.Reason
 }
+
+// Scale is one lab of a scale cell: a passive server of one design holding
+// Conns idle connections from one client host when the fault came.
+type Scale struct {
+	// Design is how the server waits: "goroutine" (one goroutine per
+	// connection, blocked in its detector, the reference text's thread per
+	// connection) or "epoll" (one thread in one epoll loop).
+	Design string `json:"design"`
+	Conns  int    `json:"conns"`
+	// Freed counts the connections the server freed (closed) within the
+	// budget; the other Conns-Freed are censored.
+	Freed int `json:"freed"`
+	// FreeMs: time from the fault until the server freed a connection,
+	// nearest-rank over the freed ones, in milliseconds; nil when none was.
+	FreeMs *Quantiles `json:"free_ms"`
+	// Reasons counts why the connections were freed.
+	Reasons map[string]int `json:"reasons,omitempty"`
+	// EstablishS is how long the client took to open the Conns connections
+	// (paced on purpose, see the cell's note).
+	EstablishS float64 `json:"establish_s"`
+	// BaseRSSBytes is the server's resident set before its first
+	// connection; RSSBytes is it holding all Conns while healthy.
+	BaseRSSBytes uint64 `json:"base_rss_bytes"`
+	RSSBytes     uint64 `json:"rss_bytes"`
+	// Threads is the server's OS thread count holding all Conns.
+	Threads int `json:"threads,omitempty"`
+}
+
+// RSSPerConn is the server's resident memory per connection, in bytes.
+func (s *Scale) RSSPerConn() float64 {
+	if s.Conns == 0 || s.RSSBytes < s.BaseRSSBytes {
+		return 0
+	}
+	return float64(s.RSSBytes-s.BaseRSSBytes) / float64(s.Conns)
+}
+
+// Variant names the lab within its cell key: "epoll/10000".
+func (s *Scale) Variant() string { return fmt.Sprintf("%s/%d", s.Design, s.Conns) }

@@ -249,6 +249,15 @@ func cloneCell(x *Cell) Cell {
 		q.MistakeDurationS = cloneFloat(q.MistakeDurationS)
 		c.QoS = &q
 	}
+	if x.Scale != nil {
+		sc := *x.Scale
+		if sc.FreeMs != nil {
+			q := *sc.FreeMs
+			sc.FreeMs = &q
+		}
+		sc.Reasons = maps.Clone(sc.Reasons)
+		c.Scale = &sc
+	}
 	if x.Overhead != nil {
 		o := *x.Overhead
 		c.Overhead = &o
