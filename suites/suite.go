@@ -302,7 +302,11 @@ func (s *Suite) finish(ctx context.Context) {
 	Expect(s.runErr).NotTo(HaveOccurred(), "the run of %s", s.name)
 	if s.matrix != nil {
 		if s.Finish != nil {
-			Expect(s.writer.Update(func(r *report.Report) { s.Finish(s.matrix.Cells(), r) })).To(Succeed())
+			// Finish reads the cells' records, which the writer serves
+			// under its lock: it works on a copy, written back whole.
+			r := s.writer.Snapshot()
+			s.Finish(s.matrix.Cells(), r)
+			Expect(s.writer.Update(func(w *report.Report) { *w = *r })).To(Succeed())
 		}
 		s.gmeasure()
 	}
