@@ -74,6 +74,7 @@ type Suite struct {
 
 	// Set by the run.
 	chosen  []harness.CellConfig
+	run     *harness.Run
 	matrix  *harness.Matrix
 	writer  *report.Writer
 	path    string
@@ -211,6 +212,7 @@ func (s *Suite) start() {
 		configs[i].Samples = max(configs[i].Samples, 1)
 	}
 	run := harness.NewRun()
+	s.run = run
 	DeferCleanup(func(context.Context) error { return run.Close() }, NodeTimeout(30*time.Second))
 	s.path = ReportPath(s.name)
 	s.writer, err = report.Create(s.path, &report.Report{
@@ -314,6 +316,11 @@ func (s *Suite) finish(ctx context.Context) {
 	_, err := report.Read(s.path)
 	Expect(err).NotTo(HaveOccurred(), "the suite's own report does not pass the reader")
 	GinkgoWriter.Printf("report: %s\n", s.path)
+	// The run ends here, not in the later cleanup, so that what it leaves
+	// (its reaper included) can be looked for.
+	if s.run != nil {
+		Expect(s.run.Close()).To(Succeed())
+	}
 	Eventually(harness.OwnLeftovers).WithContext(ctx).WithTimeout(10*time.Second).Should(BeEmpty(), "labs left behind")
 	after, err := harness.SnapshotHost()
 	Expect(err).NotTo(HaveOccurred())
