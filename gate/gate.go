@@ -24,6 +24,7 @@ package gate
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -159,6 +160,44 @@ func Measure(ctx context.Context, c Cell) *Result {
 	}
 	ginkgo.AddReportEntry(exp.Name, exp)
 	return r
+}
+
+// MeasureAll measures the cells at once, each in its own fresh labs (a
+// sample is mostly waiting), from inside a Ginkgo spec, and returns their
+// results in order; a cell that cannot be measured fails the spec.
+func MeasureAll(ctx context.Context, cells ...Cell) []*Result {
+	ginkgo.GinkgoHelper()
+	if err := harness.Preflight(); err != nil {
+		ginkgo.Skip(err.Error())
+	}
+	out := make([]*Result, len(cells))
+	var wg sync.WaitGroup
+	for i, c := range cells {
+		wg.Go(func() {
+			defer ginkgo.GinkgoRecover()
+			out[i] = Measure(ctx, c)
+		})
+	}
+	wg.Wait()
+	for _, r := range out {
+		if r == nil {
+			ginkgo.Fail("a cell could not be measured (see the failure above)")
+		}
+		ginkgo.GinkgoWriter.Println(r)
+	}
+	return out
+}
+
+// Fastest is the quickest decision of the result's samples, in seconds,
+// +Inf when none decided.
+func (r *Result) Fastest() float64 {
+	best := math.Inf(1)
+	for _, s := range r.Record.Samples {
+		if s.Detected && s.Seconds != nil {
+			best = min(best, *s.Seconds)
+		}
+	}
+	return best
 }
 
 // Run is Measure for plain Go tests and programs: it returns bad input and

@@ -50,7 +50,7 @@ var _ = Describe("grpc-go v1.85.0", Label("gates", "netns"), func() {
 		}
 
 		It("with grpc-go's defaults (keepalive off) never notices a dead server within 30 s, and survives router restarts of 2 s and 12 s", func(ctx SpecContext) {
-			r := measureAll(ctx,
+			r := gate.MeasureAll(ctx,
 				cell(blackhole, nil, 2, censored),
 				cell(hostCrash, nil, 2, censored),
 				cell(hostReboot, nil, 2, censored),
@@ -66,7 +66,7 @@ var _ = Describe("grpc-go v1.85.0", Label("gates", "netns"), func() {
 		})
 
 		It("with Time=1s, Timeout=1s (raised to 10 s) notices a dead server in 9-11.5 s, survives a 2 s router restart, but not a 12 s one", func(ctx SpecContext) {
-			r := measureAll(ctx,
+			r := gate.MeasureAll(ctx,
 				cell(blackhole, tuned, 3, 0),
 				cell(hostCrash, tuned, 3, 0),
 				cell(hostReboot, tuned, 3, 0),
@@ -78,7 +78,7 @@ var _ = Describe("grpc-go v1.85.0", Label("gates", "netns"), func() {
 			for _, res := range []*gate.Result{r[0], r[1], r[3]} {
 				Expect(res).To(gate.DetectWithin(12 * time.Second))
 				// grpc-go's 10 s floor: a 1 s keepalive would decide in ~2 s.
-				Expect(fastest(res)).To(BeNumerically(">=", 8), "grpc-go raises ClientParameters.Time to 10 s\n%v", res)
+				Expect(res.Fastest()).To(BeNumerically(">=", 8), "grpc-go raises ClientParameters.Time to 10 s\n%v", res)
 				// Its own PING timer, or TCP_USER_TIMEOUT at the same instant.
 				Expect(res).To(gate.GiveUpWith("Unavailable: keepalive", "Unavailable: ETIMEDOUT"))
 			}
@@ -101,7 +101,7 @@ var _ = Describe("grpc-go v1.85.0", Label("gates", "netns"), func() {
 		}
 
 		It("with grpc-go's defaults (PING after 2 h) notices a silent client in ~30 s only through Go's TCP keepalive, a rebooted one in ~15 s, and survives a router restart", func(ctx SpecContext) {
-			r := measureAll(ctx,
+			r := gate.MeasureAll(ctx,
 				cell(blackhole, nil, 2, 40*time.Second),
 				cell(hostCrash, nil, 2, 40*time.Second),
 				cell(hostReboot, nil, 2, censored),
@@ -116,7 +116,7 @@ var _ = Describe("grpc-go v1.85.0", Label("gates", "netns"), func() {
 			// last segment.
 			for _, res := range []*gate.Result{r[0], r[1], r[3]} {
 				Expect(res).To(gate.DetectWithin(32 * time.Second))
-				Expect(fastest(res)).To(BeNumerically(">=", 27), "15 s idle + one 15 s probe interval past the 20 s user timeout\n%v", res)
+				Expect(res.Fastest()).To(BeNumerically(">=", 27), "15 s idle + one 15 s probe interval past the 20 s user timeout\n%v", res)
 				Expect(res).To(gate.GiveUpWith("Canceled: ETIMEDOUT"))
 			}
 			// The rebooted host resets the first keepalive probe.
@@ -128,7 +128,7 @@ var _ = Describe("grpc-go v1.85.0", Label("gates", "netns"), func() {
 		})
 
 		It("with Time=1s, Timeout=1s notices a dead client in 1-2.5 s, but drops a healthy one in a 2 s router restart", func(ctx SpecContext) {
-			r := measureAll(ctx,
+			r := gate.MeasureAll(ctx,
 				cell(blackhole, tuned, 3, 0),
 				cell(hostCrash, tuned, 3, 0),
 				cell(hostReboot, tuned, 3, 0),
@@ -152,7 +152,7 @@ var _ = Describe("grpc-go v1.85.0", Label("gates", "netns"), func() {
 		})
 
 		It("with Time=1s, Timeout=4s notices a dead client in 4-5.5 s and survives a 2 s router restart", func(ctx SpecContext) {
-			r := measureAll(ctx,
+			r := gate.MeasureAll(ctx,
 				cell(blackhole, tolerant, 3, 0),
 				cell(hostCrash, tolerant, 3, 0),
 				cell(hostReboot, tolerant, 3, 0),

@@ -44,7 +44,7 @@ var _ = Describe("nats.go v1.55.0 against nats-server v2.15.2", Label("gates", "
 	}
 
 	It("with nats.go's defaults (PING every 2 min, 2 outstanding) never notices a silent server within 30 s, a rebooted one in ~15 s, and survives a router restart", func(ctx SpecContext) {
-		r := measureAll(ctx,
+		r := gate.MeasureAll(ctx,
 			cell(blackhole, nil, 2, censored),
 			cell(hostCrash, nil, 2, censored),
 			cell(hostReboot, nil, 2, censored),
@@ -63,7 +63,7 @@ var _ = Describe("nats.go v1.55.0 against nats-server v2.15.2", Label("gates", "
 	})
 
 	It("with PingInterval=1s, MaxPingsOut=2 notices a dead server in 2-3 s", func(ctx SpecContext) {
-		r := measureAll(ctx,
+		r := gate.MeasureAll(ctx,
 			cell(blackhole, aggressive, 3, 0),
 			cell(hostCrash, aggressive, 3, 0),
 			cell(hostReboot, aggressive, 3, 0),
@@ -74,7 +74,7 @@ var _ = Describe("nats.go v1.55.0 against nats-server v2.15.2", Label("gates", "
 		)
 		for _, res := range []*gate.Result{r[0], r[1], r[3]} {
 			Expect(res).To(gate.DetectWithin(3500 * time.Millisecond))
-			Expect(fastest(res)).To(BeNumerically(">=", 1.9), "MaxPingsOut=2 unanswered PINGs before stale\n%v", res)
+			Expect(res.Fastest()).To(BeNumerically(">=", 1.9), "MaxPingsOut=2 unanswered PINGs before stale\n%v", res)
 			Expect(res).To(gate.GiveUpWith("stale connection"))
 		}
 		// The rebooted host resets the first PING (or its retransmission)
@@ -88,7 +88,7 @@ var _ = Describe("nats.go v1.55.0 against nats-server v2.15.2", Label("gates", "
 	})
 
 	It("with PingInterval=1s, MaxPingsOut=4 notices a dead server in 4-5 s and survives a 2 s router restart", func(ctx SpecContext) {
-		r := measureAll(ctx,
+		r := gate.MeasureAll(ctx,
 			cell(blackhole, recommended, 3, 0),
 			cell(hostCrash, recommended, 3, 0),
 			cell(hostReboot, recommended, 3, 0),
@@ -110,7 +110,7 @@ var _ = Describe("nats.go v1.55.0 against nats-server v2.15.2", Label("gates", "
 		}
 
 		It("with nats-server's defaults (PING every 2 min, no TCP keepalive) never notices a silent client within 30 s, and survives a router restart", func(ctx SpecContext) {
-			r := measureAll(ctx,
+			r := gate.MeasureAll(ctx,
 				cell(blackhole, nil, 2, censored),
 				cell(hostCrash, nil, 2, censored),
 				cell(hostReboot, nil, 2, censored),
@@ -130,7 +130,7 @@ var _ = Describe("nats.go v1.55.0 against nats-server v2.15.2", Label("gates", "
 		})
 
 		It("with PingInterval=1s, MaxPingsOut=2 notices a dead client in 2-3 s; with MaxPingsOut=4 in 4-5 s and survives a 2 s router restart", func(ctx SpecContext) {
-			r := measureAll(ctx,
+			r := gate.MeasureAll(ctx,
 				cell(blackhole, aggressive, 3, 0),
 				cell(hostCrash, aggressive, 3, 0),
 				cell(hostReboot, aggressive, 3, 0),
