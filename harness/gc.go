@@ -137,6 +137,7 @@ func killNamespaces(set map[nsID]bool, within time.Duration) ([]int, error) {
 			return pids, fmt.Errorf("processes %v still live in the namespaces after %v of SIGKILLs", pids, within)
 		}
 		for _, pid := range pids {
+			normalPriority(pid)
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 		// A killed process keeps its namespace until the kernel has torn

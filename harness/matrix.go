@@ -72,6 +72,9 @@ type Matrix struct {
 	probe latencyProbe
 	// captureDir is where captures are kept; "" keeps none.
 	captureDir string
+	// started and finished bound Run's measuring (report.Environment.WallS);
+	// finished is zero while it runs.
+	started, finished time.Time
 
 	mu            sync.Mutex
 	sysctlsNeeded map[report.CellKey]bool
@@ -181,6 +184,9 @@ func (m *Matrix) schedule() []job {
 // Run measures every sample of every cell.
 func (m *Matrix) Run(ctx context.Context) error {
 	jobs := m.schedule()
+	m.mu.Lock()
+	m.started = time.Now()
+	m.mu.Unlock()
 	if err := m.writeHeader(); err != nil {
 		return err
 	}
@@ -209,6 +215,9 @@ func (m *Matrix) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	stop()
+	m.mu.Lock()
+	m.finished = time.Now()
+	m.mu.Unlock()
 	m.writeCalibration()
 	m.keep(m.store.Update(func(r *report.Report) { r.Environment.Pool = m.pool.maxUsed() }))
 	m.mu.Lock()
@@ -299,6 +308,7 @@ func (m *Matrix) writeHeader() error {
 		r.Seed = m.opt.Seed
 		r.Environment.Pool = m.pool.maxUsed()
 		r.Environment.CPUs = runtime.NumCPU()
+		r.Environment.CPUIdle = m.run.CPUIdle()
 		for _, c := range m.cells {
 			h := c.header()
 			rc := r.Cell(h.Detector, h.Fault, h.Side, h.Kind)
@@ -340,11 +350,37 @@ func (m *Matrix) record(c *Cell, out outcome) {
 	m.keep(err)
 }
 
+// wall is how long Run has measured, or measured.
+func (m *Matrix) wall() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.started.IsZero() {
+		return 0
+	}
+	if m.finished.IsZero() {
+		return time.Since(m.started)
+	}
+	return m.finished.Sub(m.started)
+}
+
+// Throughput is the run's samples so far against the wall time it has
+// measured.
+func (m *Matrix) Throughput() report.Throughput {
+	t := report.Throughput{WallS: m.wall().Seconds()}
+	for _, c := range m.cells {
+		rec := c.Record()
+		t.Add(&rec)
+	}
+	return t
+}
+
 func (m *Matrix) writeCalibration() {
 	q, probes := m.CalibrationMs()
+	wall := m.wall().Seconds()
 	err := m.store.Update(func(r *report.Report) {
 		r.Environment.CalibrationErrorMs = q
 		r.Environment.Calibration = probes
+		r.Environment.WallS = wall
 	})
 	m.keep(err)
 }

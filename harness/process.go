@@ -186,6 +186,7 @@ func (p *Process) signalKill() {
 		return
 	default:
 	}
+	normalPriority(p.cmd.Process.Pid)
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	_ = p.cmd.Process.Kill()
 }

@@ -31,6 +31,11 @@ type Run struct {
 	reaperOnce sync.Once
 	reaper     *reaper
 	reaperErr  error
+
+	// idle is the run's PM QoS request (cpuidle.go), made with its first
+	// lab and released by Close.
+	idleMu sync.Mutex
+	idle   *idlePoll
 }
 
 // NewRun starts a run with a fresh ID.
@@ -53,7 +58,24 @@ func (r *Run) NewLab(ctx context.Context) (*Lab, error) {
 	if err := r.startReaper(); err != nil {
 		return nil, fmt.Errorf("lab %s: %w", id, err)
 	}
+	r.CPUIdle()
 	return newLab(ctx, r, id)
+}
+
+// CPUIdle makes the run's request that idle CPUs poll rather than halt, if
+// it is not made yet, and says how the run's idle CPUs wait: the text a
+// report records (report.Environment.CPUIdle).
+func (r *Run) CPUIdle() string {
+	r.idleMu.Lock()
+	defer r.idleMu.Unlock()
+	if r.idle == nil {
+		if r.closed.Load() {
+			return "halting (the run is closed)"
+		}
+		p := holdIdlePoll()
+		r.idle = &p
+	}
+	return r.idle.note
 }
 
 // startReaper starts the run's reaper once, before its first namespace
@@ -129,6 +151,11 @@ func (r *Run) Close() error {
 	if r.reaper != nil {
 		r.reaper.close()
 	}
+	r.idleMu.Lock()
+	if r.idle != nil {
+		r.idle.release()
+	}
+	r.idleMu.Unlock()
 	return errors.Join(errs...)
 }
 

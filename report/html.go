@@ -45,20 +45,22 @@ func RenderHTML(w io.Writer, r *Report, opt HTMLOptions) error {
 }
 
 type htmlData struct {
-	R        *Report
-	Started  string
-	Calib    string
-	Outcomes []htmlOutcome
-	Matrices []htmlMatrix
-	Findings []template.HTML
-	Groups   []htmlGroup
-	Frontier template.HTML
-	Overhead template.HTML
-	Rules    []htmlLegend
-	Notes    []htmlLegend
-	Sysctls  []htmlSysctlSet
-	Legacy   [][2]string
-	Cells    int
+	R       *Report
+	Started string
+	Calib   string
+	// Throughput is Report.Throughput's line, "" without samples.
+	Throughput string
+	Outcomes   []htmlOutcome
+	Matrices   []htmlMatrix
+	Findings   []template.HTML
+	Groups     []htmlGroup
+	Frontier   template.HTML
+	Overhead   template.HTML
+	Rules      []htmlLegend
+	Notes      []htmlLegend
+	Sysctls    []htmlSysctlSet
+	Legacy     [][2]string
+	Cells      int
 }
 
 type htmlOutcome struct {
@@ -138,6 +140,9 @@ func newHTMLData(r *Report, opt HTMLOptions) htmlData {
 	}
 	if q := r.Environment.CalibrationErrorMs; q != nil {
 		d.Calib = quantilesText(*q)
+	}
+	if t := r.Throughput(); t.Samples > 0 {
+		d.Throughput = t.String()
 	}
 	for _, oc := range []Outcome{OutcomeWithin, OutcomeMeasured, OutcomeNever, OutcomeSurvived, OutcomeFalsePositive, OutcomeOutside, OutcomeError} {
 		info := outcomeInfo[oc]
@@ -481,6 +486,8 @@ table.cells td.samples{max-width:260px}
 {{with .R.Environment.Halfopen}}<tr><th>halfopen</th><td>{{.}}</td></tr>{{end}}
 {{with .R.Environment.CPUs}}<tr><th>cpus</th><td>{{.}}</td></tr>{{end}}
 {{with .R.Environment.Pool}}<tr><th>labs at once</th><td>{{.}}</td></tr>{{end}}
+{{with .R.Environment.CPUIdle}}<tr><th>idle CPUs</th><td>{{.}}</td></tr>{{end}}
+{{with .Throughput}}<tr><th>throughput</th><td>{{.}}</td></tr>{{end}}
 <tr><th>harness error</th><td>{{.Calib}}</td></tr>
 </table>
 {{with .R.Environment.Calibration}}<h3>Calibration</h3>

@@ -245,6 +245,10 @@ func writeMarkdownEnvironment(b *strings.Builder, r *Report) {
 	if r.Environment.Pool > 0 {
 		row("labs at once", fmt.Sprint(r.Environment.Pool))
 	}
+	row("idle CPUs", r.Environment.CPUIdle)
+	if t := r.Throughput(); t.Samples > 0 {
+		row("throughput", t.String())
+	}
 	if q := r.Environment.CalibrationErrorMs; q != nil {
 		row("harness error", quantilesText(*q))
 	} else {

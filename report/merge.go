@@ -11,7 +11,11 @@ import (
 // and mistakes and sum their false positives and observed connection time;
 // their overhead is averaged, weighted by its window; the other fields come
 // from the first shard that has the cell. The environment is the first
-// report's, with the sysctls of all; Started is the earliest, Complete is
+// report's, with the sysctls of all, the wall times summed, the largest
+// pool, each calibration quantile the largest of the parts' (a bound from
+// above on the quantile of all their errors: in each part at least that
+// share of errors is at most its quantile, so in the union too), and every
+// different account of idle CPUs; Started is the earliest, Complete is
 // true only if every shard is complete, and Shard is empty. The QoS of
 // a merged cell is recomputed. Different schemas or a sysctl set to different values are an
 // *InputError. The inputs are not modified.
@@ -55,6 +59,9 @@ func Merge(reports ...*Report) (*Report, error) {
 				from[k] = i + 1
 			}
 		}
+		if i > 0 {
+			mergeEnvironment(&out.Environment, &r.Environment)
+		}
 		out.Complete = out.Complete && r.Complete
 		out.Frontier = append(out.Frontier, r.Frontier...)
 		for ci := range r.Cells {
@@ -70,6 +77,46 @@ func Merge(reports ...*Report) (*Report, error) {
 		}
 	}
 	return out, nil
+}
+
+// mergeEnvironment adds src's wall time, pool, calibration and idle CPUs
+// to dst's (see Merge).
+func mergeEnvironment(dst, src *Environment) {
+	dst.WallS += src.WallS
+	dst.Pool = max(dst.Pool, src.Pool)
+	if src.CPUIdle != "" && !strings.Contains(dst.CPUIdle, src.CPUIdle) {
+		if dst.CPUIdle != "" {
+			dst.CPUIdle += "; "
+		}
+		dst.CPUIdle += src.CPUIdle
+	}
+	if src.CalibrationErrorMs != nil {
+		if dst.CalibrationErrorMs == nil {
+			q := *src.CalibrationErrorMs
+			dst.CalibrationErrorMs = &q
+		} else {
+			q := upperQuantiles(*dst.CalibrationErrorMs, *src.CalibrationErrorMs)
+			dst.CalibrationErrorMs = &q
+		}
+	}
+	for _, sp := range src.Calibration {
+		found := false
+		for i := range dst.Calibration {
+			if dst.Calibration[i].Name == sp.Name {
+				dst.Calibration[i].ErrorMs = upperQuantiles(dst.Calibration[i].ErrorMs, sp.ErrorMs)
+				found = true
+			}
+		}
+		if !found {
+			dst.Calibration = append(dst.Calibration, sp)
+		}
+	}
+}
+
+// upperQuantiles bounds the quantiles of two sets of errors together from
+// above: each the larger of the two, with their counts summed.
+func upperQuantiles(a, b Quantiles) Quantiles {
+	return Quantiles{P50: max(a.P50, b.P50), P99: max(a.P99, b.P99), Max: max(a.Max, b.Max), N: a.N + b.N}
 }
 
 // mergeCell adds src's samples to dst, each on its own time line.

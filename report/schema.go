@@ -118,8 +118,16 @@ type Environment struct {
 	Halfopen string `json:"halfopen"`
 	CPUs     int    `json:"cpus,omitempty"`
 	Pool     int    `json:"pool,omitempty"` // labs run at once (the most, when sized by measurement)
+	// CPUIdle says how idle CPUs waited during the run: "polling" while
+	// the harness held a PM QoS request of 0 µs, or "halting" and why not.
+	CPUIdle string `json:"cpu_idle,omitempty"`
+	// WallS is the wall time the run spent measuring its samples, seconds;
+	// a merged report sums its parts' (Report.Throughput).
+	WallS float64 `json:"wall_s,omitempty"`
 	// CalibrationErrorMs is the harness's own timing error, measured under
-	// the same parallel load as the samples.
+	// the same parallel load as the samples. A merged report holds, per
+	// quantile, the largest of its parts': a bound from above on the
+	// quantile of all their errors together.
 	CalibrationErrorMs *Quantiles `json:"calibration_error_ms"`
 	// Calibration says how CalibrationErrorMs was measured.
 	Calibration []CalibrationProbe `json:"calibration,omitempty"`

@@ -281,6 +281,9 @@ func (s *Suite) Await(ctx context.Context, configs ...harness.CellConfig) []*har
 		case <-ready:
 		case <-s.done:
 		case <-ctx.Done():
+			// An interrupt (^C, or Ginkgo's --timeout) stops the
+			// measuring too: nothing would wait for what it measures.
+			s.cancel()
 			Fail(fmt.Sprintf("interrupted while waiting for %s: %v", k, context.Cause(ctx)))
 		}
 		out = append(out, s.cells[k])

@@ -85,6 +85,7 @@ func printTable(w io.Writer, m *harness.Matrix) {
 			}
 		}
 	}
+	fmt.Fprintf(w, "throughput: %s\n", m.Throughput())
 	if q, probes := m.CalibrationMs(); q != nil {
 		ms := func(v float64) string { return report.FormatSeconds(v / 1000) }
 		fmt.Fprintf(w, "harness timing error: p50 %s, p99 %s (n=%d", ms(q.P50), ms(q.P99), q.N)
