@@ -108,17 +108,28 @@ func normalPriority(pid int) {
 }
 
 // setPolicy gives every thread of process pid the scheduling attributes
-// attr; a thread made meanwhile inherits them from the thread that makes
-// it. Where the kernel refuses (no CAP_SYS_NICE, a process gone), the
-// threads keep their policy.
+// attr. A thread made later inherits them from the thread that makes it;
+// one made during the pass by a thread not yet changed is found by the
+// next pass, until a pass finds no thread it has not changed. Where the
+// kernel refuses (no CAP_SYS_NICE, a process gone), the threads keep their
+// policy.
 func setPolicy(pid int, attr *unix.SchedAttr) {
-	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
-	if err != nil {
-		return
-	}
-	for _, t := range tasks {
-		if tid, err := strconv.Atoi(t.Name()); err == nil {
-			_ = unix.SchedSetAttr(tid, attr, 0)
+	done := map[int]bool{}
+	for {
+		tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+		if err != nil {
+			return
+		}
+		changed := 0
+		for _, t := range tasks {
+			if tid, err := strconv.Atoi(t.Name()); err == nil && !done[tid] {
+				done[tid] = true
+				changed++
+				_ = unix.SchedSetAttr(tid, attr, 0)
+			}
+		}
+		if changed == 0 {
+			return
 		}
 	}
 }
@@ -294,29 +305,60 @@ func watcherAgent() error {
 	}
 }
 
-// calibrationCommands answers "decide-at": sleep until the instant on
-// CLOCK_MONOTONIC and report when the agent woke up, so the orchestrator can
-// measure the harness's own timing error.
+// calibrationCommands answers the orchestrator's probes of its own timing
+// error: "decide-at" sleeps until the instant on CLOCK_MONOTONIC and says
+// when the agent woke up (the machine's timer lateness plus the wake-up);
+// "listen-datagrams" stamps the read of every probe datagram the peer
+// sends (the wake-up on a packet, as a detector's read wakes).
 func calibrationCommands(ctx context.Context, cmds <-chan Command, em *Emitter) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case c := <-cmds:
-			if c.Cmd != CmdDecideAt {
+			switch c.Cmd {
+			case CmdDecideAt:
+				// A command that arrives after its instant measures the
+				// orchestrator's pipe, not the agent's clock: say so.
+				late := Now() > c.AtNs
+				SleepUntil(c.AtNs)
+				ev := Event{Event: EventDecided, Seq: c.Seq, TNs: Now()}
+				if late {
+					ev.Msg = "late"
+				}
+				em.Emit(ev)
+			case CmdListenDatagrams:
+				pc, err := net.ListenPacket("udp", c.Addr)
+				if err != nil {
+					em.Emit(Event{Event: EventError, Msg: "listen-datagrams: " + err.Error()})
+					continue
+				}
+				context.AfterFunc(ctx, func() { pc.Close() })
+				em.Emit(Event{Event: EventPort, Msg: pc.LocalAddr().String()})
+				go stampDatagrams(pc, em)
+			default:
 				em.Emit(Event{Event: EventError, Msg: "watcher does not know command " + string(c.Cmd)})
-				continue
 			}
-			// A command that arrives after its instant measures the
-			// orchestrator's pipe, not the agent's clock: say so.
-			late := Now() > c.AtNs
-			SleepUntil(c.AtNs)
-			ev := Event{Event: EventDecided, Seq: c.Seq, TNs: Now()}
-			if late {
-				ev.Msg = "late"
-			}
-			em.Emit(ev)
 		}
+	}
+}
+
+// stampDatagrams reads probe datagrams (each its decimal sequence number)
+// until pc is closed, and says when each read returned.
+func stampDatagrams(pc net.PacketConn, em *Emitter) {
+	buf := make([]byte, 64)
+	for {
+		n, _, err := pc.ReadFrom(buf)
+		at := Now()
+		if err != nil {
+			return
+		}
+		seq, err := strconv.Atoi(string(buf[:n]))
+		if err != nil {
+			em.Logf("probe datagram %q is not a sequence number", buf[:n])
+			continue
+		}
+		em.Emit(Event{Event: EventReceived, Seq: seq, TNs: at})
 	}
 }
 
@@ -413,6 +455,7 @@ func echo(c *net.TCPConn, onRead func([]byte)) {
 
 type echoPeer struct {
 	em    *Emitter
+	probe net.Conn // probe datagrams' socket (sendDatagram), made on the first
 	mu    sync.Mutex
 	conns []*net.TCPConn
 	// received and nul count the bytes read, and the NUL bytes among them
@@ -452,6 +495,29 @@ func (p *echoPeer) current() []*net.TCPConn {
 	return p.conns
 }
 
+// sendDatagram sends probe datagram c.Seq to c.Addr, over a socket made on
+// the first, and says when it was sent: the instant is taken before the
+// call, since the datagram may wake the watcher before the call returns.
+func (p *echoPeer) sendDatagram(c Command) {
+	if p.probe == nil || p.probe.RemoteAddr().String() != c.Addr {
+		if p.probe != nil {
+			p.probe.Close()
+		}
+		conn, err := net.Dial("udp", c.Addr)
+		if err != nil {
+			p.em.Emit(Event{Event: EventError, Msg: "send-datagram: " + err.Error()})
+			return
+		}
+		p.probe = conn
+	}
+	at := Now()
+	if _, err := p.probe.Write([]byte(strconv.Itoa(c.Seq))); err != nil {
+		p.em.Emit(Event{Event: EventError, Msg: "send-datagram: " + err.Error()})
+		return
+	}
+	p.em.Emit(Event{Event: EventSent, Seq: c.Seq, TNs: at})
+}
+
 func (p *echoPeer) commands(ctx context.Context, cmds <-chan Command) {
 	for {
 		var c Command
@@ -459,6 +525,10 @@ func (p *echoPeer) commands(ctx context.Context, cmds <-chan Command) {
 		case <-ctx.Done():
 			return
 		case c = <-cmds:
+		}
+		if c.Cmd == CmdSendDatagram {
+			p.sendDatagram(c)
+			continue
 		}
 		conns := p.current()
 		if len(conns) == 0 {

@@ -79,6 +79,23 @@ type Cell struct {
 	record func() report.Cell
 }
 
+// expectedDuration is how long a sample of c is expected to keep its lab
+// after the fault: a disturbance's window and tail; the end of the
+// predicted range of a cell expected to decide; the budget otherwise.
+func (c *Cell) expectedDuration() time.Duration {
+	if c.Kind == report.KindDisturbance {
+		var window time.Duration
+		if w, ok := c.Fault.(Windowed); ok {
+			window = w.Window()
+		}
+		return window + c.observeTail()
+	}
+	if c.Expect == report.ExpectDetect && !c.Prediction.Never {
+		return min(c.Prediction.Hi, c.Budget)
+	}
+	return c.Budget
+}
+
 // Resolve parses and checks a cell without touching the machine, so that
 // bad input is refused before any lab exists.
 func Resolve(c CellConfig) (*Cell, error) {

@@ -11,7 +11,7 @@ import (
 // halted virtual CPU goes through the hypervisor: on this machine
 // (cpuidle driver haltpoll, guest_halt_poll_ns=0) that alone put the p99 of
 // a SCHED_FIFO clock_nanosleep loop at 2.4–4 ms on an idle machine, and
-// the harness's scheduled-decision probe at a p99 of 3.37 ms with 16 labs
+// the harness's scheduled-decision probe (now timer-lateness) at a p99 of 3.37 ms with 16 labs
 // at once, against 0.60 ms for the same run with the request below.
 //
 // So while a run has labs, it asks the kernel's PM QoS for a CPU wake-up

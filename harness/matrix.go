@@ -1,12 +1,14 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,17 +49,18 @@ type Options struct {
 // Progress reports one finished job of a matrix.
 type Progress struct {
 	Done, Total int
+	Labs        int   // the pool's limit when the job ended
 	Cell        *Cell // nil for a calibration job
 	Sample      report.Sample
 }
 
-// String is the progress line: "[done/total] cell: sample".
+// String is the progress line: "[done/total, labs] cell: sample".
 func (p Progress) String() string {
 	what := "calibration"
 	if p.Cell != nil {
 		what = p.Cell.Describe()
 	}
-	return fmt.Sprintf("[%d/%d] %s: %s", p.Done, p.Total, what, p.Sample.Summary())
+	return fmt.Sprintf("[%d/%d, %d labs] %s: %s", p.Done, p.Total, p.Labs, what, p.Sample.Summary())
 }
 
 // Matrix runs cells through a bounded pool of fresh labs and records every
@@ -143,9 +146,9 @@ type job struct {
 	calib bool
 }
 
-// schedule interleaves samples across cells, and calibration labs across
-// samples, so that a partial run covers the whole matrix and calibration
-// sees the same load.
+// schedule interleaves samples across cells in rounds, the longest
+// expected first in each, and calibration labs across samples, so that a
+// partial run covers the whole matrix and calibration sees the same load.
 func (m *Matrix) schedule() []job {
 	var jobs []job
 	maxSamples := 0
@@ -153,11 +156,17 @@ func (m *Matrix) schedule() []job {
 		maxSamples = max(maxSamples, c.Config.Samples)
 	}
 	for i := 0; i < maxSamples; i++ {
+		round := len(jobs)
 		for ci, c := range m.cells {
 			if i < c.Config.Samples {
 				jobs = append(jobs, job{cell: c, index: i, seed: m.opt.Seed + int64(ci)*1000 + int64(i)})
 			}
 		}
+		// Longest first within a round, so that the run does not end
+		// waiting for one long sample started last.
+		slices.SortStableFunc(jobs[round:], func(a, b job) int {
+			return cmp.Compare(b.cell.expectedDuration(), a.cell.expectedDuration())
+		})
 	}
 	ncal := m.opt.Calibrations
 	if ncal == 0 {
@@ -205,7 +214,7 @@ func (m *Matrix) Run(ctx context.Context) error {
 			s := m.do(ctx, j)
 			n := int(done.Add(1))
 			if m.opt.Progress != nil {
-				p := Progress{Done: n, Total: total, Sample: s}
+				p := Progress{Done: n, Total: total, Labs: m.pool.current(), Sample: s}
 				if !j.calib {
 					p.Cell = j.cell
 				}
@@ -246,14 +255,21 @@ func (m *Matrix) measurePool(ctx context.Context) (stop func()) {
 		defer wg.Done()
 		t := time.NewTicker(poolTick)
 		defer t.Stop()
+		last, cpuErr := readCPUTimes()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
 			}
+			now, err := readCPUTimes()
+			busy := now.busySince(last)
+			last, cpuErr = now, errors.Join(cpuErr, err)
+			if cpuErr != nil {
+				busy = 1 // the load is unknown: never grow on it
+			}
 			if p99, ok := m.probe.p99(); ok && m.Adaptive() {
-				m.pool.adjust(p99)
+				m.pool.adjust(p99, busy)
 			}
 			m.writeCalibration()
 		}

@@ -79,3 +79,33 @@ func TestCellSysctls(t *testing.T) {
 	}
 	t.Logf("write-probe, tcp_retries2=5, blackhole: ETIMEDOUT after %v (predicted [%v, %v])", got, c.Prediction.Lo, c.Prediction.Hi)
 }
+
+// The latency probe and the calibration labs measure all three probes in
+// a run: the harness's error from the two stamp probes, the machine's timer
+// lateness beside it.
+func TestCalibrationProbes(t *testing.T) {
+	run := requireLab(t)
+	m, err := harness.NewMatrix(run, []harness.CellConfig{{Detector: "read-eof", Fault: "graceful-close", Samples: 3}}, harness.Options{Pool: 2, Seed: 1, Calibrations: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := m.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	q, probes := m.CalibrationMs()
+	n := map[string]int{}
+	for _, p := range probes {
+		n[p.Name] = p.ErrorMs.N
+		if p.ErrorMs.P50 < 0 {
+			t.Errorf("probe %s: negative error %+v, a stamp before its cause", p.Name, p.ErrorMs)
+		}
+	}
+	if n["datagram-on-veth"] == 0 || n["fin-on-veth"] != 1 || n["timer-lateness"] == 0 {
+		t.Fatalf("probe counts %v: want datagrams, one FIN and timer decisions", n)
+	}
+	if q == nil || q.N != n["datagram-on-veth"]+n["fin-on-veth"] {
+		t.Errorf("harness error %+v, want the %d datagram and FIN errors", q, n["datagram-on-veth"]+n["fin-on-veth"])
+	}
+}

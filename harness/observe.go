@@ -14,6 +14,16 @@ import (
 // otherwise be watched for all of it.
 const maxObserveTail = 30 * time.Second
 
+// observeTail is how long a disturbance sample of c watches the connection
+// after the fault heals: the cell's budget, or max(2 s, the prediction's
+// end) up to maxObserveTail.
+func (c *Cell) observeTail() time.Duration {
+	if c.Config.Budget != 0 {
+		return c.Config.Budget
+	}
+	return min(max(2*time.Second, c.Prediction.Hi), maxObserveTail)
+}
+
 // observe runs a disturbance sample: the fault heals after its window, the
 // connection is watched for as long again plus the tail (the cell's budget,
 // or max(2 s, the prediction's end) up to maxObserveTail), and every decision is a false
@@ -26,10 +36,7 @@ func observe(ctx context.Context, s *Session, flt Fault, heal Heal, at int64, ba
 	if w, ok := flt.(Windowed); ok {
 		window = w.Window()
 	}
-	tail := c.Config.Budget
-	if tail == 0 {
-		tail = min(max(2*time.Second, c.Prediction.Hi), maxObserveTail)
-	}
+	tail := c.observeTail()
 	healAt := at + int64(window)
 	end := healAt + int64(tail)
 	wire, err := newWireCounter(s.Lab)

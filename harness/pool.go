@@ -2,7 +2,12 @@ package harness
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,37 +16,97 @@ import (
 
 // A sample spends nearly all its life asleep, so many labs run at once;
 // how many is not a constant but a measurement. The harness's own timing
-// error must stay below 1 ms at p99 under the full load, and on a kernel
-// without full preemption (CONFIG_PREEMPT_NONE, this machine's) what raises
-// it is the kernel work of building and tearing down labs, which delays
-// the wake-up of the agents that stamp decisions. So a latency probe (a
-// watcher agent told to decide at known instants, all run long, in a lab
-// of its own) measures the error continuously, and the pool grows while
-// the probe's p99 stays under poolLowWater and jobs are waiting, and
-// shrinks by a quarter when it passes poolHighWater (additive increase,
-// multiplicative decrease).
+// error (from a kernel event to an agent's stamp of it: a wake-up) must
+// stay below 1 ms at p99 under the full load, and what raises it under
+// load is the CPU time of building and tearing down labs and of starting
+// agents, which on a kernel without full preemption (CONFIG_PREEMPT_NONE,
+// this machine's) delays the wake-up of the agents that stamp. So a latency
+// probe (datagrams between two agents, all run long, in a lab of its own)
+// measures the error continuously, and the pool grows while the probe's
+// p99 stays under poolLowWater and jobs are waiting, and shrinks by a
+// quarter when it passes poolHighWater (additive increase, multiplicative
+// decrease).
+//
+// The probe's agents run at real-time priority and so keep their error low
+// while everything at normal priority starves: the orchestrator, Toxiproxy's
+// API, foreign detectors. At 64 labs on 2 CPUs a heart-beat watcher stopped
+// for 3.9 s (its capture shows no ping from 1.0 s to 4.95 s) while the
+// probe's p99 stayed at 0.38 ms. So the pool also grows only while the CPUs
+// were busy less than poolBusyLow over the last tick, and shrinks when
+// they were busy more than poolBusyHigh (busy: everything but idle and
+// iowait in /proc/stat, steal included: time the hypervisor took is not
+// ours to give).
 const (
-	poolLowWater  = 0.4 // ms: below this p99, the pool may grow
-	poolHighWater = 0.7 // ms: above it, the pool shrinks
-	poolStep      = 2   // labs added at a time
+	poolLowWater  = 0.4  // ms: below this p99, the pool may grow
+	poolHighWater = 0.7  // ms: above it, the pool shrinks
+	poolBusyLow   = 0.55 // CPU busy fraction below which the pool may grow
+	poolBusyHigh  = 0.8  // and above which it shrinks
+	poolStep      = 2    // labs added at a time
 	// poolTick is how often the pool is adjusted; probeEvery how often the
-	// probe schedules a decision; probeWindow how many of its errors the
-	// p99 is taken over (the last 10 s).
+	// probe sends a datagram; probeWindow how many of its errors the p99 is
+	// taken over (the last 10 s).
 	poolTick    = 2 * time.Second
 	probeEvery  = 50 * time.Millisecond
 	probeWindow = 200
 )
 
 // nextPoolLimit is the pool's next limit, from the probe's p99 (ms) over
-// its window and whether jobs waited for a lab during the last tick.
-func nextPoolLimit(limit, lo, hi int, p99 float64, waited bool) int {
+// its window, the CPUs' busy fraction over the last tick, and whether jobs
+// waited for a lab during it.
+func nextPoolLimit(limit, lo, hi int, p99, busy float64, waited bool) int {
 	switch {
-	case p99 > poolHighWater:
+	case p99 > poolHighWater || busy > poolBusyHigh:
 		return max(lo, limit*3/4)
-	case p99 < poolLowWater && waited:
+	case p99 < poolLowWater && busy < poolBusyLow && waited:
 		return min(hi, limit+poolStep)
 	}
 	return limit
+}
+
+// cpuTimes are the machine's busy and total CPU time (/proc/stat's first
+// line, in clock ticks).
+type cpuTimes struct{ busy, total uint64 }
+
+// readCPUTimes reads /proc/stat; busy is all but idle and iowait.
+func readCPUTimes() (cpuTimes, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}, err
+	}
+	return parseCPUTimes(string(b))
+}
+
+// parseCPUTimes reads the cpu line that begins /proc/stat: user nice
+// system idle iowait irq softirq steal (guest time is in user time).
+func parseCPUTimes(stat string) (cpuTimes, error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 8 || fields[0] != "cpu" {
+		return cpuTimes{}, fmt.Errorf("/proc/stat begins %q, not with the cpu line", line)
+	}
+	var t cpuTimes
+	for i, f := range fields[1:] {
+		v, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			return cpuTimes{}, fmt.Errorf("/proc/stat cpu field %d is %q", i+1, f)
+		}
+		if i >= 8 {
+			break // guest time is already in user time
+		}
+		t.total += v
+		if i != 3 && i != 4 {
+			t.busy += v
+		}
+	}
+	return t, nil
+}
+
+// busySince is the busy fraction of the CPUs between then and t.
+func (t cpuTimes) busySince(then cpuTimes) float64 {
+	if t.total <= then.total {
+		return 0
+	}
+	return float64(t.busy-then.busy) / float64(t.total-then.total)
 }
 
 // pool bounds the labs at once by a limit that may change while it runs.
@@ -89,14 +154,22 @@ func (p *pool) release() {
 	p.mu.Unlock()
 }
 
-// adjust sets the next limit from the probe's p99.
-func (p *pool) adjust(p99 float64) {
+// adjust sets the next limit from the probe's p99 and the CPUs' busy
+// fraction.
+func (p *pool) adjust(p99, busy float64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.limit = nextPoolLimit(p.limit, p.lo, p.hi, p99, p.waited)
+	p.limit = nextPoolLimit(p.limit, p.lo, p.hi, p99, busy, p.waited)
 	p.waited = false
 	p.highest = max(p.highest, p.limit)
 	p.cond.Broadcast()
+}
+
+// current is the limit now.
+func (p *pool) current() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.limit
 }
 
 func (p *pool) maxUsed() int {
@@ -112,12 +185,17 @@ func poolBounds() (start, lo, hi int) {
 }
 
 // latencyProbe runs in a lab of its own for the whole run: every
-// probeEvery it tells its watcher agent to decide 20 ms ahead and records
-// the error of the instant it stamps, as calibration and for the pool.
+// probeEvery its peer agent stamps and sends a datagram that its watcher
+// agent stamps on reading it (the harness's error, and the pool's measure),
+// and its watcher is told to decide 20 ms ahead (the machine's timer
+// lateness, reported beside it); see calibrate.go.
 type latencyProbe struct {
 	mu     sync.Mutex
-	recent []float64 // the last probeWindow errors, ms
+	recent []float64 // the last probeWindow datagram errors, ms
 }
+
+// probeDatagramPort is the watcher's UDP port for probe datagrams.
+const probeDatagramPort = 7911
 
 func (lp *latencyProbe) p99() (float64, bool) {
 	lp.mu.Lock()
@@ -153,13 +231,28 @@ func (lp *latencyProbe) run(ctx context.Context, m *Matrix) error {
 	if err != nil {
 		return err
 	}
+	addr := netip.AddrPortFrom(WatcherAddr, probeDatagramPort).String()
+	if _, err := s.Watcher.Request(ctx, Command{Cmd: CmdListenDatagrams, Addr: addr}, EventPort); err != nil {
+		return err
+	}
 	t := time.NewTicker(probeEvery)
 	defer t.Stop()
-	for seq := 0; ; seq++ {
+	for seq := 1; ; seq++ {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+		ms, ok, err := probeDatagramOnce(ctx, s, addr, seq)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if ok {
+			lp.add(ms)
+			m.calib.add(probeDatagram, ms)
 		}
 		at := Now() + int64(20*time.Millisecond)
 		ev, err := s.Watcher.Request(ctx, Command{Cmd: CmdDecideAt, AtNs: at, Seq: seq}, EventDecided)
@@ -169,11 +262,32 @@ func (lp *latencyProbe) run(ctx context.Context, m *Matrix) error {
 			}
 			return err
 		}
-		if ev.Msg == "late" {
-			continue
+		if ev.Msg != "late" {
+			m.calib.add(probeScheduled, float64(ev.TNs-at)/1e6)
 		}
-		ms := float64(ev.TNs-at) / 1e6
-		lp.add(ms)
-		m.calib.add(probeScheduled, ms)
+	}
+}
+
+// probeDatagramOnce has the peer send datagram seq and returns the error of
+// the watcher's stamp on it, in ms; ok is false for a datagram that did not
+// arrive within RequestTimeout (UDP may drop one; the next is measured).
+func probeDatagramOnce(ctx context.Context, s *Session, addr string, seq int) (ms float64, ok bool, err error) {
+	sent, err := s.Peer.Request(ctx, Command{Cmd: CmdSendDatagram, Addr: addr, Seq: seq}, EventSent)
+	if err != nil {
+		return 0, false, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	defer cancel()
+	for {
+		got, err := s.Watcher.WaitEvent(wctx, EventReceived)
+		if err != nil {
+			if ctx.Err() == nil && wctx.Err() != nil {
+				return 0, false, nil
+			}
+			return 0, false, err
+		}
+		if got.Seq == seq {
+			return float64(got.TNs-sent.TNs) / 1e6, true, nil
+		}
 	}
 }

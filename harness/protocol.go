@@ -29,9 +29,12 @@ const (
 	EventSent    = "sent"    // the peer wrote a chatter message
 	EventClosed  = "closed"  // the peer closed (FIN) or reset (RST) its connection
 	EventDecided = "decided" // calibration: a decision made at a scheduled instant
-	EventError   = "error"   // an agent could not do what it was told
-	EventPort    = "port"    // the toxiproxy agent is listening
-	EventStats   = "stats"   // the peer says what it received
+	// EventReceived: calibration, the watcher's read of a probe datagram
+	// returned (t_ns), seq naming the datagram.
+	EventReceived = "received"
+	EventError    = "error" // an agent could not do what it was told
+	EventPort     = "port"  // an agent is listening: toxiproxy, or the watcher's probe datagrams (msg: the address)
+	EventStats    = "stats" // the peer says what it received
 )
 
 // Event is one protocol line. Fields not used by an event are omitted.
@@ -137,6 +140,12 @@ const (
 	CmdReset    CommandName = "reset"     // peer: SO_LINGER 0 and close, an RST; answers EventClosed
 	CmdStats    CommandName = "stats"     // peer: what it received; answers EventLog
 	CmdDecideAt CommandName = "decide-at" // watcher: wake at AtNs; answers EventDecided
+	// CmdListenDatagrams: watcher, bind a UDP socket on Addr and stamp the
+	// read of every datagram; answers EventPort, then EventReceived each.
+	CmdListenDatagrams CommandName = "listen-datagrams"
+	// CmdSendDatagram: peer, send datagram Seq to Addr; answers EventSent
+	// stamped just before the send.
+	CmdSendDatagram CommandName = "send-datagram"
 )
 
 // Command is one instruction from the orchestrator to one of halfopen's own
@@ -146,6 +155,7 @@ type Command struct {
 	Bytes int         `json:"bytes,omitempty"` // send: message size
 	Seq   int         `json:"seq,omitempty"`
 	AtNs  int64       `json:"at_ns,omitempty"` // decide-at: CLOCK_MONOTONIC instant
+	Addr  string      `json:"addr,omitempty"`  // listen-datagrams, send-datagram: host:port
 }
 
 // stdoutEmitter is the emitter of the current agent process.

@@ -147,7 +147,7 @@ type Quantiles struct {
 
 // CalibrationProbe is one way the harness measured its own error.
 type CalibrationProbe struct {
-	Name    string    `json:"name"`   // e.g. "scheduled-decision", "fin-on-veth"
+	Name    string    `json:"name"`   // e.g. "datagram-on-veth", "fin-on-veth", "timer-lateness"
 	Method  string    `json:"method"` // one sentence: what is timed against what
 	ErrorMs Quantiles `json:"error_ms"`
 }
