@@ -93,7 +93,7 @@ type htmlMatrixCell struct {
 type htmlGroup struct {
 	ID, Title, Fault, Side, Kind string
 	Plot                         template.HTML
-	Disturbance                  bool
+	Disturbance, Scale           bool
 	Rows                         []htmlCellRow
 }
 
@@ -105,6 +105,7 @@ type htmlCellRow struct {
 	P50, P95, Max, Reasons     string
 	FP, QoS1, QoS2, QoS3, QoS4 string
 	Overhead                   string
+	Scale                      [7]string // scaleColumns, for a scale cell
 	Refs                       []htmlRef
 	Note                       string // shown inline when no other cell shares it
 	Evidence                   []htmlEvidence
@@ -256,6 +257,7 @@ func newHTMLGroup(r *Report, o *overview, g faultGroup, opt HTMLOptions) htmlGro
 	hg := htmlGroup{
 		ID: groupAnchor(g.Side, g.Fault, g.Kind), Title: g.heading(o.labels), Fault: g.Fault,
 		Side: g.Side, Kind: kindTitle(g.Kind), Disturbance: g.Kind == KindDisturbance,
+		Scale: g.Kind == KindScale,
 	}
 	var rows []plotRow
 	for _, ci := range g.Cells {
@@ -276,6 +278,9 @@ func newHTMLGroup(r *Report, o *overview, g faultGroup, opt HTMLOptions) htmlGro
 		if hg.Disturbance {
 			q := qosColumns(c)
 			row.QoS1, row.QoS2, row.QoS3, row.QoS4 = q[0], q[1], q[2], q[3]
+		}
+		if hg.Scale {
+			row.Scale = scaleColumns(c)
 		}
 		if id := o.legends.ruleRef(c); id != "" {
 			row.Refs = append(row.Refs, htmlRef{ID: id, Text: id, Title: "why predicted: " + c.PredictedRule})
@@ -299,7 +304,7 @@ func newHTMLGroup(r *Report, o *overview, g faultGroup, opt HTMLOptions) htmlGro
 		hg.Rows = append(hg.Rows, row)
 		rows = append(rows, plotRow{Label: o.labels.of(c.Detector), Href: "#" + cellAnchor(ci), Title: c.Detector, Cell: c})
 	}
-	if g.Kind != KindDisturbance {
+	if g.Kind == KindDetection {
 		hg.Plot = samplesPlot(rows, "times under "+hg.Title)
 	}
 	return hg
@@ -450,6 +455,9 @@ table.cells td.samples{max-width:260px}
 {{if .Disturbance}}<tr><th>detector</th><th>outcome</th><th>samples</th><th>false positives</th><th>mistakes/conn-h</th><th>T_MR</th><th>T_M</th><th>P_A</th><th>overhead while idle</th><th>more</th></tr>
 {{range .Rows}}<tr id="{{.ID}}"><td title="{{.Spec}}">{{.Detector}}</td><td class="o {{.Class}}" title="{{.Why}}">{{.Short}}</td><td class="samples">{{.Samples}}</td><td class="num">{{.FP}}</td><td class="num">{{.QoS1}}</td><td class="num">{{.QoS2}}</td><td class="num">{{.QoS3}}</td><td class="num">{{.QoS4}}</td><td>{{.Overhead}}</td><td class="refs">{{range .Refs}}<a href="#{{.ID}}" title="{{.Title}}">{{.Text}}</a>{{end}}{{.Note}}</td></tr>
 {{template "evidence" .}}{{end}}
+{{else if .Scale}}<tr><th>detector</th><th>design</th><th>connections</th><th>outcome</th><th>predicted</th><th>freed</th><th>p50</th><th>p99</th><th>max</th><th>memory per connection</th><th>overhead while idle</th><th>more</th></tr>
+{{range .Rows}}<tr id="{{.ID}}"><td title="{{.Spec}}">{{.Detector}}</td><td>{{index .Scale 0}}</td><td class="num">{{index .Scale 1}}</td><td class="o {{.Class}}" title="{{.Why}}">{{.Short}}</td><td class="num">{{.Predicted}}</td><td class="num">{{index .Scale 2}}</td><td class="num">{{index .Scale 3}}</td><td class="num">{{index .Scale 4}}</td><td class="num">{{index .Scale 5}}</td><td class="num">{{index .Scale 6}}</td><td>{{.Overhead}}</td><td class="refs">{{range .Refs}}<a href="#{{.ID}}" title="{{.Title}}">{{.Text}}</a>{{end}}{{.Note}}</td></tr>
+{{end}}
 {{else}}<tr><th>detector</th><th>outcome</th><th>predicted</th><th>samples</th><th>p50</th><th>p95</th><th>max</th><th>reasons</th><th>more</th></tr>
 {{range .Rows}}<tr id="{{.ID}}"><td title="{{.Spec}}">{{.Detector}}</td><td class="o {{.Class}}" title="{{.Why}}">{{.Short}}</td><td class="num">{{.Predicted}}</td><td class="samples">{{.Samples}}</td><td class="num">{{.P50}}</td><td class="num">{{.P95}}</td><td class="num">{{.Max}}</td><td>{{.Reasons}}</td><td class="refs">{{range .Refs}}<a href="#{{.ID}}" title="{{.Title}}">{{.Text}}</a>{{end}}{{.Note}}</td></tr>
 {{template "evidence" .}}{{end}}

@@ -134,9 +134,13 @@ func writeMarkdownGroups(b *strings.Builder, o *overview) {
 	b.WriteString("## Per fault\n\nTimes as measured from the fault to the decision; p50, p95 and max are nearest-rank quantiles of the detected samples; censored samples (no decision within the budget) are shown as \"> budget\" and never timed. R, N and S refer to the legends: the rationale of the prediction, the note and the kernel parameters of the cell.\n\n")
 	for _, g := range groups {
 		fmt.Fprintf(b, "### <a id=\"%s\"></a>%s\n\n", groupAnchor(g.Side, g.Fault, g.Kind), mdEscape(g.heading(o.labels)))
-		if g.Kind == KindDisturbance {
+		switch g.Kind {
+		case KindDisturbance:
 			b.WriteString("| detector | outcome | samples | false positives | mistakes/conn-h | T_MR | T_M | P_A | overhead while idle | more |\n|---|---|---|---|---|---|---|---|---|---|\n")
-		} else {
+		case KindScale:
+			b.WriteString("One server holds many idle connections from one client host, which then fails; times from the fault until the server's close() of each connection.\n\n")
+			b.WriteString("| detector | design | connections | outcome | predicted | freed | p50 | p99 | max | memory per connection | overhead while idle | more |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		default:
 			b.WriteString("| detector | outcome | predicted | samples | p50 | p95 | max | reasons | more |\n|---|---|---|---|---|---|---|---|---|\n")
 		}
 		for _, ci := range g.Cells {
@@ -150,10 +154,14 @@ func writeMarkdownGroups(b *strings.Builder, o *overview) {
 			}
 			more := mdEscape(cellMore(o, c))
 			var cols []string
-			if g.Kind == KindDisturbance {
+			switch g.Kind {
+			case KindDisturbance:
 				q := qosColumns(c)
 				cols = []string{det, outcome, mdEscape(samplesText(c)), fmt.Sprint(c.FalsePositives), q[0], q[1], q[2], q[3], mdEscape(overheadText(c.Overhead)), more}
-			} else {
+			case KindScale:
+				sc := scaleColumns(c)
+				cols = []string{det, mdEscape(sc[0]), sc[1], outcome, mdEscape(predictedRange(c)), sc[2], sc[3], sc[4], sc[5], sc[6], mdEscape(overheadText(c.Overhead)), more}
+			default:
 				cols = []string{det, outcome, mdEscape(predictedRange(c)), mdEscape(samplesText(c)), secondsPtr(st.P50), secondsPtr(st.P95), secondsPtr(st.Max), mdEscape(reasonsText(st.Reasons)), more}
 			}
 			b.WriteString("| " + strings.Join(cols, " | ") + " |\n")

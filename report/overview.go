@@ -79,6 +79,9 @@ type Verdict struct {
 
 // Judge returns the cell's outcome against its theory.
 func (c *Cell) Judge() Verdict {
+	if c.Kind == KindScale && c.Scale != nil {
+		return c.judgeScale()
+	}
 	st := c.Stats()
 	if st.N == 0 {
 		return Verdict{OutcomeNone, "", "no samples"}

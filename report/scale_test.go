@@ -2,6 +2,7 @@ package report
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -83,6 +84,69 @@ func TestBudgetWithoutKindSkipsScaleCells(t *testing.T) {
 		b := Budget{Detector: "keepalive-tuned:cnt=3,idle=1s,intvl=1s", Fault: "host-crash", Kind: tc.kind}
 		if got := b.Matches(&tc.cell); got != tc.want {
 			t.Errorf("budget of kind %q on a %s cell: Matches = %v, want %v", tc.kind, tc.cell.Kind, got, tc.want)
+		}
+	}
+}
+
+func TestJudgeScale(t *testing.T) {
+	predicted := func(c Cell) Cell {
+		c.PredictedS, c.Expect, c.BudgetS = &[2]float64{3, 4.5}, ExpectDetect, 10
+		return c
+	}
+	slow := predicted(scaleCell("epoll", 100, 100))
+	slow.Scale.FreeMs = &Quantiles{P50: 4000, P99: 6000, Max: 6100, N: 100}
+	never := scaleCell("goroutine", 100, 0)
+	never.Expect, never.BudgetS, never.Scale.FreeMs = ExpectNever, 10, nil
+	freedAnyway := scaleCell("goroutine", 100, 3)
+	freedAnyway.Expect = ExpectNever
+	for _, tc := range []struct {
+		name  string
+		cell  Cell
+		want  Outcome
+		short string
+	}{
+		{"every connection freed in the range", predicted(scaleCell("epoll", 10000, 10000)), OutcomeWithin, "p99 4.09 s"},
+		{"some held past the budget", predicted(scaleCell("epoll", 10000, 9990)), OutcomeOutside, "10 held"},
+		{"p99 past the range", slow, OutcomeOutside, "p99 6 s"},
+		{"never, as theory says", never, OutcomeNever, "never"},
+		{"freed where theory says never", freedAnyway, OutcomeOutside, "3 freed"},
+		{"no range", scaleCell("epoll", 100, 100), OutcomeMeasured, "p99 4.09 s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := tc.cell.Judge()
+			if v.Outcome != tc.want || v.Short != tc.short {
+				t.Errorf("Judge() = %v %q (%s), want %v %q", v.Outcome, v.Short, v.Why, tc.want, tc.short)
+			}
+		})
+	}
+}
+
+// A scale cell's fault table shows its design, its connections, how many
+// were freed and how fast, and the memory each took.
+func TestScaleCellsRendered(t *testing.T) {
+	c := scaleCell("epoll", 10000, 10000)
+	c.PredictedS, c.Expect, c.BudgetS = &[2]float64{3, 4.5}, ExpectDetect, 10
+	r, err := Parse("scale.json", scaleReport(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mdb strings.Builder
+	if err := Markdown(&mdb, r); err != nil {
+		t.Fatal(err)
+	}
+	md := mdb.String()
+	for _, want := range []string{"| epoll | 10000 | 🟢 p99 4.09 s | 3–4.5 s | 10000 of 10000 | 3.6 s | 4.09 s | 4.09 s | 419 B |", "the server's close()"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the Markdown report lacks %q", want)
+		}
+	}
+	var page strings.Builder
+	if err := HTML(&page, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<th>memory per connection</th>", "<td>epoll</td>", "10000 of 10000", "p99 4.09 s"} {
+		if !strings.Contains(page.String(), want) {
+			t.Errorf("the HTML report lacks %q", want)
 		}
 	}
 }
