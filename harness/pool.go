@@ -27,15 +27,15 @@ import (
 // quarter when it passes poolHighWater (additive increase, multiplicative
 // decrease).
 //
-// The probe's agents run at real-time priority and so keep their error low
-// while everything at normal priority starves: the orchestrator, Toxiproxy's
-// API, foreign detectors. At 64 labs on 2 CPUs a heart-beat watcher stopped
-// for 3.9 s (its capture shows no ping from 1.0 s to 4.95 s) while the
-// probe's p99 stayed at 0.38 ms. So the pool also grows only while the CPUs
-// were busy less than poolBusyLow over the last tick, and shrinks when
-// they were busy more than poolBusyHigh (busy: everything but idle and
-// iowait in /proc/stat, steal included: time the hypervisor took is not
-// ours to give).
+// The probe's agents run at real-time priority, and the probe alone does
+// not see what load does to the rest: in one run that let the pool reach
+// 64 labs on 2 CPUs, 21 of the matrix's 720 cells failed while the probe's
+// p99 stayed at 0.38 ms (Python watchers still running 2 s after SIGTERM,
+// Toxiproxy's API not answering, a heart-beat watcher whose capture shows
+// no ping for 3.9 s). So the pool also grows only while the CPUs were busy
+// less than poolBusyLow over the last tick, and shrinks when they were
+// busy more than poolBusyHigh (busy: everything but idle and iowait in
+// /proc/stat, steal included: time the hypervisor took is not ours).
 const (
 	poolLowWater  = 0.4  // ms: below this p99, the pool may grow
 	poolHighWater = 0.7  // ms: above it, the pool shrinks

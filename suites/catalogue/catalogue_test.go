@@ -40,7 +40,7 @@ const (
 )
 
 var (
-	suite = suites.New("catalogue", 12)
+	suite = suites.New("catalogue", 0)
 
 	detectorSpecs = []string{readEOF, keepalive, userTimeout, heartbeat}
 

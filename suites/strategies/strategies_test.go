@@ -33,7 +33,7 @@ const (
 )
 
 var (
-	suite = suites.New("strategies", 8)
+	suite = suites.New("strategies", 0)
 	sides = []harness.Side{harness.SideClient, harness.SideServer}
 )
 
