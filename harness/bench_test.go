@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
-	"github.com/halfopen/halfopen/report"
 )
 
 // BenchmarkLabUpDown builds and tears down a 3-host lab (3 namespaces, 2 veth
@@ -107,33 +106,20 @@ func BenchmarkPool(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				start := time.Now()
 				if err := m.Run(context.Background()); err != nil {
 					b.Fatal(err)
 				}
-				wall := time.Since(start).Seconds()
-				var summed float64
-				n := 0
 				for _, c := range m.Cells() {
-					rec := c.Record()
-					for _, s := range rec.Samples {
-						switch {
-						case s.Error != "":
+					for _, s := range c.Record().Samples {
+						if s.Error != "" {
 							b.Errorf("%s: %s", c.Describe(), s.Error)
-							continue
-						case rec.Kind == report.KindDisturbance:
-							summed += s.WindowS
-						case s.Detected:
-							summed += *s.Seconds
-						default:
-							summed += rec.BudgetS
 						}
-						n++
 					}
 				}
+				t := m.Throughput()
 				q, _ := m.CalibrationMs()
-				b.ReportMetric(float64(n)/wall, "samples/s")
-				b.ReportMetric(summed/wall, "summed/wall")
+				b.ReportMetric(float64(t.Samples)/t.WallS, "samples/s")
+				b.ReportMetric(t.Ratio(), "summed/wall")
 				b.ReportMetric(float64(m.PoolSize()), "labs")
 				if q != nil {
 					b.ReportMetric(q.P99, "p99-ms")
