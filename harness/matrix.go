@@ -228,7 +228,7 @@ func (m *Matrix) Run(ctx context.Context) error {
 	m.finished = time.Now()
 	m.mu.Unlock()
 	m.writeCalibration()
-	m.keep(m.store.Update(func(r *report.Report) { r.Environment.Pool = m.pool.maxUsed() }))
+	m.keep(m.store.Update(func(r *report.Report) { r.Environment.Pool = max(r.Environment.Pool, m.pool.maxUsed()) }))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return errors.Join(context.Cause(ctx), m.storeErr)
@@ -322,7 +322,7 @@ func (m *Matrix) do(ctx context.Context, j job) report.Sample {
 func (m *Matrix) writeHeader() error {
 	return m.store.Update(func(r *report.Report) {
 		r.Seed = m.opt.Seed
-		r.Environment.Pool = m.pool.maxUsed()
+		r.Environment.Pool = max(r.Environment.Pool, m.pool.maxUsed())
 		r.Environment.CPUs = runtime.NumCPU()
 		r.Environment.CPUIdle = m.run.CPUIdle()
 		for _, c := range m.cells {
@@ -390,13 +390,22 @@ func (m *Matrix) Throughput() report.Throughput {
 	return t
 }
 
+// writeCalibration records the calibration so far and the wall time the
+// report has been measuring: since the report began, which also holds when
+// several matrices share one report (a gate suite's cells), or, for a report
+// without a start, this matrix's own.
 func (m *Matrix) writeCalibration() {
 	q, probes := m.CalibrationMs()
 	wall := m.wall().Seconds()
 	err := m.store.Update(func(r *report.Report) {
-		r.Environment.CalibrationErrorMs = q
-		r.Environment.Calibration = probes
-		r.Environment.WallS = wall
+		if q != nil || len(probes) > 0 {
+			r.Environment.CalibrationErrorMs = q
+			r.Environment.Calibration = probes
+		}
+		if !r.Started.IsZero() {
+			wall = time.Since(r.Started).Seconds()
+		}
+		r.Environment.WallS = max(r.Environment.WallS, wall)
 	})
 	m.keep(err)
 }

@@ -12,8 +12,15 @@ import (
 // them.
 func runCells(t *testing.T, opt harness.Options, configs ...harness.CellConfig) []*harness.Cell {
 	t.Helper()
+	opt.Calibrations = -1
+	return runMatrix(t, opt, configs...).Cells()
+}
+
+// runMatrix measures cells in a fresh run and returns the matrix.
+func runMatrix(t *testing.T, opt harness.Options, configs ...harness.CellConfig) *harness.Matrix {
+	t.Helper()
 	run := requireLab(t)
-	opt.Seed, opt.Calibrations = 1, -1
+	opt.Seed = 1
 	m, err := harness.NewMatrix(run, configs, opt)
 	if err != nil {
 		t.Fatal(err)
@@ -23,7 +30,7 @@ func runCells(t *testing.T, opt harness.Options, configs ...harness.CellConfig) 
 	if err := m.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return m.Cells()
+	return m
 }
 
 // TestMistakesKeepTheirSample: the EINTR trap drops a healthy connection
@@ -84,16 +91,7 @@ func TestCellSysctls(t *testing.T) {
 // a run: the harness's error from the two stamp probes, the machine's timer
 // lateness beside it.
 func TestCalibrationProbes(t *testing.T) {
-	run := requireLab(t)
-	m, err := harness.NewMatrix(run, []harness.CellConfig{{Detector: "read-eof", Fault: "graceful-close", Samples: 3}}, harness.Options{Pool: 2, Seed: 1, Calibrations: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := m.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m := runMatrix(t, harness.Options{Pool: 2, Calibrations: 1}, harness.CellConfig{Detector: "read-eof", Fault: "graceful-close", Samples: 3})
 	q, probes := m.CalibrationMs()
 	n := map[string]int{}
 	for _, p := range probes {

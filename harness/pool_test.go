@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/halfopen/halfopen/report"
 )
 
 func TestNextPoolLimit(t *testing.T) {
@@ -117,5 +119,26 @@ func TestCPUTimes(t *testing.T) {
 	}
 	if _, err := readCPUTimes(); err != nil {
 		t.Errorf("this machine's /proc/stat: %v", err)
+	}
+}
+
+// A report's wall time runs from its start to its last measurement, also
+// when several matrices share it (a gate suite's cells, one after another)
+// and each knows only its own.
+func TestWallTimeOfASharedReport(t *testing.T) {
+	started := time.Now().Add(-10 * time.Second)
+	w := report.Memory(&report.Report{Schema: report.SchemaV1, Started: started})
+	cfg := []CellConfig{{Detector: "read-eof", Fault: "graceful-close"}}
+	for range 2 {
+		m, err := NewMatrix(NewRun(), cfg, Options{Report: w, Calibrations: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.started = time.Now().Add(-time.Second) // each measured about 1 s
+		m.finished = time.Now()
+		m.writeCalibration()
+	}
+	if got := w.Snapshot().Environment.WallS; got < 10 || got > 60 {
+		t.Errorf("wall %g s, want the 10 s since the report began, not one matrix's 1 s", got)
 	}
 }

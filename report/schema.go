@@ -121,8 +121,10 @@ type Environment struct {
 	// CPUIdle says how idle CPUs waited during the run: "polling" while
 	// the harness held a PM QoS request of 0 µs, or "halting" and why not.
 	CPUIdle string `json:"cpu_idle,omitempty"`
-	// WallS is the wall time the run spent measuring its samples, seconds;
-	// a merged report sums its parts' (Report.Throughput).
+	// WallS is the wall time the run spent measuring, seconds: from the
+	// report's start to its last measurement (several matrices may share
+	// one report, as a gate suite's cells do); a merged report sums its
+	// parts' (Report.Throughput).
 	WallS float64 `json:"wall_s,omitempty"`
 	// CalibrationErrorMs is the harness's own timing error, measured under
 	// the same parallel load as the samples. A merged report holds, per
