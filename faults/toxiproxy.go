@@ -137,7 +137,7 @@ func startToxiproxy(ctx context.Context, lab *harness.Lab) (*toxiproxyAPI, error
 	}
 	api := netip.AddrPortFrom(harness.RouterWatcherAddr, toxiproxyAPIPort).String()
 	p, err := router.Start(harness.ProcSpec{
-		Path: exe, Label: "toxiproxy",
+		Path: exe, Label: "toxiproxy", Realtime: true,
 		Env: []string{"HALFOPEN_AGENT=toxiproxy", envToxiproxyAPI + "=" + net.JoinHostPort("0.0.0.0", strconv.Itoa(toxiproxyAPIPort))},
 	})
 	if err != nil {

@@ -149,6 +149,13 @@ func Measure(ctx context.Context, c Cell) *Result {
 	if err != nil {
 		ginkgo.Fail(err.Error())
 	}
+	record(r)
+	return r
+}
+
+// record puts a result's samples in gmeasure, as a report entry of the
+// running spec.
+func record(r *Result) {
 	exp := gmeasure.NewExperiment(r.Cell.Describe())
 	for _, s := range r.Record.Samples {
 		if s.Detected && s.Seconds != nil && r.Cell.Kind == report.KindDetection {
@@ -159,30 +166,21 @@ func Measure(ctx context.Context, c Cell) *Result {
 		exp.RecordValue("false positives", float64(r.Record.FalsePositives))
 	}
 	ginkgo.AddReportEntry(exp.Name, exp)
-	return r
 }
 
-// MeasureAll measures the cells at once, each in its own fresh labs (a
-// sample is mostly waiting), from inside a Ginkgo spec, and returns their
-// results in order; a cell that cannot be measured fails the spec.
+// MeasureAll measures the cells together in one run (RunAll) from inside a
+// Ginkgo spec, and returns their results in order, as Measure does for one.
 func MeasureAll(ctx context.Context, cells ...Cell) []*Result {
 	ginkgo.GinkgoHelper()
 	if err := harness.Preflight(); err != nil {
 		ginkgo.Skip(err.Error())
 	}
-	out := make([]*Result, len(cells))
-	var wg sync.WaitGroup
-	for i, c := range cells {
-		wg.Go(func() {
-			defer ginkgo.GinkgoRecover()
-			out[i] = Measure(ctx, c)
-		})
+	out, err := RunAll(ctx, cells...)
+	if err != nil {
+		ginkgo.Fail(err.Error())
 	}
-	wg.Wait()
 	for _, r := range out {
-		if r == nil {
-			ginkgo.Fail("a cell could not be measured (see the failure above)")
-		}
+		record(r)
 		ginkgo.GinkgoWriter.Println(r)
 	}
 	return out
@@ -203,33 +201,55 @@ func (r *Result) Fastest() float64 {
 // Run is Measure for plain Go tests and programs: it returns bad input and
 // a machine that cannot run a lab as the error.
 func Run(ctx context.Context, c Cell) (*Result, error) {
+	out, err := RunAll(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// RunAll measures the cells together, in one run: every sample in a fresh
+// lab, as many labs at once as the harness's pool finds it can keep
+// accurate (sized by measurement, with its latency probe and calibration
+// labs), and returns their results in the cells' order. Bad input in any
+// cell is the error, before anything is measured.
+func RunAll(ctx context.Context, cells ...Cell) ([]*Result, error) {
 	if err := harness.Preflight(); err != nil {
 		return nil, err
 	}
-	det, err := c.detector()
-	if err != nil {
-		return nil, fmt.Errorf("gate cell %s × %s: %w", c.Watcher, c.Fault, err)
+	if len(cells) == 0 {
+		return nil, fmt.Errorf("gate: no cells to measure")
 	}
-	samples := c.Samples
-	if samples == 0 {
-		samples = 3
+	configs := make([]harness.CellConfig, len(cells))
+	for i, c := range cells {
+		det, err := c.detector()
+		if err != nil {
+			return nil, fmt.Errorf("gate cell %s × %s: %w", c.Watcher, c.Fault, err)
+		}
+		samples := c.Samples
+		if samples == 0 {
+			samples = 3
+		}
+		configs[i] = harness.CellConfig{Detector: det, Fault: c.Fault, Side: c.Side, Samples: samples, Budget: c.Budget, Sysctls: c.Sysctls}
 	}
-	cfg := harness.CellConfig{Detector: det, Fault: c.Fault, Side: c.Side, Samples: samples, Budget: c.Budget, Sysctls: c.Sysctls}
 	w, logs, err := sharedReport()
 	if err != nil {
 		return nil, err
 	}
 	run := harness.NewRun()
 	defer run.Close()
-	m, err := harness.NewMatrix(run, []harness.CellConfig{cfg}, harness.Options{Report: w, LogDir: logs, Calibrations: -1})
+	m, err := harness.NewMatrix(run, configs, harness.Options{Report: w, LogDir: logs})
 	if err != nil {
 		return nil, fmt.Errorf("gate: %w", err)
 	}
 	if err := m.Run(ctx); err != nil {
-		return nil, fmt.Errorf("gate: %s: %w", m.Cells()[0].Describe(), err)
+		return nil, fmt.Errorf("gate: %w", err)
 	}
-	cell := m.Cells()[0]
-	return &Result{Cell: cell, Record: cell.Record()}, nil
+	out := make([]*Result, len(cells))
+	for i, cell := range m.Cells() {
+		out[i] = &Result{Cell: cell, Record: cell.Record()}
+	}
+	return out, nil
 }
 
 // The one report of a gate suite, written sample by sample.

@@ -57,7 +57,6 @@ func MaybeRunAgent() {
 	if mode == "" {
 		return
 	}
-	realtime()
 	var err error
 	switch mode {
 	case "watcher":
@@ -82,19 +81,19 @@ func MaybeRunAgent() {
 	os.Exit(0)
 }
 
-// realtime moves every thread of this agent to SCHED_FIFO priority 1, so
-// that the instant an agent stamps (a decision, a fault) is not delayed by
-// the CPU load of the other labs in the pool: the harness's timing error is
-// then the kernel's wake-up latency, not the run queue's length. Threads
-// made later inherit the policy from the thread that makes them. Where
-// the kernel refuses (no CAP_SYS_NICE), the agent runs at normal priority.
-// The kernel's RT throttling (sched_rt_runtime_us) still reserves CPU time
-// for everything else.
-func realtime() {
-	if os.Getenv("HALFOPEN_NO_REALTIME") != "" {
-		return
-	}
-	setPolicy(os.Getpid(), &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1})
+// realtimePriority moves every thread of process pid to SCHED_FIFO
+// priority 1, so that the instant it stamps (a decision, a fault) is not
+// delayed by the CPU load of the other labs in the pool: the harness's
+// timing error is then the kernel's wake-up latency, not the run queue's
+// length. Only processes of a lab that measures get it (Lab.Measuring):
+// one that starts or sets up, at real-time priority, would run ahead of
+// the ones measuring, and a woken real-time task waits behind every
+// runnable one of its priority. Where the kernel refuses (no
+// CAP_SYS_NICE), the process runs at normal priority; the kernel's RT
+// throttling (sched_rt_runtime_us) still reserves CPU time for everything
+// else.
+func realtimePriority(pid int) {
+	setPolicy(pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1})
 }
 
 // normalPriority moves every thread of process pid back to SCHED_NORMAL.

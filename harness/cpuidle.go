@@ -25,8 +25,11 @@ import (
 const (
 	cpuLatencyFile = "/dev/cpu_dma_latency"
 	// EnvNoIdlePoll set to "1" runs without the request, to measure what
-	// it buys (make bench-pool does).
+	// it buys.
 	EnvNoIdlePoll = "HALFOPEN_NO_IDLE_POLL"
+	// EnvNoRealtime set to "1" keeps every process of a lab at normal
+	// priority (Lab.Measuring), to measure what real-time priority buys.
+	EnvNoRealtime = "HALFOPEN_NO_REALTIME"
 )
 
 // idlePoll is a held PM QoS request, or why there is none.

@@ -108,8 +108,11 @@ type Lab struct {
 	closed atomic.Bool
 
 	// Sample-scoped state filled by the runner, used by faults.
-	Agents  map[Role]*Process
-	Sysctls map[string]string
+	Agents map[Role]*Process
+	// measuring is set by Measuring: the lab's realtime processes run at
+	// SCHED_FIFO, and those started later too.
+	measuring atomic.Bool
+	Sysctls   map[string]string
 	// Via is where the watcher's connection goes: the peer (direct), or a
 	// proxy on the router that a fault's Prepare put on the path.
 	Via netip.AddrPort
@@ -395,6 +398,38 @@ func (l *Lab) RebootHost(role Role) error {
 		return err
 	}
 	return l.linkHost(role)
+}
+
+// Measuring says that the lab's sample is measuring from now on: its
+// processes started as Realtime (agents, detector programs) move to
+// SCHED_FIFO priority 1, and those started later (a rebooted host's) start
+// there. Before, while processes start and connect, they run at normal
+// priority, behind the labs that measure.
+func (l *Lab) Measuring() {
+	if os.Getenv(EnvNoRealtime) == "1" || l.measuring.Swap(true) {
+		return
+	}
+	l.mu.Lock()
+	hosts := make([]*Host, 0, len(l.hosts))
+	for _, h := range l.hosts {
+		hosts = append(hosts, h)
+	}
+	l.mu.Unlock()
+	for _, h := range hosts {
+		h.mu.Lock()
+		procs := append([]*Process(nil), h.procs...)
+		h.mu.Unlock()
+		for _, p := range procs {
+			select {
+			case <-p.exited:
+				continue
+			default:
+			}
+			if p.realtime {
+				realtimePriority(p.cmd.Process.Pid)
+			}
+		}
+	}
 }
 
 // Booted runs what a rebooted host starts at boot (OnReturn), once the

@@ -40,6 +40,10 @@ type ProcSpec struct {
 	Output io.Writer
 	// User runs the process as this system user (PostgreSQL refuses root).
 	User string
+	// Realtime runs the process at SCHED_FIFO priority 1 while its lab
+	// measures (Lab.Measuring): the agents and detector programs that
+	// stamp instants, not a service.
+	Realtime bool
 }
 
 // Process is a child process living in a lab host's namespace. Its standard
@@ -62,6 +66,8 @@ type Process struct {
 	abandon chan struct{}
 	waitErr error
 	killed  bool
+	// realtime is ProcSpec.Realtime.
+	realtime bool
 	// droppedLogs counts log lines dropped while the event queue was full.
 	droppedLogs int
 }
@@ -250,7 +256,7 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 	// A descendant that keeps standard error open (a daemon that did not
 	// close it) holds Wait up for at most this long after the exit.
 	cmd.WaitDelay = outputGrace
-	p := &Process{Label: spec.Label, cmd: cmd, stdin: stdin, events: make(chan Event, eventQueue), exited: make(chan struct{}), abandon: make(chan struct{})}
+	p := &Process{Label: spec.Label, cmd: cmd, stdin: stdin, events: make(chan Event, eventQueue), exited: make(chan struct{}), abandon: make(chan struct{}), realtime: spec.Realtime}
 	cmd.Stderr = &lockedWriter{mu: &p.mu, w: &p.stderr}
 	if spec.Output != nil {
 		cmd.Stderr = io.MultiWriter(cmd.Stderr, spec.Output)
@@ -264,6 +270,9 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 	h.mu.Lock()
 	h.procs = append(h.procs, p)
 	h.mu.Unlock()
+	if p.realtime && h.lab != nil && h.lab.measuring.Load() {
+		realtimePriority(cmd.Process.Pid)
+	}
 
 	readDone := make(chan struct{})
 	go func() {

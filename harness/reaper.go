@@ -111,7 +111,7 @@ func startReaper(runID string) (*reaper, error) {
 	// No environment of the orchestrator's: the reaper needs none, and a
 	// secret in it would show in /proc/PID/environ of one more process.
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", envAgent + "=" + reaperMode,
-		envReaperRun + "=" + runID, "HALFOPEN_NO_REALTIME=1"}
+		envReaperRun + "=" + runID}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = theirs, sw, os.Stderr
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

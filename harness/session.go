@@ -67,6 +67,7 @@ func OpenSession(ctx context.Context, lab *Lab, cell *Cell, flt Fault, opt Sessi
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
+	lab.Measuring()
 	return s, nil
 }
 
@@ -162,6 +163,7 @@ func (s *Session) start(ctx context.Context) error {
 			pspec.Env = append(pspec.Env, common...)
 		}
 	}
+	wspec.Realtime, pspec.Realtime = true, true
 	if s.Service != nil {
 		if side != SideClient {
 			return fmt.Errorf("the peer is the service %s, a server: only side client (the watcher dials it) can be measured", s.Service.Name)

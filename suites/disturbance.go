@@ -25,12 +25,23 @@ func ExpectSurvived(c *harness.Cell) {
 	}
 	for i, s := range rec.Samples {
 		Expect(s.Error).To(BeEmpty(), "sample %d of %s", i, c.Describe())
-		Expect(s.FalsePositives).To(BeZero(), "sample %d of %s: the detector dropped a healthy connection (%s after %v s)", i, c.Describe(), s.Reason, s.Seconds)
+		Expect(s.FalsePositives).To(BeZero(), "sample %d of %s: the detector dropped a healthy connection (%s%s)", i, c.Describe(), s.Reason, firstMistake(rec, i))
 		Expect(s.Reason).To(Equal("survived"), "sample %d of %s", i, c.Describe())
 		Expect(s.WindowS).To(BeNumerically(">=", window.Seconds()), "sample %d of %s: observed %v s, shorter than the window %v", i, c.Describe(), s.WindowS, window)
 	}
 	Expect(rec.FalsePositives).To(BeZero())
 	Expect(rec.ObservedConnS).To(BeNumerically(">=", float64(len(rec.Samples))*window.Seconds()))
+}
+
+// firstMistake says when sample i's first false positive began, after the
+// disturbance started, or "" when none was recorded.
+func firstMistake(rec report.Cell, i int) string {
+	for _, m := range rec.Mistakes {
+		if m.Sample == i {
+			return ", the first " + report.FormatSeconds(m.StartS) + " into the disturbance"
+		}
+	}
+	return ""
 }
 
 // ExpectFalsePositives asserts that a disturbance cell's detector wrongly

@@ -52,13 +52,13 @@ var labSysctls = map[harness.Role]map[string]string{
 	harness.Peer:    {"net.ipv4.ip_local_port_range": "10000 65000", "net.ipv4.tcp_orphan_retries": "1"},
 }
 
-// normalPriority keeps an agent at normal priority. The harness runs its
-// agents at SCHED_FIFO so that their instants are not delayed by other
-// labs; a Go program holding 10 000 connections at SCHED_FIFO starves
-// everything else until the kernel's RT throttling cuts in (950 ms of
-// every second): measured here, other labs' accepts stalled for 1 s, so
-// every scale agent runs at normal priority.
-const normalPriority = "HALFOPEN_NO_REALTIME=1"
+// The scale agents are started without ProcSpec.Realtime, and their labs
+// never call Lab.Measuring: they run at normal priority. The harness runs
+// the agents of a measuring lab at SCHED_FIFO so that their instants are
+// not delayed by other labs; a Go program holding 10 000 connections at
+// SCHED_FIFO starves everything else until the kernel's RT throttling cuts
+// in (950 ms of every second): measured here, other labs' accepts stalled
+// for 1 s.
 
 // labSpec is one lab: a server of one design with one detector holding
 // Conns connections from the peer host when Fault strikes. Overhead says
@@ -157,7 +157,7 @@ func measureLab(ctx context.Context, run *harness.Run, spec labSpec, dir string)
 	addr := fmt.Sprintf("%s:%d", harness.WatcherAddr, listenPort)
 	out := filepath.Join(dir, strings.TrimPrefix(lab.ID, "ho-")+".json")
 	server, err := lab.Host(harness.Watcher).Start(harness.ProcSpec{Path: exe, Label: "scale server", Env: []string{
-		"HALFOPEN_AGENT=" + scale.ServerAgent, normalPriority, scale.EnvDetector + "=" + spec.Detector, scale.EnvDesign + "=" + string(spec.Design),
+		"HALFOPEN_AGENT=" + scale.ServerAgent, scale.EnvDetector + "=" + spec.Detector, scale.EnvDesign + "=" + string(spec.Design),
 		scale.EnvAddr + "=" + addr, scale.EnvConns + "=" + strconv.Itoa(spec.Conns), scale.EnvOut + "=" + out,
 	}})
 	if err != nil {
@@ -178,7 +178,7 @@ func measureLab(ctx context.Context, run *harness.Run, spec labSpec, dir string)
 		return res, wrap(err)
 	}
 	peer, err := lab.Host(harness.Peer).Start(harness.ProcSpec{Path: exe, Label: "scale client host", Env: []string{
-		"HALFOPEN_AGENT=" + scale.PeerAgent, normalPriority, scale.EnvAddr + "=" + addr,
+		"HALFOPEN_AGENT=" + scale.PeerAgent, scale.EnvAddr + "=" + addr,
 		scale.EnvConns + "=" + strconv.Itoa(spec.Conns), scale.EnvSpread + "=" + res.spread.String(),
 	}})
 	if err != nil {

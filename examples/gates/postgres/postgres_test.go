@@ -5,7 +5,6 @@ import (
 	"os"
 	"regexp"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -131,54 +130,30 @@ func cases() []gateCase {
 	return out
 }
 
-// parallelCells is how many cells are measured at once (each in its own
-// labs, its samples in parallel too): the samples mostly wait, but each
-// starts its own PostgreSQL server, which must be up, with the client
-// connected, within the harness's 10 s set-up.
-func parallelCells() int {
-	if n, err := strconv.Atoi(os.Getenv("HALFOPEN_GATE_CELLS")); err == nil && n > 0 {
-		return n
-	}
-	return 8
-}
-
 var _ = Describe("pgx v5.12.0 against PostgreSQL", Ordered, ContinueOnFailure, Label("netns", "gates"), func() {
-	type outcome struct {
-		res *gate.Result
-		err error
-	}
 	all := cases()
-	results := make([]outcome, len(all))
+	var results []*gate.Result
 
 	// The cells are measured together, before the specs judge them one by
 	// one: a query with the defaults waits almost three minutes.
 	BeforeAll(func(ctx SpecContext) {
 		DeferCleanup(pggate.RemoveTemplate)
 		Expect(pggate.PrepareTemplate()).To(Succeed())
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, parallelCells())
+		cells := make([]gate.Cell, len(all))
 		for i, c := range all {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				res, err := gate.Run(ctx, c.cell)
-				results[i] = outcome{res, err}
-			}()
+			cells[i] = c.cell
 		}
-		wg.Wait()
+		var err error
+		results, err = gate.RunAll(ctx, cells...)
+		Expect(err).NotTo(HaveOccurred())
 	}, NodeTimeout(20*time.Minute))
 
 	for i, c := range all {
 		It(c.name, func() {
-			o := results[i]
-			if o.err != nil && o.res == nil {
-				Fail(o.err.Error())
-			}
-			AddReportEntry(c.name, o.res.String())
+			r := results[i]
+			AddReportEntry(c.name, r.String())
 			for _, m := range c.expect {
-				Expect(o.res).To(m)
+				Expect(r).To(m)
 			}
 		})
 	}

@@ -5,7 +5,6 @@ import (
 	"os"
 	"regexp"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -118,50 +117,28 @@ func cases() []gateCase {
 	return out
 }
 
-// parallelCells is how many cells are measured at once (each in its own
-// labs, its samples in parallel too): the samples mostly wait.
-func parallelCells() int {
-	if n, err := strconv.Atoi(os.Getenv("HALFOPEN_GATE_CELLS")); err == nil && n > 0 {
-		return n
-	}
-	return 12
-}
-
 var _ = Describe("go-redis v9.23.0 against redis-server 7.0", Ordered, ContinueOnFailure, Label("netns", "gates"), func() {
-	type outcome struct {
-		res *gate.Result
-		err error
-	}
 	all := cases()
-	results := make([]outcome, len(all))
+	var results []*gate.Result
 
 	// The cells are measured together, before the specs judge them one by
 	// one: a cell with the defaults waits most of a minute.
 	BeforeAll(func(ctx SpecContext) {
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, parallelCells())
+		cells := make([]gate.Cell, len(all))
 		for i, c := range all {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				res, err := gate.Run(ctx, c.cell)
-				results[i] = outcome{res, err}
-			}()
+			cells[i] = c.cell
 		}
-		wg.Wait()
+		var err error
+		results, err = gate.RunAll(ctx, cells...)
+		Expect(err).NotTo(HaveOccurred())
 	}, NodeTimeout(15*time.Minute))
 
 	for i, c := range all {
 		It(c.name, func() {
-			o := results[i]
-			if o.err != nil && o.res == nil {
-				Fail(o.err.Error())
-			}
-			AddReportEntry(c.name, o.res.String())
+			r := results[i]
+			AddReportEntry(c.name, r.String())
 			for _, m := range c.expect {
-				Expect(o.res).To(m)
+				Expect(r).To(m)
 			}
 		})
 	}
