@@ -309,10 +309,13 @@ func (p *proxied) injectToxic(ctx context.Context, lab *harness.Lab, t toxic, st
 		return nil, 0, err
 	}
 	t.Stream = st.stream(stream)
+	// The proxy may act on the toxic before the API call returns (a
+	// heart-beat passing through it): the instant is taken before the call,
+	// as for a peer's own close, so that no decision precedes its fault.
+	at := harness.Now()
 	if err := st.api.addToxic(ctx, t); err != nil {
 		return nil, 0, err
 	}
-	at := harness.Now()
 	return func(ctx context.Context) (int64, error) {
 		err := st.api.removeToxic(ctx, t.Name)
 		return harness.Now(), err

@@ -47,10 +47,12 @@ func (f *ToxiproxyResetPeer) Inject(ctx context.Context, lab *harness.Lab) (harn
 	if err != nil {
 		return nil, 0, err
 	}
+	// The watcher's own traffic may set the toxic off before the call
+	// returns: the instant is taken before it (see injectToxic).
+	at := harness.Now()
 	if err := st.api.setToxicity(ctx, "reset_peer", f.Toxicity); err != nil {
 		return nil, 0, err
 	}
-	at := harness.Now()
 	if st.stream(f.Stream) == st.towardWatcher() {
 		if err := peerSend(ctx, lab, 1); err != nil {
 			return nil, 0, err
