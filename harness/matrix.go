@@ -392,8 +392,9 @@ func (m *Matrix) Throughput() report.Throughput {
 
 // writeCalibration records the calibration so far and the wall time the
 // report has been measuring: since the report began, which also holds when
-// several matrices share one report (a gate suite's cells), or, for a report
-// without a start, this matrix's own.
+// several matrices share one report (a gate suite's cells, one MeasureAll
+// after another), or, for a report without a start, this matrix's own.
+// Of matrices sharing a report, the calibration is the last one's.
 func (m *Matrix) writeCalibration() {
 	q, probes := m.CalibrationMs()
 	wall := m.wall().Seconds()
