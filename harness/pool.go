@@ -52,15 +52,11 @@ const (
 
 // nextPoolLimit is the pool's next limit, from the probe's p99 (ms) over
 // its window, the CPUs' busy fraction over the last tick, and whether jobs
-// waited for a lab during it. Until the pool first shrinks (slowStart) it
-// doubles where it would grow, as TCP's slow start does, so that a short
-// run (a gate suite's few cells) does not spend itself ramping up.
-func nextPoolLimit(limit, lo, hi int, p99, busy float64, waited, slowStart bool) int {
+// waited for a lab during it.
+func nextPoolLimit(limit, lo, hi int, p99, busy float64, waited bool) int {
 	switch {
 	case p99 > poolHighWater || busy > poolBusyHigh:
 		return max(lo, limit*3/4)
-	case p99 < poolLowWater && busy < poolBusyLow && waited && slowStart:
-		return min(hi, limit*2)
 	case p99 < poolLowWater && busy < poolBusyLow && waited:
 		return min(hi, limit+poolStep)
 	}
@@ -122,12 +118,10 @@ type pool struct {
 	running int
 	waited  bool // a job waited for a lab since the last adjustment
 	highest int  // the largest limit used
-	// grown is true until the limit first shrinks: it doubles till then.
-	grown bool
 }
 
 func newPool(start, lo, hi int) *pool {
-	p := &pool{limit: start, lo: lo, hi: hi, highest: start, grown: true}
+	p := &pool{limit: start, lo: lo, hi: hi, highest: start}
 	p.cond = sync.NewCond(&p.mu)
 	return p
 }
@@ -165,11 +159,7 @@ func (p *pool) release() {
 func (p *pool) adjust(p99, busy float64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	next := nextPoolLimit(p.limit, p.lo, p.hi, p99, busy, p.waited, p.grown)
-	if next < p.limit {
-		p.grown = false
-	}
-	p.limit = next
+	p.limit = nextPoolLimit(p.limit, p.lo, p.hi, p99, busy, p.waited)
 	p.waited = false
 	p.highest = max(p.highest, p.limit)
 	p.cond.Broadcast()

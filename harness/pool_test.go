@@ -13,21 +13,19 @@ func TestNextPoolLimit(t *testing.T) {
 		name          string
 		limit, lo, hi int
 		p99, busy     float64
-		waited, slow  bool
+		waited        bool
 		want          int
 	}{
-		{"low error, idle CPUs, jobs waiting: grow", 8, 4, 64, 0.2, 0.3, true, false, 10},
-		{"the same before the first shrink: double", 8, 4, 64, 0.2, 0.3, true, true, 16},
-		{"doubling stops at the ceiling", 40, 4, 64, 0.2, 0.3, true, true, 64},
-		{"low error, nobody waiting: stay", 8, 4, 64, 0.2, 0.3, false, true, 8},
-		{"between the marks: stay", 8, 4, 64, 0.5, 0.3, true, true, 8},
-		{"high error: shrink by a quarter", 20, 4, 64, 1.5, 0.3, true, true, 15},
-		{"high error at the floor: stay", 4, 4, 64, 3, 0.3, true, false, 4},
-		{"low error at the ceiling: stay", 64, 4, 64, 0.1, 0.3, true, false, 64},
-		{"low error but busy CPUs: stay", 20, 4, 64, 0.2, 0.7, true, true, 20},
-		{"low error but saturated CPUs: shrink", 40, 4, 64, 0.2, 0.9, true, false, 30},
+		{"low error, idle CPUs, jobs waiting: grow", 8, 4, 64, 0.2, 0.3, true, 10},
+		{"low error, nobody waiting: stay", 8, 4, 64, 0.2, 0.3, false, 8},
+		{"between the marks: stay", 8, 4, 64, 0.5, 0.3, true, 8},
+		{"high error: shrink by a quarter", 20, 4, 64, 1.5, 0.3, true, 15},
+		{"high error at the floor: stay", 4, 4, 64, 3, 0.3, true, 4},
+		{"low error at the ceiling: stay", 64, 4, 64, 0.1, 0.3, true, 64},
+		{"low error but busy CPUs: stay", 20, 4, 64, 0.2, 0.7, true, 20},
+		{"low error but saturated CPUs: shrink", 40, 4, 64, 0.2, 0.9, true, 30},
 	} {
-		if got := nextPoolLimit(tc.limit, tc.lo, tc.hi, tc.p99, tc.busy, tc.waited, tc.slow); got != tc.want {
+		if got := nextPoolLimit(tc.limit, tc.lo, tc.hi, tc.p99, tc.busy, tc.waited); got != tc.want {
 			t.Errorf("%s: nextPoolLimit(%d, p99 %.1f ms, busy %.1f) = %d, want %d", tc.name, tc.limit, tc.p99, tc.busy, got, tc.want)
 		}
 	}
@@ -48,12 +46,12 @@ func TestPoolLimitsWhatRuns(t *testing.T) {
 		t.Fatal("a second job ran past a limit of 1")
 	case <-time.After(20 * time.Millisecond):
 	}
-	p.adjust(0.1, 0.2) // low error, idle CPUs and a job waited: the limit doubles
+	p.adjust(0.1, 0.2) // low error, idle CPUs and a job waited: the limit grows
 	if ok := <-got; !ok {
 		t.Fatal("the waiting job was refused after the limit grew")
 	}
-	if p.maxUsed() != 2 {
-		t.Errorf("highest limit %d, want 2", p.maxUsed())
+	if p.maxUsed() != 1+poolStep {
+		t.Errorf("highest limit %d, want %d", p.maxUsed(), 1+poolStep)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	p.adjust(5, 0.2) // high error: back to the floor, 1, with 2 running
@@ -61,17 +59,6 @@ func TestPoolLimitsWhatRuns(t *testing.T) {
 	cancel()
 	if ok := <-got; ok {
 		t.Error("a cancelled wait took a slot")
-	}
-	p.release()
-	p.release()
-	go func() { got <- p.acquire(ctx) }()
-	<-got
-	go func() { got <- p.acquire(ctx) }()
-	time.Sleep(20 * time.Millisecond)
-	p.adjust(0.1, 0.2) // after a shrink, growth is additive
-	<-got
-	if p.current() != 1+poolStep {
-		t.Errorf("limit %d after a shrink and a growth, want %d", p.current(), 1+poolStep)
 	}
 }
 
