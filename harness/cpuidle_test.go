@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"context"
 	"encoding/binary"
 	"os"
 	"os/exec"
@@ -14,18 +13,10 @@ import (
 // While a run has labs, the kernel's CPU latency request is 0 µs (idle
 // CPUs poll); Close lets go of it.
 func TestRunHoldsIdlePollWhileItHasLabs(t *testing.T) {
-	if err := Preflight(); err != nil {
-		t.Skip(err)
-	}
 	if _, err := os.Stat(cpuLatencyFile); err != nil {
 		t.Skip(err)
 	}
-	run := NewRun()
-	defer run.Close()
-	lab, err := run.NewLab(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	run, lab := newTestLab(t)
 	if note := run.CPUIdle(); !strings.HasPrefix(note, "polling") {
 		t.Fatalf("CPUIdle() = %q, want polling", note)
 	}
@@ -77,13 +68,7 @@ func TestNormalPriorityBeforeExit(t *testing.T) {
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	pid := cmd.Process.Pid
-	policy := func() uint32 {
-		a, err := unix.SchedGetAttr(pid, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a.Policy
-	}
+	policy := func() uint32 { return schedPolicy(t, pid) }
 	setPolicy(pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1})
 	if got := policy(); got != unix.SCHED_FIFO {
 		t.Fatalf("policy %d after setPolicy, want SCHED_FIFO", got)

@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"context"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -11,15 +10,7 @@ import (
 // those started later too; a service (not Realtime) stays at normal
 // priority, and so does everything before.
 func TestMeasuringLabRunsItsStampersRealtime(t *testing.T) {
-	if err := Preflight(); err != nil {
-		t.Skip(err)
-	}
-	run := NewRun()
-	defer run.Close()
-	lab, err := run.NewLab(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, lab := newTestLab(t)
 	start := func(label string, realtime bool) *Process {
 		p, err := lab.Host(Watcher).Start(ProcSpec{Path: "/bin/sleep", Args: []string{"30"}, Label: label, Realtime: realtime})
 		if err != nil {
@@ -27,13 +18,7 @@ func TestMeasuringLabRunsItsStampersRealtime(t *testing.T) {
 		}
 		return p
 	}
-	policy := func(p *Process) uint32 {
-		a, err := unix.SchedGetAttr(p.Pid(), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a.Policy
-	}
+	policy := func(p *Process) uint32 { return schedPolicy(t, p.Pid()) }
 	agent, service := start("watcher", true), start("service", false)
 	if policy(agent) != unix.SCHED_NORMAL {
 		t.Error("an agent runs at real-time priority before its lab measures")
@@ -51,4 +36,14 @@ func TestMeasuringLabRunsItsStampersRealtime(t *testing.T) {
 	if err := lab.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// schedPolicy is the scheduling policy of process pid's main thread.
+func schedPolicy(t *testing.T, pid int) uint32 {
+	t.Helper()
+	a, err := unix.SchedGetAttr(pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Policy
 }
