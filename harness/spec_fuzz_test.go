@@ -1,49 +1,27 @@
 package harness_test
 
 import (
-	"encoding/json"
-	"os"
 	"reflect"
-	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/halfopen/halfopen/harness"
+
+	"github.com/halfopen/halfopen/internal/specseeds"
 )
 
-// specSeeds are the detector and fault specs written in the repository's
-// own files (budgets, the baseline report, the docs), plus every registered
-// name with its defaults.
+// specSeeds are the specs written in the repository's own files and some
+// malformed ones (package specseeds), plus every registered name with its
+// defaults.
 func specSeeds(f *testing.F) []string {
 	f.Helper()
-	var seeds []string
-	specLine := regexp.MustCompile(`(?m)(?:detector|fault)"?:\s*"?([a-z0-9-]+(?::[^"\s]+)?)`)
-	for _, p := range []string{"../ci/budgets.yaml", "../report/testdata/budgets.yaml", "../docs/protocol.md", "../README.md"} {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		for _, m := range specLine.FindAllStringSubmatch(string(b), -1) {
-			seeds = append(seeds, m[1])
-		}
-	}
-	b, err := os.ReadFile("../ci/baseline.json")
+	seeds, err := specseeds.FromRepo("..")
 	if err != nil {
 		f.Fatal(err)
-	}
-	var rep struct {
-		Cells []struct{ Detector, Fault string } `json:"cells"`
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		f.Fatal(err)
-	}
-	for _, c := range rep.Cells {
-		seeds = append(seeds, c.Detector, c.Fault)
 	}
 	for _, e := range append(harness.Detectors(), harness.Faults()...) {
 		seeds = append(seeds, e.Name)
 	}
-	seeds = append(seeds, "", ":", "a:", "a:=", "a:b", "a:b=1,b=2", " a : b = 1 , c=2 ", "a:b:c=d=e", "A", "heartbeat-inband:interval=200ms,misses=3,")
 	return seeds
 }
 

@@ -1,43 +1,21 @@
 package spec
 
 import (
-	"encoding/json"
-	"os"
 	"reflect"
-	"regexp"
 	"testing"
+
+	"github.com/halfopen/halfopen/internal/specseeds"
 )
 
-// seeds are the detector and fault specs written in the repository's own
-// files: budgets, the baseline report, the docs.
+// seeds are the specs written in the repository's own files and some
+// malformed ones (package specseeds), and a few more.
 func seeds(f *testing.F) []string {
 	f.Helper()
-	var out []string
-	specLine := regexp.MustCompile(`(?m)(?:detector|fault)"?:\s*"?([a-z0-9-]+(?::[^"\s]+)?)`)
-	for _, p := range []string{"../ci/budgets.yaml", "../report/testdata/budgets.yaml", "../docs/protocol.md", "../README.md"} {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		for _, m := range specLine.FindAllStringSubmatch(string(b), -1) {
-			out = append(out, m[1])
-		}
-	}
-	b, err := os.ReadFile("../ci/baseline.json")
+	out, err := specseeds.FromRepo("..")
 	if err != nil {
 		f.Fatal(err)
 	}
-	var rep struct {
-		Cells []struct{ Detector, Fault string } `json:"cells"`
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		f.Fatal(err)
-	}
-	for _, c := range rep.Cells {
-		out = append(out, c.Detector, c.Fault)
-	}
-	return append(out, "", ":", "a:", "a:=", "a:b", "a:b=1,b=2", " a : b = 1 , c=2 ", "a:b:c=d=e", "A",
-		"heartbeat-inband:interval=200ms,misses=3,", "router-restart:outage=0.3s", "x:k=1000ms,n=3")
+	return append(out, "router-restart:outage=0.3s", "x:k=1000ms,n=3")
 }
 
 // FuzzParse: a spec that parses has a canonical form that parses to the
