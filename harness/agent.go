@@ -81,6 +81,10 @@ func MaybeRunAgent() {
 	os.Exit(0)
 }
 
+// EnvNoRealtime set to "1" keeps every process of a lab at normal priority
+// (Lab.Measuring), to measure what real-time priority buys.
+const EnvNoRealtime = "HALFOPEN_NO_REALTIME"
+
 // realtimePriority moves every thread of process pid to SCHED_FIFO
 // priority 1, so that the instant it stamps (a decision, a fault) is not
 // delayed by the CPU load of the other labs in the pool: the harness's
@@ -93,6 +97,9 @@ func MaybeRunAgent() {
 // throttling (sched_rt_runtime_us) still reserves CPU time for everything
 // else.
 func realtimePriority(pid int) {
+	if os.Getenv(EnvNoRealtime) == "1" {
+		return
+	}
 	setPolicy(pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1})
 }
 

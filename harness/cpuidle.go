@@ -27,9 +27,6 @@ const (
 	// EnvNoIdlePoll set to "1" runs without the request, to measure what
 	// it buys.
 	EnvNoIdlePoll = "HALFOPEN_NO_IDLE_POLL"
-	// EnvNoRealtime set to "1" keeps every process of a lab at normal
-	// priority (Lab.Measuring), to measure what real-time priority buys.
-	EnvNoRealtime = "HALFOPEN_NO_REALTIME"
 )
 
 // idlePoll is a held PM QoS request, or why there is none.

@@ -406,7 +406,7 @@ func (l *Lab) RebootHost(role Role) error {
 // there. Before, while processes start and connect, they run at normal
 // priority, behind the labs that measure.
 func (l *Lab) Measuring() {
-	if os.Getenv(EnvNoRealtime) == "1" || l.measuring.Swap(true) {
+	if l.measuring.Swap(true) {
 		return
 	}
 	l.mu.Lock()
