@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/report"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // This file is the whole extension contract, on one screen: a fault needs
@@ -198,6 +199,13 @@ type (
 	// (side client only). It wins over Program's PeerProgram.
 	ServicePeer interface {
 		PeerService() (Service, bool)
+	}
+	// SamplePredictor predicts one sample from the watched connection's
+	// state at the fault (tcprules): the instant its timers decide. false
+	// when it has no per-sample rule for that state or Effect; the cell's
+	// range then stands alone.
+	SamplePredictor interface {
+		PredictSample(st tcprules.ConnState, e Effect) (tcprules.Forecast, bool)
 	}
 	// PeerReporter asks the peer what it saw, after the decision (oob-probe:
 	// whether urgent bytes arrived in band); the answer goes into the

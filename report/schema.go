@@ -39,6 +39,8 @@ package report
 import (
 	"fmt"
 	"time"
+
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // SchemaV1 is the value of Report.Schema for this version of the contract.
@@ -219,6 +221,14 @@ type Sample struct {
 	Packets     uint64  `json:"packets,omitempty"`
 	Bytes       uint64  `json:"bytes,omitempty"`
 	WatcherCPUS float64 `json:"watcher_cpu_s,omitempty"`
+	// Phase is the state the fault met the connection in ("idle" or
+	// "in-flight"); State is that state, read from the watcher's TCP_INFO
+	// at the fault. Forecast is this sample's own prediction from it, and
+	// ResidualS the measured time minus Forecast.AtS, seconds.
+	Phase     tcprules.Phase      `json:"phase,omitempty"`
+	State     *tcprules.ConnState `json:"state,omitempty"`
+	Forecast  *tcprules.Forecast  `json:"forecast,omitempty"`
+	ResidualS *float64            `json:"residual_s,omitempty"`
 	// Pcap is the path, relative to the report, of a pcapng capture of the
 	// sample's traffic on the router (package capture); "" when none was kept.
 	Pcap string `json:"pcap,omitempty"`
