@@ -11,6 +11,7 @@ import (
 
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/spec"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // ListenPort is the port the listening end of the watched connection uses.
@@ -56,6 +57,10 @@ type CellConfig struct {
 	FixedIdle bool
 	// Sysctls are set in every namespace of each of the cell's labs.
 	Sysctls map[string]string
+	// Phase aims the fault at a state of the connection: "" or
+	// tcprules.PhaseIdle sweeps the idle range, tcprules.PhaseInFlight
+	// lands it while a request is unacknowledged.
+	Phase tcprules.Phase
 }
 
 // Cell is a resolved cell: its parsed specs, what theory expects of it and
