@@ -82,7 +82,7 @@ func TestRedisExample(t *testing.T) {
 	for _, c := range f.Cells {
 		r.Cell(c.Detector, c.Fault, string(c.Side), c.Kind)
 	}
-	g := report.Gate(r, f.Budgets)
+	g := report.CheckBudgets(r, f.Budgets)
 	if g.Checked != 2 {
 		t.Errorf("the budgets were checked against %d cells of the report the file's cells make, want 2", g.Checked)
 	}

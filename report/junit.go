@@ -13,7 +13,7 @@ import (
 // when the cell broke a budget of g (g may be nil: no budgets) or has
 // samples with errors; it lists each. Budgets of g that matched no cell
 // are failed testcases of a "budgets" testsuite.
-func JUnit(w io.Writer, r *Report, g *GateResult) error {
+func JUnit(w io.Writer, r *Report, g *BudgetResult) error {
 	byCell := map[CellKey][]Violation{}
 	var unmatched []Violation
 	if g != nil {

@@ -312,10 +312,10 @@ func TestJUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := Gate(r, b)
+	g := CheckBudgets(r, b)
 	tests := []struct {
 		name     string
-		gate     *GateResult
+		gate     *BudgetResult
 		tests    int
 		failures int
 		failed   map[string]string // testcase name → failure type

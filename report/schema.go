@@ -27,11 +27,11 @@
 //
 // JUnit XML (JUnit) has one testsuite per cell kind and one testcase per
 // cell (classname the detector, name the fault and side); a testcase has a
-// failure listing each budget of a GateResult it broke and each sample
+// failure listing each budget of a BudgetResult it broke and each sample
 // error. Budgets that matched no cell are failed testcases of their own.
 //
 // Budgets YAML (ParseBudgets, ReadBudgets) is a list of cell patterns with
-// limits, read strictly; Gate checks a report against it. Compare runs a
+// limits, read strictly; CheckBudgets checks a report against it. Compare runs a
 // censoring-aware Mann–Whitney U test per cell between two reports, and
 // Merge joins the shards of one run.
 package report

@@ -143,7 +143,7 @@ func runCheck(cmd *cobra.Command, path string, f checkFlags) error {
 // each broken budget.
 func renderAndGate(cmd *cobra.Command, path string, r *report.Report, budgets *report.Budgets, out string) error {
 	r.Summarise()
-	res := report.Gate(r, budgets)
+	res := report.CheckBudgets(r, budgets)
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return badInput(fmt.Errorf("reports directory %s: %w", filepath.Dir(out), err))
 	}
@@ -185,7 +185,7 @@ func budgetsOf(b *report.Budgets, cells []*harness.Cell) *report.Budgets {
 }
 
 // brokenNames names each broken budget once, with its line.
-func brokenNames(g report.GateResult) []string {
+func brokenNames(g report.BudgetResult) []string {
 	var names []string
 	seen := map[string]bool{}
 	for _, v := range g.Broken {

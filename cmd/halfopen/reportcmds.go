@@ -79,13 +79,13 @@ func newReportCmd() *cobra.Command {
 				}
 				return writeOutput(cmd, out, func(w io.Writer) error { return report.RenderHTML(w, r, opt) })
 			case "junit", "xml":
-				var g *report.GateResult
+				var g *report.BudgetResult
 				if budgets != "" {
 					b, err := loadBudgets(budgets)
 					if err != nil {
 						return err
 					}
-					res := report.Gate(r, b)
+					res := report.CheckBudgets(r, b)
 					g = &res
 				}
 				return writeOutput(cmd, out, func(w io.Writer) error { return report.JUnit(w, r, g) })
@@ -240,7 +240,7 @@ func newGateCmd() *cobra.Command {
 			if !r.Complete {
 				return badInput(fmt.Errorf("%s is not complete (its run was interrupted), so it cannot pass a gate", args[0]))
 			}
-			res := report.Gate(r, b)
+			res := report.CheckBudgets(r, b)
 			fmt.Fprint(cmd.OutOrStdout(), res.Text())
 			if !res.OK() {
 				return failed(fmt.Errorf("%d budgets broken in %s", len(res.Broken), args[0]))

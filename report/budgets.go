@@ -37,7 +37,7 @@ type Budgets struct {
 }
 
 // Budget is one entry of a budgets file. Nil limits are not checked,
-// except Errors, which is 0 when absent: a gated cell must be measurable.
+// except Errors, which is 0 when absent: a checked cell must be measurable.
 type Budget struct {
 	Name     string // from the file, or made from the pattern
 	Line     int    // line of the entry in the file
@@ -243,7 +243,7 @@ func entryLines(data []byte) []int {
 }
 
 // Validate checks that every budget names a detector and a fault that
-// exist, by the names before ':'. The gate cannot know the registries, so
+// exist, by the names before ':'. CheckBudgets cannot know the registries, so
 // the command passes their lookups.
 func (b *Budgets) Validate(knownDetector, knownFault func(name string) bool) error {
 	for i, e := range b.Budgets {
@@ -257,14 +257,14 @@ func (b *Budgets) Validate(knownDetector, knownFault func(name string) bool) err
 	return nil
 }
 
-// GateResult is the outcome of Gate: every budget checked, every one broken.
-type GateResult struct {
+// BudgetResult is the outcome of CheckBudgets: every budget checked, every one broken.
+type BudgetResult struct {
 	Checked int         // budget × cell pairs checked
 	Broken  []Violation // empty when every budget holds
 }
 
 // OK reports whether every budget holds.
-func (g GateResult) OK() bool { return len(g.Broken) == 0 }
+func (g BudgetResult) OK() bool { return len(g.Broken) == 0 }
 
 // Violation is one broken budget: a limit a cell exceeds, or a budget that
 // matched no cell.
@@ -285,13 +285,13 @@ func (v Violation) String() string {
 	return fmt.Sprintf("budget %q (line %d) is broken by %s: %s is %s, allowed %s", v.Budget, v.Line, v.Cell, v.Metric, v.Measured, v.Allowed)
 }
 
-// Gate checks every cell against every budget that matches it. Detection
+// CheckBudgets checks every cell against every budget that matches it. Detection
 // times (p50, p95, max) rank censored samples as +Inf and are checked on
 // detection and calibration cells; censored is checked on detection cells,
 // where it means a miss; false positives and errors on every cell. A
 // budget that matches no cell is broken.
-func Gate(r *Report, b *Budgets) GateResult {
-	var g GateResult
+func CheckBudgets(r *Report, b *Budgets) BudgetResult {
+	var g BudgetResult
 	for _, bud := range b.Budgets {
 		matched := false
 		for i := range r.Cells {
@@ -377,9 +377,9 @@ func durationText(s float64) string {
 	return time.Duration(math.Round(s*1000) * float64(time.Millisecond)).String()
 }
 
-// Text returns the gate's verdict as a table of broken budgets, or one
+// Text returns the check's verdict as a table of broken budgets, or one
 // line saying every budget holds.
-func (g GateResult) Text() string {
+func (g BudgetResult) Text() string {
 	var b strings.Builder
 	if g.OK() {
 		fmt.Fprintf(&b, "gate: every budget holds (%d budget-cell checks)\n", g.Checked)

@@ -73,13 +73,13 @@ func TestParseBudgetsRejects(t *testing.T) {
 	wantInputError(t, err, "missing.yaml", "cannot be read")
 }
 
-func TestGateTestdata(t *testing.T) {
+func TestCheckBudgetsTestdata(t *testing.T) {
 	r := testdataReport(t)
 	b, err := ReadBudgets("testdata/budgets.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := Gate(r, b)
+	g := CheckBudgets(r, b)
 	type broken struct{ budget, metric string }
 	var got []broken
 	for _, v := range g.Broken {
@@ -118,7 +118,7 @@ func TestGateTestdata(t *testing.T) {
 	}
 }
 
-func TestGateLimits(t *testing.T) {
+func TestCheckBudgetsLimits(t *testing.T) {
 	cell := Cell{Detector: "user-timeout:timeout=2s,every=200ms", Fault: "blackhole", Side: "client", Kind: KindDetection, BudgetS: 10,
 		Samples: []Sample{detected(2.1), detected(2.2), detected(2.3), detected(2.4), detected(2.5)}}
 	r := &Report{Schema: SchemaV1, Cells: []Cell{cell}}
@@ -146,7 +146,7 @@ func TestGateLimits(t *testing.T) {
 			rr.Cells[0].Samples = append(rr.Cells[0].Samples, tt.samples...)
 			b := tt.budget
 			b.Name, b.Detector, b.Fault = tt.name, "user-timeout:every=200ms,timeout=2000ms", "blackhole"
-			g := Gate(rr, &Budgets{Budgets: []Budget{b}})
+			g := CheckBudgets(rr, &Budgets{Budgets: []Budget{b}})
 			var got []string
 			for _, v := range g.Broken {
 				got = append(got, v.Metric)
