@@ -114,7 +114,7 @@ func (y *yamlCount) UnmarshalYAML(n *yaml.Node) error {
 // ReadBudgets reads and parses the budgets file at path.
 // A file larger than MaxBudgetsBytes is refused without being read.
 func ReadBudgets(path string) (*Budgets, error) {
-	data, err := readBounded(path, MaxBudgetsBytes, "a budgets file")
+	data, err := ReadBounded(path, MaxBudgetsBytes, "a budgets file")
 	if err != nil {
 		return nil, err
 	}
