@@ -1,5 +1,5 @@
 # halfopen: `make test` runs every test; `make test-faults` runs the fault
-# suites (the main job) and gates their reports. Both need root (network
+# suites (the main job) and checks their reports' budgets. Both need root (network
 # namespaces); nothing but Go, gcc and make is needed: Ginkgo comes through
 # `go tool ginkgo`.
 
@@ -65,7 +65,7 @@ test: vet fuzz-short unit suites
 
 # The main job: the fault suites (the whole matrix included) and the
 # library gates write their reports sample by sample into $(REPORTS)/, which
-# are merged into faults.json, rendered, and gated.
+# are merged into faults.json, rendered, and checked against ci/budgets.yaml.
 test-faults: build gate-packages
 	@mkdir -p $(REPORTS)
 	@rm -f $(REPORTS)/suite-*.json
