@@ -261,7 +261,14 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 	if spec.Output != nil {
 		cmd.Stderr = io.MultiWriter(cmd.Stderr, spec.Output)
 	}
-	err = inNamespace(h.NS, cmd.Start)
+	// The child is born in the lab's cgroup (cgroup.go), which it cannot
+	// leave: however it detaches, teardown kills it there.
+	var cg *labCgroup
+	if h.lab != nil {
+		cg = h.lab.cg
+	}
+	cg.prepare(cmd.SysProcAttr)
+	err = inNamespace(h.NS, func() error { return cg.fork(cmd.Start) })
 	stdoutW.Close()
 	if err != nil {
 		stdout.Close()

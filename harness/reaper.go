@@ -271,6 +271,16 @@ func sweepRun(prefix string, watched map[nsID]bool, within time.Duration) (names
 	deadline := time.Now().Add(within)
 	seen := map[int]bool{}
 	var errs []error
+	// The run's cgroups first: frozen, their processes cannot fork while
+	// they are killed, however many a fork bomb made.
+	for _, cg := range cgroupsWithPrefix(prefix) {
+		for _, pid := range cg.procs() {
+			seen[pid] = true
+		}
+		if err := cg.collect(within); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for {
 		set := make(map[nsID]bool, len(watched))
 		for id := range watched {
