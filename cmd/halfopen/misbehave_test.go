@@ -235,7 +235,9 @@ func TestDaemonisingDetectorThreeRunsInARow(t *testing.T) {
 			t.Errorf("run %d left its helpers %v alive", i+1, alive)
 		}
 	}
-	if n := len(helpers(t, pids)); n < 6 {
-		t.Errorf("%d helpers were daemonised, want at least 2 a run (its hello, its sample)", n)
+	// The probe that reads the hello may be torn down before its helper
+	// writes its pid; the sample's always does.
+	if n := len(helpers(t, pids)); n < 3 {
+		t.Errorf("%d helpers were daemonised, want at least one a run", n)
 	}
 }
