@@ -26,11 +26,13 @@ import (
 // nobody unless privileged=true.
 //
 // Its prediction is the one its hello declares. halfopen learns it before
-// any lab exists, by starting cmd once as a watcher inside a network
-// namespace of its own that holds nothing but a loopback that is down (so
-// it can reach nothing) and reading its first line; the program is killed
-// as soon as hello arrives. hello must therefore come first and depend only
-// on HALFOPEN_CONFIG.
+// any lab exists, by starting cmd once as a watcher in a harness.Probe: a
+// network namespace of its own that holds nothing but a loopback that is
+// down (so it can reach nothing), in a cgroup of its own, under a reaper of
+// its own, torn down with everything in it as labs are. The program never
+// runs on the host's namespace. It is killed, with whatever it forked, as
+// soon as hello arrives. hello must therefore come first and depend only on
+// HALFOPEN_CONFIG.
 type External struct {
 	Cmd        string            `param:"cmd" help:"the executable (absolute, relative to the working directory, or found in PATH)"`
 	Peer       string            `param:"peer" default:"builtin" help:"builtin (halfopen's echo peer), self (cmd again as peer), a path, or service:NAME (a real server, harness.RegisterService)"`
