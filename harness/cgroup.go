@@ -406,6 +406,17 @@ func (c *labCgroup) kill(within time.Duration) error {
 // killCgroup kills what lives in dirs (the directories of one lab's cgroup
 // across hierarchies; freezer is the v1 freezer's, or "").
 func killCgroup(dirs []string, freezer string, mu *sync.RWMutex, within time.Duration) error {
+	// A directory already removed (by the run's reaper, by gc) holds nothing.
+	dirs = slices.DeleteFunc(slices.Clone(dirs), func(dir string) bool {
+		_, err := os.Stat(dir)
+		return errors.Is(err, os.ErrNotExist)
+	})
+	if !slices.Contains(dirs, freezer) {
+		freezer = ""
+	}
+	if len(dirs) == 0 {
+		return nil
+	}
 	deadline := time.Now().Add(within)
 	killed := false
 	for _, dir := range dirs {
