@@ -1,7 +1,6 @@
 package detectors
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
@@ -28,11 +26,13 @@ import (
 // nobody unless privileged=true.
 //
 // Its prediction is the one its hello declares. halfopen learns it before
-// any lab exists, by starting cmd once as a watcher inside a network
-// namespace of its own that holds nothing but a loopback that is down (so
-// it can reach nothing) and reading its first line; the program is killed
-// as soon as hello arrives. hello must therefore come first and depend only
-// on HALFOPEN_CONFIG.
+// any lab exists, by starting cmd once as a watcher in a harness.Probe: a
+// network namespace of its own that holds nothing but a loopback that is
+// down (so it can reach nothing), in a cgroup of its own, under a reaper of
+// its own, torn down with everything in it as labs are. The program never
+// runs on the host's namespace. It is killed, with whatever it forked, as
+// soon as hello arrives. hello must therefore come first and depend only on
+// HALFOPEN_CONFIG.
 type External struct {
 	Cmd        string            `param:"cmd" help:"the executable (absolute, relative to the working directory, or found in PATH)"`
 	Peer       string            `param:"peer" default:"builtin" help:"builtin (halfopen's echo peer), self (cmd again as peer), a path, or service:NAME (a real server, harness.RegisterService)"`
@@ -207,92 +207,76 @@ func (d *External) PeerProgram(side harness.Side, addr string) (harness.ProcSpec
 
 var helloCache sync.Map // path + config -> harness.Event
 
-// readHello starts the program as a watcher in a network namespace of its
-// own (CLONE_NEWNET: only a loopback that is down, nothing to reach) and
-// returns its first line, which must be a protocol v1 hello. The program is
-// killed as soon as the line arrives, or after 2 s.
-func readHello(path, config string, unprivileged bool) (harness.Event, error) {
+// helloWithin is how long a program has to say hello once started.
+const helloWithin = 2 * time.Second
+
+// readHello starts the program as a watcher in a harness.Probe (a network
+// namespace of its own whose loopback is down, a cgroup of its own, a
+// reaper of its own) and returns its first line, which must be a protocol
+// v1 hello. The probe, and whatever the program left in it, is torn down as
+// soon as the line arrives, or after helloWithin: the program never runs on
+// the host, and nothing it forks outlives the probe.
+func readHello(path, config string, unprivileged bool) (ev harness.Event, err error) {
 	key := path + "\x00" + config
 	if ev, ok := helloCache.Load(key); ok {
 		return ev.(harness.Event), nil
 	}
-	cmd := exec.Command(path)
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/tmp",
-		"HALFOPEN_PROTOCOL=1", "HALFOPEN_ROLE=watcher", "HALFOPEN_SIDE=server", "HALFOPEN_ADDR=127.0.0.1:7000", "HALFOPEN_CONFIG=" + config}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if unprivileged {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 65534, Gid: 65534}
-	}
-	out, err := cmd.StdoutPipe()
+	probe, err := harness.NewProbe(context.Background())
 	if err != nil {
-		return harness.Event{}, fmt.Errorf("read its hello: %w", err)
-	}
-	var stderr tailWriter
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		return harness.Event{}, fmt.Errorf("start it to read its hello: %w", err)
+		return harness.Event{}, fmt.Errorf("make a namespace of its own to read its hello in: %w", err)
 	}
 	defer func() {
-		if cmd.ProcessState == nil { // not reaped yet: its group is still its own
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			_ = cmd.Wait()
+		if cerr := probe.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("after reading its hello: %w", cerr))
 		}
 	}()
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 64*1024), 1024*1024)
-		if sc.Scan() {
-			line <- sc.Text()
-		}
-		close(line)
-	}()
-	var ev harness.Event
-	select {
-	case l, ok := <-line:
-		if !ok {
-			// Its output ended: wait for it, and for its last words.
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			_ = cmd.Wait()
-			if last := stderr.lastLine(); last != "" {
-				return harness.Event{}, fmt.Errorf("it exited before its hello, saying: %s", last)
+	p, err := probe.Host.Start(harness.ProcSpec{
+		Path: path, Label: "its hello", Strict: true, Unprivileged: unprivileged,
+		Env: []string{"HALFOPEN_PROTOCOL=1", "HALFOPEN_ROLE=watcher", "HALFOPEN_SIDE=server", "HALFOPEN_ADDR=127.0.0.1:7000", "HALFOPEN_CONFIG=" + config},
+	})
+	if err != nil {
+		return harness.Event{}, fmt.Errorf("start it to read its hello: %w", err)
+	}
+	timeout := time.NewTimer(helloWithin)
+	defer timeout.Stop()
+	// A line that breaks the protocol yields no event, only ProtocolErr:
+	// look for one while waiting.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case e, ok := <-p.Events():
+			if perr := p.ProtocolErr(); perr != nil {
+				return harness.Event{}, fmt.Errorf("its first line breaks protocol v1: %w", perr)
 			}
-			return harness.Event{}, errors.New("it printed nothing before exiting, where protocol v1 wants a hello first")
+			if !ok {
+				// Its output ended: wait for it, and for its last words.
+				select {
+				case <-p.Exited():
+				case <-timeout.C:
+				}
+				if last := lastLine(p.Stderr()); last != "" {
+					return harness.Event{}, fmt.Errorf("it exited before its hello, saying: %s", last)
+				}
+				return harness.Event{}, errors.New("it printed nothing before exiting, where protocol v1 wants a hello first")
+			}
+			if e.Event != harness.EventHello {
+				return harness.Event{}, fmt.Errorf("its first line is %q, where protocol v1 wants hello", e.Event)
+			}
+			helloCache.Store(key, e)
+			return e, nil
+		case <-tick.C:
+			if perr := p.ProtocolErr(); perr != nil {
+				return harness.Event{}, fmt.Errorf("its first line breaks protocol v1: %w", perr)
+			}
+		case <-timeout.C:
+			return harness.Event{}, fmt.Errorf("it said no hello within %v of starting", helloWithin)
 		}
-		if ev, err = harness.ParseEvent([]byte(l), true); err != nil {
-			return harness.Event{}, fmt.Errorf("its first line breaks protocol v1: %w", err)
-		}
-		if ev.Event != harness.EventHello {
-			return harness.Event{}, fmt.Errorf("its first line is %q, where protocol v1 wants hello", ev.Event)
-		}
-	case <-time.After(2 * time.Second):
-		return harness.Event{}, errors.New("it said no hello within 2 s of starting")
 	}
-	helloCache.Store(key, ev)
-	return ev, nil
 }
 
-// tailWriter keeps the last 4 KiB a program wrote to its standard error.
-type tailWriter struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-// Write keeps p, dropping what falls out of the last 4 KiB.
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if over := len(t.b) - 4096; over > 0 {
-		t.b = t.b[over:]
-	}
-	return len(p), nil
-}
-
-// lastLine is the last non-empty line written.
-func (t *tailWriter) lastLine() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := strings.Split(strings.TrimSpace(string(t.b)), "\n")
+// lastLine is the last non-empty line of text.
+func lastLine(text string) string {
+	lines := strings.Split(strings.TrimSpace(text), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,10 +15,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Leftover is a namespace a run left behind, with the processes in it.
+// Leftover is a namespace or a cgroup a run left behind, with the
+// processes in it.
 type Leftover struct {
+	// Namespace is the namespace's name under /run/netns, or "".
 	Namespace string
-	Pids      []int
+	// Cgroup is a lab's cgroup name (in every hierarchy that has it), or "".
+	Cgroup string
+	Pids   []int
+}
+
+// String says what the leftover is in a few words.
+func (l Leftover) String() string {
+	if l.Cgroup != "" {
+		return fmt.Sprintf("cgroup %s, %d processes", l.Cgroup, len(l.Pids))
+	}
+	return fmt.Sprintf("namespace %s, %d processes", l.Namespace, len(l.Pids))
 }
 
 // Leftovers lists the lab namespaces under /run/netns. With all false it
@@ -46,7 +59,22 @@ func Leftovers(all bool) ([]Leftover, error) {
 		pids, _ := processesIn(filepath.Join(nsMountDirectory, name))
 		out = append(out, Leftover{Namespace: name, Pids: pids})
 	}
+	out = append(out, cgroupLeftovers(all)...)
 	return out, nil
+}
+
+// cgroupLeftovers lists the labs' cgroups, as Leftovers lists namespaces.
+func cgroupLeftovers(all bool) []Leftover {
+	var out []Leftover
+	for name, cg := range cgroupsWithPrefix(namespacePrefix) {
+		pid, ok := runPID(name)
+		if !all && ok && (pid == os.Getpid() || processAlive(pid)) {
+			continue
+		}
+		out = append(out, Leftover{Cgroup: name, Pids: cg.procs()})
+	}
+	slices.SortFunc(out, func(a, b Leftover) int { return strings.Compare(a.Cgroup, b.Cgroup) })
+	return out
 }
 
 func processAlive(pid int) bool {
@@ -171,11 +199,21 @@ func RunProcesses(owner int) []int {
 	return out
 }
 
-// Collect kills the processes of each leftover namespace, however they got
-// there, and deletes it.
+// Collect kills the processes of each leftover cgroup and namespace,
+// however they got there, and deletes it.
 func Collect(left []Leftover) error {
 	var errs []error
+	// Cgroups first: frozen, their processes cannot fork while killed.
+	strays := cgroupsWithPrefix(namespacePrefix)
 	for _, l := range left {
+		if cg, ok := strays[l.Cgroup]; ok && l.Cgroup != "" {
+			errs = append(errs, cg.collect(3*time.Second))
+		}
+	}
+	for _, l := range left {
+		if l.Namespace == "" {
+			continue
+		}
 		path := filepath.Join(nsMountDirectory, l.Namespace)
 		if id, err := namespaceAt(path); err == nil {
 			if _, err := killNamespaces(map[nsID]bool{id: true}, 3*time.Second); err != nil {

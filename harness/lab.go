@@ -127,6 +127,9 @@ type Lab struct {
 	Side Side
 
 	closers []func() error
+	// cg is the lab's cgroup (cgroup.go), nil where the machine gives
+	// labs none; its processes are born in it.
+	cg *labCgroup
 	// returns run when a rebooted host is back (its services start again).
 	returns []func(Role) error
 	// building is held while the lab's namespaces and links are made.
@@ -564,10 +567,14 @@ func (l *Lab) teardown() error {
 	}
 	l.hosts = map[Role]*Host{}
 	l.mu.Unlock()
+	// The cgroup goes first: frozen, nothing in it forks while it is
+	// killed. The namespaces' sweep then finds what is not in it.
+	errs = append(errs, l.cg.kill(5*time.Second))
 	errs = append(errs, killAll(hosts...))
 	for _, h := range hosts {
 		errs = append(errs, h.release())
 	}
+	errs = append(errs, l.cg.remove())
 	if l.run != nil {
 		l.run.forget(l)
 	}
@@ -599,6 +606,7 @@ func newLab(ctx context.Context, run *Run, id string) (*Lab, error) {
 	if err := ctx.Err(); err != nil {
 		return fail(err)
 	}
+	l.attachCgroup()
 	if err := l.createHosts(Peer, Router, Watcher); err != nil {
 		return fail(err)
 	}
@@ -613,6 +621,22 @@ func newLab(ctx context.Context, run *Run, id string) (*Lab, error) {
 		return nil, fmt.Errorf("lab %s: closed while it was being built", l.ID)
 	}
 	return l, nil
+}
+
+// attachCgroup makes the lab's cgroup before any of its processes exists.
+// A machine that gives labs none is said once on standard error, and the
+// lab goes on without one: its namespaces still reap it.
+func (l *Lab) attachCgroup() {
+	cg, err := newLabCgroup(l.ID)
+	if err != nil {
+		if detectCgroups().used() {
+			reportCgroupFailure(err)
+		} else {
+			reportNoCgroup()
+		}
+		return
+	}
+	l.cg = cg
 }
 
 // deleteNamespace unmounts and removes a namespace's name under /run/netns.

@@ -125,9 +125,21 @@ func (p *Process) WaitEvent(ctx context.Context, names ...string) (Event, error)
 }
 
 // endedError explains why a process's output ended: its protocol error, its
-// exit status and the tail of its standard error.
+// exit status and the tail of its standard error. A process whose output
+// ended but that is still running ProgramGrace later (it closed its
+// standard output, as a daemon does) will never say anything again: it is
+// killed, and said so.
 func (p *Process) endedError(when string) error {
-	<-p.exited
+	select {
+	case <-p.exited:
+	case <-time.After(ProgramGrace):
+		kerr := p.Kill()
+		msg := fmt.Sprintf("%s closed its standard output %s but kept running, and was killed", p.Label, when)
+		if kerr != nil {
+			msg += " (" + kerr.Error() + ")"
+		}
+		return errors.New(msg)
+	}
 	msg := fmt.Sprintf("%s ended %s", p.Label, when)
 	if err := p.ProtocolErr(); err != nil {
 		msg += "; it printed a " + err.Error()
@@ -261,7 +273,14 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 	if spec.Output != nil {
 		cmd.Stderr = io.MultiWriter(cmd.Stderr, spec.Output)
 	}
-	err = inNamespace(h.NS, cmd.Start)
+	// The child is born in the lab's cgroup (cgroup.go), which it cannot
+	// leave: however it detaches, teardown kills it there.
+	var cg *labCgroup
+	if h.lab != nil {
+		cg = h.lab.cg
+	}
+	cg.prepare(cmd.SysProcAttr)
+	err = inNamespace(h.NS, func() error { return cg.fork(cmd.Start) })
 	stdoutW.Close()
 	if err != nil {
 		stdout.Close()

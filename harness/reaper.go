@@ -29,7 +29,9 @@ package harness
 // crashed host's namespace has lost its name but may still hold an escaped
 // process); it SIGKILLs every process whose /proc/PID/ns/net is one of
 // them, scanning again until a scan finds none, then unmounts and removes
-// the names and closes what it holds. The namespaces, their links and their
+// the names and closes what it holds. Before that it kills and removes the
+// run's cgroups ("ho-<run>-<lab>" in each hierarchy, cgroup.go): frozen,
+// or killed with cgroup.kill, so a fork bomb cannot outrun the sweep. The namespaces, their links and their
 // rules vanish with the last process, name and handle. A run that ends
 // normally closes the socket after its own teardown, so the sweep finds
 // nothing and the reaper exits in silence; after a kill it says on standard
@@ -115,6 +117,9 @@ func startReaper(runID string) (*reaper, error) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = theirs, sw, os.Stderr
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	// Its files are the orchestrator's own (no copying goroutine), so Wait
+	// cannot block on them; the bound is there all the same.
+	cmd.WaitDelay = outputGrace
 	err = cmd.Start()
 	theirs.Close()
 	sw.Close()
@@ -271,6 +276,16 @@ func sweepRun(prefix string, watched map[nsID]bool, within time.Duration) (names
 	deadline := time.Now().Add(within)
 	seen := map[int]bool{}
 	var errs []error
+	// The run's cgroups first: frozen, their processes cannot fork while
+	// they are killed, however many a fork bomb made.
+	for _, cg := range cgroupsWithPrefix(prefix) {
+		for _, pid := range cg.procs() {
+			seen[pid] = true
+		}
+		if err := cg.collect(within); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for {
 		set := make(map[nsID]bool, len(watched))
 		for id := range watched {

@@ -197,6 +197,9 @@ func leftOf(pid int, tr *nsTracker, helperPids []int) []string {
 			left = append(left, fmt.Sprintf("daemonised helper %d", p))
 		}
 	}
+	for _, cg := range cgroupsOf(pid) {
+		left = append(left, "cgroup "+cg)
+	}
 	return left
 }
 

@@ -99,6 +99,9 @@ func noLeftovers(t *testing.T, pid int) {
 	if pids := harness.RunProcesses(pid); len(pids) > 0 {
 		t.Errorf("processes %v of the run are still alive", pids)
 	}
+	if cg := cgroupsOf(pid); len(cg) > 0 {
+		t.Errorf("cgroups %v left behind", cg)
+	}
 }
 
 func TestBadInputIsOneSentenceAndExit2(t *testing.T) {

@@ -34,7 +34,7 @@ leftover namespace, however it got there, and removes the namespace.`,
 				return nil
 			}
 			for _, l := range left {
-				fmt.Fprintf(out, "namespace %s, %d processes\n", l.Namespace, len(l.Pids))
+				fmt.Fprintln(out, l)
 			}
 			if dry {
 				return nil
@@ -42,7 +42,7 @@ leftover namespace, however it got there, and removes the namespace.`,
 			if err := harness.Collect(left); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "removed %d namespaces\n", len(left))
+			fmt.Fprintf(out, "removed %d namespaces and cgroups\n", len(left))
 			return nil
 		},
 	}
@@ -63,7 +63,7 @@ func newDoctorCmd() *cobra.Command {
 			var firstBad error
 			checks := harness.Doctor()
 			if checks[0].OK {
-				checks = append(checks, harness.CheckReaper())
+				checks = append(checks, harness.CheckReaper(), harness.CheckCgroups())
 			}
 			for _, c := range checks {
 				mark := "ok  "

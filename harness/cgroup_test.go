@@ -1,0 +1,66 @@
+package harness
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A process started in a lab, and the helper it daemonises, are in the
+// lab's cgroup in every hierarchy labs use; the orchestrator's threads are
+// all back in their own cgroups; Close kills both and removes the cgroup.
+func TestLabCgroupHoldsWhatTheLabStarts(t *testing.T) {
+	if err := Preflight(); err != nil {
+		t.Skip(err)
+	}
+	if !detectCgroups().used() {
+		t.Skip(detectCgroups().note)
+	}
+	run := NewRun()
+	defer run.Close()
+	lab, err := run.NewLab(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lab.cg == nil {
+		t.Fatal("the lab has no cgroup where the machine offers one")
+	}
+	dirs := slices.Clone(lab.cg.dirs)
+	helper := escape(t, lab.Host(Watcher))
+	for _, dir := range dirs {
+		if procs := cgroupProcs(dir); !slices.Contains(procs, helper) {
+			t.Errorf("the daemonised helper %d is not in %s (it holds %v)", helper, dir, procs)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "pids.max")); err == nil && strings.TrimSpace(string(b)) != strconv.Itoa(LabPids) {
+			t.Errorf("%s/pids.max is %q, want %d", dir, b, LabPids)
+		}
+	}
+	// No thread of this process stayed in the lab's cgroup after a fork.
+	tasks, _ := os.ReadDir("/proc/self/task")
+	for _, task := range tasks {
+		b, _ := os.ReadFile("/proc/self/task/" + task.Name() + "/cgroup")
+		if strings.Contains(string(b), lab.ID) {
+			t.Errorf("thread %s of the orchestrator is still in the lab's cgroup: %s", task.Name(), b)
+		}
+	}
+	if err := lab.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Second)
+	for alive(helper) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if alive(helper) {
+		t.Errorf("the helper %d outlived its lab", helper)
+	}
+	for _, dir := range dirs {
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("cgroup %s outlived its lab", dir)
+		}
+	}
+}
