@@ -65,8 +65,8 @@ func TestMisbehavingForeignDetectorsMakeErrorSamples(t *testing.T) {
 			start := time.Now()
 			r := halfopen(t, "run", "--detector", "external:cmd="+prog, "--fault", "graceful-close",
 				"--samples", "2", "--budget", "1s", "--report", out)
-			if r.code != 0 {
-				t.Fatalf("the run exited %d (it measured, so it should exit 0): %s", r.code, r.stderr)
+			if r.code != 2 || !strings.Contains(r.stderr, "could not be measured") {
+				t.Fatalf("the run exited %d: a run whose watcher misbehaved must exit 2 with one sentence saying how many samples could not be measured: %s", r.code, r.stderr)
 			}
 			if took := time.Since(start); took > 60*time.Second {
 				t.Errorf("the run took %v: a misbehaving program held it up", took)

@@ -74,8 +74,8 @@ func TestMisbehavingProgramsEndInBoundedTime(t *testing.T) {
 		{"daemon at hello, cgroup v2", "cmd=./escapes.py", "v2", 0, "", false},
 		{"daemon during the sample", "cmd=./misbehaves.py,how=daemon,when=connected", "auto", 0, "", false},
 		{"hidden daemon at hello", "cmd=./misbehaves.py,how=hide,when=start", "auto", 0, "", false},
-		{"hidden daemon and closed output during the sample", "cmd=./misbehaves.py,how=hide,when=connected", "auto", 0, "closed its standard output before the fault but kept running, and was killed", false},
-		{"hidden daemon and closed output, no cgroup", "cmd=./misbehaves.py,how=hide,when=connected", "none", 0, "closed its standard output before the fault but kept running, and was killed", false},
+		{"hidden daemon and closed output during the sample", "cmd=./misbehaves.py,how=hide,when=connected", "auto", exitBadInput, "closed its standard output before the fault but kept running, and was killed", false},
+		{"hidden daemon and closed output, no cgroup", "cmd=./misbehaves.py,how=hide,when=connected", "none", exitBadInput, "closed its standard output before the fault but kept running, and was killed", false},
 		{"fork bomb at hello", "cmd=./misbehaves.py,how=bomb,when=start", "auto", exitBadInput, "said no hello within 2s", true},
 		{"fork bomb during the sample", "cmd=./misbehaves.py,how=bomb,when=connected", "auto", 0, "", true},
 	} {
@@ -132,9 +132,14 @@ func TestMisbehavingProgramsEndInBoundedTime(t *testing.T) {
 			if code != tc.exit {
 				t.Errorf("exit %d, want %d; stderr:\n%s", code, tc.exit, stderr.String())
 			}
-			if tc.exit != 0 {
+			if tc.exit != 0 && !strings.Contains(tc.want, "standard output") {
 				oneSentence(t, result{stdout: stdout.String(), stderr: stderr.String(), code: code}, tc.want)
 			} else {
+				// A run that measured ends with its table, and a sample the
+				// program broke with one last sentence that says so (exit 2).
+				if last := lastLine(result{stderr: stderr.String()}); tc.exit != 0 && !strings.Contains(last, "could not be measured") {
+					t.Errorf("the run's last line does not say its sample could not be measured: %q", last)
+				}
 				// The table's row ends the run: the cell, and its error
 				// as one sentence when the program broke the sample.
 				if !strings.Contains(stdout.String(), "blackhole") {

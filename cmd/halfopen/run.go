@@ -31,6 +31,12 @@ func newRunCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run --detector SPEC --fault SPEC [flags]",
 		Short: "Measure detectors against faults in fresh labs, with a live progress line and a table",
+		Long: `Measure detectors against faults in fresh labs, with a live progress line and a table.
+
+Exit codes: 0 every sample was measured (whatever it measured); 2 bad input,
+a machine that cannot run the lab, or a sample that could not be measured
+(a watcher program that crashed, hung or broke protocol v1: the run goes on,
+keeps every sample in its report and ends with one sentence saying how many).`,
 		Example: `  halfopen run --detector keepalive-tuned:idle=1s,intvl=1s,cnt=3 --fault blackhole --samples 3
   halfopen run --detector user-timeout:timeout=2s,every=200ms --fault peer-cable-pull --side server
   halfopen run --detector read-eof --detector heartbeat-inband --fault graceful-close --fault host-crash`,
@@ -112,7 +118,29 @@ func runMatrix(cmd *cobra.Command, f runFlags) error {
 		return err
 	}
 	printTable(cmd.OutOrStdout(), m)
-	return nil
+	return unmeasured(m, f.reportPath)
+}
+
+// unmeasured is the run's verdict on samples it could not measure: nil
+// when every sample was measured, else one sentence (how many, the first
+// error) with exit code 2, since a watcher program that crashed, hung or
+// broke protocol v1 is bad input; the samples stay in the report as errors.
+func unmeasured(m *harness.Matrix, reportPath string) error {
+	total, failed, first := 0, 0, ""
+	for _, c := range m.Cells() {
+		for _, s := range c.Record().Samples {
+			total++
+			if s.Error != "" {
+				if failed++; first == "" {
+					first = s.Error
+				}
+			}
+		}
+	}
+	if failed == 0 {
+		return nil
+	}
+	return &exitError{code: 2, err: fmt.Errorf("%d of %d samples could not be measured (the first: %s); they are in %s as errors", failed, total, first, reportPath)}
 }
 
 // measurement is what run and check share: cells already resolved once
