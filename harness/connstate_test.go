@@ -2,6 +2,8 @@ package harness_test
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -90,5 +92,46 @@ func TestStateAtFaultInFlight(t *testing.T) {
 		if s.Detected {
 			t.Errorf("sample %d: keepalive decided %s after %.3f s with a request in flight", i, s.Reason, *s.Seconds)
 		}
+	}
+}
+
+// TestInFlightForeignWatcher: a foreign watcher that writes its own
+// request (a library client) is caught with it unacknowledged, by polling
+// sock_diag while its peer delays the ACK; one that never writes makes
+// the in-flight sample an error that says so.
+func TestInFlightForeignWatcher(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("python3 is not installed")
+	}
+	requester, err := filepath.Abs("testdata/request_watcher.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepalive, err := filepath.Abs("../examples/python/keepalive_watcher.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cells := runCells(t, harness.Options{},
+		harness.CellConfig{Detector: "external:cmd=" + requester + ",peer=self,privileged=true,user_timeout_ms=1500", Fault: "blackhole", Samples: 2, Budget: 4 * time.Second, Phase: tcprules.PhaseInFlight},
+		harness.CellConfig{Detector: "external:cmd=" + keepalive + ",idle=1s,intvl=1s,cnt=3", Fault: "blackhole", Samples: 1, Budget: 4 * time.Second, Phase: tcprules.PhaseInFlight})
+	for i, s := range cells[0].Record().Samples {
+		b, _ := json.Marshal(s)
+		t.Logf("requester sample %d: %s", i, b)
+		if s.Error != "" {
+			t.Fatalf("sample %d: %s", i, s.Error)
+		}
+		if s.State == nil || s.State.Unacked == 0 || !strings.Contains(s.State.Source, "sock_diag first saw") {
+			t.Errorf("sample %d: state %+v, want the request unacknowledged at the fault", i, s.State)
+		}
+		// TCP_USER_TIMEOUT (1.5 s) ends it, at a retransmission timer
+		// (tcp_clamp_rto_to_user_timeout); the retransmission timer alone
+		// would take minutes.
+		if !s.Detected || s.Reason != "ETIMEDOUT" || *s.Seconds < 1.4 || *s.Seconds > 3 {
+			t.Errorf("sample %d: %s, want ETIMEDOUT by the 1.5 s user timeout", i, s.Summary())
+		}
+	}
+	s := cells[1].Record().Samples[0]
+	if !strings.Contains(s.Error, "no request in flight within 2s") {
+		t.Errorf("a watcher that never writes gave %q, want an error saying nothing was in flight", s.Summary())
 	}
 }
