@@ -47,7 +47,7 @@ func newRunCmd() *cobra.Command {
 	fl.StringArrayVar(&f.sides, "side", []string{"client"}, "client (the watcher dials) or server (the watcher accepts); repeat for both")
 	fl.IntVar(&f.samples, "samples", 3, "samples per cell")
 	fl.DurationVar(&f.budget, "budget", 0, "how long a sample waits for a decision (default: from the prediction)")
-	fl.DurationVar(&f.idle, "idle", 0, "fixed idle time before the fault (default: a seeded random instant in [0, 1.5s])")
+	fl.DurationVar(&f.idle, "idle", 0, "fixed idle time before the fault (default: a seeded instant in the sample's stratum of [0, 1.5s], so a cell's samples sweep the range)")
 	fl.Int64Var(&f.seed, "seed", 0, "the run's seed: every sample's seed and idle time derive from it and the sample's cell (default: from the clock; printed and recorded in the report, and --seed N reproduces the run)")
 	fl.StringArrayVar(&f.phases, "phase", []string{"idle"}, "idle (the fault lands after an idle time swept over [0, 1.5s], stratified) or in-flight (while a request is unacknowledged); repeat for both")
 	fl.StringArrayVar(&f.sysctls, "sysctl", nil, "KEY=VALUE kernel parameter set in the lab's namespaces only; repeat")
