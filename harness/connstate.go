@@ -21,6 +21,18 @@ import (
 // watcher's namespace, so that it works for any watcher program (halfopen's
 // agent, a foreign program, a Go role), selecting the flow by its 4-tuple.
 
+// Sources of a sample's state (tcprules.ConnState.Source); "+capture" is
+// appended when the router's capture agreed with it.
+const (
+	// SourceTCPInfo: TCP_INFO read through sock_diag right after the
+	// fault's injection returned.
+	SourceTCPInfo = "tcp_info"
+	// SourceAfterRequest: TCP_INFO read after halfopen's watcher wrote its
+	// request, which followed the fault (the in-flight phase of a
+	// built-in watcher): its "since" fields may be negative.
+	SourceAfterRequest = "tcp_info-after-request"
+)
+
 // InFlightWait bounds how long a sample aimed at the in-flight phase waits
 // for the watcher to have a request unacknowledged before it gives up.
 const InFlightWait = 2 * time.Second

@@ -86,7 +86,7 @@ func TestStateAtFaultInFlight(t *testing.T) {
 		if s.Error != "" {
 			t.Fatalf("sample %d: %s", i, s.Error)
 		}
-		if s.State == nil || s.State.Unacked == 0 || s.Phase != tcprules.PhaseInFlight {
+		if s.State == nil || s.State.Unacked == 0 || s.Phase != tcprules.PhaseInFlight || s.State.Source != harness.SourceAfterRequest {
 			t.Fatalf("sample %d: state %+v, phase %q; want a request unacknowledged", i, s.State, s.Phase)
 		}
 		if s.Detected {
@@ -120,7 +120,7 @@ func TestInFlightForeignWatcher(t *testing.T) {
 		if s.Error != "" {
 			t.Fatalf("sample %d: %s", i, s.Error)
 		}
-		if s.State == nil || s.State.Unacked == 0 || !strings.Contains(s.State.Source, "sock_diag first saw") {
+		if s.State == nil || s.State.Unacked == 0 || !strings.Contains(s.State.Note, "sock_diag first saw") {
 			t.Errorf("sample %d: state %+v, want the request unacknowledged at the fault", i, s.State)
 		}
 		// TCP_USER_TIMEOUT (1.5 s) ends it, at a retransmission timer

@@ -115,7 +115,7 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 		heal    Heal
 		at      int64
 		reading tcpReading
-		source  = "tcp_info"
+		source  = SourceTCPInfo
 		note    string
 		dead    *Event // a decision the in-flight write met first
 	)
@@ -138,9 +138,10 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 			return out, err
 		}
 		if dead == nil {
-			source = fmt.Sprintf("tcp_info read after the watcher's request, written %.1f ms after the fault (on veth the peer acknowledges within µs, so the fault came first)", float64(sent.TNs-at)/1e6)
+			source = SourceAfterRequest
+			note = fmt.Sprintf("read after the watcher's request, written %.1f ms after the fault (on veth the peer acknowledges within µs, so the fault came first)", float64(sent.TNs-at)/1e6)
 			if sent.Msg != "" {
-				note = "the request's " + sent.Msg
+				note += "; the request's " + sent.Msg
 			}
 		}
 		reading, err = reader.read()
@@ -158,7 +159,7 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 		if heal, at, err = inject(); err != nil {
 			return out, err
 		}
-		source = fmt.Sprintf("tcp_info; the fault was injected %.1f ms after sock_diag first saw %d segments unacknowledged", float64(at-t.atNs)/1e6, t.info.Unacked)
+		note = fmt.Sprintf("the fault was injected %.1f ms after sock_diag first saw %d unacknowledged", float64(at-t.atNs)/1e6, t.info.Unacked)
 		reading, err = reader.read()
 	default:
 		if !s.Builtin {

@@ -243,3 +243,12 @@ func (p *progress) finish() {
 		fmt.Fprint(p.w, "\r\033[K")
 	}
 }
+
+// sideOf is a cell's side for tables, with its phase when the faults were
+// aimed at a request in flight.
+func sideOf(c *harness.Cell) string {
+	if c.Config.Phase == tcprules.PhaseInFlight {
+		return string(c.Config.Side) + " " + string(c.Config.Phase)
+	}
+	return string(c.Config.Side)
+}
