@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -153,7 +154,8 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 		return out, err
 	}
 	if fc := out.Sample.Forecast; fc != nil && !fc.Never && out.Sample.Detected && out.Sample.Seconds != nil {
-		r := *out.Sample.Seconds - fc.AtS
+		// Nanoseconds, as the instants it comes from.
+		r := math.Round((*out.Sample.Seconds-fc.AtS)*1e9) / 1e9
 		out.Sample.ResidualS = &r
 	}
 	if pr, ok := c.Detector.(PeerReporter); ok {
