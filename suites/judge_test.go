@@ -37,7 +37,9 @@ func TestFormerFalseReds(t *testing.T) {
 	}
 	c := func(name string) string { return "external:cmd=" + filepath.Join(examples, "c", "bin", name) }
 	py := "external:cmd=" + filepath.Join(examples, "python", "keepalive_watcher.py") + ",idle=1s,intvl=1s,cnt=3"
-	at := func(s float64, reason string) report.Sample { return report.Sample{Detected: true, Seconds: &s, Reason: reason} }
+	at := func(s float64, reason string) report.Sample {
+		return report.Sample{Detected: true, Seconds: &s, Reason: reason}
+	}
 	censored := report.Sample{Reason: "budget"}
 	r2 := map[string]string{"net.ipv4.tcp_retries2": "2"}
 	tests := []struct {
