@@ -336,3 +336,34 @@ func anyForecast(ss []Sample) bool {
 	}
 	return false
 }
+
+// Unmeasured names, one sentence each, the detection and disturbance
+// cells in which the judge finds nothing to judge: no sample, or a sample
+// that could not be measured. A gate over such a report cannot pass
+// (halfopen check and halfopen gate fail on it).
+func (r *Report) Unmeasured() []string {
+	var out []string
+	for i := range r.Cells {
+		c := &r.Cells[i]
+		if c.Kind != KindDetection && c.Kind != KindDisturbance {
+			continue
+		}
+		if v := c.Judge(); v.Outcome == OutcomeNone || v.Outcome == OutcomeError {
+			out = append(out, fmt.Sprintf("%s: %s", c.Key(), v.Why))
+		}
+	}
+	return out
+}
+
+// Disagreements names, one sentence each, the cells the judge finds
+// outside their theory: the findings a reader must look at.
+func (r *Report) Disagreements() []string {
+	var out []string
+	for i := range r.Cells {
+		c := &r.Cells[i]
+		if v := c.Judge(); v.Outcome == OutcomeOutside {
+			out = append(out, fmt.Sprintf("%s: %s", c.Key(), v.Why))
+		}
+	}
+	return out
+}

@@ -242,6 +242,9 @@ func newGateCmd() *cobra.Command {
 			}
 			res := report.CheckBudgets(r, b)
 			fmt.Fprint(cmd.OutOrStdout(), res.Text())
+			if err := judged(cmd, args[0], r); err != nil {
+				return err
+			}
 			if !res.OK() {
 				return failed(fmt.Errorf("%d budgets broken in %s", len(res.Broken), args[0]))
 			}
