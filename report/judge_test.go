@@ -33,6 +33,7 @@ func TestJudgeSample(t *testing.T) {
 		{"range: late", det, detected(4.2), SampleOutside, false, "outside the predicted 3–4 s (± 150 ms)"},
 		{"range: censored", det, censored(), SampleOutside, false, "did not decide within the budget 20 s"},
 		{"range: reason not declared", det, Sample{Detected: true, Seconds: f64(3.5), Reason: "i/o timeout"}, SampleOutside, false, "theory allows ETIMEDOUT"},
+		{"range: a role's own words, declared", Cell{Kind: KindDetection, Expect: ExpectDetect, PredictedS: band, Reasons: []string{"ETIMEDOUT", "i/o timeout"}}, Sample{Detected: true, Seconds: f64(3.5), Reason: "i/o timeout"}, SampleWithin, true, "decided i/o timeout after 3.5 s"},
 		{"forecast: inside its window", det, with(detected(3.3), idle), SampleWithin, true, "inside its forecast"},
 		{"forecast wins over the range", det, with(detected(3.3), &tcprules.Forecast{AtS: 1, LoS: 1, HiS: 1.1}), SampleOutside, false, "outside its forecast"},
 		{"forecast: in flight, censored past the budget", det, with(censored(), inFlight), SampleCensored, true, "reaches past"},
