@@ -28,8 +28,9 @@ const (
 	// OutcomeWithin is a detection cell whose every sample decided inside
 	// its predicted range (± PredictionTolerance), with a predicted reason.
 	OutcomeWithin
-	// OutcomeMeasured is a detection cell whose every sample decided, where
-	// theory gives no range to check it against.
+	// OutcomeMeasured is a detection cell measured, not judged: its
+	// samples decided where theory gives no range to check them against,
+	// or theory makes no claim (Expect ""), decided or not.
 	OutcomeMeasured
 	// OutcomeNever is a detection cell in which, as theory says, no sample
 	// decided within its budget.
@@ -57,7 +58,7 @@ var outcomeInfo = map[Outcome]struct {
 }{
 	OutcomeNone:          {"no samples", "o-none", "▫️"},
 	OutcomeWithin:        {"detected within its prediction (p50 shown)", "o-within", "🟢"},
-	OutcomeMeasured:      {"detected; theory gives no range (p50 shown)", "o-measured", "🔵"},
+	OutcomeMeasured:      {"measured where theory gives no range or makes no claim (p50 shown)", "o-measured", "🔵"},
 	OutcomeNever:         {"never detected, as theory says", "o-never", "⚪"},
 	OutcomeSurvived:      {"survived the disturbance, as it should", "o-survived", "✅"},
 	OutcomeFalsePositive: {"false positives: dropped a live peer (count shown)", "o-fp", "🟠"},
