@@ -1,5 +1,5 @@
 # halfopen: `make test` runs every test; `make test-faults` runs the fault
-# suites (the main job) and gates their reports. Both need root (network
+# suites (the main job) and checks their reports' budgets. Both need root (network
 # namespaces); nothing but Go, gcc and make is needed: Ginkgo comes through
 # `go tool ginkgo`.
 
@@ -65,7 +65,7 @@ test: vet fuzz-short unit suites
 
 # The main job: the fault suites (the whole matrix included) and the
 # library gates write their reports sample by sample into $(REPORTS)/, which
-# are merged into faults.json, rendered, and gated.
+# are merged into faults.json, rendered, and checked against ci/budgets.yaml.
 test-faults: build gate-packages
 	@mkdir -p $(REPORTS)
 	@rm -f $(REPORTS)/suite-*.json
@@ -97,13 +97,13 @@ gates: build gate-packages
 		(cd examples/gates/$$g && HALFOPEN_REPORT_DIR=$(abspath $(REPORTS)) HALFOPEN_GATE_NAME=$$g $(GO) test -count=1 -timeout 20m ./...) || status=1; \
 	done; exit $$status
 
-# Merge, render and gate whatever the suites wrote (also after a failed suite).
+# Merge, render and check the budgets of whatever the suites wrote (also after a failed suite).
 report:
 	$(BIN) merge $(REPORTS)/suite-*.json -o $(REPORTS)/faults.json
 	$(BIN) report $(REPORTS)/faults.json --format md -o $(REPORTS)/faults.md
 	$(BIN) report $(REPORTS)/faults.json --format html -o $(REPORTS)/faults.html
 	$(BIN) report $(REPORTS)/faults.json --format junit --budgets ci/budgets.yaml -o $(REPORTS)/faults.xml
-	$(BIN) gate --budgets ci/budgets.yaml $(REPORTS)/faults.json
+	$(BIN) budgets check --budgets ci/budgets.yaml $(REPORTS)/faults.json
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -39,7 +39,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -157,11 +156,13 @@ func (f *File) RegisterServices() error {
 	return nil
 }
 
-// Read reads and parses the gate file at path.
+// Read reads and parses the gate file at path. A file larger than MaxSize
+// is refused by its size, before it is read; one whose size is not known in
+// advance (a pipe) once MaxSize+1 bytes have come.
 func Read(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	data, err := report.ReadBounded(path, MaxSize, "a gate file")
 	if err != nil {
-		return nil, &report.InputError{File: path, Msg: "cannot be read: " + err.Error(), Err: err}
+		return nil, err
 	}
 	return Parse(path, data)
 }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -272,6 +274,84 @@ func TestTooLarge(t *testing.T) {
 	doc := base + "# " + strings.Repeat("x", gatefile.MaxSize) + "\n"
 	if _, err := gatefile.Parse("gate.yaml", []byte(doc)); err == nil || !strings.Contains(err.Error(), "more than the") {
 		t.Errorf("a huge file gave %v", err)
+	}
+}
+
+// TestReadRefusesALargeFileBeforeReadingIt: a gate file over MaxSize is
+// refused by its size, with almost nothing read (a sparse gigabyte), and
+// one with no size known in advance (an endless pipe) once MaxSize+1 bytes
+// have come, so neither can fill the memory or hang Read.
+func TestReadRefusesALargeFileBeforeReadingIt(t *testing.T) {
+	sparse := func(t *testing.T) string {
+		p := filepath.Join(t.TempDir(), "sparse.yaml")
+		if err := os.WriteFile(p, []byte(base), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, 1<<30); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// endless is a named pipe with a writer that never stops: it ends when
+	// Read closes the pipe (EPIPE), or when the clean-up opens and closes
+	// the pipe for a Read that never opened it.
+	endless := func(t *testing.T) string {
+		p := filepath.Join(t.TempDir(), "pipe.yaml")
+		if err := syscall.Mkfifo(p, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			w, err := os.OpenFile(p, os.O_WRONLY, 0)
+			if err != nil {
+				return
+			}
+			defer w.Close()
+			line := []byte("# " + strings.Repeat("x", 1021) + "\n")
+			for {
+				if _, err := w.Write(line); err != nil {
+					return
+				}
+			}
+		}()
+		t.Cleanup(func() {
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Second):
+				t.Error("the pipe's writer still writes: Read did not close the pipe")
+			}
+			if r, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+				r.Close()
+			}
+			<-done
+		})
+		return p
+	}
+	for _, tc := range []struct {
+		name     string
+		file     func(*testing.T) string
+		want     string
+		maxAlloc uint64 // bytes Read may allocate
+	}{
+		{"sparse gigabyte", sparse, "is 1.0 GiB, more than the 1 MiB that a gate file may be", 64 << 10},
+		{"endless pipe", endless, "is over 1.0 MiB, more than the 1 MiB that a gate file may be", 8 * gatefile.MaxSize},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := tc.file(t)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := gatefile.Read(path)
+			runtime.ReadMemStats(&after)
+			var ie *report.InputError
+			if !errors.As(err, &ie) || err.Error() != path+": "+tc.want {
+				t.Errorf("got %v, want the *report.InputError %q", err, path+": "+tc.want)
+			}
+			if n := after.TotalAlloc - before.TotalAlloc; n > tc.maxAlloc {
+				t.Errorf("Read allocated %d bytes, more than %d", n, tc.maxAlloc)
+			}
+		})
 	}
 }
 

@@ -162,7 +162,7 @@ func TestTenThousandCells(t *testing.T) {
 			}
 			return err
 		}, 40 * uint64(len(data))},
-		{"gate", func() error { CheckBudgets(parsed, budgets); return nil }, 40 * uint64(len(data))},
+		{"budgets", func() error { CheckBudgets(parsed, budgets); return nil }, 40 * uint64(len(data))},
 		{"error in the last cell", func() error {
 			_, err := Parse("r.json", bad)
 			if err == nil || !strings.Contains(err.Error(), "cells[9999]") {

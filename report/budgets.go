@@ -166,7 +166,7 @@ func ParseBudgetList(file string, n *yaml.Node, subject BudgetSubject) (*Budgets
 // ReadBudgets reads and parses the budgets file at path.
 // A file larger than MaxBudgetsBytes is refused without being read.
 func ReadBudgets(path string) (*Budgets, error) {
-	data, err := readBounded(path, MaxBudgetsBytes, "a budgets file")
+	data, err := ReadBounded(path, MaxBudgetsBytes, "a budgets file")
 	if err != nil {
 		return nil, err
 	}

@@ -135,46 +135,5 @@ func mistakesPlot(rows []plotRow, label string) template.HTML {
 	return s.html()
 }
 
-var comparePage = template.Must(template.New("compare").Parse(`<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>halfopen compare</title>
-<style>
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:16px auto;max-width:1240px;padding:0 12px;color:#1d1d1f;background:#fff}
-h1{font-size:21px}h2{font-size:18px;margin-top:30px;border-bottom:1px solid #ddd}h3{font-size:15px;margin:20px 0 2px}
-table{border-collapse:collapse;margin:8px 0 16px;font-size:12px}
-th,td{border:1px solid #d8d8d8;padding:3px 6px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{background:#f3f3f3}
-.sub{color:#555;font-size:12px;margin:0}
-.scroll{max-width:100%;overflow-x:auto}
-.o-within{background:#c9ecd0}.o-outside{background:#f7b6b0}.o-never{background:#ececec}
-.plot{display:block;max-width:100%;height:auto}
-.plot .frame{fill:#fafafa;stroke:#ccc}.plot .grid{stroke:#e4e4e4}.plot .tick{stroke:#888}
-.plot .band{fill:#9bd3a2;fill-opacity:.55;stroke:none}
-.plot .lbl{font:11px system-ui,sans-serif;fill:#444}
-.plot .budget{stroke:#c0392b;stroke-width:1.2}
-.plot .dot{fill:#1f5fa8;fill-opacity:.85}.plot .dot-out{fill:#c0392b}
-.plot .arrow{stroke:#c0392b;stroke-width:1.5;fill:none}.plot .err{stroke:#8e44ad;stroke-width:2}
-.plot .mistake{fill:#e67e22}
-</style>
-</head>
-<body>
-<h1>halfopen compare</h1>
-<p class="sub">{{.Rule}}</p>
-<h2>Regressions ({{len .Regressions}})</h2>
-{{range .Regressions}}<h3>{{.Title}}</h3>
-<p class="sub"><code>{{.Key}}</code> · {{.Why}}</p>
-{{.Plot}}
-<table><tr><th>old</th><td>{{.Old}}</td></tr><tr><th>new</th><td>{{.New}}</td></tr></table>
-{{else}}<p>No cell regressed.</p>
-{{end}}
-<h2>Every cell</h2>
-<div class="scroll"><table>
-<tr><th>detector</th><th>fault</th><th>side</th><th>kind</th><th>p50 old</th><th>p50 new</th><th>p95 old</th><th>p95 new</th><th>censored old</th><th>censored new</th><th>false positives</th><th>p</th><th>verdict</th></tr>
-{{range .Rows}}<tr class="{{.Class}}"><td title="{{.DetectorSpec}}">{{.Detector}}</td><td title="{{.FaultSpec}}">{{.Fault}}</td>{{range .Cols}}<td>{{.}}</td>{{end}}</tr>
-{{end}}</table></div>
-</body>
-</html>
-`))
+// comparePage is the comparison's page, page/compare.html.tmpl.
+var comparePage = parsePage("compare.html.tmpl", nil)

@@ -25,17 +25,18 @@ const (
 // *InputError naming the file and, where it can, the line. A file larger
 // than MaxReportBytes is refused without being read.
 func Read(path string) (*Report, error) {
-	data, err := readBounded(path, MaxReportBytes, "a halfopen report")
+	data, err := ReadBounded(path, MaxReportBytes, "a halfopen report")
 	if err != nil {
 		return nil, err
 	}
 	return Parse(path, data)
 }
 
-// readBounded reads at most limit bytes of the file at path, refusing a
+// ReadBounded reads at most limit bytes of the file at path, refusing a
 // larger one by its size before reading, or after limit+1 bytes when its
-// size is not known in advance (a pipe).
-func readBounded(path string, limit int64, what string) ([]byte, error) {
+// size is not known in advance (a pipe); what names the kind of file in
+// the refusal ("a gate file"). An error is an *InputError naming path.
+func ReadBounded(path string, limit int64, what string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, &InputError{File: path, Msg: "cannot be read: " + errText(err), Err: err}

@@ -117,7 +117,8 @@ func TestBadInputIsOneSentenceAndExit2(t *testing.T) {
 		{"unknown flag", []string{"run", "--detectr", "x"}, "unknown flag"},
 		{"unknown command", []string{"frobnicate"}, "unknown command"},
 		{"missing report", []string{"report", "/nonexistent/r.json"}, "/nonexistent/r.json"},
-		{"missing budgets", []string{"gate", "--budgets", "/nonexistent/b.yaml", "x.json"}, "/nonexistent/b.yaml"},
+		{"missing budgets", []string{"budgets", "check", "--budgets", "/nonexistent/b.yaml", "x.json"}, "/nonexistent/b.yaml"},
+		{"budgets without check", []string{"budgets", "chek"}, "budgets has one subcommand, check"},
 		// The kernel takes at most 128 KiB in one argument.
 		{"huge detector spec", []string{"run", "--detector", "keepalive-tuned:idle=" + strings.Repeat("1", 120<<10) + "s", "--fault", "blackhole"}, "is longer than the 4096 a detector or fault spec may have"},
 		{"huge fault spec", []string{"run", "--detector", "read-eof", "--fault", "blackhole:x=" + strings.Repeat("y", 120<<10)}, "is longer than the 4096 a detector or fault spec may have"},
@@ -345,7 +346,7 @@ func TestCompareExitsOneOnlyOnARegression(t *testing.T) {
 	}
 }
 
-func TestGateNamesEveryBrokenBudget(t *testing.T) {
+func TestBudgetsCheckNamesEveryBrokenBudget(t *testing.T) {
 	dir := t.TempDir()
 	rep := writeReport(t, dir, "r.json", []float64{3.5, 3.6, 3.7})
 	budgets := func(p95 string) string {
@@ -356,26 +357,69 @@ func TestGateNamesEveryBrokenBudget(t *testing.T) {
 		}
 		return p
 	}
-	if r := halfopen(t, "gate", "--budgets", budgets("5s"), rep); r.code != 0 {
+	if r := halfopen(t, "budgets", "check", "--budgets", budgets("5s"), rep); r.code != 0 {
 		t.Errorf("a holding budget failed: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	r := halfopen(t, "gate", "--budgets", budgets("3s"), rep)
+	r := halfopen(t, "budgets", "check", "--budgets", budgets("3s"), rep)
 	if r.code != exitRegression || !strings.Contains(r.stdout, "cable pull noticed") {
 		t.Errorf("a broken budget: exit %d, want 1 naming it\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("budgets:\n  - detector: read-eof\n    fault: blackhole\n    p96: 1s\n"), 0o644)
-	r = halfopen(t, "gate", "--budgets", bad, rep)
+	r = halfopen(t, "budgets", "check", "--budgets", bad, rep)
 	if r.code != exitBadInput {
 		t.Errorf("unknown budget key: exit %d, want 2", r.code)
 	}
 	oneSentence(t, r, "bad.yaml")
 	os.WriteFile(bad, []byte("budgets:\n  - detector: telepathy\n    fault: blackhole\n    p95: 1s\n"), 0o644)
-	r = halfopen(t, "gate", "--budgets", bad, rep)
+	r = halfopen(t, "budgets", "check", "--budgets", bad, rep)
 	if r.code != exitBadInput {
 		t.Errorf("unknown detector in budgets: exit %d, want 2", r.code)
 	}
 	oneSentence(t, r, "telepathy")
+}
+
+// TestGateIsADeprecatedAliasOfBudgetsCheck: `halfopen gate`, the old name
+// of budgets check, does the same (its output, its exit code) and says
+// first, in one line on stderr, that it is deprecated.
+func TestGateIsADeprecatedAliasOfBudgetsCheck(t *testing.T) {
+	dir := t.TempDir()
+	rep := writeReport(t, dir, "r.json", []float64{3.5, 3.6, 3.7})
+	budgets := filepath.Join(dir, "b.yaml")
+	body := "budgets:\n  - name: cable pull noticed\n    detector: keepalive-tuned:idle=1s,intvl=1s,cnt=3\n    fault: peer-cable-pull\n    p95: %s\n"
+	for _, tc := range []struct {
+		name, p95 string
+		args      []string
+		code      int
+	}{
+		{"holds", "5s", []string{"--budgets", budgets, rep}, exitOK},
+		{"broken", "3s", []string{"--budgets", budgets, rep}, exitRegression},
+		{"no report", "5s", []string{"--budgets", budgets}, exitBadInput},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(budgets, []byte(fmt.Sprintf(body, tc.p95)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			now := halfopen(t, append([]string{"budgets", "check"}, tc.args...)...)
+			old := halfopen(t, append([]string{"gate"}, tc.args...)...)
+			if now.code != tc.code || old.code != tc.code {
+				t.Errorf("budgets check exited %d, gate %d; want %d both", now.code, old.code, tc.code)
+			}
+			if old.stdout != now.stdout {
+				t.Errorf("gate printed\n%s\nbudgets check printed\n%s", old.stdout, now.stdout)
+			}
+			first, rest, _ := strings.Cut(old.stderr, "\n")
+			if first != gateDeprecation {
+				t.Errorf("gate's first line on stderr is %q, want %q", first, gateDeprecation)
+			}
+			if strings.Contains(now.stderr, "deprecated") {
+				t.Errorf("budgets check says it is deprecated: %s", now.stderr)
+			}
+			if rest != strings.ReplaceAll(now.stderr, "budgets check", "gate") {
+				t.Errorf("after the notice, gate's stderr is %q, budgets check's %q", rest, now.stderr)
+			}
+		})
+	}
 }
 
 func TestTruncatedReportIsBadInputNamingFileAndLine(t *testing.T) {

@@ -15,9 +15,10 @@ import (
 	"github.com/halfopen/halfopen/report"
 )
 
-// addReportCommands adds report, merge, compare and gate.
+// addReportCommands adds report, merge, compare, budgets and gate (the old
+// name of budgets check).
 func addReportCommands(root *cobra.Command) {
-	root.AddCommand(newReportCmd(), newMergeCmd(), newCompareCmd(), newGateCmd())
+	root.AddCommand(newReportCmd(), newMergeCmd(), newCompareCmd(), newBudgetsCmd(), newGateCmd())
 }
 
 // readReport reads and validates a report; any problem is bad input.
@@ -218,16 +219,50 @@ func loadBudgets(path string) (*report.Budgets, error) {
 	return b, nil
 }
 
+// newBudgetsCmd is `halfopen budgets`, whose one subcommand, check, checks
+// a report against a budgets file.
+func newBudgetsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "budgets",
+		Short: "Check reports against detection budgets (budgets check)",
+		Args:  exactArgs(0, "budgets has one subcommand, check: halfopen budgets check --budgets FILE REPORT"),
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(newBudgetsCheckCmd("check --budgets FILE REPORT", "budgets check"))
+	return cmd
+}
+
+// gateDeprecation is the line `halfopen gate`, the old name of budgets
+// check, prints on standard error before it runs.
+const gateDeprecation = "halfopen: `halfopen gate` is deprecated and goes in the next release; use `halfopen budgets check`"
+
+// newGateCmd is `halfopen gate`, budgets check's old name, kept as an alias
+// for one release: it prints gateDeprecation, before it looks at its
+// arguments, and then does the same.
 func newGateCmd() *cobra.Command {
+	cmd := newBudgetsCheckCmd("gate --budgets FILE REPORT", "gate")
+	args := cmd.Args
+	cmd.Args = func(cmd *cobra.Command, a []string) error {
+		fmt.Fprintln(cmd.ErrOrStderr(), gateDeprecation)
+		return args(cmd, a)
+	}
+	cmd.Short = "Deprecated alias of `budgets check`, removed in the next release"
+	cmd.Example = "  halfopen budgets check --budgets ci/budgets.yaml reports/faults.json   # instead of halfopen gate"
+	return cmd
+}
+
+// newBudgetsCheckCmd builds the command that checks a report against a
+// budgets file, called name in its messages.
+func newBudgetsCheckCmd(use, name string) *cobra.Command {
 	var budgets string
 	cmd := &cobra.Command{
-		Use:     "gate --budgets FILE REPORT",
+		Use:     use,
 		Short:   "Check a report against detection budgets; exit 1 naming every broken budget",
-		Example: "  halfopen gate --budgets ci/budgets.yaml reports/faults.json",
-		Args:    exactArgs(1, "gate needs exactly one REPORT"),
+		Example: "  halfopen budgets check --budgets ci/budgets.yaml reports/faults.json",
+		Args:    exactArgs(1, name+" needs exactly one REPORT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if budgets == "" {
-				return badInput(errors.New("gate needs --budgets FILE"))
+				return badInput(errors.New(name + " needs --budgets FILE"))
 			}
 			b, err := loadBudgets(budgets)
 			if err != nil {
@@ -238,7 +273,7 @@ func newGateCmd() *cobra.Command {
 				return err
 			}
 			if !r.Complete {
-				return badInput(fmt.Errorf("%s is not complete (its run was interrupted), so it cannot pass a gate", args[0]))
+				return badInput(fmt.Errorf("%s is not complete (its run was interrupted), so its budgets cannot be checked", args[0]))
 			}
 			res := report.CheckBudgets(r, b)
 			fmt.Fprint(cmd.OutOrStdout(), res.Text())

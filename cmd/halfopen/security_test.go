@@ -195,7 +195,7 @@ func TestGigabyteInputIsOneSentence(t *testing.T) {
 	}
 	f.Close()
 	small := writeReport(t, dir, "r.json", []float64{3.5})
-	for _, args := range [][]string{{"report", huge}, {"compare", small, huge}, {"merge", small, huge}, {"gate", "--budgets", huge, small}} {
+	for _, args := range [][]string{{"report", huge}, {"compare", small, huge}, {"merge", small, huge}, {"budgets", "check", "--budgets", huge, small}} {
 		start := time.Now()
 		r := halfopen(t, args...)
 		if r.code != exitBadInput {
