@@ -223,10 +223,11 @@ func TestCheckHelpShowsAnExample(t *testing.T) {
 	}
 }
 
-// TestGateFailsOnAnUnmeasuredCell: a report with a cell whose samples
-// could not be measured fails `halfopen gate` even though no budget names
+// TestBudgetsCheckFailsOnAnUnmeasuredCell: a report with a cell whose
+// samples could not be measured fails `halfopen budgets check` (and its
+// old name, `halfopen gate`) even though no budget names
 // that cell, with a sentence naming it; the judge decides, not the budgets.
-func TestGateFailsOnAnUnmeasuredCell(t *testing.T) {
+func TestBudgetsCheckFailsOnAnUnmeasuredCell(t *testing.T) {
 	dir := t.TempDir()
 	rep := writeReport(t, dir, "r.json", []float64{3.5, 3.6})
 	r, err := report.Read(rep)
@@ -247,13 +248,15 @@ func TestGateFailsOnAnUnmeasuredCell(t *testing.T) {
 	if err := os.WriteFile(budgets, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res := halfopen(t, "gate", "--budgets", budgets, rep)
-	if res.code != exitRegression {
-		t.Fatalf("exit %d, want 1\n%s%s", res.code, res.stdout, res.stderr)
-	}
-	for _, want := range []string{"1 cell unmeasured, so the gate cannot pass", "read-eof / graceful-close / client", "peer never said connected"} {
-		if !strings.Contains(res.stderr, want) {
-			t.Errorf("stderr lacks %q:\n%s", want, res.stderr)
+	for _, args := range [][]string{{"budgets", "check"}, {"gate"}} {
+		res := halfopen(t, append(args, "--budgets", budgets, rep)...)
+		if res.code != exitRegression {
+			t.Fatalf("%v: exit %d, want 1\n%s%s", args, res.code, res.stdout, res.stderr)
+		}
+		for _, want := range []string{"1 cell unmeasured, so the gate cannot pass", "read-eof / graceful-close / client", "peer never said connected"} {
+			if !strings.Contains(res.stderr, want) {
+				t.Errorf("%v: stderr lacks %q:\n%s", args, want, res.stderr)
+			}
 		}
 	}
 }
