@@ -91,7 +91,20 @@ func TestJudgeCellFromSamples(t *testing.T) {
 // tolerance, so that a reader knows the margin its verdicts used.
 func TestToleranceRecorded(t *testing.T) {
 	w := Memory(&Report{})
-	if got := w.Snapshot().Environment.ToleranceS; got != PredictionTolerance.Seconds() {
+	r := w.Snapshot()
+	if got := r.Environment.ToleranceS; got != PredictionTolerance.Seconds() {
 		t.Errorf("ToleranceS = %v, want %v", got, PredictionTolerance.Seconds())
+	}
+	for name, render := range map[string]func(*strings.Builder) error{
+		"markdown": func(b *strings.Builder) error { return Markdown(b, r) },
+		"html":     func(b *strings.Builder) error { return HTML(b, r) },
+	} {
+		var b strings.Builder
+		if err := render(&b); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), "judge tolerance") {
+			t.Errorf("the %s report does not show the judge's tolerance", name)
+		}
 	}
 }
