@@ -203,7 +203,9 @@ func ParseBudgets(name string, data []byte) (*Budgets, error) {
 	top, err := yamlnode.Mapping(doc.Content[0], "the budgets file", []string{"budgets"})
 	if err != nil {
 		var e *yamlnode.Error
-		errors.As(err, &e)
+		if !errors.As(err, &e) {
+			return nil, &InputError{File: name, Msg: err.Error(), Err: err}
+		}
 		return nil, &InputError{File: name, Line: e.Line, Msg: e.Msg}
 	}
 	if len(top) == 0 {
