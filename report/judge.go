@@ -26,14 +26,16 @@ const (
 	// OutcomeNone is a cell without samples.
 	OutcomeNone Outcome = iota
 	// OutcomeWithin is a detection cell whose every sample decided inside
-	// its predicted range (± PredictionTolerance), with a predicted reason.
+	// its prediction (its own forecast, or the cell's range, ±
+	// PredictionTolerance) with a predicted reason, or was censored where
+	// its own forecast reaches past the budget.
 	OutcomeWithin
 	// OutcomeMeasured is a detection cell measured, not judged: its
 	// samples decided where theory gives no range to check them against,
 	// or theory makes no claim (Expect ""), decided or not.
 	OutcomeMeasured
-	// OutcomeNever is a detection cell in which, as theory says, no sample
-	// decided within its budget.
+	// OutcomeNever is a detection cell in which, as theory (or each
+	// sample's forecast) says, no sample decided within its budget.
 	OutcomeNever
 	// OutcomeSurvived is a disturbance the connection survived with no
 	// false positive.
@@ -41,10 +43,11 @@ const (
 	// OutcomeFalsePositive is a disturbance in which the detector decided
 	// that a live peer was dead.
 	OutcomeFalsePositive
-	// OutcomeOutside is a detection cell that disagrees with theory: a
-	// sample outside its predicted range or with an unpredicted reason, a
-	// censored sample where theory says it detects, or a decision where
-	// theory says never.
+	// OutcomeOutside is a cell that disagrees with theory (JudgeSample): a
+	// sample outside its prediction or with an undeclared reason, a
+	// censored sample where theory says it detects in time, a decision
+	// where theory says never, or a disturbance survived where theory says
+	// it makes false positives.
 	OutcomeOutside
 	// OutcomeError is a cell with a sample the harness could not measure.
 	OutcomeError
