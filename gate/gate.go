@@ -138,13 +138,13 @@ func (r *Result) String() string {
 
 // Measure puts the cell through fresh labs, one per sample, several at
 // once, and returns what was measured, from inside a Ginkgo spec: bad
-// input fails the spec at once with one sentence, a machine that cannot
-// run a lab skips it with the preflight's, and the samples go to gmeasure.
+// input fails the spec at once with one sentence, and so does a machine
+// that cannot run a lab (the preflight's sentence: not root, no user
+// namespaces, a missing capability), never a skip: a gate that did not
+// measure cannot pass. The samples go to gmeasure.
 func Measure(ctx context.Context, c Cell) *Result {
 	ginkgo.GinkgoHelper()
-	if err := harness.Preflight(); err != nil {
-		ginkgo.Skip(err.Error())
-	}
+	requireLab()
 	r, err := Run(ctx, c)
 	if err != nil {
 		ginkgo.Fail(err.Error())
@@ -153,9 +153,55 @@ func Measure(ctx context.Context, c Cell) *Result {
 	return r
 }
 
+// preflight checks that this machine can run a lab; a test swaps it.
+var preflight = harness.Preflight
+
+// labError is the one sentence of a gate that cannot build its lab.
+func labError(err error) error {
+	return fmt.Errorf("gate: cannot measure, so the gate fails rather than pass unmeasured: %w", err)
+}
+
+// requireLab fails the running spec, with the preflight's sentence, on a
+// machine that cannot run a lab.
+func requireLab() {
+	ginkgo.GinkgoHelper()
+	if err := preflight(); err != nil {
+		ginkgo.Fail(labError(err).Error())
+	}
+}
+
+// measuredEntry names the (invisible) report entry each measured cell
+// adds to its spec, by which a suite that measured nothing is found.
+const measuredEntry = "halfopen gate: measured"
+
+// A gate suite whose specs measured no cell (a focus or label filter that
+// chose none, specs that returned early) fails: it would pass unmeasured.
+var _ = ginkgo.ReportAfterSuite("a gate suite measures at least one cell", func(r ginkgo.Report) {
+	if why := measuredNothing(r); why != "" {
+		ginkgo.Fail(why)
+	}
+})
+
+// measuredNothing says why a suite that otherwise passed measured nothing,
+// or "" when a spec measured a cell or the suite failed anyway.
+func measuredNothing(r ginkgo.Report) string {
+	if !r.SuiteSucceeded {
+		return ""
+	}
+	for _, sr := range r.SpecReports {
+		for _, e := range sr.ReportEntries {
+			if e.Name == measuredEntry {
+				return ""
+			}
+		}
+	}
+	return fmt.Sprintf("gate: the suite measured no cell (%d of %d specs chosen by its filters ran), so it cannot pass: widen --focus/--label-filter to a spec that calls gate.Measure", r.PreRunStats.SpecsThatWillRun, r.PreRunStats.TotalSpecs)
+}
+
 // record puts a result's samples in gmeasure, as a report entry of the
 // running spec.
 func record(r *Result) {
+	ginkgo.AddReportEntry(measuredEntry, r.Cell.Describe(), ginkgo.ReportEntryVisibilityNever)
 	exp := gmeasure.NewExperiment(r.Cell.Describe())
 	for _, s := range r.Record.Samples {
 		if s.Detected && s.Seconds != nil && r.Cell.Kind == report.KindDetection {
@@ -169,12 +215,11 @@ func record(r *Result) {
 }
 
 // MeasureAll measures the cells together in one run (RunAll) from inside a
-// Ginkgo spec, and returns their results in order, as Measure does for one.
+// Ginkgo spec, and returns their results in order, as Measure does for one
+// (failing, never skipping, on a machine that cannot run a lab).
 func MeasureAll(ctx context.Context, cells ...Cell) []*Result {
 	ginkgo.GinkgoHelper()
-	if err := harness.Preflight(); err != nil {
-		ginkgo.Skip(err.Error())
-	}
+	requireLab()
 	out, err := RunAll(ctx, cells...)
 	if err != nil {
 		ginkgo.Fail(err.Error())
@@ -214,8 +259,8 @@ func Run(ctx context.Context, c Cell) (*Result, error) {
 // labs), and returns their results in the cells' order. Bad input in any
 // cell is the error, before anything is measured.
 func RunAll(ctx context.Context, cells ...Cell) ([]*Result, error) {
-	if err := harness.Preflight(); err != nil {
-		return nil, err
+	if err := preflight(); err != nil {
+		return nil, labError(err)
 	}
 	if len(cells) == 0 {
 		return nil, fmt.Errorf("gate: no cells to measure")

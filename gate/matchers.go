@@ -1,10 +1,10 @@
 package gate
 
 import (
+	"errors"
 	"fmt"
-	"math"
 	"slices"
-	"sort"
+	"strings"
 	"time"
 
 	"github.com/onsi/gomega/types"
@@ -19,24 +19,34 @@ type resultMatcher struct {
 	fail  error
 }
 
-// Match checks the result; a sample error always fails it.
+// Match checks the result. A result that measured nothing, or has a
+// sample the judge (report.Cell.JudgeSample) finds could not be measured,
+// is an error, not a mismatch: Gomega fails on it whether the matcher is
+// negated or not, so NotTo(Survive()) cannot pass on a cell that errored.
 func (m *resultMatcher) Match(actual any) (bool, error) {
 	r, ok := actual.(*Result)
 	if !ok || r == nil || r.Cell == nil {
 		return false, fmt.Errorf("gate matchers take the *gate.Result of Measure, not %T", actual)
 	}
-	for i, s := range r.Record.Samples {
-		if s.Error != "" {
-			m.fail = fmt.Errorf("sample %d could not be measured: %s", i, s.Error)
-			return false, nil
-		}
-	}
-	if len(r.Record.Samples) == 0 {
-		m.fail = fmt.Errorf("no sample was measured")
-		return false, nil
+	if err := measured(r); err != nil {
+		return false, err
 	}
 	m.fail = m.check(r)
 	return m.fail == nil, nil
+}
+
+// measured says why a result cannot be judged: no sample, or a sample
+// that could not be measured.
+func measured(r *Result) error {
+	if len(r.Record.Samples) == 0 {
+		return fmt.Errorf("%s measured no sample, so no expectation on it can hold or fail", r.Cell.Describe())
+	}
+	for i, s := range r.Record.Samples {
+		if v := r.Record.JudgeSample(s); v.Class == report.SampleError {
+			return fmt.Errorf("%s: sample %d %s, so no expectation on it can hold or fail", r.Cell.Describe(), i, v.Why)
+		}
+	}
+	return nil
 }
 
 // FailureMessage names the cell, the broken expectation and every sample.
@@ -49,33 +59,26 @@ func (m *resultMatcher) NegatedFailureMessage(actual any) string {
 	return fmt.Sprintf("%v\nwas expected not to %s", actual, m.what)
 }
 
-// p95 ranks every sample, a censored one as slower than any (+Inf), by the
-// report's one quantile rule.
-func p95(rec report.Cell) float64 {
-	var xs []float64
-	for _, s := range rec.Samples {
-		if s.Detected && s.Seconds != nil {
-			xs = append(xs, *s.Seconds)
-		} else {
-			xs = append(xs, math.Inf(1))
-		}
+// budget checks the result against a budget with report's one checker
+// (the checker of budgets files and gate files), and returns the broken
+// limits as one error.
+func budget(r *Result, b report.Budget) error {
+	var broken []string
+	for _, v := range b.Check(&r.Record) {
+		broken = append(broken, fmt.Sprintf("its %s is %s, allowed %s", v.Metric, v.Measured, v.Allowed))
 	}
-	sort.Float64s(xs)
-	return report.NearestRank(xs, 0.95)
+	if len(broken) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(broken, "; "))
 }
 
 // DetectWithin succeeds when the watcher gave up on its dead peer within d
 // at the 95th percentile, a censored sample counting as slower than any
-// budget, and no sample is an error.
+// budget (report.Budget's rule), and no sample is an error.
 func DetectWithin(d time.Duration) types.GomegaMatcher {
 	return &resultMatcher{what: fmt.Sprintf("detect the fault within %v at p95", d), check: func(r *Result) error {
-		if got := p95(r.Record); got > d.Seconds() {
-			if math.IsInf(got, 1) {
-				return fmt.Errorf("its p95 is past the budget: too many samples did not decide")
-			}
-			return fmt.Errorf("its p95 is %.3f s", got)
-		}
-		return nil
+		return budget(r, report.Budget{P95: &d})
 	}}
 }
 
@@ -100,8 +103,22 @@ func Survive() types.GomegaMatcher {
 		if r.Record.Kind != report.KindDisturbance {
 			return fmt.Errorf("%s is not a disturbance but a %s cell", r.Record.Fault, r.Record.Kind)
 		}
-		if r.Record.FalsePositives > 0 {
-			return fmt.Errorf("it dropped the healthy connection %d times", r.Record.FalsePositives)
+		none := 0
+		return budget(r, report.Budget{FalsePositives: &none})
+	}}
+}
+
+// AgreeWithTheory succeeds when the judge (report.Cell.JudgeSample) finds
+// every sample what its theory says: inside its prediction (its own
+// forecast, or the cell's range, ± report.PredictionTolerance) with a
+// declared reason, censored where theory says so, no false positive where
+// theory says the connection survives.
+func AgreeWithTheory() types.GomegaMatcher {
+	return &resultMatcher{what: "agree with its theory", check: func(r *Result) error {
+		for i, s := range r.Record.Samples {
+			if v := r.Record.JudgeSample(s); !v.Agrees {
+				return fmt.Errorf("sample %d %s", i, v.Why)
+			}
 		}
 		return nil
 	}}

@@ -55,6 +55,7 @@ import (
 	_ "github.com/halfopen/halfopen/detectors"
 	_ "github.com/halfopen/halfopen/faults"
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/yamlnode"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/spec"
 )
@@ -181,7 +182,6 @@ var reservedPeers = []string{"builtin", "self"}
 var (
 	plainName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 	envName   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	yamlLine  = regexp.MustCompile(`line (\d+): (.*)`)
 )
 
 // parser holds what one Parse has read so far.
@@ -235,84 +235,44 @@ func Parse(name string, data []byte) (*File, error) {
 }
 
 // syntax turns a YAML syntax error into an *report.InputError with its line.
-func (p *parser) syntax(err error) error {
-	text := strings.TrimPrefix(err.Error(), "yaml: ")
-	if m := yamlLine.FindStringSubmatch(text); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &report.InputError{File: p.name, Line: line, Msg: "is not valid YAML: " + m[2], Err: err}
+func (p *parser) syntax(err error) error { return p.node(yamlnode.Syntax(err)) }
+
+// node turns a *yamlnode.Error into an *report.InputError naming the file;
+// other errors pass unchanged.
+func (p *parser) node(err error) error {
+	var e *yamlnode.Error
+	if errors.As(err, &e) {
+		return &report.InputError{File: p.name, Line: e.Line, Msg: e.Msg, Err: e.Err}
 	}
-	return &report.InputError{File: p.name, Msg: "is not valid YAML: " + text, Err: err}
+	return err
 }
 
 // pair is one key of a mapping with its value.
-type pair struct {
-	key   string
-	line  int
-	value *yaml.Node
-}
-
-// deref follows an alias to the node it names.
-func deref(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
-		n = n.Alias
-	}
-	return n
-}
+type pair = yamlnode.Pair
 
 // mapping returns the keys of a mapping node, refusing a key that is not
 // among known, or given twice. what names the mapping in messages.
 func (p *parser) mapping(n *yaml.Node, what string, known []string) ([]pair, error) {
-	n = deref(n)
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil, p.fail(lineOf(n), "%s is %s, where a mapping of keys to values belongs", what, describe(n))
-	}
-	var out []pair
-	seen := map[string]int{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := deref(n.Content[i]), n.Content[i+1]
-		if k == nil || k.Kind != yaml.ScalarNode {
-			return nil, p.fail(lineOf(n.Content[i]), "%s has a key that is %s, where a name belongs", what, describe(k))
-		}
-		if known != nil && !slices.Contains(known, k.Value) {
-			return nil, p.fail(k.Line, "%s has the unknown key %q; the known keys are %s", what, k.Value, list(known))
-		}
-		if first, dup := seen[k.Value]; dup {
-			return nil, p.fail(k.Line, "%s gives %q twice (first at line %d)", what, k.Value, first)
-		}
-		seen[k.Value] = k.Line
-		out = append(out, pair{key: k.Value, line: k.Line, value: v})
-	}
-	return out, nil
+	out, err := yamlnode.Mapping(n, what, known)
+	return out, p.node(err)
 }
 
 // sequence returns the items of a sequence node.
 func (p *parser) sequence(n *yaml.Node, what string) ([]*yaml.Node, error) {
-	n = deref(n)
-	if n == nil || n.Kind != yaml.SequenceNode {
-		return nil, p.fail(lineOf(n), "%s is %s, where a list belongs", what, describe(n))
-	}
-	out := make([]*yaml.Node, len(n.Content))
-	for i, c := range n.Content {
-		out[i] = deref(c)
-	}
-	return out, nil
+	out, err := yamlnode.Sequence(n, what)
+	return out, p.node(err)
 }
 
 // scalar returns a scalar's text; null is refused.
 func (p *parser) scalar(n *yaml.Node, what string) (string, error) {
-	n = deref(n)
-	if n == nil || n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		return "", p.fail(lineOf(n), "%s is %s, where a value belongs", what, describe(n))
-	}
-	return n.Value, nil
+	out, err := yamlnode.Scalar(n, what)
+	return out, p.node(err)
 }
 
 // text returns a scalar's text, or "" for null.
 func (p *parser) text(n *yaml.Node, what string) (string, error) {
-	if m := deref(n); m != nil && m.Kind == yaml.ScalarNode && m.Tag == "!!null" {
-		return "", nil
-	}
-	return p.scalar(n, what)
+	out, err := yamlnode.Text(n, what)
+	return out, p.node(err)
 }
 
 // word returns a non-empty scalar free of commas and control characters,
@@ -352,32 +312,14 @@ func (p *parser) boolean(n *yaml.Node, what string) (bool, error) {
 
 // duration returns a Go duration; positive says zero is refused.
 func (p *parser) duration(n *yaml.Node, what string, positive bool) (time.Duration, error) {
-	s, err := p.scalar(n, what)
-	if err != nil {
-		return 0, err
-	}
-	d, perr := time.ParseDuration(strings.TrimSpace(s))
-	if perr != nil || d < 0 || positive && d == 0 {
-		kind := "a Go duration such as 500ms or 5s"
-		if positive {
-			kind = "a positive " + strings.TrimPrefix(kind, "a ")
-		}
-		return 0, p.fail(n.Line, "%s is %q, which is not %s", what, s, kind)
-	}
-	return d, nil
+	d, err := yamlnode.Duration(n, what, positive)
+	return d, p.node(err)
 }
 
 // count returns a whole number, at least min.
 func (p *parser) count(n *yaml.Node, what string, min int) (int, error) {
-	s, err := p.scalar(n, what)
-	if err != nil {
-		return 0, err
-	}
-	v, cerr := strconv.Atoi(strings.TrimSpace(s))
-	if cerr != nil || v < min {
-		return 0, p.fail(n.Line, "%s is %q, which is not a whole number of %d or more", what, s, min)
-	}
-	return v, nil
+	v, err := yamlnode.Count(n, what, min)
+	return v, p.node(err)
 }
 
 // stringMap returns a mapping of names to scalars, with its keys in file
@@ -389,14 +331,14 @@ func (p *parser) stringMap(n *yaml.Node, what string, validKey func(string) bool
 	}
 	m := make(map[string]string, len(pairs))
 	for _, kv := range pairs {
-		if !validKey(kv.key) {
-			return nil, nil, p.fail(kv.line, "%s has the key %q, which is not %s", what, kv.key, keyRule)
+		if !validKey(kv.Key) {
+			return nil, nil, p.fail(kv.Line, "%s has the key %q, which is not %s", what, kv.Key, keyRule)
 		}
-		v, err := p.scalar(kv.value, what+"."+kv.key)
+		v, err := p.scalar(kv.Value, what+"."+kv.Key)
 		if err != nil {
 			return nil, nil, err
 		}
-		m[kv.key] = v
+		m[kv.Key] = v
 	}
 	return pairs, m, nil
 }
@@ -410,19 +352,19 @@ func (p *parser) file(root *yaml.Node) error {
 	}
 	top := map[string]pair{}
 	for _, kv := range pairs {
-		top[kv.key] = kv
+		top[kv.Key] = kv
 	}
 	v, ok := top["version"]
 	if !ok {
 		return p.fail(lineOf(root), "has no version; a gate file starts with \"version: %d\"", Version)
 	}
-	if s, err := p.scalar(v.value, "version"); err != nil {
+	if s, err := p.scalar(v.Value, "version"); err != nil {
 		return err
 	} else if s != strconv.Itoa(Version) {
-		return p.fail(v.value.Line, "is version %q; this halfopen reads version %d", s, Version)
+		return p.fail(v.Value.Line, "is version %q; this halfopen reads version %d", s, Version)
 	}
 	if s, ok := top["services"]; ok {
-		if err := p.services(s.value); err != nil {
+		if err := p.services(s.Value); err != nil {
 			return err
 		}
 	}
@@ -431,13 +373,13 @@ func (p *parser) file(root *yaml.Node) error {
 			return p.fail(lineOf(root), "has no %s; a gate file names watchers, the cells to measure and the budgets they must hold", need)
 		}
 	}
-	if err := p.watchers(top["watchers"].value); err != nil {
+	if err := p.watchers(top["watchers"].Value); err != nil {
 		return err
 	}
-	if err := p.cells(top["cells"].value); err != nil {
+	if err := p.cells(top["cells"].Value); err != nil {
 		return err
 	}
-	return p.budgets(top["budgets"].value)
+	return p.budgets(top["budgets"].Value)
 }
 
 func (p *parser) services(n *yaml.Node) error {
@@ -446,47 +388,47 @@ func (p *parser) services(n *yaml.Node) error {
 		return err
 	}
 	for _, kv := range pairs {
-		what := "service " + kv.key
-		if !plainName.MatchString(kv.key) || slices.Contains(reservedPeers, kv.key) {
-			return p.fail(kv.line, "service name %q is not a plain name (letters, digits, '_', '.', '-'), or is builtin or self, which name other peers", kv.key)
+		what := "service " + kv.Key
+		if !plainName.MatchString(kv.Key) || slices.Contains(reservedPeers, kv.Key) {
+			return p.fail(kv.Line, "service name %q is not a plain name (letters, digits, '_', '.', '-'), or is builtin or self, which name other peers", kv.Key)
 		}
-		fields, err := p.mapping(kv.value, what, serviceKeys)
+		fields, err := p.mapping(kv.Value, what, serviceKeys)
 		if err != nil {
 			return err
 		}
-		s := harness.Service{Name: kv.key}
+		s := harness.Service{Name: kv.Key}
 		hasCmd := false
 		for _, fd := range fields {
-			fw := what + " " + fd.key
-			switch fd.key {
+			fw := what + " " + fd.Key
+			switch fd.Key {
 			case "cmd":
 				hasCmd = true
-				if err := p.serviceCmd(&s, fd.value, fw); err != nil {
+				if err := p.serviceCmd(&s, fd.Value, fw); err != nil {
 					return err
 				}
 			case "env":
-				pairs, m, err := p.stringMap(fd.value, fw, envName.MatchString, "an environment variable name")
+				pairs, m, err := p.stringMap(fd.Value, fw, envName.MatchString, "an environment variable name")
 				if err != nil {
 					return err
 				}
 				for _, e := range pairs {
-					s.Env = append(s.Env, e.key+"="+m[e.key])
+					s.Env = append(s.Env, e.Key+"="+m[e.Key])
 				}
 			case "package":
-				s.Package, err = p.text(fd.value, fw)
+				s.Package, err = p.text(fd.Value, fw)
 			case "user":
-				s.User, err = p.text(fd.value, fw)
+				s.User, err = p.text(fd.Value, fw)
 			case "protocol":
-				s.Protocol, err = p.boolean(fd.value, fw)
+				s.Protocol, err = p.boolean(fd.Value, fw)
 			case "ready_timeout":
-				s.ReadyTimeout, err = p.duration(fd.value, fw, true)
+				s.ReadyTimeout, err = p.duration(fd.Value, fw, true)
 			}
 			if err != nil {
 				return err
 			}
 		}
 		if !hasCmd {
-			return p.fail(kv.line, "%s has no cmd; write cmd: [program, arg, ...] with {ip}, {port}, {addr} and {dir} where its address and directory go", what)
+			return p.fail(kv.Line, "%s has no cmd; write cmd: [program, arg, ...] with {ip}, {port}, {addr} and {dir} where its address and directory go", what)
 		}
 		p.f.Services = append(p.f.Services, s)
 	}
@@ -537,36 +479,36 @@ func (p *parser) watchers(n *yaml.Node) error {
 		return p.fail(lineOf(n), "watchers lists no watcher")
 	}
 	for _, kv := range pairs {
-		what := "watcher " + kv.key
-		if !plainName.MatchString(kv.key) {
-			return p.fail(kv.line, "watcher name %q is not a plain name (letters, digits, '_', '.', '-')", kv.key)
+		what := "watcher " + kv.Key
+		if !plainName.MatchString(kv.Key) {
+			return p.fail(kv.Line, "watcher name %q is not a plain name (letters, digits, '_', '.', '-')", kv.Key)
 		}
-		fields, err := p.mapping(kv.value, what, watcherKeys)
+		fields, err := p.mapping(kv.Value, what, watcherKeys)
 		if err != nil {
 			return err
 		}
-		w := Watcher{Name: kv.key, Line: kv.line, Peer: "builtin", Config: map[string]string{}}
+		w := Watcher{Name: kv.Key, Line: kv.Line, Peer: "builtin", Config: map[string]string{}}
 		for _, fd := range fields {
-			fw := what + " " + fd.key
-			switch fd.key {
+			fw := what + " " + fd.Key
+			switch fd.Key {
 			case "cmd":
-				w.Cmd, err = p.word(fd.value, fw)
+				w.Cmd, err = p.word(fd.Value, fw)
 			case "peer":
-				w.Peer, err = p.peer(fd.value, fw)
+				w.Peer, err = p.peer(fd.Value, fw)
 			case "privileged":
-				w.Privileged, err = p.boolean(fd.value, fw)
+				w.Privileged, err = p.boolean(fd.Value, fw)
 			case "config":
-				err = p.config(&w, fd.value, fw)
+				err = p.config(&w, fd.Value, fw)
 			}
 			if err != nil {
 				return err
 			}
 		}
 		if w.Cmd == "" {
-			return p.fail(kv.line, "%s has no cmd; write cmd: ./path/to/program (relative to the gate file's directory)", what)
+			return p.fail(kv.Line, "%s has no cmd; write cmd: ./path/to/program (relative to the gate file's directory)", what)
 		}
 		if w.Detector, err = detectorSpec(w); err != nil {
-			return p.fail(kv.line, "%s: %v", what, err)
+			return p.fail(kv.Line, "%s: %v", what, err)
 		}
 		p.f.Watchers = append(p.f.Watchers, w)
 	}
@@ -606,25 +548,25 @@ func (p *parser) config(w *Watcher, n *yaml.Node, what string) error {
 		return err
 	}
 	for _, kv := range pairs {
-		if !plainName.MatchString(kv.key) {
-			return p.fail(kv.line, "%s has the key %q, which is not a plain name (letters, digits, '_', '.', '-')", what, kv.key)
+		if !plainName.MatchString(kv.Key) {
+			return p.fail(kv.Line, "%s has the key %q, which is not a plain name (letters, digits, '_', '.', '-')", what, kv.Key)
 		}
-		if slices.Contains(watcherKeys[:3], kv.key) {
-			return p.fail(kv.line, "%s has the key %q, which is the watcher's own; write it beside config, not in it", what, kv.key)
+		if slices.Contains(watcherKeys[:3], kv.Key) {
+			return p.fail(kv.Line, "%s has the key %q, which is the watcher's own; write it beside config, not in it", what, kv.Key)
 		}
-		v, err := p.scalar(kv.value, what+"."+kv.key)
+		v, err := p.scalar(kv.Value, what+"."+kv.Key)
 		if err != nil {
 			return err
 		}
 		switch {
 		case strings.TrimSpace(v) != v:
-			return p.fail(kv.value.Line, "%s.%s %q begins or ends with a space", what, kv.key, v)
+			return p.fail(kv.Value.Line, "%s.%s %q begins or ends with a space", what, kv.Key, v)
 		case strings.Contains(v, ","):
-			return p.fail(kv.value.Line, "%s.%s %q holds a comma, which a spec cannot carry", what, kv.key, v)
+			return p.fail(kv.Value.Line, "%s.%s %q holds a comma, which a spec cannot carry", what, kv.Key, v)
 		case strings.IndexFunc(v, unicode.IsControl) >= 0:
-			return p.fail(kv.value.Line, "%s.%s %q holds a control character", what, kv.key, v)
+			return p.fail(kv.Value.Line, "%s.%s %q holds a control character", what, kv.Key, v)
 		}
-		w.Config[kv.key] = v
+		w.Config[kv.Key] = v
 	}
 	return nil
 }
@@ -678,10 +620,10 @@ func (p *parser) cells(n *yaml.Node) error {
 		sides := []harness.Side{harness.SideClient}
 		sysctlLine := 0
 		for _, fd := range fields {
-			fw := what + " " + fd.key
-			switch fd.key {
+			fw := what + " " + fd.Key
+			switch fd.Key {
 			case "watchers":
-				items, err := p.sequence(fd.value, fw)
+				items, err := p.sequence(fd.Value, fw)
 				if err != nil {
 					return err
 				}
@@ -696,7 +638,7 @@ func (p *parser) cells(n *yaml.Node) error {
 					watchers = append(watchers, name)
 				}
 			case "faults":
-				items, err := p.sequence(fd.value, fw)
+				items, err := p.sequence(fd.Value, fw)
 				if err != nil {
 					return err
 				}
@@ -712,7 +654,7 @@ func (p *parser) cells(n *yaml.Node) error {
 					faults = append(faults, fault{text: text, canonical: c, line: it.Line})
 				}
 			case "sides":
-				items, err := p.sequence(fd.value, fw)
+				items, err := p.sequence(fd.Value, fw)
 				if err != nil {
 					return err
 				}
@@ -729,15 +671,15 @@ func (p *parser) cells(n *yaml.Node) error {
 					sides = append(sides, s)
 				}
 			case "samples":
-				base.Samples, err = p.count(fd.value, fw, 1)
+				base.Samples, err = p.count(fd.Value, fw, 1)
 			case "budget":
-				base.Budget, err = p.duration(fd.value, fw, true)
+				base.Budget, err = p.duration(fd.Value, fw, true)
 			case "idle":
-				base.Idle, err = p.duration(fd.value, fw, false)
+				base.Idle, err = p.duration(fd.Value, fw, false)
 				base.FixedIdle = true
 			case "sysctls":
-				_, base.Sysctls, err = p.stringMap(fd.value, fw, func(string) bool { return true }, "")
-				sysctlLine = fd.line
+				_, base.Sysctls, err = p.stringMap(fd.Value, fw, func(string) bool { return true }, "")
+				sysctlLine = fd.Line
 			}
 			if err != nil {
 				return err
@@ -785,82 +727,34 @@ func (p *parser) cells(n *yaml.Node) error {
 	return nil
 }
 
+// budgets reads the file's budgets with report's one budget parser: a
+// budget names a watcher of this file, whose detector spec it limits.
 func (p *parser) budgets(n *yaml.Node) error {
-	entries, err := p.sequence(n, "budgets")
-	if err != nil {
-		return err
-	}
-	if len(entries) == 0 {
-		return p.fail(lineOf(n), "budgets lists no budget; a gate holds at least one")
-	}
-	var out []report.Budget
-	watcherOf := make([]string, len(entries))
-	for i, e := range entries {
-		what := fmt.Sprintf("budget %d", i+1)
-		fields, err := p.mapping(e, what, budgetKeys)
-		if err != nil {
-			return err
-		}
-		b := report.Budget{Line: e.Line}
-		durations := map[string]**time.Duration{"p50": &b.P50, "p95": &b.P95, "max": &b.Max}
-		counts := map[string]**int{"censored": &b.Censored, "false_positives": &b.FalsePositives, "errors": &b.Errors}
-		for _, fd := range fields {
-			fw := what + " " + fd.key
-			switch fd.key {
-			case "name":
-				b.Name, err = p.text(fd.value, fw)
-			case "watcher":
-				var name string
-				if name, err = p.scalar(fd.value, fw); err == nil {
-					w, ok := p.f.Watcher(name)
-					if !ok {
-						return p.fail(fd.value.Line, "%s is %q, which is not a watcher of this file (%s)", fw, name, list(p.watcherNames()))
-					}
-					b.Detector, watcherOf[i] = w.Detector, name
-				}
-			case "fault":
-				var text string
-				if text, err = p.scalar(fd.value, fw); err == nil {
-					if b.Fault, err = harness.CanonicalFault(text); err != nil {
-						return p.fail(fd.value.Line, "%s: %v", fw, err)
-					}
-				}
-			case "side":
-				b.Side, err = p.scalar(fd.value, fw)
-			case "kind":
-				var k string
-				k, err = p.scalar(fd.value, fw)
-				b.Kind = report.Kind(k)
-			case "p50", "p95", "max":
-				var d time.Duration
-				if d, err = p.duration(fd.value, fw, false); err == nil {
-					*durations[fd.key] = &d
-				}
-			default:
-				var c int
-				if c, err = p.count(fd.value, fw, 0); err == nil {
-					*counts[fd.key] = &c
-				}
+	watcherOf := map[string]string{} // detector spec → watcher name
+	bs, err := report.ParseBudgetList(p.name, n, report.BudgetSubject{
+		Key: "watcher",
+		Detector: func(name string) (string, error) {
+			w, ok := p.f.Watcher(name)
+			if !ok {
+				return "", fmt.Errorf("which is not a watcher of this file (%s)", list(p.watcherNames()))
 			}
+			watcherOf[w.Detector] = name
+			return w.Detector, nil
+		},
+		Fault: func(text string) (string, error) {
+			f, err := harness.CanonicalFault(text)
 			if err != nil {
-				return err
+				return "", fmt.Errorf("which is not a fault: %w", err)
 			}
-		}
-		if watcherOf[i] == "" {
-			return p.fail(e.Line, "%s has no watcher; a budget names a watcher of this file and a fault", what)
-		}
-		if b.Fault == "" {
-			return p.fail(e.Line, "%s has no fault; a budget names a watcher of this file and a fault", what)
-		}
-		out = append(out, b)
-	}
-	bs, err := report.NewBudgets(p.name, out)
+			return f, nil
+		},
+	})
 	if err != nil {
 		return err
 	}
 	for i, b := range bs.Budgets {
 		if !p.matchesACell(&b) {
-			return p.fail(b.Line, "budget %d (%s against %s) matches no cell of this gate file, so it could never hold", i+1, watcherOf[i], b.Fault)
+			return p.fail(b.Line, "budget %d (%s against %s) matches no cell of this gate file, so it could never hold", i+1, watcherOf[b.Detector], b.Fault)
 		}
 	}
 	p.f.Budgets = bs
@@ -886,37 +780,13 @@ func (p *parser) watcherNames() []string {
 }
 
 // lineOf returns a node's line, or 0 for none.
-func lineOf(n *yaml.Node) int {
-	if n == nil {
-		return 0
-	}
-	return n.Line
-}
+func lineOf(n *yaml.Node) int { return yamlnode.Line(n) }
 
 // describe names what a node is, for messages.
-func describe(n *yaml.Node) string {
-	switch {
-	case n == nil:
-		return "missing"
-	case n.Kind == yaml.MappingNode:
-		return "a mapping"
-	case n.Kind == yaml.SequenceNode:
-		return "a list"
-	case n.Kind == yaml.ScalarNode && n.Tag == "!!null":
-		return "empty"
-	case n.Kind == yaml.ScalarNode:
-		return fmt.Sprintf("%q", n.Value)
-	}
-	return "an alias that names nothing"
-}
+func describe(n *yaml.Node) string { return yamlnode.Describe(n) }
+
+// deref follows an alias to the node it names.
+func deref(n *yaml.Node) *yaml.Node { return yamlnode.Deref(n) }
 
 // list joins names as "a, b and c".
-func list(names []string) string {
-	switch len(names) {
-	case 0:
-		return "none"
-	case 1:
-		return names[0]
-	}
-	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
-}
+func list(names []string) string { return yamlnode.List(names) }

@@ -45,7 +45,8 @@ func isA[T any](v any) bool {
 }
 
 // EffectTheory is the generic rule of an Effect: a FIN or an RST is seen
-// at once by a blocked read (unless the detector predicts its own
+// at once by a blocked read, or as the socket's new state (CLOSE_WAIT) by
+// a program that polls it (unless the detector predicts its own
 // reaction), a silent peer gets the detector's own prediction. An Expecter
 // fault falls back on it for the detectors it has nothing special to say
 // about.
@@ -56,11 +57,11 @@ func EffectTheory(det Detector, e Effect) (Prediction, report.Expectation) {
 	const rule = "a blocked read returns as soon as the segment arrives over two veth hops (tens of µs); 50 ms allows for a loaded 2-core machine"
 	switch e {
 	case EffectFIN:
-		return Prediction{Hi: 50 * time.Millisecond, Rule: "FIN: read returns 0 (RFC 793 CLOSE-WAIT); " + rule, Reasons: []string{"EOF"}}, report.ExpectDetect
+		return Prediction{Hi: 50 * time.Millisecond, Rule: "FIN: read returns 0 and the socket enters CLOSE_WAIT (tcp_fin(), net/ipv4/tcp_input.c; RFC 793), which a program that polls TCP_INFO reports by its name; " + rule, Reasons: []string{"EOF", "CLOSE_WAIT"}}, report.ExpectDetect
 	case EffectRST:
 		return Prediction{Hi: 50 * time.Millisecond, Rule: "RST: read fails with ECONNRESET (RFC 793 §3.4); " + rule, Reasons: []string{"ECONNRESET"}}, report.ExpectDetect
 	case EffectFINOrRST:
-		return Prediction{Hi: 50 * time.Millisecond, Rule: "the peer's kernel closes its socket: FIN, or RST if unread data was queued (tcp_close(), RFC 2525 §2.17); " + rule, Reasons: []string{"EOF", "ECONNRESET"}}, report.ExpectDetect
+		return Prediction{Hi: 50 * time.Millisecond, Rule: "the peer's kernel closes its socket: FIN, or RST if unread data was queued (tcp_close(), RFC 2525 §2.17); " + rule, Reasons: []string{"EOF", "CLOSE_WAIT", "ECONNRESET"}}, report.ExpectDetect
 	}
 	p := det.Predict()
 	if p.Never {

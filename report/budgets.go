@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -14,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/halfopen/halfopen/internal/yamlnode"
 	"github.com/halfopen/halfopen/spec"
 )
 
@@ -64,51 +64,103 @@ func (b *Budget) Matches(c *Cell) bool {
 		spec.Equal(b.Fault, c.Fault)
 }
 
-// yamlBudgets and yamlBudget are the file as written, decoded strictly.
-type yamlBudgets struct {
-	Budgets []yamlBudget `yaml:"budgets"`
+// budgetKeys are the keys of one budget after its subject's.
+var budgetKeys = []string{"name", "fault", "side", "kind", "p50", "p95", "max", "censored", "false_positives", "errors"}
+
+// BudgetSubject says how a list of budgets names what each one limits:
+// Key is the key ("detector" in a budgets file, "watcher" in a gate
+// file) and Detector turns its value into a detector spec, or says in a
+// clause why it cannot ("which is not a watcher of this file"). Fault,
+// when set, resolves a fault spec the same way; NewBudgets canonicalises
+// both in any case.
+type BudgetSubject struct {
+	Key      string
+	Detector func(value string) (string, error)
+	Fault    func(value string) (string, error)
 }
 
-type yamlBudget struct {
-	Name           string        `yaml:"name"`
-	Detector       string        `yaml:"detector"`
-	Fault          string        `yaml:"fault"`
-	Side           string        `yaml:"side"`
-	Kind           Kind          `yaml:"kind"`
-	P50            *yamlDuration `yaml:"p50"`
-	P95            *yamlDuration `yaml:"p95"`
-	Max            *yamlDuration `yaml:"max"`
-	Censored       *yamlCount    `yaml:"censored"`
-	FalsePositives *yamlCount    `yaml:"false_positives"`
-	Errors         *yamlCount    `yaml:"errors"`
-}
-
-const budgetKeys = "name, detector, fault, side, kind, p50, p95, max, censored, false_positives and errors"
-
-// yamlDuration is a non-negative Go duration such as "1.5s".
-type yamlDuration struct{ d time.Duration }
-
-// UnmarshalYAML parses a Go duration, naming the line when it cannot.
-func (y *yamlDuration) UnmarshalYAML(n *yaml.Node) error {
-	d, err := time.ParseDuration(n.Value)
-	if n.Kind != yaml.ScalarNode || err != nil || d < 0 {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a Go duration such as 500ms or 5s", n.Line, n.Value)}}
+// ParseBudgetList is the one parser of budget entries, for budgets files
+// and gate files alike: n is the YAML list under "budgets:" of file. Every
+// mistake is an *InputError naming the file and the line.
+func ParseBudgetList(file string, n *yaml.Node, subject BudgetSubject) (*Budgets, error) {
+	fail := func(err error) error {
+		var e *yamlnode.Error
+		if errors.As(err, &e) {
+			return &InputError{File: file, Line: e.Line, Msg: e.Msg, Err: e.Err}
+		}
+		return err
 	}
-	y.d = d
-	return nil
-}
-
-// yamlCount is a non-negative integer.
-type yamlCount struct{ n int }
-
-// UnmarshalYAML parses a count, naming the line when it cannot.
-func (y *yamlCount) UnmarshalYAML(n *yaml.Node) error {
-	v, err := strconv.Atoi(n.Value)
-	if n.Kind != yaml.ScalarNode || err != nil || v < 0 {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a count (a whole number, 0 or more)", n.Line, n.Value)}}
+	at := func(line int, format string, args ...any) error {
+		return &InputError{File: file, Line: line, Msg: fmt.Sprintf(format, args...)}
 	}
-	y.n = v
-	return nil
+	entries, err := yamlnode.Sequence(n, "budgets")
+	if err != nil {
+		return nil, fail(err)
+	}
+	if len(entries) == 0 {
+		return nil, at(yamlnode.Line(n), "budgets lists no budget; a budgets list holds at least one")
+	}
+	keys := append([]string{"name", subject.Key}, budgetKeys[1:]...)
+	out := make([]Budget, 0, len(entries))
+	for i, e := range entries {
+		what := fmt.Sprintf("budget %d", i+1)
+		fields, err := yamlnode.Mapping(e, what, keys)
+		if err != nil {
+			return nil, fail(err)
+		}
+		b := Budget{Line: e.Line}
+		durations := map[string]**time.Duration{"p50": &b.P50, "p95": &b.P95, "max": &b.Max}
+		counts := map[string]**int{"censored": &b.Censored, "false_positives": &b.FalsePositives, "errors": &b.Errors}
+		resolve := func(fd yamlnode.Pair, how func(string) (string, error)) (string, error) {
+			v, err := yamlnode.Scalar(fd.Value, what+" "+fd.Key)
+			if err != nil || how == nil {
+				return v, err
+			}
+			spec, err := how(v)
+			if err != nil {
+				return "", at(fd.Value.Line, "%s %s is %q, %v", what, fd.Key, v, err)
+			}
+			return spec, nil
+		}
+		for _, fd := range fields {
+			fw := what + " " + fd.Key
+			switch fd.Key {
+			case subject.Key:
+				b.Detector, err = resolve(fd, subject.Detector)
+			case "fault":
+				b.Fault, err = resolve(fd, subject.Fault)
+			case "name":
+				b.Name, err = yamlnode.Text(fd.Value, fw)
+			case "side":
+				b.Side, err = yamlnode.Scalar(fd.Value, fw)
+			case "kind":
+				var k string
+				k, err = yamlnode.Scalar(fd.Value, fw)
+				b.Kind = Kind(k)
+			case "p50", "p95", "max":
+				var d time.Duration
+				if d, err = yamlnode.Duration(fd.Value, fw, false); err == nil {
+					*durations[fd.Key] = &d
+				}
+			default:
+				var c int
+				if c, err = yamlnode.Count(fd.Value, fw, 0); err == nil {
+					*counts[fd.Key] = &c
+				}
+			}
+			if err != nil {
+				return nil, fail(err)
+			}
+		}
+		if b.Detector == "" {
+			return nil, at(e.Line, "%s has no %s; a budget names a %s and a fault", what, subject.Key, subject.Key)
+		}
+		if b.Fault == "" {
+			return nil, at(e.Line, "%s has no fault; a budget names a %s and a fault", what, subject.Key)
+		}
+		out = append(out, b)
+	}
+	return NewBudgets(file, out)
 }
 
 // ReadBudgets reads and parses the budgets file at path.
@@ -124,122 +176,42 @@ func ReadBudgets(path string) (*Budgets, error) {
 // MaxBudgetsBytes is the largest budgets file accepted: some 10,000 budgets.
 const MaxBudgetsBytes = 1 << 20
 
-var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
-var unknownField = regexp.MustCompile(`^field (\S+) not found in type`)
-
 // ParseBudgets parses a budgets file called name, strictly: an empty
 // file, an unknown key, a bad duration or count, a bad spec, side or kind,
 // or a file without budgets is an *InputError naming the file and line.
+// Its entries are read by ParseBudgetList, as a gate file's are.
 func ParseBudgets(name string, data []byte) (*Budgets, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, &InputError{File: name, Msg: "is empty; a budgets file lists budgets under \"budgets:\""}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var file yamlBudgets
-	if err := dec.Decode(&file); err != nil {
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, &InputError{File: name, Msg: "has no YAML document; a budgets file lists budgets under \"budgets:\""}
 		}
-		return nil, yamlError(name, err)
+		e := yamlnode.Syntax(err)
+		return nil, &InputError{File: name, Line: e.Line, Msg: e.Msg, Err: err}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		return nil, &InputError{File: name, Line: extra.Line, Msg: "holds a second YAML document; a budgets file is one"}
 	}
-	if len(file.Budgets) == 0 {
+	if len(doc.Content) == 0 {
+		return nil, &InputError{File: name, Msg: "has no YAML document; a budgets file lists budgets under \"budgets:\""}
+	}
+	top, err := yamlnode.Mapping(doc.Content[0], "the budgets file", []string{"budgets"})
+	if err != nil {
+		var e *yamlnode.Error
+		if !errors.As(err, &e) {
+			return nil, &InputError{File: name, Msg: err.Error(), Err: err}
+		}
+		return nil, &InputError{File: name, Line: e.Line, Msg: e.Msg}
+	}
+	if len(top) == 0 {
 		return nil, &InputError{File: name, Line: 1, Msg: "lists no budgets under \"budgets:\""}
 	}
-	lines := entryLines(data)
-	entries := make([]Budget, 0, len(file.Budgets))
-	for i, y := range file.Budgets {
-		e := Budget{Name: y.Name, Detector: y.Detector, Fault: y.Fault, Side: y.Side, Kind: y.Kind}
-		if i < len(lines) {
-			e.Line = lines[i]
-		}
-		e.P50, e.P95, e.Max = y.P50.ptr(), y.P95.ptr(), y.Max.ptr()
-		e.Censored, e.FalsePositives, e.Errors = y.Censored.ptr(), y.FalsePositives.ptr(), y.Errors.ptr()
-		entries = append(entries, e)
-	}
-	return NewBudgets(name, entries)
-}
-
-func (y *yamlDuration) ptr() *time.Duration {
-	if y == nil {
-		return nil
-	}
-	d := y.d
-	return &d
-}
-
-func (y *yamlCount) ptr() *int {
-	if y == nil {
-		return nil
-	}
-	n := y.n
-	return &n
-}
-
-func (b *Budget) defaultName() string {
-	name := b.Detector + " × " + b.Fault
-	var quals []string
-	if b.Side != "" {
-		quals = append(quals, b.Side)
-	}
-	if b.Kind != "" {
-		quals = append(quals, string(b.Kind))
-	}
-	if len(quals) > 0 {
-		name += " (" + strings.Join(quals, ", ") + ")"
-	}
-	return name
-}
-
-// yamlError turns a yaml.v3 error into an *InputError with its line.
-func yamlError(name string, err error) error {
-	text := err.Error()
-	var te *yaml.TypeError
-	if errors.As(err, &te) && len(te.Errors) > 0 {
-		text = te.Errors[0]
-	}
-	m := yamlLine.FindStringSubmatch(text)
-	if m == nil {
-		return &InputError{File: name, Msg: "is not valid YAML: " + strings.TrimPrefix(text, "yaml: "), Err: err}
-	}
-	line, _ := strconv.Atoi(m[1])
-	msg := m[2]
-	if f := unknownField.FindStringSubmatch(msg); f != nil {
-		msg = fmt.Sprintf("has the unknown key %q; the known keys are budgets and, in each budget, %s", f[1], budgetKeys)
-	} else if te != nil {
-		msg = strings.TrimPrefix(msg, "cannot unmarshal ")
-		msg = "has a value of the wrong type: " + msg
-	} else {
-		msg = "is not valid YAML: " + msg
-	}
-	return &InputError{File: name, Line: line, Msg: msg, Err: err}
-}
-
-// entryLines returns the line of each item of the top-level "budgets"
-// sequence.
-func entryLines(data []byte) []int {
-	var doc yaml.Node
-	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
-		return nil
-	}
-	m := doc.Content[0]
-	if m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == "budgets" {
-			var lines []int
-			for _, item := range m.Content[i+1].Content {
-				lines = append(lines, item.Line)
-			}
-			return lines
-		}
-	}
-	return nil
+	return ParseBudgetList(name, top[0].Value, BudgetSubject{Key: "detector"})
 }
 
 // Validate checks that every budget names a detector and a fault that
@@ -301,7 +273,7 @@ func CheckBudgets(r *Report, b *Budgets) BudgetResult {
 			}
 			matched = true
 			g.Checked++
-			g.Broken = append(g.Broken, checkCell(&bud, c)...)
+			g.Broken = append(g.Broken, bud.Check(c)...)
 		}
 		if !matched {
 			g.Broken = append(g.Broken, Violation{Budget: bud.Name, Line: bud.Line, Metric: "match", Measured: "no cell", Allowed: "at least one cell"})
@@ -310,7 +282,11 @@ func CheckBudgets(r *Report, b *Budgets) BudgetResult {
 	return g
 }
 
-func checkCell(b *Budget, c *Cell) []Violation {
+// Check is the one budget checker: it returns every limit of the budget
+// that the cell breaks, whether the budget came from a budgets file, a
+// gate file or a gate matcher. It does not look at whether the budget
+// matches the cell (Matches).
+func (b *Budget) Check(c *Cell) []Violation {
 	st := c.Stats()
 	key := c.Key()
 	var out []Violation
@@ -397,4 +373,20 @@ func (g BudgetResult) Text() string {
 	}
 	tw.Flush()
 	return b.String()
+}
+
+// defaultName names a budget by its pattern when the file gives none.
+func (b *Budget) defaultName() string {
+	name := b.Detector + " × " + b.Fault
+	var quals []string
+	if b.Side != "" {
+		quals = append(quals, b.Side)
+	}
+	if b.Kind != "" {
+		quals = append(quals, string(b.Kind))
+	}
+	if len(quals) > 0 {
+		name += " (" + strings.Join(quals, ", ") + ")"
+	}
+	return name
 }

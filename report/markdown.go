@@ -258,6 +258,9 @@ func writeMarkdownEnvironment(b *strings.Builder, r *Report) {
 	if t := r.Throughput(); t.Samples > 0 {
 		row("throughput", t.String())
 	}
+	if t := r.Environment.ToleranceS; t > 0 {
+		row("judge tolerance", "± "+FormatSeconds(t)+" on each side of a prediction")
+	}
 	if q := r.Environment.CalibrationErrorMs; q != nil {
 		row("harness error", quantilesText(*q))
 	} else {

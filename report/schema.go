@@ -135,6 +135,11 @@ type Environment struct {
 	CalibrationErrorMs *Quantiles `json:"calibration_error_ms"`
 	// Calibration says how CalibrationErrorMs was measured.
 	Calibration []CalibrationProbe `json:"calibration,omitempty"`
+	// ToleranceS is the judge's tolerance, seconds (PredictionTolerance):
+	// the margin on each side of a prediction within which a detected
+	// sample agreed with theory when the report was written. The writer
+	// records it; reports written before it was recorded used 0.15 s.
+	ToleranceS float64 `json:"tolerance_s,omitempty"`
 	// Sysctls is what reports written before per-cell sysctls held: one
 	// map for the whole run, role prefixed ("watcher/net.ipv4.tcp_retries2").
 	// It is read from old reports and never written; Cell.Sysctls replaces it.

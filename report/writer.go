@@ -32,6 +32,7 @@ func Create(path string, r *Report) (*Writer, error) {
 		r.Schema = SchemaV1
 	}
 	r.Complete = false
+	r.Environment.ToleranceS = PredictionTolerance.Seconds()
 	w := &Writer{path: path, r: r}
 	if err := w.persist(); err != nil {
 		return nil, err
@@ -45,6 +46,7 @@ func Memory(r *Report) *Writer {
 	if r.Schema == "" {
 		r.Schema = SchemaV1
 	}
+	r.Environment.ToleranceS = PredictionTolerance.Seconds()
 	return &Writer{r: r}
 }
 

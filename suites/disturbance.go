@@ -23,9 +23,12 @@ func ExpectSurvived(c *harness.Cell) {
 	if w, ok := c.Fault.(harness.Windowed); ok {
 		window = w.Window()
 	}
+	// The claim is judged as a theory "survive" would be.
+	claim := rec
+	claim.Expect = report.ExpectSurvive
 	for i, s := range rec.Samples {
-		Expect(s.Error).To(BeEmpty(), "sample %d of %s", i, c.Describe())
-		Expect(s.FalsePositives).To(BeZero(), "sample %d of %s: the detector dropped a healthy connection (%s%s)", i, c.Describe(), s.Reason, firstMistake(rec, i))
+		v := claim.JudgeSample(s)
+		Expect(v.Agrees).To(BeTrue(), "sample %d of %s %s (%s%s)", i, c.Describe(), v.Why, s.Reason, firstMistake(rec, i))
 		Expect(s.Reason).To(Equal("survived"), "sample %d of %s", i, c.Describe())
 		Expect(s.WindowS).To(BeNumerically(">=", window.Seconds()), "sample %d of %s: observed %v s, shorter than the window %v", i, c.Describe(), s.WindowS, window)
 	}
@@ -53,9 +56,13 @@ func ExpectFalsePositives(c *harness.Cell) {
 	rec := c.Record()
 	Expect(c.Kind).To(Equal(report.KindDisturbance), "cell %s is not a disturbance", c.Describe())
 	Expect(rec.Samples).NotTo(BeEmpty(), "cell %s has no samples", c.Describe())
+	// The claim is judged as a theory "false-positives" would be.
+	claim := rec
+	claim.Expect = report.ExpectFalsePositives
 	for i, s := range rec.Samples {
-		Expect(s.Error).To(BeEmpty(), "sample %d of %s", i, c.Describe())
-		Expect(s.FalsePositives).To(BeNumerically(">=", 1), "sample %d of %s: theory says the disturbance outlasts the detector's tolerance, but it survived", i, c.Describe())
+		v := claim.JudgeSample(s)
+		Expect(v.Agrees).To(BeTrue(), "sample %d of %s %s", i, c.Describe(), v.Why)
+		Expect(s.FalsePositives).To(BeNumerically(">=", 1), "sample %d of %s: the disturbance outlasts the detector's tolerance, but it survived", i, c.Describe())
 		Expect(s.WindowS).To(BeNumerically(">", 0))
 	}
 	Expect(len(rec.Mistakes)).To(BeNumerically(">=", len(rec.Samples)))
@@ -66,21 +73,23 @@ func ExpectFalsePositives(c *harness.Cell) {
 }
 
 // ExpectDisturbanceTheory asserts what theory says of a disturbance cell
-// (harness disturbanceTheory): that it survives, or that it makes false
-// positives in every sample; where theory makes no claim, only that every
-// sample was measured.
+// (harness disturbanceTheory), by the one judge (report.Cell.JudgeSample)
+// for every sample, then what was observed: that it survives, or makes
+// false positives in every sample, each with its window and mistakes;
+// where theory makes no claim, only that every sample was measured.
 func ExpectDisturbanceTheory(c *harness.Cell) {
 	GinkgoHelper()
+	rec := c.Record()
+	Expect(c.Kind).To(Equal(report.KindDisturbance), "cell %s is not a disturbance", c.Describe())
+	Expect(rec.Samples).NotTo(BeEmpty(), "cell %s has no samples", c.Describe())
+	for i, s := range rec.Samples {
+		v := rec.JudgeSample(s)
+		Expect(v.Agrees).To(BeTrue(), "sample %d of %s %s%s", i, c.Describe(), v.Why, firstMistake(rec, i))
+	}
 	switch c.Expect {
 	case report.ExpectSurvive:
 		ExpectSurvived(c)
 	case report.ExpectFalsePositives:
 		ExpectFalsePositives(c)
-	default:
-		rec := c.Record()
-		Expect(rec.Samples).NotTo(BeEmpty(), "cell %s has no samples", c.Describe())
-		for i, s := range rec.Samples {
-			Expect(s.Error).To(BeEmpty(), "sample %d of %s", i, c.Describe())
-		}
 	}
 }

@@ -54,11 +54,6 @@ func Main(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// Tolerance is added on both sides of a predicted range when a suite
-// asserts that a detected sample falls inside it: process wake-ups and
-// scheduling on a busy 2-core machine, not the kernel's timers.
-var Tolerance = 150 * time.Millisecond
-
 // Suite is one Ginkgo suite's matrix.
 type Suite struct {
 	name string
@@ -388,33 +383,23 @@ func Profile() string {
 	return "quick"
 }
 
-// ExpectTheory asserts what theory says of a detection cell: no sample is
-// an error; when theory says never, every sample is censored and none is a
-// number; otherwise every sample is detected, inside the predicted range
-// widened by Tolerance on each side, with one of the predicted reasons.
+// ExpectTheory asserts that every sample of a cell is what its theory
+// says, by the one judge (report.Cell.JudgeSample), the same that colours
+// the report's overview and that halfopen check and the gate matchers
+// ask: no sample is an error; each detected sample is inside its own
+// forecast or the cell's range, widened by report.PredictionTolerance,
+// with a reason the cell declares; a censored sample only where theory
+// (or its forecast) says so. A cell whose theory makes no claim is
+// measured, not judged.
 func ExpectTheory(c *harness.Cell) {
 	GinkgoHelper()
 	rec := c.Record()
 	Expect(rec.Samples).NotTo(BeEmpty(), "cell %s has no samples", c.Describe())
+	if c.Kind != report.KindDetection {
+		Fail(fmt.Sprintf("cell %s is a %s cell with expectation %q: ExpectTheory is for detection cells", c.Describe(), c.Kind, c.Expect))
+	}
 	for i, s := range rec.Samples {
-		Expect(s.Error).To(BeEmpty(), "sample %d of %s", i, c.Describe())
-		switch c.Expect {
-		case report.ExpectNever:
-			Expect(s.Detected).To(BeFalse(), "sample %d of %s: theory says it is never detected, but it decided %q after %v s", i, c.Describe(), s.Reason, s.Seconds)
-			Expect(s.Seconds).To(BeNil())
-			Expect(s.Reason).To(Equal("budget"))
-		case report.ExpectDetect:
-			Expect(s.Detected).To(BeTrue(), "sample %d of %s: not detected within %v (%s)", i, c.Describe(), c.Budget, s.Reason)
-			lo, hi := c.Prediction.Lo-Tolerance, c.Prediction.Hi+Tolerance
-			got := time.Duration(*s.Seconds * float64(time.Second))
-			Expect(got).To(And(BeNumerically(">=", lo), BeNumerically("<=", hi)),
-				"sample %d of %s: %v outside the predicted [%v, %v] ± %v (%s)", i, c.Describe(), got, c.Prediction.Lo, c.Prediction.Hi, Tolerance, c.Prediction.Rule)
-			Expect(c.Prediction.Reasons).To(ContainElement(s.Reason),
-				"sample %d of %s: reason %q, theory allows %v", i, c.Describe(), s.Reason, c.Prediction.Reasons)
-		case report.ExpectUnknown:
-			// Theory makes no claim: measured, not judged.
-		default:
-			Fail(fmt.Sprintf("cell %s is a %s cell with expectation %q: ExpectTheory is for detection cells", c.Describe(), c.Kind, c.Expect))
-		}
+		v := rec.JudgeSample(s)
+		Expect(v.Agrees).To(BeTrue(), "sample %d of %s %s (%s)", i, c.Describe(), v.Why, c.Prediction.Rule)
 	}
 }

@@ -23,17 +23,17 @@ func BuildExamples(dir string) {
 
 // ExpectTwin asserts that an implementation of a strategy in another
 // language (twin) does what halfopen's own detector (ref) does on the same
-// fault and side: no error; when ref's theory says "never", no detection;
-// otherwise every sample detected inside ref's predicted range widened by
-// tolerance on each side, and the two medians no further apart than the
-// range's width plus tolerance.
+// fault and side. The twin is judged first by its own theory, by the one
+// judge (ExpectTheory), exactly as the report's overview judges it, so the
+// suite and the overview cannot disagree; then against ref: when ref's
+// theory says "never", no detection; otherwise every sample detected
+// inside ref's predicted range widened by tolerance on each side, and the
+// two medians no further apart than the range's width plus tolerance.
 func ExpectTwin(ref, twin *harness.Cell, tolerance time.Duration) {
 	GinkgoHelper()
-	twinRec := twin.Record()
-	Expect(twinRec.Samples).NotTo(BeEmpty(), "cell %s has no samples", twin.Describe())
-	for i, s := range twinRec.Samples {
-		Expect(s.Error).To(BeEmpty(), "sample %d of %s", i, twin.Describe())
-		if ref.Expect == "never" {
+	ExpectTheory(twin)
+	for i, s := range twin.Record().Samples {
+		if ref.Expect == report.ExpectNever {
 			Expect(s.Detected).To(BeFalse(), "sample %d of %s decided %q, where %s never does", i, twin.Describe(), s.Reason, ref.Describe())
 			continue
 		}
@@ -43,7 +43,7 @@ func ExpectTwin(ref, twin *harness.Cell, tolerance time.Duration) {
 		Expect(got).To(And(BeNumerically(">=", lo), BeNumerically("<=", hi)),
 			"sample %d of %s: %v outside its twin %s's predicted [%v, %v] ± %v", i, twin.Describe(), got, ref.Describe(), ref.Prediction.Lo, ref.Prediction.Hi, tolerance)
 	}
-	if ref.Expect == "never" {
+	if ref.Expect == report.ExpectNever {
 		return
 	}
 	mr, mt := medianSeconds(ref), medianSeconds(twin)

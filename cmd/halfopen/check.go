@@ -161,9 +161,26 @@ func renderAndGate(cmd *cobra.Command, path string, r *report.Report, budgets *r
 	}
 	fmt.Fprint(cmd.OutOrStdout(), res.Text())
 	fmt.Fprintf(cmd.ErrOrStderr(), "halfopen: reports in %s.{md,html,xml}\n", out)
+	if err := judged(cmd, path, r); err != nil {
+		return err
+	}
 	if !res.OK() {
 		names := brokenNames(res)
 		return failed(fmt.Errorf("%s: %s broken: %s", path, plural(len(names), "budget"), strings.Join(names, "; ")))
+	}
+	return nil
+}
+
+// judged asks the one judge (report.Cell.Judge) of every cell: it prints
+// the cells outside their theory, and fails naming the cells that
+// measured nothing or have a sample that could not be measured, whether
+// or not a budget names them: a gate does not pass unmeasured.
+func judged(cmd *cobra.Command, what string, r *report.Report) error {
+	for _, d := range r.Disagreements() {
+		fmt.Fprintf(cmd.ErrOrStderr(), "halfopen: outside its theory (a finding, not a budget): %s\n", d)
+	}
+	if bad := r.Unmeasured(); len(bad) > 0 {
+		return failed(fmt.Errorf("%s: %s unmeasured, so the gate cannot pass: %s", what, plural(len(bad), "cell"), strings.Join(bad, "; ")))
 	}
 	return nil
 }

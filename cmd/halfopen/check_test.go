@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -219,5 +220,43 @@ func TestCheckHelpShowsAnExample(t *testing.T) {
 	r := halfopen(t, "check", "--help")
 	if r.code != 0 || !strings.Contains(r.stdout, "halfopen check examples/gates/example/halfopen-gate.yaml") {
 		t.Errorf("check --help: exit %d\n%s", r.code, r.stdout)
+	}
+}
+
+// TestBudgetsCheckFailsOnAnUnmeasuredCell: a report with a cell whose
+// samples could not be measured fails `halfopen budgets check` (and its
+// old name, `halfopen gate`) even though no budget names
+// that cell, with a sentence naming it; the judge decides, not the budgets.
+func TestBudgetsCheckFailsOnAnUnmeasuredCell(t *testing.T) {
+	dir := t.TempDir()
+	rep := writeReport(t, dir, "r.json", []float64{3.5, 3.6})
+	r, err := report.Read(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.Cell("read-eof", "graceful-close", "client", report.KindDetection)
+	c.Samples = []report.Sample{{Error: "peer never said connected"}}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rep, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	budgets := filepath.Join(dir, "b.yaml")
+	body := "budgets:\n  - detector: keepalive-tuned:idle=1s,intvl=1s,cnt=3\n    fault: peer-cable-pull\n    p95: 5s\n"
+	if err := os.WriteFile(budgets, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"budgets", "check"}, {"gate"}} {
+		res := halfopen(t, append(args, "--budgets", budgets, rep)...)
+		if res.code != exitRegression {
+			t.Fatalf("%v: exit %d, want 1\n%s%s", args, res.code, res.stdout, res.stderr)
+		}
+		for _, want := range []string{"1 cell unmeasured, so the gate cannot pass", "read-eof / graceful-close / client", "peer never said connected"} {
+			if !strings.Contains(res.stderr, want) {
+				t.Errorf("%v: stderr lacks %q:\n%s", args, want, res.stderr)
+			}
+		}
 	}
 }

@@ -277,6 +277,9 @@ func newBudgetsCheckCmd(use, name string) *cobra.Command {
 			}
 			res := report.CheckBudgets(r, b)
 			fmt.Fprint(cmd.OutOrStdout(), res.Text())
+			if err := judged(cmd, args[0], r); err != nil {
+				return err
+			}
 			if !res.OK() {
 				return failed(fmt.Errorf("%d budgets broken in %s", len(res.Broken), args[0]))
 			}

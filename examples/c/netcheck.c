@@ -16,8 +16,11 @@
  * do not use it on a connection whose protocol itself uses OOB data.  The
  * send is non-blocking; a full send buffer is logged, not judged.
  *
- * Predicted detection: null (for a silent peer it is the retransmission
- * timeout, i.e. tcp_retries2, which this program does not know).
+ * Predicted detection: for a silent peer it is the kernel's retransmission
+ * give-up, bounded by tcp_retries2, which the program cannot read from the
+ * lab (its hello is read elsewhere).  Config "retries2" says what the lab
+ * sets; with it the hello declares the range below (retrans_range), without
+ * it null ("never"), which a silent peer then contradicts.
  */
 #define _GNU_SOURCE
 #include "protocol.h"
@@ -109,6 +112,27 @@ static const char *watch(int fd)
     }
 }
 
+/* The kernel's retransmission give-up for a silent peer (Linux
+ * net/ipv4/tcp_timer.c): tcp_model_timeout() with tcp_retries2 = n is
+ * (2^(n+1) - 1) x 200 ms (n <= 9; then 204.6 s + (n - 9) x 120 s); it counts
+ * from the first RTO retransmission (204 ms after the probe; up to 416 ms
+ * after a tail-loss probe) and is checked only when the doubling RTO timer
+ * fires, each firing up to 1/8 late on the timer wheel; one firing later is
+ * allowed for an RTO that is not exactly 204 ms.  The first unanswered probe
+ * goes within `every` of the death. */
+static void retrans_range(long n, double every_s, double *lo, double *hi)
+{
+    double model = n <= 9 ? ((2L << n) - 1) * 0.2 : 1023 * 0.2 + (n - 9) * 120.0;
+    double rto = 0.204, iv = rto, sum = 0;
+    while (sum * 1.125 < model) { /* the first firing that may reach it */
+        iv = iv * 2 < 120 ? iv * 2 : 120;
+        sum += iv;
+    }
+    double next = iv * 2 < 120 ? iv * 2 : 120;
+    *lo = rto + sum;
+    *hi = every_s + 0.416 + (sum + next) * 1.125 + 0.05;
+}
+
 int main(void)
 {
     ho_init();
@@ -117,7 +141,14 @@ int main(void)
     every_ms = ho_config_duration_ms("every", 200);
     if (every_ms <= 0)
         every_ms = 1;
-    ho_hello("c-netcheck", 0, 0, 0);
+    long retries2 = ho_config_int("retries2", -1);
+    if (retries2 >= 1 && retries2 <= 255) {
+        double lo, hi;
+        retrans_range(retries2, every_ms / 1000.0, &lo, &hi);
+        ho_hello("c-netcheck", 1, lo, hi);
+    } else {
+        ho_hello("c-netcheck", 0, 0, 0);
+    }
     ho_log("netcheck: every=%lldms reconnect=%s side=%s", (long long)every_ms,
            ho_env.reconnect ? "true" : "false", ho_env.side);
     ho_run_watcher(watch);

@@ -4,7 +4,7 @@
 //	[peer 198.18.1.2] ==veth== [router: nftables, conntrack, toxiproxy :7001, API :8474] ==veth== [watcher 198.18.2.2]
 //
 // Detection cells must decide as theory says (suites.ExpectTheory: inside
-// the predicted range widened by suites.Tolerance, with an allowed reason,
+// the predicted range widened by report.PredictionTolerance, with an allowed reason,
 // or censored when theory says never). Disturbance cells keep the
 // connection observed for their whole window and count every false
 // positive. On top, the claims TCP's rules make:
@@ -29,6 +29,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/suites"
 )
 
@@ -140,7 +141,7 @@ var _ = Describe("every fault of the catalogue", Label("netns", "toxiproxy", "me
 				Expect(s.Detected).To(BeTrue(), "sample %d of %s", i, c.Describe())
 				Expect(s.Reason).To(Equal("ECONNRESET"), "sample %d of %s", i, c.Describe())
 				// Down 1 s; the next probe goes within intvl (1 s) of it.
-				Expect(*s.Seconds).To(And(BeNumerically(">=", 1.0-suites.Tolerance.Seconds()), BeNumerically("<=", 2.0+2*suites.Tolerance.Seconds())),
+				Expect(*s.Seconds).To(And(BeNumerically(">=", 1.0-report.PredictionTolerance.Seconds()), BeNumerically("<=", 2.0+2*report.PredictionTolerance.Seconds())),
 					"sample %d of %s: ECONNRESET must answer the first probe after the return", i, c.Describe())
 			}
 		}
@@ -155,11 +156,11 @@ var _ = Describe("every fault of the catalogue", Label("netns", "toxiproxy", "me
 	}, func(cells []*harness.Cell) {
 		for i, s := range cells[0].Record().Samples {
 			Expect(s.Reason).To(Equal("ECONNRESET"), "NAT sample %d", i)
-			Expect(*s.Seconds).To(BeNumerically("<=", (200*time.Millisecond+2*suites.Tolerance).Seconds()), "NAT sample %d: the next 200 ms write must be reset", i)
+			Expect(*s.Seconds).To(BeNumerically("<=", (200*time.Millisecond+2*report.PredictionTolerance).Seconds()), "NAT sample %d: the next 200 ms write must be reset", i)
 		}
 		for i, s := range cells[1].Record().Samples {
 			Expect(s.Reason).To(Equal("ETIMEDOUT"), "firewall sample %d", i)
-			Expect(*s.Seconds).To(BeNumerically(">=", 2.0-suites.Tolerance.Seconds()), "firewall sample %d: only the 2 s user timeout can tell", i)
+			Expect(*s.Seconds).To(BeNumerically(">=", 2.0-report.PredictionTolerance.Seconds()), "firewall sample %d: only the 2 s user timeout can tell", i)
 		}
 		suites.ExpectCensored(cells[2])
 	})
@@ -171,7 +172,7 @@ var _ = Describe("every fault of the catalogue", Label("netns", "toxiproxy", "me
 			Expect(s.Reason).To(Equal("ETIMEDOUT"), "sample %d", i)
 			// [cnt·intvl, idle + cnt·intvl] by phase; the timer wheel may
 			// fire a 1 s timer up to 12.5 % late.
-			Expect(*s.Seconds).To(And(BeNumerically(">=", 3.0-suites.Tolerance.Seconds()), BeNumerically("<=", 4.5+suites.Tolerance.Seconds())), "sample %d", i)
+			Expect(*s.Seconds).To(And(BeNumerically(">=", 3.0-report.PredictionTolerance.Seconds()), BeNumerically("<=", 4.5+report.PredictionTolerance.Seconds())), "sample %d", i)
 		}
 	})
 

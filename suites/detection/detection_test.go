@@ -5,7 +5,7 @@
 //	[peer 198.18.1.2] ==veth== [router] ==veth== [watcher 198.18.2.2]
 //
 // Every detected sample must fall inside its cell's predicted range
-// (widened by suites.Tolerance, 150 ms, on each side), with the reason
+// (widened by report.PredictionTolerance, 150 ms, on each side), with the reason
 // theory allows (EOF for a FIN, ECONNRESET for an RST, ETIMEDOUT for
 // keepalive and the user timeout — or the router's ICMP error in its place
 // after a cable pull); what theory says cannot be detected must be a

@@ -219,7 +219,7 @@ func profile() string {
 // expectRule asserts what the detector's rule says of a silent client:
 // never (every connection still held at the budget: censored), or every
 // connection freed for a reason the rule allows, the p99 inside the
-// predicted range widened by suites.Tolerance. The rule assumes a server
+// predicted range widened by report.PredictionTolerance. The rule assumes a server
 // that wakes when its timer says: a kernel timer's does at every N, and a
 // user-space heart-beat's at the smallest N; above it the heart-beat's
 // lateness is what the suite reports, and only a slip by a whole interval
@@ -237,13 +237,13 @@ func expectRule(f family, r labResult) {
 	for reason := range r.reasons {
 		Expect(allowed).To(ContainElement(reason), "%s: freed for %q, the rule allows %v", r.spec, reason, allowed)
 	}
-	hi := p.Hi + suites.Tolerance
+	hi := p.Hi + report.PredictionTolerance
 	if f.userTimer && r.spec.Conns > sizes[0] {
 		hi += period
 	}
 	p99 := time.Duration(quantile(r.freeS, 0.99) * float64(time.Second))
-	Expect(p99).To(And(BeNumerically(">=", p.Lo-suites.Tolerance), BeNumerically("<=", hi)),
-		"%s: p99 %v outside the predicted [%v, %v] (%s), here [%v, %v]", r.spec, p99, p.Lo, p.Hi, p.Rule, p.Lo-suites.Tolerance, hi)
+	Expect(p99).To(And(BeNumerically(">=", p.Lo-report.PredictionTolerance), BeNumerically("<=", hi)),
+		"%s: p99 %v outside the predicted [%v, %v] (%s), here [%v, %v]", r.spec, p99, p.Lo, p.Hi, p.Rule, p.Lo-report.PredictionTolerance, hi)
 }
 
 // expectFlat asserts that a kernel per-socket timer does not slow down with

@@ -133,7 +133,7 @@ var _ = Describe("tolerance against detection", Label("netns", "measurement", "s
 			fp := frontier(cells)
 			Expect(fp.detected).To(BeNumerically(">", 0), "%s never detected a blackhole", d)
 			GinkgoWriter.Printf("%s: tolerates %v, detects in %v (max %v), ratio %.2f\n", d, fp.tolerance, fp.detectP50, fp.detMax, fp.tolerance.Seconds()/fp.detectP50.Seconds())
-			Expect(fp.tolerance).To(BeNumerically("<=", fp.detMax+suites.Tolerance),
+			Expect(fp.tolerance).To(BeNumerically("<=", fp.detMax+report.PredictionTolerance),
 				"%s survived a %v outage but detects a silent death within %v", d, fp.tolerance, fp.detMax)
 		})
 	}
