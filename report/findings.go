@@ -2,6 +2,8 @@ package report
 
 import (
 	"fmt"
+	"github.com/halfopen/halfopen/tcprules"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -55,7 +57,74 @@ func buildFindings(r *Report, verdicts []Verdict, lb *labeller) []finding {
 		out = append(out, f)
 	}
 	out = append(out, surpriseFinding(r, verdicts, lb))
+	if f, ok := forecastFinding(r, lb); ok {
+		out = append(out, f)
+	}
 	return out
+}
+
+// forecastMissesShown bounds the samples the forecast finding lists one
+// by one; the Residuals section and each cell's samples hold the rest.
+const forecastMissesShown = 20
+
+// forecastFinding says how many detected samples came within ResidualGoal
+// of their own forecast, and names every sample that missed it (a
+// decision beyond the goal, or a censoring the judge finds against its
+// forecast) with its cell, its residual and the rule.
+func forecastFinding(r *Report, lb *labeller) (finding, bool) {
+	f := finding{Title: "Against each sample's own forecast"}
+	n, within := 0, 0
+	type miss struct {
+		cell, sample int
+		why          string
+	}
+	var misses []miss
+	for i := range r.Cells {
+		c := &r.Cells[i]
+		for j, s := range c.Samples {
+			if s.Forecast == nil || s.Error != "" {
+				continue
+			}
+			if s.Detected && s.ResidualS != nil {
+				n++
+				if math.Abs(*s.ResidualS) <= ResidualGoal.Seconds() {
+					within++
+				}
+			}
+			if why := c.ForecastMiss(s); why != "" {
+				misses = append(misses, miss{i, j, why})
+			}
+		}
+	}
+	if n == 0 && len(misses) == 0 {
+		return f, false
+	}
+	f.text(fmt.Sprintf("%d of %d detected samples with a forecast decided within ± %s of it", within, n, FormatSeconds(ResidualGoal.Seconds())))
+	if len(misses) == 0 {
+		f.text("; no sample missed its forecast.")
+		return f, true
+	}
+	f.text(fmt.Sprintf("; %s missed it:", plural(len(misses), "sample", "samples")))
+	for k, m := range misses {
+		if k == forecastMissesShown {
+			f.line()
+			f.text(fmt.Sprintf("and %d more (see the Residuals section and each cell's samples).", len(misses)-k))
+			break
+		}
+		c := &r.Cells[m.cell]
+		f.line()
+		f.cell(lb.of(c.Detector)+" × "+lb.of(c.Fault)+" ("+c.Side+phaseSuffix(c.Phase)+")", m.cell)
+		f.text(fmt.Sprintf(" sample %d: %s", m.sample, m.why))
+	}
+	return f, true
+}
+
+// phaseSuffix names a phase other than idle after a cell's side.
+func phaseSuffix(p string) string {
+	if p == "" || p == string(tcprules.PhaseIdle) {
+		return ""
+	}
+	return ", " + string(p)
 }
 
 // detectorTally sums one detector's samples over a set of cells.

@@ -24,8 +24,8 @@ type ResidualSummary struct {
 	N, Within int
 	// P50, P95 and Max are nearest-rank quantiles of |residual|, seconds.
 	P50, P95, Max float64
-	// Surprises counts censored samples whose forecast fell before the
-	// budget's end: the rule said they would decide, and they did not.
+	// Surprises counts censored samples the judge finds against their
+	// forecast: the rule said they would decide in time, and they did not.
 	Surprises int
 }
 
@@ -35,11 +35,12 @@ func Family(detector string) string {
 	return name
 }
 
-// ForecastSurprise says, in one phrase, why a sample contradicts its own
-// forecast, or "" when it does not (or has none): a decision farther than
-// ResidualGoal from the forecast instant, or no decision within a budget
-// that the forecast fell inside.
-func (s Sample) ForecastSurprise(budgetS float64) string {
+// ForecastMiss says, in one phrase, how a sample missed its own forecast,
+// or "" when it did not (or has none): a decision farther than
+// ResidualGoal from the forecast instant (a finding, whether or not the
+// judge's wider window still holds it), or a censored sample the judge
+// finds against its forecast (JudgeSample).
+func (c *Cell) ForecastMiss(s Sample) string {
 	f := s.Forecast
 	if f == nil || s.Error != "" {
 		return ""
@@ -49,8 +50,10 @@ func (s Sample) ForecastSurprise(budgetS float64) string {
 		if math.Abs(*s.ResidualS) > ResidualGoal.Seconds() {
 			return fmt.Sprintf("decided %s from its forecast %s (%s)", signedResidual(*s.ResidualS), FormatSeconds(f.AtS), f.Rule)
 		}
-	case !s.Detected && !f.Never && f.AtS < budgetS:
-		return fmt.Sprintf("no decision within the budget %s, where its forecast was %s (%s)", FormatSeconds(budgetS), FormatSeconds(f.AtS), f.Rule)
+	case !s.Detected:
+		if v := c.JudgeSample(s); v.Class == SampleOutside {
+			return v.Why
+		}
 	}
 	return ""
 }
@@ -82,7 +85,7 @@ func Residuals(r *Report) []ResidualSummary {
 			}
 			if s.Detected && s.ResidualS != nil {
 				abs[fam] = append(abs[fam], math.Abs(*s.ResidualS))
-			} else if !s.Detected && s.ForecastSurprise(c.BudgetS) != "" {
+			} else if !s.Detected && c.ForecastMiss(s) != "" {
 				surprises[fam]++
 			}
 		}
@@ -112,7 +115,7 @@ func writeMarkdownResiduals(b *strings.Builder, r *Report) {
 	if len(rs) == 0 {
 		return
 	}
-	fmt.Fprintf(b, "## Residuals\n\nEach sample is forecast from the watched connection's state at the fault (TCP_INFO) and its detector's rule; the residual is the measured time minus that forecast. Quantiles are nearest-rank over |residual| of the detected samples; the goal is ± %s. A censored sample whose forecast fell inside its budget is counted as a surprise.\n\n", FormatSeconds(ResidualGoal.Seconds()))
+	fmt.Fprintf(b, "## Residuals\n\nEach sample is forecast from the watched connection's state at the fault (TCP_INFO) and its detector's rule; the residual is the measured time minus that forecast. Quantiles are nearest-rank over |residual| of the detected samples; the goal is ± %s. A censored sample the judge finds against its forecast is counted in the last column.\n\n", FormatSeconds(ResidualGoal.Seconds()))
 	b.WriteString("| detector family | n | within ± goal | p50 | p95 | max | censored against forecast |\n|---|---|---|---|---|---|---|\n")
 	for _, s := range rs {
 		q := func(v float64) string {

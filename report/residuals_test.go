@@ -9,20 +9,21 @@ import (
 
 func forecastSample(secs, forecast float64) Sample {
 	r := secs - forecast
-	return Sample{Detected: true, Seconds: &secs, Reason: "ETIMEDOUT", Forecast: &tcprules.Forecast{AtS: forecast, Rule: "rule"}, ResidualS: &r}
+	return Sample{Detected: true, Seconds: &secs, Reason: "ETIMEDOUT", Forecast: &tcprules.Forecast{AtS: forecast, LoS: forecast, HiS: forecast, Rule: "rule"}, ResidualS: &r}
 }
 
 // TestResiduals: per family, quantiles of |residual| over detected
-// samples, the count within ±50 ms, and censored samples whose forecast
-// fell inside the budget counted as surprises (one beyond it is not).
+// samples, the count within ±50 ms, and censored samples the judge finds
+// against their forecast counted (one whose forecast is past the budget is
+// not); the overview names every sample that missed its forecast.
 func TestResiduals(t *testing.T) {
 	r := &Report{Cells: []Cell{
-		{Detector: "keepalive-tuned:idle=1s", Fault: "blackhole", BudgetS: 10, Samples: []Sample{
+		{Detector: "keepalive-tuned:idle=1s", Fault: "blackhole", Kind: KindDetection, Expect: ExpectDetect, BudgetS: 10, Samples: []Sample{
 			forecastSample(3.01, 3.0), forecastSample(3.9, 4.0), forecastSample(2.98, 3.0),
-			{Reason: "budget", Forecast: &tcprules.Forecast{AtS: 4, Rule: "keepalive"}},
-			{Reason: "budget", Forecast: &tcprules.Forecast{AtS: 924, Rule: "retries2"}},
+			{Reason: "budget", Forecast: &tcprules.Forecast{AtS: 4, LoS: 4, HiS: 4, Rule: "keepalive"}},
+			{Reason: "budget", Forecast: &tcprules.Forecast{AtS: 924, LoS: 924, HiS: 939, Rule: "retries2"}},
 		}},
-		{Detector: "keepalive-tuned:idle=2s", Fault: "host-crash", Phase: "in-flight", BudgetS: 10, Samples: []Sample{forecastSample(5.2, 5.0)}},
+		{Detector: "keepalive-tuned:idle=2s", Fault: "host-crash", Kind: KindDetection, Expect: ExpectDetect, Phase: "in-flight", BudgetS: 10, Samples: []Sample{forecastSample(5.2, 5.0)}},
 		{Detector: "read-eof", Fault: "graceful-close", Samples: []Sample{{Detected: true, Reason: "EOF"}}},
 	}}
 	got := Residuals(r)
@@ -42,6 +43,11 @@ func TestResiduals(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "## Residuals") || !strings.Contains(b.String(), "| keepalive-tuned | 4 | 2 |") {
 		t.Errorf("the Markdown report has no residual table for keepalive-tuned:\n%s", b.String())
+	}
+	for _, want := range []string{"2 of 4 detected samples with a forecast decided within ± 50 ms", "3 samples missed it", "decided −100 ms from its forecast 4 s", "did not decide within the budget 10 s, where its forecast says 4 s"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the overview's forecast finding does not say %q:\n%s", want, b.String())
+		}
 	}
 }
 
