@@ -156,7 +156,7 @@ func newHTMLData(r *Report, opt HTMLOptions) htmlData {
 		}
 		var lastKind Kind
 		for _, row := range m.Rows {
-			hr := htmlMatrixRow{Fault: row.Fault, Label: breakable(o.labels.of(row.Fault)), Href: "#" + groupAnchor(m.Side, row.Fault, row.Kind)}
+			hr := htmlMatrixRow{Fault: row.Fault, Label: breakable(faultTitle(o.labels, row.Fault, row.Phase)), Href: "#" + groupAnchor(m.Side, row.Fault, row.Phase, row.Kind)}
 			if row.Kind != lastKind {
 				hr.KindTitle = kindTitle(row.Kind)
 				lastKind = row.Kind
@@ -169,7 +169,7 @@ func newHTMLData(r *Report, opt HTMLOptions) htmlData {
 				v := o.verdicts[ci]
 				hr.Cells = append(hr.Cells, htmlMatrixCell{
 					Class: outcomeInfo[v.Outcome].class, Text: v.Short, Href: "#" + cellAnchor(ci),
-					Title: o.labels.of(m.Detectors[j]) + " × " + o.labels.of(row.Fault) + ": " + v.Why,
+					Title: o.labels.of(m.Detectors[j]) + " × " + faultTitle(o.labels, row.Fault, row.Phase) + ": " + v.Why,
 				})
 			}
 			hm.Rows = append(hm.Rows, hr)
@@ -255,7 +255,7 @@ func findingHTML(f finding) template.HTML {
 
 func newHTMLGroup(r *Report, o *overview, g faultGroup, opt HTMLOptions) htmlGroup {
 	hg := htmlGroup{
-		ID: groupAnchor(g.Side, g.Fault, g.Kind), Title: g.heading(o.labels), Fault: g.Fault,
+		ID: groupAnchor(g.Side, g.Fault, g.Phase, g.Kind), Title: g.heading(o.labels), Fault: g.Fault,
 		Side: g.Side, Kind: kindTitle(g.Kind), Disturbance: g.Kind == KindDisturbance,
 		Scale: g.Kind == KindScale,
 	}

@@ -80,12 +80,12 @@ func writeMarkdownOverview(b *strings.Builder, o *overview) {
 		b.WriteString("\n|---|" + strings.Repeat("---|", len(m.Detectors)) + "\n")
 		var lastKind Kind
 		for _, row := range m.Rows {
-			label := mdEscape(o.labels.of(row.Fault))
+			label := mdEscape(faultTitle(o.labels, row.Fault, row.Phase))
 			if row.Kind != lastKind {
 				lastKind = row.Kind
 				fmt.Fprintf(b, "| **%s** |%s\n", mdEscape(kindTitle(row.Kind)), strings.Repeat(" |", len(m.Detectors)))
 			}
-			fmt.Fprintf(b, "| [%s](#%s) |", label, groupAnchor(m.Side, row.Fault, row.Kind))
+			fmt.Fprintf(b, "| [%s](#%s) |", label, groupAnchor(m.Side, row.Fault, row.Phase, row.Kind))
 			for _, ci := range row.Cells {
 				if ci < 0 {
 					b.WriteString(" |")
@@ -134,7 +134,7 @@ func writeMarkdownGroups(b *strings.Builder, o *overview) {
 	}
 	b.WriteString("## Per fault\n\nTimes as measured from the fault to the decision; p50, p95 and max are nearest-rank quantiles of the detected samples; censored samples (no decision within the budget) are shown as \"> budget\" and never timed. R, N and S refer to the legends: the rationale of the prediction, the note and the kernel parameters of the cell.\n\n")
 	for _, g := range groups {
-		fmt.Fprintf(b, "### <a id=\"%s\"></a>%s\n\n", groupAnchor(g.Side, g.Fault, g.Kind), mdEscape(g.heading(o.labels)))
+		fmt.Fprintf(b, "### <a id=\"%s\"></a>%s\n\n", groupAnchor(g.Side, g.Fault, g.Phase, g.Kind), mdEscape(g.heading(o.labels)))
 		switch g.Kind {
 		case KindDisturbance:
 			b.WriteString("| detector | outcome | samples | false positives | mistakes/conn-h | T_MR | T_M | P_A | overhead while idle | more |\n|---|---|---|---|---|---|---|---|---|---|\n")

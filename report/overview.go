@@ -30,6 +30,9 @@ type matrix struct {
 type matrixRow struct {
 	Fault string
 	Kind  Kind
+	// Phase is the cells' phase ("" for idle): an in-flight cell has a
+	// row of its own under its fault.
+	Phase string
 	Cells []int // index into Report.Cells, −1 where none was measured
 }
 
@@ -56,6 +59,7 @@ func buildMatrices(r *Report, verdicts []Verdict) []matrix {
 		type rowKey struct {
 			fault string
 			kind  Kind
+			phase string
 		}
 		rowIdx := map[rowKey]int{}
 		var rows []matrixRow
@@ -68,10 +72,10 @@ func buildMatrices(r *Report, verdicts []Verdict) []matrix {
 				col[c.Detector] = len(m.Detectors)
 				m.Detectors = append(m.Detectors, c.Detector)
 			}
-			k := rowKey{c.Fault, c.Kind}
+			k := rowKey{c.Fault, c.Kind, c.Phase}
 			if _, ok := rowIdx[k]; !ok {
 				rowIdx[k] = len(rows)
-				rows = append(rows, matrixRow{Fault: c.Fault, Kind: c.Kind})
+				rows = append(rows, matrixRow{Fault: c.Fault, Kind: c.Kind, Phase: c.Phase})
 			}
 		}
 		for i := range rows {
@@ -82,7 +86,7 @@ func buildMatrices(r *Report, verdicts []Verdict) []matrix {
 			if c.Side != side || c.Kind == KindCalibration {
 				continue
 			}
-			row := &rows[rowIdx[rowKey{c.Fault, c.Kind}]]
+			row := &rows[rowIdx[rowKey{c.Fault, c.Kind, c.Phase}]]
 			j := col[c.Detector]
 			// Two cells in one place (a re-run): show the worse.
 			if prev := row.Cells[j]; prev < 0 || verdicts[i].Outcome > verdicts[prev].Outcome {
@@ -106,7 +110,10 @@ func buildMatrices(r *Report, verdicts []Verdict) []matrix {
 			if fa, fb := first[spec.Name(ra.Fault)], first[spec.Name(rb.Fault)]; fa != fb {
 				return fa < fb
 			}
-			return specLess(ra.Fault, rb.Fault)
+			if ra.Fault != rb.Fault {
+				return specLess(ra.Fault, rb.Fault)
+			}
+			return ra.Phase < rb.Phase
 		})
 		m.Rows = rows
 		out = append(out, m)

@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"github.com/halfopen/halfopen/tcprules"
 	"strings"
 )
 
@@ -14,6 +15,7 @@ type faultGroup struct {
 	Side  string
 	Fault string
 	Kind  Kind
+	Phase string // "" for idle
 	Cells []int
 }
 
@@ -26,22 +28,23 @@ func faultGroups(r *Report, ms []matrix) []faultGroup {
 	type key struct {
 		side, fault string
 		kind        Kind
+		phase       string
 	}
 	index := map[key]int{}
 	add := func(k key) {
 		if _, ok := index[k]; !ok {
 			index[k] = len(out)
-			out = append(out, faultGroup{Side: k.side, Fault: k.fault, Kind: k.kind})
+			out = append(out, faultGroup{Side: k.side, Fault: k.fault, Kind: k.kind, Phase: k.phase})
 		}
 	}
 	for _, m := range ms {
 		for _, row := range m.Rows {
-			add(key{m.Side, row.Fault, row.Kind})
+			add(key{m.Side, row.Fault, row.Kind, row.Phase})
 		}
 	}
 	for i := range r.Cells {
 		c := &r.Cells[i]
-		k := key{c.Side, c.Fault, c.Kind}
+		k := key{c.Side, c.Fault, c.Kind, c.Phase}
 		add(k)
 		out[index[k]].Cells = append(out[index[k]].Cells, i)
 	}
@@ -52,7 +55,7 @@ func faultGroups(r *Report, ms []matrix) []faultGroup {
 func (g faultGroup) heading(lb *labeller) string {
 	parts := []string{}
 	if g.Fault != "" {
-		parts = append(parts, lb.of(g.Fault))
+		parts = append(parts, faultTitle(lb, g.Fault, g.Phase))
 	}
 	if g.Side != "" {
 		parts = append(parts, "watcher is the "+g.Side)
@@ -61,7 +64,10 @@ func (g faultGroup) heading(lb *labeller) string {
 }
 
 // groupAnchor is the fragment id of a fault group's section.
-func groupAnchor(side, fault string, kind Kind) string {
+func groupAnchor(side, fault, phase string, kind Kind) string {
+	if phase != "" {
+		fault += "-" + phase
+	}
 	var b strings.Builder
 	b.WriteString("f-" + side + "-" + string(kind[:min(len(kind), 3)]) + "-")
 	for _, r := range strings.ToLower(fault) {
@@ -107,4 +113,13 @@ func predictedRange(c *Cell) string {
 		return "never"
 	}
 	return FormatRange(c.PredictedS[0], c.PredictedS[1])
+}
+
+// faultTitle is a fault's label with its phase when that is not idle:
+// "blackhole · in-flight".
+func faultTitle(lb *labeller, fault, phase string) string {
+	if phase == "" || phase == string(tcprules.PhaseIdle) {
+		return lb.of(fault)
+	}
+	return lb.of(fault) + " · " + phase
 }

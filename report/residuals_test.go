@@ -74,3 +74,27 @@ func TestPhaseKey(t *testing.T) {
 		t.Errorf("the in-flight cell was not found again: %+v", c)
 	}
 }
+
+// TestInFlightCellsHaveTheirOwnRow: the overview does not merge an idle
+// and an in-flight cell of one detector × fault into one matrix place (it
+// would show only the worse); each has its row and its per-fault group.
+func TestInFlightCellsHaveTheirOwnRow(t *testing.T) {
+	ok := func(v float64) *float64 { return &v }
+	r := &Report{Cells: []Cell{
+		{Detector: "keepalive-tuned:idle=1s", Fault: "blackhole", Side: "client", Kind: KindDetection, Expect: ExpectDetect, BudgetS: 10, PredictedS: &[2]float64{1, 2},
+			Samples: []Sample{{Detected: true, Seconds: ok(1.5), Reason: "ETIMEDOUT"}}},
+		{Detector: "keepalive-tuned:idle=1s", Fault: "blackhole", Side: "client", Kind: KindDetection, Expect: ExpectNever, Phase: "in-flight", BudgetS: 10,
+			Samples: []Sample{{Reason: "budget"}}},
+	}}
+	ms := buildMatrices(r, []Verdict{r.Cells[0].Judge(), r.Cells[1].Judge()})
+	if len(ms) != 1 || len(ms[0].Rows) != 2 {
+		t.Fatalf("matrices %+v, want one side with two rows (idle, in-flight)", ms)
+	}
+	var b strings.Builder
+	if err := Markdown(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "blackhole · in-flight") {
+		t.Errorf("the report names no in-flight row:\n%s", b.String())
+	}
+}
