@@ -113,7 +113,10 @@ func NextTick(sinceS float64, every time.Duration) time.Duration {
 //     its default 15).
 //
 // The first probe's timer was armed at a firing the state does not date,
-// so every wheel level it could be filed at is swept.
+// so every wheel level it could be filed at is swept. When the last
+// segment received answered a keepalive probe (answeredProbe), the timer
+// was re-armed intvl from that probe: the next probe comes at
+// max(L + intvl, L + idle) and the wheel level is intvl's.
 func Keepalive(st ConnState, idle, intvl time.Duration, cnt int, userTimeout time.Duration) Forecast {
 	if st.InFlight() {
 		f := Retransmission(st, DefaultRetries2, RTOMax, userTimeout)
@@ -173,6 +176,21 @@ type keepaliveChain struct {
 	idle, intvl   time.Duration
 	userTimeout   time.Duration
 	maxDeltaJiffy int64
+	// probed: the last segment received answered a keepalive probe, so
+	// the timer was re-armed intvl from that probe, not idle.
+	probed bool
+}
+
+// answeredProbe tells from the state whether the last segment received
+// was the answer to a keepalive probe: a pure ACK (tcpi_last_ack_recv
+// later than tcpi_last_data_recv) arriving at least idle after the last
+// data received, which is when the keepalive timer probes, and not within
+// a delayed ACK's 250 ms of data the watcher sent (tcp_write_wakeup's
+// probe carries no data, so it does not move tcpi_last_data_sent).
+func answeredProbe(st ConnState, idle time.Duration) bool {
+	j := Jiffy.Seconds()
+	return st.SinceDataRecvS-st.SinceAckRecvS >= idle.Seconds()-j &&
+		math.Abs(st.SinceDataSentS-st.SinceAckRecvS) > 0.25
 }
 
 func newKeepaliveChain(st ConnState, idle, intvl time.Duration, cnt int, userTimeout time.Duration) keepaliveChain {
@@ -182,6 +200,7 @@ func newKeepaliveChain(st ConnState, idle, intvl time.Duration, cnt int, userTim
 	}
 	k.l = -jiffiesAgo(k.idleAt.Seconds())
 	k.maxDeltaJiffy = max(k.t, k.i)
+	k.probed = answeredProbe(st, idle)
 	return k
 }
 
@@ -202,8 +221,24 @@ func (k keepaliveChain) sweep(visit func(firings func(yield func(at int64, kill 
 	for _, a := range alignments(k.maxDeltaJiffy) {
 		f := origin + a
 		l := f + k.l
-		for g := int64(1); g <= wheelGran(k.t); g *= 8 {
-			first := ((l+k.t)/g + 1) * g
+		var firsts []int64
+		if k.probed {
+			// The probe went at L's jiffy or the one before; its firing
+			// re-armed intvl, and a firing before L + idle re-arms for what
+			// is left (tcp_keepalive_timer L855–860).
+			for _, p0 := range []int64{l, l - 1} {
+				p := rearm(p0, k.i)
+				if p-l < k.t {
+					p = rearm(p, k.t-(p-l))
+				}
+				firsts = append(firsts, p)
+			}
+		} else {
+			for g := int64(1); g <= wheelGran(k.t); g *= 8 {
+				firsts = append(firsts, ((l+k.t)/g+1)*g)
+			}
+		}
+		for _, first := range firsts {
 			visit(func(yield func(int64, bool) bool) {
 				p, probes := first, 0
 				for range 1 << 16 {
@@ -347,12 +382,13 @@ func FirstResend(st ConnState) Forecast {
 
 // retransmitChain is one connection's retransmission timer, in jiffies.
 type retransmitChain struct {
-	r, rtoMax, srtt2 int64 // RTO without back-off, its cap, 2·srtt rounded up
-	unacked          int
-	limitMs          int64 // B(retries2) or U, in ms
-	retries2         int
-	userTimeout      time.Duration
-	rtoMaxD          time.Duration
+	r, rtoMax   int64         // RTO without back-off and its cap, jiffies
+	srtt2       time.Duration // 2·srtt
+	unacked     int
+	limitMs     int64 // B(retries2) or U, in ms
+	retries2    int
+	userTimeout time.Duration
+	rtoMaxD     time.Duration
 }
 
 func newRetransmitChain(st ConnState, retries2 int, rtoMax, userTimeout time.Duration) retransmitChain {
@@ -363,9 +399,9 @@ func newRetransmitChain(st ConnState, retries2 int, rtoMax, userTimeout time.Dur
 	if st.RTOS > 0 {
 		r = max(1, jiffiesAgo(st.RTOS)>>min(st.Backoff, 30))
 	}
-	srtt2 := int64(1) // usecs_to_jiffies of a positive srtt is at least 1 j
+	srtt2 := 100 * time.Microsecond // a veth lab's, when tcpi_rtt was not read
 	if st.RTTS > 0 {
-		srtt2 = max(1, ceilJiffies(time.Duration(2*st.RTTS*float64(time.Second))))
+		srtt2 = time.Duration(2 * st.RTTS * float64(time.Second))
 	}
 	rx := retransmitChain{r: r, rtoMax: ceilJiffies(rtoMax), srtt2: srtt2, unacked: max(st.Unacked, 1),
 		retries2: retries2, userTimeout: userTimeout, rtoMaxD: rtoMax}
@@ -387,13 +423,15 @@ func (rx retransmitChain) maxDelta() int64 {
 	return iv
 }
 
-// pto is the tail-loss probe's timeout (tcp_schedule_loss_probe): 2·srtt
-// plus TCP_RTO_MIN with one segment out, else TCP_TIMEOUT_MIN (2 j).
+// pto is the tail-loss probe's timeout (tcp_schedule_loss_probe ~L3038,
+// in µs, then rounded up to jiffies): 2·srtt plus tcp_rto_min with one
+// segment out, else TCP_TIMEOUT_MIN_US (2 ms).
 func (rx retransmitChain) pto(packets int) int64 {
+	extra := 2 * time.Millisecond
 	if packets == 1 {
-		return rx.srtt2 + ceilJiffies(RTOMin)
+		extra = RTOMin
 	}
-	return rx.srtt2 + 2
+	return ceilJiffies(rx.srtt2 + extra)
 }
 
 // firstResend is t1, the jiffy of the first RTO resend, for a head

@@ -216,3 +216,38 @@ func TestClocks(t *testing.T) {
 		}
 	}
 }
+
+// TestKeepaliveAfterAnsweredProbe: when the last segment received is the
+// answer to a probe (a pure ACK idle after the last data, the watcher
+// sending nothing), the timer runs intvl from that probe: with intvl
+// above idle the next probe waits intvl, not idle.
+func TestKeepaliveAfterAnsweredProbe(t *testing.T) {
+	probed := ConnState{SinceDataRecvS: 1.5, SinceAckRecvS: 0.452, SinceDataSentS: 9, RTOS: 0.204}
+	for _, tc := range []struct {
+		name        string
+		st          ConnState
+		idle, intvl time.Duration
+		lo, hi      float64 // after L, the answer
+	}{
+		// idle = intvl: the re-arm from the probe is filed at level 1, so
+		// the first probe is 8 j aligned: L + 4.076…4.104.
+		{"1/1/3", probed, s, s, 4.076, 4.104},
+		// intvl 5 s over idle 1 s: L + 5 + 3·5 s, each 5 s timer up to one
+		// 256 ms step late.
+		{"1/5/3", probed, s, 5 * s, 20, 20 + 4*0.256},
+		// intvl 1 s under idle 2 s: the firing at L + 1 re-arms the rest,
+		// L + 2 + 3·1 s.
+		{"2/1/3", ConnState{SinceDataRecvS: 2.5, SinceAckRecvS: 0.452, SinceDataSentS: 9}, 2 * s, s, 5, 5 + 0.14},
+	} {
+		f := Keepalive(tc.st, tc.idle, tc.intvl, 3, 0)
+		l := tc.st.SinceAckRecvS
+		if f.LoS < tc.lo-l-0.009 || f.HiS > tc.hi-l+0.001 {
+			t.Errorf("%s: [%.3f, %.3f] after the fault, want within [%.3f, %.3f]", tc.name, f.LoS, f.HiS, tc.lo-l, tc.hi-l)
+		}
+	}
+	// A data ACK for what the watcher sent is not a probe's answer.
+	data := ConnState{SinceDataRecvS: 1.5, SinceAckRecvS: 0.452, SinceDataSentS: 0.492, RTOS: 0.204}
+	if answeredProbe(data, s) || !answeredProbe(probed, s) {
+		t.Errorf("answeredProbe misreads the state")
+	}
+}
