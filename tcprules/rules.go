@@ -137,10 +137,10 @@ func Keepalive(st ConnState, idle, intvl time.Duration, cnt int, userTimeout tim
 	ideal := ka.idealKill()
 	how := fmt.Sprintf("cnt=%d probes intvl apart, killed at the firing after the last (L831–840)", cnt)
 	if userTimeout > 0 {
-		how = fmt.Sprintf("killed at the first firing with a probe out and idle ≥ TCP_USER_TIMEOUT %v, cnt ignored (L831–835)", userTimeout)
+		how = fmt.Sprintf("killed at the first firing with a probe out and idle ≥ TCP_USER_TIMEOUT %v, cnt ignored (L831–840)", userTimeout)
 	}
-	return sp.forecast(fmt.Sprintf("tcp_keepalive_timer() (tcp_timer.c L779–865), idle: last segment received %.3f s before the fault (min of tcpi_last_data_recv and tcpi_last_ack_recv, include/net/tcp.h keepalive_time_elapsed L1780), first probe at L+%v, %s: ideally %.3f s after the fault; the timer wheel (kernel/time/timer.c calc_wheel_index L542) fires each timer 1 j to one level step late",
-		ka.idleAt.Seconds(), idle, how, ideal))
+	return sp.forecast(fmt.Sprintf("tcp_keepalive_timer() (tcp_timer.c L779–865), idle: %s, %s: ideally %.3f s after the fault; the timer wheel (kernel/time/timer.c calc_wheel_index L542) fires each timer 1 j to one level step late",
+		ka.describe(), how, ideal))
 }
 
 // KeepaliveFirstProbe forecasts the first segment keepalive sends after
@@ -163,7 +163,7 @@ func KeepaliveFirstProbe(st ConnState, idle, intvl time.Duration) Forecast {
 			}
 		}
 	})
-	return sp.forecast(fmt.Sprintf("the first keepalive probe after the fault (tcp_keepalive_timer L779–865, tcp_output.c tcp_write_wakeup ~L4512): at the firing after L+%v, L %.3f s before the fault, then every %v", idle, ka.idleAt.Seconds(), intvl))
+	return sp.forecast(fmt.Sprintf("the first keepalive probe after the fault (tcp_keepalive_timer L779–865, tcp_output.c tcp_write_wakeup ~L4512): %s, then every %v", ka.describe(), intvl))
 }
 
 // keepaliveChain is one idle connection's keepalive timer, in jiffies
@@ -210,10 +210,28 @@ func (k keepaliveChain) idealKill() float64 {
 	if k.u > 0 {
 		n = KeepaliveUserTimeoutK(k.idle, k.intvl, k.userTimeout)
 	}
-	return (k.idle + time.Duration(n)*k.intvl - k.idleAt).Seconds()
+	return (k.firstProbe() + time.Duration(n)*k.intvl - k.idleAt).Seconds()
 }
 
-// sweep hands visit the chain of firings (jiffies after the fault's, and
+// firstProbe is how long after L the first probe is due: idle, or after
+// an answered probe intvl if that is longer.
+func (k keepaliveChain) firstProbe() time.Duration {
+	if k.probed {
+		return max(k.idle, k.intvl)
+	}
+	return k.idle
+}
+
+// describe says where the first probe's timer runs from, for a rule.
+func (k keepaliveChain) describe() string {
+	s := fmt.Sprintf("last segment received %.3f s before the fault (min of tcpi_last_data_recv and tcpi_last_ack_recv, include/net/tcp.h keepalive_time_elapsed L1780), first probe at L+%v", k.idleAt.Seconds(), k.firstProbe())
+	if k.probed {
+		s += " (that segment answered a probe, whose firing re-armed intvl: tcp_timer.c L841–849)"
+	}
+	return s
+}
+
+// sweep calls visit with the chain of firings (jiffies after the fault's, and
 // whether that firing kills) for every alignment and every wheel level
 // the first probe's timer may have been filed at: re-armed at a firing
 // between L and L + idle, it lay up to idle ahead.
@@ -225,7 +243,7 @@ func (k keepaliveChain) sweep(visit func(firings func(yield func(at int64, kill 
 		if k.probed {
 			// The probe went at L's jiffy or the one before; its firing
 			// re-armed intvl, and a firing before L + idle re-arms for what
-			// is left (tcp_keepalive_timer L855–860).
+			// is left (tcp_keepalive_timer L779–865, KERNEL-RULES §1).
 			for _, p0 := range []int64{l, l - 1} {
 				p := rearm(p0, k.i)
 				if p-l < k.t {
