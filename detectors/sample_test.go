@@ -75,7 +75,7 @@ func TestPredictSample(t *testing.T) {
 		{spec: "oob-probe:retries2=5,every=100ms", st: idleState(0.02, 0.02), e: row, at: 0.08},
 		// Heart-beats: the last pong 0.1 s before the fault, 3 × 200 ms.
 		{spec: "heartbeat-inband", st: idleState(0.1, 0.06), e: silent, at: 0.5, rule: "tcpi_last_data_recv"},
-		{spec: "heartbeat-inband", st: idleState(0.1, 0.06), e: row, at: 0.14, rule: "next ping"},
+		{spec: "heartbeat-inband", st: idleState(0.1, 0.06), e: row, at: 0.14, rule: "next write"},
 		{spec: "heartbeat-dedicated", st: idleState(0.1, 0.06), e: silent, noRule: true},
 		{spec: "heartbeat-dedicated", st: idleState(0.1, 0.06), e: row, noRule: true},
 		{spec: "heartbeat-dedicated", st: idleState(0.1, 0.06), e: fin, at: 0},

@@ -45,30 +45,37 @@ func alignments(maxDelta int64) []int64 {
 	return out
 }
 
-// span gathers the jiffies, counted from the fault's, at which a rule's
-// chain ends over the unknowns it sweeps.
+// span gathers, in seconds after the fault, where a rule's chain ends
+// over the unknowns it sweeps.
 type span struct {
-	lo, hi int64
+	lo, hi float64
 	set    bool
 }
 
-func (s *span) add(j int64) {
-	if !s.set || j < s.lo {
-		s.lo = j
+func (s *span) addRange(lo, hi float64) {
+	if !s.set || lo < s.lo {
+		s.lo = lo
 	}
-	if !s.set || j > s.hi {
-		s.hi = j
+	if !s.set || hi > s.hi {
+		s.hi = hi
 	}
 	s.set = true
 }
 
-// forecast turns the span into seconds after the fault: the fault lies
-// somewhere inside its jiffy, so a timer firing j jiffies on comes
-// (j−1, j] jiffies after it (KERNEL-RULES §4, "± 1 j for where the start
-// falls within its tick").
+// add records a timer firing j jiffies after the fault's: the fault lies
+// somewhere inside its jiffy, so the firing comes (j−1, j] jiffies after
+// it (KERNEL-RULES §4, "± 1 j for where the start falls within its tick").
+func (s *span) add(j int64) { s.addRange(float64(j-1)/HZ, float64(j)/HZ) }
+
+// addWrite records an application write x after the fault, dated from a
+// tcpi_last_* value: ± 1 j.
+func (s *span) addWrite(x time.Duration) {
+	s.addRange((x - Jiffy).Seconds(), (x + Jiffy).Seconds())
+}
+
+// forecast turns the span into a Forecast: AtS is the window's middle.
 func (s span) forecast(rule string) Forecast {
-	lo := max(0, float64(s.lo-1)/HZ)
-	hi := max(0, float64(s.hi)/HZ)
+	lo, hi := max(0, s.lo), max(0, s.hi)
 	return Forecast{AtS: (lo + hi) / 2, LoS: lo, HiS: hi, Rule: rule}
 }
 
@@ -143,27 +150,32 @@ func Keepalive(st ConnState, idle, intvl time.Duration, cnt int, userTimeout tim
 		ka.describe(), how, ideal))
 }
 
-// KeepaliveFirstProbe forecasts the first segment keepalive sends after
-// the fault: the probe a path that resets written segments answers with
-// an RST. With data in flight keepalive sends nothing (L817–821) and
-// FirstResend applies.
-func KeepaliveFirstProbe(st ConnState, idle, intvl time.Duration) Forecast {
+// KeepaliveResetAfter forecasts a keepalive detector under a path that
+// drops what it is sent until `after` the fault and from then on answers
+// it with an RST (a NAT that lost the flow: after 0; a host that reboots:
+// its downtime): the first keepalive probe at or after `after`
+// (tcp_keepalive_timer L779–865, tcp_output.c tcp_write_wakeup ~L4512)
+// meets the RST, and the blocked read fails with ECONNRESET a round trip
+// later; unless keepalive kills first (Keepalive). With data in flight
+// keepalive is inert (L817–821) and WriterResetAfter applies.
+func KeepaliveResetAfter(st ConnState, idle, intvl time.Duration, cnt int, userTimeout, after time.Duration) Forecast {
 	if st.InFlight() {
-		f := FirstResend(st)
+		f := WriterResetAfter(st, 0, DefaultRetries2, RTOMax, userTimeout, after)
 		f.Rule = "keepalive is inert while data is in flight (tcp_timer.c L817–821): " + f.Rule
 		return f
 	}
-	ka := newKeepaliveChain(st, idle, intvl, math.MaxInt32, 0)
+	ka := newKeepaliveChain(st, idle, intvl, cnt, userTimeout)
+	from := ceilJiffies(after)
 	var sp span
 	ka.sweep(func(firings func(yield func(at int64, kill bool) bool)) {
-		for at := range firings {
-			if at >= 0 {
+		for at, kill := range firings {
+			if kill || at >= from {
 				sp.add(at)
 				return
 			}
 		}
 	})
-	return sp.forecast(fmt.Sprintf("the first keepalive probe after the fault (tcp_keepalive_timer L779–865, tcp_output.c tcp_write_wakeup ~L4512): %s, then every %v", ka.describe(), intvl))
+	return sp.forecast(fmt.Sprintf("the first keepalive probe at or after %v meets the RST (tcp_keepalive_timer L779–865, tcp_output.c tcp_write_wakeup ~L4512), unless keepalive kills first (L831–840): %s, then every %v", after, ka.describe(), intvl))
 }
 
 // keepaliveChain is one idle connection's keepalive timer, in jiffies
@@ -343,7 +355,7 @@ func (rx retransmitChain) sweep(head, every time.Duration, packets int, state st
 		for _, phi := range phases {
 			j, psi := floorJiffies(head + phi)
 			ts := f + j
-			sp.add(rx.giveUp(rx.firstResend(ts, packets, psi, every)) - f)
+			sp.add(rx.giveUp(rx.firstResend(ts, packets, psi, every, nil)) - f)
 		}
 	}
 	return sp.forecast(rx.rule(state))
@@ -354,48 +366,95 @@ func (rx retransmitChain) sweep(head, every time.Duration, packets int, state st
 // lies the ideal back-off sum before it (the past wheel lateness is not
 // in the state).
 func (rx retransmitChain) underWay(st ConnState, state string) Forecast {
-	last := -jiffiesAgo(st.SinceDataSentS)
 	var sp span
 	for _, a := range alignments(rx.maxDelta()) {
 		f := origin + a
-		t1, iv := f+last, rx.r
-		for range st.Retransmits - 1 {
-			iv = min(2*iv, rx.rtoMax)
-			t1 -= iv
-		}
-		sp.add(rx.continueFrom(t1, f+last, min(2*iv, rx.rtoMax)) - f)
+		t1, iv := rx.t1UnderWay(st, f)
+		sp.add(rx.continueFrom(t1, f-jiffiesAgo(st.SinceDataSentS), iv, nil) - f)
 	}
 	return sp.forecast(rx.rule(fmt.Sprintf("%s, %d RTO resends already made (t1 dated by the ideal back-off)", state, st.Retransmits)))
 }
 
-// FirstResend forecasts the first segment the retransmission machinery
-// sends after the fault with data in flight: the tail-loss probe
-// (tcp_output.c tcp_send_loss_probe ~L3109), or the next RTO resend when
-// retransmission has begun; a path that resets written segments answers
-// it with an RST. Nothing in flight: never.
-func FirstResend(st ConnState) Forecast {
-	if st.Unacked == 0 {
-		return Never("nothing in flight: no retransmission timer is armed")
+// t1UnderWay dates t1 when k = tcpi_retransmits resends were made by the
+// fault at jiffy f, the last at tcpi_last_data_sent, and returns the next
+// re-arm's length.
+func (rx retransmitChain) t1UnderWay(st ConnState, f int64) (t1, next int64) {
+	t1, iv := f-jiffiesAgo(st.SinceDataSentS), rx.r
+	for range st.Retransmits - 1 {
+		iv = min(2*iv, rx.rtoMax)
+		t1 -= iv
 	}
-	rx := newRetransmitChain(st, DefaultRetries2, RTOMax, 0)
-	last := -jiffiesAgo(st.SinceDataSentS)
+	return t1, min(2*iv, rx.rtoMax)
+}
+
+// WriterResetAfter forecasts a connection under a path that drops what
+// it is sent until `after` the fault and from then on answers it with an
+// RST: its segments are the application's writes every `every` (0: none;
+// the next `every` after the last, tcpi_last_data_sent), sent until the
+// first RTO resend, then the tail-loss probe and the RTO resends of what
+// is in flight (tcp_output.c tcp_schedule_loss_probe ~L3038,
+// tcp_send_loss_probe ~L3109; tcp_timer.c tcp_retransmit_timer L531–686;
+// after an RTO the congestion window holds only the resend). The first
+// at or after `after` meets the RST (ECONNRESET a round trip later),
+// unless the kernel gives up first (WriterRetransmission). Idle and
+// writing nothing: never.
+func WriterResetAfter(st ConnState, every time.Duration, retries2 int, rtoMax, userTimeout, after time.Duration) Forecast {
+	if st.Unacked == 0 && every <= 0 {
+		return Never("idle, and it writes nothing: no segment meets the reset (no timer is armed on an idle socket without SO_KEEPALIVE)")
+	}
+	rx := newRetransmitChain(st, retries2, rtoMax, userTimeout)
+	last := -time.Duration(jiffiesAgo(st.SinceDataSentS)) * Jiffy
 	var sp span
 	for _, a := range alignments(rx.maxDelta()) {
 		f := origin + a
-		var at int64
-		if st.Retransmits == 0 {
-			// The last send is the latest: its probe is still due.
-			at = arm(f+last, min(rx.pto(rx.unacked), rx.r))
-		} else {
-			iv := rx.r
-			for range st.Retransmits {
-				iv = min(2*iv, rx.rtoMax)
+		for _, phi := range phases {
+			// The first segment at or after `after`: a timer's send, at a
+			// jiffy, or a write, at its own instant after the fault.
+			var first time.Duration = -1
+			var firstJ int64
+			var firstWrite bool
+			var head int64
+			note := func(j int64, write time.Duration) {
+				at := time.Duration(j-f) * Jiffy
+				if write >= 0 {
+					at = time.Duration(head-f)*Jiffy + write - phi
+				}
+				if first < 0 && at >= after {
+					first, firstJ, firstWrite = at, j, write >= 0
+				}
 			}
-			at = rearm(f+last, iv)
+			var g int64
+			switch {
+			case st.Unacked > 0 && st.Retransmits > 0:
+				t1, iv := rx.t1UnderWay(st, f)
+				g = rx.continueFrom(t1, f-jiffiesAgo(st.SinceDataSentS), iv, note)
+			case st.Unacked > 0:
+				j, psi := floorJiffies(last + phi)
+				head = f + j
+				t1 := rx.firstResend(head, st.Unacked, psi, every, note)
+				g = rx.continueFrom(t1, t1, min(2*rx.r, rx.rtoMax), note)
+			default:
+				j, psi := floorJiffies(last + every + phi)
+				head = f + j
+				note(head, psi)
+				t1 := rx.firstResend(head, 1, psi, every, note)
+				g = rx.continueFrom(t1, t1, min(2*rx.r, rx.rtoMax), note)
+			}
+			switch {
+			case first < 0 || firstJ >= g:
+				sp.add(g - f)
+			case firstWrite:
+				sp.addWrite(first)
+			default:
+				sp.add(firstJ - f)
+			}
 		}
-		sp.add(at - f)
 	}
-	return sp.forecast(fmt.Sprintf("the first resend after the fault (a tail-loss probe at min(2·srtt + rto_min, head + RTO), tcp_schedule_loss_probe ~L3038, else the RTO timer, tcp_retransmit_timer L531–686), the last segment sent %.3f s before the fault", st.SinceDataSentS))
+	what := "its next write"
+	if every <= 0 {
+		what = "the first resend"
+	}
+	return sp.forecast(fmt.Sprintf("%s at or after %v meets the RST, the writes every %v sent until the first RTO resend, then the tail-loss probe and RTO resends (tcp_schedule_loss_probe ~L3038, tcp_retransmit_timer L531–686), unless the kernel gives up first; the last segment sent %.3f s before the fault (tcpi_last_data_sent)", what, after, every, st.SinceDataSentS))
 }
 
 // retransmitChain is one connection's retransmission timer, in jiffies.
@@ -456,7 +515,14 @@ func (rx retransmitChain) pto(packets int) int64 {
 // segment sent at jiffy head (phase psi inside it) with packets segments
 // out and its tail-loss probe not yet sent; an application writing every
 // `every` sends more before the probe fires, each send rescheduling it.
-func (rx retransmitChain) firstResend(head int64, packets int, psi, every time.Duration) int64 {
+//
+// sent, if not nil, is told every jiffy a segment leaves, the writes
+// (the head itself is the caller's) with their instant after the start of
+// the head's jiffy, the probe with −1.
+func (rx retransmitChain) firstResend(head int64, packets int, psi, every time.Duration, sent func(j int64, write time.Duration)) int64 {
+	if sent == nil {
+		sent = func(int64, time.Duration) {}
+	}
 	schedule := func(now int64, packets int) int64 {
 		timeout := rx.pto(packets)
 		if delta := head + rx.r - now; delta > 0 {
@@ -471,12 +537,14 @@ func (rx retransmitChain) firstResend(head int64, packets int, psi, every time.D
 			if w >= tlp {
 				break
 			}
+			sent(w, psi+time.Duration(m)*every)
 			packets++
 			tlp = schedule(w, packets)
 		}
 	}
 	// The probe goes out and the RTO is re-armed a full RTO from it
 	// (tcp_send_loss_probe clears icsk_pending before tcp_rearm_rto).
+	sent(tlp, -1)
 	t1 := rearm(tlp, rx.r)
 	if every > 0 {
 		// A write between the probe and t1 schedules a probe again; with
@@ -490,6 +558,7 @@ func (rx retransmitChain) firstResend(head int64, packets int, psi, every time.D
 			if w >= t1 {
 				break
 			}
+			sent(w, psi+time.Duration(m)*every)
 			p := arm(w, rx.pto(2))
 			if p < t1 {
 				t1 = rearm(p, max(1, head+rx.r-p))
@@ -504,13 +573,17 @@ func (rx retransmitChain) firstResend(head int64, packets int, psi, every time.D
 // reached the limit, then resends and re-arms the doubled RTO, clamped to
 // what is left of a user timeout.
 func (rx retransmitChain) giveUp(t1 int64) int64 {
-	return rx.continueFrom(t1, t1, min(2*rx.r, rx.rtoMax))
+	return rx.continueFrom(t1, t1, min(2*rx.r, rx.rtoMax), nil)
 }
 
 // continueFrom runs the chain from a firing at jiffy at, t1 at jiffy t1,
-// the next re-arm rto jiffies.
-func (rx retransmitChain) continueFrom(t1, at, rto int64) int64 {
+// the next re-arm rto jiffies, telling sent (if not nil) of each resend
+// from at on, and returns the give-up jiffy.
+func (rx retransmitChain) continueFrom(t1, at, rto int64, sent func(j int64, write time.Duration)) int64 {
 	for range 256 {
+		if sent != nil {
+			sent(at, -1)
+		}
 		n := rto
 		if rx.userTimeout > 0 {
 			if rem := rx.limitMs - (at-t1)*msPerJiffy; rem <= 0 {

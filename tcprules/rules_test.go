@@ -176,24 +176,44 @@ func TestRetransmissionState(t *testing.T) {
 	}
 }
 
-// TestFirstSegments: what a path that resets written segments answers.
-func TestFirstSegments(t *testing.T) {
-	// Idle 0.5 s, keepalive 1 s: the first probe 0.5 s after the fault,
-	// late by up to one 32 ms step.
-	if f := KeepaliveFirstProbe(idleFor(0.5), s, s); f.LoS < 0.5-0.005 || f.HiS > 0.533 {
-		t.Errorf("first probe: [%.3f, %.3f]", f.LoS, f.HiS)
+// TestResetAfter: the segment a path that resets what it is sent
+// answers, from `after` the fault on.
+func TestResetAfter(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name   string
+		f      Forecast
+		lo, hi float64 // the window must lie inside
+	}{
+		// Idle 0.5 s, keepalive 1 s: the first probe 0.5 s after the
+		// fault, late by up to one 32 ms step.
+		{"keepalive, at once", KeepaliveResetAfter(idleFor(0.5), s, s, 3, 0, 0), 0.5 - 0.005, 0.533},
+		// The host returns after 0.7 s: the probe at 0.5 s is lost, the
+		// next, 1 s later, is reset.
+		{"keepalive, after 0.7 s", KeepaliveResetAfter(idleFor(0.5), s, s, 3, 0, 700*ms), 1.5, 1.6},
+		// The host returns after 10 s: keepalive has killed by then.
+		{"keepalive, after 10 s", KeepaliveResetAfter(idleFor(0.5), s, s, 3, 0, 10*s), 3.55, 3.61},
+		// Probes already unanswered at the fault (idle 2.5 s): the next
+		// is due within an interval.
+		{"keepalive, probes under way", KeepaliveResetAfter(idleFor(2.5), s, s, 9, 0, 0), 0, 1.1},
+		// One segment in flight, sent now: the tail-loss probe, 51 j + 1 j.
+		{"in flight, no writes", WriterResetAfter(sentAgo(0), 0, 15, 0, 0, 0), 0.2, 0.21},
+		// ...from 0.3 s on: the first RTO resend, (412, 416] ms.
+		{"in flight, after 0.3 s", WriterResetAfter(sentAgo(0), 0, 15, 0, 0, 300*ms), 0.41, 0.417},
+		// A writer every 200 ms, its last write 48 ms before: the next
+		// 152 ms after the fault.
+		{"writer, at once", WriterResetAfter(idleFor(0.048), 200*ms, 15, 0, 0, 0), 0.147, 0.157},
+		// ...from 0.2 s on: its write at 0.352 s (the writes go on until t1).
+		{"writer, after 0.2 s", WriterResetAfter(idleFor(0.048), 200*ms, 15, 0, 0, 200*ms), 0.347, 0.357},
+		// ...from 5 s on with U 2 s: the user timeout kills first.
+		{"writer, after 5 s, U 2 s", WriterResetAfter(idleFor(0.048), 200*ms, 15, 0, 2*s, 5*s), 2.55, 2.62},
+	} {
+		if tc.f.Never || tc.f.LoS < tc.lo || tc.f.HiS > tc.hi {
+			t.Errorf("%s: [%.3f, %.3f], want within [%.3f, %.3f] (%s)", tc.name, tc.f.LoS, tc.f.HiS, tc.lo, tc.hi, tc.f.Rule)
+		}
 	}
-	// Idle 2.5 s with keepalive 1/1: the probes went unanswered before
-	// the fault, the next is due within an interval.
-	if f := KeepaliveFirstProbe(idleFor(2.5), s, s); f.HiS > 1.1 {
-		t.Errorf("probes under way: [%.3f, %.3f]", f.LoS, f.HiS)
-	}
-	// One segment in flight, sent now: the tail-loss probe, 51 j + 1 j.
-	if f := FirstResend(sentAgo(0)); f.LoS < 0.2 || f.HiS > 0.21 {
-		t.Errorf("first resend: [%.3f, %.3f]", f.LoS, f.HiS)
-	}
-	if f := FirstResend(idleFor(1)); !f.Never {
-		t.Errorf("nothing in flight resends nothing: %+v", f)
+	if f := WriterResetAfter(idleFor(1), 0, 15, 0, 0, 0); !f.Never {
+		t.Errorf("idle and writing nothing meets no reset: %+v", f)
 	}
 }
 
