@@ -15,8 +15,8 @@
 //     RetransmitRange, with Budget and ResendAfter): where a detection can
 //     fall when the fault lands anywhere after the last exchange, the
 //     summary of a cell.
-//   - Forecasts (Keepalive, KeepaliveFirstProbe, Retransmission,
-//     WriterRetransmission, RetransmissionAfterWrite, FirstResend, Clock,
+//   - Forecasts (Keepalive, KeepaliveResetAfter, Retransmission,
+//     WriterRetransmission, RetransmissionAfterWrite, WriterResetAfter, Clock,
 //     AtOnce, Never): the instant one sample decides, from its ConnState.
 //     They follow the connection's timers jiffy by jiffy through the timer
 //     wheel (kernel/time/timer.c: a timer filed at level l fires at the

@@ -168,6 +168,11 @@ func TestRetransmissionState(t *testing.T) {
 	if f := Retransmission(slow, 15, 0, 2*s); f.LoS < 2+0.488 || f.HiS > 2+0.5+0.04 {
 		t.Errorf("srtt 40 ms, U 2 s: [%.3f, %.3f], want t_s + 2 RTO + U", f.LoS, f.HiS)
 	}
+	// A request written 0.5 s after the fault into the silence (the pgx
+	// ping on acquire): the in-flight rule moved 0.5 s on.
+	if f, g := RetransmissionAfterWrite(idleFor(1), 500*time.Millisecond, 5, 0, 0), Retransmission(sentAgo(0), 5, 0, 0); math.Abs(f.AtS-g.AtS-0.5) > 0.005 {
+		t.Errorf("a write 0.5 s after the fault: %.3f, in flight at it: %.3f", f.AtS, g.AtS)
+	}
 	// Two resends already made when the fault came, the last just now.
 	under := sentAgo(0)
 	under.Retransmits, under.Backoff, under.RTOS = 2, 2, 0.816
