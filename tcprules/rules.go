@@ -31,9 +31,13 @@ func jiffiesAgo(seconds float64) int64 { return int64(math.Round(seconds * HZ)) 
 func ceilJiffies(d time.Duration) int64 { return int64((d + Jiffy - 1) / Jiffy) }
 
 // alignments are the fault jiffy's residues modulo the largest wheel step
-// a chain with timers up to maxDelta jiffies meets, at most 1024 of them.
-func alignments(maxDelta int64) []int64 {
+// a chain with timers up to maxDelta jiffies meets, at most 1024 of them;
+// or the one residue of the wheel's jiffy at the fault when it was read.
+func alignments(maxDelta, wheelJiffy int64) []int64 {
 	g := wheelGran(maxDelta)
+	if wheelJiffy > 0 {
+		return []int64{wheelJiffy % g}
+	}
 	stride := max(1, g/1024)
 	var out []int64
 	for a := int64(0); a < g; a += stride {
@@ -191,6 +195,7 @@ type keepaliveChain struct {
 	// probed: the last segment received answered a keepalive probe, so
 	// the timer was re-armed intvl from that probe, not idle.
 	probed bool
+	wheel  int64 // ConnState.WheelJiffy
 }
 
 // answeredProbe tells from the state whether the last segment received
@@ -213,6 +218,7 @@ func newKeepaliveChain(st ConnState, idle, intvl time.Duration, cnt int, userTim
 	k.l = -jiffiesAgo(k.idleAt.Seconds())
 	k.maxDeltaJiffy = max(k.t, k.i)
 	k.probed = answeredProbe(st, idle)
+	k.wheel = st.WheelJiffy
 	return k
 }
 
@@ -248,7 +254,7 @@ func (k keepaliveChain) describe() string {
 // the first probe's timer may have been filed at: re-armed at a firing
 // between L and L + idle, it lay up to idle ahead.
 func (k keepaliveChain) sweep(visit func(firings func(yield func(at int64, kill bool) bool))) {
-	for _, a := range alignments(k.maxDeltaJiffy) {
+	for _, a := range alignments(k.maxDeltaJiffy, k.wheel) {
 		f := origin + a
 		l := f + k.l
 		var firsts []int64
@@ -350,7 +356,7 @@ func floorJiffies(d time.Duration) (int64, time.Duration) {
 // the application writing every `every` after it (0: no more).
 func (rx retransmitChain) sweep(head, every time.Duration, packets int, state string) Forecast {
 	var sp span
-	for _, a := range alignments(rx.maxDelta()) {
+	for _, a := range alignments(rx.maxDelta(), rx.wheel) {
 		f := origin + a
 		for _, phi := range phases {
 			j, psi := floorJiffies(head + phi)
@@ -367,7 +373,7 @@ func (rx retransmitChain) sweep(head, every time.Duration, packets int, state st
 // in the state).
 func (rx retransmitChain) underWay(st ConnState, state string) Forecast {
 	var sp span
-	for _, a := range alignments(rx.maxDelta()) {
+	for _, a := range alignments(rx.maxDelta(), rx.wheel) {
 		f := origin + a
 		t1, iv := rx.t1UnderWay(st, f)
 		sp.add(rx.continueFrom(t1, f-jiffiesAgo(st.SinceDataSentS), iv, nil) - f)
@@ -405,7 +411,7 @@ func WriterResetAfter(st ConnState, every time.Duration, retries2 int, rtoMax, u
 	rx := newRetransmitChain(st, retries2, rtoMax, userTimeout)
 	last := -time.Duration(jiffiesAgo(st.SinceDataSentS)) * Jiffy
 	var sp span
-	for _, a := range alignments(rx.maxDelta()) {
+	for _, a := range alignments(rx.maxDelta(), rx.wheel) {
 		f := origin + a
 		for _, phi := range phases {
 			// The first segment at or after `after`: a timer's send, at a
@@ -466,6 +472,7 @@ type retransmitChain struct {
 	retries2    int
 	userTimeout time.Duration
 	rtoMaxD     time.Duration
+	wheel       int64 // ConnState.WheelJiffy
 }
 
 func newRetransmitChain(st ConnState, retries2 int, rtoMax, userTimeout time.Duration) retransmitChain {
@@ -481,7 +488,7 @@ func newRetransmitChain(st ConnState, retries2 int, rtoMax, userTimeout time.Dur
 		srtt2 = time.Duration(2 * st.RTTS * float64(time.Second))
 	}
 	rx := retransmitChain{r: r, rtoMax: ceilJiffies(rtoMax), srtt2: srtt2, unacked: max(st.Unacked, 1),
-		retries2: retries2, userTimeout: userTimeout, rtoMaxD: rtoMax}
+		retries2: retries2, userTimeout: userTimeout, rtoMaxD: rtoMax, wheel: st.WheelJiffy}
 	rx.limitMs = Budget(retries2, rtoMax).Milliseconds()
 	if userTimeout > 0 {
 		rx.limitMs = userTimeout.Milliseconds()

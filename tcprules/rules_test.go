@@ -276,3 +276,24 @@ func TestKeepaliveAfterAnsweredProbe(t *testing.T) {
 		t.Errorf("answeredProbe misreads the state")
 	}
 }
+
+// TestWheelJiffyNarrows: knowing the wheel's jiffy at the fault picks one
+// of the alignments the sweep covers: the window lies inside the swept
+// one and is narrow where level-2 steps (256 ms) made it wide.
+func TestWheelJiffyNarrows(t *testing.T) {
+	swept := Retransmission(sentAgo(0), 5, 0, 0)
+	for a := int64(0); a < 64; a += 7 {
+		st := sentAgo(0)
+		st.WheelJiffy = 1<<32 + a
+		f := Retransmission(st, 5, 0, 0)
+		if f.LoS < swept.LoS-1e-9 || f.HiS > swept.HiS+1e-9 {
+			t.Errorf("alignment %d: [%.3f, %.3f] outside the swept [%.3f, %.3f]", a, f.LoS, f.HiS, swept.LoS, swept.HiS)
+		}
+		if f.HiS-f.LoS > 0.02 {
+			t.Errorf("alignment %d: window %.3f s wide, want under 20 ms", a, f.HiS-f.LoS)
+		}
+	}
+	if swept.HiS-swept.LoS < 0.2 {
+		t.Errorf("the swept window is %.3f s wide: the test no longer shows the level-2 spread", swept.HiS-swept.LoS)
+	}
+}
