@@ -32,11 +32,12 @@ func ceilJiffies(d time.Duration) int64 { return int64((d + Jiffy - 1) / Jiffy) 
 
 // alignments are the fault jiffy's residues modulo the largest wheel step
 // a chain with timers up to maxDelta jiffies meets, at most 1024 of them;
-// or the one residue of the wheel's jiffy at the fault when it was read.
+// or, when the wheel's jiffy at the fault was read, its residue and its
+// neighbours (a tcpi_last_* value or a firing may sit one jiffy off).
 func alignments(maxDelta, wheelJiffy int64) []int64 {
 	g := wheelGran(maxDelta)
 	if wheelJiffy > 0 {
-		return []int64{wheelJiffy % g}
+		return []int64{(wheelJiffy - 1) % g, wheelJiffy % g, (wheelJiffy + 1) % g}
 	}
 	stride := max(1, g/1024)
 	var out []int64
