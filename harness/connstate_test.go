@@ -145,3 +145,27 @@ func TestInFlightForeignWatcher(t *testing.T) {
 		t.Errorf("a watcher that never writes gave %q, want an error saying nothing was in flight", s.Summary())
 	}
 }
+
+// TestForecastFromTheHostsReturn: a rebooted host comes back some tens of
+// ms after its `down` (a new namespace, links and addresses), and only the
+// watcher's first segment after that meets the RST. user-timeout writes
+// every 200 ms: forecast from the instant the host answered again, each
+// sample decides within ± 50 ms of it; forecast from `down` alone, a write
+// that fell into the return's gap would be 200 ms off.
+func TestForecastFromTheHostsReturn(t *testing.T) {
+	cells := runCells(t, harness.Options{}, harness.CellConfig{
+		Detector: "user-timeout:timeout=2s,every=200ms", Fault: "host-reboot:down=0s", Samples: 4,
+	})
+	for i, s := range cells[0].Record().Samples {
+		if s.Error != "" {
+			t.Fatalf("sample %d: %s", i, s.Error)
+		}
+		if s.Forecast == nil || !strings.Contains(s.Forecast.Rule, "the path answered") {
+			t.Fatalf("sample %d: forecast %+v, want one counted from the host's return", i, s.Forecast)
+		}
+		t.Logf("sample %d: %s, forecast %.3f s (%s)", i, s.Summary(), s.Forecast.AtS, s.Forecast.Rule)
+		if s.ResidualS == nil || *s.ResidualS < -0.05 || *s.ResidualS > 0.05 {
+			t.Errorf("sample %d: decided %s, forecast %+v: residual %v, want within ± 50 ms", i, s.Summary(), *s.Forecast, s.ResidualS)
+		}
+	}
+}

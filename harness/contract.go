@@ -132,6 +132,12 @@ type (
 	LocalLinkCutter interface {
 		CutsWatcherLink()
 	}
+	// Returner is an EffectResetOnWrite fault that reports the instant its
+	// path began answering again (the rebooted host is back; zero while it
+	// is down): a ResetForecaster's forecast counts from it.
+	Returner interface {
+		Returned() (int64, error)
+	}
 	// FaultReasons is a silent fault whose path reports an error of its own
 	// when a timer gives up (a router's ICMP unreachable becomes the
 	// socket's soft error, reported in place of ETIMEDOUT).
@@ -206,6 +212,13 @@ type (
 	// range then stands alone.
 	SamplePredictor interface {
 		PredictSample(st tcprules.ConnState, e Effect) (tcprules.Forecast, bool)
+	}
+	// ResetForecaster forecasts a sample on a path that answers the
+	// watcher's segments with an RST only from `after` on (a host that
+	// returns after being down): its first segment from then is reset. It
+	// wins over SamplePredictor when the fault is a Returner.
+	ResetForecaster interface {
+		PredictResetAfter(st tcprules.ConnState, after time.Duration) (tcprules.Forecast, bool)
 	}
 	// PeerReporter asks the peer what it saw, after the decision (oob-probe:
 	// whether urgent bytes arrived in band); the answer goes into the

@@ -153,6 +153,7 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 	if err != nil {
 		return out, err
 	}
+	forecastFromReturn(c, flt, &out.Sample)
 	if fc := out.Sample.Forecast; fc != nil && !fc.Never && out.Sample.Detected && out.Sample.Seconds != nil {
 		// Nanoseconds, as the instants it comes from.
 		r := math.Round((*out.Sample.Seconds-fc.AtS)*1e9) / 1e9
@@ -415,5 +416,25 @@ func waitDecision(ctx context.Context, w *Process, win decisionWindow, s report.
 				return s, fmt.Errorf("watcher: %s", ev.Msg)
 			}
 		}
+	}
+}
+
+// forecastFromReturn forecasts a sample again once its path has answered:
+// a rebooted host is back some tens of ms after its `down` (its namespace,
+// links and addresses are made anew), and the watcher's first segment
+// after that instant, not after `down`, meets the RST.
+func forecastFromReturn(c *Cell, flt Fault, s *report.Sample) {
+	rf, ok := c.Detector.(ResetForecaster)
+	r, isReturner := flt.(Returner)
+	if !ok || !isReturner || c.Effect != EffectResetOnWrite || s.State == nil || s.State.Source == "" || s.InjectedNs == 0 {
+		return
+	}
+	back, err := r.Returned()
+	if err != nil || back <= s.InjectedNs {
+		return
+	}
+	if fc, ok := rf.PredictResetAfter(*s.State, time.Duration(back-s.InjectedNs)); ok {
+		fc.Rule += fmt.Sprintf("; the path answered %.1f ms after the fault", float64(back-s.InjectedNs)/1e6)
+		s.Forecast = &fc
 	}
 }
