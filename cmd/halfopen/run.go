@@ -36,6 +36,9 @@ func newRunCmd() *cobra.Command {
   halfopen run --detector read-eof --detector heartbeat-inband --fault graceful-close --fault host-crash`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := harness.EnterUserNamespace(); err != nil {
+				return badInput(err)
+			}
 			return runMatrix(cmd, f)
 		},
 	}
