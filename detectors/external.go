@@ -223,6 +223,7 @@ func readHello(path, config string, unprivileged bool) (harness.Event, error) {
 	if unprivileged {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 65534, Gid: 65534}
 	}
+	harness.AsUserInUserNamespace(cmd.SysProcAttr)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return harness.Event{}, fmt.Errorf("read its hello: %w", err)

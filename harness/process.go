@@ -241,7 +241,7 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 		}
 		cmd.SysProcAttr.Credential = cred
 	}
-	asUserInUserNamespace(cmd.SysProcAttr)
+	AsUserInUserNamespace(cmd.SysProcAttr)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("start %s in %s: %w", spec.Label, h.Name, err)

@@ -356,12 +356,12 @@ func inOwnUserNamespace() bool {
 	return ok && os.Geteuid() == 0
 }
 
-// asUserInUserNamespace adapts attr, which starts a process as another
-// user, to a run in a user namespace, which maps no uid but its root's:
+// AsUserInUserNamespace adapts attr, which starts a process as another
+// user (attr.Credential), to a run in a user namespace, which maps no uid but its root's:
 // the process gets a user namespace of its own, nested in the run's, whose
 // only uid and gid are its own, mapped to the run's root. Root of the
 // machine keeps attr as it is.
-func asUserInUserNamespace(attr *syscall.SysProcAttr) {
+func AsUserInUserNamespace(attr *syscall.SysProcAttr) {
 	c := attr.Credential
 	if c == nil || (c.Uid == 0 && c.Gid == 0) || !inOwnUserNamespace() {
 		return
@@ -376,7 +376,7 @@ func asUserInUserNamespace(attr *syscall.SysProcAttr) {
 
 // chownForUser is os.Chown of path to a user a process will run as: in a
 // user namespace, where that user's uid is the run's own root mapped
-// (asUserInUserNamespace), the path already belongs to it.
+// (AsUserInUserNamespace), the path already belongs to it.
 func chownForUser(path string, c *syscall.Credential) error {
 	if inOwnUserNamespace() {
 		return nil
