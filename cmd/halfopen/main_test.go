@@ -167,9 +167,19 @@ func TestListShowsEveryDetectorAndFaultWithParameters(t *testing.T) {
 	}
 }
 
-// asNobody copies the test binary where uid 65534 can run it, in a
-// directory with a subdirectory out that it can write.
+// asNobody runs the test binary as uid 65534 (nobodyCmd) to its end.
 func asNobody(t *testing.T, args ...string) result {
+	t.Helper()
+	cmd, dir := nobodyCmd(t, args...)
+	r := runToEnd(t, cmd)
+	r.dir = dir
+	return r
+}
+
+// nobodyCmd copies the test binary where uid 65534 can run it, in a
+// directory with a subdirectory out that it can write, and returns the
+// command running it there as uid 65534, and the directory.
+func nobodyCmd(t *testing.T, args ...string) (*exec.Cmd, string) {
 	t.Helper()
 	dir := publicDir(t, "halfopen-nobody-")
 	bin := filepath.Join(dir, "halfopen")
@@ -190,9 +200,7 @@ func asNobody(t *testing.T, args ...string) result {
 	cmd.Env = []string{"HALFOPEN_TEST_MAIN=1", "PATH=/usr/bin:/bin"}
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	r := runToEnd(t, cmd)
-	r.dir = dir
-	return r
+	return cmd, dir
 }
 
 // As an ordinary user, doctor names the user-namespace mode and what it
