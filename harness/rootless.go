@@ -276,7 +276,14 @@ func outerUID() (int, bool) {
 	if err != nil {
 		return 0, false
 	}
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+	return rootOfUIDMap(string(b))
+}
+
+// rootOfUIDMap reads a uid_map (user_namespaces(7)): the uid outside that
+// uid 0 inside maps to, and whether the map is other than the machine's
+// own identity map of every uid.
+func rootOfUIDMap(text string) (int, bool) {
+	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
 		f := strings.Fields(line)
 		if len(f) != 3 {
 			continue
@@ -357,13 +364,14 @@ func inOwnUserNamespace() bool {
 }
 
 // AsUserInUserNamespace adapts attr, which starts a process as another
-// user (attr.Credential), to a run in a user namespace, which maps no uid but its root's:
-// the process gets a user namespace of its own, nested in the run's, whose
-// only uid and gid are its own, mapped to the run's root. Root of the
-// machine keeps attr as it is.
+// user (attr.Credential), to a user namespace that does not map that
+// user's uid or gid, as a rootless run's maps only its root: the process
+// gets a user namespace of its own, nested in the run's, whose only uid
+// and gid are its own, mapped to the run's root. Where the user is mapped
+// (root of the machine), attr stays as it is.
 func AsUserInUserNamespace(attr *syscall.SysProcAttr) {
 	c := attr.Credential
-	if c == nil || (c.Uid == 0 && c.Gid == 0) || !inOwnUserNamespace() {
+	if c == nil || !unmapped(c) {
 		return
 	}
 	attr.Cloneflags |= unix.CLONE_NEWUSER
@@ -374,11 +382,39 @@ func AsUserInUserNamespace(attr *syscall.SysProcAttr) {
 	c.NoSetGroups = true
 }
 
-// chownForUser is os.Chown of path to a user a process will run as: in a
-// user namespace, where that user's uid is the run's own root mapped
-// (AsUserInUserNamespace), the path already belongs to it.
+// unmapped says whether this process's user namespace lacks the uid or
+// the gid of c.
+func unmapped(c *syscall.Credential) bool {
+	uids, err1 := os.ReadFile("/proc/self/uid_map")
+	gids, err2 := os.ReadFile("/proc/self/gid_map")
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return !idMapped(string(uids), c.Uid) || !idMapped(string(gids), c.Gid)
+}
+
+// idMapped says whether a uid_map or gid_map (user_namespaces(7)) maps id,
+// an id inside the namespace.
+func idMapped(text string, id uint32) bool {
+	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		first, err1 := strconv.ParseUint(f[0], 10, 32)
+		count, err2 := strconv.ParseUint(f[2], 10, 33)
+		if err1 == nil && err2 == nil && uint64(id) >= first && uint64(id) < first+count {
+			return true
+		}
+	}
+	return false
+}
+
+// chownForUser is os.Chown of path to a user a process will run as; where
+// that user is not mapped, the process runs as the run's root mapped
+// (AsUserInUserNamespace), to which the path already belongs.
 func chownForUser(path string, c *syscall.Credential) error {
-	if inOwnUserNamespace() {
+	if unmapped(c) {
 		return nil
 	}
 	return os.Chown(path, int(c.Uid), int(c.Gid))
