@@ -340,14 +340,26 @@ func realtimeNote() string {
 	if os.Getenv(EnvNoRealtime) == "1" {
 		return "real-time priority is off (" + EnvNoRealtime + "=1): agents stamp instants at normal priority, at the cost the calibration error measures"
 	}
-	var setErr error
-	_ = onRestoredThread(func() error {
-		setErr = unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1}, 0)
-		if setErr == nil {
-			_ = unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}, 0)
+	errc := make(chan error, 1)
+	go func() {
+		// A thread of its own, which goes back to exactly what it had
+		// (its nice value too, which an unprivileged thread could not
+		// lower again), or dies with this goroutine, still locked, rather
+		// than serve other goroutines at real-time priority.
+		runtime.LockOSThread()
+		was, err := unix.SchedGetAttr(0, 0)
+		if err != nil {
+			errc <- err
+			return
 		}
-		return nil
-	})
+		err = unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1}, 0)
+		errc <- err
+		if err == nil && unix.SchedSetAttr(0, was, 0) != nil {
+			return
+		}
+		runtime.UnlockOSThread()
+	}()
+	setErr := <-errc
 	if setErr == nil {
 		return ""
 	}

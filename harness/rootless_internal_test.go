@@ -1,6 +1,10 @@
 package harness
 
-import "testing"
+import (
+	"os"
+	"strings"
+	"testing"
+)
 
 func TestRootOfUIDMap(t *testing.T) {
 	for _, tc := range []struct {
@@ -45,5 +49,20 @@ func TestIDMapped(t *testing.T) {
 				t.Errorf("idMapped(%q, %d) = %v, want %v", tc.text, tc.id, got, tc.want)
 			}
 		})
+	}
+}
+
+// Root has real-time priority, and EnvNoRealtime turns it off.
+func TestRealtimeNoteAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, which may use SCHED_FIFO whatever its RLIMIT_RTPRIO")
+	}
+	t.Setenv(EnvNoRealtime, "")
+	if note := realtimeNote(); note != "" {
+		t.Errorf("root was refused real-time priority: %s", note)
+	}
+	t.Setenv(EnvNoRealtime, "1")
+	if note := realtimeNote(); !strings.Contains(note, EnvNoRealtime+"=1") {
+		t.Errorf("with %s=1 the note is %q", EnvNoRealtime, note)
 	}
 }

@@ -269,6 +269,16 @@ func TestRootlessGate(t *testing.T) {
 		if env.Privilege == nil || env.Privilege.Mode != "user namespace (uid 65534)" {
 			t.Errorf("the report's privilege is %+v, want mode user namespace (uid 65534)", env.Privilege)
 		}
+		// Real-time priority is nobody's only within its RLIMIT_RTPRIO,
+		// inherited from this test.
+		var lim unix.Rlimit
+		if err := unix.Getrlimit(unix.RLIMIT_RTPRIO, &lim); err != nil {
+			t.Fatal(err)
+		}
+		refused := env.Privilege != nil && len(env.Privilege.Degraded) > 0 && strings.HasPrefix(env.Privilege.Degraded[0], "real-time priority is refused")
+		if refused != (lim.Cur == 0) {
+			t.Errorf("with RLIMIT_RTPRIO %d the report says real-time priority was refused: %v (%+v)", lim.Cur, refused, env.Privilege)
+		}
 		if env.CalibrationErrorMs == nil {
 			t.Error("the report has no calibration error to go with what the run went without")
 		}
