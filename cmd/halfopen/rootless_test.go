@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -106,4 +107,41 @@ func TestSignalledRootlessRunLeavesNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// refusedNobody runs the test binary as uid 65534 where the kernel refuses
+// it user namespaces: inside a user namespace that maps root and nobody,
+// whose root sets user.max_user_namespaces to 0 there (the limit is per
+// user namespace and binds those made inside it), then becomes nobody.
+func refusedNobody(t *testing.T, args ...string) result {
+	t.Helper()
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("needs setpriv (util-linux)")
+	}
+	cmd, dir := nobodyCmd(t, args...)
+	wrapped := exec.Command("/bin/sh", append([]string{"-c", `echo 0 > /proc/sys/user/max_user_namespaces && exec "$0" --reuid=65534 --regid=65534 --clear-groups "$@"`, setpriv, cmd.Path}, args...)...)
+	wrapped.Env, wrapped.Dir = cmd.Env, dir
+	maps := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}, {ContainerID: 65534, HostID: 65534, Size: 1}}
+	wrapped.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: maps, GidMappings: maps, GidMappingsEnableSetgroups: true}
+	return runToEnd(t, wrapped)
+}
+
+// Where the kernel refuses an ordinary user user namespaces, doctor says
+// so and what to enable, and run fails in that one sentence.
+func TestRefusedUserNamespacesAreOneSentence(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to drop to an unprivileged user")
+	}
+	const want = "the kernel refused this user (uid 65534) a user namespace (no space left on device); enable them with sysctl user.max_user_namespaces=15000, or run as root"
+	r := refusedNobody(t, "doctor")
+	if r.code != exitBadInput || !strings.Contains(r.stdout, "MISSING privilege "+want) {
+		t.Errorf("doctor where user namespaces are refused: exit %d, stdout %s", r.code, r.stdout)
+	}
+	oneSentence(t, r, want)
+	r = refusedNobody(t, "run", "--detector", "read-eof", "--fault", "blackhole", "--report", "out/r.json")
+	if r.code != exitBadInput {
+		t.Errorf("run where user namespaces are refused exited %d", r.code)
+	}
+	oneSentence(t, r, want)
 }
