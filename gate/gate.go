@@ -16,7 +16,10 @@
 // $HALFOPEN_REPORT_DIR), which halfopen's report, compare and gate commands
 // read.
 //
-// A suite needs root (namespaces) and dispatches roles first:
+// A suite dispatches roles first. Run as root it makes its labs in the
+// machine's namespaces; run by an ordinary user (plain `go test`) Main
+// re-executes it as root of a user namespace of its own and makes the labs
+// there, or fails with one sentence where the kernel refuses:
 //
 //	func TestMain(m *testing.M) { gate.Main(m) }
 package gate
@@ -52,6 +55,10 @@ import (
 func Main(m *testing.M) {
 	roles.RunIfRole()
 	harness.MaybeRunAgent()
+	if err := harness.EnterUserNamespace(); err != nil {
+		fmt.Fprintln(os.Stderr, "gate:", err)
+		os.Exit(2)
+	}
 	code := m.Run()
 	if err := closeReport(); err != nil {
 		fmt.Fprintln(os.Stderr, "gate:", err)

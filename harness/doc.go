@@ -32,5 +32,8 @@
 //     processes, sysctls and their cleanup;
 //   - reaper.go, gc.go: what a killed run leaves is swept within
 //     milliseconds by the run's reaper, a process that outlives it (the
-//     design is in reaper.go); gc is for a machine that crashed.
+//     design is in reaper.go); gc is for a machine that crashed;
+//   - rootless.go, preflight.go: the privilege a run has (root, or root of
+//     a user namespace of its own that EnterUserNamespace makes for an
+//     ordinary user) and what the machine lacks, in one sentence each.
 package harness

@@ -339,6 +339,7 @@ func (m *Matrix) writeHeader() error {
 		r.Environment.Pool = max(r.Environment.Pool, m.pool.maxUsed())
 		r.Environment.CPUs = runtime.NumCPU()
 		r.Environment.CPUIdle = m.run.CPUIdle()
+		r.Environment.Privilege = Privilege()
 		for _, c := range m.cells {
 			h := c.header()
 			rc := r.CellInPhase(h.Detector, h.Fault, h.Side, h.Kind, h.Phase)

@@ -20,8 +20,9 @@ type Check struct {
 	Detail string
 }
 
-// Preflight checks, in order, what a lab needs: root, network namespaces
-// with a place to name them, nftables in the kernel. The first missing one
+// Preflight checks, in order, what a lab needs: root, or root of a user
+// namespace of its own (EnterUserNamespace), network namespaces with a
+// place to name them, nftables in the kernel. The first missing one
 // is returned as a single sentence wrapping ErrUnfit.
 func Preflight() error {
 	for _, c := range Doctor() {
@@ -32,17 +33,19 @@ func Preflight() error {
 	return nil
 }
 
-// Doctor runs every preflight check and reports each.
+// Doctor runs every preflight check and reports each. The first says
+// with what privilege this process makes labs (userNamespaceCheck): root,
+// root of a user namespace of its own, or neither and why; a run in a
+// user namespace adds what it goes without.
 func Doctor() []Check {
 	var out []Check
-	root := os.Geteuid() == 0
-	if !root {
-		out = append(out, Check{Name: "root", Detail: fmt.Sprintf("halfopen needs root to create network namespaces, veth links and nftables rules, and runs as uid %d; run it with sudo", os.Geteuid())})
-		out = append(out, Check{Name: "netns", Detail: "not checked without root"})
-		out = append(out, Check{Name: "nftables", Detail: "not checked without root"})
+	priv := userNamespaceCheck()
+	out = append(out, priv)
+	if !priv.OK {
+		out = append(out, Check{Name: "netns", Detail: "not checked without root or a user namespace"})
+		out = append(out, Check{Name: "nftables", Detail: "not checked without root or a user namespace"})
 		return out
 	}
-	out = append(out, Check{Name: "root", OK: true, Detail: "running as root"})
 	ns, err := throwawayNamespace()
 	if err != nil {
 		out = append(out, Check{Name: "netns", Detail: fmt.Sprintf("the kernel refused a new network namespace (%v); halfopen needs CONFIG_NET_NS and, in a container, CAP_SYS_ADMIN", err)})
@@ -60,7 +63,7 @@ func Doctor() []Check {
 	} else {
 		out = append(out, Check{Name: "nftables", OK: true, Detail: "nftables tables, chains, counters and rules work in a lab namespace"})
 	}
-	return out
+	return append(out, privilegeChecks()...)
 }
 
 // throwawayNamespace makes an unnamed namespace and returns a handle on it;

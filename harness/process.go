@@ -253,6 +253,7 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 		}
 		cmd.SysProcAttr.Credential = cred
 	}
+	AsUserInUserNamespace(cmd.SysProcAttr)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("start %s in %s: %w", spec.Label, h.Name, err)

@@ -270,7 +270,7 @@ func (s *Session) startService(ctx context.Context, addr netip.AddrPort) error {
 		if err != nil {
 			return err
 		}
-		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+		if err := chownForUser(dir, cred); err != nil {
 			return fmt.Errorf("service %s: %w", svc.Name, err)
 		}
 	}

@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -79,9 +80,33 @@ func Merge(reports ...*Report) (*Report, error) {
 	return out, nil
 }
 
-// mergeEnvironment adds src's wall time, pool, calibration and idle CPUs
-// to dst's (see Merge).
+// mergePrivilege gives dst every different privilege mode of the parts,
+// joined by "; ", and every thing one of them went without.
+func mergePrivilege(dst, src *Environment) {
+	if src.Privilege == nil {
+		return
+	}
+	if dst.Privilege == nil {
+		dst.Privilege = &Privilege{}
+	}
+	p := dst.Privilege
+	if !slices.Contains(strings.Split(p.Mode, "; "), src.Privilege.Mode) {
+		if p.Mode != "" {
+			p.Mode += "; "
+		}
+		p.Mode += src.Privilege.Mode
+	}
+	for _, d := range src.Privilege.Degraded {
+		if !slices.Contains(p.Degraded, d) {
+			p.Degraded = append(p.Degraded, d)
+		}
+	}
+}
+
+// mergeEnvironment adds src's wall time, pool, calibration, idle CPUs and
+// privilege to dst's (see Merge).
 func mergeEnvironment(dst, src *Environment) {
+	mergePrivilege(dst, src)
 	dst.WallS += src.WallS
 	dst.Pool = max(dst.Pool, src.Pool)
 	if src.CPUIdle != "" && !strings.Contains(dst.CPUIdle, src.CPUIdle) {

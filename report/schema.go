@@ -123,6 +123,9 @@ type Environment struct {
 	// CPUIdle says how idle CPUs waited during the run: "polling" while
 	// the harness held a PM QoS request of 0 µs, or "halting" and why not.
 	CPUIdle string `json:"cpu_idle,omitempty"`
+	// Privilege says with what privilege the run made its labs, and what
+	// it went without that root would have given it.
+	Privilege *Privilege `json:"privilege,omitempty"`
 	// WallS is the wall time the run spent measuring, seconds: from the
 	// report's start to its last measurement (several matrices may share
 	// one report, as a gate suite's cells do); a merged report sums its
@@ -144,6 +147,16 @@ type Environment struct {
 	// map for the whole run, role prefixed ("watcher/net.ipv4.tcp_retries2").
 	// It is read from old reports and never written; Cell.Sysctls replaces it.
 	Sysctls map[string]string `json:"sysctls,omitempty"`
+}
+
+// Privilege is how a run was privileged: as root, or as root of a user
+// namespace of its own made by an ordinary user.
+type Privilege struct {
+	// Mode is "root" or "user namespace (uid N)", N the user's uid.
+	Mode string `json:"mode"`
+	// Degraded holds one sentence for each thing root would have given
+	// the run that it went without (real-time priority, ...).
+	Degraded []string `json:"degraded,omitempty"`
 }
 
 // Quantiles summarises a distribution in milliseconds.

@@ -218,6 +218,11 @@ func cloneEnvironment(e Environment) Environment {
 		c.CalibrationErrorMs = &q
 	}
 	c.Calibration = append([]CalibrationProbe(nil), e.Calibration...)
+	if e.Privilege != nil {
+		p := *e.Privilege
+		p.Degraded = append([]string(nil), e.Privilege.Degraded...)
+		c.Privilege = &p
+	}
 	if e.Sysctls != nil {
 		c.Sysctls = make(map[string]string, len(e.Sysctls))
 		for k, v := range e.Sysctls {

@@ -43,6 +43,11 @@ shards' reports merged by halfopen merge) instead of measuring.`,
   halfopen check halfopen-gate.yaml --from reports/gate.json --reports reports`,
 		Args: exactArgs(1, "check needs exactly one GATEFILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.from == "" {
+				if err := harness.EnterUserNamespace(); err != nil {
+					return badInput(err)
+				}
+			}
 			return runCheck(cmd, args[0], f)
 		},
 	}

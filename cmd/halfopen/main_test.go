@@ -32,6 +32,7 @@ type result struct {
 	stdout, stderr string
 	code           int
 	pid            int
+	dir            string // where asNobody ran it
 }
 
 // halfopen runs the command with args and returns what it printed.
@@ -55,7 +56,7 @@ func runToEnd(t *testing.T, cmd *exec.Cmd) result {
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	return result{out.String(), errb.String(), code, cmd.Process.Pid}
+	return result{stdout: out.String(), stderr: errb.String(), code: code, pid: cmd.Process.Pid}
 }
 
 // publicDir makes a directory that uid 65534 can enter, removed after the test.
@@ -170,8 +171,19 @@ func TestListShowsEveryDetectorAndFaultWithParameters(t *testing.T) {
 	}
 }
 
-// asNobody copies the test binary where uid 65534 can run it.
+// asNobody runs the test binary as uid 65534 (nobodyCmd) to its end.
 func asNobody(t *testing.T, args ...string) result {
+	t.Helper()
+	cmd, dir := nobodyCmd(t, args...)
+	r := runToEnd(t, cmd)
+	r.dir = dir
+	return r
+}
+
+// nobodyCmd copies the test binary where uid 65534 can run it, in a
+// directory with a subdirectory out that it can write, and returns the
+// command running it there as uid 65534, and the directory.
+func nobodyCmd(t *testing.T, args ...string) (*exec.Cmd, string) {
 	t.Helper()
 	dir := publicDir(t, "halfopen-nobody-")
 	bin := filepath.Join(dir, "halfopen")
@@ -182,27 +194,46 @@ func asNobody(t *testing.T, args ...string) result {
 	if err := os.WriteFile(bin, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Mkdir(filepath.Join(dir, "out"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(filepath.Join(dir, "out"), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = []string{"HALFOPEN_TEST_MAIN=1", "PATH=/usr/bin:/bin"}
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	return runToEnd(t, cmd)
+	return cmd, dir
 }
 
-func TestWithoutRootDoctorAndRunSayWhatIsMissing(t *testing.T) {
+// As an ordinary user, doctor names the user-namespace mode and what it
+// goes without, and run measures in a user namespace of its own.
+func TestAsNobodyDoctorAndRunUseAUserNamespace(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to drop to an unprivileged user")
 	}
 	r := asNobody(t, "doctor")
-	if r.code != exitBadInput || !strings.Contains(r.stdout, "MISSING root") {
+	if strings.Contains(r.stdout, "refused this user") {
+		t.Skipf("this machine refuses nobody a user namespace: %s", r.stdout)
+	}
+	if r.code != 0 || !strings.Contains(r.stdout, "ok      privilege user namespace (uid 65534)") || !strings.Contains(r.stdout, "ok      degraded ") {
 		t.Errorf("doctor as nobody: exit %d, stdout %s", r.code, r.stdout)
 	}
-	oneSentence(t, r, "halfopen needs root to create network namespaces")
-	r = asNobody(t, "run", "--detector", "read-eof", "--fault", "blackhole", "--report", "r.json")
-	if r.code != exitBadInput {
-		t.Errorf("run as nobody exited %d", r.code)
+	r = asNobody(t, "run", "--detector", "read-eof", "--fault", "graceful-close", "--samples", "1", "--pool", "1", "--report", "out/r.json")
+	if r.code != 0 {
+		t.Fatalf("run as nobody exited %d: %s", r.code, r.stderr)
 	}
-	oneSentence(t, r, "halfopen needs root to create network namespaces")
+	rep, err := report.Read(filepath.Join(r.dir, "out", "r.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := rep.Environment.Privilege; p == nil || p.Mode != "user namespace (uid 65534)" {
+		t.Errorf("the report's privilege is %+v", p)
+	}
+	if len(rep.Cells) != 1 || len(rep.Cells[0].Samples) != 1 || !rep.Cells[0].Samples[0].Detected {
+		t.Errorf("run as nobody did not measure its one sample: %+v", rep.Cells)
+	}
 }
 
 // waitSamples polls the report until it holds at least n samples.

@@ -58,6 +58,7 @@ func newDoctorCmd() *cobra.Command {
 		Example: "  sudo halfopen doctor",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			_ = harness.EnterUserNamespace() // not root: check in a user namespace, or say why there is none
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "halfopen %s, kernel %s, %s\n", harness.VersionString(), harness.Kernel(), harness.GoVersion())
 			var firstBad error

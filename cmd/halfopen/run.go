@@ -44,6 +44,9 @@ keeps every sample in its report and ends with one sentence saying how many).`,
   halfopen run --detector read-eof --detector heartbeat-inband --fault graceful-close --fault host-crash`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := harness.EnterUserNamespace(); err != nil {
+				return badInput(err)
+			}
 			return runMatrix(cmd, f)
 		},
 	}
