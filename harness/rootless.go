@@ -318,6 +318,9 @@ var privilege = sync.OnceValue(func() report.Privilege {
 	if note := realtimeNote(); note != "" {
 		p.Degraded = append(p.Degraded, note)
 	}
+	if s := detectCgroups(); !s.used() && !s.quiet {
+		p.Degraded = append(p.Degraded, s.note)
+	}
 	if _, ok := outerUID(); ok && os.Geteuid() == 0 {
 		p.Degraded = append(p.Degraded, "the reaper is not exempt from the OOM killer: oom_score_adj -1000 needs CAP_SYS_RESOURCE outside the user namespace")
 	}

@@ -255,6 +255,9 @@ func writeMarkdownEnvironment(b *strings.Builder, r *Report) {
 		row("labs at once", fmt.Sprint(r.Environment.Pool))
 	}
 	row("idle CPUs", r.Environment.CPUIdle)
+	if p := r.Environment.Privilege; p != nil {
+		row("privilege", p.Text())
+	}
 	if t := r.Throughput(); t.Samples > 0 {
 		row("throughput", t.String())
 	}

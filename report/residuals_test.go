@@ -98,3 +98,21 @@ func TestInFlightCellsHaveTheirOwnRow(t *testing.T) {
 		t.Errorf("the report names no in-flight row:\n%s", b.String())
 	}
 }
+
+// TestEnvironmentShowsPrivilege: a run's privilege mode and what it went
+// without are in both human formats.
+func TestEnvironmentShowsPrivilege(t *testing.T) {
+	r := &Report{Environment: Environment{Privilege: &Privilege{Mode: "user namespace (uid 1000)", Degraded: []string{"real-time priority is refused"}}}}
+	var md, html strings.Builder
+	if err := Markdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := HTML(&html, r); err != nil {
+		t.Fatal(err)
+	}
+	for name, out := range map[string]string{"Markdown": md.String(), "HTML": html.String()} {
+		if !strings.Contains(out, "user namespace (uid 1000); without: real-time priority is refused") {
+			t.Errorf("the %s report does not show the privilege", name)
+		}
+	}
+}

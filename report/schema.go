@@ -38,6 +38,7 @@ package report
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/halfopen/halfopen/tcprules"
@@ -157,6 +158,15 @@ type Privilege struct {
 	// Degraded holds one sentence for each thing root would have given
 	// the run that it went without (real-time priority, ...).
 	Degraded []string `json:"degraded,omitempty"`
+}
+
+// Text is the privilege as one line: the mode, then what the run went
+// without, if anything.
+func (p Privilege) Text() string {
+	if len(p.Degraded) == 0 {
+		return p.Mode
+	}
+	return p.Mode + "; without: " + strings.Join(p.Degraded, "; ")
 }
 
 // Quantiles summarises a distribution in milliseconds.
