@@ -55,6 +55,7 @@ import (
 	_ "github.com/halfopen/halfopen/detectors"
 	_ "github.com/halfopen/halfopen/faults"
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/spec"
 )
@@ -675,7 +676,7 @@ func (p *parser) cells(n *yaml.Node) error {
 			line            int
 		}
 		var faults []fault
-		sides := []harness.Side{harness.SideClient}
+		sides := []protocol.Side{protocol.SideClient}
 		sysctlLine := 0
 		for _, fd := range fields {
 			fw := what + " " + fd.key
@@ -722,7 +723,7 @@ func (p *parser) cells(n *yaml.Node) error {
 					if err != nil {
 						return err
 					}
-					s, err := harness.ParseSide(text)
+					s, err := protocol.ParseSide(text)
 					if err != nil {
 						return p.fail(it.Line, "%s: %v", fw, err)
 					}
