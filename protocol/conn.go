@@ -76,6 +76,7 @@ func Dial(ctx context.Context, addr string, patience time.Duration) (*net.TCPCon
 	}
 }
 
+// sleep waits d, or less when ctx ends first (its error).
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
