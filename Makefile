@@ -27,7 +27,7 @@ GATES     := grpc nats redis postgres
 # FUZZTIME_SHORT (fuzz-short).
 # Minimising a new input is capped: on large reports it would stall the run.
 FUZZ_TARGETS   := spec:FuzzParse spec:FuzzCanonical harness:FuzzNewDetector harness:FuzzNewFault \
-                  harness:FuzzParseEvent protocol:FuzzParseConfig report:FuzzParse report:FuzzMerge report:FuzzParseBudgets \
+                  protocol:FuzzParseEvent protocol:FuzzParseConfig report:FuzzParse report:FuzzMerge report:FuzzParseBudgets \
                   gatefile:FuzzParse
 FUZZTIME       ?= 1m
 FUZZTIME_SHORT ?= 3s

@@ -39,6 +39,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+	"github.com/halfopen/halfopen/protocol"
 	"golang.org/x/sys/unix"
 )
 
@@ -204,7 +205,7 @@ func (c *Capture) read(idx int, ifc *iface) {
 		if !ok {
 			// No timestamp from the kernel: the read's own instant, later
 			// than the packet by the scheduling delay.
-			realNs = monotonicNs() + offset
+			realNs = protocol.Now() + offset
 		}
 		kept := min(n, len(buf))
 		p := packet{monoNs: realNs - offset, iface: idx, length: n, data: append([]byte(nil), buf[:kept]...)}
@@ -250,22 +251,16 @@ func kernelTimestamp(oob []byte) (int64, bool) {
 func clockOffset() int64 {
 	best, bestWidth := int64(0), int64(-1)
 	for range 3 {
-		var m1, r, m2 unix.Timespec
-		_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &m1)
+		var r unix.Timespec
+		m1 := protocol.Now()
 		_ = unix.ClockGettime(unix.CLOCK_REALTIME, &r)
-		_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &m2)
-		width := m2.Nano() - m1.Nano()
+		m2 := protocol.Now()
+		width := m2 - m1
 		if bestWidth < 0 || width < bestWidth {
-			best, bestWidth = r.Nano()-(m1.Nano()+width/2), width
+			best, bestWidth = r.Nano()-(m1+width/2), width
 		}
 	}
 	return best
-}
-
-func monotonicNs() int64 {
-	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return ts.Nano()
 }
 
 func (c *Capture) fail(err error) {

@@ -12,6 +12,7 @@ import (
 	_ "github.com/halfopen/halfopen/detectors"
 	_ "github.com/halfopen/halfopen/faults"
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 )
 
@@ -71,8 +72,8 @@ func TestCaptureShowsKeepaliveProbes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { small.Stop() })
-	startNs := harness.Now()
-	w, _, err := harness.Connect(ctx, lab, detector, harness.SideClient, nil)
+	startNs := protocol.Now()
+	w, _, err := harness.Connect(ctx, lab, detector, protocol.SideClient, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestCaptureShowsKeepaliveProbes(t *testing.T) {
 	}
 	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer wcancel()
-	dead, err := w.WaitEvent(wctx, harness.EventDead)
+	dead, err := w.WaitEvent(wctx, protocol.EventDead)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func TestCaptureShowsKeepaliveProbes(t *testing.T) {
 	if err := small.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	stopNs := harness.Now()
+	stopNs := protocol.Now()
 	dir := t.TempDir()
 	if d := os.Getenv("HALFOPEN_CAPTURE_TESTDATA"); d != "" {
 		dir = d
@@ -182,12 +183,12 @@ func TestCaptureShowsKeepaliveProbes(t *testing.T) {
 }
 
 // writeTestReport writes the one-sample report of this measurement.
-func writeTestReport(t *testing.T, dir, detector string, at int64, dead harness.Event) {
+func writeTestReport(t *testing.T, dir, detector string, at int64, dead protocol.Event) {
 	canon, err := harness.CanonicalDetector(detector)
 	if err != nil {
 		t.Fatal(err)
 	}
-	secs := harness.Seconds(dead.TNs - at)
+	secs := protocol.Seconds(dead.TNs - at)
 	r := &report.Report{
 		Schema: report.SchemaV1, Profile: "capture-test", Started: time.Now().UTC().Truncate(time.Second), Seed: 1, Complete: true,
 		Environment: report.Environment{Kernel: kernel(), Go: "go", Halfopen: harness.Version},

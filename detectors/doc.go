@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // readUntilEnd reads c until a read fails or returns end of stream and
@@ -27,7 +28,7 @@ func readUntilEnd(ctx context.Context, c *net.TCPConn, onData func([]byte)) harn
 	for {
 		n, err := c.Read(buf)
 		if err != nil || n == 0 {
-			d := harness.Decide(harness.ErrnoName(err))
+			d := harness.Decide(protocol.Reason(err))
 			if ctx.Err() != nil {
 				return harness.Decision{}
 			}
@@ -61,5 +62,5 @@ func writeErr(err error) harness.Decision {
 	if errors.Is(err, net.ErrClosed) {
 		return harness.Decision{}
 	}
-	return harness.Decide(harness.ErrnoName(err))
+	return harness.Decide(protocol.Reason(err))
 }

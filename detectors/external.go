@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // External is any executable speaking the detector protocol, version 1
@@ -41,7 +42,7 @@ type External struct {
 
 	path, peerPath string
 	service        *harness.Service
-	hello          *harness.Event
+	hello          *protocol.Event
 }
 
 func init() {
@@ -168,7 +169,7 @@ func (d *External) Watch(ctx context.Context, w *harness.Watch) harness.Decision
 	return harness.Decide("error: the external detector's watcher is its program, not halfopen's agent")
 }
 
-func (d *External) spec(path, role string, side harness.Side, addr string) harness.ProcSpec {
+func (d *External) spec(path, role string, side protocol.Side, addr string) harness.ProcSpec {
 	// "peer" is the built-in peer's label, which faults that command the
 	// peer (graceful-close, abortive-close) look for: a foreign peer must
 	// not answer to it, so that they fail at once instead of waiting.
@@ -192,20 +193,20 @@ func (d *External) PeerService() (harness.Service, bool) {
 }
 
 // WatcherProgram starts cmd as the watcher.
-func (d *External) WatcherProgram(side harness.Side, addr string) harness.ProcSpec {
+func (d *External) WatcherProgram(side protocol.Side, addr string) harness.ProcSpec {
 	return d.spec(d.path, "watcher", side, addr)
 }
 
 // PeerProgram starts cmd (peer=self) or another program as the peer, or
 // leaves the peer to halfopen's echo peer.
-func (d *External) PeerProgram(side harness.Side, addr string) (harness.ProcSpec, bool) {
+func (d *External) PeerProgram(side protocol.Side, addr string) (harness.ProcSpec, bool) {
 	if d.peerPath == "" {
 		return harness.ProcSpec{}, false
 	}
 	return d.spec(d.peerPath, "peer", side, addr), true
 }
 
-var helloCache sync.Map // path + config -> harness.Event
+var helloCache sync.Map // path + config -> protocol.Event
 
 // helloWithin is how long a program has to say hello once started.
 const helloWithin = 2 * time.Second
@@ -216,14 +217,14 @@ const helloWithin = 2 * time.Second
 // v1 hello. The probe, and whatever the program left in it, is torn down as
 // soon as the line arrives, or after helloWithin: the program never runs on
 // the host, and nothing it forks outlives the probe.
-func readHello(path, config string, unprivileged bool) (ev harness.Event, err error) {
+func readHello(path, config string, unprivileged bool) (ev protocol.Event, err error) {
 	key := path + "\x00" + config
 	if ev, ok := helloCache.Load(key); ok {
-		return ev.(harness.Event), nil
+		return ev.(protocol.Event), nil
 	}
 	probe, err := harness.NewProbe(context.Background())
 	if err != nil {
-		return harness.Event{}, fmt.Errorf("make a namespace of its own to read its hello in: %w", err)
+		return protocol.Event{}, fmt.Errorf("make a namespace of its own to read its hello in: %w", err)
 	}
 	defer func() {
 		if cerr := probe.Close(); cerr != nil {
@@ -235,7 +236,7 @@ func readHello(path, config string, unprivileged bool) (ev harness.Event, err er
 		Env: []string{"HALFOPEN_PROTOCOL=1", "HALFOPEN_ROLE=watcher", "HALFOPEN_SIDE=server", "HALFOPEN_ADDR=127.0.0.1:7000", "HALFOPEN_CONFIG=" + config},
 	})
 	if err != nil {
-		return harness.Event{}, fmt.Errorf("start it to read its hello: %w", err)
+		return protocol.Event{}, fmt.Errorf("start it to read its hello: %w", err)
 	}
 	timeout := time.NewTimer(helloWithin)
 	defer timeout.Stop()
@@ -247,7 +248,7 @@ func readHello(path, config string, unprivileged bool) (ev harness.Event, err er
 		select {
 		case e, ok := <-p.Events():
 			if perr := p.ProtocolErr(); perr != nil {
-				return harness.Event{}, fmt.Errorf("its first line breaks protocol v1: %w", perr)
+				return protocol.Event{}, fmt.Errorf("its first line breaks protocol v1: %w", perr)
 			}
 			if !ok {
 				// Its output ended: wait for it, and for its last words.
@@ -256,21 +257,21 @@ func readHello(path, config string, unprivileged bool) (ev harness.Event, err er
 				case <-timeout.C:
 				}
 				if last := lastLine(p.Stderr()); last != "" {
-					return harness.Event{}, fmt.Errorf("it exited before its hello, saying: %s", last)
+					return protocol.Event{}, fmt.Errorf("it exited before its hello, saying: %s", last)
 				}
-				return harness.Event{}, errors.New("it printed nothing before exiting, where protocol v1 wants a hello first")
+				return protocol.Event{}, errors.New("it printed nothing before exiting, where protocol v1 wants a hello first")
 			}
-			if e.Event != harness.EventHello {
-				return harness.Event{}, fmt.Errorf("its first line is %q, where protocol v1 wants hello", e.Event)
+			if e.Event != protocol.EventHello {
+				return protocol.Event{}, fmt.Errorf("its first line is %q, where protocol v1 wants hello", e.Event)
 			}
 			helloCache.Store(key, e)
 			return e, nil
 		case <-tick.C:
 			if perr := p.ProtocolErr(); perr != nil {
-				return harness.Event{}, fmt.Errorf("its first line breaks protocol v1: %w", perr)
+				return protocol.Event{}, fmt.Errorf("its first line breaks protocol v1: %w", perr)
 			}
 		case <-timeout.C:
-			return harness.Event{}, fmt.Errorf("it said no hello within %v of starting", helloWithin)
+			return protocol.Event{}, fmt.Errorf("it said no hello within %v of starting", helloWithin)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // TestMain dispatches agent modes first: reading a program's hello starts
@@ -71,14 +72,14 @@ func TestExternalSpec(t *testing.T) {
 				t.Fatal(err)
 			}
 			prog := d.(harness.Program)
-			w := prog.WatcherProgram(harness.SideServer, "198.18.2.2:7000")
+			w := prog.WatcherProgram(protocol.SideServer, "198.18.2.2:7000")
 			if !w.Strict || w.Label != "watcher" || !filepath.IsAbs(w.Path) {
 				t.Errorf("watcher spec %+v", w)
 			}
 			if strings.Contains(tc.spec, "privileged=true") == w.Unprivileged {
 				t.Errorf("Unprivileged = %v for %s", w.Unprivileged, tc.spec)
 			}
-			p, ok := prog.PeerProgram(harness.SideServer, "198.18.2.2:7000")
+			p, ok := prog.PeerProgram(protocol.SideServer, "198.18.2.2:7000")
 			if strings.Contains(tc.spec, "peer=self") {
 				if !ok || p.Path != w.Path || p.Label == "peer" {
 					t.Errorf("peer=self: %+v %v", p, ok)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/tcprules"
 )
 
@@ -46,10 +47,10 @@ func (d *HeartbeatInband) Watch(ctx context.Context, w *harness.Watch) harness.D
 
 // heartbeat runs the ping/pong detector on one connection.
 func heartbeat(ctx context.Context, c *net.TCPConn, interval time.Duration, misses int) harness.Decision {
-	hb := newHeartbeatClock(time.Duration(misses)*interval, harness.Now())
+	hb := newHeartbeatClock(time.Duration(misses)*interval, protocol.Now())
 	return decideFirst(ctx,
 		func(ctx context.Context) harness.Decision {
-			return readUntilEnd(ctx, c, func([]byte) { hb.heard(harness.Now()) })
+			return readUntilEnd(ctx, c, func([]byte) { hb.heard(protocol.Now()) })
 		},
 		func(ctx context.Context) harness.Decision {
 			return pingAndJudge(ctx, c, interval, 'p', func(now int64) (string, time.Duration) {
@@ -68,7 +69,7 @@ func heartbeat(ctx context.Context, c *net.TCPConn, interval time.Duration, miss
 func pingAndJudge(ctx context.Context, c *net.TCPConn, interval time.Duration, ping byte, judge func(now int64) (reason string, wait time.Duration)) harness.Decision {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	_, wait := judge(harness.Now())
+	_, wait := judge(protocol.Now())
 	check := time.NewTimer(wait)
 	defer check.Stop()
 	for {
@@ -83,7 +84,7 @@ func pingAndJudge(ctx context.Context, c *net.TCPConn, interval time.Duration, p
 				return writeErr(err)
 			}
 		case <-check.C:
-			now := harness.Now()
+			now := protocol.Now()
 			reason, wait := judge(now)
 			if reason != "" {
 				return harness.Decision{Reason: reason, AtNs: now}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/tcprules"
 )
 
@@ -56,11 +57,11 @@ func (d *PhiAccrual) Predict() harness.Prediction {
 // Watch pings, counts pongs, and suspects when φ reaches the threshold.
 func (d *PhiAccrual) Watch(ctx context.Context, w *harness.Watch) harness.Decision {
 	c := w.Conns[0]
-	hist := newPhiHistory(d.Window, d.Interval, harness.Now())
+	hist := newPhiHistory(d.Window, d.Interval, protocol.Now())
 	return decideFirst(ctx,
 		func(ctx context.Context) harness.Decision {
 			return readUntilEnd(ctx, c, func(b []byte) {
-				now := harness.Now()
+				now := protocol.Now()
 				for range bytes.Count(b, []byte{pongByte}) {
 					hist.heard(now)
 				}

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/tcprules"
 )
 
@@ -53,16 +54,16 @@ func epollRDHUP(s *rawSocket) harness.Decision {
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
-			return harness.Decide(harness.ErrnoName(err))
+			return harness.Decide(protocol.Reason(err))
 		}
 		for _, ev := range events[:n] {
 			if int(ev.Fd) == s.wake {
 				return harness.Decision{}
 			}
-			now := harness.Now()
+			now := protocol.Now()
 			if ev.Events&unix.EPOLLERR != 0 {
 				if serr := s.soError(); serr != nil {
-					return harness.Decision{Reason: harness.ErrnoName(serr), AtNs: now}
+					return harness.Decision{Reason: protocol.Reason(serr), AtNs: now}
 				}
 			}
 			if ev.Events&unix.EPOLLIN != 0 {
@@ -73,7 +74,7 @@ func epollRDHUP(s *rawSocket) harness.Decision {
 						continue
 					}
 					if err != nil && !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
-						return harness.Decision{Reason: harness.ErrnoName(err), AtNs: now}
+						return harness.Decision{Reason: protocol.Reason(err), AtNs: now}
 					}
 					break
 				}

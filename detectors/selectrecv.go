@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/tcprules"
 )
 
@@ -42,9 +43,9 @@ func selectRecv(s *rawSocket, timeout time.Duration, careful bool) harness.Decis
 	buf := make([]byte, 64*1024)
 	nfd := max(s.fd, s.wake) + 1
 	for {
-		deadline := harness.Now() + int64(timeout)
+		deadline := protocol.Now() + int64(timeout)
 		for {
-			left := max(deadline-harness.Now(), 0)
+			left := max(deadline-protocol.Now(), 0)
 			tv := unix.NsecToTimeval(left)
 			var rset unix.FdSet
 			rset.Zero()
@@ -55,7 +56,7 @@ func selectRecv(s *rawSocket, timeout time.Duration, careful bool) harness.Decis
 				if careful && errors.Is(err, unix.EINTR) {
 					continue // a signal, not the peer: wait for what is left
 				}
-				return harness.Decide(harness.ErrnoName(err))
+				return harness.Decide(protocol.Reason(err))
 			}
 			if rset.IsSet(s.wake) {
 				return harness.Decision{}
@@ -72,7 +73,7 @@ func selectRecv(s *rawSocket, timeout time.Duration, careful bool) harness.Decis
 			case careful && (errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN)):
 				continue // the reference text's point: still connected
 			}
-			return harness.Decide(harness.ErrnoName(err))
+			return harness.Decide(protocol.Reason(err))
 		}
 	}
 }

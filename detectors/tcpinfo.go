@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/tcprules"
 )
 
@@ -81,15 +82,15 @@ func tcpState(c *net.TCPConn) (harness.Decision, bool) {
 	}); err != nil {
 		return harness.Decide("error: " + err.Error()), true
 	}
-	now := harness.Now()
+	now := protocol.Now()
 	if serr != nil {
-		return harness.Decision{Reason: harness.ErrnoName(serr), AtNs: now}, true
+		return harness.Decision{Reason: protocol.Reason(serr), AtNs: now}, true
 	}
 	if info.State == unix.BPF_TCP_ESTABLISHED {
 		return harness.Decision{}, false
 	}
 	if soErr != 0 {
-		return harness.Decision{Reason: harness.ErrnoName(unix.Errno(soErr)), AtNs: now}, true
+		return harness.Decision{Reason: protocol.Reason(unix.Errno(soErr)), AtNs: now}, true
 	}
 	return harness.Decision{Reason: tcpStateName(info.State), AtNs: now}, true
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // PeerCablePull: the peer's cable is pulled at the router. The router's
@@ -28,10 +29,10 @@ func (f *PeerCablePull) Inject(ctx context.Context, lab *harness.Lab) (harness.H
 	if err := lab.SetLinkUp(harness.Router, harness.RouterPeerLink, false); err != nil {
 		return nil, 0, err
 	}
-	at := harness.Now()
+	at := protocol.Now()
 	return func(context.Context) (int64, error) {
 		err := lab.SetLinkUp(harness.Router, harness.RouterPeerLink, true)
-		return harness.Now(), err
+		return protocol.Now(), err
 	}, at, nil
 }
 

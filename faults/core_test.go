@@ -11,10 +11,11 @@ import (
 	"github.com/google/nftables/expr"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // connect starts a watcher running detector and the built-in peer.
-func connect(t *testing.T, lab *harness.Lab, detector string, side harness.Side) (*harness.Process, *harness.Process) {
+func connect(t *testing.T, lab *harness.Lab, detector string, side protocol.Side) (*harness.Process, *harness.Process) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -61,11 +62,11 @@ func (f *flagCounter) packets(t *testing.T) uint64 {
 }
 
 // waitDead waits for the watcher's decision.
-func waitDead(t *testing.T, w *harness.Process, within time.Duration) harness.Event {
+func waitDead(t *testing.T, w *harness.Process, within time.Duration) protocol.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	ev, err := w.WaitEvent(ctx, harness.EventDead)
+	ev, err := w.WaitEvent(ctx, protocol.EventDead)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestPeerClosesSendTheirSegment(t *testing.T) {
 		{"abortive-close", []string{"ECONNRESET"}, tcpRST, tcpFIN},
 		{"process-kill", []string{"EOF", "ECONNRESET"}, tcpFIN | tcpRST, 0},
 	} {
-		for _, side := range []harness.Side{harness.SideClient, harness.SideServer} {
+		for _, side := range []protocol.Side{protocol.SideClient, protocol.SideServer} {
 			t.Run(tc.fault+"/"+string(side), func(t *testing.T) {
 				_, lab := newFaultLab(t)
 				w, p := connect(t, lab, "read-eof", side)
@@ -132,7 +133,7 @@ func TestPeerClosesSendTheirSegment(t *testing.T) {
 
 func TestBlackholeDropsBothWaysAndHeals(t *testing.T) {
 	_, lab := newFaultLab(t)
-	w, _ := connect(t, lab, "heartbeat-inband:interval=50ms,misses=100", harness.SideClient)
+	w, _ := connect(t, lab, "heartbeat-inband:interval=50ms,misses=100", protocol.SideClient)
 	f := &Blackhole{}
 	heal, _, err := f.Inject(context.Background(), lab)
 	if err != nil {
@@ -166,7 +167,7 @@ func TestBlackholeDropsBothWaysAndHeals(t *testing.T) {
 	// The connection survives: the heart-beat (tolerance 5 s) never decides.
 	select {
 	case ev := <-w.Events():
-		if ev.Event == harness.EventDead {
+		if ev.Event == protocol.EventDead {
 			t.Errorf("watcher decided %q across a healed 300 ms blackhole", ev.Reason)
 		}
 	case <-time.After(500 * time.Millisecond):
@@ -175,7 +176,7 @@ func TestBlackholeDropsBothWaysAndHeals(t *testing.T) {
 
 func TestPeerCablePullSetsTheRouterPortDown(t *testing.T) {
 	_, lab := newFaultLab(t)
-	connect(t, lab, "read-eof", harness.SideClient)
+	connect(t, lab, "read-eof", protocol.SideClient)
 	heal, _, err := (&PeerCablePull{}).Inject(context.Background(), lab)
 	if err != nil {
 		t.Fatal(err)
@@ -206,7 +207,7 @@ func TestPeerCablePullSetsTheRouterPortDown(t *testing.T) {
 
 func TestHostCrashLeavesNothingOfThePeer(t *testing.T) {
 	_, lab := newFaultLab(t)
-	w, p := connect(t, lab, "heartbeat-inband:interval=50ms,misses=100", harness.SideServer)
+	w, p := connect(t, lab, "heartbeat-inband:interval=50ms,misses=100", protocol.SideServer)
 	name := lab.Host(harness.Peer).Name
 	f := &HostCrash{}
 	if _, _, err := f.Inject(context.Background(), lab); err != nil {
@@ -230,7 +231,7 @@ func TestHostCrashLeavesNothingOfThePeer(t *testing.T) {
 	}
 	select {
 	case ev := <-w.Events():
-		if ev.Event == harness.EventDead {
+		if ev.Event == protocol.EventDead {
 			t.Errorf("the watcher decided %q within 300 ms of a silent crash: something answered", ev.Reason)
 		}
 	default:

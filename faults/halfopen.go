@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // HalfOpen is the reference text's own case: the peer host dies while the
@@ -40,12 +41,12 @@ func init() {
 
 // Inject waits until the watched connection is idle, then crashes the peer.
 func (f *HalfOpen) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	start := harness.Now()
+	start := protocol.Now()
 	idle, err := waitIdle(ctx, lab, time.Second)
 	if err != nil {
 		return nil, 0, err
 	}
-	f.IdleWait, f.WasIdle = harness.Since(start), idle
+	f.IdleWait, f.WasIdle = protocol.Since(start), idle
 	at, err := crashPeer(lab, "half-open", &f.rules)
 	return nil, at, err
 }
@@ -62,7 +63,7 @@ func waitIdle(ctx context.Context, lab *harness.Lab, limit time.Duration) (bool,
 		return false, fmt.Errorf("open sock_diag in the watcher: %w", err)
 	}
 	defer h.Close()
-	deadline := harness.Now() + int64(limit)
+	deadline := protocol.Now() + int64(limit)
 	for {
 		socks, err := h.SocketDiagTCPInfo(unix.AF_INET)
 		if err != nil {
@@ -81,7 +82,7 @@ func waitIdle(ctx context.Context, lab *harness.Lab, limit time.Duration) (bool,
 		if seen && idle {
 			return true, nil
 		}
-		if harness.Now() >= deadline || ctx.Err() != nil {
+		if protocol.Now() >= deadline || ctx.Err() != nil {
 			return false, nil
 		}
 		time.Sleep(time.Millisecond)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // HostReboot: the peer host crashes as in host-crash (isolated at the
@@ -57,7 +58,7 @@ func (f *HostReboot) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal
 	})
 	go func() {
 		defer close(done)
-		t := time.NewTimer(time.Duration(at + int64(f.Down) - harness.Now()))
+		t := time.NewTimer(time.Duration(at + int64(f.Down) - protocol.Now()))
 		defer t.Stop()
 		select {
 		case <-stop:
@@ -70,7 +71,7 @@ func (f *HostReboot) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal
 			_, err = rules.remove()
 		}
 		f.mu.Lock()
-		f.returned, f.err, f.dropped = harness.Now(), err, dropped
+		f.returned, f.err, f.dropped = protocol.Now(), err, dropped
 		f.mu.Unlock()
 		if err == nil {
 			// Its services start after its kernel answers.

@@ -10,6 +10,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // These tests need root: each builds a fresh lab, connects a watcher and
@@ -44,7 +45,7 @@ func newFaultLab(t *testing.T) (context.Context, *harness.Lab) {
 
 // connectFault prepares the fault (if it must be), then starts the peer and a
 // watcher running detector on side, as the runner does, through lab.Via.
-func connectFault(t *testing.T, ctx context.Context, lab *harness.Lab, f harness.Fault, detector string, side harness.Side) {
+func connectFault(t *testing.T, ctx context.Context, lab *harness.Lab, f harness.Fault, detector string, side protocol.Side) {
 	t.Helper()
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -59,7 +60,7 @@ func waitVerdict(t *testing.T, lab *harness.Lab, at int64, d time.Duration) (str
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	ev, err := lab.Agents[harness.Watcher].WaitEvent(ctx, harness.EventDead)
+	ev, err := lab.Agents[harness.Watcher].WaitEvent(ctx, protocol.EventDead)
 	if err != nil {
 		return "", 0
 	}
@@ -102,7 +103,7 @@ func TestOneWay(t *testing.T) {
 		t.Run(dir, func(t *testing.T) {
 			ctx, lab := newFaultLab(t)
 			f := mustFault(t, "one-way:direction="+dir)
-			connectFault(t, ctx, lab, f, hb, harness.SideClient)
+			connectFault(t, ctx, lab, f, hb, protocol.SideClient)
 			_, at := inject(t, ctx, lab, f)
 			reason, after := waitVerdict(t, lab, at, 3*time.Second)
 			if reason != "heartbeat" {
@@ -131,7 +132,7 @@ func TestRandomLoss(t *testing.T) {
 			// at its send and at the retransmissions 0.2, 0.6 and 1.4 s
 			// later (RFC 6298 doubling): 0.19^4 ≈ 0.13 %. At 50 % loss
 			// that is 0.75^4 ≈ 32 %, which made this test flaky.
-			connectFault(t, ctx, lab, f, "heartbeat-inband:interval=50ms,misses=40", harness.SideClient)
+			connectFault(t, ctx, lab, f, "heartbeat-inband:interval=50ms,misses=40", protocol.SideClient)
 			heal, at := inject(t, ctx, lab, f)
 			reason, _ := waitVerdict(t, lab, at, 2500*time.Millisecond)
 			n := packets(t, f)
@@ -156,7 +157,7 @@ func TestRandomLoss(t *testing.T) {
 func TestLocalCablePull(t *testing.T) {
 	ctx, lab := newFaultLab(t)
 	f := mustFault(t, "local-cable-pull:for=1s")
-	connectFault(t, ctx, lab, f, "heartbeat-inband:interval=200ms,misses=10", harness.SideClient)
+	connectFault(t, ctx, lab, f, "heartbeat-inband:interval=200ms,misses=10", protocol.SideClient)
 	heal, _ := inject(t, ctx, lab, f)
 	w := lab.Host(harness.Watcher)
 	link, err := w.Link.LinkByName(harness.HostLink)
@@ -181,7 +182,7 @@ func TestLocalCablePull(t *testing.T) {
 	if link.Attrs().OperState != netlink.OperUp {
 		t.Errorf("watcher eth0 %v after the cable is back", link.Attrs().OperState)
 	}
-	if reason, _ := waitVerdict(t, lab, harness.Now(), 1500*time.Millisecond); reason != "" {
+	if reason, _ := waitVerdict(t, lab, protocol.Now(), 1500*time.Millisecond); reason != "" {
 		t.Errorf("the heart-beat decided %q after the cable came back", reason)
 	}
 }
@@ -194,7 +195,7 @@ func TestRouterRestart(t *testing.T) {
 		t.Run(fmt.Sprintf("carrier=%v", carrier), func(t *testing.T) {
 			ctx, lab := newFaultLab(t)
 			f := mustFault(t, fmt.Sprintf("router-restart:outage=300ms,carrier=%v", carrier))
-			connectFault(t, ctx, lab, f, "heartbeat-inband:interval=200ms,misses=10", harness.SideClient)
+			connectFault(t, ctx, lab, f, "heartbeat-inband:interval=200ms,misses=10", protocol.SideClient)
 			heal, at := inject(t, ctx, lab, f)
 			r := lab.Host(harness.Router)
 			for _, name := range []string{harness.RouterPeerLink, harness.RouterWatchLink} {
@@ -228,7 +229,7 @@ func TestRouterRestart(t *testing.T) {
 func TestHostReboot(t *testing.T) {
 	ctx, lab := newFaultLab(t)
 	f := mustFault(t, "host-reboot:down=500ms")
-	connectFault(t, ctx, lab, f, "keepalive-tuned:idle=1s,intvl=1s,cnt=5", harness.SideClient)
+	connectFault(t, ctx, lab, f, "keepalive-tuned:idle=1s,intvl=1s,cnt=5", protocol.SideClient)
 	_, at := inject(t, ctx, lab, f)
 	if lab.Host(harness.Peer) != nil {
 		t.Fatal("the peer host still exists after the crash")
@@ -257,7 +258,7 @@ func TestHostReboot(t *testing.T) {
 func TestHalfOpen(t *testing.T) {
 	ctx, lab := newFaultLab(t)
 	f := mustFault(t, "half-open")
-	connectFault(t, ctx, lab, f, hb, harness.SideServer)
+	connectFault(t, ctx, lab, f, hb, protocol.SideServer)
 	_, at := inject(t, ctx, lab, f)
 	if !f.(*HalfOpen).WasIdle {
 		t.Error("the connection was never idle")
@@ -276,12 +277,12 @@ func TestHalfOpen(t *testing.T) {
 func TestMiddleboxStateLoss(t *testing.T) {
 	for _, tc := range []struct {
 		name, spec, loose string
-		side              harness.Side
+		side              protocol.Side
 	}{
-		{"firewall-loose", "middlebox-state-loss", "1", harness.SideClient},
-		{"firewall-strict", "middlebox-state-loss:scope=all", "0", harness.SideClient},
-		{"nat-client", "middlebox-state-loss:mode=nat", "", harness.SideClient},
-		{"nat-server", "middlebox-state-loss:mode=nat", "", harness.SideServer},
+		{"firewall-loose", "middlebox-state-loss", "1", protocol.SideClient},
+		{"firewall-strict", "middlebox-state-loss:scope=all", "0", protocol.SideClient},
+		{"nat-client", "middlebox-state-loss:mode=nat", "", protocol.SideClient},
+		{"nat-server", "middlebox-state-loss:mode=nat", "", protocol.SideServer},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, lab := newFaultLab(t)
@@ -307,7 +308,7 @@ func TestMiddleboxStateLoss(t *testing.T) {
 				if reason != "ECONNRESET" {
 					t.Errorf("watcher decided %q, want ECONNRESET from the NAT's lost mapping", reason)
 				}
-				if tc.side == harness.SideClient && snat < 2 {
+				if tc.side == protocol.SideClient && snat < 2 {
 					t.Errorf("the NAT mapped %d flows, want the original and the one after the loss", snat)
 				}
 			case tc.loose == "1":
@@ -336,13 +337,13 @@ func TestMiddleboxStateLoss(t *testing.T) {
 func TestToxiproxy(t *testing.T) {
 	for _, tc := range []struct {
 		spec, detector, want string
-		side                 harness.Side
+		side                 protocol.Side
 	}{
-		{"toxiproxy-reset-peer", "read-eof", "ECONNRESET", harness.SideClient},
-		{"toxiproxy-reset-peer:timeout=300ms", "read-eof", "ECONNRESET", harness.SideServer},
-		{"toxiproxy-down", "read-eof", "EOF", harness.SideClient},
-		{"toxiproxy-limit-data:bytes=10", "read-eof", "EOF", harness.SideServer},
-		{"toxiproxy-timeout:timeout=0s", hb, "heartbeat", harness.SideClient},
+		{"toxiproxy-reset-peer", "read-eof", "ECONNRESET", protocol.SideClient},
+		{"toxiproxy-reset-peer:timeout=300ms", "read-eof", "ECONNRESET", protocol.SideServer},
+		{"toxiproxy-down", "read-eof", "EOF", protocol.SideClient},
+		{"toxiproxy-limit-data:bytes=10", "read-eof", "EOF", protocol.SideServer},
+		{"toxiproxy-timeout:timeout=0s", hb, "heartbeat", protocol.SideClient},
 	} {
 		t.Run(tc.spec+"/"+string(tc.side), func(t *testing.T) {
 			ctx, lab := newFaultLab(t)
@@ -371,7 +372,7 @@ func TestToxiproxy(t *testing.T) {
 func TestToxiproxyHidesHostCrash(t *testing.T) {
 	ctx, lab := newFaultLab(t)
 	f := mustFault(t, "toxiproxy-host-crash")
-	connectFault(t, ctx, lab, f, "keepalive-tuned:idle=1s,intvl=1s,cnt=2", harness.SideClient)
+	connectFault(t, ctx, lab, f, "keepalive-tuned:idle=1s,intvl=1s,cnt=2", protocol.SideClient)
 	_, at := inject(t, ctx, lab, f)
 	if lab.Host(harness.Peer) != nil {
 		t.Fatal("the peer host still exists")

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // LocalCablePull: the watcher's own cable is pulled. A pulled cable is a
@@ -34,10 +35,10 @@ func (f *LocalCablePull) Inject(ctx context.Context, lab *harness.Lab) (harness.
 	if err := lab.SetLinkUp(harness.Router, harness.RouterWatchLink, false); err != nil {
 		return nil, 0, err
 	}
-	at := harness.Now()
+	at := protocol.Now()
 	return func(context.Context) (int64, error) {
 		err := lab.SetLinkUp(harness.Router, harness.RouterWatchLink, true)
-		return harness.Now(), err
+		return protocol.Now(), err
 	}, at, nil
 }
 

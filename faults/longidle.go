@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // LongIdle: nothing fails; the connection simply stays idle for `for`. A
@@ -21,7 +22,7 @@ func init() {
 
 // Inject does nothing and returns the instant the idle window starts.
 func (f *LongIdle) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	return nil, harness.Now(), nil
+	return nil, protocol.Now(), nil
 }
 
 // Effect is a disturbance.

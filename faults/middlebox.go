@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 )
 
@@ -58,7 +59,7 @@ func (f *MiddleboxStateLoss) Prepare(ctx context.Context, lab *harness.Lab) erro
 	}
 	if f.Mode == "nat" {
 		oif, from, to := harness.RouterPeerLink, harness.WatcherNet, harness.RouterPeerAddr
-		if lab.Side == harness.SideServer {
+		if lab.Side == protocol.SideServer {
 			oif, from, to = harness.RouterWatchLink, harness.PeerNet, harness.RouterWatcherAddr
 		}
 		post := rs.chainOfType("nat", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
@@ -94,7 +95,7 @@ func (f *MiddleboxStateLoss) Inject(ctx context.Context, lab *harness.Lab) (harn
 	if err != nil {
 		return nil, 0, err
 	}
-	at := harness.Now()
+	at := protocol.Now()
 	if n == 0 {
 		return nil, 0, errors.New("the router tracked no flow to forget: the connection bypassed the middlebox")
 	}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // tableName is the one nftables table halfopen makes, only ever inside a
@@ -74,14 +75,14 @@ func (r *ruleSet) commit() (int64, error) {
 	if err := r.conn.Flush(); err != nil {
 		return 0, fmt.Errorf("%s: install nftables rules in %s: %w", r.tag, r.role, err)
 	}
-	return harness.Now(), nil
+	return protocol.Now(), nil
 }
 
 // remove flushes and deletes the fault's chains and returns the instant the
 // kernel acknowledged it.
 func (r *ruleSet) remove() (int64, error) {
 	if r.lab.Host(r.role) == nil {
-		return harness.Now(), nil
+		return protocol.Now(), nil
 	}
 	for _, c := range r.chains {
 		r.conn.FlushChain(c)
@@ -90,7 +91,7 @@ func (r *ruleSet) remove() (int64, error) {
 	if err := r.conn.Flush(); err != nil {
 		return 0, fmt.Errorf("%s: remove nftables rules in %s: %w", r.tag, r.role, err)
 	}
-	return harness.Now(), nil
+	return protocol.Now(), nil
 }
 
 // counters sums the packets and bytes counted by the fault's rules.

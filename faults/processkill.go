@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // ProcessKill: the peer process is SIGKILLed. Its host lives on, so the
@@ -31,7 +32,7 @@ func (f *ProcessKill) Inject(ctx context.Context, lab *harness.Lab) (harness.Hea
 	}
 	// The instant is taken before kill(2): the kernel may close the
 	// sockets, and the watcher see the FIN, before the call returns.
-	at := harness.Now()
+	at := protocol.Now()
 	for _, p := range procs {
 		if err := p.Signal(syscall.SIGKILL); err != nil {
 			return nil, 0, fmt.Errorf("kill %s (pid %d): %w", p.Label, p.Pid(), err)

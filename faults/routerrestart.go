@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // RouterRestart: the router restarts. For `outage` it forwards nothing and
@@ -55,7 +56,7 @@ func (f *RouterRestart) Inject(ctx context.Context, lab *harness.Lab) (harness.H
 			return nil, 0, err
 		}
 	}
-	at := harness.Now()
+	at := protocol.Now()
 	if _, err := forgetFlows(lab, true); err != nil {
 		return nil, 0, err
 	}
@@ -64,7 +65,7 @@ func (f *RouterRestart) Inject(ctx context.Context, lab *harness.Lab) (harness.H
 		for _, name := range []string{harness.RouterPeerLink, harness.RouterWatchLink} {
 			errs = append(errs, lab.SetLinkUp(harness.Router, name, true))
 		}
-		return harness.Now(), errors.Join(errs...)
+		return protocol.Now(), errors.Join(errs...)
 	}, at, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // SignalStorm: the watcher process receives `rate` signals per second on
@@ -71,12 +72,12 @@ func (f *SignalStorm) Inject(ctx context.Context, lab *harness.Lab) (harness.Hea
 	halt := func() int64 {
 		once.Do(func() { close(stop) })
 		<-done
-		return harness.Now()
+		return protocol.Now()
 	}
 	lab.OnClose(func() error { halt(); return nil })
 	sig := f.signalNumber()
 	period := time.Second / time.Duration(f.Rate)
-	at := harness.Now()
+	at := protocol.Now()
 	f.mu.Lock()
 	f.sent = map[int]int{}
 	f.mu.Unlock()

@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 )
 
@@ -102,9 +103,9 @@ func toxiproxyAgent() error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	em := harness.NewEmitter(os.Stdout)
-	em.Emit(harness.Event{Event: harness.EventPort, Msg: addr})
-	em.Emit(harness.Event{Event: harness.EventReady})
+	em := protocol.NewEmitter(os.Stdout)
+	em.Emit(protocol.Event{Event: harness.EventPort, Msg: addr})
+	em.Emit(protocol.Event{Event: protocol.EventReady})
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	eof := make(chan struct{})
@@ -145,7 +146,7 @@ func startToxiproxy(ctx context.Context, lab *harness.Lab) (*toxiproxyAPI, error
 	}
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if _, err := p.WaitEvent(wctx, harness.EventReady); err != nil {
+	if _, err := p.WaitEvent(wctx, protocol.EventReady); err != nil {
 		return nil, fmt.Errorf("start toxiproxy: %w", err)
 	}
 	lab.Agents[harness.Router] = p
@@ -217,7 +218,7 @@ type proxied struct {
 // proxyState is the proxy of one lab.
 type proxyState struct {
 	api  *toxiproxyAPI
-	side harness.Side
+	side protocol.Side
 	// listen and upstream are the proxy's addresses.
 	listen, upstream netip.AddrPort
 }
@@ -239,7 +240,7 @@ func (p *proxied) Prepare(ctx context.Context, lab *harness.Lab) error {
 	st := &proxyState{api: api, side: lab.Side}
 	st.listen = netip.AddrPortFrom(harness.RouterWatcherAddr, toxiproxyPort)
 	st.upstream = netip.AddrPortFrom(harness.PeerAddr, harness.ListenPort)
-	if lab.Side == harness.SideServer {
+	if lab.Side == protocol.SideServer {
 		st.listen = netip.AddrPortFrom(harness.RouterPeerAddr, toxiproxyPort)
 		st.upstream = netip.AddrPortFrom(harness.WatcherAddr, harness.ListenPort)
 	}
@@ -275,7 +276,7 @@ func (p *proxied) prepared(lab *harness.Lab) (*proxyState, error) {
 // towardWatcher is Toxiproxy's name for the stream carrying the peer's
 // bytes to the watcher.
 func (st *proxyState) towardWatcher() string {
-	if st.side == harness.SideServer {
+	if st.side == protocol.SideServer {
 		return "upstream"
 	}
 	return "downstream"
@@ -312,13 +313,13 @@ func (p *proxied) injectToxic(ctx context.Context, lab *harness.Lab, t toxic, st
 	// The proxy may act on the toxic before the API call returns (a
 	// heart-beat passing through it): the instant is taken before the call,
 	// as for a peer's own close, so that no decision precedes its fault.
-	at := harness.Now()
+	at := protocol.Now()
 	if err := st.api.addToxic(ctx, t); err != nil {
 		return nil, 0, err
 	}
 	return func(ctx context.Context) (int64, error) {
 		err := st.api.removeToxic(ctx, t.Name)
-		return harness.Now(), err
+		return protocol.Now(), err
 	}, at, nil
 }
 

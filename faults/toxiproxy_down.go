@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 )
 
@@ -30,13 +31,13 @@ func (f *ToxiproxyDown) Inject(ctx context.Context, lab *harness.Lab) (harness.H
 	if err != nil {
 		return nil, 0, err
 	}
-	at := harness.Now()
+	at := protocol.Now()
 	if err := st.api.setEnabled(ctx, false); err != nil {
 		return nil, 0, err
 	}
 	return func(ctx context.Context) (int64, error) {
 		err := st.api.setEnabled(ctx, true)
-		return harness.Now(), err
+		return protocol.Now(), err
 	}, at, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 )
 
@@ -49,7 +50,7 @@ func (f *ToxiproxyResetPeer) Inject(ctx context.Context, lab *harness.Lab) (harn
 	}
 	// The watcher's own traffic may set the toxic off before the call
 	// returns: the instant is taken before it (see injectToxic).
-	at := harness.Now()
+	at := protocol.Now()
 	if err := st.api.setToxicity(ctx, "reset_peer", f.Toxicity); err != nil {
 		return nil, 0, err
 	}

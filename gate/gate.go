@@ -91,7 +91,7 @@ type Cell struct {
 	// Fault is a fault spec: "blackhole", "host-crash", "router-restart:outage=2s".
 	Fault string
 	// Side is which end your watcher is (default client: it dials).
-	Side harness.Side
+	Side protocol.Side
 	// Samples per cell (default 3); Budget is how long a sample waits for a
 	// decision (default: from the role's prediction).
 	Samples int

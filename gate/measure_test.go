@@ -14,13 +14,14 @@ import (
 
 	"github.com/halfopen/halfopen/gate"
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 )
 
 // result is a measured cell as Measure returns it, without a lab.
 func result(t *testing.T, fault string, kind report.Kind, samples ...report.Sample) *gate.Result {
 	t.Helper()
-	c, err := harness.Resolve(harness.CellConfig{Detector: "keepalive-tuned:idle=1s,intvl=1s,cnt=3", Fault: fault, Side: harness.SideClient, Samples: 3})
+	c, err := harness.Resolve(harness.CellConfig{Detector: "keepalive-tuned:idle=1s,intvl=1s,cnt=3", Fault: fault, Side: protocol.SideClient, Samples: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

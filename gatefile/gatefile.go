@@ -56,6 +56,7 @@ import (
 	_ "github.com/halfopen/halfopen/faults"
 	"github.com/halfopen/halfopen/harness"
 	"github.com/halfopen/halfopen/internal/yamlnode"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/spec"
 )
@@ -617,7 +618,7 @@ func (p *parser) cells(n *yaml.Node) error {
 			line            int
 		}
 		var faults []fault
-		sides := []harness.Side{harness.SideClient}
+		sides := []protocol.Side{protocol.SideClient}
 		sysctlLine := 0
 		for _, fd := range fields {
 			fw := what + " " + fd.Key
@@ -664,7 +665,7 @@ func (p *parser) cells(n *yaml.Node) error {
 					if err != nil {
 						return err
 					}
-					s, err := harness.ParseSide(text)
+					s, err := protocol.ParseSide(text)
 					if err != nil {
 						return p.fail(it.Line, "%s: %v", fw, err)
 					}

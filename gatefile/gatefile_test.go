@@ -13,6 +13,7 @@ import (
 
 	"github.com/halfopen/halfopen/gatefile"
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/spec"
 )
@@ -63,7 +64,7 @@ func TestRedisExample(t *testing.T) {
 	}
 	for i, want := range []string{"blackhole", "host-crash", "router-restart:carrier=false,outage=2s"} {
 		c := f.Cells[i]
-		if c.Detector != det || c.Fault != want || c.Side != harness.SideClient || c.Samples != 3 ||
+		if c.Detector != det || c.Fault != want || c.Side != protocol.SideClient || c.Samples != 3 ||
 			c.Budget != 20*time.Second || c.Sysctls["net.ipv4.tcp_retries2"] != "5" || c.Line != 17 {
 			t.Errorf("cell %d: %+v", i, c)
 		}
@@ -123,10 +124,10 @@ func TestFullExample(t *testing.T) {
 		t.Fatalf("%d cells, want 14", len(f.Cells))
 	}
 	c := f.Cells[0]
-	if c.Samples != 5 || c.Budget != 30*time.Second || !c.FixedIdle || c.Idle != 0 || c.Side != harness.SideClient {
+	if c.Samples != 5 || c.Budget != 30*time.Second || !c.FixedIdle || c.Idle != 0 || c.Side != protocol.SideClient {
 		t.Errorf("first cell: %+v", c)
 	}
-	if last := f.Cells[13]; last.Samples != gatefile.DefaultSamples || last.Side != harness.SideClient || last.Watcher != "pair" {
+	if last := f.Cells[13]; last.Samples != gatefile.DefaultSamples || last.Side != protocol.SideClient || last.Watcher != "pair" {
 		t.Errorf("last cell: %+v", last)
 	}
 	if f.Budgets.Budgets[0].Errors == nil || *f.Budgets.Budgets[0].Errors != 1 || f.Budgets.Budgets[1].Name == "" {

@@ -72,7 +72,7 @@ func MaybeRunAgent() {
 		}
 	}
 	if err != nil {
-		stdoutEmitter.Emit(Event{Event: EventError, Msg: err.Error()})
+		stdoutEmitter.Emit(protocol.Event{Event: EventError, Msg: err.Error()})
 		fmt.Fprintln(os.Stderr, "halfopen agent:", err)
 		normalPriority(os.Getpid())
 		os.Exit(1)
@@ -158,7 +158,7 @@ func agentContext() (context.Context, <-chan Command) {
 		for sc.Scan() {
 			var c Command
 			if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
-				stdoutEmitter.Emit(Event{Event: EventError, Msg: "bad command: " + err.Error()})
+				stdoutEmitter.Emit(protocol.Event{Event: EventError, Msg: "bad command: " + err.Error()})
 				continue
 			}
 			cmds <- c
@@ -167,49 +167,24 @@ func agentContext() (context.Context, <-chan Command) {
 	return ctx, cmds
 }
 
-// ListenConfig and Dialer for every socket of the lab: Go's default 15 s
-// keepalive is off, so that only a detector that asks for keepalive gets
-// it, and so is the MPTCP Go asks for on listeners by default: the lab
-// measures plain TCP.
-var (
-	listenConfig = func() net.ListenConfig {
-		lc := net.ListenConfig{KeepAlive: -1}
-		lc.SetMultipathTCP(false)
-		return lc
-	}()
-	dialer = net.Dialer{KeepAlive: -1, Timeout: 3 * time.Second}
-)
-
-// dialRetry dials addr until it answers or ctx ends (the listener may not be
-// up yet when a program starts).
-func dialRetry(ctx context.Context, addr string) (*net.TCPConn, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	for {
-		c, err := dialer.DialContext(ctx, "tcp4", addr)
-		if err == nil {
-			return c.(*net.TCPConn), nil
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("dial %s: %w", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// establisher makes the agent's connections, again after each one ends when
-// the agent reconnects.
+// establisher makes the agent's connections the protocol's way (package
+// protocol: no MPTCP, no keepalive unless the detector asks for it), again
+// after each one ends when the agent reconnects.
 type establisher struct {
-	side Side
+	side protocol.Side
 	addr string
 	ln   net.Listener
 }
 
+// dialPatience is how long an agent dials before it gives up: the listener
+// may not be up yet when a program starts.
+const dialPatience = 10 * time.Second
+
 func (e *establisher) ready(ctx context.Context) error {
-	if e.side == SideServer {
-		ln, err := listenConfig.Listen(ctx, "tcp4", e.addr)
+	if e.side == protocol.SideServer {
+		ln, err := protocol.Listen(ctx, e.addr)
 		if err != nil {
-			return fmt.Errorf("listen on %s: %w", e.addr, err)
+			return err
 		}
 		e.ln = ln
 	}
@@ -224,12 +199,12 @@ func (e *establisher) connect(ctx context.Context, n int) ([]*net.TCPConn, error
 		var err error
 		if e.ln != nil {
 			var nc net.Conn
-			nc, err = acceptContext(ctx, e.ln)
+			nc, err = protocol.Accept(ctx, e.ln)
 			if nc != nil {
 				c = nc.(*net.TCPConn)
 			}
 		} else {
-			c, err = dialRetry(ctx, e.addr)
+			c, err = protocol.Dial(ctx, e.addr, dialPatience)
 		}
 		if err != nil {
 			for _, c := range conns {
@@ -240,20 +215,6 @@ func (e *establisher) connect(ctx context.Context, n int) ([]*net.TCPConn, error
 		conns = append(conns, c)
 	}
 	return conns, nil
-}
-
-func acceptContext(ctx context.Context, ln net.Listener) (net.Conn, error) {
-	stop := context.AfterFunc(ctx, func() {
-		if tl, ok := ln.(*net.TCPListener); ok {
-			_ = tl.SetDeadline(time.Unix(1, 0))
-		}
-	})
-	defer stop()
-	c, err := ln.Accept()
-	if err != nil && ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	return c, err
 }
 
 func envInt(key string, def int) int {
@@ -271,7 +232,7 @@ func watcherAgent() error {
 	if err != nil {
 		return err
 	}
-	side, err := ParseSide(os.Getenv(envSide))
+	side, err := protocol.ParseSide(os.Getenv(envSide))
 	if err != nil {
 		return err
 	}
@@ -279,14 +240,14 @@ func watcherAgent() error {
 	if cc, ok := det.(ConnCounter); ok {
 		n = cc.Conns()
 	}
-	em.Emit(Event{Event: EventHello, Protocol: ProtocolVersion, Name: sp.String(), PredictedS: det.Predict().Seconds()})
+	em.Emit(protocol.Event{Event: protocol.EventHello, Protocol: protocol.Version, Name: sp.String(), PredictedS: det.Predict().Seconds()})
 	var data atomic.Pointer[net.TCPConn]
 	go calibrationCommands(ctx, cmds, em, data.Load)
 	est := &establisher{side: side, addr: os.Getenv(envAddr)}
 	if err := est.ready(ctx); err != nil {
 		return err
 	}
-	em.Emit(Event{Event: EventReady})
+	em.Emit(protocol.Event{Event: protocol.EventReady})
 	reconnect := os.Getenv(envReconnect) == "1"
 	for {
 		conns, err := est.connect(ctx, n)
@@ -297,12 +258,12 @@ func watcherAgent() error {
 			return err
 		}
 		data.Store(conns[0])
-		em.Emit(Event{Event: EventConnected, Local: conns[0].LocalAddr().String(), Remote: conns[0].RemoteAddr().String()})
+		em.Emit(protocol.Event{Event: protocol.EventConnected, Local: conns[0].LocalAddr().String(), Remote: conns[0].RemoteAddr().String()})
 		d := det.Watch(ctx, &Watch{Conns: conns, Log: em.Logf})
 		if ctx.Err() != nil {
 			return nil
 		}
-		em.Emit(Event{Event: EventDead, Reason: d.Reason, TNs: d.AtNs})
+		em.Emit(protocol.Event{Event: protocol.EventDead, Reason: d.Reason, TNs: d.AtNs})
 		for _, c := range conns {
 			c.Close()
 		}
@@ -319,7 +280,7 @@ func watcherAgent() error {
 // "listen-datagrams" stamps the read of every probe datagram the peer
 // sends (the wake-up on a packet, as a detector's read wakes). "write"
 // writes a request on the data connection (conn) for the in-flight phase.
-func calibrationCommands(ctx context.Context, cmds <-chan Command, em *Emitter, conn func() *net.TCPConn) {
+func calibrationCommands(ctx context.Context, cmds <-chan Command, em *protocol.Emitter, conn func() *net.TCPConn) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -329,9 +290,9 @@ func calibrationCommands(ctx context.Context, cmds <-chan Command, em *Emitter, 
 			case CmdDecideAt:
 				// A command that arrives after its instant measures the
 				// orchestrator's pipe, not the agent's clock: say so.
-				late := Now() > c.AtNs
-				SleepUntil(c.AtNs)
-				ev := Event{Event: EventDecided, Seq: c.Seq, TNs: Now()}
+				late := protocol.Now() > c.AtNs
+				protocol.SleepUntil(c.AtNs)
+				ev := protocol.Event{Event: EventDecided, Seq: c.Seq, TNs: protocol.Now()}
 				if late {
 					ev.Msg = "late"
 				}
@@ -339,16 +300,16 @@ func calibrationCommands(ctx context.Context, cmds <-chan Command, em *Emitter, 
 			case CmdListenDatagrams:
 				pc, err := net.ListenPacket("udp", c.Addr)
 				if err != nil {
-					em.Emit(Event{Event: EventError, Msg: "listen-datagrams: " + err.Error()})
+					em.Emit(protocol.Event{Event: EventError, Msg: "listen-datagrams: " + err.Error()})
 					continue
 				}
 				context.AfterFunc(ctx, func() { pc.Close() })
-				em.Emit(Event{Event: EventPort, Msg: pc.LocalAddr().String()})
+				em.Emit(protocol.Event{Event: EventPort, Msg: pc.LocalAddr().String()})
 				go stampDatagrams(pc, em)
 			case CmdWrite:
 				writeRequest(conn(), c, em)
 			default:
-				em.Emit(Event{Event: EventError, Msg: "watcher does not know command " + string(c.Cmd)})
+				em.Emit(protocol.Event{Event: EventError, Msg: "watcher does not know command " + string(c.Cmd)})
 			}
 		}
 	}
@@ -358,32 +319,32 @@ func calibrationCommands(ctx context.Context, cmds <-chan Command, em *Emitter, 
 // so, stamped before the write (its segment may be acknowledged before the
 // call returns); a failed write is said in the event, not as an error: the
 // fault may have ended the connection already, and the detector decides.
-func writeRequest(c *net.TCPConn, cmd Command, em *Emitter) {
+func writeRequest(c *net.TCPConn, cmd Command, em *protocol.Emitter) {
 	if c == nil {
-		em.Emit(Event{Event: EventError, Msg: "write: the watcher has no connection yet"})
+		em.Emit(protocol.Event{Event: EventError, Msg: "write: the watcher has no connection yet"})
 		return
 	}
 	msg := make([]byte, max(cmd.Bytes, 1))
 	for i := range msg {
 		msg[i] = 'A' + byte(i%26)
 	}
-	at := Now()
-	ev := Event{Event: EventSent, Seq: cmd.Seq, TNs: at}
+	at := protocol.Now()
+	ev := protocol.Event{Event: EventSent, Seq: cmd.Seq, TNs: at}
 	n, err := c.Write(msg)
 	ev.Bytes = n
 	if err != nil {
-		ev.Msg = "write: " + ErrnoName(err)
+		ev.Msg = "write: " + protocol.Reason(err)
 	}
 	em.Emit(ev)
 }
 
 // stampDatagrams reads probe datagrams (each its decimal sequence number)
 // until pc is closed, and says when each read returned.
-func stampDatagrams(pc net.PacketConn, em *Emitter) {
+func stampDatagrams(pc net.PacketConn, em *protocol.Emitter) {
 	buf := make([]byte, 64)
 	for {
 		n, _, err := pc.ReadFrom(buf)
-		at := Now()
+		at := protocol.Now()
 		if err != nil {
 			return
 		}
@@ -392,7 +353,7 @@ func stampDatagrams(pc net.PacketConn, em *Emitter) {
 			em.Logf("probe datagram %q is not a sequence number", buf[:n])
 			continue
 		}
-		em.Emit(Event{Event: EventReceived, Seq: seq, TNs: at})
+		em.Emit(protocol.Event{Event: EventReceived, Seq: seq, TNs: at})
 	}
 }
 
@@ -401,21 +362,21 @@ func stampDatagrams(pc net.PacketConn, em *Emitter) {
 func peerAgent() error {
 	ctx, cmds := agentContext()
 	em := stdoutEmitter
-	side, err := ParseSide(os.Getenv(envSide))
+	side, err := protocol.ParseSide(os.Getenv(envSide))
 	if err != nil {
 		return err
 	}
 	// The peer's side is the opposite of the watcher's.
-	peerSide := SideClient
-	if side == SideClient {
-		peerSide = SideServer
+	peerSide := protocol.SideClient
+	if side == protocol.SideClient {
+		peerSide = protocol.SideServer
 	}
-	em.Emit(Event{Event: EventHello, Protocol: ProtocolVersion, Name: "builtin-echo-peer"})
+	em.Emit(protocol.Event{Event: protocol.EventHello, Protocol: protocol.Version, Name: "builtin-echo-peer"})
 	est := &establisher{side: peerSide, addr: os.Getenv(envAddr)}
 	if err := est.ready(ctx); err != nil {
 		return err
 	}
-	em.Emit(Event{Event: EventReady})
+	em.Emit(protocol.Event{Event: protocol.EventReady})
 	p := &echoPeer{em: em}
 	n := envInt(envConns, 1)
 	reconnect := os.Getenv(envReconnect) == "1"
@@ -432,17 +393,17 @@ func peerAgent() error {
 		for _, c := range conns {
 			// Urgent bytes (oob-probe, netcheck) are read in band and echoed,
 			// and counted; left out of band they would turn close into RST.
-			if err := setOOBInline(c); err != nil {
+			if err := protocol.InlineUrgent(c); err != nil {
 				em.Logf("SO_OOBINLINE: %v", err)
 			}
 		}
-		em.Emit(Event{Event: EventConnected, Local: conns[0].LocalAddr().String(), Remote: conns[0].RemoteAddr().String()})
+		em.Emit(protocol.Event{Event: protocol.EventConnected, Local: conns[0].LocalAddr().String(), Remote: conns[0].RemoteAddr().String()})
 		var wg sync.WaitGroup
 		for _, c := range conns {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				echo(c, p.count)
+				protocol.EchoConn(c, p.count)
 			}()
 		}
 		if reconnect && est.ln != nil && ctx.Err() == nil {
@@ -469,26 +430,8 @@ func peerAgent() error {
 	}
 }
 
-// echo writes back every byte read until the connection ends; onRead sees
-// every chunk read.
-func echo(c *net.TCPConn, onRead func([]byte)) {
-	buf := make([]byte, 64*1024)
-	for {
-		n, err := c.Read(buf)
-		if n > 0 {
-			onRead(buf[:n])
-			if _, werr := c.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
 type echoPeer struct {
-	em    *Emitter
+	em    *protocol.Emitter
 	probe net.Conn // probe datagrams' socket (sendDatagram), made on the first
 	mu    sync.Mutex
 	conns []*net.TCPConn
@@ -500,21 +443,6 @@ type echoPeer struct {
 func (p *echoPeer) count(b []byte) {
 	p.received.Add(int64(len(b)))
 	p.nul.Add(int64(bytes.Count(b, []byte{0})))
-}
-
-// setOOBInline sets SO_OOBINLINE on a connection.
-func setOOBInline(c *net.TCPConn) error {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := raw.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_OOBINLINE, 1)
-	}); err != nil {
-		return err
-	}
-	return serr
 }
 
 func (p *echoPeer) set(conns []*net.TCPConn) {
@@ -539,17 +467,17 @@ func (p *echoPeer) sendDatagram(c Command) {
 		}
 		conn, err := net.Dial("udp", c.Addr)
 		if err != nil {
-			p.em.Emit(Event{Event: EventError, Msg: "send-datagram: " + err.Error()})
+			p.em.Emit(protocol.Event{Event: EventError, Msg: "send-datagram: " + err.Error()})
 			return
 		}
 		p.probe = conn
 	}
-	at := Now()
+	at := protocol.Now()
 	if _, err := p.probe.Write([]byte(strconv.Itoa(c.Seq))); err != nil {
-		p.em.Emit(Event{Event: EventError, Msg: "send-datagram: " + err.Error()})
+		p.em.Emit(protocol.Event{Event: EventError, Msg: "send-datagram: " + err.Error()})
 		return
 	}
-	p.em.Emit(Event{Event: EventSent, Seq: c.Seq, TNs: at})
+	p.em.Emit(protocol.Event{Event: EventSent, Seq: c.Seq, TNs: at})
 }
 
 func (p *echoPeer) commands(ctx context.Context, cmds <-chan Command) {
@@ -566,7 +494,7 @@ func (p *echoPeer) commands(ctx context.Context, cmds <-chan Command) {
 		}
 		conns := p.current()
 		if len(conns) == 0 {
-			p.em.Emit(Event{Event: EventError, Msg: "peer has no connection for " + string(c.Cmd)})
+			p.em.Emit(protocol.Event{Event: EventError, Msg: "peer has no connection for " + string(c.Cmd)})
 			continue
 		}
 		switch c.Cmd {
@@ -576,48 +504,43 @@ func (p *echoPeer) commands(ctx context.Context, cmds <-chan Command) {
 				msg[i] = 'a' + byte(i%26)
 			}
 			if _, err := conns[0].Write(msg); err != nil {
-				p.em.Emit(Event{Event: EventError, Msg: "send: " + err.Error()})
+				p.em.Emit(protocol.Event{Event: EventError, Msg: "send: " + err.Error()})
 				continue
 			}
-			p.em.Emit(Event{Event: EventSent, Seq: c.Seq, Bytes: len(msg)})
+			p.em.Emit(protocol.Event{Event: EventSent, Seq: c.Seq, Bytes: len(msg)})
 		case CmdClose:
 			// shutdown(SHUT_WR) sends a FIN whatever is still unread, where
 			// close() would send an RST if echoed bytes were queued. The
 			// instant is taken before the call: the FIN crosses the veths
 			// and wakes the watcher before shutdown() even returns.
-			at := Now()
+			at := protocol.Now()
 			var errs []error
 			for _, c := range conns {
 				errs = append(errs, c.CloseWrite())
 			}
 			if err := errors.Join(errs...); err != nil {
-				p.em.Emit(Event{Event: EventError, Msg: "close: " + err.Error()})
+				p.em.Emit(protocol.Event{Event: EventError, Msg: "close: " + err.Error()})
 				continue
 			}
-			p.em.Emit(Event{Event: EventClosed, TNs: at, Reason: "FIN"})
+			p.em.Emit(protocol.Event{Event: EventClosed, TNs: at, Reason: "FIN"})
 		case CmdReset:
 			var errs []error
 			for _, c := range conns {
 				errs = append(errs, c.SetLinger(0))
 			}
-			at := Now()
+			at := protocol.Now()
 			for _, c := range conns {
 				errs = append(errs, c.Close())
 			}
 			if err := errors.Join(errs...); err != nil {
-				p.em.Emit(Event{Event: EventError, Msg: "reset: " + err.Error()})
+				p.em.Emit(protocol.Event{Event: EventError, Msg: "reset: " + err.Error()})
 				continue
 			}
-			p.em.Emit(Event{Event: EventClosed, TNs: at, Reason: "RST"})
+			p.em.Emit(protocol.Event{Event: EventClosed, TNs: at, Reason: "RST"})
 		case CmdStats:
-			p.em.Emit(Event{Event: EventStats, Seq: c.Seq, Msg: fmt.Sprintf("received %d bytes, %d of them NUL (urgent bytes read in band, SO_OOBINLINE)", p.received.Load(), p.nul.Load())})
+			p.em.Emit(protocol.Event{Event: EventStats, Seq: c.Seq, Msg: fmt.Sprintf("received %d bytes, %d of them NUL (urgent bytes read in band, SO_OOBINLINE)", p.received.Load(), p.nul.Load())})
 		default:
-			p.em.Emit(Event{Event: EventError, Msg: "peer does not know command " + string(c.Cmd)})
+			p.em.Emit(protocol.Event{Event: EventError, Msg: "peer does not know command " + string(c.Cmd)})
 		}
 	}
 }
-
-// ErrnoName names the error a socket call ended with as a protocol reason,
-// by protocol v1's one rule (protocol.Reason): "EOF" for an orderly end, the
-// errno's name when there is one, else the error's text.
-func ErrnoName(err error) string { return protocol.Reason(err) }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // BenchmarkLabUpDown builds and tears down a 3-host lab (3 namespaces, 2 veth
@@ -45,7 +46,7 @@ func BenchmarkTimingError(b *testing.B) {
 	var cells []harness.CellConfig
 	for _, d := range []string{"keepalive-tuned:idle=1s,intvl=1s,cnt=3", "heartbeat-inband:interval=100ms,misses=3"} {
 		for _, f := range []string{"blackhole", "host-crash"} {
-			for _, s := range []harness.Side{harness.SideClient, harness.SideServer} {
+			for _, s := range []protocol.Side{protocol.SideClient, protocol.SideServer} {
 				cells = append(cells, harness.CellConfig{Detector: d, Fault: f, Side: s, Samples: 3})
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 )
 
@@ -95,7 +96,7 @@ func (c *calibration) quantiles() (*report.Quantiles, []report.CalibrationProbe)
 // timed against the watcher's read returning 0, whose true value is the few
 // µs the FIN takes. It returns the FIN sample.
 func (m *Matrix) calibrate(ctx context.Context) (report.Sample, error) {
-	c, err := Resolve(CellConfig{Detector: "read-eof", Fault: calibrationFault, Side: SideClient})
+	c, err := Resolve(CellConfig{Detector: "read-eof", Fault: calibrationFault, Side: protocol.SideClient})
 	if err != nil {
 		return report.Sample{}, err
 	}
@@ -110,7 +111,7 @@ func (m *Matrix) calibrate(ctx context.Context) (report.Sample, error) {
 	}
 	var sched []float64
 	for i := range scheduledDecisions {
-		at := Now() + int64(20*time.Millisecond)
+		at := protocol.Now() + int64(20*time.Millisecond)
 		ev, err := s.Watcher.Request(ctx, Command{Cmd: CmdDecideAt, AtNs: at, Seq: i}, EventDecided)
 		if err != nil {
 			return report.Sample{}, err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/spec"
 	"github.com/halfopen/halfopen/tcprules"
@@ -20,33 +21,12 @@ const ListenPort = 7000
 // MaxRandomIdle bounds the seeded random idle time before a fault.
 const MaxRandomIdle = 1500 * time.Millisecond
 
-// Side says which end of the connection the watcher is.
-type Side string
-
-// Sides.
-const (
-	// SideClient: the watcher dials (a pool or RPC client watching its server).
-	SideClient Side = "client"
-	// SideServer: the watcher accepts and is blocked in recv, the reference
-	// text's passive server; its client (the peer) dials.
-	SideServer Side = "server"
-)
-
-// ParseSide checks a side name.
-func ParseSide(s string) (Side, error) {
-	switch Side(s) {
-	case SideClient, SideServer:
-		return Side(s), nil
-	}
-	return "", fmt.Errorf("side %q is not known; sides are client (the watcher dials) and server (the watcher accepts)", s)
-}
-
 // CellConfig is one cell of a matrix as the user asks for it: a detector
 // against a fault on one side.
 type CellConfig struct {
 	Detector string
 	Fault    string
-	Side     Side
+	Side     protocol.Side
 	Samples  int
 	// Budget is how long a sample waits for a decision; zero derives it from
 	// the prediction.
@@ -105,9 +85,9 @@ func (c *Cell) expectedDuration() time.Duration {
 // bad input is refused before any lab exists.
 func Resolve(c CellConfig) (*Cell, error) {
 	if c.Side == "" {
-		c.Side = SideClient
+		c.Side = protocol.SideClient
 	}
-	if _, err := ParseSide(string(c.Side)); err != nil {
+	if _, err := protocol.ParseSide(string(c.Side)); err != nil {
 		return nil, err
 	}
 	if c.Samples <= 0 {

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/capture"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/tcprules"
 )
 
@@ -80,7 +81,7 @@ func (s *Session) watchedFlow() flow {
 	if lerr == nil && rerr == nil {
 		return flow{local: local, remote: remote}
 	}
-	if s.Cell.Config.Side == SideServer {
+	if s.Cell.Config.Side == protocol.SideServer {
 		f := flow{local: netip.AddrPortFrom(WatcherAddr, ListenPort)}
 		if s.Lab.PathName == "direct" {
 			f.remote = netip.AddrPortFrom(PeerAddr, s.Lab.DataPort)
@@ -126,9 +127,9 @@ type tcpReading struct {
 // Listening sockets never match; of several matches (a flow known only in
 // part), the one that carried the most data is the data connection.
 func (r *connReader) read() (tcpReading, error) {
-	before := Now()
+	before := protocol.Now()
 	resp, err := r.h.SocketDiagTCPInfo(unix.AF_INET)
-	after := Now()
+	after := protocol.Now()
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		return tcpReading{}, fmt.Errorf("sock_diag in the watcher's namespace: %w", err)
 	}
@@ -167,7 +168,7 @@ var tcpStateNames = [...]string{
 // its event came after atNs: a request written after the fault).
 func (t tcpReading) stateAt(atNs int64, source string) tcprules.ConnState {
 	i := t.info
-	delay := Seconds(t.atNs - atNs)
+	delay := protocol.Seconds(t.atNs - atNs)
 	// Microseconds are more than the kernel's jiffies can tell.
 	since := func(ms uint32) float64 { return math.Round((float64(ms)/1000-delay)*1e6) / 1e6 }
 	name := fmt.Sprintf("state %d", i.State)
@@ -190,7 +191,7 @@ func (t tcpReading) stateAt(atNs int64, source string) tcprules.ConnState {
 // reading is the one wanted, or until limit has passed (then it returns
 // the last reading and false).
 func (r *connReader) waitFlow(ctx context.Context, limit time.Duration, ok func(tcpReading) bool) (tcpReading, bool, error) {
-	deadline := Now() + int64(limit)
+	deadline := protocol.Now() + int64(limit)
 	var last tcpReading
 	var lastErr error
 	for {
@@ -203,7 +204,7 @@ func (r *connReader) waitFlow(ctx context.Context, limit time.Duration, ok func(
 		} else {
 			lastErr = err
 		}
-		if Now() >= deadline || ctx.Err() != nil {
+		if protocol.Now() >= deadline || ctx.Err() != nil {
 			if last.info == nil && lastErr != nil {
 				return last, false, lastErr
 			}
@@ -252,7 +253,7 @@ func crossCheck(st *tcprules.ConnState, events []capture.Event, f flow, atNs, re
 		if lastNs == 0 {
 			return
 		}
-		capS := Seconds(atNs - lastNs)
+		capS := protocol.Seconds(atNs - lastNs)
 		if d := capS - tcpInfoS; d > captureTolerance.Seconds() || d < -captureTolerance.Seconds() {
 			diffs = append(diffs, fmt.Sprintf("%s %.3f s before the fault by the capture, %.3f s by TCP_INFO", what, capS, tcpInfoS))
 		}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/tcprules"
 )
@@ -196,9 +197,9 @@ type (
 	// external protocol) instead of halfopen's watcher agent.
 	Program interface {
 		// WatcherProgram returns how to start the watcher for a side and address.
-		WatcherProgram(side Side, addr string) ProcSpec
+		WatcherProgram(side protocol.Side, addr string) ProcSpec
 		// PeerProgram returns how to start the peer, or false for the built-in peer.
-		PeerProgram(side Side, addr string) (ProcSpec, bool)
+		PeerProgram(side protocol.Side, addr string) (ProcSpec, bool)
 	}
 	// ServicePeer is a detector whose peer is a real server (a Service)
 	// rather than a program speaking protocol v1: its watcher dials it
@@ -270,7 +271,7 @@ type Decision struct {
 }
 
 // Decide stamps a decision with the current instant.
-func Decide(reason string) Decision { return Decision{Reason: reason, AtNs: Now()} }
+func Decide(reason string) Decision { return Decision{Reason: reason, AtNs: protocol.Now()} }
 
 // Watch is what a detector's watcher side works with inside the watcher agent.
 type Watch struct {

@@ -1,6 +1,7 @@
 // Package harness is halfopen's lab: namespaced hosts joined by a router,
-// the processes that run in them, the one clock, and the runner that
-// measures cells in fresh labs.
+// the processes that run in them, and the runner that measures cells in
+// fresh labs. It speaks to every program, its own agents included, through
+// package protocol (protocol v1: its events, its clock protocol.Now, Side).
 //
 //	[peer host 198.18.1.2] ==veth== [router host] ==veth== [watcher host 198.18.2.2]
 //	 echo peer, a foreign        (forwarding, nftables,     the detector: halfopen's
@@ -27,6 +28,8 @@
 //     halfopen's agents, foreign programs or real servers;
 //   - sample.go, observe.go: one detection sample and one disturbance
 //     sample, their deciding logic pure functions of events and instants;
+//   - agent.go, protocol.go, request.go: halfopen's own agents, built on
+//     package protocol, and the commands only they get from the runner;
 //   - calibrate.go: the harness's own timing error, under the same load;
 //   - lab.go, run.go, process.go, ns.go, sysctl.go: namespaces, links,
 //     processes, sysctls and their cleanup;

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"time"
 )
 
 // DialContext opens a connection from inside the host's namespace, for the
@@ -21,8 +22,10 @@ func (h *Host) DialContext(ctx context.Context, network, addr string) (net.Conn,
 	err := inNamespace(h.NS, func() error {
 		// A single IPv4 address is dialed on this goroutine, so the socket
 		// is created on this locked thread.
+		// No keepalive, like every socket of the lab.
+		d := net.Dialer{KeepAlive: -1, Timeout: 3 * time.Second}
 		var err error
-		c, err = dialer.DialContext(ctx, network, addr)
+		c, err = d.DialContext(ctx, network, addr)
 		return err
 	})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -124,7 +125,7 @@ type Lab struct {
 	DataPort uint16
 	// Side is the sample's side, set before a fault's Prepare runs (a proxy
 	// listens facing whichever end dials).
-	Side Side
+	Side protocol.Side
 
 	closers []func() error
 	// cg is the lab's cgroup (cgroup.go), nil where the machine gives

@@ -15,6 +15,7 @@ import (
 	_ "github.com/halfopen/halfopen/detectors"
 	_ "github.com/halfopen/halfopen/faults"
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // TestMain dispatches agent mode first: these tests start agents by
@@ -141,7 +142,7 @@ func TestRebootedHostKeepsAddressAndMAC(t *testing.T) {
 
 func TestConnectDisablesGoDefaultKeepalive(t *testing.T) {
 	run := requireLab(t)
-	for _, side := range []harness.Side{harness.SideClient, harness.SideServer} {
+	for _, side := range []protocol.Side{protocol.SideClient, protocol.SideServer} {
 		lab, err := run.NewLab(context.Background())
 		if err != nil {
 			t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 )
 
@@ -46,7 +47,7 @@ func observe(ctx context.Context, s *Session, flt Fault, heal Heal, at int64, ba
 	cpu0, _ := cpuTicks(s.Watcher.Pid())
 	log := disturbanceLog{at: at, sample: base}
 	healed := heal == nil
-	for now := Now(); now < end; now = Now() {
+	for now := protocol.Now(); now < end; now = protocol.Now() {
 		wake := end
 		if !healed && healAt < wake {
 			wake = healAt
@@ -57,7 +58,7 @@ func observe(ctx context.Context, s *Session, flt Fault, heal Heal, at int64, ba
 			t.Stop()
 			return base, nil, fmt.Errorf("interrupted: %w", context.Cause(ctx))
 		case <-t.C:
-			if !healed && Now() >= healAt {
+			if !healed && protocol.Now() >= healAt {
 				if _, err := heal(ctx); err != nil {
 					return base, nil, fmt.Errorf("heal %s: %w", c.FaultSpec, err)
 				}
@@ -98,20 +99,20 @@ type disturbanceLog struct {
 
 // event takes one watcher event: "dead" opens a mistake (the first one is
 // the sample's decision), "connected" closes the open one.
-func (l *disturbanceLog) event(ev Event) {
+func (l *disturbanceLog) event(ev protocol.Event) {
 	switch ev.Event {
-	case EventDead:
+	case protocol.EventDead:
 		l.sample.FalsePositives++
 		if l.suspectedAt == 0 {
 			l.suspectedAt = ev.TNs
 		}
 		if !l.sample.Detected {
-			secs := Seconds(ev.TNs - l.at)
+			secs := protocol.Seconds(ev.TNs - l.at)
 			l.sample.Detected, l.sample.Seconds, l.sample.Reason, l.sample.DecidedNs = true, &secs, ev.Reason, ev.TNs
 		}
-	case EventConnected:
+	case protocol.EventConnected:
 		if l.suspectedAt != 0 {
-			l.mistakes = append(l.mistakes, report.Mistake{StartS: Seconds(l.suspectedAt - l.at), EndS: Seconds(ev.TNs - l.at)})
+			l.mistakes = append(l.mistakes, report.Mistake{StartS: protocol.Seconds(l.suspectedAt - l.at), EndS: protocol.Seconds(ev.TNs - l.at)})
 			l.suspectedAt = 0
 		}
 	}
@@ -121,12 +122,12 @@ func (l *disturbanceLog) event(ev Event) {
 // then, and a sample without a decision survived.
 func (l *disturbanceLog) close(end int64) (report.Sample, []report.Mistake) {
 	if l.suspectedAt != 0 {
-		l.mistakes = append(l.mistakes, report.Mistake{StartS: Seconds(l.suspectedAt - l.at), EndS: Seconds(end - l.at)})
+		l.mistakes = append(l.mistakes, report.Mistake{StartS: protocol.Seconds(l.suspectedAt - l.at), EndS: protocol.Seconds(end - l.at)})
 		l.suspectedAt = 0
 	}
 	if !l.sample.Detected {
 		l.sample.Reason = "survived"
 	}
-	l.sample.WindowS = Seconds(end - l.at)
+	l.sample.WindowS = protocol.Seconds(end - l.at)
 	return l.sample, l.mistakes
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 )
 
@@ -218,7 +219,7 @@ func (lp *latencyProbe) add(ms float64) {
 
 // run measures until ctx ends; its errors also go to the calibration.
 func (lp *latencyProbe) run(ctx context.Context, m *Matrix) error {
-	c, err := Resolve(CellConfig{Detector: "read-eof", Fault: calibrationFault, Side: SideClient})
+	c, err := Resolve(CellConfig{Detector: "read-eof", Fault: calibrationFault, Side: protocol.SideClient})
 	if err != nil {
 		return err
 	}
@@ -254,7 +255,7 @@ func (lp *latencyProbe) run(ctx context.Context, m *Matrix) error {
 			lp.add(ms)
 			m.calib.add(probeDatagram, ms)
 		}
-		at := Now() + int64(20*time.Millisecond)
+		at := protocol.Now() + int64(20*time.Millisecond)
 		ev, err := s.Watcher.Request(ctx, Command{Cmd: CmdDecideAt, AtNs: at, Seq: seq}, EventDecided)
 		if err != nil {
 			if ctx.Err() != nil {

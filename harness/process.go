@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // ProcSpec describes a process to start inside a lab host.
@@ -54,7 +56,7 @@ type Process struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 
-	events chan Event
+	events chan protocol.Event
 	// protoErr holds the first protocol violation, if any.
 	protoErr error
 
@@ -77,7 +79,7 @@ func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // Events delivers the process's protocol events in order; it is closed when
 // the process's standard output ends.
-func (p *Process) Events() <-chan Event { return p.events }
+func (p *Process) Events() <-chan protocol.Event { return p.events }
 
 // Exited is closed when the process has exited and been reaped.
 func (p *Process) Exited() <-chan struct{} { return p.exited }
@@ -105,17 +107,17 @@ func (p *Process) Stderr() string {
 
 // WaitEvent consumes the process's events until one named in names arrives,
 // the process ends, or ctx ends. Log lines are kept for error messages.
-func (p *Process) WaitEvent(ctx context.Context, names ...string) (Event, error) {
+func (p *Process) WaitEvent(ctx context.Context, names ...string) (protocol.Event, error) {
 	for {
 		select {
 		case <-ctx.Done():
-			return Event{}, fmt.Errorf("%s: waiting for %s: %w", p.Label, strings.Join(names, " or "), context.Cause(ctx))
+			return protocol.Event{}, fmt.Errorf("%s: waiting for %s: %w", p.Label, strings.Join(names, " or "), context.Cause(ctx))
 		case ev, ok := <-p.events:
 			if !ok {
-				return Event{}, p.endedError("before saying " + strings.Join(names, " or "))
+				return protocol.Event{}, p.endedError("before saying " + strings.Join(names, " or "))
 			}
 			if ev.Event == EventError {
-				return Event{}, fmt.Errorf("%s: %s", p.Label, ev.Msg)
+				return protocol.Event{}, fmt.Errorf("%s: %s", p.Label, ev.Msg)
 			}
 			if slices.Contains(names, ev.Event) {
 				return ev, nil
@@ -269,7 +271,7 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 	// A descendant that keeps standard error open (a daemon that did not
 	// close it) holds Wait up for at most this long after the exit.
 	cmd.WaitDelay = outputGrace
-	p := &Process{Label: spec.Label, cmd: cmd, stdin: stdin, events: make(chan Event, eventQueue), exited: make(chan struct{}), abandon: make(chan struct{}), realtime: spec.Realtime}
+	p := &Process{Label: spec.Label, cmd: cmd, stdin: stdin, events: make(chan protocol.Event, eventQueue), exited: make(chan struct{}), abandon: make(chan struct{}), realtime: spec.Realtime}
 	cmd.Stderr = &lockedWriter{mu: &p.mu, w: &p.stderr}
 	if spec.Output != nil {
 		cmd.Stderr = io.MultiWriter(cmd.Stderr, spec.Output)
@@ -355,12 +357,12 @@ func (p *Process) read(stdout io.Reader, strict bool) {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		ev, err := ParseEvent(line, strict)
+		ev, err := protocol.ParseEvent(line, strict)
 		if err != nil {
 			p.setProtoErr(err)
 			continue
 		}
-		if ev.Event == EventLog {
+		if ev.Event == protocol.EventLog {
 			// A program that floods its log must not hold up its own
 			// decision behind it, nor grow the queue.
 			select {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // heapInUse returns the live heap after a collection.
@@ -64,7 +66,7 @@ func TestFloodingProgramIsBounded(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			start := time.Now()
-			_, err = p.WaitEvent(ctx, EventConnected)
+			_, err = p.WaitEvent(ctx, protocol.EventConnected)
 			took := time.Since(start)
 			switch {
 			case tc.wantErr == "" && err != nil:

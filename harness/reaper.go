@@ -138,7 +138,7 @@ func startReaper(runID string) (*reaper, error) {
 		case err != nil:
 			ready <- fmt.Errorf("it ended before saying it was ready (%v); does this binary call harness.MaybeRunAgent first thing?", err)
 		default:
-			ready <- fmt.Errorf("it said %q instead of ready", clip([]byte(line)))
+			ready <- fmt.Errorf("it said %.120q instead of ready", line)
 		}
 	}()
 	select {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/tcprules"
 )
@@ -146,7 +147,7 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 	}
 	win := decisionWindow{start: s.WatcherStartNs, at: at, end: at + int64(c.Budget)}
 	if fa.dead != nil {
-		out.Sample, err = win.judge(*fa.dead, Now(), base)
+		out.Sample, err = win.judge(*fa.dead, protocol.Now(), base)
 	} else {
 		out.Sample, err = waitDecision(ctx, s.Watcher, win, base)
 	}
@@ -175,7 +176,7 @@ type aimed struct {
 	reading      tcpReading
 	readErr      error
 	source, note string
-	dead         *Event
+	dead         *protocol.Event
 }
 
 // aimFault waits for the cell's phase and injects the fault: after the
@@ -199,7 +200,7 @@ func aimFault(ctx context.Context, c *Cell, s *Session, reader *connReader, rng 
 		if fa.heal, fa.at, err = inject(); err != nil {
 			return fa, err
 		}
-		var sent Event
+		var sent protocol.Event
 		sent, fa.dead, err = writeRequestInFlight(ctx, s.Watcher)
 		if err != nil {
 			return fa, err
@@ -240,7 +241,7 @@ func aimFault(ctx context.Context, c *Cell, s *Session, reader *connReader, rng 
 				last = t.lastExchange()
 			default:
 				fa.note = fmt.Sprintf("the flow was never quiet for %v within %v of connecting; the idle time counts from then", quietFor, InFlightWait)
-				last = Now()
+				last = protocol.Now()
 			}
 		}
 		fa.idle = c.idleOf(rng, j)
@@ -271,18 +272,18 @@ const inFlightRequest = 43
 // writeRequestInFlight has halfopen's watcher write a request and returns
 // its answer; a decision the watcher made first is returned instead (the
 // fault ended the connection before the request), to be judged.
-func writeRequestInFlight(ctx context.Context, w *Process) (sent Event, dead *Event, err error) {
+func writeRequestInFlight(ctx context.Context, w *Process) (sent protocol.Event, dead *protocol.Event, err error) {
 	if err := w.Send(Command{Cmd: CmdWrite, Bytes: inFlightRequest}); err != nil {
-		return Event{}, nil, fmt.Errorf("watcher: write a request: %w", err)
+		return protocol.Event{}, nil, fmt.Errorf("watcher: write a request: %w", err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
-	ev, err := w.WaitEvent(wctx, EventSent, EventDead)
+	ev, err := w.WaitEvent(wctx, EventSent, protocol.EventDead)
 	if err != nil {
-		return Event{}, nil, fmt.Errorf("watcher: write a request: %w", err)
+		return protocol.Event{}, nil, fmt.Errorf("watcher: write a request: %w", err)
 	}
-	if ev.Event == EventDead {
-		return Event{}, &ev, nil
+	if ev.Event == protocol.EventDead {
+		return protocol.Event{}, &ev, nil
 	}
 	return ev, nil, nil
 }
@@ -292,7 +293,7 @@ func writeRequestInFlight(ctx context.Context, w *Process) (sent Event, dead *Ev
 // the instant of the last: the idle time counts from it. A foreign peer is
 // not told anything; the idle time counts from now.
 func warmUp(ctx context.Context, s *Session, rng *rand.Rand) (last int64, err error) {
-	last = Now()
+	last = protocol.Now()
 	if !s.Builtin {
 		return last, nil
 	}
@@ -310,7 +311,7 @@ func warmUp(ctx context.Context, s *Session, rng *rand.Rand) (last int64, err er
 // waitQuiet waits until the instant `until`, failing early if the watcher
 // decides (a false positive while healthy) or ends before it.
 func waitQuiet(ctx context.Context, w *Process, until int64) error {
-	d := time.Duration(until - Now())
+	d := time.Duration(until - protocol.Now())
 	if d <= 0 {
 		return nil
 	}
@@ -322,13 +323,13 @@ func waitQuiet(ctx context.Context, w *Process, until int64) error {
 			return nil
 		case <-t.C:
 			// Sleep the last sub-millisecond on the clock itself.
-			SleepUntil(until)
+			protocol.SleepUntil(until)
 			return nil
 		case ev, ok := <-w.Events():
 			if !ok {
 				return w.endedError("before the fault")
 			}
-			if ev.Event == EventDead {
+			if ev.Event == protocol.EventDead {
 				return fmt.Errorf("the watcher decided %q before the fault (a false positive while healthy)", ev.Reason)
 			}
 		}
@@ -346,7 +347,7 @@ func decidedAlready(w *Process) string {
 			if !ok {
 				return ""
 			}
-			if ev.Event == EventDead {
+			if ev.Event == protocol.EventDead {
 				return ev.Reason
 			}
 		case <-t.C:
@@ -370,19 +371,19 @@ type decisionWindow struct {
 // or an error. A stamp before the watcher started, or after halfopen
 // received it, is not CLOCK_MONOTONIC: a lying clock is an error, never a
 // number and never a censoring.
-func (w decisionWindow) judge(ev Event, received int64, s report.Sample) (report.Sample, error) {
+func (w decisionWindow) judge(ev protocol.Event, received int64, s report.Sample) (report.Sample, error) {
 	switch {
 	case ev.TNs < w.start:
-		return s, fmt.Errorf("the watcher stamped its decision %q %.3f s before it was started: its t_ns is not CLOCK_MONOTONIC", ev.Reason, Seconds(w.start-ev.TNs))
+		return s, fmt.Errorf("the watcher stamped its decision %q %.3f s before it was started: its t_ns is not CLOCK_MONOTONIC", ev.Reason, protocol.Seconds(w.start-ev.TNs))
 	case ev.TNs > received:
-		return s, fmt.Errorf("the watcher stamped its decision %q %.3f s after halfopen received it: its t_ns is not CLOCK_MONOTONIC", ev.Reason, Seconds(ev.TNs-received))
+		return s, fmt.Errorf("the watcher stamped its decision %q %.3f s after halfopen received it: its t_ns is not CLOCK_MONOTONIC", ev.Reason, protocol.Seconds(ev.TNs-received))
 	case ev.TNs < w.at:
-		return s, fmt.Errorf("the watcher decided %q %.3f s before the fault", ev.Reason, Seconds(w.at-ev.TNs))
+		return s, fmt.Errorf("the watcher decided %q %.3f s before the fault", ev.Reason, protocol.Seconds(w.at-ev.TNs))
 	case ev.TNs > w.end:
 		s.Reason = "budget"
 		return s, nil
 	}
-	secs := Seconds(ev.TNs - w.at)
+	secs := protocol.Seconds(ev.TNs - w.at)
 	s.Detected, s.Seconds, s.Reason, s.DecidedNs = true, &secs, ev.Reason, ev.TNs
 	return s, nil
 }
@@ -390,7 +391,7 @@ func (w decisionWindow) judge(ev Event, received int64, s report.Sample) (report
 // waitDecision waits for the watcher's "dead" until the budget's end; a
 // sample with no decision in time is censored.
 func waitDecision(ctx context.Context, w *Process, win decisionWindow, s report.Sample) (report.Sample, error) {
-	deadline := time.NewTimer(time.Duration(win.end - Now()))
+	deadline := time.NewTimer(time.Duration(win.end - protocol.Now()))
 	defer deadline.Stop()
 	// The decision's own instant, not its arrival, says whether it came in
 	// time: after the deadline, events already on their way are read for a
@@ -410,8 +411,8 @@ func waitDecision(ctx context.Context, w *Process, win decisionWindow, s report.
 				return s, w.endedError("before deciding")
 			}
 			switch ev.Event {
-			case EventDead:
-				return win.judge(ev, Now(), s)
+			case protocol.EventDead:
+				return win.judge(ev, protocol.Now(), s)
 			case EventError:
 				return s, fmt.Errorf("watcher: %s", ev.Msg)
 			}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 )
 
@@ -27,7 +28,7 @@ func TestJudge(t *testing.T) {
 		{name: "in the future", stamp: 3600 * s, arrived: 22 * s, wantErr: "after halfopen received it"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := win.judge(Event{Event: EventDead, TNs: tc.stamp, Reason: "ETIMEDOUT"}, tc.arrived, report.Sample{Seed: 7})
+			got, err := win.judge(protocol.Event{Event: protocol.EventDead, TNs: tc.stamp, Reason: "ETIMEDOUT"}, tc.arrived, report.Sample{Seed: 7})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "ETIMEDOUT") {
 					t.Fatalf("judge = %+v, %v; want an error naming the decision and %q", got, err, tc.wantErr)
@@ -58,11 +59,11 @@ func TestJudge(t *testing.T) {
 func TestDisturbanceLog(t *testing.T) {
 	const s = int64(time.Second)
 	l := disturbanceLog{at: 100 * s, sample: report.Sample{Seed: 3}}
-	for _, ev := range []Event{
-		{Event: EventLog, TNs: 100*s + 1},
-		{Event: EventDead, TNs: 101 * s, Reason: "EINTR"},
-		{Event: EventConnected, TNs: 101*s + s/2},
-		{Event: EventDead, TNs: 103 * s, Reason: "EINTR"},
+	for _, ev := range []protocol.Event{
+		{Event: protocol.EventLog, TNs: 100*s + 1},
+		{Event: protocol.EventDead, TNs: 101 * s, Reason: "EINTR"},
+		{Event: protocol.EventConnected, TNs: 101*s + s/2},
+		{Event: protocol.EventDead, TNs: 103 * s, Reason: "EINTR"},
 	} {
 		l.event(ev)
 	}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // Service is a real server run unmodified as the peer (redis-server,
@@ -128,7 +130,7 @@ func (s Service) waitReady(ctx context.Context, h *Host, p *Process, addr netip.
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if s.Protocol {
-		_, err := p.WaitEvent(ctx, EventReady)
+		_, err := p.WaitEvent(ctx, protocol.EventReady)
 		return err
 	}
 	for {

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // Session is one watched connection in a lab, set up as every sample sets
@@ -79,7 +81,7 @@ func OpenSession(ctx context.Context, lab *Lab, cell *Cell, flt Fault, opt Sessi
 // peer and a watcher running detector, and waits until both are connected.
 // It is the set-up of one sample, for tests and tools that inject faults by
 // hand.
-func Connect(ctx context.Context, lab *Lab, detector string, side Side, flt Fault) (watcher, peer *Process, err error) {
+func Connect(ctx context.Context, lab *Lab, detector string, side protocol.Side, flt Fault) (watcher, peer *Process, err error) {
 	c, err := Resolve(CellConfig{Detector: detector, Fault: calibrationFault, Side: side})
 	if err != nil {
 		return nil, nil, err
@@ -125,7 +127,7 @@ func (s *Session) start(ctx context.Context) error {
 	exe, reconnect := s.opt.Exe, s.opt.Reconnect
 	side := c.Config.Side
 	listenAddr := netip.AddrPortFrom(PeerAddr, ListenPort)
-	if side == SideServer {
+	if side == protocol.SideServer {
 		listenAddr = netip.AddrPortFrom(WatcherAddr, ListenPort)
 	}
 	// The dialing end goes through lab.Via (a proxy put there by a fault's
@@ -135,7 +137,7 @@ func (s *Session) start(ctx context.Context) error {
 		lab.PathName = "direct"
 	}
 	watcherAddr, peerAddr := lab.Via.String(), listenAddr.String()
-	if side == SideServer {
+	if side == protocol.SideServer {
 		watcherAddr, peerAddr = listenAddr.String(), lab.Via.String()
 	}
 	conns := 1
@@ -143,7 +145,7 @@ func (s *Session) start(ctx context.Context) error {
 		conns = cc.Conns()
 	}
 	common := []string{
-		fmt.Sprintf("%s=%d", envProtocol, ProtocolVersion),
+		fmt.Sprintf("%s=%d", envProtocol, protocol.Version),
 		envSide + "=" + string(side),
 		fmt.Sprintf("%s=%d", envConns, conns),
 	}
@@ -168,7 +170,7 @@ func (s *Session) start(ctx context.Context) error {
 	}
 	wspec.Realtime, pspec.Realtime = true, true
 	if s.Service != nil {
-		if side != SideClient {
+		if side != protocol.SideClient {
 			return fmt.Errorf("the peer is the service %s, a server: only side client (the watcher dials it) can be measured", s.Service.Name)
 		}
 		// The service's own start-up has its ReadyTimeout; the watcher's
@@ -179,14 +181,14 @@ func (s *Session) start(ctx context.Context) error {
 		setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
 		defer cancel()
 		s.Builtin = false
-		s.WatcherStartNs = Now()
+		s.WatcherStartNs = protocol.Now()
 		w, err := lab.Host(Watcher).Start(wspec)
 		if err != nil {
 			return err
 		}
 		s.Watcher = w
 		lab.Agents[Watcher] = w
-		ev, err := w.WaitEvent(setupCtx, EventConnected)
+		ev, err := w.WaitEvent(setupCtx, protocol.EventConnected)
 		if err != nil {
 			return fmt.Errorf("connection never established: %w", err)
 		}
@@ -197,29 +199,29 @@ func (s *Session) start(ctx context.Context) error {
 	defer cancel()
 	first, second := pspec, wspec
 	firstHost, secondHost := Peer, Watcher
-	if side == SideServer {
+	if side == protocol.SideServer {
 		first, second = wspec, pspec
 		firstHost, secondHost = Watcher, Peer
 	}
-	if side == SideServer {
-		s.WatcherStartNs = Now()
+	if side == protocol.SideServer {
+		s.WatcherStartNs = protocol.Now()
 	}
 	a, err := lab.Host(firstHost).Start(first)
 	if err != nil {
 		return err
 	}
-	if _, err := a.WaitEvent(setupCtx, EventReady); err != nil {
+	if _, err := a.WaitEvent(setupCtx, protocol.EventReady); err != nil {
 		return err
 	}
-	if side == SideClient {
-		s.WatcherStartNs = Now()
+	if side == protocol.SideClient {
+		s.WatcherStartNs = protocol.Now()
 	}
 	b, err := lab.Host(secondHost).Start(second)
 	if err != nil {
 		return err
 	}
 	s.Watcher, s.Peer = b, a
-	if side == SideServer {
+	if side == protocol.SideServer {
 		s.Watcher, s.Peer = a, b
 	}
 	lab.Agents[Watcher], lab.Agents[Peer] = s.Watcher, s.Peer
@@ -227,21 +229,21 @@ func (s *Session) start(ctx context.Context) error {
 	// a real server) owes none. halfopen's own peer says it too, with its
 	// address. The dialing end's local port names the data connection in
 	// the router's conntrack table (its original source port, before NAT).
-	ev, err := s.Watcher.WaitEvent(setupCtx, EventConnected)
+	ev, err := s.Watcher.WaitEvent(setupCtx, protocol.EventConnected)
 	if err != nil {
 		return fmt.Errorf("connection never established: %w", err)
 	}
 	s.watcherLocal, s.watcherRemote = ev.Local, ev.Remote
 	port := ev.Local
-	if side == SideServer {
+	if side == protocol.SideServer {
 		port = ev.Remote
 	}
 	if !foreignPeer {
-		pev, err := s.Peer.WaitEvent(setupCtx, EventConnected)
+		pev, err := s.Peer.WaitEvent(setupCtx, protocol.EventConnected)
 		if err != nil {
 			return fmt.Errorf("connection never established: %w", err)
 		}
-		if side == SideServer {
+		if side == protocol.SideServer {
 			port = pev.Local
 		}
 	}

@@ -43,6 +43,10 @@
 // moment it has its connection; one that accepts by itself serves on
 // s.Listener() and does the same.
 //
+// halfopen's own agents are built on this package as well (its Event,
+// ParseEvent, Emitter, Now, Side, Listen, Accept, Dial and EchoConn): there
+// is one implementation of protocol v1.
+//
 // Go's net package turns on a 15 s TCP keepalive on every connection it
 // dials or accepts unless told otherwise (Dialer.KeepAlive and
 // ListenConfig.KeepAlive: -1). The connections this package makes have

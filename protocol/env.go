@@ -33,9 +33,22 @@ type Side string
 
 // The sides.
 const (
-	SideServer Side = "server" // the watcher listens and accepts, the peer dials
-	SideClient Side = "client" // the watcher dials, the peer listens
+	// SideServer: the watcher listens and accepts, and is blocked in recv,
+	// the reference text's passive server; its client (the peer) dials.
+	SideServer Side = "server"
+	// SideClient: the watcher dials (a pool or RPC client watching its
+	// server), the peer listens.
+	SideClient Side = "client"
 )
+
+// ParseSide checks a side name, as a spec or the command line gives it.
+func ParseSide(s string) (Side, error) {
+	switch Side(s) {
+	case SideClient, SideServer:
+		return Side(s), nil
+	}
+	return "", fmt.Errorf("side %q is not known; sides are client (the watcher dials) and server (the watcher accepts)", s)
+}
 
 // Env is the environment of one protocol-v1 program.
 type Env struct {

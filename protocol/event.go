@@ -1,12 +1,11 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"sync"
-
-	"golang.org/x/sys/unix"
 )
 
 // Version is the protocol version this package speaks.
@@ -23,7 +22,9 @@ const (
 
 // Event is one line of protocol output. Fields an event does not use are
 // left out of its line, except predicted_s, which a hello always carries
-// (null when there is no prediction).
+// (null when there is no prediction). Local, Remote, Bytes and Seq are
+// printed only by halfopen's own agents, answering their orchestrator; a
+// protocol-v1 program leaves them out.
 type Event struct {
 	Event      string      `json:"event"`
 	TNs        int64       `json:"t_ns"` // CLOCK_MONOTONIC, nanoseconds
@@ -32,34 +33,79 @@ type Event struct {
 	PredictedS *[2]float64 `json:"predicted_s,omitempty"` // seconds [lo, hi]
 	Reason     string      `json:"reason,omitempty"`
 	Msg        string      `json:"msg,omitempty"`
+	Local      string      `json:"local,omitempty"`  // local address of a connection
+	Remote     string      `json:"remote,omitempty"` // remote address of a connection
+	Bytes      int         `json:"bytes,omitempty"`
+	Seq        int         `json:"seq,omitempty"`
 }
 
-// helloLine is a hello on the wire: predicted_s is there even when null.
+// helloLine is a hello on the wire: protocol, name and predicted_s are there
+// even when zero or null.
 type helloLine struct {
 	Event      string      `json:"event"`
 	TNs        int64       `json:"t_ns"`
 	Protocol   int         `json:"protocol"`
 	Name       string      `json:"name"`
 	PredictedS *[2]float64 `json:"predicted_s"`
+	Reason     string      `json:"reason,omitempty"`
+	Msg        string      `json:"msg,omitempty"`
+	Local      string      `json:"local,omitempty"`
+	Remote     string      `json:"remote,omitempty"`
+	Bytes      int         `json:"bytes,omitempty"`
+	Seq        int         `json:"seq,omitempty"`
 }
 
 // MarshalJSON writes the event as protocol v1 spells it.
 func (e Event) MarshalJSON() ([]byte, error) {
 	if e.Event == EventHello {
-		return json.Marshal(helloLine{e.Event, e.TNs, e.Protocol, e.Name, e.PredictedS})
+		return json.Marshal(helloLine(e))
 	}
 	type plain Event // without this method
 	return json.Marshal(plain(e))
 }
 
-// Now returns CLOCK_MONOTONIC in nanoseconds, the clock every t_ns is read
-// from: the same in every network namespace, so the harness can subtract its
-// own instants from it.
-func Now() int64 {
-	var ts unix.Timespec
-	// clock_gettime(CLOCK_MONOTONIC) cannot fail for a valid clock id.
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return ts.Nano()
+// v1Events are the events of protocol v1, the only ones a foreign program
+// may print.
+var v1Events = map[string]bool{
+	EventHello: true, EventReady: true, EventConnected: true, EventDead: true, EventLog: true,
+}
+
+// ParseEvent validates one line of protocol output. strict limits the events
+// to those of protocol v1 (for foreign programs); otherwise any event name is
+// taken (halfopen's own agents answer their orchestrator with more).
+func ParseEvent(line []byte, strict bool) (Event, error) {
+	line = bytes.TrimSpace(line)
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(line, &raw); err != nil {
+		return Event{}, fmt.Errorf("line %s is not a JSON object", clip(string(line)))
+	}
+	var ev Event
+	if err := json.Unmarshal(line, &ev); err != nil {
+		return Event{}, fmt.Errorf("line %s does not follow protocol v1: %v", clip(string(line)), err)
+	}
+	if _, ok := raw["event"]; !ok || ev.Event == "" {
+		return Event{}, fmt.Errorf("line %s has no \"event\"", clip(string(line)))
+	}
+	if _, ok := raw["t_ns"]; !ok || ev.TNs <= 0 {
+		return Event{}, fmt.Errorf("line %s has no positive CLOCK_MONOTONIC \"t_ns\"", clip(string(line)))
+	}
+	if strict && !v1Events[ev.Event] {
+		return Event{}, fmt.Errorf("line %s has event %q, not one of hello, ready, connected, dead, log", clip(string(line)), ev.Event)
+	}
+	switch ev.Event {
+	case EventHello:
+		if ev.Protocol != Version {
+			return Event{}, fmt.Errorf("hello speaks protocol %d, halfopen speaks %d", ev.Protocol, Version)
+		}
+		if p := ev.PredictedS; p != nil && (p[0] < 0 || p[1] < p[0]) {
+			return Event{}, fmt.Errorf("hello predicts %v, which is not a range [lo, hi] with 0 <= lo <= hi", *p)
+		}
+	case EventDead:
+		if ev.Reason == "" {
+			return Event{}, fmt.Errorf("line %s says dead without a reason", clip(string(line)))
+		}
+	}
+	return ev, nil
 }
 
 // Emitter writes events as JSON lines, one Write per line; it is safe for

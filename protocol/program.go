@@ -12,8 +12,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Range is a predicted detection time for a silent peer: from Lo to Hi after
@@ -142,12 +140,8 @@ func (w Watcher) check(env Env) (*Range, error) {
 func (w Watcher) run(ctx context.Context, env Env, em *Emitter) error {
 	var ln net.Listener
 	if env.Listens() {
-		lc := net.ListenConfig{KeepAlive: -1}
-		// Go listens with MPTCP where the kernel has it; a plain TCP socket
-		// is what the reference text and the lab's faults are about.
-		lc.SetMultipathTCP(false)
 		var err error
-		if ln, err = lc.Listen(ctx, "tcp", env.Addr); err != nil {
+		if ln, err = Listen(ctx, env.Addr); err != nil {
 			return err
 		}
 		defer ln.Close()
@@ -226,13 +220,13 @@ func (s *Session) Connect(ctx context.Context) (net.Conn, error) {
 		err error
 	)
 	if s.ln != nil {
-		c, err = accept(ctx, s.ln)
+		c, err = Accept(ctx, s.ln)
 	} else {
 		patience := 5 * time.Second
 		if s.Reconnect {
 			patience = 0
 		}
-		c, err = dial(ctx, s.Addr, patience)
+		c, err = Dial(ctx, s.Addr, patience)
 	}
 	if err != nil {
 		return nil, err
@@ -294,63 +288,6 @@ func (s *Session) closeConns() {
 	}
 }
 
-// accept takes the next connection on ln, or gives up when ctx ends.
-func accept(ctx context.Context, ln net.Listener) (net.Conn, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if tl, ok := ln.(*net.TCPListener); ok {
-		stop := context.AfterFunc(ctx, func() { _ = tl.SetDeadline(time.Unix(1, 0)) })
-		defer func() {
-			if !stop() { // the deadline was set: lift it for the next Accept
-				_ = tl.SetDeadline(time.Time{})
-			}
-		}()
-	}
-	c, err := ln.Accept()
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("accept on %s: %w", ln.Addr(), err)
-	}
-	return c, nil
-}
-
-// dial connects to addr, retrying every 50 ms for patience (0: until ctx
-// ends).
-func dial(ctx context.Context, addr string, patience time.Duration) (net.Conn, error) {
-	d := net.Dialer{KeepAlive: -1, Timeout: 3 * time.Second}
-	d.SetMultipathTCP(false)
-	start := time.Now()
-	for {
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err == nil {
-			return c, nil
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if patience > 0 && time.Since(start) >= patience {
-			return nil, fmt.Errorf("%w (tried for %v)", err, patience)
-		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
-			return nil, err
-		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // Echo is a peer role that echoes every byte it receives, as halfopen's
 // built-in peer does. The listening end serves every connection it accepts
 // at once (a watcher that reconnects after a false positive finds it ready
@@ -367,37 +304,13 @@ func Echo(ctx context.Context, s *Session) error {
 			return err
 		}
 		if s.Listens() {
-			go echo(c)
+			go echoClose(c)
 			continue
 		}
-		echo(c)
+		echoClose(c)
 		if !s.Reconnect {
 			<-ctx.Done()
 			return nil
-		}
-	}
-}
-
-// echo writes back what c reads until it ends, then closes it.
-func echo(c net.Conn) {
-	defer c.Close()
-	if sc, ok := c.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			_ = rc.Control(func(fd uintptr) {
-				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_OOBINLINE, 1)
-			})
-		}
-	}
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := c.Read(buf)
-		if n > 0 {
-			if _, werr := c.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
 		}
 	}
 }

@@ -128,12 +128,12 @@ func (d *roleDetector) Watch(context.Context, *harness.Watch) harness.Decision {
 }
 
 // WatcherProgram re-executes this binary as the role's watcher.
-func (d *roleDetector) WatcherProgram(side harness.Side, addr string) harness.ProcSpec {
+func (d *roleDetector) WatcherProgram(side protocol.Side, addr string) harness.ProcSpec {
 	return d.program("watcher", addr)
 }
 
 // PeerProgram re-executes this binary as the role's own peer (peer=self).
-func (d *roleDetector) PeerProgram(side harness.Side, addr string) (harness.ProcSpec, bool) {
+func (d *roleDetector) PeerProgram(side protocol.Side, addr string) (harness.ProcSpec, bool) {
 	if d.Peer != "self" {
 		return harness.ProcSpec{}, false
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 )
 
@@ -73,7 +74,7 @@ func TestFormerFalseReds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.cfg.Side, tt.cfg.Samples = harness.SideClient, len(tt.samples)
+			tt.cfg.Side, tt.cfg.Samples = protocol.SideClient, len(tt.samples)
 			hc, err := harness.Resolve(tt.cfg)
 			if err != nil {
 				t.Fatal(err)

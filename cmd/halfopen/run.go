@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/tcprules"
 )
@@ -99,7 +100,7 @@ func runMatrix(cmd *cobra.Command, f runFlags) error {
 	var configs []harness.CellConfig
 	for _, sd := range f.sides {
 		for _, side := range strings.Split(sd, ",") {
-			s, err := harness.ParseSide(side)
+			s, err := protocol.ParseSide(side)
 			if err != nil {
 				return badInput(err)
 			}

@@ -29,6 +29,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/suites"
 )
@@ -83,12 +84,12 @@ var (
 )
 
 // cell is one cell of the catalogue.
-func cell(detector, fault string, side harness.Side) harness.CellConfig {
+func cell(detector, fault string, side protocol.Side) harness.CellConfig {
 	return harness.CellConfig{Detector: detector, Fault: fault, Side: side, Samples: suites.Samples(3)}
 }
 
 // across returns the cells of every detector against each fault.
-func across(detectors, faults []string, side harness.Side) []harness.CellConfig {
+func across(detectors, faults []string, side protocol.Side) []harness.CellConfig {
 	var out []harness.CellConfig
 	for _, f := range faults {
 		for _, d := range detectors {
@@ -103,12 +104,12 @@ var _ = Describe("every fault of the catalogue", Label("netns", "toxiproxy", "me
 		Expect(len(c.Record().Samples)).To(BeNumerically(">=", min(3, suites.Samples(3))))
 		suites.ExpectTheory(c)
 	}
-	suite.Table("decides as theory says, the watcher dialing", across(detectorSpecs, clientFaults, harness.SideClient), detect)
-	suite.Table("decides as theory says, the watcher a passive server", across(detectorSpecs, serverFaults, harness.SideServer), detect)
+	suite.Table("decides as theory says, the watcher dialing", across(detectorSpecs, clientFaults, protocol.SideClient), detect)
+	suite.Table("decides as theory says, the watcher a passive server", across(detectorSpecs, serverFaults, protocol.SideServer), detect)
 
 	restart := "router-restart:outage=1s"
 	suite.It("survives a 1 s router restart with keepalive 1/1/3, and not with a 200 ms × 3 heart-beat",
-		across([]string{keepalive, userTimeout, readEOF, heartbeat}, []string{restart}, harness.SideClient), func(cells []*harness.Cell) {
+		across([]string{keepalive, userTimeout, readEOF, heartbeat}, []string{restart}, protocol.SideClient), func(cells []*harness.Cell) {
 			for _, c := range cells[:3] {
 				suites.ExpectSurvived(c)
 			}
@@ -116,7 +117,7 @@ var _ = Describe("every fault of the catalogue", Label("netns", "toxiproxy", "me
 		})
 
 	suite.It("survives latency, jitter, a bandwidth squeeze, slicing, low-rate loss and a long idle",
-		across(detectorSpecs, disturbances[1:], harness.SideClient), func(cells []*harness.Cell) {
+		across(detectorSpecs, disturbances[1:], protocol.SideClient), func(cells []*harness.Cell) {
 			for _, c := range cells {
 				if c.Config.Detector == heartbeat && c.Config.Fault == "random-loss:percent=5,for=2s" {
 					// A lost pong waits for a retransmission (RTO ≥ 200 ms,
@@ -132,9 +133,9 @@ var _ = Describe("every fault of the catalogue", Label("netns", "toxiproxy", "me
 		})
 
 	suite.It("resets at the first keepalive probe after a rebooted host returns", []harness.CellConfig{
-		cell(keepalive, "host-reboot:down=1s", harness.SideClient),
-		cell(keepalive, "host-reboot:down=1s", harness.SideServer),
-		cell(readEOF, "host-reboot:down=1s", harness.SideClient),
+		cell(keepalive, "host-reboot:down=1s", protocol.SideClient),
+		cell(keepalive, "host-reboot:down=1s", protocol.SideServer),
+		cell(readEOF, "host-reboot:down=1s", protocol.SideClient),
 	}, func(cells []*harness.Cell) {
 		for _, c := range cells[:2] {
 			for i, s := range c.Record().Samples {
@@ -150,9 +151,9 @@ var _ = Describe("every fault of the catalogue", Label("netns", "toxiproxy", "me
 	})
 
 	suite.It("resets the next write after NAT state loss, and times out silently after firewall state loss", []harness.CellConfig{
-		cell(userTimeout, "middlebox-state-loss:mode=nat", harness.SideClient),
-		cell(userTimeout, "middlebox-state-loss", harness.SideClient),
-		cell(readEOF, "middlebox-state-loss:mode=nat", harness.SideClient),
+		cell(userTimeout, "middlebox-state-loss:mode=nat", protocol.SideClient),
+		cell(userTimeout, "middlebox-state-loss", protocol.SideClient),
+		cell(readEOF, "middlebox-state-loss:mode=nat", protocol.SideClient),
 	}, func(cells []*harness.Cell) {
 		for i, s := range cells[0].Record().Samples {
 			Expect(s.Reason).To(Equal("ECONNRESET"), "NAT sample %d", i)
@@ -166,7 +167,7 @@ var _ = Describe("every fault of the catalogue", Label("netns", "toxiproxy", "me
 	})
 
 	suite.It("catches one-way loss toward the watcher with keepalive 1/1/3 in [3, 4] s", []harness.CellConfig{
-		cell(keepalive, "one-way", harness.SideClient),
+		cell(keepalive, "one-way", protocol.SideClient),
 	}, func(cells []*harness.Cell) {
 		for i, s := range cells[0].Record().Samples {
 			Expect(s.Reason).To(Equal("ETIMEDOUT"), "sample %d", i)
@@ -177,7 +178,7 @@ var _ = Describe("every fault of the catalogue", Label("netns", "toxiproxy", "me
 	})
 
 	suite.It("gets ECONNRESET from Toxiproxy's reset_peer on every detector",
-		across(detectorSpecs, []string{"toxiproxy-reset-peer"}, harness.SideClient), func(cells []*harness.Cell) {
+		across(detectorSpecs, []string{"toxiproxy-reset-peer"}, protocol.SideClient), func(cells []*harness.Cell) {
 			for _, c := range cells {
 				for _, s := range c.Record().Samples {
 					Expect(s.Reason).To(Equal("ECONNRESET"), c.Describe())
@@ -186,11 +187,11 @@ var _ = Describe("every fault of the catalogue", Label("netns", "toxiproxy", "me
 		})
 
 	suite.It("cannot see a peer host crash behind the proxy with kernel-level detectors, and says why", []harness.CellConfig{
-		cell(keepalive, "host-crash", harness.SideClient),
-		cell(keepalive, "toxiproxy-host-crash", harness.SideClient),
-		cell(userTimeout, "host-crash", harness.SideClient),
-		cell(userTimeout, "toxiproxy-host-crash", harness.SideClient),
-		cell(heartbeat, "toxiproxy-host-crash", harness.SideClient),
+		cell(keepalive, "host-crash", protocol.SideClient),
+		cell(keepalive, "toxiproxy-host-crash", protocol.SideClient),
+		cell(userTimeout, "host-crash", protocol.SideClient),
+		cell(userTimeout, "toxiproxy-host-crash", protocol.SideClient),
+		cell(heartbeat, "toxiproxy-host-crash", protocol.SideClient),
 	}, func(cells []*harness.Cell) {
 		for i := 0; i < 4; i += 2 {
 			direct, proxied := cells[i], cells[i+1]

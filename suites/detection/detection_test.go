@@ -17,6 +17,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/suites"
 )
 
@@ -30,7 +31,7 @@ var (
 		"heartbeat-inband:interval=200ms,misses=3",
 	}
 	faultSpecs = []string{"graceful-close", "abortive-close", "process-kill", "peer-cable-pull", "blackhole", "host-crash"}
-	sides      = []harness.Side{harness.SideClient, harness.SideServer}
+	sides      = []protocol.Side{protocol.SideClient, protocol.SideServer}
 )
 
 func cells() []harness.CellConfig {

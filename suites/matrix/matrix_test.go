@@ -23,6 +23,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/suites"
 )
@@ -65,7 +66,7 @@ var faults = []string{
 
 func cells() []harness.CellConfig {
 	var out []harness.CellConfig
-	for _, side := range []harness.Side{harness.SideClient, harness.SideServer} {
+	for _, side := range []protocol.Side{protocol.SideClient, protocol.SideServer} {
 		for _, d := range detectors() {
 			for _, f := range faults {
 				out = append(out, harness.CellConfig{Detector: d, Fault: f, Side: side, Samples: suites.Samples(3)})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/halfopen/halfopen/detectors"
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // timerKind is what an application timer of the epoll loop does.
@@ -203,7 +204,7 @@ func (l *epollLoop) run() error {
 		if len(l.timers) > 0 {
 			// Rounded up: epoll_wait counts whole milliseconds, and waking
 			// before the timer is due would spin.
-			timeout = max(0, int((l.timers[0].at-harness.Now()+int64(time.Millisecond)-1)/int64(time.Millisecond)))
+			timeout = max(0, int((l.timers[0].at-protocol.Now()+int64(time.Millisecond)-1)/int64(time.Millisecond)))
 		}
 		n, err := unix.EpollWait(l.ep, events, timeout)
 		if err != nil {
@@ -254,7 +255,7 @@ func (l *epollLoop) acceptAll() error {
 		for len(l.conns) <= fd {
 			l.conns = append(l.conns, epollConn{})
 		}
-		now := harness.Now()
+		now := protocol.Now()
 		c := &l.conns[fd]
 		c.open, c.lastHeard = true, now
 		c.gen++
@@ -276,7 +277,7 @@ func (l *epollLoop) readable(fd int) {
 		n, err := unix.Read(fd, l.buf[:])
 		switch {
 		case n > 0:
-			l.conns[fd].lastHeard = harness.Now()
+			l.conns[fd].lastHeard = protocol.Now()
 			continue
 		case err == nil:
 			l.free(fd, "EOF")
@@ -284,7 +285,7 @@ func (l *epollLoop) readable(fd int) {
 		case errors.Is(err, unix.EINTR):
 			continue
 		default:
-			l.free(fd, harness.ErrnoName(err))
+			l.free(fd, protocol.Reason(err))
 		}
 		return
 	}
@@ -293,7 +294,7 @@ func (l *epollLoop) readable(fd int) {
 // fireDue runs every timer that is due.
 func (l *epollLoop) fireDue() {
 	for len(l.timers) > 0 {
-		now := harness.Now()
+		now := protocol.Now()
 		if l.timers[0].at > now {
 			return
 		}
@@ -309,7 +310,7 @@ func (l *epollLoop) fireDue() {
 				b, period = 'p', l.det.interval
 			}
 			if _, err := unix.Write(fd, []byte{b}); err != nil && !errors.Is(err, unix.EAGAIN) {
-				l.free(fd, harness.ErrnoName(err))
+				l.free(fd, protocol.Reason(err))
 				continue
 			}
 			t.at += int64(period)
@@ -338,13 +339,13 @@ func (l *epollLoop) fireDue() {
 func tcpInfoDead(fd int) string {
 	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
 	if err != nil {
-		return harness.ErrnoName(err)
+		return protocol.Reason(err)
 	}
 	if info.State == unix.BPF_TCP_ESTABLISHED {
 		return ""
 	}
 	if v, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); v != 0 {
-		return harness.ErrnoName(unix.Errno(v))
+		return protocol.Reason(unix.Errno(v))
 	}
 	return fmt.Sprintf("tcpi_state %d", info.State)
 }

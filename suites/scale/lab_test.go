@@ -18,6 +18,7 @@ import (
 	"github.com/google/nftables/expr"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/suites/scale"
 )
 
@@ -166,12 +167,12 @@ func measureLab(ctx context.Context, run *harness.Run, spec labSpec, dir string)
 	// Before the lab goes: SIGTERM makes the server reset (RST) every
 	// connection it still holds rather than leave orphans closing them.
 	defer server.Stop(2 * time.Second)
-	step := func(p *harness.Process, d time.Duration, names ...string) (harness.Event, error) {
+	step := func(p *harness.Process, d time.Duration, names ...string) (protocol.Event, error) {
 		sctx, cancel := context.WithTimeout(ctx, d)
 		defer cancel()
 		return p.WaitEvent(sctx, names...)
 	}
-	if _, err := step(server, 10*time.Second, harness.EventReady); err != nil {
+	if _, err := step(server, 10*time.Second, protocol.EventReady); err != nil {
 		return res, wrap(err)
 	}
 	if res.baseRSS, _, err = procStatus(server.Pid()); err != nil {
@@ -185,7 +186,7 @@ func measureLab(ctx context.Context, run *harness.Run, spec labSpec, dir string)
 		return res, wrap(err)
 	}
 	defer peer.Stop(2 * time.Second)
-	ready, err := step(peer, 10*time.Second, harness.EventReady)
+	ready, err := step(peer, 10*time.Second, protocol.EventReady)
 	if err != nil {
 		return res, wrap(err)
 	}
@@ -196,13 +197,13 @@ func measureLab(ctx context.Context, run *harness.Run, spec labSpec, dir string)
 	cctx, fail := context.WithCancelCause(cctx)
 	peerDone := make(chan error, 1)
 	go func() {
-		_, err := peer.WaitEvent(cctx, harness.EventConnected)
+		_, err := peer.WaitEvent(cctx, protocol.EventConnected)
 		if err != nil {
 			fail(err)
 		}
 		peerDone <- err
 	}()
-	all, err := server.WaitEvent(cctx, harness.EventConnected)
+	all, err := server.WaitEvent(cctx, protocol.EventConnected)
 	perr := <-peerDone
 	fail(nil)
 	cancel()
@@ -226,7 +227,7 @@ func measureLab(ctx context.Context, run *harness.Run, spec labSpec, dir string)
 		if err != nil {
 			return res, wrap(err)
 		}
-		t0 := harness.Now()
+		t0 := protocol.Now()
 		time.Sleep(window)
 		p1, b1, err := counter.read()
 		if err != nil {
@@ -236,7 +237,7 @@ func measureLab(ctx context.Context, run *harness.Run, spec labSpec, dir string)
 		if err != nil {
 			return res, wrap(err)
 		}
-		res.windowDur = harness.Since(t0)
+		res.windowDur = protocol.Since(t0)
 		res.packets, res.bytes, res.cpu = p1-p0, b1-b0, c1-c0
 	}
 	if res.rss, res.threads, err = procStatus(server.Pid()); err != nil {
@@ -246,7 +247,7 @@ func measureLab(ctx context.Context, run *harness.Run, spec labSpec, dir string)
 	if err != nil {
 		return res, wrap(err)
 	}
-	wctx, cancel := context.WithDeadline(ctx, time.Now().Add(budget-harness.Since(at)))
+	wctx, cancel := context.WithDeadline(ctx, time.Now().Add(budget-protocol.Since(at)))
 	_, werr := server.WaitEvent(wctx, scale.EventAllFreed)
 	timedOut := wctx.Err() != nil && ctx.Err() == nil
 	cancel()
@@ -275,7 +276,7 @@ func measureLab(ctx context.Context, run *harness.Run, spec labSpec, dir string)
 			res.early++
 			continue
 		}
-		if s := harness.Seconds(f.AtNs - at); s <= budget.Seconds() {
+		if s := protocol.Seconds(f.AtNs - at); s <= budget.Seconds() {
 			res.freeS = append(res.freeS, s)
 			res.reasons[f.Reason]++
 		}

@@ -43,6 +43,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // Agent modes, dispatched by harness.MaybeRunAgent.
@@ -105,7 +106,7 @@ type Dump struct {
 // announces "connected" when the n-th connection is accepted and
 // "all-freed" when the n-th is freed.
 type recorder struct {
-	em *harness.Emitter
+	em *protocol.Emitter
 	n  int
 
 	mu       sync.Mutex
@@ -114,24 +115,24 @@ type recorder struct {
 }
 
 func (r *recorder) accepted1() {
-	at := harness.Now()
+	at := protocol.Now()
 	r.mu.Lock()
 	r.accepted = append(r.accepted, at)
 	full := len(r.accepted) == r.n
 	r.mu.Unlock()
 	if full {
-		r.em.Emit(harness.Event{Event: harness.EventConnected, Msg: strconv.Itoa(r.n) + " connections"})
+		r.em.Emit(protocol.Event{Event: protocol.EventConnected, Msg: strconv.Itoa(r.n) + " connections"})
 	}
 }
 
 func (r *recorder) free(reason string) {
-	at := harness.Now()
+	at := protocol.Now()
 	r.mu.Lock()
 	r.freed = append(r.freed, Free{AtNs: at, Reason: reason})
 	all := len(r.freed) == r.n
 	r.mu.Unlock()
 	if all {
-		r.em.Emit(harness.Event{Event: EventAllFreed, TNs: at})
+		r.em.Emit(protocol.Event{Event: EventAllFreed, TNs: at})
 	}
 }
 
@@ -169,7 +170,7 @@ func raiseNoFile(want uint64) error {
 
 // agentContext ends on SIGTERM or when the orchestrator closes standard
 // input; the command names read from standard input arrive on the channel.
-func agentContext(em *harness.Emitter) (context.Context, <-chan string) {
+func agentContext(em *protocol.Emitter) (context.Context, <-chan string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -204,7 +205,7 @@ func envInt(key string) (int, error) {
 // the detector and design it was given, frees each when the detector
 // decides, and answers "dump".
 func serverMain() error {
-	em := harness.NewEmitter(os.Stdout)
+	em := protocol.NewEmitter(os.Stdout)
 	ctx, cmds := agentContext(em)
 	n, err := envInt(EnvConns)
 	if err != nil {
@@ -217,7 +218,7 @@ func serverMain() error {
 	if err != nil {
 		return err
 	}
-	em.Emit(harness.Event{Event: harness.EventHello, Protocol: harness.ProtocolVersion, Name: sp.String(), PredictedS: det.Predict().Seconds()})
+	em.Emit(protocol.Event{Event: protocol.EventHello, Protocol: protocol.Version, Name: sp.String(), PredictedS: det.Predict().Seconds()})
 	rec := &recorder{em: em, n: n}
 	var serve func(context.Context, harness.Detector, string, *recorder) (func() error, error)
 	switch d := Design(os.Getenv(EnvDesign)); d {
@@ -232,19 +233,19 @@ func serverMain() error {
 	if err != nil {
 		return err
 	}
-	em.Emit(harness.Event{Event: harness.EventReady})
+	em.Emit(protocol.Event{Event: protocol.EventReady})
 	out := os.Getenv(EnvOut)
 	go func() {
 		for c := range cmds {
 			if c != "dump" {
-				em.Emit(harness.Event{Event: harness.EventError, Msg: "scale server does not know command " + c})
+				em.Emit(protocol.Event{Event: harness.EventError, Msg: "scale server does not know command " + c})
 				continue
 			}
 			if err := rec.dump(out); err != nil {
-				em.Emit(harness.Event{Event: harness.EventError, Msg: err.Error()})
+				em.Emit(protocol.Event{Event: harness.EventError, Msg: err.Error()})
 				continue
 			}
-			em.Emit(harness.Event{Event: EventDumped})
+			em.Emit(protocol.Event{Event: EventDumped})
 		}
 	}()
 	return wait()
@@ -286,7 +287,7 @@ func probePath(ctx context.Context, addr string) error {
 // over the spread, echoes every byte on each, and says "connected" once
 // all are open, with how long that took.
 func peerMain() error {
-	em := harness.NewEmitter(os.Stdout)
+	em := protocol.NewEmitter(os.Stdout)
 	ctx, _ := agentContext(em)
 	n, err := envInt(EnvConns)
 	if err != nil {
@@ -299,20 +300,20 @@ func peerMain() error {
 	if err := raiseNoFile(uint64(n) + 1024); err != nil {
 		return err
 	}
-	em.Emit(harness.Event{Event: harness.EventHello, Protocol: harness.ProtocolVersion, Name: "scale-peer"})
+	em.Emit(protocol.Event{Event: protocol.EventHello, Protocol: protocol.Version, Name: "scale-peer"})
 	addr := os.Getenv(EnvAddr)
 	if err := probePath(ctx, addr); err != nil {
 		return err
 	}
-	em.Emit(harness.Event{Event: harness.EventReady})
+	em.Emit(protocol.Event{Event: protocol.EventReady})
 	dialer := harnessDialer()
-	start := harness.Now()
+	start := protocol.Now()
 	errs := make(chan error, n)
 	var dialed sync.WaitGroup
 	var mu sync.Mutex
 	var conns []net.Conn
 	for i := range n {
-		harness.SleepUntil(start + int64(math.Round(float64(i)*float64(spread)/float64(n))))
+		protocol.SleepUntil(start + int64(math.Round(float64(i)*float64(spread)/float64(n))))
 		dialed.Add(1)
 		go func() {
 			c, err := dialer.DialContext(ctx, "tcp4", addr)
@@ -345,7 +346,7 @@ func peerMain() error {
 		return err
 	default:
 	}
-	em.Emit(harness.Event{Event: harness.EventConnected, Msg: fmt.Sprintf("%d connections in %v", n, harness.Since(start).Round(time.Millisecond))})
+	em.Emit(protocol.Event{Event: protocol.EventConnected, Msg: fmt.Sprintf("%d connections in %v", n, protocol.Since(start).Round(time.Millisecond))})
 	<-ctx.Done()
 	// On SIGTERM every connection is reset (RST), so that none is left an
 	// orphan closing it.

@@ -33,6 +33,7 @@ import (
 	"github.com/onsi/gomega/gmeasure"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/suites"
 	"github.com/halfopen/halfopen/suites/scale"
@@ -327,7 +328,7 @@ func scaleCell(r labResult) report.Cell {
 		sc.FreeMs = &report.Quantiles{P50: 1000 * quantile(r.freeS, 0.5), P99: 1000 * quantile(r.freeS, 0.99), Max: 1000 * r.freeS[n-1], N: n}
 	}
 	c := report.Cell{
-		Detector: det, Fault: flt, Side: string(harness.SideServer), Kind: report.KindScale, Path: "direct",
+		Detector: det, Fault: flt, Side: string(protocol.SideServer), Kind: report.KindScale, Path: "direct",
 		BudgetS: budget.Seconds(), PredictedS: r.prediction.Seconds(), PredictedRule: r.prediction.Rule,
 		Expect: "detect", Reasons: r.prediction.Reasons, Samples: []report.Sample{}, Scale: sc, Sysctls: r.sysctls,
 	}

@@ -22,6 +22,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/suites"
 )
 
@@ -34,7 +35,7 @@ const (
 
 var (
 	suite = suites.New("strategies", 0)
-	sides = []harness.Side{harness.SideClient, harness.SideServer}
+	sides = []protocol.Side{protocol.SideClient, protocol.SideServer}
 )
 
 func init() {
@@ -42,7 +43,7 @@ func init() {
 }
 
 // cell is one cell of this suite.
-func cell(det, fault string, side harness.Side) harness.CellConfig {
+func cell(det, fault string, side protocol.Side) harness.CellConfig {
 	return harness.CellConfig{Detector: det, Fault: fault, Side: side, Samples: suites.Samples(3)}
 }
 
@@ -119,7 +120,7 @@ var _ = Describe("The reference text's detection strategies", Label("netns"), fu
 
 	netcheck := goDetectors()[8]
 	suite.It("shows that netcheck's urgent probes reach the peer in band",
-		[]harness.CellConfig{cell(netcheck, fin, harness.SideClient), cell(netcheck, fin, harness.SideServer)}, func(cells []*harness.Cell) {
+		[]harness.CellConfig{cell(netcheck, fin, protocol.SideClient), cell(netcheck, fin, protocol.SideServer)}, func(cells []*harness.Cell) {
 			for _, c := range cells {
 				for _, s := range c.Record().Samples {
 					Expect(s.PeerSaw).To(MatchRegexp(`received \d+ bytes, [1-9]\d* of them NUL`), "%s", c.Describe())

@@ -22,6 +22,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/suites"
 )
@@ -49,9 +50,9 @@ func outageFault(d time.Duration) string { return fmt.Sprintf("router-restart:ou
 // sweep returns a configuration's cells: the silent death and each outage
 // of the ladder.
 func sweep(det string) []harness.CellConfig {
-	out := []harness.CellConfig{{Detector: det, Fault: death, Side: harness.SideClient, Samples: suites.Samples(3)}}
+	out := []harness.CellConfig{{Detector: det, Fault: death, Side: protocol.SideClient, Samples: suites.Samples(3)}}
 	for _, o := range outages {
-		out = append(out, harness.CellConfig{Detector: det, Fault: outageFault(o), Side: harness.SideClient, Samples: max(2, suites.Samples(3)-1)})
+		out = append(out, harness.CellConfig{Detector: det, Fault: outageFault(o), Side: protocol.SideClient, Samples: max(2, suites.Samples(3)-1)})
 	}
 	return out
 }

@@ -7,7 +7,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/halfopen/halfopen/gate"
-	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // The faults every grpc-go cell goes through: four that kill the peer
@@ -46,7 +46,7 @@ var tolerant = map[string]string{"time": "1s", "timeout": "4s"}
 var _ = Describe("grpc-go v1.85.0", Label("gates", "netns"), func() {
 	Describe("a client with an open, idle stream (grpc-client, side client)", func() {
 		cell := func(fault string, cfg map[string]string, samples int, budget time.Duration) gate.Cell {
-			return gate.Cell{Watcher: roleClient, Peer: "self", Fault: fault, Side: harness.SideClient, Samples: samples, Budget: budget, Config: cfg}
+			return gate.Cell{Watcher: roleClient, Peer: "self", Fault: fault, Side: protocol.SideClient, Samples: samples, Budget: budget, Config: cfg}
 		}
 
 		It("with grpc-go's defaults (keepalive off) never notices a dead server within 30 s, and survives router restarts of 2 s and 12 s", func(ctx SpecContext) {
@@ -97,7 +97,7 @@ var _ = Describe("grpc-go v1.85.0", Label("gates", "netns"), func() {
 
 	Describe("the passive server: a server holding an idle client's stream (grpc-server, side server)", func() {
 		cell := func(fault string, cfg map[string]string, samples int, budget time.Duration) gate.Cell {
-			return gate.Cell{Watcher: roleServer, Peer: "self", Fault: fault, Side: harness.SideServer, Samples: samples, Budget: budget, Config: cfg}
+			return gate.Cell{Watcher: roleServer, Peer: "self", Fault: fault, Side: protocol.SideServer, Samples: samples, Budget: budget, Config: cfg}
 		}
 
 		It("with grpc-go's defaults (PING after 2 h) notices a silent client in ~30 s only through Go's TCP keepalive, a rebooted one in ~15 s, and survives a router restart", func(ctx SpecContext) {

@@ -8,7 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/halfopen/halfopen/gate"
-	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // The faults every nats.go cell goes through: four that kill the server
@@ -40,7 +40,7 @@ var (
 
 var _ = Describe("nats.go v1.55.0 against nats-server v2.15.2", Label("gates", "netns"), func() {
 	cell := func(fault string, cfg map[string]string, samples int, budget time.Duration) gate.Cell {
-		return gate.Cell{Watcher: roleClient, Peer: "self", Fault: fault, Side: harness.SideClient, Samples: samples, Budget: budget, Config: cfg}
+		return gate.Cell{Watcher: roleClient, Peer: "self", Fault: fault, Side: protocol.SideClient, Samples: samples, Budget: budget, Config: cfg}
 	}
 
 	It("with nats.go's defaults (PING every 2 min, 2 outstanding) never notices a silent server within 30 s, a rebooted one in ~15 s, and survives a router restart", func(ctx SpecContext) {
@@ -106,7 +106,7 @@ var _ = Describe("nats.go v1.55.0 against nats-server v2.15.2", Label("gates", "
 
 	Describe("the passive server: nats-server holding an idle nats.go client (nats-server, side server)", func() {
 		cell := func(fault string, cfg map[string]string, samples int, budget time.Duration) gate.Cell {
-			return gate.Cell{Watcher: roleServer, Peer: "self", Fault: fault, Side: harness.SideServer, Samples: samples, Budget: budget, Config: cfg}
+			return gate.Cell{Watcher: roleServer, Peer: "self", Fault: fault, Side: protocol.SideServer, Samples: samples, Budget: budget, Config: cfg}
 		}
 
 		It("with nats-server's defaults (PING every 2 min, no TCP keepalive) never notices a silent client within 30 s, and survives a router restart", func(ctx SpecContext) {

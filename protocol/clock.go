@@ -1,4 +1,4 @@
-package harness
+package protocol
 
 import (
 	"time"
@@ -6,9 +6,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Now returns CLOCK_MONOTONIC in nanoseconds. The clock is the same in every
-// network namespace, so an instant read by the orchestrator and one read by an
-// agent inside a lab host can be subtracted.
+// Now returns CLOCK_MONOTONIC in nanoseconds, the clock every t_ns is read
+// from. The clock is the same in every network namespace, so an instant read
+// by the harness and one read by a program inside a lab host can be
+// subtracted.
 func Now() int64 {
 	var ts unix.Timespec
 	// clock_gettime(CLOCK_MONOTONIC) cannot fail for a valid clock id.

@@ -1,4 +1,4 @@
-package harness_test
+package protocol_test
 
 import (
 	"bufio"
@@ -9,7 +9,7 @@ import (
 	"regexp"
 	"testing"
 
-	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 )
 
 // FuzzParseEvent: a protocol line that parses says an event and a positive
@@ -27,10 +27,10 @@ func FuzzParseEvent(f *testing.F) {
 		f.Add(m, false)
 	}
 	var buf bytes.Buffer
-	em := harness.NewEmitter(&buf)
-	em.Emit(harness.Event{Event: harness.EventHello, Protocol: 1, Name: "x", PredictedS: &[2]float64{3, 4.5}})
-	em.Emit(harness.Event{Event: harness.EventSent, Seq: 3, Bytes: 64})
-	em.Emit(harness.Event{Event: harness.EventConnected, Local: "198.18.2.2:4000", Remote: "198.18.1.2:7000"})
+	em := protocol.NewEmitter(&buf)
+	em.Emit(protocol.Event{Event: protocol.EventHello, Protocol: 1, Name: "x", PredictedS: &[2]float64{3, 4.5}})
+	em.Emit(protocol.Event{Event: "sent", Seq: 3, Bytes: 64})
+	em.Emit(protocol.Event{Event: protocol.EventConnected, Local: "198.18.2.2:4000", Remote: "198.18.1.2:7000"})
 	sc := bufio.NewScanner(&buf)
 	for sc.Scan() {
 		f.Add(append([]byte(nil), sc.Bytes()...), false)
@@ -38,7 +38,7 @@ func FuzzParseEvent(f *testing.F) {
 	f.Add([]byte(`{"event":"dead","t_ns":1,"reason":"EOF","event":"hello"}`), true)
 	f.Add([]byte(`{"event":"hello","t_ns":1,"protocol":1,"predicted_s":[1e308,1e309]}`), true)
 	f.Fuzz(func(t *testing.T, line []byte, strict bool) {
-		ev, err := harness.ParseEvent(line, strict)
+		ev, err := protocol.ParseEvent(line, strict)
 		if err != nil {
 			if len(err.Error()) > 600 {
 				t.Errorf("ParseEvent error is %d bytes long: %.200s...", len(err.Error()), err)
@@ -52,7 +52,7 @@ func FuzzParseEvent(f *testing.F) {
 		if err != nil {
 			t.Fatalf("ParseEvent(%q) = %+v, which does not encode: %v", line, ev, err)
 		}
-		again, err := harness.ParseEvent(b, strict)
+		again, err := protocol.ParseEvent(b, strict)
 		if err != nil {
 			t.Fatalf("ParseEvent(%q) = %+v, re-encoded as %s, which does not parse: %v", line, ev, b, err)
 		}
