@@ -189,12 +189,20 @@ func (t tcpReading) stateAt(atNs int64, source string) tcprules.ConnState {
 
 // waitFlow polls the watched flow every inFlightPoll until ok says its
 // reading is the one wanted, or until limit has passed (then it returns
-// the last reading and false).
-func (r *connReader) waitFlow(ctx context.Context, limit time.Duration, ok func(tcpReading) bool) (tcpReading, bool, error) {
+// the last reading and false); a watcher that exits meanwhile ends the
+// wait with how it ended.
+func (r *connReader) waitFlow(ctx context.Context, w *Process, limit time.Duration, ok func(tcpReading) bool) (tcpReading, bool, error) {
 	deadline := protocol.Now() + int64(limit)
 	var last tcpReading
 	var lastErr error
 	for {
+		select {
+		case <-w.Exited():
+			// Its connection went with it: say how the watcher ended,
+			// not that its flow is missing.
+			return last, false, w.endedError("before the fault")
+		default:
+		}
 		t, err := r.read()
 		if err == nil {
 			last, lastErr = t, nil

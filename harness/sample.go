@@ -217,7 +217,7 @@ func aimFault(ctx context.Context, c *Cell, s *Session, reader *connReader, rng 
 		// A foreign watcher writes its requests itself: the fault lands
 		// the moment one is unacknowledged (a server's delayed ACK takes
 		// ~40 ms; sock_diag is read every ms).
-		t, ok, werr := reader.waitFlow(ctx, InFlightWait, inFlight)
+		t, ok, werr := reader.waitFlow(ctx, s.Watcher, InFlightWait, inFlight)
 		if werr != nil {
 			return fa, werr
 		}
@@ -233,7 +233,7 @@ func aimFault(ctx context.Context, c *Cell, s *Session, reader *connReader, rng 
 		if !s.Builtin {
 			// A foreign watcher may still be exchanging its first request:
 			// the idle time counts from its last exchange, once quiet.
-			t, ok, werr := reader.waitFlow(ctx, InFlightWait, quiet)
+			t, ok, werr := reader.waitFlow(ctx, s.Watcher, InFlightWait, quiet)
 			switch {
 			case werr != nil:
 				return fa, werr
