@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // Range is a predicted detection time for a silent peer: from Lo to Hi after
@@ -135,6 +137,18 @@ type Watcher struct {
 	// dial s.Addr when the watcher is the server). A peer never says dead.
 	Peer func(ctx context.Context, s *Session) error
 }
+
+// PhaseKey is the config key by which a gate cell aimed at a phase of the
+// connection (gate.Cell.Phase) tells its role: "in-flight" when the fault
+// lands while the role's request is unacknowledged; absent (or "idle")
+// when it lands on an idle connection. A role's Predict reads it with
+// Config.InFlight: the kernel's rule differs (keepalive is inert while
+// data is in flight, tcp_timer.c tcp_keepalive_timer).
+const PhaseKey = "phase"
+
+// InFlight reports whether the config is of a cell whose faults land while
+// the role's request is in flight (PhaseKey).
+func (c Config) InFlight() bool { return c.Get(PhaseKey, "") == string(tcprules.PhaseInFlight) }
 
 // badInput is an error in what the program was given (environment, config,
 // Watcher): Main exits with status 2 on it, 1 on any other error.

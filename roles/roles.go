@@ -11,11 +11,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/halfopen/halfopen/harness"
 	"github.com/halfopen/halfopen/protocol"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // envRole names the registered role a re-executed test binary runs.
@@ -102,25 +105,71 @@ func (d *roleDetector) Validate() error {
 		d.service = &svc
 	}
 	if d.watcher.Predict != nil {
-		if _, err := d.watcher.Predict(protocol.Config(d.Config)); err != nil {
+		if _, err := d.watcher.Predict(d.config()); err != nil {
 			return fmt.Errorf("role %s: %w", d.Name, err)
 		}
+	}
+	if _, err := d.watcher.CloseFor(d.config()); err != nil {
+		return fmt.Errorf("role %s: %w", d.Name, err)
+	}
+	if _, err := d.watcher.KernelFor(d.config()); err != nil {
+		return fmt.Errorf("role %s: %w", d.Name, err)
+	}
+	switch ph := d.config().Get(protocol.PhaseKey, ""); tcprules.Phase(ph) {
+	case "", tcprules.PhaseIdle, tcprules.PhaseInFlight:
+	default:
+		return fmt.Errorf("role %s: phase=%s is neither %s nor %s", d.Name, ph, tcprules.PhaseIdle, tcprules.PhaseInFlight)
 	}
 	return nil
 }
 
-// Predict is the role's own prediction for a silent peer.
+// Predict is the role's own prediction for a silent peer, with the
+// reasons it declares (protocol.Watcher.Reasons: its library's words, and
+// errno names only if it lists them).
 func (d *roleDetector) Predict() harness.Prediction {
 	r := d.watcher.Predicted
 	if d.watcher.Predict != nil {
-		r, _ = d.watcher.Predict(protocol.Config(d.Config))
+		r, _ = d.watcher.Predict(d.config())
 	}
-	reasons := []string{"ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ECONNRESET", "EPIPE", "EOF"}
+	reasons := slices.Clone(d.watcher.Reasons)
 	if r == nil {
-		return harness.Prediction{Never: true, Rule: fmt.Sprintf("declared by role %s: it never notices a silent peer", d.Name)}
+		return harness.Prediction{Never: true, Reasons: reasons, Rule: fmt.Sprintf("declared by role %s: it never notices a silent peer", d.Name)}
 	}
 	return harness.Prediction{Lo: r.Lo, Hi: r.Hi, Reasons: reasons, Rule: fmt.Sprintf("declared by role %s: [%v, %v]", d.Name, r.Lo, r.Hi)}
 }
+
+// closeSlack is what a read blocked on the connection takes to return
+// once a FIN or RST arrives, as harness.EffectTheory allows it: tens of µs
+// over two veth hops, 50 ms on a loaded 2-core machine.
+const closeSlack = 50 * time.Millisecond
+
+// PredictClose is how the role meets a FIN or an RST, as it declares it
+// (protocol.Watcher.Close): at once when a read is always blocked on its
+// connection, within its period when it looks at the connection only
+// every so often, never when it never reads it.
+func (d *roleDetector) PredictClose(e harness.Effect) harness.Prediction {
+	cl, _ := d.watcher.CloseFor(d.config())
+	what := map[harness.Effect]string{harness.EffectFIN: "a FIN", harness.EffectRST: "an RST"}[e]
+	if what == "" {
+		what = "a FIN or an RST"
+	}
+	p := harness.Prediction{Reasons: slices.Clone(d.watcher.Reasons)}
+	switch {
+	case cl.NeverReads:
+		p.Never = true
+		p.Rule = fmt.Sprintf("declared by role %s: it never reads its connection, so %s goes unnoticed", d.Name, what)
+	case cl.Every > 0:
+		p.Hi = cl.Every + closeSlack
+		p.Rule = fmt.Sprintf("declared by role %s: it looks at its connection every %v, so it meets %s at its next look (%v allowed for a loaded machine)", d.Name, cl.Every, what, closeSlack)
+	default:
+		p.Hi = closeSlack
+		p.Rule = fmt.Sprintf("declared by role %s: a read is always blocked on its connection and returns when %s arrives (%v allowed for a loaded machine)", d.Name, what, closeSlack)
+	}
+	return p
+}
+
+// config is the role's HALFOPEN_CONFIG.
+func (d *roleDetector) config() protocol.Config { return protocol.Config(d.Config) }
 
 // Watch is never called: the role's own process is the watcher.
 func (d *roleDetector) Watch(context.Context, *harness.Watch) harness.Decision {
