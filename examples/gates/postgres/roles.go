@@ -80,8 +80,42 @@ var goKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Inte
 
 func init() {
 	gate.Service(service())
-	gate.Register(RoleQuery, protocol.Watcher{Predict: predictQuery, Watch: watchQuery})
-	gate.Register(RolePool, protocol.Watcher{Predict: predictPool, Watch: watchPool})
+	// The query blocks in a read on its connection (a FIN or RST is met at
+	// once); the pool reads its idle connection only when it pings it.
+	gate.Register(RoleQuery, protocol.Watcher{Predict: predictQuery, Reasons: Reasons, Kernel: kernelQuery, Watch: watchQuery})
+	gate.Register(RolePool, protocol.Watcher{Predict: predictPool, Reasons: Reasons, Close: closePool, Watch: watchPool})
+}
+
+// Reasons are what a role gives up with (reason): the socket's first
+// error (ETIMEDOUT from keepalive or TCP_USER_TIMEOUT, ECONNRESET, EPIPE,
+// EOF, "i/o timeout" for a deadline pgx set on it), else the error pgx
+// returned ("context deadline exceeded" for a Ping's deadline), or, when
+// pgxpool closed a connection whose socket had not failed, its words.
+var Reasons = []string{"ETIMEDOUT", "ECONNRESET", "EPIPE", "EOF", "i/o timeout", "context deadline exceeded", errPoolClosed.Error()}
+
+// errPoolClosed is the reason when pgxpool closed a connection (BeforeClose)
+// whose socket had returned no error.
+var errPoolClosed = errors.New("pgxpool closed the connection")
+
+// kernelQuery: only the kernel ends the query's wait (pgx reads with no
+// deadline): keepalive while the query waits acknowledged, the
+// retransmission timer or TCP_USER_TIMEOUT while it is unacknowledged.
+func kernelQuery(c protocol.Config) (*protocol.Kernel, error) {
+	s, err := parse(c)
+	if err != nil {
+		return nil, err
+	}
+	ka := s.keepalive
+	return &protocol.Kernel{KeepIdle: ka.Idle, KeepIntvl: ka.Interval, KeepCnt: ka.Count, UserTimeout: s.userTimeout}, nil
+}
+
+// closePool: the pool's connection is idle between pings, read by nobody,
+// so a FIN or RST is met at the next ping, within `every`. (No Kernel: the
+// ping after the fault puts data in flight that the connection's state at
+// the fault does not show, and its bound, when set, is pgx's own.)
+func closePool(c protocol.Config) (protocol.Close, error) {
+	s, err := parse(c)
+	return protocol.Close{Every: s.every}, err
 }
 
 // service is PostgreSQL run by the postgres user in an IPC namespace of its
@@ -551,7 +585,7 @@ func watchPool(ctx context.Context, sess *protocol.Session) (string, error) {
 	case <-ctx.Done():
 		return "", nil
 	case first := <-closed:
-		return reason(first, errors.New("pgxpool closed the connection")), nil
+		return reason(first, errPoolClosed), nil
 	case err := <-failed:
 		if ctx.Err() != nil {
 			return "", nil
