@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // KeepaliveTuned is SO_KEEPALIVE with per-socket TCP_KEEPIDLE, TCP_KEEPINTVL
@@ -34,31 +35,11 @@ func (d *KeepaliveTuned) Validate() error {
 	return nil
 }
 
-// Predict follows tcp_keepalive_timer() (net/ipv4/tcp_timer.c): the first
-// probe goes when the connection has been idle for `idle` since the last
-// segment received, so between 0 and idle after a silent death; each
-// unanswered probe re-arms the timer for `intvl`, and when `cnt` probes are
-// out the timer gives up, so death is declared cnt·intvl after the first
-// probe: [cnt·intvl, idle + cnt·intvl]. The keepalive timer is a timer-wheel
-// timer, which never fires early but may fire late by the granularity of
-// its wheel level, at most 12.5 % of its timeout (kernel/time/timer.c; with
-// HZ=250 a 1 s timer lands on an 8-jiffy, 32 ms, boundary), so the upper
-// bound is stretched by 1/8.
+// Predict is tcprules.KeepaliveRange: [cnt·intvl, idle + cnt·intvl], the
+// upper bound stretched by the timer wheel's 1/8.
 func (d *KeepaliveTuned) Predict() harness.Prediction {
-	return keepalivePrediction(d.Idle, d.Intvl, d.Cnt)
+	return prediction(tcprules.KeepaliveRange(d.Idle, d.Intvl, d.Cnt), "ETIMEDOUT")
 }
-
-func keepalivePrediction(idle, intvl time.Duration, cnt int) harness.Prediction {
-	probes := time.Duration(cnt) * intvl
-	return harness.Prediction{
-		Lo: probes, Hi: timerWheelLate(idle + probes), Reasons: []string{"ETIMEDOUT"},
-		Rule: "tcp_keepalive_timer(): first probe within idle of the last segment, then cnt probes intvl apart: [cnt·intvl, idle+cnt·intvl], the upper bound +12.5% for timer-wheel granularity",
-	}
-}
-
-// timerWheelLate stretches a sum of kernel timer-wheel timeouts by the
-// wheel's worst-case granularity, 1/8 of each timeout (kernel/time/timer.c).
-func timerWheelLate(d time.Duration) time.Duration { return d + d/8 }
 
 // Watch enables keepalive on the connection and reads until it fails.
 func (d *KeepaliveTuned) Watch(ctx context.Context, w *harness.Watch) harness.Decision {
@@ -72,4 +53,6 @@ func (d *KeepaliveTuned) Watch(ctx context.Context, w *harness.Watch) harness.De
 
 // MaxSendGap: with its peer silent, a probe goes every intvl once idle has
 // passed since the last segment; the timer wheel may fire it late.
-func (d *KeepaliveTuned) MaxSendGap() time.Duration { return timerWheelLate(max(d.Idle, d.Intvl)) }
+func (d *KeepaliveTuned) MaxSendGap() time.Duration {
+	return tcprules.WheelLate(max(d.Idle, d.Intvl))
+}

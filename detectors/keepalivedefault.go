@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // KeepaliveDefault sets only SO_KEEPALIVE, so the watcher namespace's
@@ -59,7 +60,7 @@ func (d *KeepaliveDefault) Sysctls() map[string]string {
 // ones, which the assertions use); the Rule states the unscaled one.
 func (d *KeepaliveDefault) Predict() harness.Prediction {
 	idle, intvl, probes := d.scaled()
-	p := keepalivePrediction(idle, intvl, probes)
+	p := prediction(tcprules.KeepaliveRange(idle, intvl, probes), "ETIMEDOUT")
 	p.Rule = fmt.Sprintf("unscaled, tcp_keepalive_time=%d, intvl=%d, probes=%d give at most %d s + %d·%d s = %d s; measured with tcp_keepalive_time=%d, intvl=%d, probes=%d in the watcher's namespace (scale=%d): %s",
 		d.Time, d.Intvl, d.Probes, d.Time, d.Probes, d.Intvl, d.Time+d.Probes*d.Intvl, idle/time.Second, intvl/time.Second, probes, d.Scale, p.Rule)
 	return p
@@ -93,5 +94,5 @@ func setSockoptInt(c *net.TCPConn, level, opt, value int) error {
 // passed since the last segment (the values in force).
 func (d *KeepaliveDefault) MaxSendGap() time.Duration {
 	idle, intvl, _ := d.scaled()
-	return timerWheelLate(max(idle, intvl))
+	return tcprules.WheelLate(max(idle, intvl))
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // KeepaliveUserTimeout sets per-socket keepalive (TCP_KEEPIDLE/INTVL/CNT)
@@ -39,28 +40,14 @@ func (d *KeepaliveUserTimeout) Validate() error {
 	return nil
 }
 
-// probesUntilGiveUp is k, the number of probe intervals after the first
-// probe at which the kernel gives up: the first k >= 1 with
-// idle + k·intvl >= timeout.
-func (d *KeepaliveUserTimeout) probesUntilGiveUp() int {
-	k := 1
-	if rest := d.Timeout - d.Idle; rest > 0 {
-		k = max(1, int((rest+d.Intvl-1)/d.Intvl))
-	}
-	return k
-}
-
-// Predict: the timer fires at idle, idle+intvl, idle+2·intvl, ... after the
-// last segment received; the first firing with one probe out and the
-// elapsed time >= timeout gives up: k = max(1, ⌈(timeout − idle)/intvl⌉),
-// range [k·intvl, idle + k·intvl], stretched by the timer wheel's 1/8.
+// Predict is tcprules.KeepaliveUserTimeoutRange: the timer fires at idle,
+// idle+intvl, ... after the last segment received, and the first firing
+// with one probe out and the elapsed time >= timeout gives up:
+// [k·intvl, idle + k·intvl], stretched by the timer wheel's 1/8.
 func (d *KeepaliveUserTimeout) Predict() harness.Prediction {
-	k := d.probesUntilGiveUp()
-	n := time.Duration(k) * d.Intvl
-	return harness.Prediction{
-		Lo: n, Hi: timerWheelLate(d.Idle + n), Reasons: []string{"ETIMEDOUT"},
-		Rule: fmt.Sprintf("tcp_keepalive_timer() with TCP_USER_TIMEOUT: gives up at the first probe timer with probes_out > 0 and elapsed >= user_timeout, ignoring cnt: k = max(1, ⌈(timeout−idle)/intvl⌉) = %d (cnt=%d alone would give %d): [k·intvl, idle+k·intvl], the upper bound +12.5%% for timer-wheel granularity", k, d.Cnt, d.Cnt),
-	}
+	p := prediction(tcprules.KeepaliveUserTimeoutRange(d.Idle, d.Intvl, d.Timeout), "ETIMEDOUT")
+	p.Rule += fmt.Sprintf(" (cnt=%d alone would give %d)", d.Cnt, d.Cnt)
+	return p
 }
 
 // Watch sets both options and reads until the read fails.
@@ -78,5 +65,5 @@ func (d *KeepaliveUserTimeout) Watch(ctx context.Context, w *harness.Watch) harn
 // MaxSendGap: with its peer silent, a probe goes every intvl once idle has
 // passed since the last segment; the timer wheel may fire it late.
 func (d *KeepaliveUserTimeout) MaxSendGap() time.Duration {
-	return timerWheelLate(max(d.Idle, d.Intvl))
+	return tcprules.WheelLate(max(d.Idle, d.Intvl))
 }

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // UserTimeout sets TCP_USER_TIMEOUT (RFC 5482) and writes one byte every
@@ -23,19 +24,10 @@ func init() {
 	harness.RegisterDetector("user-timeout", "TCP_USER_TIMEOUT with a periodic 1-byte write", &UserTimeout{})
 }
 
-// Predict: the first byte left unacknowledged is written up to `every`
-// after the death; the kernel checks the user timeout only when the
-// retransmission timer fires (tcp_write_timeout(), net/ipv4/tcp_timer.c),
-// with the RTO clamped to what remains of the timeout
-// (tcp_clamp_rto_to_user_timeout()), and the retransmission timer's
-// exponential backoff from a 200 ms minimum RTO (TCP_RTO_MIN) adds up to
-// one more step. Measured on this kernel: 2 s → 2.50–2.52 s with 200 ms
-// writes. Range: [timeout, timeout + every + 600 ms].
+// Predict is tcprules.UserTimeoutRange: [timeout, timeout + every + 600 ms]
+// (measured on this kernel: 2 s → 2.50–2.52 s with 200 ms writes).
 func (d *UserTimeout) Predict() harness.Prediction {
-	return harness.Prediction{
-		Lo: d.Timeout, Hi: d.Timeout + d.Every + 600*time.Millisecond, Reasons: []string{"ETIMEDOUT"},
-		Rule: "tcp_write_timeout(): ETIMEDOUT at the first retransmission-timer expiry after the oldest unacknowledged byte (written within `every` of the death) is `timeout` old; RTO granularity adds up to 600 ms",
-	}
+	return prediction(tcprules.UserTimeoutRange(d.Timeout, d.Every), "ETIMEDOUT")
 }
 
 // Watch sets the option, then writes and reads until one fails.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/report"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // theory returns what theory says of a detector under a fault, by the
@@ -131,26 +132,14 @@ func defaultBudget(kind report.Kind, p Prediction) time.Duration {
 	}
 }
 
-// Constants of the retransmission timer (include/net/tcp.h): its first
-// expiry is TCP_RTO_MIN plus a jiffy over a sub-millisecond RTT, and it
-// doubles up to TCP_RTO_MAX (RFC 6298 §5.5).
-const (
-	rtoFirst = 204 * time.Millisecond
-	rtoMax   = 120 * time.Second
-	// theorySlack is kept between a bound and a prediction before theory
-	// claims anything: process wake-ups on a loaded machine.
-	theorySlack = 50 * time.Millisecond
-)
+// theorySlack is kept between a bound and a prediction before theory
+// claims anything: process wake-ups on a loaded machine.
+const theorySlack = 50 * time.Millisecond
 
 // resentBy is when a segment first lost at t0 is resent at or after t0 +
-// silence: the first expiry of the doubling timer, counted from t0.
+// silence, on a veth lab's RTO (tcprules.ResendAfter from RTOFast).
 func resentBy(silence time.Duration) time.Duration {
-	at, rto := time.Duration(0), rtoFirst
-	for at < silence {
-		at += rto
-		rto = min(2*rto, rtoMax)
-	}
-	return at
+	return tcprules.ResendAfter(silence, tcprules.RTOFast)
 }
 
 // disturbanceTheory says what a detector does when a transient fault
