@@ -280,7 +280,8 @@ func watcherAgent() error {
 		n = cc.Conns()
 	}
 	em.Emit(Event{Event: EventHello, Protocol: ProtocolVersion, Name: sp.String(), PredictedS: det.Predict().Seconds()})
-	go calibrationCommands(ctx, cmds, em)
+	var data atomic.Pointer[net.TCPConn]
+	go calibrationCommands(ctx, cmds, em, data.Load)
 	est := &establisher{side: side, addr: os.Getenv(envAddr)}
 	if err := est.ready(ctx); err != nil {
 		return err
@@ -295,6 +296,7 @@ func watcherAgent() error {
 			}
 			return err
 		}
+		data.Store(conns[0])
 		em.Emit(Event{Event: EventConnected, Local: conns[0].LocalAddr().String(), Remote: conns[0].RemoteAddr().String()})
 		d := det.Watch(ctx, &Watch{Conns: conns, Log: em.Logf})
 		if ctx.Err() != nil {
@@ -315,8 +317,9 @@ func watcherAgent() error {
 // error: "decide-at" sleeps until the instant on CLOCK_MONOTONIC and says
 // when the agent woke up (the machine's timer lateness plus the wake-up);
 // "listen-datagrams" stamps the read of every probe datagram the peer
-// sends (the wake-up on a packet, as a detector's read wakes).
-func calibrationCommands(ctx context.Context, cmds <-chan Command, em *Emitter) {
+// sends (the wake-up on a packet, as a detector's read wakes). "write"
+// writes a request on the data connection (conn) for the in-flight phase.
+func calibrationCommands(ctx context.Context, cmds <-chan Command, em *Emitter, conn func() *net.TCPConn) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -342,11 +345,36 @@ func calibrationCommands(ctx context.Context, cmds <-chan Command, em *Emitter) 
 				context.AfterFunc(ctx, func() { pc.Close() })
 				em.Emit(Event{Event: EventPort, Msg: pc.LocalAddr().String()})
 				go stampDatagrams(pc, em)
+			case CmdWrite:
+				writeRequest(conn(), c, em)
 			default:
 				em.Emit(Event{Event: EventError, Msg: "watcher does not know command " + string(c.Cmd)})
 			}
 		}
 	}
+}
+
+// writeRequest writes a request of c.Bytes on the data connection and says
+// so, stamped before the write (its segment may be acknowledged before the
+// call returns); a failed write is said in the event, not as an error: the
+// fault may have ended the connection already, and the detector decides.
+func writeRequest(c *net.TCPConn, cmd Command, em *Emitter) {
+	if c == nil {
+		em.Emit(Event{Event: EventError, Msg: "write: the watcher has no connection yet"})
+		return
+	}
+	msg := make([]byte, max(cmd.Bytes, 1))
+	for i := range msg {
+		msg[i] = 'A' + byte(i%26)
+	}
+	at := Now()
+	ev := Event{Event: EventSent, Seq: cmd.Seq, TNs: at}
+	n, err := c.Write(msg)
+	ev.Bytes = n
+	if err != nil {
+		ev.Msg = "write: " + ErrnoName(err)
+	}
+	em.Emit(ev)
 }
 
 // stampDatagrams reads probe datagrams (each its decimal sequence number)

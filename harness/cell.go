@@ -116,6 +116,11 @@ func Resolve(c CellConfig) (*Cell, error) {
 	if c.Budget < 0 || c.Idle < 0 {
 		return nil, errors.New("budget and idle must not be negative")
 	}
+	phase, err := ParsePhase(string(c.Phase))
+	if err != nil {
+		return nil, err
+	}
+	c.Phase = phase
 	for k := range c.Sysctls {
 		if _, err := sysctlPath(k); err != nil {
 			return nil, err
@@ -173,14 +178,30 @@ func agree(det spec.Spec, key, value string, cellSysctls map[string]string) erro
 	return nil
 }
 
-// Key is the cell's key in reports.
+// Key is the cell's key in reports; an in-flight cell's carries its phase.
 func (c *Cell) Key() report.CellKey {
-	return report.KeyOf(c.DetSpec.String(), c.FaultSpec.String(), string(c.Config.Side), c.Kind)
+	return report.KeyOf(c.DetSpec.String(), c.FaultSpec.String(), string(c.Config.Side), c.Kind).InPhase(string(c.Config.Phase))
 }
 
 // Describe is a one-line summary of a cell for progress output.
 func (c *Cell) Describe() string {
-	return strings.Join([]string{c.DetSpec.String(), c.FaultSpec.String(), string(c.Config.Side)}, " × ")
+	parts := []string{c.DetSpec.String(), c.FaultSpec.String(), string(c.Config.Side)}
+	if c.Config.Phase == tcprules.PhaseInFlight {
+		parts = append(parts, string(c.Config.Phase))
+	}
+	return strings.Join(parts, " × ")
+}
+
+// ParsePhase checks a phase name: "idle" (the fault lands after a swept
+// idle time) or "in-flight" (while a request is unacknowledged).
+func ParsePhase(s string) (tcprules.Phase, error) {
+	switch p := tcprules.Phase(s); p {
+	case tcprules.PhaseIdle, tcprules.PhaseInFlight:
+		return p, nil
+	case "":
+		return tcprules.PhaseIdle, nil
+	}
+	return "", fmt.Errorf("phase %q is not known; phases are idle (the fault lands after a swept idle time) and in-flight (while a request is unacknowledged)", s)
 }
 
 // Record returns what the run measured of the cell so far: its samples,

@@ -63,7 +63,7 @@ func (m *Matrix) keepEvidence(c *Cell, cp *capture.Capture, name string, s *repo
 func (c *Cell) header() report.Cell {
 	k := c.Key()
 	return report.Cell{
-		Detector: c.DetSpec.String(), Fault: c.FaultSpec.String(), Side: k.Side, Kind: k.Kind,
+		Detector: c.DetSpec.String(), Fault: c.FaultSpec.String(), Side: k.Side, Kind: k.Kind, Phase: k.Phase,
 		BudgetS: c.Budget.Seconds(), PredictedS: c.Prediction.Seconds(), PredictedRule: c.Prediction.Rule,
 		Expect: c.Expect, Reasons: c.Prediction.Reasons,
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -22,8 +23,15 @@ type Options struct {
 	// (pool.go): from 4 per CPU, growing while the harness's timing error
 	// stays low and shrinking when it rises.
 	Pool int
-	// Seed makes fault instants reproducible.
+	// Seed is the run's seed: every sample's seed and idle stratum derive
+	// from it and the sample's cell key (SampleSeed, Strata), so the same
+	// seed reproduces a run, and a cell's samples do not depend on the
+	// other cells of the matrix.
 	Seed int64
+	// SeedLog, when set, gets one line with the seed when Run starts
+	// (SeedLine): a suite or a gate prints it so that its run can be
+	// reproduced.
+	SeedLog io.Writer
 	// Exe is the binary re-executed as agents (default: this one).
 	Exe string
 	// Calibrations is the number of calibration labs that time a FIN
@@ -143,7 +151,10 @@ type job struct {
 	cell  *Cell
 	index int
 	seed  int64
-	calib bool
+	// stratum is the part of the idle range [stratum/n, (stratum+1)/n) of
+	// MaxRandomIdle this sample draws its idle time in, n the cell's samples.
+	stratum int
+	calib   bool
 }
 
 // schedule interleaves samples across cells in rounds, the longest
@@ -157,9 +168,9 @@ func (m *Matrix) schedule() []job {
 	}
 	for i := 0; i < maxSamples; i++ {
 		round := len(jobs)
-		for ci, c := range m.cells {
+		for _, c := range m.cells {
 			if i < c.Config.Samples {
-				jobs = append(jobs, job{cell: c, index: i, seed: m.opt.Seed + int64(ci)*1000 + int64(i)})
+				jobs = append(jobs, job{cell: c, index: i, seed: SampleSeed(m.opt.Seed, c.Key(), i), stratum: Strata(m.opt.Seed, c.Key(), c.Config.Samples)[i]})
 			}
 		}
 		// Longest first within a round, so that the run does not end
@@ -320,6 +331,9 @@ func (m *Matrix) do(ctx context.Context, j job) report.Sample {
 // writeHeader creates every cell in the report before the first sample, so
 // that a cell with no sample yet still shows its prediction and budget.
 func (m *Matrix) writeHeader() error {
+	if m.opt.SeedLog != nil {
+		fmt.Fprintln(m.opt.SeedLog, SeedLine(m.opt.Seed))
+	}
 	return m.store.Update(func(r *report.Report) {
 		r.Seed = m.opt.Seed
 		r.Environment.Pool = max(r.Environment.Pool, m.pool.maxUsed())
@@ -327,7 +341,7 @@ func (m *Matrix) writeHeader() error {
 		r.Environment.CPUIdle = m.run.CPUIdle()
 		for _, c := range m.cells {
 			h := c.header()
-			rc := r.Cell(h.Detector, h.Fault, h.Side, h.Kind)
+			rc := r.CellInPhase(h.Detector, h.Fault, h.Side, h.Kind, h.Phase)
 			rc.BudgetS, rc.PredictedS, rc.PredictedRule = h.BudgetS, h.PredictedS, h.PredictedRule
 			rc.Expect, rc.Reasons = h.Expect, h.Reasons
 			rc.Path = "direct"
@@ -351,7 +365,7 @@ func (m *Matrix) wantSysctls(c *Cell) bool {
 func (m *Matrix) record(c *Cell, out outcome) {
 	err := m.store.Update(func(r *report.Report) {
 		k := c.Key()
-		rc := r.Cell(c.DetSpec.String(), c.FaultSpec.String(), k.Side, k.Kind)
+		rc := r.CellInPhase(c.DetSpec.String(), c.FaultSpec.String(), k.Side, k.Kind, k.Phase)
 		rc.Add(out.Sample, out.Mistakes)
 		if out.Path != "" {
 			rc.Path = out.Path

@@ -25,3 +25,11 @@ func (p *Process) Request(ctx context.Context, c Command, reply string) (Event, 
 	}
 	return ev, nil
 }
+
+// CmdWrite tells halfopen's own watcher agent to write Bytes of a request
+// on its data connection, as a client that sends a request and awaits the
+// answer: the in-flight phase of a sample. It answers EventSent, stamped
+// just before the write, with Msg naming the write's error if it failed
+// (a connection the fault already ended). Foreign programs never get it:
+// protocol v1 is unchanged.
+const CmdWrite CommandName = "write"

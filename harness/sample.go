@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/report"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // outcome is everything one sample measured, recorded once in the run's
@@ -92,34 +93,175 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 	if err != nil {
 		return out, fmt.Errorf("warm-up: %w", err)
 	}
-	idle := c.Config.Idle
-	if !c.Config.FixedIdle {
-		idle = time.Duration(rng.Int64N(int64(MaxRandomIdle) + 1))
-	}
-	if err := waitQuiet(ctx, s.Watcher, last+int64(idle)); err != nil {
+	f := s.watchedFlow()
+	reader, err := openConnReader(lab, f)
+	if err != nil {
 		return out, err
 	}
-	heal, at, err := flt.Inject(ctx, lab)
-	if err != nil {
-		if early := decidedAlready(s.Watcher); early != "" {
-			// The connection was gone before the fault could act on it.
-			return out, fmt.Errorf("the watcher decided %q before the fault (a false positive while healthy), so inject %s failed: %w", early, c.FaultSpec, err)
+	defer reader.close()
+	inject := func() (Heal, int64, error) {
+		heal, at, err := flt.Inject(ctx, lab)
+		if err != nil {
+			if early := decidedAlready(s.Watcher); early != "" {
+				// The connection was gone before the fault could act on it.
+				return nil, 0, fmt.Errorf("the watcher decided %q before the fault (a false positive while healthy), so inject %s failed: %w", early, c.FaultSpec, err)
+			}
+			return nil, 0, fmt.Errorf("inject %s: %w", c.FaultSpec, err)
 		}
-		return out, fmt.Errorf("inject %s: %w", c.FaultSpec, err)
+		return heal, at, nil
 	}
-	base := report.Sample{Seed: j.seed, IdleS: idle.Seconds(), InjectedNs: at}
+	var (
+		idle    time.Duration
+		heal    Heal
+		at      int64
+		reading tcpReading
+		source  = SourceTCPInfo
+		note    string
+		dead    *Event // a decision the in-flight write met first
+	)
+	switch {
+	case c.Config.Phase == tcprules.PhaseInFlight && s.Builtin:
+		// halfopen's watcher only reads; it writes a request on command.
+		// On veth its peer acknowledges within tens of µs, before any
+		// fault could be injected, so the fault comes first and the
+		// request is written into it at once.
+		idle = c.idleOf(rng, j)
+		if err := waitQuiet(ctx, s.Watcher, last+int64(idle)); err != nil {
+			return out, err
+		}
+		if heal, at, err = inject(); err != nil {
+			return out, err
+		}
+		var sent Event
+		sent, dead, err = writeRequestInFlight(ctx, s.Watcher)
+		if err != nil {
+			return out, err
+		}
+		if dead == nil {
+			source = SourceAfterRequest
+			note = fmt.Sprintf("read after the watcher's request, written %.1f ms after the fault (on veth the peer acknowledges within µs, so the fault came first)", float64(sent.TNs-at)/1e6)
+			if sent.Msg != "" {
+				note += "; the request's " + sent.Msg
+			}
+		}
+		reading, err = reader.read()
+	case c.Config.Phase == tcprules.PhaseInFlight:
+		// A foreign watcher writes its requests itself: the fault lands
+		// the moment one is unacknowledged (a server's delayed ACK takes
+		// ~40 ms; sock_diag is read every ms).
+		t, ok, werr := reader.waitFlow(ctx, InFlightWait, inFlight)
+		if werr != nil {
+			return out, werr
+		}
+		if !ok {
+			return out, fmt.Errorf("the watcher had no request in flight within %v of connecting (it wrote nothing its peer left unacknowledged), so the in-flight phase cannot be measured", InFlightWait)
+		}
+		if heal, at, err = inject(); err != nil {
+			return out, err
+		}
+		note = fmt.Sprintf("the fault was injected %.1f ms after sock_diag first saw %d unacknowledged", float64(at-t.atNs)/1e6, t.info.Unacked)
+		reading, err = reader.read()
+	default:
+		if !s.Builtin {
+			// A foreign watcher may still be exchanging its first request:
+			// the idle time counts from its last exchange, once quiet.
+			t, ok, werr := reader.waitFlow(ctx, InFlightWait, quiet)
+			switch {
+			case werr != nil:
+				return out, werr
+			case ok:
+				last = t.lastExchange()
+			default:
+				note = fmt.Sprintf("the flow was never quiet for %v within %v of connecting; the idle time counts from then", quietFor, InFlightWait)
+				last = Now()
+			}
+		}
+		idle = c.idleOf(rng, j)
+		if err := waitQuiet(ctx, s.Watcher, last+int64(idle)); err != nil {
+			return out, err
+		}
+		if heal, at, err = inject(); err != nil {
+			return out, err
+		}
+		reading, err = reader.read()
+	}
+	base := report.Sample{Seed: j.seed, IdleS: idle.Seconds(), InjectedNs: at, Phase: c.Config.Phase}
+	if err != nil {
+		base.State = &tcprules.ConnState{Note: "could not read the connection's state at the fault: " + err.Error()}
+	} else {
+		st := reading.stateAt(at, source)
+		if note != "" {
+			addNote(&st, note)
+		}
+		base.State, base.Phase = &st, st.Phase()
+		if sp, ok := c.Detector.(SamplePredictor); ok {
+			if fc, ok := sp.PredictSample(st, c.Effect); ok {
+				base.Forecast = &fc
+			}
+		}
+		if evidence != nil {
+			defer func() {
+				// Judged once the sample is over, against every packet the
+				// router saw up to the read.
+				if out.Sample.State != nil && evidence.Stop() == nil {
+					crossCheck(out.Sample.State, evidence.Timeline(), f, at, reading.atNs)
+				}
+			}()
+		}
+	}
 	if c.Kind == report.KindDisturbance {
 		out.Sample, out.Mistakes, err = observe(ctx, s, flt, heal, at, base)
 		return out, err
 	}
-	out.Sample, err = waitDecision(ctx, s.Watcher, decisionWindow{start: s.WatcherStartNs, at: at, end: at + int64(c.Budget)}, base)
+	win := decisionWindow{start: s.WatcherStartNs, at: at, end: at + int64(c.Budget)}
+	if dead != nil {
+		out.Sample, err = win.judge(*dead, Now(), base)
+	} else {
+		out.Sample, err = waitDecision(ctx, s.Watcher, win, base)
+	}
 	if err != nil {
 		return out, err
+	}
+	if fc := out.Sample.Forecast; fc != nil && !fc.Never && out.Sample.Detected && out.Sample.Seconds != nil {
+		r := *out.Sample.Seconds - fc.AtS
+		out.Sample.ResidualS = &r
 	}
 	if pr, ok := c.Detector.(PeerReporter); ok {
 		out.Sample.PeerSaw = pr.PeerSaw(s.Peer)
 	}
 	return out, nil
+}
+
+// idleOf is a sample's idle time before the fault: the cell's fixed one,
+// or a draw within the sample's stratum of [0, MaxRandomIdle].
+func (c *Cell) idleOf(rng *rand.Rand, j job) time.Duration {
+	if c.Config.FixedIdle {
+		return c.Config.Idle
+	}
+	return stratifiedIdle(rng, j.stratum, c.Config.Samples)
+}
+
+// inFlightRequest is the size of the request halfopen's watcher writes for
+// the in-flight phase (a BLPOP of go-redis is 43 bytes).
+const inFlightRequest = 43
+
+// writeRequestInFlight has halfopen's watcher write a request and returns
+// its answer; a decision the watcher made first is returned instead (the
+// fault ended the connection before the request), to be judged.
+func writeRequestInFlight(ctx context.Context, w *Process) (sent Event, dead *Event, err error) {
+	if err := w.Send(Command{Cmd: CmdWrite, Bytes: inFlightRequest}); err != nil {
+		return Event{}, nil, fmt.Errorf("watcher: write a request: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	defer cancel()
+	ev, err := w.WaitEvent(wctx, EventSent, EventDead)
+	if err != nil {
+		return Event{}, nil, fmt.Errorf("watcher: write a request: %w", err)
+	}
+	if ev.Event == EventDead {
+		return Event{}, &ev, nil
+	}
+	return ev, nil, nil
 }
 
 // warmUp has the built-in peer (the reference text's client "sending at

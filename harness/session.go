@@ -35,6 +35,9 @@ type Session struct {
 	Service *Service
 
 	opt SessionOptions
+	// watcherLocal and watcherRemote are the data connection's addresses as
+	// the watcher said when it connected ("" when it did not say).
+	watcherLocal, watcherRemote string
 }
 
 // SessionOptions say how a session starts its processes.
@@ -183,9 +186,11 @@ func (s *Session) start(ctx context.Context) error {
 		}
 		s.Watcher = w
 		lab.Agents[Watcher] = w
-		if _, err := w.WaitEvent(setupCtx, EventConnected); err != nil {
+		ev, err := w.WaitEvent(setupCtx, EventConnected)
+		if err != nil {
 			return fmt.Errorf("connection never established: %w", err)
 		}
+		s.watcherLocal, s.watcherRemote = ev.Local, ev.Remote
 		return nil
 	}
 	setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
@@ -226,6 +231,7 @@ func (s *Session) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connection never established: %w", err)
 	}
+	s.watcherLocal, s.watcherRemote = ev.Local, ev.Remote
 	port := ev.Local
 	if side == SideServer {
 		port = ev.Remote

@@ -26,6 +26,7 @@ func Markdown(w io.Writer, r *Report) error {
 	}
 	writeMarkdownOverview(&b, o)
 	writeMarkdownGroups(&b, o)
+	writeMarkdownResiduals(&b, r)
 	if len(r.Frontier) > 0 {
 		b.WriteString("## Tolerance vs. detection\n\nNo detector detects death sooner than the longest outage it tolerates; the ratio (≤ 1) says how close it comes.\n\n")
 		b.WriteString("| detector | tolerated outage | detection | ratio | note |\n|---|---|---|---|---|\n")

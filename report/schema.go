@@ -163,6 +163,10 @@ type Cell struct {
 	Side     string `json:"side"`           // "client" or "server": which end the watcher is
 	Kind     Kind   `json:"kind"`           // KindDetection, KindDisturbance or KindCalibration
 	Path     string `json:"path,omitempty"` // "direct" or "toxiproxy"
+	// Phase is the state the cell's faults were aimed at: "in-flight"
+	// (a request unacknowledged), or empty for the idle sweep. It is part
+	// of the cell's key.
+	Phase string `json:"phase,omitempty"`
 
 	BudgetS       float64     `json:"budget_s"`
 	PredictedS    *[2]float64 `json:"predicted_s"` // null when theory predicts no detection

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/halfopen/halfopen/capture"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // notableKinds are drawn as dots, the routine traffic (data, ACKs) as
@@ -42,6 +43,10 @@ func timelinePlot(events []capture.Event, smp Sample, label string) template.HTM
 	if smp.DecidedNs != 0 {
 		hi = math.Max(hi, rel(smp.DecidedNs))
 	}
+	fc := plottedForecast(smp, hi)
+	if fc != nil {
+		hi = math.Max(hi, fc.HiS)
+	}
 	span := hi - lo
 	if span <= 0 {
 		span = 1
@@ -68,6 +73,9 @@ func timelinePlot(events []capture.Event, smp Sample, label string) template.HTM
 	}
 	bottom := top + float64(len(lanes))*laneH
 	height := int(bottom + 44)
+	if smp.State != nil {
+		height += 14
+	}
 	s := newSVG(int(width), height, label)
 	s.rect(left, top, width-left-right, bottom-top, "frame", "")
 	for t := math.Ceil(lo/step) * step; t <= hi; t += step {
@@ -98,6 +106,9 @@ func timelinePlot(events []capture.Event, smp Sample, label string) template.HTM
 			s.rect(x(t)-0.75, y-5, 1.5, 10, "ev-"+string(e.Kind), title)
 		}
 	}
+	if fc != nil {
+		s.rect(x(fc.LoS), top, math.Max(x(fc.HiS)-x(fc.LoS), 2), bottom-top, "band", fmt.Sprintf("forecast %s [%s, %s]: %s", signedSeconds(fc.AtS), signedSeconds(fc.LoS), signedSeconds(fc.HiS), fc.Rule))
+	}
 	if smp.InjectedNs != 0 {
 		s.line(x(0), top-4, x(0), bottom, "fault")
 		s.text(x(0), top-6, "middle", "lbl budget-lbl", "fault")
@@ -122,7 +133,43 @@ func timelinePlot(events []capture.Event, smp Sample, label string) template.HTM
 		lx += 22 + float64(len(k))*6.2
 	}
 	s.text(width-right, bottom+36, "end", "lbl", "seconds from the fault")
+	if smp.State != nil {
+		s.text(left, bottom+50, "start", "lbl", stateWords(smp))
+	}
 	return s.html()
+}
+
+// plottedForecast is the sample's forecast when the timeline can show it:
+// one that falls within twice the plot's span (a 924 s forecast would
+// squash the packets into one column; stateWords names it instead).
+func plottedForecast(smp Sample, hi float64) *tcprules.Forecast {
+	f := smp.Forecast
+	if f == nil || f.Never || smp.InjectedNs == 0 || f.HiS > 2*math.Max(hi, 0.5) {
+		return nil
+	}
+	return f
+}
+
+// stateWords is one line on the connection's state at the fault and the
+// sample's forecast, under its timeline.
+func stateWords(smp Sample) string {
+	st := smp.State
+	w := fmt.Sprintf("at the fault: %s, %d unacknowledged, last data received %s and sent %s before, RTO %s",
+		st.TCPState, st.Unacked, FormatSeconds(st.SinceDataRecvS), FormatSeconds(st.SinceDataSentS), FormatSeconds(st.RTOS))
+	if st.Source != "" {
+		w += " (" + st.Source + ")"
+	}
+	switch f := smp.Forecast; {
+	case f == nil:
+	case f.Never:
+		w += "; forecast: never"
+	default:
+		w += "; forecast " + signedSeconds(f.AtS)
+		if smp.ResidualS != nil {
+			w += ", residual " + signedSeconds(*smp.ResidualS)
+		}
+	}
+	return w
 }
 
 // signedSeconds formats an instant relative to the fault: "+1.5 s", "−200 ms".

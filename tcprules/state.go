@@ -32,6 +32,10 @@ type ConnState struct {
 	Backoff     int     `json:"backoff,omitempty"`
 	Retransmits int     `json:"retransmits,omitempty"`
 	Probes      int     `json:"probes,omitempty"`
+	// RTTS is tcpi_rtt in seconds, the smoothed RTT: it sets the tail-loss
+	// probe's timeout (tcp_output.c tcp_schedule_loss_probe ~L3038); 0 when
+	// not read, and the rules then assume a fast link (srtt under 1 j).
+	RTTS float64 `json:"rtt_s,omitempty"`
 	// Source says how the state was read, e.g. "tcp_info" or
 	// "tcp_info+capture" when the capture agreed with it.
 	Source string `json:"source,omitempty"`

@@ -114,6 +114,7 @@ func TestBadInputIsOneSentenceAndExit2(t *testing.T) {
 		{"bad side", []string{"run", "--detector", "read-eof", "--fault", "blackhole", "--side", "middle"}, `side "middle" is not known`},
 		{"bad sysctl", []string{"run", "--detector", "read-eof", "--fault", "blackhole", "--sysctl", "kernel.pid_max=5"}, "not per network namespace"},
 		{"no detector", []string{"run", "--fault", "blackhole"}, "at least one --detector"},
+		{"bad phase", []string{"run", "--detector", "read-eof", "--fault", "blackhole", "--phase", "busy"}, `phase "busy" is not known`},
 		{"unknown flag", []string{"run", "--detectr", "x"}, "unknown flag"},
 		{"unknown command", []string{"frobnicate"}, "unknown command"},
 		{"missing report", []string{"report", "/nonexistent/r.json"}, "/nonexistent/r.json"},

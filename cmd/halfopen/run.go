@@ -15,6 +15,7 @@ import (
 
 	"github.com/halfopen/halfopen/harness"
 	"github.com/halfopen/halfopen/report"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 type runFlags struct {
@@ -23,6 +24,7 @@ type runFlags struct {
 	budget, idle                      time.Duration
 	seed                              int64
 	reportPath, profile, shard        string
+	phases                            []string
 	pcap                              bool
 }
 
@@ -45,8 +47,9 @@ func newRunCmd() *cobra.Command {
 	fl.StringArrayVar(&f.sides, "side", []string{"client"}, "client (the watcher dials) or server (the watcher accepts); repeat for both")
 	fl.IntVar(&f.samples, "samples", 3, "samples per cell")
 	fl.DurationVar(&f.budget, "budget", 0, "how long a sample waits for a decision (default: from the prediction)")
-	fl.DurationVar(&f.idle, "idle", 0, "fixed idle time before the fault (default: a seeded random instant in [0, 1.5s])")
-	fl.Int64Var(&f.seed, "seed", 0, "seed of fault instants (default: from the clock; recorded in the report)")
+	fl.DurationVar(&f.idle, "idle", 0, "fixed idle time before the fault (default: a seeded instant in the sample's stratum of [0, 1.5s], so a cell's samples sweep the range)")
+	fl.Int64Var(&f.seed, "seed", 0, "the run's seed: every sample's seed and idle time derive from it and the sample's cell (default: from the clock; printed and recorded in the report, and --seed N reproduces the run)")
+	fl.StringArrayVar(&f.phases, "phase", []string{"idle"}, "idle (the fault lands after an idle time swept over [0, 1.5s], stratified) or in-flight (while a request is unacknowledged); repeat for both")
 	fl.StringArrayVar(&f.sysctls, "sysctl", nil, "KEY=VALUE kernel parameter set in the lab's namespaces only; repeat")
 	fl.StringVar(&f.reportPath, "report", "halfopen-report.json", "where to write the v1 JSON report, sample by sample")
 	fl.BoolVar(&f.pcap, "pcap", false, "keep every sample's capture of the router's ports as pcapng in captures/ beside the report (a surprising sample's is always kept)")
@@ -74,6 +77,16 @@ func runMatrix(cmd *cobra.Command, f runFlags) error {
 		}
 		sysctls[k] = v
 	}
+	var phases []tcprules.Phase
+	for _, ph := range f.phases {
+		for _, name := range strings.Split(ph, ",") {
+			p, err := harness.ParsePhase(name)
+			if err != nil {
+				return badInput(fmt.Errorf("--phase: %w", err))
+			}
+			phases = append(phases, p)
+		}
+	}
 	var configs []harness.CellConfig
 	for _, sd := range f.sides {
 		for _, side := range strings.Split(sd, ",") {
@@ -83,10 +96,12 @@ func runMatrix(cmd *cobra.Command, f runFlags) error {
 			}
 			for _, d := range f.detectors {
 				for _, flt := range f.faults {
-					configs = append(configs, harness.CellConfig{
-						Detector: d, Fault: flt, Side: s, Samples: f.samples, Budget: f.budget,
-						Idle: f.idle, FixedIdle: cmd.Flags().Changed("idle"), Sysctls: sysctls,
-					})
+					for _, ph := range phases {
+						configs = append(configs, harness.CellConfig{
+							Detector: d, Fault: flt, Side: s, Samples: f.samples, Budget: f.budget,
+							Idle: f.idle, FixedIdle: cmd.Flags().Changed("idle"), Sysctls: sysctls, Phase: ph,
+						})
+					}
 				}
 			}
 		}
@@ -138,7 +153,10 @@ func measure(cmd *cobra.Command, ms measurement) (*harness.Matrix, error) {
 	}
 	seed := ms.seed
 	if !ms.seedSet {
-		seed = time.Now().UnixNano() % 1_000_000_000
+		var err error
+		if seed, err = harness.RunSeed(); err != nil {
+			return nil, badInput(err)
+		}
 	}
 	if dir := filepath.Dir(ms.reportPath); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -224,4 +242,13 @@ func (p *progress) finish() {
 	if p.tty {
 		fmt.Fprint(p.w, "\r\033[K")
 	}
+}
+
+// sideOf is a cell's side for tables, with its phase when the faults were
+// aimed at a request in flight.
+func sideOf(c *harness.Cell) string {
+	if c.Config.Phase == tcprules.PhaseInFlight {
+		return string(c.Config.Side) + " " + string(c.Config.Phase)
+	}
+	return string(c.Config.Side)
 }

@@ -53,7 +53,7 @@ func printTable(w io.Writer, m *harness.Matrix) {
 			rs = append(rs, fmt.Sprintf("%s×%d", r, n))
 		}
 		sort.Strings(rs)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", c.DetSpec, c.FaultSpec, c.Config.Side, pred,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", c.DetSpec, c.FaultSpec, sideOf(c), pred,
 			strings.Join(secs, " "), strings.Join(rs, " "), censored, errs)
 	}
 	tw.Flush()
@@ -74,7 +74,7 @@ func printTable(w io.Writer, m *harness.Matrix) {
 			if o := rec.Overhead; o != nil {
 				pk, by, cpu = fmt.Sprintf("%.1f", o.PacketsPerConnMin), fmt.Sprintf("%.0f", o.BytesPerConnMin), fmt.Sprintf("%.2f%%", o.WatcherCPUPercent)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\n", c.DetSpec, c.FaultSpec, c.Config.Side, rec.FalsePositives, report.FormatSeconds(rec.ObservedConnS), pk, by, cpu, errs)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\n", c.DetSpec, c.FaultSpec, sideOf(c), rec.FalsePositives, report.FormatSeconds(rec.ObservedConnS), pk, by, cpu, errs)
 		}
 		tw.Flush()
 	}

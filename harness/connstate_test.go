@@ -1,0 +1,137 @@
+package harness_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/report"
+	"github.com/halfopen/halfopen/tcprules"
+)
+
+// TestStateAtFaultIdle: keepalive against a blackhole, idle phase. The
+// watcher's TCP_INFO at the fault must show nothing in flight and its last
+// data received (the peer's last warm-up message) the drawn idle time
+// before the fault; the router's capture must agree; and the three samples
+// must cover the three strata of the idle range, its early and late ends.
+func TestStateAtFaultIdle(t *testing.T) {
+	dir := t.TempDir()
+	w, err := report.Create(dir+"/r.json", &report.Report{Schema: report.SchemaV1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	cells := runCells(t, harness.Options{Report: w, Pcap: true}, harness.CellConfig{
+		Detector: "keepalive-tuned:idle=1s,intvl=1s,cnt=3", Fault: "blackhole", Samples: 3,
+	})
+	rec := cells[0].Record()
+	if len(rec.Samples) != 3 {
+		t.Fatalf("%d samples, want 3", len(rec.Samples))
+	}
+	strata := map[int]bool{}
+	for i, s := range rec.Samples {
+		b, _ := json.Marshal(s)
+		t.Logf("sample %d: %s", i, b)
+		if s.Error != "" {
+			t.Fatalf("sample %d: %s", i, s.Error)
+		}
+		st := s.State
+		if st == nil || st.TCPState != "ESTABLISHED" {
+			t.Fatalf("sample %d: state %+v, want an ESTABLISHED connection read at the fault", i, st)
+		}
+		if st.Unacked != 0 || s.Phase != tcprules.PhaseIdle {
+			t.Errorf("sample %d: %d unacknowledged, phase %q; want an idle connection", i, st.Unacked, s.Phase)
+		}
+		// TCP_INFO counts in jiffies (4 ms at HZ 250); the fault lands a
+		// little after the drawn idle (the nftables call).
+		if d := st.SinceDataRecvS - s.IdleS; d < -0.006 || d > 0.030 {
+			t.Errorf("sample %d: last data received %.4f s before the fault, drawn idle %.4f s", i, st.SinceDataRecvS, s.IdleS)
+		}
+		if !strings.Contains(st.Source, "capture") {
+			t.Errorf("sample %d: source %q, note %q: the capture should agree with TCP_INFO", i, st.Source, st.Note)
+		}
+		strata[int(s.IdleS/(harness.MaxRandomIdle.Seconds()/3))] = true
+	}
+	for k := range 3 {
+		if !strata[k] {
+			t.Errorf("no sample drew its idle time in stratum %d of 3 (strata seen: %v)", k, strata)
+		}
+	}
+}
+
+// TestStateAtFaultInFlight: a keepalive cell aimed at a request in flight.
+// The watcher's TCP_INFO must show the request unacknowledged, and
+// keepalive, inert while data is in flight (tcp_keepalive_timer), must not
+// decide within 4 s although its idle rule says at most 1+3·1 s.
+func TestStateAtFaultInFlight(t *testing.T) {
+	cells := runCells(t, harness.Options{}, harness.CellConfig{
+		Detector: "keepalive-tuned:idle=1s,intvl=1s,cnt=3", Fault: "blackhole", Samples: 2,
+		Budget: 4 * time.Second, Phase: tcprules.PhaseInFlight,
+	})
+	c := cells[0]
+	if c.Key().Phase != "in-flight" {
+		t.Errorf("key %s has no phase", c.Key())
+	}
+	rec := c.Record()
+	if rec.Phase != "in-flight" || len(rec.Samples) != 2 {
+		t.Fatalf("cell phase %q with %d samples, want in-flight with 2", rec.Phase, len(rec.Samples))
+	}
+	for i, s := range rec.Samples {
+		b, _ := json.Marshal(s)
+		t.Logf("sample %d: %s", i, b)
+		if s.Error != "" {
+			t.Fatalf("sample %d: %s", i, s.Error)
+		}
+		if s.State == nil || s.State.Unacked == 0 || s.Phase != tcprules.PhaseInFlight || s.State.Source != harness.SourceAfterRequest {
+			t.Fatalf("sample %d: state %+v, phase %q; want a request unacknowledged", i, s.State, s.Phase)
+		}
+		if s.Detected {
+			t.Errorf("sample %d: keepalive decided %s after %.3f s with a request in flight", i, s.Reason, *s.Seconds)
+		}
+	}
+}
+
+// TestInFlightForeignWatcher: a foreign watcher that writes its own
+// request (a library client) is caught with it unacknowledged, by polling
+// sock_diag while its peer delays the ACK; one that never writes makes
+// the in-flight sample an error that says so.
+func TestInFlightForeignWatcher(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("python3 is not installed")
+	}
+	requester, err := filepath.Abs("testdata/request_watcher.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepalive, err := filepath.Abs("../examples/python/keepalive_watcher.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cells := runCells(t, harness.Options{},
+		harness.CellConfig{Detector: "external:cmd=" + requester + ",peer=self,privileged=true,user_timeout_ms=1500", Fault: "blackhole", Samples: 2, Budget: 4 * time.Second, Phase: tcprules.PhaseInFlight},
+		harness.CellConfig{Detector: "external:cmd=" + keepalive + ",idle=1s,intvl=1s,cnt=3", Fault: "blackhole", Samples: 1, Budget: 4 * time.Second, Phase: tcprules.PhaseInFlight})
+	for i, s := range cells[0].Record().Samples {
+		b, _ := json.Marshal(s)
+		t.Logf("requester sample %d: %s", i, b)
+		if s.Error != "" {
+			t.Fatalf("sample %d: %s", i, s.Error)
+		}
+		if s.State == nil || s.State.Unacked == 0 || !strings.Contains(s.State.Note, "sock_diag first saw") {
+			t.Errorf("sample %d: state %+v, want the request unacknowledged at the fault", i, s.State)
+		}
+		// TCP_USER_TIMEOUT (1.5 s) ends it, at a retransmission timer
+		// (tcp_clamp_rto_to_user_timeout); the retransmission timer alone
+		// would take minutes.
+		if !s.Detected || s.Reason != "ETIMEDOUT" || *s.Seconds < 1.4 || *s.Seconds > 3 {
+			t.Errorf("sample %d: %s, want ETIMEDOUT by the 1.5 s user timeout", i, s.Summary())
+		}
+	}
+	s := cells[1].Record().Samples[0]
+	if !strings.Contains(s.Error, "no request in flight within 2s") {
+		t.Errorf("a watcher that never writes gave %q, want an error saying nothing was in flight", s.Summary())
+	}
+}
