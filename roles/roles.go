@@ -168,6 +168,50 @@ func (d *roleDetector) PredictClose(e harness.Effect) harness.Prediction {
 	return p
 }
 
+// PredictSample predicts one sample of a silent fault from the watched
+// connection's state at the fault, with the kernel's rules (package
+// tcprules, the ones the built-in detectors use) applied to the kernel
+// settings the role declares (protocol.Watcher.Kernel): while a request is
+// unacknowledged the retransmission timer (tcp_retries2, or
+// TCP_USER_TIMEOUT), otherwise keepalive; the library's declared Slack
+// widens the upper bound. false when the role declares no kernel settings
+// for its config (a timer of its library's own decides) or the fault is
+// not silent.
+func (d *roleDetector) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
+	if e != harness.EffectSilent {
+		return tcprules.Forecast{}, false
+	}
+	k, err := d.watcher.KernelFor(d.config())
+	if err != nil || k == nil {
+		return tcprules.Forecast{}, false
+	}
+	retries2, rtoMax := k.Retries2, k.RTOMax
+	if retries2 == 0 {
+		retries2 = tcprules.DefaultRetries2
+	}
+	if rtoMax == 0 {
+		rtoMax = tcprules.RTOMax
+	}
+	var f tcprules.Forecast
+	switch {
+	case st.InFlight():
+		f = tcprules.Retransmission(st, retries2, rtoMax, k.UserTimeout)
+		if k.KeepCnt > 0 {
+			f.Rule = "keepalive is inert while data is in flight (tcp_timer.c tcp_keepalive_timer L817–821): " + f.Rule
+		}
+	case k.KeepCnt > 0:
+		f = tcprules.Keepalive(st, k.KeepIdle, k.KeepIntvl, k.KeepCnt, k.UserTimeout)
+	default:
+		f = tcprules.Never("no keepalive and nothing in flight: no kernel timer runs on the idle connection")
+	}
+	if k.Slack > 0 && !f.Never {
+		f.HiS += k.Slack.Seconds()
+		f.Rule += fmt.Sprintf("; the library reports it within %v", k.Slack)
+	}
+	f.Rule = fmt.Sprintf("declared by role %s (its socket's kernel settings): %s", d.Name, f.Rule)
+	return f, true
+}
+
 // config is the role's HALFOPEN_CONFIG.
 func (d *roleDetector) config() protocol.Config { return protocol.Config(d.Config) }
 

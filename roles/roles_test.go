@@ -11,6 +11,7 @@ import (
 	"github.com/halfopen/halfopen/harness"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 func watchNothing(context.Context, *protocol.Session) (string, error) { return "", nil }
@@ -35,6 +36,22 @@ func init() {
 		Reasons: []string{"EPIPE"}, Watch: watchNothing,
 		Close: func(protocol.Config) (protocol.Close, error) { return protocol.Close{NeverReads: true}, nil },
 	})
+	Register("test-kernel", protocol.Watcher{
+		Predicted: &protocol.Range{Lo: 4 * time.Second, Hi: 5 * time.Second}, Watch: watchNothing,
+		Kernel: func(c protocol.Config) (*protocol.Kernel, error) {
+			if c.Get("deadline", "") != "" {
+				return nil, nil // a deadline of its own decides
+			}
+			u, err := c.Duration("usertimeout", 0)
+			if err != nil {
+				return nil, err
+			}
+			slack, err := c.Duration("slack", 0)
+			return &protocol.Kernel{KeepIdle: time.Second, KeepIntvl: time.Second, KeepCnt: 4, UserTimeout: u, Slack: slack}, err
+		},
+	})
+	Register("test-nokeepalive", protocol.Watcher{Watch: watchNothing,
+		Kernel: func(protocol.Config) (*protocol.Kernel, error) { return &protocol.Kernel{}, nil }})
 	Register("test-plain", protocol.Watcher{Predicted: &protocol.Range{Lo: time.Second, Hi: 2 * time.Second}, Watch: watchNothing})
 }
 
@@ -109,5 +126,76 @@ func TestRoleRefusesBadDeclarations(t *testing.T) {
 				t.Fatalf("Resolve: %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestRolePredictSample: a role that declares its socket's kernel settings
+// is forecast per sample by the kernel's rules for the state the fault met
+// (figures from KERNEL-RULES §6: keepalive 1/1/4 gives up 4 intervals
+// after the first probe, idle after the last segment received; with data
+// in flight keepalive is inert, and the kernel gives up at t1 + U, t1
+// 412–416 ms after the send, the last re-arms up to a wheel step (256 ms)
+// late, or after tcp_retries2 = 15, t1 + 928.5 s).
+func TestRolePredictSample(t *testing.T) {
+	idle := tcprules.ConnState{TCPState: "ESTABLISHED", SinceDataSentS: 0.5, SinceDataRecvS: 0.5, SinceAckRecvS: 0.5, RTOS: 0.204}
+	inFlight := tcprules.ConnState{TCPState: "ESTABLISHED", Unacked: 1, SinceDataSentS: 0.02, SinceDataRecvS: 0.1, SinceAckRecvS: 0.1, RTOS: 0.204}
+	tests := []struct {
+		name      string
+		detector  string
+		state     tcprules.ConnState
+		effect    harness.Effect
+		wantOK    bool
+		wantNever bool
+		wantAt    float64 // ± tol, seconds after the fault
+		tol       float64
+		wantRule  string
+	}{
+		{"idle: keepalive", "role:name=test-kernel", idle, harness.EffectSilent, true, false, 4.5, 0.15, "tcp_keepalive_timer"},
+		{"idle: keepalive with a user timeout, cnt ignored", "role:name=test-kernel,usertimeout=5s", idle, harness.EffectSilent, true, false, 4.5, 0.15, "TCP_USER_TIMEOUT"},
+		{"in flight: keepalive inert, tcp_retries2", "role:name=test-kernel", inFlight, harness.EffectSilent, true, false, 928.5 + 0.414 - 0.02, 12, "keepalive is inert while data is in flight"},
+		{"in flight: the user timeout", "role:name=test-kernel,usertimeout=5s", inFlight, harness.EffectSilent, true, false, 5 + 0.414 - 0.02 + 0.15, 0.16, "keepalive is inert while data is in flight"},
+		{"no keepalive, idle: never", "role:name=test-nokeepalive", idle, harness.EffectSilent, true, true, 0, 0, "no kernel timer runs"},
+		{"a deadline of its own: no forecast", "role:deadline=4s,name=test-kernel", idle, harness.EffectSilent, false, false, 0, 0, ""},
+		{"nothing declared: no forecast", "role:name=test-reader", idle, harness.EffectSilent, false, false, 0, 0, ""},
+		{"a FIN: no kernel forecast", "role:name=test-kernel", idle, harness.EffectFIN, false, false, 0, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			det, _, err := harness.NewDetector(tt.detector)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sp, ok := det.(harness.SamplePredictor)
+			if !ok {
+				t.Fatal("the role detector is no harness.SamplePredictor")
+			}
+			f, ok := sp.PredictSample(tt.state, tt.effect)
+			if ok != tt.wantOK {
+				t.Fatalf("PredictSample ok=%t, want %t (%+v)", ok, tt.wantOK, f)
+			}
+			if !ok {
+				return
+			}
+			if f.Never != tt.wantNever {
+				t.Fatalf("never=%t, want %t: %s", f.Never, tt.wantNever, f.Rule)
+			}
+			if !f.Never && (f.AtS < tt.wantAt-tt.tol || f.AtS > tt.wantAt+tt.tol || f.LoS > f.AtS || f.HiS < f.AtS) {
+				t.Errorf("forecast %.3f s in [%.3f, %.3f], want %.3f ± %.3f s: %s", f.AtS, f.LoS, f.HiS, tt.wantAt, tt.tol, f.Rule)
+			}
+			if !strings.Contains(f.Rule, tt.wantRule) || !strings.HasPrefix(f.Rule, "declared by role ") {
+				t.Errorf("rule %q, want it to contain %q", f.Rule, tt.wantRule)
+			}
+		})
+	}
+	// The library's slack widens the upper bound, not the instant.
+	det, _, err := harness.NewDetector("role:name=test-kernel,slack=512ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _, _ := harness.NewDetector("role:name=test-kernel")
+	f0, _ := base.(harness.SamplePredictor).PredictSample(idle, harness.EffectSilent)
+	f1, _ := det.(harness.SamplePredictor).PredictSample(idle, harness.EffectSilent)
+	if f1.AtS != f0.AtS || f1.LoS != f0.LoS || f1.HiS-f0.HiS < 0.511 || f1.HiS-f0.HiS > 0.513 {
+		t.Errorf("with slack 512ms: %+v, without: %+v; want the upper bound 512 ms later, nothing else", f1, f0)
 	}
 }
