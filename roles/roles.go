@@ -126,7 +126,17 @@ func (d *roleDetector) Validate() error {
 // Predict is the role's own prediction for a silent peer, with the
 // reasons it declares (protocol.Watcher.Reasons: its library's words, and
 // errno names only if it lists them).
+//
+// A cell aimed at a request in flight (protocol.PhaseKey) of a role that
+// declares its socket's kernel settings is predicted by the kernel's
+// retransmission rule instead (see inFlight): keepalive, which a role's
+// own range usually assumes, is inert then.
 func (d *roleDetector) Predict() harness.Prediction {
+	if d.config().InFlight() {
+		if p, ok := d.inFlight(); ok {
+			return p
+		}
+	}
 	r := d.watcher.Predicted
 	if d.watcher.Predict != nil {
 		r, _ = d.watcher.Predict(d.config())
@@ -136,6 +146,39 @@ func (d *roleDetector) Predict() harness.Prediction {
 		return harness.Prediction{Never: true, Reasons: reasons, Rule: fmt.Sprintf("declared by role %s: it never notices a silent peer", d.Name)}
 	}
 	return harness.Prediction{Lo: r.Lo, Hi: r.Hi, Reasons: reasons, Rule: fmt.Sprintf("declared by role %s: [%v, %v]", d.Name, r.Lo, r.Hi)}
+}
+
+// delackMax is TCP_DELACK_MAX (include/net/tcp.h, 200 ms): a request
+// still unacknowledged at the fault was sent at most this long before it,
+// or the peer's delayed ACK would have come.
+const delackMax = 200 * time.Millisecond
+
+// inFlight is the cell range of a role with its request unacknowledged at
+// the fault, from the per-sample rule (PredictSample) over the states the
+// fault can meet: the request sent from 0 to delackMax before it, on a
+// fast link (tcpi_rto 204 ms). false when the role declares no kernel
+// settings for its config.
+func (d *roleDetector) inFlight() (harness.Prediction, bool) {
+	var p harness.Prediction
+	for i, sent := range []time.Duration{0, delackMax} {
+		st := tcprules.ConnState{TCPState: "ESTABLISHED", Unacked: 1, RTOS: tcprules.RTOFast.Seconds(),
+			SinceDataSentS: sent.Seconds(), SinceDataRecvS: sent.Seconds(), SinceAckRecvS: sent.Seconds()}
+		f, ok := d.PredictSample(st, harness.EffectSilent)
+		if !ok {
+			return p, false
+		}
+		if f.Never {
+			return harness.Prediction{Never: true, Reasons: slices.Clone(d.watcher.Reasons), Rule: "with a request in flight, " + f.Rule}, true
+		}
+		lo, hi := time.Duration(f.LoS*float64(time.Second)), time.Duration(f.HiS*float64(time.Second))
+		if i == 0 {
+			p.Lo, p.Hi, p.Rule = lo, hi, f.Rule
+		}
+		p.Lo, p.Hi = min(p.Lo, lo), max(p.Hi, hi)
+	}
+	p.Reasons = slices.Clone(d.watcher.Reasons)
+	p.Rule = fmt.Sprintf("with a request in flight, sent 0–%v before the fault (TCP_DELACK_MAX: else it would have been acknowledged): [%v, %v]; %s", delackMax, p.Lo.Round(time.Millisecond), p.Hi.Round(time.Millisecond), p.Rule)
+	return p, true
 }
 
 // closeSlack is what a read blocked on the connection takes to return

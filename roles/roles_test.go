@@ -80,6 +80,12 @@ func TestRoleTheory(t *testing.T) {
 			[]string{"i/o timeout", "ECONNRESET"}, "every 2s, so it meets a FIN or an RST"},
 		{"FIN, a role that never reads", "role:name=test-deaf", "graceful-close", true, 0, 0,
 			[]string{"EPIPE"}, "it never reads its connection, so a FIN goes unnoticed"},
+		{"in flight with a user timeout: t1 + U", "role:name=test-kernel,phase=in-flight,usertimeout=5s", "blackhole", false, 5200 * time.Millisecond, 5700 * time.Millisecond,
+			nil, "with a request in flight, sent 0–200ms before the fault"},
+		{"in flight, keepalive alone: tcp_retries2", "role:name=test-kernel,phase=in-flight", "middlebox-state-loss", false, 920 * time.Second, 945 * time.Second,
+			nil, "keepalive is inert while data is in flight"},
+		{"in flight, no kernel rule declared: the role's own range", "role:deadline=4s,name=test-kernel,phase=in-flight", "blackhole", false, 4 * time.Second, 5 * time.Second,
+			nil, "declared by role test-kernel: [4s, 5s]"},
 		{"silent, nothing declared: no reasons at all", "role:name=test-plain", "host-crash", false, time.Second, 2 * time.Second,
 			nil, "declared by role test-plain"},
 		{"RST, nothing declared: at once, no errno assumed", "role:name=test-plain", "abortive-close", false, 0, 50 * time.Millisecond,
@@ -92,7 +98,12 @@ func TestRoleTheory(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := c.Prediction
-			if p.Never != tt.wantNever || p.Lo != tt.wantLo || p.Hi != tt.wantHi {
+			if strings.Contains(tt.detector, "phase=in-flight") && strings.Contains(tt.wantRule, "in flight") {
+				// The kernel's rule: a span, checked for where it lies.
+				if p.Never || p.Lo < tt.wantLo || p.Hi > tt.wantHi || p.Lo > p.Hi {
+					t.Errorf("prediction never=%t [%v, %v], want within [%v, %v]", p.Never, p.Lo, p.Hi, tt.wantLo, tt.wantHi)
+				}
+			} else if p.Never != tt.wantNever || p.Lo != tt.wantLo || p.Hi != tt.wantHi {
 				t.Errorf("prediction never=%t [%v, %v], want never=%t [%v, %v]", p.Never, p.Lo, p.Hi, tt.wantNever, tt.wantLo, tt.wantHi)
 			}
 			if !slices.Equal(p.Reasons, tt.wantReasons) {
