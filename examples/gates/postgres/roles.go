@@ -40,7 +40,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -61,6 +60,7 @@ import (
 	"github.com/halfopen/halfopen/gate"
 	"github.com/halfopen/halfopen/harness"
 	"github.com/halfopen/halfopen/protocol"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // The names the suite uses.
@@ -404,18 +404,18 @@ func firstError(pc *pgconn.PgConn) error {
 }
 
 // keepaliveRange is when the kernel gives up on an idle connection whose
-// peer is silent (tcp_keepalive_timer(), net/ipv4/tcp_timer.c): the first
-// probe within idle of the last segment, then cnt probes intvl apart; with
-// TCP_USER_TIMEOUT the first probe timer at which the time since the last
-// segment reaches it, cnt ignored. Upper bound +12.5% for the timer wheel.
+// peer is silent, by the kernel's rule (tcprules.KeepaliveRange, or
+// tcprules.KeepaliveUserTimeoutRange with TCP_USER_TIMEOUT, which ignores
+// the count): the one implementation the built-in detectors use too. A
+// cell aimed at a request in flight is predicted by the role detector from
+// the role's Kernel declaration instead (keepalive is inert then).
 func (s settings) keepaliveRange() protocol.Range {
 	ka := s.keepalive
-	k := ka.Count
+	r := tcprules.KeepaliveRange(ka.Idle, ka.Interval, ka.Count)
 	if s.userTimeout > 0 {
-		k = max(1, int(math.Ceil(float64(s.userTimeout-ka.Idle)/float64(ka.Interval))))
+		r = tcprules.KeepaliveUserTimeoutRange(ka.Idle, ka.Interval, s.userTimeout)
 	}
-	probing := time.Duration(k) * ka.Interval
-	return protocol.Range{Lo: probing, Hi: (ka.Idle + probing) * 9 / 8}
+	return protocol.Range{Lo: r.Lo, Hi: r.Hi}
 }
 
 // predictQuery: the query was sent and acknowledged, the connection is idle
@@ -434,16 +434,17 @@ func predictQuery(c protocol.Config) (*protocol.Range, error) {
 // predictPool: the next ping, within `every` of the fault, is written and
 // never acknowledged, so keepalive never probes (the kernel does not while
 // data is in flight); it ends at the first of: the ping's bound (timeout or
-// pingtimeout: [b, every + b]), TCP_USER_TIMEOUT (checked when the doubling
-// retransmission timer fires: [u, every + 2u + 0.5 s]), or, with neither,
-// the retransmissions' end, tcp_retries2=15: 924.6 s after the first
-// retransmission (tcp_model_timeout()), some 15.5 to 18 minutes.
+// pingtimeout: [b, every + b]), TCP_USER_TIMEOUT (tcprules.UserTimeoutRange
+// for a write within `every`), or, with neither, the retransmissions' end
+// (tcprules.RetransmitRange, tcp_retries2 15: 924.6 s after the first
+// retransmission), 15.5 to 16 minutes after the ping.
 func predictPool(c protocol.Config) (*protocol.Range, error) {
 	s, err := parse(c)
 	if err != nil {
 		return nil, err
 	}
-	r := protocol.Range{Lo: 924 * time.Second, Hi: 1071 * time.Second}
+	rx := tcprules.RetransmitRange(tcprules.DefaultRetries2, tcprules.RTOFast)
+	r := protocol.Range{Lo: rx.Lo, Hi: s.every + rx.Hi}
 	bound := s.pingTimeout
 	if s.timeout > 0 && (bound == 0 || s.timeout < bound) {
 		bound = s.timeout
@@ -452,7 +453,8 @@ func predictPool(c protocol.Config) (*protocol.Range, error) {
 		r = protocol.Range{Lo: bound, Hi: s.every + bound + 200*time.Millisecond}
 	}
 	if u := s.userTimeout; u > 0 && u < r.Lo {
-		r = protocol.Range{Lo: u, Hi: min(r.Hi, s.every+2*u+500*time.Millisecond)}
+		ut := tcprules.UserTimeoutRange(u, s.every)
+		r = protocol.Range{Lo: ut.Lo, Hi: min(r.Hi, ut.Hi)}
 	}
 	return &r, nil
 }

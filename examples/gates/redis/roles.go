@@ -44,7 +44,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
 	"sync/atomic"
@@ -57,6 +56,7 @@ import (
 	"github.com/halfopen/halfopen/gate"
 	"github.com/halfopen/halfopen/harness"
 	"github.com/halfopen/halfopen/protocol"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // The names the suite uses.
@@ -223,18 +223,18 @@ func (s settings) options(addr string, onDial func()) *redis.Options {
 }
 
 // keepaliveRange is when the kernel gives up on an idle connection whose
-// peer is silent (tcp_keepalive_timer(), net/ipv4/tcp_timer.c): the first
-// probe within idle of the last segment, then cnt probes intvl apart; with
-// TCP_USER_TIMEOUT the first probe timer at which the time since the last
-// segment reaches it, cnt ignored. Upper bound +12.5% for the timer wheel.
+// peer is silent, by the kernel's rule (tcprules.KeepaliveRange, or
+// tcprules.KeepaliveUserTimeoutRange with TCP_USER_TIMEOUT, which ignores
+// the count): the one implementation the built-in detectors use too. A
+// cell aimed at a request in flight is predicted by the role detector from
+// the role's Kernel declaration instead (keepalive is inert then).
 func (s settings) keepaliveRange() protocol.Range {
 	ka := s.keepalive
-	k := ka.Count
+	r := tcprules.KeepaliveRange(ka.Idle, ka.Interval, ka.Count)
 	if s.userTimeout > 0 {
-		k = max(1, int(math.Ceil(float64(s.userTimeout-ka.Idle)/float64(ka.Interval))))
+		r = tcprules.KeepaliveUserTimeoutRange(ka.Idle, ka.Interval, s.userTimeout)
 	}
-	probing := time.Duration(k) * ka.Interval
-	return protocol.Range{Lo: probing, Hi: (ka.Idle + probing) * 9 / 8}
+	return protocol.Range{Lo: r.Lo, Hi: r.Hi}
 }
 
 // predictBLPOP: the keepalive rule, or, for BLPOP with a timeout t > 0, the
