@@ -87,7 +87,9 @@ type Cell struct {
 	// Side is which end your watcher is (default client: it dials).
 	Side harness.Side
 	// Samples per cell (default 3); Budget is how long a sample waits for a
-	// decision (default: from the role's prediction).
+	// decision (default: from the role's prediction, its end plus half of
+	// it and at least 1.5 s more; 3 s when it predicts that the role never
+	// decides; a disturbance observes its own window instead).
 	Samples int
 	Budget  time.Duration
 	// Config goes to the role in HALFOPEN_CONFIG (and names the cell).
