@@ -72,6 +72,11 @@ var (
 // would be a regression in the finding, not a pass.
 const inFlightBudget = 60 * time.Second
 
+// forecastTolerance is how far past its own forecast's bounds (which hold
+// the timer wheel's lateness) a sample may decide: process wake-ups on a
+// loaded 2-core machine, as harness theory allows a blocked read.
+const forecastTolerance = 50 * time.Millisecond
+
 // gateCase is one cell of the gate and what it must show.
 type gateCase struct {
 	name   string
@@ -132,13 +137,18 @@ func cases() []gateCase {
 	// §6): 5.4 s after the fault, within the idle cells' 6.5 s. Without it
 	// only tcp_retries2 ends the wait, ~924 s later: never within the
 	// 60 s budget, the finding.
+	// The finding is asserted sample by sample: every sample that met the
+	// request in flight is censored, and every sample follows its own
+	// forecast (a fault that came after the ACK, on a loaded machine, met
+	// an idle connection and is held to the keepalive rule instead).
+	finding := []types.GomegaMatcher{gate.FollowForecast(forecastTolerance), gate.NeverDetectInPhase(tcprules.PhaseInFlight)}
 	for _, f := range []string{"blackhole", "middlebox-state-loss"} {
 		addPhase(tcprules.PhaseInFlight, "recommended", pggate.RoleQuery, recommendedQuery, f, 0, gate.DetectWithin(6500*time.Millisecond), gate.GiveUpWith("ETIMEDOUT"))
-		addPhase(tcprules.PhaseInFlight, "keepalive-only", pggate.RoleQuery, keepaliveOnlyQuery, f, inFlightBudget, gate.NeverDetect())
+		addPhase(tcprules.PhaseInFlight, "keepalive-only", pggate.RoleQuery, keepaliveOnlyQuery, f, inFlightBudget, finding...)
 	}
 	// With pgx's defaults the idle query is given up after Go's 150 s
 	// keepalive; in flight, not within the same 175 s.
-	addPhase(tcprules.PhaseInFlight, "defaults", pggate.RoleQuery, nil, "blackhole", 175*time.Second, gate.NeverDetect())
+	addPhase(tcprules.PhaseInFlight, "defaults", pggate.RoleQuery, nil, "blackhole", 175*time.Second, finding...)
 
 	// An idle pool with pgx's defaults: the ping pgxpool sends on Acquire
 	// has no bound, is never acknowledged, and keepalive does not probe a

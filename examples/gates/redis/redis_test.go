@@ -61,6 +61,11 @@ var (
 // it would be a regression in the finding, not a pass.
 const inFlightBudget = 60 * time.Second
 
+// forecastTolerance is how far past its own forecast's bounds (which hold
+// the timer wheel's lateness) a sample may decide: process wake-ups on a
+// loaded 2-core machine, as harness theory allows a blocked read.
+const forecastTolerance = 50 * time.Millisecond
+
 // gateCase is one cell of the gate and what it must show.
 type gateCase struct {
 	name   string
@@ -128,11 +133,16 @@ func cases() []gateCase {
 	// after the fault, within the same 6.5 s as the idle cells. Without it
 	// (go-redis's defaults, or keepalive alone) only tcp_retries2 ends the
 	// wait, ~924 s later: never within the 60 s budget, the finding.
+	// The finding is asserted sample by sample: every sample that met the
+	// request in flight is censored, and every sample follows its own
+	// forecast (a fault that came after the ACK, on a loaded machine, met
+	// an idle connection and is held to the keepalive rule instead).
+	finding := []types.GomegaMatcher{gate.FollowForecast(forecastTolerance), gate.NeverDetectInPhase(tcprules.PhaseInFlight)}
 	for _, f := range []string{"blackhole", "middlebox-state-loss"} {
 		addPhase(tcprules.PhaseInFlight, "recommended", redisgate.RoleBLPOP, recommendedBLPOP, f, 0, gate.DetectWithin(6500*time.Millisecond), gate.GiveUpWith("EOF"))
-		addPhase(tcprules.PhaseInFlight, "keepalive-only", redisgate.RoleBLPOP, keepaliveOnlyBLPOP, f, inFlightBudget, gate.NeverDetect())
+		addPhase(tcprules.PhaseInFlight, "keepalive-only", redisgate.RoleBLPOP, keepaliveOnlyBLPOP, f, inFlightBudget, finding...)
 	}
-	addPhase(tcprules.PhaseInFlight, "defaults", redisgate.RoleBLPOP, nil, "blackhole", inFlightBudget, gate.NeverDetect())
+	addPhase(tcprules.PhaseInFlight, "defaults", redisgate.RoleBLPOP, nil, "blackhole", inFlightBudget, finding...)
 	// A BLPOP with a timeout of 1 s in a loop, and go-redis's defaults: its
 	// read deadline is the timeout + 10 s (cmdTimeout), so a silent server
 	// is noticed 10–11 s after the fault, keepalive or not.
