@@ -81,9 +81,6 @@ func FlowAt(events []Event, iface, local, remote string, atNs int64) FlowState {
 	if sentAny && ackAny && seqAfter(sentEnd, acked) {
 		fs.Unacked = int(sentEnd - acked)
 	}
-	if sentAny && !ackAny {
-		fs.Unacked = 1
-	}
 	return fs
 }
 

@@ -2,11 +2,13 @@ package detectors
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // HeartbeatInband pings on the data connection every `interval` (the echo
@@ -122,3 +124,21 @@ func (h *heartbeatClock) timeLeft(now int64) time.Duration {
 
 // WriteEvery is its ping's interval.
 func (d *HeartbeatInband) WriteEvery() time.Duration { return d.Interval }
+
+// PredictSample: the heart-beat's deadline runs from the last byte
+// received on the watched connection, which the state dates
+// (tcpi_last_data_recv): dead misses·interval after it; its next ping
+// meets a resetting path.
+func (d *HeartbeatInband) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
+	if f, ok := closeSample(e); ok {
+		return f, true
+	}
+	tolerance := time.Duration(d.Misses) * d.Interval
+	switch e {
+	case harness.EffectSilent:
+		return tcprules.Clock(st.SinceDataRecvS, tolerance, fmt.Sprintf("heart-beat deadline: the last byte received (tcpi_last_data_recv, %.3f s before the fault) + misses·interval = %v", st.SinceDataRecvS, tolerance)), true
+	case harness.EffectResetOnWrite:
+		return nextWrite(st, d.Interval, "its next ping"), true
+	}
+	return tcprules.Forecast{}, false
+}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // HeartbeatDedicated is heartbeat-inband's ping/pong on a second connection
@@ -42,3 +43,15 @@ func (d *HeartbeatDedicated) Watch(ctx context.Context, w *harness.Watch) harnes
 
 // WriteEvery is its ping's interval, on the dedicated connection.
 func (d *HeartbeatDedicated) WriteEvery() time.Duration { return d.Interval }
+
+// PredictSample: only a FIN or an RST on the data connection, which its
+// blocked read sees at once. Its heart-beat clock runs on the second
+// connection: the last pong there is not the watched connection's last
+// data received, and the state at the fault is read for the watched
+// connection only; nor does the Effect say whether the fault silences or
+// resets the heart-beat connection too (a middlebox that forgets the data
+// flow leaves it talking). So no per-sample rule for a silent peer or a
+// resetting path: the cell's range stands alone.
+func (d *HeartbeatDedicated) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
+	return closeSample(e)
+}

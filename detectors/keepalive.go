@@ -56,3 +56,10 @@ func (d *KeepaliveTuned) Watch(ctx context.Context, w *harness.Watch) harness.De
 func (d *KeepaliveTuned) MaxSendGap() time.Duration {
 	return tcprules.WheelLate(max(d.Idle, d.Intvl))
 }
+
+// PredictSample: keepalive from the connection's idle clock at the fault
+// (tcprules.Keepalive; the retransmission timer when data was in flight),
+// its first probe into a resetting path.
+func (d *KeepaliveTuned) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
+	return keepaliveSample(st, e, d.Idle, d.Intvl, d.Cnt, 0)
+}

@@ -96,3 +96,11 @@ func (d *KeepaliveDefault) MaxSendGap() time.Duration {
 	idle, intvl, _ := d.scaled()
 	return tcprules.WheelLate(max(idle, intvl))
 }
+
+// PredictSample: as keepalive-tuned, with the sysctls in force (scaled).
+// Left out, time, intvl and probes are read from the watcher's namespace
+// when the cell is resolved, so they are what the kernel uses.
+func (d *KeepaliveDefault) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
+	idle, intvl, probes := d.scaled()
+	return keepaliveSample(st, e, idle, intvl, probes, 0)
+}

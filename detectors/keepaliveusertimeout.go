@@ -67,3 +67,10 @@ func (d *KeepaliveUserTimeout) Watch(ctx context.Context, w *harness.Watch) harn
 func (d *KeepaliveUserTimeout) MaxSendGap() time.Duration {
 	return tcprules.WheelLate(max(d.Idle, d.Intvl))
 }
+
+// PredictSample: keepalive with the user timeout in place of cnt
+// (tcprules.Keepalive); with data in flight, the user timeout counted from
+// the first RTO resend.
+func (d *KeepaliveUserTimeout) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
+	return keepaliveSample(st, e, d.Idle, d.Intvl, d.Cnt, d.Timeout)
+}

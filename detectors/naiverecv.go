@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // NaiveRecv is select-recv without the reference text's EINTR check:
@@ -34,3 +35,9 @@ func (d *NaiveRecv) Watch(ctx context.Context, w *harness.Watch) harness.Decisio
 // FooledBySignals: select() fails with EINTR under a caught signal, and
 // naive-recv takes that for death.
 func (d *NaiveRecv) FooledBySignals() {}
+
+// PredictSample: a FIN or an RST at once; never on an idle silent peer;
+// data in flight at the fault gives the kernel's retransmission give-up.
+func (d *NaiveRecv) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
+	return readerSample(st, e)
+}

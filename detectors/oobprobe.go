@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // OOBProbe is the reference text's netcheck(): every `every` it drains what
@@ -92,4 +93,10 @@ func (d *OOBProbe) WriteEvery() time.Duration { return d.Every }
 // PredictLocalFailure: with its own link gone, see localFailurePrediction.
 func (d *OOBProbe) PredictLocalFailure() harness.Prediction {
 	return localFailurePrediction(d.Retries2, d.Every)
+}
+
+// PredictSample: as write-probe; the urgent byte is a byte of the stream,
+// retransmitted like any other.
+func (d *OOBProbe) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
+	return writerSample(st, e, d.Every, d.Retries2, 0)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // PhiAccrual sends a heart-beat ping every `interval` on the data
@@ -181,3 +182,22 @@ func (h *phiHistory) stdMs() float64 {
 
 // WriteEvery is its ping's interval.
 func (d *PhiAccrual) WriteEvery() time.Duration { return d.Interval }
+
+// PredictSample: a FIN or an RST at once; its next ping into a resetting
+// path (pings are all it writes). Not for a silent peer: the suspicion
+// comes at last pong + μ + z·σ, and σ is not a function of the last
+// heart-beat alone: the two seeds (interval ± interval/4) dominate it
+// until about a dozen pongs have pushed it down to its floor interval/10
+// (between them 168 ms apart at 200 ms and φ 8), and how many pongs the
+// window holds (the connection's age) is not in the state. Nor does the
+// state date the last pong: other bytes (the warm-up's chatter) count as
+// data received too.
+func (d *PhiAccrual) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
+	if f, ok := closeSample(e); ok {
+		return f, true
+	}
+	if e == harness.EffectResetOnWrite {
+		return nextWrite(st, d.Interval, "its next ping"), true
+	}
+	return tcprules.Forecast{}, false
+}

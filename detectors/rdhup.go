@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // RDHUP waits in epoll_wait(2) for EPOLLRDHUP (the peer shut down its
@@ -82,4 +83,10 @@ func epollRDHUP(s *rawSocket) harness.Decision {
 			}
 		}
 	}
+}
+
+// PredictSample: a FIN or an RST at once; never on an idle silent peer;
+// data in flight at the fault gives the kernel's retransmission give-up.
+func (d *RDHUP) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
+	return readerSample(st, e)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // ReadEOF blocks in read: 0 bytes (a FIN) or an error (an RST) is death;
@@ -22,4 +23,10 @@ func (d *ReadEOF) Predict() harness.Prediction {
 // Watch reads until the stream ends.
 func (d *ReadEOF) Watch(ctx context.Context, w *harness.Watch) harness.Decision {
 	return readUntilEnd(ctx, w.Conns[0], nil)
+}
+
+// PredictSample: a FIN or an RST at once; never on an idle silent peer;
+// data in flight at the fault gives the kernel's retransmission give-up.
+func (d *ReadEOF) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
+	return readerSample(st, e)
 }

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // SelectRecv is the reference text's passive server: select() on the socket
@@ -74,4 +75,10 @@ func selectRecv(s *rawSocket, timeout time.Duration, careful bool) harness.Decis
 			return harness.Decide(harness.ErrnoName(err))
 		}
 	}
+}
+
+// PredictSample: a FIN or an RST at once; never on an idle silent peer;
+// data in flight at the fault gives the kernel's retransmission give-up.
+func (d *SelectRecv) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
+	return readerSample(st, e)
 }

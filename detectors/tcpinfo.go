@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // TCPInfo is the reference text's SocketConnected(): every `every` it reads
@@ -105,4 +106,17 @@ func tcpStateName(s uint8) string {
 		return n
 	}
 	return fmt.Sprintf("STATE_%d", s)
+}
+
+// PredictSample: the socket's state changes as a FIN or an RST arrives,
+// or when the retransmission timer gives up on data in flight (a silent
+// peer), or as a resend of it meets a resetting path; the next poll sees
+// it, at a phase the state does not give: [0, every] later. Idle under a
+// silent or resetting path, nothing changes its state: never.
+func (d *TCPInfo) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
+	f, ok := readerSample(st, e)
+	if !ok {
+		return f, false
+	}
+	return pollSample(f, d.Every), true
 }

@@ -90,3 +90,9 @@ func probeEvery(ctx context.Context, every time.Duration, send func() error) har
 
 // WriteEvery is its 1-byte write's interval.
 func (d *UserTimeout) WriteEvery() time.Duration { return d.Every }
+
+// PredictSample: the user timeout counted from the first RTO resend of
+// the first write never acknowledged (tcprules.WriterRetransmission).
+func (d *UserTimeout) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
+	return writerSample(st, e, d.Every, 0, d.Timeout)
+}

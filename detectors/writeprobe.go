@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // WriteProbe writes one byte every `every` (the echo peer sends it back)
@@ -40,4 +41,10 @@ func (d *WriteProbe) WriteEvery() time.Duration { return d.Every }
 // PredictLocalFailure: with its own link gone, see localFailurePrediction.
 func (d *WriteProbe) PredictLocalFailure() harness.Prediction {
 	return localFailurePrediction(d.Retries2, d.Every)
+}
+
+// PredictSample: tcp_retries2's give-up on the first write never
+// acknowledged (tcprules.WriterRetransmission).
+func (d *WriteProbe) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
+	return writerSample(st, e, d.Every, d.Retries2, 0)
 }

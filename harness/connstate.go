@@ -177,7 +177,7 @@ func (t tcpReading) stateAt(atNs int64, source string) tcprules.ConnState {
 	st := tcprules.ConnState{
 		TCPState: name, Unacked: int(i.Unacked), NotSentBytes: int(i.Notsent_bytes),
 		SinceDataSentS: since(i.Last_data_sent), SinceDataRecvS: since(i.Last_data_recv), SinceAckRecvS: since(i.Last_ack_recv),
-		RTOS: float64(i.Rto) / 1e6, Backoff: int(i.Backoff), Retransmits: int(i.Retransmits), Probes: int(i.Probes),
+		RTOS: float64(i.Rto) / 1e6, RTTS: float64(i.Rtt) / 1e6, Backoff: int(i.Backoff), Retransmits: int(i.Retransmits), Probes: int(i.Probes),
 		Source: source,
 	}
 	if t.others > 0 {

@@ -54,6 +54,11 @@ func TestStateAtFaultIdle(t *testing.T) {
 		if !strings.Contains(st.Source, "capture") {
 			t.Errorf("sample %d: source %q, note %q: the capture should agree with TCP_INFO", i, st.Source, st.Note)
 		}
+		// keepalive-tuned predicts each sample from that state
+		// (SamplePredictor): the goal of issue 18 is ± 50 ms.
+		if s.Forecast == nil || s.ResidualS == nil || *s.ResidualS < -0.05 || *s.ResidualS > 0.05 {
+			t.Errorf("sample %d: forecast %+v, residual %v; want a residual within ± 50 ms", i, s.Forecast, s.ResidualS)
+		}
 		strata[int(s.IdleS/(harness.MaxRandomIdle.Seconds()/3))] = true
 	}
 	for k := range 3 {
@@ -91,6 +96,11 @@ func TestStateAtFaultInFlight(t *testing.T) {
 		}
 		if s.Detected {
 			t.Errorf("sample %d: keepalive decided %s after %.3f s with a request in flight", i, s.Reason, *s.Seconds)
+		}
+		// A censored sample keeps its forecast: the retransmission timer's
+		// give-up, far beyond the budget.
+		if f := s.Forecast; f == nil || (!f.Never && f.AtS < 4) {
+			t.Errorf("sample %d: forecast %+v, want the retransmission timer's, after the 4 s budget", i, f)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -110,88 +111,18 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 		}
 		return heal, at, nil
 	}
-	var (
-		idle    time.Duration
-		heal    Heal
-		at      int64
-		reading tcpReading
-		source  = SourceTCPInfo
-		note    string
-		dead    *Event // a decision the in-flight write met first
-	)
-	switch {
-	case c.Config.Phase == tcprules.PhaseInFlight && s.Builtin:
-		// halfopen's watcher only reads; it writes a request on command.
-		// On veth its peer acknowledges within tens of µs, before any
-		// fault could be injected, so the fault comes first and the
-		// request is written into it at once.
-		idle = c.idleOf(rng, j)
-		if err := waitQuiet(ctx, s.Watcher, last+int64(idle)); err != nil {
-			return out, err
-		}
-		if heal, at, err = inject(); err != nil {
-			return out, err
-		}
-		var sent Event
-		sent, dead, err = writeRequestInFlight(ctx, s.Watcher)
-		if err != nil {
-			return out, err
-		}
-		if dead == nil {
-			source = SourceAfterRequest
-			note = fmt.Sprintf("read after the watcher's request, written %.1f ms after the fault (on veth the peer acknowledges within µs, so the fault came first)", float64(sent.TNs-at)/1e6)
-			if sent.Msg != "" {
-				note += "; the request's " + sent.Msg
-			}
-		}
-		reading, err = reader.read()
-	case c.Config.Phase == tcprules.PhaseInFlight:
-		// A foreign watcher writes its requests itself: the fault lands
-		// the moment one is unacknowledged (a server's delayed ACK takes
-		// ~40 ms; sock_diag is read every ms).
-		t, ok, werr := reader.waitFlow(ctx, InFlightWait, inFlight)
-		if werr != nil {
-			return out, werr
-		}
-		if !ok {
-			return out, fmt.Errorf("the watcher had no request in flight within %v of connecting (it wrote nothing its peer left unacknowledged), so the in-flight phase cannot be measured", InFlightWait)
-		}
-		if heal, at, err = inject(); err != nil {
-			return out, err
-		}
-		note = fmt.Sprintf("the fault was injected %.1f ms after sock_diag first saw %d unacknowledged", float64(at-t.atNs)/1e6, t.info.Unacked)
-		reading, err = reader.read()
-	default:
-		if !s.Builtin {
-			// A foreign watcher may still be exchanging its first request:
-			// the idle time counts from its last exchange, once quiet.
-			t, ok, werr := reader.waitFlow(ctx, InFlightWait, quiet)
-			switch {
-			case werr != nil:
-				return out, werr
-			case ok:
-				last = t.lastExchange()
-			default:
-				note = fmt.Sprintf("the flow was never quiet for %v within %v of connecting; the idle time counts from then", quietFor, InFlightWait)
-				last = Now()
-			}
-		}
-		idle = c.idleOf(rng, j)
-		if err := waitQuiet(ctx, s.Watcher, last+int64(idle)); err != nil {
-			return out, err
-		}
-		if heal, at, err = inject(); err != nil {
-			return out, err
-		}
-		reading, err = reader.read()
-	}
-	base := report.Sample{Seed: j.seed, IdleS: idle.Seconds(), InjectedNs: at, Phase: c.Config.Phase}
+	fa, err := aimFault(ctx, c, s, reader, rng, j, last, inject)
 	if err != nil {
-		base.State = &tcprules.ConnState{Note: "could not read the connection's state at the fault: " + err.Error()}
+		return out, err
+	}
+	at := fa.at
+	base := report.Sample{Seed: j.seed, IdleS: fa.idle.Seconds(), InjectedNs: at, Phase: c.Config.Phase}
+	if fa.readErr != nil {
+		base.State = &tcprules.ConnState{Note: "could not read the connection's state at the fault: " + fa.readErr.Error()}
 	} else {
-		st := reading.stateAt(at, source)
-		if note != "" {
-			addNote(&st, note)
+		st := fa.reading.stateAt(at, fa.source)
+		if fa.note != "" {
+			addNote(&st, fa.note)
 		}
 		base.State, base.Phase = &st, st.Phase()
 		if sp, ok := c.Detector.(SamplePredictor); ok {
@@ -204,18 +135,18 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 				// Judged once the sample is over, against every packet the
 				// router saw up to the read.
 				if out.Sample.State != nil && evidence.Stop() == nil {
-					crossCheck(out.Sample.State, evidence.Timeline(), f, at, reading.atNs)
+					crossCheck(out.Sample.State, evidence.Timeline(), f, at, fa.reading.atNs)
 				}
 			}()
 		}
 	}
 	if c.Kind == report.KindDisturbance {
-		out.Sample, out.Mistakes, err = observe(ctx, s, flt, heal, at, base)
+		out.Sample, out.Mistakes, err = observe(ctx, s, flt, fa.heal, at, base)
 		return out, err
 	}
 	win := decisionWindow{start: s.WatcherStartNs, at: at, end: at + int64(c.Budget)}
-	if dead != nil {
-		out.Sample, err = win.judge(*dead, Now(), base)
+	if fa.dead != nil {
+		out.Sample, err = win.judge(*fa.dead, Now(), base)
 	} else {
 		out.Sample, err = waitDecision(ctx, s.Watcher, win, base)
 	}
@@ -223,13 +154,104 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 		return out, err
 	}
 	if fc := out.Sample.Forecast; fc != nil && !fc.Never && out.Sample.Detected && out.Sample.Seconds != nil {
-		r := *out.Sample.Seconds - fc.AtS
+		// Nanoseconds, as the instants it comes from.
+		r := math.Round((*out.Sample.Seconds-fc.AtS)*1e9) / 1e9
 		out.Sample.ResidualS = &r
 	}
 	if pr, ok := c.Detector.(PeerReporter); ok {
 		out.Sample.PeerSaw = pr.PeerSaw(s.Peer)
 	}
 	return out, nil
+}
+
+// aimed is where a sample's fault landed: after which idle time, at which
+// instant, what TCP_INFO said then (or why it could not be read), and a
+// decision the watcher made before its in-flight request was written.
+type aimed struct {
+	idle         time.Duration
+	heal         Heal
+	at           int64
+	reading      tcpReading
+	readErr      error
+	source, note string
+	dead         *Event
+}
+
+// aimFault waits for the cell's phase and injects the fault: after the
+// sample's idle time counted from the last exchange (last), or while a
+// request is unacknowledged (halfopen's watcher writes it into the fault;
+// a foreign watcher's own request is caught by polling sock_diag). It
+// reads the watched flow's TCP_INFO right after.
+func aimFault(ctx context.Context, c *Cell, s *Session, reader *connReader, rng *rand.Rand, j job, last int64, inject func() (Heal, int64, error)) (aimed, error) {
+	fa := aimed{source: SourceTCPInfo}
+	var err error
+	switch {
+	case c.Config.Phase == tcprules.PhaseInFlight && s.Builtin:
+		// halfopen's watcher only reads; it writes a request on command.
+		// On veth its peer acknowledges within tens of µs, before any
+		// fault could be injected, so the fault comes first and the
+		// request is written into it at once.
+		fa.idle = c.idleOf(rng, j)
+		if err := waitQuiet(ctx, s.Watcher, last+int64(fa.idle)); err != nil {
+			return fa, err
+		}
+		if fa.heal, fa.at, err = inject(); err != nil {
+			return fa, err
+		}
+		var sent Event
+		sent, fa.dead, err = writeRequestInFlight(ctx, s.Watcher)
+		if err != nil {
+			return fa, err
+		}
+		if fa.dead == nil {
+			fa.source = SourceAfterRequest
+			fa.note = fmt.Sprintf("read after the watcher's request, written %.1f ms after the fault (on veth the peer acknowledges within µs, so the fault came first)", float64(sent.TNs-fa.at)/1e6)
+			if sent.Msg != "" {
+				fa.note += "; the request's " + sent.Msg
+			}
+		}
+		fa.reading, fa.readErr = reader.read()
+	case c.Config.Phase == tcprules.PhaseInFlight:
+		// A foreign watcher writes its requests itself: the fault lands
+		// the moment one is unacknowledged (a server's delayed ACK takes
+		// ~40 ms; sock_diag is read every ms).
+		t, ok, werr := reader.waitFlow(ctx, InFlightWait, inFlight)
+		if werr != nil {
+			return fa, werr
+		}
+		if !ok {
+			return fa, fmt.Errorf("the watcher had no request in flight within %v of connecting (it wrote nothing its peer left unacknowledged), so the in-flight phase cannot be measured", InFlightWait)
+		}
+		if fa.heal, fa.at, err = inject(); err != nil {
+			return fa, err
+		}
+		fa.note = fmt.Sprintf("the fault was injected %.1f ms after sock_diag first saw %d unacknowledged", float64(fa.at-t.atNs)/1e6, t.info.Unacked)
+		fa.reading, fa.readErr = reader.read()
+	default:
+		if !s.Builtin {
+			// A foreign watcher may still be exchanging its first request:
+			// the idle time counts from its last exchange, once quiet.
+			t, ok, werr := reader.waitFlow(ctx, InFlightWait, quiet)
+			switch {
+			case werr != nil:
+				return fa, werr
+			case ok:
+				last = t.lastExchange()
+			default:
+				fa.note = fmt.Sprintf("the flow was never quiet for %v within %v of connecting; the idle time counts from then", quietFor, InFlightWait)
+				last = Now()
+			}
+		}
+		fa.idle = c.idleOf(rng, j)
+		if err := waitQuiet(ctx, s.Watcher, last+int64(fa.idle)); err != nil {
+			return fa, err
+		}
+		if fa.heal, fa.at, err = inject(); err != nil {
+			return fa, err
+		}
+		fa.reading, fa.readErr = reader.read()
+	}
+	return fa, nil
 }
 
 // idleOf is a sample's idle time before the fault: the cell's fixed one,

@@ -88,3 +88,29 @@ func TestStratifiedIdle(t *testing.T) {
 		}
 	}
 }
+
+// TestRunSeed: HALFOPEN_SEED fixes a suite's or gate's seed; a bad one is
+// one sentence naming the variable.
+func TestRunSeed(t *testing.T) {
+	for _, tc := range []struct {
+		env     string
+		want    int64
+		wantErr string
+	}{
+		{"42", 42, ""},
+		{"-7", -7, ""},
+		{"soon", 0, `HALFOPEN_SEED="soon" is not an integer seed`},
+	} {
+		t.Setenv(EnvSeed, tc.env)
+		got, err := RunSeed()
+		if tc.wantErr != "" {
+			if err == nil || err.Error() != tc.wantErr {
+				t.Errorf("%s: %v, %v; want the error %q", tc.env, got, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %v, %v; want %d", tc.env, got, err, tc.want)
+		}
+	}
+}
