@@ -133,12 +133,23 @@ func (d *HeartbeatInband) PredictSample(st tcprules.ConnState, e harness.Effect)
 	if f, ok := closeSample(e); ok {
 		return f, true
 	}
-	tolerance := time.Duration(d.Misses) * d.Interval
 	switch e {
 	case harness.EffectSilent:
-		return tcprules.Clock(st.SinceDataRecvS, tolerance, fmt.Sprintf("heart-beat deadline: the last byte received (tcpi_last_data_recv, %.3f s before the fault) + misses·interval = %v", st.SinceDataRecvS, tolerance)), true
+		return d.deadline(st), true
 	case harness.EffectResetOnWrite:
-		return nextWrite(st, d.Interval, "its next ping"), true
+		return d.PredictResetAfter(st, 0)
 	}
 	return tcprules.Forecast{}, false
+}
+
+// deadline is its clock's verdict on a silent peer.
+func (d *HeartbeatInband) deadline(st tcprules.ConnState) tcprules.Forecast {
+	tolerance := time.Duration(d.Misses) * d.Interval
+	return tcprules.Clock(st.SinceDataRecvS, tolerance, fmt.Sprintf("heart-beat deadline: the last byte received (tcpi_last_data_recv, %.3f s before the fault) + misses·interval = %v", st.SinceDataRecvS, tolerance))
+}
+
+// PredictResetAfter: its first ping (or resend) at or after `after` meets
+// the reset, unless its deadline comes first (the pings before are lost).
+func (d *HeartbeatInband) PredictResetAfter(st tcprules.ConnState, after time.Duration) (tcprules.Forecast, bool) {
+	return earlier(d.deadline(st), tcprules.WriterResetAfter(st, d.Interval, tcprules.DefaultRetries2, tcprules.RTOMax, 0, after)), true
 }

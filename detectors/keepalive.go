@@ -63,3 +63,9 @@ func (d *KeepaliveTuned) MaxSendGap() time.Duration {
 func (d *KeepaliveTuned) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
 	return keepaliveSample(st, e, d.Idle, d.Intvl, d.Cnt, 0)
 }
+
+// PredictResetAfter: the first keepalive probe at or after `after`, when
+// the path resets from then on (tcprules.KeepaliveResetAfter).
+func (d *KeepaliveTuned) PredictResetAfter(st tcprules.ConnState, after time.Duration) (tcprules.Forecast, bool) {
+	return tcprules.KeepaliveResetAfter(st, d.Idle, d.Intvl, d.Cnt, 0, after), true
+}

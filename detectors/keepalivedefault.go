@@ -104,3 +104,9 @@ func (d *KeepaliveDefault) PredictSample(st tcprules.ConnState, e harness.Effect
 	idle, intvl, probes := d.scaled()
 	return keepaliveSample(st, e, idle, intvl, probes, 0)
 }
+
+// PredictResetAfter: as keepalive-tuned's, with the sysctls in force.
+func (d *KeepaliveDefault) PredictResetAfter(st tcprules.ConnState, after time.Duration) (tcprules.Forecast, bool) {
+	idle, intvl, probes := d.scaled()
+	return tcprules.KeepaliveResetAfter(st, idle, intvl, probes, 0, after), true
+}

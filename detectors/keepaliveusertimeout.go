@@ -74,3 +74,9 @@ func (d *KeepaliveUserTimeout) MaxSendGap() time.Duration {
 func (d *KeepaliveUserTimeout) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
 	return keepaliveSample(st, e, d.Idle, d.Intvl, d.Cnt, d.Timeout)
 }
+
+// PredictResetAfter: the first keepalive probe at or after `after`, when
+// the path resets from then on (tcprules.KeepaliveResetAfter).
+func (d *KeepaliveUserTimeout) PredictResetAfter(st tcprules.ConnState, after time.Duration) (tcprules.Forecast, bool) {
+	return tcprules.KeepaliveResetAfter(st, d.Idle, d.Intvl, d.Cnt, d.Timeout, after), true
+}

@@ -41,3 +41,9 @@ func (d *NaiveRecv) FooledBySignals() {}
 func (d *NaiveRecv) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
 	return readerSample(st, e)
 }
+
+// PredictResetAfter: only a resend of data in flight at the fault can
+// meet a reset; idle, never.
+func (d *NaiveRecv) PredictResetAfter(st tcprules.ConnState, after time.Duration) (tcprules.Forecast, bool) {
+	return readerResetAfter(st, after), true
+}

@@ -197,7 +197,9 @@ func (d *PhiAccrual) PredictSample(st tcprules.ConnState, e harness.Effect) (tcp
 		return f, true
 	}
 	if e == harness.EffectResetOnWrite {
-		return nextWrite(st, d.Interval, "its next ping"), true
+		// Its next ping goes within an interval of the last; φ crosses its
+		// threshold no sooner than μ + z·σ_min after the last pong.
+		return tcprules.WriterResetAfter(st, d.Interval, tcprules.DefaultRetries2, tcprules.RTOMax, 0, 0), true
 	}
 	return tcprules.Forecast{}, false
 }

@@ -3,6 +3,7 @@ package detectors
 import (
 	"context"
 	"errors"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -89,4 +90,10 @@ func epollRDHUP(s *rawSocket) harness.Decision {
 // data in flight at the fault gives the kernel's retransmission give-up.
 func (d *RDHUP) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
 	return readerSample(st, e)
+}
+
+// PredictResetAfter: only a resend of data in flight at the fault can
+// meet a reset; idle, never.
+func (d *RDHUP) PredictResetAfter(st tcprules.ConnState, after time.Duration) (tcprules.Forecast, bool) {
+	return readerResetAfter(st, after), true
 }

@@ -2,6 +2,7 @@ package detectors
 
 import (
 	"context"
+	"time"
 
 	"github.com/halfopen/halfopen/harness"
 	"github.com/halfopen/halfopen/tcprules"
@@ -29,4 +30,10 @@ func (d *ReadEOF) Watch(ctx context.Context, w *harness.Watch) harness.Decision 
 // data in flight at the fault gives the kernel's retransmission give-up.
 func (d *ReadEOF) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
 	return readerSample(st, e)
+}
+
+// PredictResetAfter: only a resend of data in flight at the fault can
+// meet a reset; idle, never.
+func (d *ReadEOF) PredictResetAfter(st tcprules.ConnState, after time.Duration) (tcprules.Forecast, bool) {
+	return readerResetAfter(st, after), true
 }

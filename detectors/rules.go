@@ -20,9 +20,10 @@ func prediction(r tcprules.Range, reasons ...string) harness.Prediction {
 // timers do on a silent peer and which segment it sends first into a path
 // that resets what it is sent (EffectResetOnWrite: that segment's RST
 // comes back within a round trip, and the read fails with ECONNRESET).
-// A path that resets only some time after the fault (a harness
-// ResetAfterer) is not an Effect the state can date; such a sample needs
-// the fault's delay added by the caller.
+// A path that resets only from some time after the fault on (a host that
+// reboots: harness.ResetAfterer, and in practice the instant it answered
+// again) is forecast by PredictResetAfter, which every detector here with
+// a rule for resets implements; PredictSample is PredictResetAfter(st, 0).
 
 // closeSample is the forecast of a blocked reader under a FIN or an RST,
 // and false for any other Effect.
@@ -55,9 +56,15 @@ func readerSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, b
 		}
 		return tcprules.Retransmission(st, tcprules.DefaultRetries2, tcprules.RTOMax, 0), true
 	case harness.EffectResetOnWrite:
-		return tcprules.FirstResend(st), true
+		return readerResetAfter(st, 0), true
 	}
 	return tcprules.Forecast{}, false
+}
+
+// readerResetAfter: a reader sends only resends of data in flight at the
+// fault; the first at or after `after` meets the RST.
+func readerResetAfter(st tcprules.ConnState, after time.Duration) tcprules.Forecast {
+	return tcprules.WriterResetAfter(st, 0, tcprules.DefaultRetries2, tcprules.RTOMax, 0, after)
 }
 
 // keepaliveSample is the forecast of a keepalive detector blocked in read
@@ -70,7 +77,7 @@ func keepaliveSample(st tcprules.ConnState, e harness.Effect, idle, intvl time.D
 	case harness.EffectSilent:
 		return tcprules.Keepalive(st, idle, intvl, cnt, userTimeout), true
 	case harness.EffectResetOnWrite:
-		return tcprules.KeepaliveFirstProbe(st, idle, intvl), true
+		return tcprules.KeepaliveResetAfter(st, idle, intvl, cnt, userTimeout, 0), true
 	}
 	return tcprules.Forecast{}, false
 }
@@ -78,42 +85,20 @@ func keepaliveSample(st tcprules.ConnState, e harness.Effect, idle, intvl time.D
 // writerSample is the forecast of a detector that writes one byte every
 // `every` and reads (user-timeout, write-probe, oob-probe): on a silent
 // peer the retransmission timer gives up on the first write never
-// acknowledged (tcp_retries2 retries2, 0 meaning the default 15, or the
+// acknowledged (tcp_retries2 r2, 0 meaning the default 15, or the
 // user timeout when not 0); into a resetting path its next write, or a
-// resend of data already in flight, meets the RST.
-func writerSample(st tcprules.ConnState, e harness.Effect, every time.Duration, retries2 int, userTimeout time.Duration) (tcprules.Forecast, bool) {
+// resend of data already in flight, meets the RST (WriterResetAfter).
+func writerSample(st tcprules.ConnState, e harness.Effect, every time.Duration, r2 int, userTimeout time.Duration) (tcprules.Forecast, bool) {
 	if f, ok := closeSample(e); ok {
 		return f, true
 	}
 	switch e {
 	case harness.EffectSilent:
-		if retries2 == 0 {
-			retries2 = tcprules.DefaultRetries2
-		}
-		return tcprules.WriterRetransmission(st, every, retries2, tcprules.RTOMax, userTimeout), true
+		return tcprules.WriterRetransmission(st, every, retries2(r2), tcprules.RTOMax, userTimeout), true
 	case harness.EffectResetOnWrite:
-		return nextWrite(st, every, "its next write"), true
+		return tcprules.WriterResetAfter(st, every, retries2(r2), tcprules.RTOMax, userTimeout, 0), true
 	}
 	return tcprules.Forecast{}, false
-}
-
-// nextWrite is the forecast of the first segment a detector that writes
-// every `every` sends after the fault: its next write (dated by
-// tcpi_last_data_sent, its last), or a resend of data in flight if that
-// comes first.
-func nextWrite(st tcprules.ConnState, every time.Duration, what string) tcprules.Forecast {
-	next := tcprules.NextTick(st.SinceDataSentS, every)
-	j := tcprules.Jiffy.Seconds()
-	f := tcprules.Forecast{
-		AtS: next.Seconds(), LoS: max(0, next.Seconds()-j), HiS: next.Seconds() + j,
-		Rule: fmt.Sprintf("%s, every %v: %v after the last, sent %.3f s before the fault (tcpi_last_data_sent)", what, every, every, st.SinceDataSentS),
-	}
-	if st.Unacked > 0 {
-		if r := tcprules.FirstResend(st); !r.Never && r.AtS < f.AtS {
-			return r
-		}
-	}
-	return f
 }
 
 // pollSample shifts a forecast of when the socket's state changes by the
@@ -128,4 +113,25 @@ func pollSample(f tcprules.Forecast, every time.Duration) tcprules.Forecast {
 	f.HiS += e
 	f.Rule = fmt.Sprintf("the next TCP_INFO poll, within %v and at an unknown phase, sees the state change: %s", every, f.Rule)
 	return f
+}
+
+// earlier is the forecast that decides first of two rules that race (a
+// heart-beat's deadline and the RST its next ping meets).
+func earlier(a, b tcprules.Forecast) tcprules.Forecast {
+	switch {
+	case a.Never:
+		return b
+	case b.Never || a.AtS <= b.AtS:
+		return a
+	}
+	return b
+}
+
+// retries2 is a detector's tcp_retries2 parameter, or the kernel's
+// default when it was left to the namespace and not read.
+func retries2(r int) int {
+	if r == 0 {
+		return tcprules.DefaultRetries2
+	}
+	return r
 }

@@ -82,3 +82,9 @@ func selectRecv(s *rawSocket, timeout time.Duration, careful bool) harness.Decis
 func (d *SelectRecv) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
 	return readerSample(st, e)
 }
+
+// PredictResetAfter: only a resend of data in flight at the fault can
+// meet a reset; idle, never.
+func (d *SelectRecv) PredictResetAfter(st tcprules.ConnState, after time.Duration) (tcprules.Forecast, bool) {
+	return readerResetAfter(st, after), true
+}

@@ -120,3 +120,9 @@ func (d *TCPInfo) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprul
 	}
 	return pollSample(f, d.Every), true
 }
+
+// PredictResetAfter: a resend of data in flight at the fault meets the
+// reset, and the next poll sees the socket closed; idle, never.
+func (d *TCPInfo) PredictResetAfter(st tcprules.ConnState, after time.Duration) (tcprules.Forecast, bool) {
+	return pollSample(readerResetAfter(st, after), d.Every), true
+}

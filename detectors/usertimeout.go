@@ -96,3 +96,9 @@ func (d *UserTimeout) WriteEvery() time.Duration { return d.Every }
 func (d *UserTimeout) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
 	return writerSample(st, e, d.Every, 0, d.Timeout)
 }
+
+// PredictResetAfter: its first write or resend at or after `after`, when
+// the path resets from then on (tcprules.WriterResetAfter).
+func (d *UserTimeout) PredictResetAfter(st tcprules.ConnState, after time.Duration) (tcprules.Forecast, bool) {
+	return tcprules.WriterResetAfter(st, d.Every, tcprules.DefaultRetries2, tcprules.RTOMax, d.Timeout, after), true
+}

@@ -48,3 +48,9 @@ func (d *WriteProbe) PredictLocalFailure() harness.Prediction {
 func (d *WriteProbe) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
 	return writerSample(st, e, d.Every, d.Retries2, 0)
 }
+
+// PredictResetAfter: its first write or resend at or after `after`, when
+// the path resets from then on (tcprules.WriterResetAfter).
+func (d *WriteProbe) PredictResetAfter(st tcprules.ConnState, after time.Duration) (tcprules.Forecast, bool) {
+	return tcprules.WriterResetAfter(st, d.Every, retries2(d.Retries2), tcprules.RTOMax, 0, after), true
+}

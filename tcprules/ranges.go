@@ -66,7 +66,7 @@ func KeepaliveRange(idle, intvl time.Duration, cnt int) Range {
 
 // KeepaliveUserTimeoutK is how many probe intervals after the first probe
 // keepalive with TCP_USER_TIMEOUT kills, ideally (no late timer): the
-// first k ≥ 1 with idle + k·intvl ≥ timeout (tcp_timer.c L831–835: cnt is
+// first k ≥ 1 with idle + k·intvl ≥ timeout (tcp_timer.c L831–840: cnt is
 // ignored once a user timeout is set).
 func KeepaliveUserTimeoutK(idle, intvl, timeout time.Duration) int {
 	k := 1
@@ -78,7 +78,7 @@ func KeepaliveUserTimeoutK(idle, intvl, timeout time.Duration) int {
 
 // KeepaliveUserTimeoutRange is KeepaliveRange with TCP_USER_TIMEOUT set:
 // the kernel kills at the first keepalive firing with one probe out and
-// the idle time ≥ timeout, ignoring cnt (tcp_timer.c L831–835;
+// the idle time ≥ timeout, ignoring cnt (tcp_timer.c L831–840;
 // KERNEL-RULES §1): k = KeepaliveUserTimeoutK, [k·intvl, idle + k·intvl],
 // the upper bound stretched by the timer wheel's 1/8.
 func KeepaliveUserTimeoutRange(idle, intvl, timeout time.Duration) Range {
@@ -86,7 +86,7 @@ func KeepaliveUserTimeoutRange(idle, intvl, timeout time.Duration) Range {
 	n := time.Duration(k) * intvl
 	return Range{
 		Lo: n, Hi: WheelLate(idle + n),
-		Rule: fmt.Sprintf("tcp_keepalive_timer() with TCP_USER_TIMEOUT (tcp_timer.c L831–835): gives up at the first probe timer with probes_out > 0 and elapsed >= user_timeout, ignoring cnt: k = max(1, ⌈(timeout−idle)/intvl⌉) = %d: [k·intvl, idle+k·intvl], the upper bound +12.5%% for timer-wheel granularity", k),
+		Rule: fmt.Sprintf("tcp_keepalive_timer() with TCP_USER_TIMEOUT (tcp_timer.c L831–840): gives up at the first probe timer with probes_out > 0 and elapsed >= user_timeout, ignoring cnt: k = max(1, ⌈(timeout−idle)/intvl⌉) = %d: [k·intvl, idle+k·intvl], the upper bound +12.5%% for timer-wheel granularity", k),
 	}
 }
 
@@ -173,7 +173,7 @@ func RetransmitRange(retries2 int, rto time.Duration) Range {
 
 // ResendAfter is when a segment first lost at t0 is resent at or after
 // t0 + silence: the first expiry of the retransmission timer doubling from
-// rto up to TCP_RTO_MAX (tcp_retransmit_timer L669–681, RFC 6298 §5.5),
+// rto up to TCP_RTO_MAX (tcp_retransmit_timer L599–681, RFC 6298 §5.5),
 // counted from t0.
 func ResendAfter(silence, rto time.Duration) time.Duration {
 	at := time.Duration(0)

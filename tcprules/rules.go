@@ -31,9 +31,14 @@ func jiffiesAgo(seconds float64) int64 { return int64(math.Round(seconds * HZ)) 
 func ceilJiffies(d time.Duration) int64 { return int64((d + Jiffy - 1) / Jiffy) }
 
 // alignments are the fault jiffy's residues modulo the largest wheel step
-// a chain with timers up to maxDelta jiffies meets, at most 1024 of them.
-func alignments(maxDelta int64) []int64 {
+// a chain with timers up to maxDelta jiffies meets, at most 1024 of them;
+// or, when the wheel's jiffy at the fault was read, its residue and its
+// neighbours (a tcpi_last_* value or a firing may sit one jiffy off).
+func alignments(maxDelta, wheelJiffy int64) []int64 {
 	g := wheelGran(maxDelta)
+	if wheelJiffy > 0 {
+		return []int64{(wheelJiffy - 1) % g, wheelJiffy % g, (wheelJiffy + 1) % g}
+	}
 	stride := max(1, g/1024)
 	var out []int64
 	for a := int64(0); a < g; a += stride {
@@ -45,30 +50,37 @@ func alignments(maxDelta int64) []int64 {
 	return out
 }
 
-// span gathers the jiffies, counted from the fault's, at which a rule's
-// chain ends over the unknowns it sweeps.
+// span gathers, in seconds after the fault, where a rule's chain ends
+// over the unknowns it sweeps.
 type span struct {
-	lo, hi int64
+	lo, hi float64
 	set    bool
 }
 
-func (s *span) add(j int64) {
-	if !s.set || j < s.lo {
-		s.lo = j
+func (s *span) addRange(lo, hi float64) {
+	if !s.set || lo < s.lo {
+		s.lo = lo
 	}
-	if !s.set || j > s.hi {
-		s.hi = j
+	if !s.set || hi > s.hi {
+		s.hi = hi
 	}
 	s.set = true
 }
 
-// forecast turns the span into seconds after the fault: the fault lies
-// somewhere inside its jiffy, so a timer firing j jiffies on comes
-// (j−1, j] jiffies after it (KERNEL-RULES §4, "± 1 j for where the start
-// falls within its tick").
+// add records a timer firing j jiffies after the fault's: the fault lies
+// somewhere inside its jiffy, so the firing comes (j−1, j] jiffies after
+// it (KERNEL-RULES §4, "± 1 j for where the start falls within its tick").
+func (s *span) add(j int64) { s.addRange(float64(j-1)/HZ, float64(j)/HZ) }
+
+// addWrite records an application write x after the fault, dated from a
+// tcpi_last_* value: ± 1 j.
+func (s *span) addWrite(x time.Duration) {
+	s.addRange((x - Jiffy).Seconds(), (x + Jiffy).Seconds())
+}
+
+// forecast turns the span into a Forecast: AtS is the window's middle.
 func (s span) forecast(rule string) Forecast {
-	lo := max(0, float64(s.lo-1)/HZ)
-	hi := max(0, float64(s.hi)/HZ)
+	lo, hi := max(0, s.lo), max(0, s.hi)
 	return Forecast{AtS: (lo + hi) / 2, LoS: lo, HiS: hi, Rule: rule}
 }
 
@@ -113,7 +125,10 @@ func NextTick(sinceS float64, every time.Duration) time.Duration {
 //     its default 15).
 //
 // The first probe's timer was armed at a firing the state does not date,
-// so every wheel level it could be filed at is swept.
+// so every wheel level it could be filed at is swept. When the last
+// segment received answered a keepalive probe (answeredProbe), the timer
+// was re-armed intvl from that probe: the next probe comes at
+// max(L + intvl, L + idle) and the wheel level is intvl's.
 func Keepalive(st ConnState, idle, intvl time.Duration, cnt int, userTimeout time.Duration) Forecast {
 	if st.InFlight() {
 		f := Retransmission(st, DefaultRetries2, RTOMax, userTimeout)
@@ -134,33 +149,38 @@ func Keepalive(st ConnState, idle, intvl time.Duration, cnt int, userTimeout tim
 	ideal := ka.idealKill()
 	how := fmt.Sprintf("cnt=%d probes intvl apart, killed at the firing after the last (L831–840)", cnt)
 	if userTimeout > 0 {
-		how = fmt.Sprintf("killed at the first firing with a probe out and idle ≥ TCP_USER_TIMEOUT %v, cnt ignored (L831–835)", userTimeout)
+		how = fmt.Sprintf("killed at the first firing with a probe out and idle ≥ TCP_USER_TIMEOUT %v, cnt ignored (L831–840)", userTimeout)
 	}
-	return sp.forecast(fmt.Sprintf("tcp_keepalive_timer() (tcp_timer.c L779–865), idle: last segment received %.3f s before the fault (min of tcpi_last_data_recv and tcpi_last_ack_recv, include/net/tcp.h keepalive_time_elapsed L1780), first probe at L+%v, %s: ideally %.3f s after the fault; the timer wheel (kernel/time/timer.c calc_wheel_index L542) fires each timer 1 j to one level step late",
-		ka.idleAt.Seconds(), idle, how, ideal))
+	return sp.forecast(fmt.Sprintf("tcp_keepalive_timer() (tcp_timer.c L779–865), idle: %s, %s: ideally %.3f s after the fault; the timer wheel (kernel/time/timer.c calc_wheel_index L542) fires each timer 1 j to one level step late",
+		ka.describe(), how, ideal))
 }
 
-// KeepaliveFirstProbe forecasts the first segment keepalive sends after
-// the fault: the probe a path that resets written segments answers with
-// an RST. With data in flight keepalive sends nothing (L817–821) and
-// FirstResend applies.
-func KeepaliveFirstProbe(st ConnState, idle, intvl time.Duration) Forecast {
+// KeepaliveResetAfter forecasts a keepalive detector under a path that
+// drops what it is sent until `after` the fault and from then on answers
+// it with an RST (a NAT that lost the flow: after 0; a host that reboots:
+// its downtime): the first keepalive probe at or after `after`
+// (tcp_keepalive_timer L779–865, tcp_output.c tcp_write_wakeup ~L4512)
+// meets the RST, and the blocked read fails with ECONNRESET a round trip
+// later; unless keepalive kills first (Keepalive). With data in flight
+// keepalive is inert (L817–821) and WriterResetAfter applies.
+func KeepaliveResetAfter(st ConnState, idle, intvl time.Duration, cnt int, userTimeout, after time.Duration) Forecast {
 	if st.InFlight() {
-		f := FirstResend(st)
+		f := WriterResetAfter(st, 0, DefaultRetries2, RTOMax, userTimeout, after)
 		f.Rule = "keepalive is inert while data is in flight (tcp_timer.c L817–821): " + f.Rule
 		return f
 	}
-	ka := newKeepaliveChain(st, idle, intvl, math.MaxInt32, 0)
+	ka := newKeepaliveChain(st, idle, intvl, cnt, userTimeout)
+	from := ceilJiffies(after)
 	var sp span
 	ka.sweep(func(firings func(yield func(at int64, kill bool) bool)) {
-		for at := range firings {
-			if at >= 0 {
+		for at, kill := range firings {
+			if kill || at >= from {
 				sp.add(at)
 				return
 			}
 		}
 	})
-	return sp.forecast(fmt.Sprintf("the first keepalive probe after the fault (tcp_keepalive_timer L779–865, tcp_output.c tcp_write_wakeup ~L4512): at the firing after L+%v, L %.3f s before the fault, then every %v", idle, ka.idleAt.Seconds(), intvl))
+	return sp.forecast(fmt.Sprintf("the first keepalive probe at or after %v meets the RST (tcp_keepalive_timer L779–865, tcp_output.c tcp_write_wakeup ~L4512), unless keepalive kills first (L831–840): %s, then every %v", after, ka.describe(), intvl))
 }
 
 // keepaliveChain is one idle connection's keepalive timer, in jiffies
@@ -173,6 +193,22 @@ type keepaliveChain struct {
 	idle, intvl   time.Duration
 	userTimeout   time.Duration
 	maxDeltaJiffy int64
+	// probed: the last segment received answered a keepalive probe, so
+	// the timer was re-armed intvl from that probe, not idle.
+	probed bool
+	wheel  int64 // ConnState.WheelJiffy
+}
+
+// answeredProbe tells from the state whether the last segment received
+// was the answer to a keepalive probe: a pure ACK (tcpi_last_ack_recv
+// later than tcpi_last_data_recv) arriving at least idle after the last
+// data received, which is when the keepalive timer probes, and not within
+// a delayed ACK's 250 ms of data the watcher sent (tcp_write_wakeup's
+// probe carries no data, so it does not move tcpi_last_data_sent).
+func answeredProbe(st ConnState, idle time.Duration) bool {
+	j := Jiffy.Seconds()
+	return st.SinceDataRecvS-st.SinceAckRecvS >= idle.Seconds()-j &&
+		math.Abs(st.SinceDataSentS-st.SinceAckRecvS) > 0.25
 }
 
 func newKeepaliveChain(st ConnState, idle, intvl time.Duration, cnt int, userTimeout time.Duration) keepaliveChain {
@@ -182,6 +218,8 @@ func newKeepaliveChain(st ConnState, idle, intvl time.Duration, cnt int, userTim
 	}
 	k.l = -jiffiesAgo(k.idleAt.Seconds())
 	k.maxDeltaJiffy = max(k.t, k.i)
+	k.probed = answeredProbe(st, idle)
+	k.wheel = st.WheelJiffy
 	return k
 }
 
@@ -191,19 +229,53 @@ func (k keepaliveChain) idealKill() float64 {
 	if k.u > 0 {
 		n = KeepaliveUserTimeoutK(k.idle, k.intvl, k.userTimeout)
 	}
-	return (k.idle + time.Duration(n)*k.intvl - k.idleAt).Seconds()
+	return (k.firstProbe() + time.Duration(n)*k.intvl - k.idleAt).Seconds()
 }
 
-// sweep hands visit the chain of firings (jiffies after the fault's, and
+// firstProbe is how long after L the first probe is due: idle, or after
+// an answered probe intvl if that is longer.
+func (k keepaliveChain) firstProbe() time.Duration {
+	if k.probed {
+		return max(k.idle, k.intvl)
+	}
+	return k.idle
+}
+
+// describe says where the first probe's timer runs from, for a rule.
+func (k keepaliveChain) describe() string {
+	s := fmt.Sprintf("last segment received %.3f s before the fault (min of tcpi_last_data_recv and tcpi_last_ack_recv, include/net/tcp.h keepalive_time_elapsed L1780), first probe at L+%v", k.idleAt.Seconds(), k.firstProbe())
+	if k.probed {
+		s += " (that segment answered a probe, whose firing re-armed intvl: tcp_timer.c L841–849)"
+	}
+	return s
+}
+
+// sweep calls visit with the chain of firings (jiffies after the fault's, and
 // whether that firing kills) for every alignment and every wheel level
 // the first probe's timer may have been filed at: re-armed at a firing
 // between L and L + idle, it lay up to idle ahead.
 func (k keepaliveChain) sweep(visit func(firings func(yield func(at int64, kill bool) bool))) {
-	for _, a := range alignments(k.maxDeltaJiffy) {
+	for _, a := range alignments(k.maxDeltaJiffy, k.wheel) {
 		f := origin + a
 		l := f + k.l
-		for g := int64(1); g <= wheelGran(k.t); g *= 8 {
-			first := ((l+k.t)/g + 1) * g
+		var firsts []int64
+		if k.probed {
+			// The probe went at L's jiffy or the one before; its firing
+			// re-armed intvl, and a firing before L + idle re-arms for what
+			// is left (tcp_keepalive_timer L779–865, KERNEL-RULES §1).
+			for _, p0 := range []int64{l, l - 1} {
+				p := rearm(p0, k.i)
+				if p-l < k.t {
+					p = rearm(p, k.t-(p-l))
+				}
+				firsts = append(firsts, p)
+			}
+		} else {
+			for g := int64(1); g <= wheelGran(k.t); g *= 8 {
+				firsts = append(firsts, ((l+k.t)/g+1)*g)
+			}
+		}
+		for _, first := range firsts {
 			visit(func(yield func(int64, bool) bool) {
 				p, probes := first, 0
 				for range 1 << 16 {
@@ -285,12 +357,12 @@ func floorJiffies(d time.Duration) (int64, time.Duration) {
 // the application writing every `every` after it (0: no more).
 func (rx retransmitChain) sweep(head, every time.Duration, packets int, state string) Forecast {
 	var sp span
-	for _, a := range alignments(rx.maxDelta()) {
+	for _, a := range alignments(rx.maxDelta(), rx.wheel) {
 		f := origin + a
 		for _, phi := range phases {
 			j, psi := floorJiffies(head + phi)
 			ts := f + j
-			sp.add(rx.giveUp(rx.firstResend(ts, packets, psi, every)) - f)
+			sp.add(rx.giveUp(rx.firstResend(ts, packets, psi, every, nil)) - f)
 		}
 	}
 	return sp.forecast(rx.rule(state))
@@ -301,58 +373,107 @@ func (rx retransmitChain) sweep(head, every time.Duration, packets int, state st
 // lies the ideal back-off sum before it (the past wheel lateness is not
 // in the state).
 func (rx retransmitChain) underWay(st ConnState, state string) Forecast {
-	last := -jiffiesAgo(st.SinceDataSentS)
 	var sp span
-	for _, a := range alignments(rx.maxDelta()) {
+	for _, a := range alignments(rx.maxDelta(), rx.wheel) {
 		f := origin + a
-		t1, iv := f+last, rx.r
-		for range st.Retransmits - 1 {
-			iv = min(2*iv, rx.rtoMax)
-			t1 -= iv
-		}
-		sp.add(rx.continueFrom(t1, f+last, min(2*iv, rx.rtoMax)) - f)
+		t1, iv := rx.t1UnderWay(st, f)
+		sp.add(rx.continueFrom(t1, f-jiffiesAgo(st.SinceDataSentS), iv, nil) - f)
 	}
 	return sp.forecast(rx.rule(fmt.Sprintf("%s, %d RTO resends already made (t1 dated by the ideal back-off)", state, st.Retransmits)))
 }
 
-// FirstResend forecasts the first segment the retransmission machinery
-// sends after the fault with data in flight: the tail-loss probe
-// (tcp_output.c tcp_send_loss_probe ~L3109), or the next RTO resend when
-// retransmission has begun; a path that resets written segments answers
-// it with an RST. Nothing in flight: never.
-func FirstResend(st ConnState) Forecast {
-	if st.Unacked == 0 {
-		return Never("nothing in flight: no retransmission timer is armed")
+// t1UnderWay dates t1 when k = tcpi_retransmits resends were made by the
+// fault at jiffy f, the last at tcpi_last_data_sent, and returns the next
+// re-arm's length.
+func (rx retransmitChain) t1UnderWay(st ConnState, f int64) (t1, next int64) {
+	t1, iv := f-jiffiesAgo(st.SinceDataSentS), rx.r
+	for range st.Retransmits - 1 {
+		iv = min(2*iv, rx.rtoMax)
+		t1 -= iv
 	}
-	rx := newRetransmitChain(st, DefaultRetries2, RTOMax, 0)
-	last := -jiffiesAgo(st.SinceDataSentS)
+	return t1, min(2*iv, rx.rtoMax)
+}
+
+// WriterResetAfter forecasts a connection under a path that drops what
+// it is sent until `after` the fault and from then on answers it with an
+// RST: its segments are the application's writes every `every` (0: none;
+// the next `every` after the last, tcpi_last_data_sent), sent until the
+// first RTO resend, then the tail-loss probe and the RTO resends of what
+// is in flight (tcp_output.c tcp_schedule_loss_probe ~L3038,
+// tcp_send_loss_probe ~L3109; tcp_timer.c tcp_retransmit_timer L531–686;
+// after an RTO the congestion window holds only the resend). The first
+// at or after `after` meets the RST (ECONNRESET a round trip later),
+// unless the kernel gives up first (WriterRetransmission). Idle and
+// writing nothing: never.
+func WriterResetAfter(st ConnState, every time.Duration, retries2 int, rtoMax, userTimeout, after time.Duration) Forecast {
+	if st.Unacked == 0 && every <= 0 {
+		return Never("idle, and it writes nothing: no segment meets the reset (no timer is armed on an idle socket without SO_KEEPALIVE)")
+	}
+	rx := newRetransmitChain(st, retries2, rtoMax, userTimeout)
+	last := -time.Duration(jiffiesAgo(st.SinceDataSentS)) * Jiffy
 	var sp span
-	for _, a := range alignments(rx.maxDelta()) {
+	for _, a := range alignments(rx.maxDelta(), rx.wheel) {
 		f := origin + a
-		var at int64
-		if st.Retransmits == 0 {
-			// The last send is the latest: its probe is still due.
-			at = arm(f+last, min(rx.pto(rx.unacked), rx.r))
-		} else {
-			iv := rx.r
-			for range st.Retransmits {
-				iv = min(2*iv, rx.rtoMax)
+		for _, phi := range phases {
+			// The first segment at or after `after`: a timer's send, at a
+			// jiffy, or a write, at its own instant after the fault.
+			var first time.Duration = -1
+			var firstJ int64
+			var firstWrite bool
+			var head int64
+			note := func(j int64, write time.Duration) {
+				at := time.Duration(j-f) * Jiffy
+				if write >= 0 {
+					at = time.Duration(head-f)*Jiffy + write - phi
+				}
+				if first < 0 && at >= after {
+					first, firstJ, firstWrite = at, j, write >= 0
+				}
 			}
-			at = rearm(f+last, iv)
+			var g int64
+			switch {
+			case st.Unacked > 0 && st.Retransmits > 0:
+				t1, iv := rx.t1UnderWay(st, f)
+				g = rx.continueFrom(t1, f-jiffiesAgo(st.SinceDataSentS), iv, note)
+			case st.Unacked > 0:
+				j, psi := floorJiffies(last + phi)
+				head = f + j
+				t1 := rx.firstResend(head, st.Unacked, psi, every, note)
+				g = rx.continueFrom(t1, t1, min(2*rx.r, rx.rtoMax), note)
+			default:
+				j, psi := floorJiffies(last + every + phi)
+				head = f + j
+				note(head, psi)
+				t1 := rx.firstResend(head, 1, psi, every, note)
+				g = rx.continueFrom(t1, t1, min(2*rx.r, rx.rtoMax), note)
+			}
+			switch {
+			case first < 0 || firstJ >= g:
+				sp.add(g - f)
+			case firstWrite:
+				sp.addWrite(first)
+			default:
+				sp.add(firstJ - f)
+			}
 		}
-		sp.add(at - f)
 	}
-	return sp.forecast(fmt.Sprintf("the first resend after the fault (a tail-loss probe at min(2·srtt + rto_min, head + RTO), tcp_schedule_loss_probe ~L3038, else the RTO timer, tcp_retransmit_timer L531–686), the last segment sent %.3f s before the fault", st.SinceDataSentS))
+	what := "its next write"
+	if every <= 0 {
+		what = "the first resend"
+	}
+	return sp.forecast(fmt.Sprintf("%s at or after %v meets the RST, the writes every %v sent until the first RTO resend, then the tail-loss probe and RTO resends (tcp_schedule_loss_probe ~L3038, tcp_retransmit_timer L531–686), unless the kernel gives up first; the last segment sent %.3f s before the fault (tcpi_last_data_sent)", what, after, every, st.SinceDataSentS))
 }
 
 // retransmitChain is one connection's retransmission timer, in jiffies.
 type retransmitChain struct {
-	r, rtoMax, srtt2 int64 // RTO without back-off, its cap, 2·srtt rounded up
-	unacked          int
-	limitMs          int64 // B(retries2) or U, in ms
-	retries2         int
-	userTimeout      time.Duration
-	rtoMaxD          time.Duration
+	r, rtoMax   int64         // RTO without back-off and its cap, jiffies
+	srtt2       time.Duration // 2·srtt
+	unacked     int
+	limitMs     int64 // B(retries2) or U, in ms
+	retries2    int
+	userTimeout time.Duration
+	rtoMaxD     time.Duration
+	wheel       int64 // ConnState.WheelJiffy
 }
 
 func newRetransmitChain(st ConnState, retries2 int, rtoMax, userTimeout time.Duration) retransmitChain {
@@ -363,12 +484,12 @@ func newRetransmitChain(st ConnState, retries2 int, rtoMax, userTimeout time.Dur
 	if st.RTOS > 0 {
 		r = max(1, jiffiesAgo(st.RTOS)>>min(st.Backoff, 30))
 	}
-	srtt2 := int64(1) // usecs_to_jiffies of a positive srtt is at least 1 j
+	srtt2 := 100 * time.Microsecond // a veth lab's, when tcpi_rtt was not read
 	if st.RTTS > 0 {
-		srtt2 = max(1, ceilJiffies(time.Duration(2*st.RTTS*float64(time.Second))))
+		srtt2 = time.Duration(2 * st.RTTS * float64(time.Second))
 	}
 	rx := retransmitChain{r: r, rtoMax: ceilJiffies(rtoMax), srtt2: srtt2, unacked: max(st.Unacked, 1),
-		retries2: retries2, userTimeout: userTimeout, rtoMaxD: rtoMax}
+		retries2: retries2, userTimeout: userTimeout, rtoMaxD: rtoMax, wheel: st.WheelJiffy}
 	rx.limitMs = Budget(retries2, rtoMax).Milliseconds()
 	if userTimeout > 0 {
 		rx.limitMs = userTimeout.Milliseconds()
@@ -387,20 +508,29 @@ func (rx retransmitChain) maxDelta() int64 {
 	return iv
 }
 
-// pto is the tail-loss probe's timeout (tcp_schedule_loss_probe): 2·srtt
-// plus TCP_RTO_MIN with one segment out, else TCP_TIMEOUT_MIN (2 j).
+// pto is the tail-loss probe's timeout (tcp_schedule_loss_probe ~L3038,
+// in µs, then rounded up to jiffies): 2·srtt plus tcp_rto_min with one
+// segment out, else TCP_TIMEOUT_MIN_US (2 ms).
 func (rx retransmitChain) pto(packets int) int64 {
+	extra := 2 * time.Millisecond
 	if packets == 1 {
-		return rx.srtt2 + ceilJiffies(RTOMin)
+		extra = RTOMin
 	}
-	return rx.srtt2 + 2
+	return ceilJiffies(rx.srtt2 + extra)
 }
 
 // firstResend is t1, the jiffy of the first RTO resend, for a head
 // segment sent at jiffy head (phase psi inside it) with packets segments
 // out and its tail-loss probe not yet sent; an application writing every
 // `every` sends more before the probe fires, each send rescheduling it.
-func (rx retransmitChain) firstResend(head int64, packets int, psi, every time.Duration) int64 {
+//
+// sent, if not nil, is told every jiffy a segment leaves, the writes
+// (the head itself is the caller's) with their instant after the start of
+// the head's jiffy, the probe with −1.
+func (rx retransmitChain) firstResend(head int64, packets int, psi, every time.Duration, sent func(j int64, write time.Duration)) int64 {
+	if sent == nil {
+		sent = func(int64, time.Duration) {}
+	}
 	schedule := func(now int64, packets int) int64 {
 		timeout := rx.pto(packets)
 		if delta := head + rx.r - now; delta > 0 {
@@ -415,12 +545,14 @@ func (rx retransmitChain) firstResend(head int64, packets int, psi, every time.D
 			if w >= tlp {
 				break
 			}
+			sent(w, psi+time.Duration(m)*every)
 			packets++
 			tlp = schedule(w, packets)
 		}
 	}
 	// The probe goes out and the RTO is re-armed a full RTO from it
 	// (tcp_send_loss_probe clears icsk_pending before tcp_rearm_rto).
+	sent(tlp, -1)
 	t1 := rearm(tlp, rx.r)
 	if every > 0 {
 		// A write between the probe and t1 schedules a probe again; with
@@ -434,6 +566,7 @@ func (rx retransmitChain) firstResend(head int64, packets int, psi, every time.D
 			if w >= t1 {
 				break
 			}
+			sent(w, psi+time.Duration(m)*every)
 			p := arm(w, rx.pto(2))
 			if p < t1 {
 				t1 = rearm(p, max(1, head+rx.r-p))
@@ -448,13 +581,17 @@ func (rx retransmitChain) firstResend(head int64, packets int, psi, every time.D
 // reached the limit, then resends and re-arms the doubled RTO, clamped to
 // what is left of a user timeout.
 func (rx retransmitChain) giveUp(t1 int64) int64 {
-	return rx.continueFrom(t1, t1, min(2*rx.r, rx.rtoMax))
+	return rx.continueFrom(t1, t1, min(2*rx.r, rx.rtoMax), nil)
 }
 
 // continueFrom runs the chain from a firing at jiffy at, t1 at jiffy t1,
-// the next re-arm rto jiffies.
-func (rx retransmitChain) continueFrom(t1, at, rto int64) int64 {
+// the next re-arm rto jiffies, telling sent (if not nil) of each resend
+// from at on, and returns the give-up jiffy.
+func (rx retransmitChain) continueFrom(t1, at, rto int64, sent func(j int64, write time.Duration)) int64 {
 	for range 256 {
+		if sent != nil {
+			sent(at, -1)
+		}
 		n := rto
 		if rx.userTimeout > 0 {
 			if rem := rx.limitMs - (at-t1)*msPerJiffy; rem <= 0 {

@@ -168,6 +168,11 @@ func TestRetransmissionState(t *testing.T) {
 	if f := Retransmission(slow, 15, 0, 2*s); f.LoS < 2+0.488 || f.HiS > 2+0.5+0.04 {
 		t.Errorf("srtt 40 ms, U 2 s: [%.3f, %.3f], want t_s + 2 RTO + U", f.LoS, f.HiS)
 	}
+	// A request written 0.5 s after the fault into the silence (the pgx
+	// ping on acquire): the in-flight rule moved 0.5 s on.
+	if f, g := RetransmissionAfterWrite(idleFor(1), 500*time.Millisecond, 5, 0, 0), Retransmission(sentAgo(0), 5, 0, 0); math.Abs(f.AtS-g.AtS-0.5) > 0.005 {
+		t.Errorf("a write 0.5 s after the fault: %.3f, in flight at it: %.3f", f.AtS, g.AtS)
+	}
 	// Two resends already made when the fault came, the last just now.
 	under := sentAgo(0)
 	under.Retransmits, under.Backoff, under.RTOS = 2, 2, 0.816
@@ -176,24 +181,44 @@ func TestRetransmissionState(t *testing.T) {
 	}
 }
 
-// TestFirstSegments: what a path that resets written segments answers.
-func TestFirstSegments(t *testing.T) {
-	// Idle 0.5 s, keepalive 1 s: the first probe 0.5 s after the fault,
-	// late by up to one 32 ms step.
-	if f := KeepaliveFirstProbe(idleFor(0.5), s, s); f.LoS < 0.5-0.005 || f.HiS > 0.533 {
-		t.Errorf("first probe: [%.3f, %.3f]", f.LoS, f.HiS)
+// TestResetAfter: the segment a path that resets what it is sent
+// answers, from `after` the fault on.
+func TestResetAfter(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name   string
+		f      Forecast
+		lo, hi float64 // the window must lie inside
+	}{
+		// Idle 0.5 s, keepalive 1 s: the first probe 0.5 s after the
+		// fault, late by up to one 32 ms step.
+		{"keepalive, at once", KeepaliveResetAfter(idleFor(0.5), s, s, 3, 0, 0), 0.5 - 0.005, 0.533},
+		// The host returns after 0.7 s: the probe at 0.5 s is lost, the
+		// next, 1 s later, is reset.
+		{"keepalive, after 0.7 s", KeepaliveResetAfter(idleFor(0.5), s, s, 3, 0, 700*ms), 1.5, 1.6},
+		// The host returns after 10 s: keepalive has killed by then.
+		{"keepalive, after 10 s", KeepaliveResetAfter(idleFor(0.5), s, s, 3, 0, 10*s), 3.55, 3.61},
+		// Probes already unanswered at the fault (idle 2.5 s): the next
+		// is due within an interval.
+		{"keepalive, probes under way", KeepaliveResetAfter(idleFor(2.5), s, s, 9, 0, 0), 0, 1.1},
+		// One segment in flight, sent now: the tail-loss probe, 51 j + 1 j.
+		{"in flight, no writes", WriterResetAfter(sentAgo(0), 0, 15, 0, 0, 0), 0.2, 0.21},
+		// ...from 0.3 s on: the first RTO resend, (412, 416] ms.
+		{"in flight, after 0.3 s", WriterResetAfter(sentAgo(0), 0, 15, 0, 0, 300*ms), 0.41, 0.417},
+		// A writer every 200 ms, its last write 48 ms before: the next
+		// 152 ms after the fault.
+		{"writer, at once", WriterResetAfter(idleFor(0.048), 200*ms, 15, 0, 0, 0), 0.147, 0.157},
+		// ...from 0.2 s on: its write at 0.352 s (the writes go on until t1).
+		{"writer, after 0.2 s", WriterResetAfter(idleFor(0.048), 200*ms, 15, 0, 0, 200*ms), 0.347, 0.357},
+		// ...from 5 s on with U 2 s: the user timeout kills first.
+		{"writer, after 5 s, U 2 s", WriterResetAfter(idleFor(0.048), 200*ms, 15, 0, 2*s, 5*s), 2.55, 2.62},
+	} {
+		if tc.f.Never || tc.f.LoS < tc.lo || tc.f.HiS > tc.hi {
+			t.Errorf("%s: [%.3f, %.3f], want within [%.3f, %.3f] (%s)", tc.name, tc.f.LoS, tc.f.HiS, tc.lo, tc.hi, tc.f.Rule)
+		}
 	}
-	// Idle 2.5 s with keepalive 1/1: the probes went unanswered before
-	// the fault, the next is due within an interval.
-	if f := KeepaliveFirstProbe(idleFor(2.5), s, s); f.HiS > 1.1 {
-		t.Errorf("probes under way: [%.3f, %.3f]", f.LoS, f.HiS)
-	}
-	// One segment in flight, sent now: the tail-loss probe, 51 j + 1 j.
-	if f := FirstResend(sentAgo(0)); f.LoS < 0.2 || f.HiS > 0.21 {
-		t.Errorf("first resend: [%.3f, %.3f]", f.LoS, f.HiS)
-	}
-	if f := FirstResend(idleFor(1)); !f.Never {
-		t.Errorf("nothing in flight resends nothing: %+v", f)
+	if f := WriterResetAfter(idleFor(1), 0, 15, 0, 0, 0); !f.Never {
+		t.Errorf("idle and writing nothing meets no reset: %+v", f)
 	}
 }
 
@@ -214,5 +239,61 @@ func TestClocks(t *testing.T) {
 		if got := NextTick(tc.since, tc.every); got != tc.want {
 			t.Errorf("NextTick(%v, %v) = %v, want %v", tc.since, tc.every, got, tc.want)
 		}
+	}
+}
+
+// TestKeepaliveAfterAnsweredProbe: when the last segment received is the
+// answer to a probe (a pure ACK idle after the last data, the watcher
+// sending nothing), the timer runs intvl from that probe: with intvl
+// above idle the next probe waits intvl, not idle.
+func TestKeepaliveAfterAnsweredProbe(t *testing.T) {
+	probed := ConnState{SinceDataRecvS: 1.5, SinceAckRecvS: 0.452, SinceDataSentS: 9, RTOS: 0.204}
+	for _, tc := range []struct {
+		name        string
+		st          ConnState
+		idle, intvl time.Duration
+		lo, hi      float64 // after L, the answer
+	}{
+		// idle = intvl: the re-arm from the probe is filed at level 1, so
+		// the first probe is 8 j aligned: L + 4.076…4.104.
+		{"1/1/3", probed, s, s, 4.076, 4.104},
+		// intvl 5 s over idle 1 s: L + 5 + 3·5 s, each 5 s timer up to one
+		// 256 ms step late.
+		{"1/5/3", probed, s, 5 * s, 20, 20 + 4*0.256},
+		// intvl 1 s under idle 2 s: the firing at L + 1 re-arms the rest,
+		// L + 2 + 3·1 s.
+		{"2/1/3", ConnState{SinceDataRecvS: 2.5, SinceAckRecvS: 0.452, SinceDataSentS: 9}, 2 * s, s, 5, 5 + 0.14},
+	} {
+		f := Keepalive(tc.st, tc.idle, tc.intvl, 3, 0)
+		l := tc.st.SinceAckRecvS
+		if f.LoS < tc.lo-l-0.009 || f.HiS > tc.hi-l+0.001 {
+			t.Errorf("%s: [%.3f, %.3f] after the fault, want within [%.3f, %.3f]", tc.name, f.LoS, f.HiS, tc.lo-l, tc.hi-l)
+		}
+	}
+	// A data ACK for what the watcher sent is not a probe's answer.
+	data := ConnState{SinceDataRecvS: 1.5, SinceAckRecvS: 0.452, SinceDataSentS: 0.492, RTOS: 0.204}
+	if answeredProbe(data, s) || !answeredProbe(probed, s) {
+		t.Errorf("answeredProbe misreads the state")
+	}
+}
+
+// TestWheelJiffyNarrows: knowing the wheel's jiffy at the fault picks one
+// of the alignments the sweep covers: the window lies inside the swept
+// one and is narrow where level-2 steps (256 ms) made it wide.
+func TestWheelJiffyNarrows(t *testing.T) {
+	swept := Retransmission(sentAgo(0), 5, 0, 0)
+	for a := int64(0); a < 64; a += 7 {
+		st := sentAgo(0)
+		st.WheelJiffy = 1<<32 + a
+		f := Retransmission(st, 5, 0, 0)
+		if f.LoS < swept.LoS-1e-9 || f.HiS > swept.HiS+1e-9 {
+			t.Errorf("alignment %d: [%.3f, %.3f] outside the swept [%.3f, %.3f]", a, f.LoS, f.HiS, swept.LoS, swept.HiS)
+		}
+		if f.HiS-f.LoS > 0.02 {
+			t.Errorf("alignment %d: window %.3f s wide, want under 20 ms", a, f.HiS-f.LoS)
+		}
+	}
+	if swept.HiS-swept.LoS < 0.2 {
+		t.Errorf("the swept window is %.3f s wide: the test no longer shows the level-2 spread", swept.HiS-swept.LoS)
 	}
 }

@@ -36,6 +36,12 @@ type ConnState struct {
 	// probe's timeout (tcp_output.c tcp_schedule_loss_probe ~L3038); 0 when
 	// not read, and the rules then assume a fast link (srtt under 1 j).
 	RTTS float64 `json:"rtt_s,omitempty"`
+	// WheelJiffy is the timer wheel's jiffy at the fault, 0 when not
+	// known: given, the rules know where the fault lies against the
+	// wheel's coarser steps (8, 64, 512 j) instead of sweeping every
+	// place, which narrows a forecast whose timers reach level 2 (a
+	// 256 ms step) to the level-0 jiffy. See WheelJiffyAt.
+	WheelJiffy int64 `json:"wheel_jiffy,omitempty"`
 	// Source says how the state was read, e.g. "tcp_info" or
 	// "tcp_info+capture" when the capture agreed with it.
 	Source string `json:"source,omitempty"`

