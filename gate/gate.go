@@ -47,6 +47,7 @@ import (
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/roles"
 	"github.com/halfopen/halfopen/spec"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // Main is TestMain for a gate suite: a process the harness started as a
@@ -93,13 +94,29 @@ type Cell struct {
 	// Side is which end your watcher is (default client: it dials).
 	Side protocol.Side
 	// Samples per cell (default 3); Budget is how long a sample waits for a
-	// decision (default: from the role's prediction).
+	// decision (default: from the role's prediction, its end plus half of
+	// it and at least 1.5 s more; 3 s when it predicts that the role never
+	// decides; a disturbance observes its own window instead).
 	Samples int
 	Budget  time.Duration
 	// Config goes to the role in HALFOPEN_CONFIG (and names the cell).
 	Config map[string]string
 	// Sysctls are set in the lab's namespaces.
 	Sysctls map[string]string
+	// Phase aims the fault at a state of the connection: "" or
+	// tcprules.PhaseIdle lands it a seeded time after the last exchange;
+	// tcprules.PhaseInFlight lands it while the role's request is
+	// unacknowledged (after the role calls Connected and writes it), where
+	// keepalive is inert and only the retransmission timer, TCP_USER_TIMEOUT
+	// or the library's own deadline can end the wait. An in-flight cell
+	// also names its phase in the role's config (protocol.PhaseKey), so
+	// that the role predicts for it and the report and budgets tell it
+	// from the idle cell.
+	Phase tcprules.Phase
+	// Seed reproduces a run's fault instants (harness.Options.Seed): the
+	// cells measured together (RunAll) share one run and so one seed; 0
+	// is the default seed.
+	Seed int64
 }
 
 // detector is the cell's detector spec: role:name=...,peer=...,<config>.
@@ -110,13 +127,20 @@ func (c Cell) detector() (string, error) {
 	}
 	sp := spec.Spec{Name: "role", Params: map[string]string{"name": c.Watcher, "peer": peer}}
 	for k, v := range c.Config {
-		if k == "name" || k == "peer" {
+		if k == "name" || k == "peer" || k == protocol.PhaseKey {
 			return "", fmt.Errorf("config key %q is taken by the cell itself", k)
 		}
 		if strings.ContainsAny(k+v, ",=:") {
 			return "", fmt.Errorf("config %s=%s: keys and values may not hold ',', '=' or ':'", k, v)
 		}
 		sp.Params[k] = v
+	}
+	switch c.Phase {
+	case "", tcprules.PhaseIdle:
+	case tcprules.PhaseInFlight:
+		sp.Params[protocol.PhaseKey] = string(c.Phase)
+	default:
+		return "", fmt.Errorf("phase %q is neither %q nor %q", c.Phase, tcprules.PhaseIdle, tcprules.PhaseInFlight)
 	}
 	return sp.String(), nil
 }
@@ -273,7 +297,14 @@ func RunAll(ctx context.Context, cells ...Cell) ([]*Result, error) {
 		return nil, fmt.Errorf("gate: no cells to measure")
 	}
 	configs := make([]harness.CellConfig, len(cells))
+	var seed int64
 	for i, c := range cells {
+		if c.Seed != 0 && seed != 0 && c.Seed != seed {
+			return nil, fmt.Errorf("gate cell %s × %s: seed %d, but the cells measured together share one run and its seed, %d", c.Watcher, c.Fault, c.Seed, seed)
+		}
+		if c.Seed != 0 {
+			seed = c.Seed
+		}
 		det, err := c.detector()
 		if err != nil {
 			return nil, fmt.Errorf("gate cell %s × %s: %w", c.Watcher, c.Fault, err)
@@ -282,7 +313,7 @@ func RunAll(ctx context.Context, cells ...Cell) ([]*Result, error) {
 		if samples == 0 {
 			samples = 3
 		}
-		configs[i] = harness.CellConfig{Detector: det, Fault: c.Fault, Side: c.Side, Samples: samples, Budget: c.Budget, Sysctls: c.Sysctls}
+		configs[i] = harness.CellConfig{Detector: det, Fault: c.Fault, Side: c.Side, Samples: samples, Budget: c.Budget, Sysctls: c.Sysctls, Phase: c.Phase}
 	}
 	w, logs, err := sharedReport()
 	if err != nil {
@@ -290,7 +321,7 @@ func RunAll(ctx context.Context, cells ...Cell) ([]*Result, error) {
 	}
 	run := harness.NewRun()
 	defer run.Close()
-	m, err := harness.NewMatrix(run, configs, harness.Options{Report: w, LogDir: logs})
+	m, err := harness.NewMatrix(run, configs, harness.Options{Report: w, LogDir: logs, Seed: seed})
 	if err != nil {
 		return nil, fmt.Errorf("gate: %w", err)
 	}

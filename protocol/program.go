@@ -9,17 +9,90 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // Range is a predicted detection time for a silent peer: from Lo to Hi after
 // the peer vanished.
 type Range struct{ Lo, Hi time.Duration }
 
+// Close is how a watcher meets its peer's FIN or RST, which theory needs
+// to predict it under a fault that closes or resets the connection (host
+// reboots, killed servers). The zero value is the common case: a read is
+// always blocked on the connection, so it notices the segment at once.
+type Close struct {
+	// Every is how often the watcher looks at its connection when nothing
+	// reads it in between (a pool that pings its idle connections, a
+	// poller): it notices a FIN or RST within Every of the segment.
+	Every time.Duration
+	// NeverReads is true when the watcher neither reads nor polls its
+	// connection: a FIN or RST goes unnoticed.
+	NeverReads bool
+}
+
+// Kernel is the kernel's dead-peer settings on the watched socket, as the
+// watcher's library sets them. Declared, they let halfopen predict each
+// sample from the connection's state at the fault with the kernel's own
+// rules (package tcprules): keepalive while nothing is in flight, the
+// retransmission timer (tcp_retries2, or TCP_USER_TIMEOUT) while a request
+// is unacknowledged (net/ipv4/tcp_timer.c, /work/shared/KERNEL-RULES.md
+// §1–2). Declare it only for a config whose decision is the kernel's: a
+// library timer of its own that may end first (a heart-beat, a read
+// deadline) makes the kernel's instant the wrong forecast.
+type Kernel struct {
+	// KeepIdle, KeepIntvl and KeepCnt are TCP_KEEPIDLE, TCP_KEEPINTVL and
+	// TCP_KEEPCNT; KeepCnt 0 means keepalive is off.
+	KeepIdle, KeepIntvl time.Duration
+	KeepCnt             int
+	// UserTimeout is TCP_USER_TIMEOUT (0: none).
+	UserTimeout time.Duration
+	// Retries2 is tcp_retries2 in the watcher's namespace (0: the
+	// kernel's default, 15); RTOMax is the socket's TCP_RTO_MAX (0: 120 s).
+	Retries2 int
+	RTOMax   time.Duration
+	// Slack is how long, at most, the library takes to report what the
+	// kernel decided (a retry's back-off before it redials).
+	Slack time.Duration
+}
+
+// Check says in one sentence what is wrong with k, or nil.
+func (k Kernel) Check() error {
+	switch {
+	case k.KeepCnt < 0:
+		return fmt.Errorf("keepalive count %d is negative", k.KeepCnt)
+	case k.KeepCnt > 0 && (k.KeepIdle < time.Second || k.KeepIntvl < time.Second):
+		return fmt.Errorf("keepalive idle=%v intvl=%v: the kernel takes whole seconds >= 1 s", k.KeepIdle, k.KeepIntvl)
+	case k.UserTimeout < 0 || k.Retries2 < 0 || k.RTOMax < 0 || k.Slack < 0:
+		return fmt.Errorf("kernel settings %+v: none may be negative", k)
+	}
+	return nil
+}
+
 // Watcher is a protocol-v1 program: a detector, given as the function that
 // watches one connection, and optionally its own peer.
+//
+// Besides Watch, a watcher declares what halfopen's theory needs to judge
+// it by its own rules (a gate's Go role, package gate): the reasons in its
+// library's words, how it meets a FIN or RST, and the kernel settings its
+// library puts on the socket:
+//
+//	protocol.Watcher{
+//		Name:    "pgx-pool",
+//		Predict: predictPool,                          // the cell's range
+//		Reasons: []string{"i/o timeout", "ETIMEDOUT", "ECONNRESET", "EOF"},
+//		Close: func(c protocol.Config) (protocol.Close, error) {
+//			return protocol.Close{Every: 2 * time.Second}, nil // pings its idle pool every 2 s
+//		},
+//		Kernel: func(c protocol.Config) (*protocol.Kernel, error) {
+//			return &protocol.Kernel{KeepIdle: time.Second, KeepIntvl: time.Second, KeepCnt: 4, UserTimeout: 5 * time.Second}, nil
+//		},
+//		Watch: watchPool,
+//	}
 type Watcher struct {
 	// Name goes into hello; the report shows it.
 	Name string
@@ -33,6 +106,21 @@ type Watcher struct {
 	// bad input: the program says it on stderr and exits with status 2
 	// before hello.
 	Predict func(Config) (*Range, error)
+	// Reasons are every reason Watch may return: the library's own words
+	// ("redial", "stale connection", "i/o timeout", "EOF") and the errno
+	// names it passes on (ETIMEDOUT, ECONNRESET), the latter only if listed.
+	// Theory expects exactly these of the role, under every fault; a
+	// reason outside them is logged as undeclared. Empty: the role declares
+	// none, and theory names no reason for it.
+	Reasons []string
+	// Close, when set, says for HALFOPEN_CONFIG how Watch meets a FIN or an
+	// RST; nil means at once (the zero Close). An error is bad input, as
+	// for Predict.
+	Close func(Config) (Close, error)
+	// Kernel, when set, declares for HALFOPEN_CONFIG the kernel settings
+	// whose rules decide when Watch gives up (see Kernel), or nil when no
+	// kernel rule decides alone for that config. An error is bad input.
+	Kernel func(Config) (*Kernel, error)
 	// Watch watches one connection, and returns the reason it gave up on the
 	// peer (Reason(err) for an error, or the library's own words) the moment
 	// it does. It makes the connection with s.Connect, or lets its library
@@ -47,6 +135,18 @@ type Watcher struct {
 	// dial s.Addr when the watcher is the server). A peer never says dead.
 	Peer func(ctx context.Context, s *Session) error
 }
+
+// PhaseKey is the config key by which a gate cell aimed at a phase of the
+// connection (gate.Cell.Phase) tells its role: "in-flight" when the fault
+// lands while the role's request is unacknowledged; absent (or "idle")
+// when it lands on an idle connection. A role's Predict reads it with
+// Config.InFlight: the kernel's rule differs (keepalive is inert while
+// data is in flight, tcp_timer.c tcp_keepalive_timer).
+const PhaseKey = "phase"
+
+// InFlight reports whether the config is of a cell whose faults land while
+// the role's request is in flight (PhaseKey).
+func (c Config) InFlight() bool { return c.Get(PhaseKey, "") == string(tcprules.PhaseInFlight) }
 
 // badInput is an error in what the program was given (environment, config,
 // Watcher): Main exits with status 2 on it, 1 on any other error.
@@ -133,7 +233,56 @@ func (w Watcher) check(env Env) (*Range, error) {
 	if p != nil && (p.Lo < 0 || p.Hi < p.Lo) {
 		return nil, fmt.Errorf("%s predicts [%v, %v], which is not a range with 0 <= lo <= hi", w.Name, p.Lo, p.Hi)
 	}
+	if _, err := w.CloseFor(env.Config); err != nil {
+		return nil, err
+	}
+	if _, err := w.KernelFor(env.Config); err != nil {
+		return nil, err
+	}
+	for _, r := range w.Reasons {
+		if r == "" {
+			return nil, fmt.Errorf("%s declares an empty reason", w.Name)
+		}
+	}
 	return p, nil
+}
+
+// CloseFor is how the watcher meets a FIN or RST under config c: its
+// Close's answer, or at once when it has none.
+func (w Watcher) CloseFor(c Config) (Close, error) {
+	if w.Close == nil {
+		return Close{}, nil
+	}
+	cl, err := w.Close(c)
+	if err != nil {
+		return Close{}, err
+	}
+	if cl.Every < 0 {
+		return Close{}, fmt.Errorf("%s looks at its connection every %v, which is negative", w.Name, cl.Every)
+	}
+	return cl, nil
+}
+
+// KernelFor is the kernel settings the watcher declares under config c,
+// checked, or nil when it declares none.
+func (w Watcher) KernelFor(c Config) (*Kernel, error) {
+	if w.Kernel == nil {
+		return nil, nil
+	}
+	k, err := w.Kernel(c)
+	if err != nil || k == nil {
+		return nil, err
+	}
+	if err := k.Check(); err != nil {
+		return nil, fmt.Errorf("%s: %w", w.Name, err)
+	}
+	return k, nil
+}
+
+// declared reports whether reason is one the watcher declares (always,
+// when it declares none).
+func (w Watcher) declared(reason string) bool {
+	return len(w.Reasons) == 0 || slices.Contains(w.Reasons, reason)
 }
 
 // run is everything after hello.
@@ -162,6 +311,9 @@ func (w Watcher) run(ctx context.Context, env Env, em *Emitter) error {
 		connected := s.isConnected()
 		if ctx.Err() == nil && err == nil && reason != "" && connected {
 			em.Dead(reason) // before closing anything: t_ns is the decision
+			if !w.declared(reason) {
+				em.Logf("%s: gave up with %q, which is not among its declared reasons %q", w.Name, reason, w.Reasons)
+			}
 		}
 		s.close()
 		switch {

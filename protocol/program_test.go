@@ -278,6 +278,24 @@ func TestRunRefusesBadInput(t *testing.T) {
 		{"no watch", RoleWatcher, Watcher{Name: "w"}, "w has no Watch function"},
 		{"no peer role", RolePeer, Watcher{Name: "w", Watch: watch}, "w has no peer role: run it with peer=builtin"},
 		{"backwards range", RoleWatcher, Watcher{Name: "w", Watch: watch, Predicted: &Range{Lo: 2 * time.Second, Hi: time.Second}}, "w predicts [2s, 1s], which is not a range with 0 <= lo <= hi"},
+		{"close fails", RoleWatcher, Watcher{Name: "w", Watch: watch, Close: func(c Config) (Close, error) {
+			_, err := c.Duration("idle", 0)
+			return Close{}, err
+		}}, `config key idle="x" is not a Go duration such as 200ms, 1.5s or 1m30s`},
+		{"negative poll", RoleWatcher, Watcher{Name: "w", Watch: watch, Close: func(Config) (Close, error) {
+			return Close{Every: -time.Second}, nil
+		}}, "w looks at its connection every -1s, which is negative"},
+		{"kernel fails", RoleWatcher, Watcher{Name: "w", Watch: watch, Kernel: func(c Config) (*Kernel, error) {
+			_, err := c.Int("idle", 0)
+			return nil, err
+		}}, `config key idle="x" is not a whole number`},
+		{"sub-second keepalive", RoleWatcher, Watcher{Name: "w", Watch: watch, Kernel: func(Config) (*Kernel, error) {
+			return &Kernel{KeepIdle: 500 * time.Millisecond, KeepIntvl: time.Second, KeepCnt: 3}, nil
+		}}, "w: keepalive idle=500ms intvl=1s: the kernel takes whole seconds >= 1 s"},
+		{"negative user timeout", RoleWatcher, Watcher{Name: "w", Watch: watch, Kernel: func(Config) (*Kernel, error) {
+			return &Kernel{UserTimeout: -time.Second}, nil
+		}}, "w: kernel settings {KeepIdle:0s KeepIntvl:0s KeepCnt:0 UserTimeout:-1s Retries2:0 RTOMax:0s Slack:0s}: none may be negative"},
+		{"empty reason", RoleWatcher, Watcher{Name: "w", Watch: watch, Reasons: []string{"EOF", ""}}, "w declares an empty reason"},
 		{"predict fails", RoleWatcher, Watcher{Name: "w", Watch: watch, Predict: func(c Config) (*Range, error) {
 			_, err := c.Duration("idle", 0)
 			return nil, err
@@ -478,5 +496,94 @@ func roundTrip(t *testing.T, c net.Conn, oob bool) {
 	got := make([]byte, len(want))
 	if _, err := io.ReadFull(c, got); err != nil || string(got) != want {
 		t.Fatalf("echo: %q, %v; want %q", got, err, want)
+	}
+}
+
+// TestDeclarations: what a watcher declares for a config, read back as
+// theory reads it (CloseFor, KernelFor), defaults included.
+func TestDeclarations(t *testing.T) {
+	every := func(c Config) (Close, error) {
+		d, err := c.Duration("every", 2*time.Second)
+		return Close{Every: d}, err
+	}
+	keepalive := func(c Config) (*Kernel, error) {
+		if c.Get("deadline", "") != "" {
+			return nil, nil // a deadline of the library's own decides
+		}
+		u, err := c.Duration("usertimeout", 0)
+		return &Kernel{KeepIdle: time.Second, KeepIntvl: time.Second, KeepCnt: 4, UserTimeout: u}, err
+	}
+	tests := []struct {
+		name       string
+		w          Watcher
+		config     Config
+		wantClose  Close
+		wantKernel *Kernel
+	}{
+		{"nothing declared: at once, no kernel rule", Watcher{Name: "w"}, nil, Close{}, nil},
+		{"a poller", Watcher{Name: "w", Close: every}, Config{"every": "200ms"}, Close{Every: 200 * time.Millisecond}, nil},
+		{"a poller's default", Watcher{Name: "w", Close: every}, Config{}, Close{Every: 2 * time.Second}, nil},
+		{"never reads", Watcher{Name: "w", Close: func(Config) (Close, error) { return Close{NeverReads: true}, nil }}, nil, Close{NeverReads: true}, nil},
+		{"keepalive and a user timeout", Watcher{Name: "w", Kernel: keepalive}, Config{"usertimeout": "5s"}, Close{},
+			&Kernel{KeepIdle: time.Second, KeepIntvl: time.Second, KeepCnt: 4, UserTimeout: 5 * time.Second}},
+		{"a library deadline: no kernel rule", Watcher{Name: "w", Kernel: keepalive}, Config{"deadline": "4s"}, Close{}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cl, err := tt.w.CloseFor(tt.config)
+			if err != nil || cl != tt.wantClose {
+				t.Errorf("CloseFor = %+v, %v; want %+v", cl, err, tt.wantClose)
+			}
+			k, err := tt.w.KernelFor(tt.config)
+			if err != nil || (k == nil) != (tt.wantKernel == nil) || k != nil && *k != *tt.wantKernel {
+				t.Errorf("KernelFor = %+v, %v; want %+v", k, err, tt.wantKernel)
+			}
+		})
+	}
+}
+
+// TestUndeclaredReasonIsLogged: a watcher that gives up with a reason it
+// did not declare still says dead, and then logs that the reason is not
+// among its declared ones; a declared reason is not logged.
+func TestUndeclaredReasonIsLogged(t *testing.T) {
+	for _, tt := range []struct {
+		reasons []string
+		wantLog bool
+	}{
+		{[]string{"EOF"}, false},
+		{[]string{"ETIMEDOUT", "stale connection"}, true},
+		{nil, false},
+	} {
+		t.Run(strings.Join(tt.reasons, ","), func(t *testing.T) {
+			env := Env{Role: RoleWatcher, Side: SideClient, Config: Config{}}
+			other := newOtherEnd(t, env.Listens())
+			env.Addr = other.addr
+			r := start(t, env, Watcher{Name: "reader", Reasons: tt.reasons, Watch: readUntilError})
+			r.next(EventHello)
+			r.next(EventReady)
+			c := other.connect()
+			r.next(EventConnected)
+			c.Close()
+			if dead := r.next(EventDead); dead.Reason != "EOF" {
+				t.Fatalf("dead because %q, want EOF", dead.Reason)
+			}
+			if tt.wantLog {
+				ev := r.next(EventLog)
+				if want := `reader: gave up with "EOF", which is not among its declared reasons`; !strings.Contains(ev.Msg, want) {
+					t.Fatalf("log %q, want it to contain %q", ev.Msg, want)
+				}
+			}
+			if err := r.stop(); err != nil {
+				t.Fatalf("Run after the end: %v", err)
+			}
+			select {
+			case ev, ok := <-r.events:
+				if ok {
+					t.Fatalf("after the last expected event: %+v", ev)
+				}
+			case <-time.After(time.Second):
+				t.Fatal("output not closed")
+			}
+		})
 	}
 }

@@ -11,11 +11,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/halfopen/halfopen/harness"
 	"github.com/halfopen/halfopen/protocol"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // envRole names the registered role a re-executed test binary runs.
@@ -102,25 +105,158 @@ func (d *roleDetector) Validate() error {
 		d.service = &svc
 	}
 	if d.watcher.Predict != nil {
-		if _, err := d.watcher.Predict(protocol.Config(d.Config)); err != nil {
+		if _, err := d.watcher.Predict(d.config()); err != nil {
 			return fmt.Errorf("role %s: %w", d.Name, err)
 		}
+	}
+	if _, err := d.watcher.CloseFor(d.config()); err != nil {
+		return fmt.Errorf("role %s: %w", d.Name, err)
+	}
+	if _, err := d.watcher.KernelFor(d.config()); err != nil {
+		return fmt.Errorf("role %s: %w", d.Name, err)
+	}
+	switch ph := d.config().Get(protocol.PhaseKey, ""); tcprules.Phase(ph) {
+	case "", tcprules.PhaseIdle, tcprules.PhaseInFlight:
+	default:
+		return fmt.Errorf("role %s: phase=%s is neither %s nor %s", d.Name, ph, tcprules.PhaseIdle, tcprules.PhaseInFlight)
 	}
 	return nil
 }
 
-// Predict is the role's own prediction for a silent peer.
+// Predict is the role's own prediction for a silent peer, with the
+// reasons it declares (protocol.Watcher.Reasons: its library's words, and
+// errno names only if it lists them).
+//
+// A cell aimed at a request in flight (protocol.PhaseKey) of a role that
+// declares its socket's kernel settings is predicted by the kernel's
+// retransmission rule instead (see inFlight): keepalive, which a role's
+// own range usually assumes, is inert then.
 func (d *roleDetector) Predict() harness.Prediction {
+	if d.config().InFlight() {
+		if p, ok := d.inFlight(); ok {
+			return p
+		}
+	}
 	r := d.watcher.Predicted
 	if d.watcher.Predict != nil {
-		r, _ = d.watcher.Predict(protocol.Config(d.Config))
+		r, _ = d.watcher.Predict(d.config())
 	}
-	reasons := []string{"ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ECONNRESET", "EPIPE", "EOF"}
+	reasons := slices.Clone(d.watcher.Reasons)
 	if r == nil {
-		return harness.Prediction{Never: true, Rule: fmt.Sprintf("declared by role %s: it never notices a silent peer", d.Name)}
+		return harness.Prediction{Never: true, Reasons: reasons, Rule: fmt.Sprintf("declared by role %s: it never notices a silent peer", d.Name)}
 	}
 	return harness.Prediction{Lo: r.Lo, Hi: r.Hi, Reasons: reasons, Rule: fmt.Sprintf("declared by role %s: [%v, %v]", d.Name, r.Lo, r.Hi)}
 }
+
+// delackMax is TCP_DELACK_MAX (include/net/tcp.h, 200 ms): a request
+// still unacknowledged at the fault was sent at most this long before it,
+// or the peer's delayed ACK would have come.
+const delackMax = 200 * time.Millisecond
+
+// inFlight is the cell range of a role with its request unacknowledged at
+// the fault, from the per-sample rule (PredictSample) over the states the
+// fault can meet: the request sent from 0 to delackMax before it, on a
+// fast link (tcpi_rto 204 ms). false when the role declares no kernel
+// settings for its config.
+func (d *roleDetector) inFlight() (harness.Prediction, bool) {
+	var p harness.Prediction
+	for i, sent := range []time.Duration{0, delackMax} {
+		st := tcprules.ConnState{TCPState: "ESTABLISHED", Unacked: 1, RTOS: tcprules.RTOFast.Seconds(),
+			SinceDataSentS: sent.Seconds(), SinceDataRecvS: sent.Seconds(), SinceAckRecvS: sent.Seconds()}
+		f, ok := d.PredictSample(st, harness.EffectSilent)
+		if !ok {
+			return p, false
+		}
+		if f.Never {
+			return harness.Prediction{Never: true, Reasons: slices.Clone(d.watcher.Reasons), Rule: "with a request in flight, " + f.Rule}, true
+		}
+		lo, hi := time.Duration(f.LoS*float64(time.Second)), time.Duration(f.HiS*float64(time.Second))
+		if i == 0 {
+			p.Lo, p.Hi, p.Rule = lo, hi, f.Rule
+		}
+		p.Lo, p.Hi = min(p.Lo, lo), max(p.Hi, hi)
+	}
+	p.Reasons = slices.Clone(d.watcher.Reasons)
+	p.Rule = fmt.Sprintf("with a request in flight, sent 0–%v before the fault (TCP_DELACK_MAX: else it would have been acknowledged): [%v, %v]; %s", delackMax, p.Lo.Round(time.Millisecond), p.Hi.Round(time.Millisecond), p.Rule)
+	return p, true
+}
+
+// closeSlack is what a read blocked on the connection takes to return
+// once a FIN or RST arrives, as harness.EffectTheory allows it: tens of µs
+// over two veth hops, 50 ms on a loaded 2-core machine.
+const closeSlack = 50 * time.Millisecond
+
+// PredictClose is how the role meets a FIN or an RST, as it declares it
+// (protocol.Watcher.Close): at once when a read is always blocked on its
+// connection, within its period when it looks at the connection only
+// every so often, never when it never reads it.
+func (d *roleDetector) PredictClose(e harness.Effect) harness.Prediction {
+	cl, _ := d.watcher.CloseFor(d.config())
+	what := map[harness.Effect]string{harness.EffectFIN: "a FIN", harness.EffectRST: "an RST"}[e]
+	if what == "" {
+		what = "a FIN or an RST"
+	}
+	p := harness.Prediction{Reasons: slices.Clone(d.watcher.Reasons)}
+	switch {
+	case cl.NeverReads:
+		p.Never = true
+		p.Rule = fmt.Sprintf("declared by role %s: it never reads its connection, so %s goes unnoticed", d.Name, what)
+	case cl.Every > 0:
+		p.Hi = cl.Every + closeSlack
+		p.Rule = fmt.Sprintf("declared by role %s: it looks at its connection every %v, so it meets %s at its next look (%v allowed for a loaded machine)", d.Name, cl.Every, what, closeSlack)
+	default:
+		p.Hi = closeSlack
+		p.Rule = fmt.Sprintf("declared by role %s: a read is always blocked on its connection and returns when %s arrives (%v allowed for a loaded machine)", d.Name, what, closeSlack)
+	}
+	return p
+}
+
+// PredictSample predicts one sample of a silent fault from the watched
+// connection's state at the fault, with the kernel's rules (package
+// tcprules, the ones the built-in detectors use) applied to the kernel
+// settings the role declares (protocol.Watcher.Kernel): while a request is
+// unacknowledged the retransmission timer (tcp_retries2, or
+// TCP_USER_TIMEOUT), otherwise keepalive; the library's declared Slack
+// widens the upper bound. false when the role declares no kernel settings
+// for its config (a timer of its library's own decides) or the fault is
+// not silent.
+func (d *roleDetector) PredictSample(st tcprules.ConnState, e harness.Effect) (tcprules.Forecast, bool) {
+	if e != harness.EffectSilent {
+		return tcprules.Forecast{}, false
+	}
+	k, err := d.watcher.KernelFor(d.config())
+	if err != nil || k == nil {
+		return tcprules.Forecast{}, false
+	}
+	retries2, rtoMax := k.Retries2, k.RTOMax
+	if retries2 == 0 {
+		retries2 = tcprules.DefaultRetries2
+	}
+	if rtoMax == 0 {
+		rtoMax = tcprules.RTOMax
+	}
+	var f tcprules.Forecast
+	switch {
+	case st.InFlight():
+		f = tcprules.Retransmission(st, retries2, rtoMax, k.UserTimeout)
+		if k.KeepCnt > 0 {
+			f.Rule = "keepalive is inert while data is in flight (tcp_timer.c tcp_keepalive_timer L817–821): " + f.Rule
+		}
+	case k.KeepCnt > 0:
+		f = tcprules.Keepalive(st, k.KeepIdle, k.KeepIntvl, k.KeepCnt, k.UserTimeout)
+	default:
+		f = tcprules.Never("no keepalive and nothing in flight: no kernel timer runs on the idle connection")
+	}
+	if k.Slack > 0 && !f.Never {
+		f.HiS += k.Slack.Seconds()
+		f.Rule += fmt.Sprintf("; the library reports it within %v", k.Slack)
+	}
+	f.Rule = fmt.Sprintf("declared by role %s (its socket's kernel settings): %s", d.Name, f.Rule)
+	return f, true
+}
+
+// config is the role's HALFOPEN_CONFIG.
+func (d *roleDetector) config() protocol.Config { return protocol.Config(d.Config) }
 
 // Watch is never called: the role's own process is the watcher.
 func (d *roleDetector) Watch(context.Context, *harness.Watch) harness.Decision {

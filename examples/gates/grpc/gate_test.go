@@ -8,6 +8,7 @@ import (
 
 	"github.com/halfopen/halfopen/gate"
 	"github.com/halfopen/halfopen/protocol"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // The faults every grpc-go cell goes through: four that kill the peer
@@ -32,6 +33,15 @@ const censored = 30 * time.Second
 // tuned is the aggressive setting, on either end: Time 1 s, Timeout 1 s.
 // grpc-go raises a client's Time to 10 s; a server's 1 s stands.
 var tuned = map[string]string{"time": "1s", "timeout": "1s"}
+
+// recommendedClient is the client setting that passes both phases: Time
+// 10 s (grpc-go's floor) and Timeout 4 s, which grpc-go also sets as
+// TCP_USER_TIMEOUT. Idle, its PING goes 10 s after the last read and is
+// given up 4 s later; with a request in flight the kernel gives up at
+// t1 + 4 s (t1 the first retransmission, 0.41 s after the request;
+// KERNEL-RULES §2), long before any PING; and a 2 s outage is ridden out
+// by both.
+var recommendedClient = map[string]string{"time": "10s", "timeout": "4s", "permit": "true"}
 
 // bare serves grpc-go on a listener whose connections have no TCP
 // keepalive (the harness's own), instead of net.Listen's 15 s.
@@ -92,6 +102,40 @@ var _ = Describe("grpc-go v1.85.0", Label("gates", "netns"), func() {
 			Expect(r[5]).NotTo(gate.Survive())
 			Expect(r[5].Record.FalsePositives).To(BeNumerically(">=", len(r[5].Record.Samples)), "every sample should drop the healthy connection\n%v", r[5])
 			Expect(r[5]).To(gate.GiveUpWith("Unavailable: keepalive", "Unavailable: ETIMEDOUT"))
+		})
+	})
+
+	Describe("a client with a request in flight (grpc-client, side client, a Check its server holds)", func() {
+		cell := func(fault string, cfg map[string]string, phase tcprules.Phase, samples int, budget time.Duration) gate.Cell {
+			return gate.Cell{Watcher: roleClient, Peer: "self", Fault: fault, Side: protocol.SideClient, Samples: samples, Budget: budget, Config: cfg, Phase: phase}
+		}
+		idle, inFlight := tcprules.PhaseIdle, tcprules.PhaseInFlight
+
+		It("with Time=10s, Timeout=4s notices a dead server in 12-14.5 s idle and in ~4.5 s with a request in flight (TCP_USER_TIMEOUT), and survives a 2 s router restart; Time=1s, Timeout=1s in ~1.5 s in flight", func(ctx SpecContext) {
+			r := gate.MeasureAll(ctx,
+				cell(blackhole, recommendedClient, idle, 2, 0),
+				cell(middlebox, recommendedClient, idle, 2, 0),
+				cell(routerFlaps, recommendedClient, idle, 2, 16*time.Second),
+				cell(blackhole, recommendedClient, inFlight, 2, 0),
+				cell(middlebox, recommendedClient, inFlight, 2, 0),
+				cell(blackhole, tuned, inFlight, 2, 0),
+			)
+			// Idle: grpc-go's PING 10 s after the last read, given up 4 s
+			// later: [12, 14.5] s after the fault (keepaliveRange).
+			for _, res := range r[:2] {
+				Expect(res).To(gate.DetectWithin(16 * time.Second))
+				Expect(res).To(gate.GiveUpWith("Unavailable: keepalive", "Unavailable: ETIMEDOUT"))
+			}
+			Expect(r[2]).To(gate.Survive())
+			// In flight: t1 + 4 s, [4.2, 4.7] s after the fault, within
+			// 5.5 s; the kernel's ETIMEDOUT, not grpc-go's PING.
+			for _, res := range r[3:5] {
+				Expect(res).To(gate.DetectWithin(5500 * time.Millisecond))
+				Expect(res).To(gate.GiveUpWith("Unavailable: ETIMEDOUT"))
+			}
+			// Timeout 1 s: t1 + 1 s, [1.2, 1.7] s, within 2.5 s.
+			Expect(r[5]).To(gate.DetectWithin(2500 * time.Millisecond))
+			Expect(r[5]).To(gate.GiveUpWith("Unavailable: ETIMEDOUT"))
 		})
 	})
 

@@ -35,9 +35,75 @@ const (
 )
 
 func init() {
-	gate.Register(roleClient, protocol.Watcher{Predict: predictClient, Watch: watchClient, Peer: serveHealth})
-	gate.Register(roleServer, protocol.Watcher{Predict: predictServer, Watch: watchServer, Peer: idleClient})
+	// Both ends have grpc-go's reader blocked on the connection: a FIN or
+	// RST is met at once (the zero Close).
+	gate.Register(roleClient, protocol.Watcher{Predict: predictClient, Reasons: reasons("Unavailable"), Kernel: kernelClient, Watch: watchClient, Peer: serveHealth})
+	gate.Register(roleServer, protocol.Watcher{Predict: predictServer, Reasons: reasons("Canceled"), Kernel: kernelServer, Watch: watchServer, Peer: idleClient})
 }
+
+// reasons are what a role gives up with: the status code its stream ends
+// with, and what closed the transport (classify): grpc-go's own PING
+// ("keepalive"), or the socket's errno or EOF.
+func reasons(code string) []string {
+	var out []string
+	for _, why := range []string{"keepalive", "ETIMEDOUT", "ECONNRESET", "EHOSTUNREACH", "EPIPE", "EOF"} {
+		out = append(out, code+": "+why)
+	}
+	return out
+}
+
+// The namespace's keepalive defaults (net.ipv4.tcp_keepalive_time, intvl,
+// probes), which grpc-go's dialer turns on with SO_KEEPALIVE alone
+// (internal/tcp_keepalive_unix.go).
+const (
+	nsKeepAliveIdle     = 7200 * time.Second
+	nsKeepAliveInterval = 75 * time.Second
+	nsKeepAliveCount    = 9
+)
+
+// kernelClient: an idle client with keepalive on is decided by grpc-go's
+// PING timer, not the kernel's; with a request in flight, TCP_USER_TIMEOUT
+// (= Timeout, always shorter than Time + Timeout) ends it first; with
+// keepalive off only the namespace's keepalive or tcp_retries2 would.
+func kernelClient(c protocol.Config) (*protocol.Kernel, error) {
+	kp, on, err := clientParams(c)
+	if err != nil || on && !c.InFlight() {
+		return nil, err
+	}
+	k := &protocol.Kernel{KeepIdle: nsKeepAliveIdle, KeepIntvl: nsKeepAliveInterval, KeepCnt: nsKeepAliveCount}
+	if on {
+		k.UserTimeout = kp.Timeout
+	}
+	return k, nil
+}
+
+// kernelServer: with grpc-go's default Time (2 h), the kernel decides: Go's
+// TCP keepalive on an accepted connection (listen=go) with the 20 s
+// TCP_USER_TIMEOUT grpc-go sets, or nothing (listen=bare). A shorter Time
+// is grpc-go's own PING timer.
+func kernelServer(c protocol.Config) (*protocol.Kernel, error) {
+	kp, err := serverParams(c)
+	if err != nil || kp.Time != 0 {
+		return nil, err
+	}
+	tcp, err := goListen(c)
+	if err != nil {
+		return nil, err
+	}
+	to := kp.Timeout
+	if to == 0 {
+		to = defaultTimeout
+	}
+	k := &protocol.Kernel{UserTimeout: to}
+	if tcp {
+		k.KeepIdle, k.KeepIntvl, k.KeepCnt = goKeepAliveIdle, goKeepAliveInterval, goKeepAliveCount
+	}
+	return k, nil
+}
+
+// holdService is the health service name whose Check the grpc-client's
+// peer holds unanswered: the client's request in flight.
+const holdService = "halfopen.hold"
 
 // grpc-go's keepalive constants, as google.golang.org/grpc v1.85.0 has them.
 const (
@@ -206,13 +272,20 @@ func (l keepaliveListener) Accept() (net.Conn, error) {
 }
 
 // dialOptions are a plain insecure grpc-go client's, with keepalive when
-// the config asks for it. No proxy: the lab has none.
+// the config asks for it. No proxy: the lab has none. Its windows are
+// fixed at 1 MiB, which turns off grpc-go's BDP estimator
+// (http2_client.go): otherwise the PING it sends after reading data rides
+// with the client's next request and the server's PING ACK acknowledges
+// the request at once, so no request would wait unacknowledged (the
+// in-flight phase). Flow-control windows play no part in noticing a dead
+// peer.
 func dialOptions(c protocol.Config) ([]grpc.DialOption, error) {
 	kp, on, err := clientParams(c)
 	if err != nil {
 		return nil, err
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithNoProxy()}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithNoProxy(),
+		grpc.WithInitialWindowSize(1 << 20), grpc.WithInitialConnWindowSize(1 << 20)}
 	if on {
 		opts = append(opts, grpc.WithKeepaliveParams(kp))
 	}
@@ -246,6 +319,13 @@ func watchClient(ctx context.Context, s *protocol.Session) (string, error) {
 		return "", fmt.Errorf("first health response: %w", err)
 	}
 	s.Connected()
+	// The request in flight: a Check its server holds unanswered, so that
+	// it waits for the server's delayed ACK (a cell aimed at the
+	// in-flight phase lands its fault then); the stream's Recv below
+	// learns what becomes of the connection.
+	go func() {
+		_, _ = healthpb.NewHealthClient(cc).Check(sctx, &healthpb.HealthCheckRequest{Service: holdService})
+	}()
 	kp, on, _ := clientParams(s.Config)
 	s.Logf("grpc-client: stream open; keepalive on=%t time=%v timeout=%v (grpc-go raises time to at least %v)", on, kp.Time, kp.Timeout, minClientTime)
 	for {
@@ -263,9 +343,13 @@ func watchClient(ctx context.Context, s *protocol.Session) (string, error) {
 // serveHealth is grpc-client's peer: a grpc-go server with the health
 // service on the listener the harness made, permitting PINGs every 500 ms
 // even without a stream (the default EnforcementPolicy, 5 min, would
-// answer a 10 s keepalive with GOAWAY too_many_pings).
+// answer a 10 s keepalive with GOAWAY too_many_pings). Its windows are
+// fixed at 1 MiB, which turns off grpc-go's BDP estimator: otherwise it
+// answers every request's DATA at once with a PING (http2_server.go
+// handleData), and no request would ever wait unacknowledged.
 func serveHealth(ctx context.Context, s *protocol.Session) error {
-	srv := grpc.NewServer(grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 500 * time.Millisecond, PermitWithoutStream: true}))
+	srv := grpc.NewServer(grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 500 * time.Millisecond, PermitWithoutStream: true}),
+		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<20))
 	healthpb.RegisterHealthServer(srv, &reportingHealth{Server: health.NewServer(), s: s})
 	stop := context.AfterFunc(ctx, srv.Stop)
 	defer stop()
@@ -280,6 +364,16 @@ func serveHealth(ctx context.Context, s *protocol.Session) error {
 type reportingHealth struct {
 	*health.Server
 	s *protocol.Session
+}
+
+// Check holds a check of holdService until the client goes (its request
+// in flight), and answers any other as grpc-go's does.
+func (h *reportingHealth) Check(ctx context.Context, in *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	if in.GetService() == holdService {
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	return h.Server.Check(ctx, in)
 }
 
 // Watch reports connected and serves the stream as grpc-go's does.

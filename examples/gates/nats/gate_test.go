@@ -9,6 +9,7 @@ import (
 
 	"github.com/halfopen/halfopen/gate"
 	"github.com/halfopen/halfopen/protocol"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // The faults every nats.go cell goes through: four that kill the server
@@ -102,6 +103,24 @@ var _ = Describe("nats.go v1.55.0 against nats-server v2.15.2", Label("gates", "
 		Expect(r[2]).To(gate.DetectWithin(2500 * time.Millisecond))
 		Expect(r[2]).To(gate.GiveUpWith("ECONNRESET", "stale connection"))
 		Expect(r[4]).To(gate.Survive())
+	})
+
+	// A request in flight: the fault lands while the client's PUB is
+	// unacknowledged. nats.go's PING timer runs on its own clock, whatever
+	// the connection's state, so the recommended setting gives up as idle
+	// (stale after 4-5 s); Go's TCP keepalive on its dialer, inert while
+	// data is in flight, never mattered.
+	It("with PingInterval=1s, MaxPingsOut=4 notices a dead server in 4-5 s with a request in flight too", func(ctx SpecContext) {
+		inFlight := func(fault string) gate.Cell {
+			c := cell(fault, recommended, 3, 0)
+			c.Phase = tcprules.PhaseInFlight
+			return c
+		}
+		r := gate.MeasureAll(ctx, inFlight(blackhole), inFlight(middlebox))
+		for _, res := range r {
+			Expect(res).To(gate.DetectWithin(5500 * time.Millisecond))
+			Expect(res).To(gate.GiveUpWith("stale connection"))
+		}
 	})
 
 	Describe("the passive server: nats-server holding an idle nats.go client (nats-server, side server)", func() {

@@ -28,9 +28,35 @@ const (
 )
 
 func init() {
-	gate.Register(roleClient, protocol.Watcher{Predict: predict, Watch: watch, Peer: serve})
-	gate.Register(roleServer, protocol.Watcher{Predict: predictServer, Watch: watchServer, Peer: idleClient})
+	// nats.go's read loop is blocked on the connection (a FIN or RST is
+	// met at once); the nats-server role polls the server's record of
+	// closed connections every millisecond. Neither declares kernel
+	// settings: both are decided by their PING timers of their own, idle
+	// or with a request in flight.
+	gate.Register(roleClient, protocol.Watcher{Predict: predict, Reasons: clientReasons, Watch: watch, Peer: serve})
+	gate.Register(roleServer, protocol.Watcher{Predict: predictServer, Reasons: serverReasons, Close: pollConnz, Watch: watchServer, Peer: idleClient})
 }
+
+// clientReasons are what the nats-client gives up with: nats.go's
+// ErrStaleConnection ("stale connection"), or the error its disconnect
+// handler got (the errno, EOF, or "closed").
+var clientReasons = []string{"stale connection", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EOF", "closed"}
+
+// serverReasons are the reasons nats-server records for a closed client
+// connection (server/monitor.go, ClosedState.String).
+var serverReasons = []string{"Stale Connection", "Read Error", "Write Error", "Client Closed"}
+
+// pollConnz: the nats-server role learns that a connection closed by
+// polling nats-server's Connz every millisecond (watchServer).
+func pollConnz(protocol.Config) (protocol.Close, error) {
+	return protocol.Close{Every: time.Millisecond}, nil
+}
+
+// requestSubject is where the nats-client publishes its request once
+// connected: nobody subscribes, and nats-server (not verbose) answers
+// nothing, so the request waits for the server's delayed ACK (a cell
+// aimed at the in-flight phase lands its fault then).
+const requestSubject = "halfopen.request"
 
 // clientParams reads a nats-client's config: ping (PingInterval) and
 // maxout (MaxPingsOut), nats.go's defaults when left out
@@ -116,6 +142,9 @@ func watch(ctx context.Context, s *protocol.Session) (string, error) {
 		return "", fmt.Errorf("flush: %w", err)
 	}
 	s.Connected()
+	if err := nc.Publish(requestSubject, []byte("in flight")); err != nil {
+		return "", fmt.Errorf("publish the request: %w", err)
+	}
 	s.Logf("nats-client: connected to %s, subscribed; PingInterval=%v MaxPingsOut=%d", nc.ConnectedUrl(), interval, maxOut)
 	select {
 	case <-ctx.Done():

@@ -14,6 +14,7 @@ import (
 
 	pggate "github.com/halfopen/halfopen/examples/gates/postgres"
 	"github.com/halfopen/halfopen/gate"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // TestMain keeps the samples' clusters in memory: each sample copies a
@@ -41,10 +42,20 @@ func TestPostgresGate(t *testing.T) {
 
 // The settings a pgx user should choose against a dead server.
 var (
-	// A query in flight: TCP keepalive 1 s / 1 s / 4 on the dialer (four
-	// probes, not three: a 2 s router restart can swallow up to three
-	// probes one second apart).
-	recommendedQuery = map[string]string{"idle": "1s", "intvl": "1s", "cnt": "4"}
+	// A query: TCP keepalive 1 s / 1 s / 4 on the dialer (four probes,
+	// not three: a 2 s router restart can swallow up to three probes one
+	// second apart) for the query the server acknowledged and sleeps on,
+	// and TCP_USER_TIMEOUT 5 s for the query still unacknowledged when the
+	// server dies (keepalive is inert while data is in flight,
+	// tcp_timer.c L817–821: only tcp_retries2, ~924 s, or the user timeout,
+	// t1 + 5 s, end it). With the user timeout the keepalive count is
+	// ignored, and the kernel gives up at the first probe at least 5 s
+	// after the last segment received: idle + 4·intvl, as with cnt 4.
+	recommendedQuery = map[string]string{"idle": "1s", "intvl": "1s", "cnt": "4", "usertimeout": "5s"}
+	// keepaliveOnlyQuery is the recommendation before the in-flight cells
+	// were measured: it passes every idle cell, and never notices a dead
+	// server while its query is unacknowledged.
+	keepaliveOnlyQuery = map[string]string{"idle": "1s", "intvl": "1s", "cnt": "4"}
 	// An idle pool pinged every 2 s: pgxpool's PingTimeout 4 s (above the
 	// ~3.1 s a ping sent at the start of a 2 s outage needs: its
 	// retransmissions go 0.2, 0.6, 1.4 and 3.0 s after it), TCP_USER_TIMEOUT
@@ -53,6 +64,18 @@ var (
 	// The same pool bounded only by a context deadline on each Ping.
 	deadlinePool = map[string]string{"timeout": "4s"}
 )
+
+// inFlightBudget is how long an in-flight sample waits when theory says
+// the kernel gives up only after tcp_retries2 (t1 + 928.5 s, KERNEL-RULES
+// §2, §6): longer than any keepalive rule here but the defaults' 169 s,
+// far shorter than the retransmission timer's 924 s. A decision within it
+// would be a regression in the finding, not a pass.
+const inFlightBudget = 60 * time.Second
+
+// forecastTolerance is how far past its own forecast's bounds (which hold
+// the timer wheel's lateness) a sample may decide: process wake-ups on a
+// loaded 2-core machine, as harness theory allows a blocked read.
+const forecastTolerance = 50 * time.Millisecond
 
 // gateCase is one cell of the gate and what it must show.
 type gateCase struct {
@@ -70,12 +93,19 @@ func cases() []gateCase {
 		samples = n
 	}
 	var out []gateCase
-	add := func(name, role string, cfg map[string]string, fault string, budget time.Duration, expect ...types.GomegaMatcher) {
+	addPhase := func(phase tcprules.Phase, name, role string, cfg map[string]string, fault string, budget time.Duration, expect ...types.GomegaMatcher) {
+		label := fmt.Sprintf("%s %s × %s", role, name, fault)
+		if phase == tcprules.PhaseInFlight {
+			label += " in flight"
+		}
 		out = append(out, gateCase{
-			name:   fmt.Sprintf("%s %s × %s", role, name, fault),
-			cell:   gate.Cell{Watcher: role, Peer: pggate.ServiceName, Fault: fault, Samples: samples, Budget: budget, Config: cfg},
+			name:   label,
+			cell:   gate.Cell{Watcher: role, Peer: pggate.ServiceName, Fault: fault, Samples: samples, Budget: budget, Config: cfg, Phase: phase},
 			expect: expect,
 		})
+	}
+	add := func(name, role string, cfg map[string]string, fault string, budget time.Duration, expect ...types.GomegaMatcher) {
+		addPhase(tcprules.PhaseIdle, name, role, cfg, fault, budget, expect...)
 	}
 	silent := []string{"blackhole", "host-crash", "middlebox-state-loss"}
 	reboot, restart := "host-reboot:down=1s", "router-restart:outage=2s"
@@ -92,12 +122,33 @@ func cases() []gateCase {
 	}
 	add("defaults", pggate.RoleQuery, nil, reboot, 30*time.Second, gate.DetectWithin(20*time.Second), gate.GiveUpWith("ECONNRESET"))
 	add("defaults", pggate.RoleQuery, nil, restart, tail, gate.Survive())
-	// Recommended: keepalive 1 s / 1 s / 4: [4, 5] s.
+	// Recommended: keepalive 1 s / 1 s / 4 and a 5 s user timeout: [4, 5] s
+	// after the last segment.
 	for _, f := range silent {
 		add("recommended", pggate.RoleQuery, recommendedQuery, f, 0, gate.DetectWithin(6500*time.Millisecond), gate.GiveUpWith("ETIMEDOUT"))
 	}
 	add("recommended", pggate.RoleQuery, recommendedQuery, reboot, 0, gate.DetectWithin(3500*time.Millisecond), gate.GiveUpWith("ECONNRESET"))
 	add("recommended", pggate.RoleQuery, recommendedQuery, restart, tail, gate.Survive())
+
+	// The query in flight: the fault lands while the query is
+	// unacknowledged (before the server's delayed ACK), so keepalive never
+	// probes. With the user timeout the kernel gives up at t1 + 5 s, t1
+	// the first retransmission 0.41 s after the query (KERNEL-RULES §2,
+	// §6): 5.4 s after the fault, within the idle cells' 6.5 s. Without it
+	// only tcp_retries2 ends the wait, ~924 s later: never within the
+	// 60 s budget, the finding.
+	// The finding is asserted sample by sample: every sample that met the
+	// request in flight is censored, and every sample follows its own
+	// forecast (a fault that came after the ACK, on a loaded machine, met
+	// an idle connection and is held to the keepalive rule instead).
+	finding := []types.GomegaMatcher{gate.FollowForecast(forecastTolerance), gate.NeverDetectInPhase(tcprules.PhaseInFlight)}
+	for _, f := range []string{"blackhole", "middlebox-state-loss"} {
+		addPhase(tcprules.PhaseInFlight, "recommended", pggate.RoleQuery, recommendedQuery, f, 0, gate.DetectWithin(6500*time.Millisecond), gate.GiveUpWith("ETIMEDOUT"))
+		addPhase(tcprules.PhaseInFlight, "keepalive-only", pggate.RoleQuery, keepaliveOnlyQuery, f, inFlightBudget, finding...)
+	}
+	// With pgx's defaults the idle query is given up after Go's 150 s
+	// keepalive; in flight, not within the same 175 s.
+	addPhase(tcprules.PhaseInFlight, "defaults", pggate.RoleQuery, nil, "blackhole", 175*time.Second, finding...)
 
 	// An idle pool with pgx's defaults: the ping pgxpool sends on Acquire
 	// has no bound, is never acknowledged, and keepalive does not probe a

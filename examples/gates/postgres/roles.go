@@ -40,7 +40,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -61,6 +60,7 @@ import (
 	"github.com/halfopen/halfopen/gate"
 	"github.com/halfopen/halfopen/harness"
 	"github.com/halfopen/halfopen/protocol"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // The names the suite uses.
@@ -80,8 +80,42 @@ var goKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Inte
 
 func init() {
 	gate.Service(service())
-	gate.Register(RoleQuery, protocol.Watcher{Predict: predictQuery, Watch: watchQuery})
-	gate.Register(RolePool, protocol.Watcher{Predict: predictPool, Watch: watchPool})
+	// The query blocks in a read on its connection (a FIN or RST is met at
+	// once); the pool reads its idle connection only when it pings it.
+	gate.Register(RoleQuery, protocol.Watcher{Predict: predictQuery, Reasons: Reasons, Kernel: kernelQuery, Watch: watchQuery})
+	gate.Register(RolePool, protocol.Watcher{Predict: predictPool, Reasons: Reasons, Close: closePool, Watch: watchPool})
+}
+
+// Reasons are what a role gives up with (reason): the socket's first
+// error (ETIMEDOUT from keepalive or TCP_USER_TIMEOUT, ECONNRESET, EPIPE,
+// EOF, "i/o timeout" for a deadline pgx set on it), else the error pgx
+// returned ("context deadline exceeded" for a Ping's deadline), or, when
+// pgxpool closed a connection whose socket had not failed, its words.
+var Reasons = []string{"ETIMEDOUT", "ECONNRESET", "EPIPE", "EOF", "i/o timeout", "context deadline exceeded", errPoolClosed.Error()}
+
+// errPoolClosed is the reason when pgxpool closed a connection (BeforeClose)
+// whose socket had returned no error.
+var errPoolClosed = errors.New("pgxpool closed the connection")
+
+// kernelQuery: only the kernel ends the query's wait (pgx reads with no
+// deadline): keepalive while the query waits acknowledged, the
+// retransmission timer or TCP_USER_TIMEOUT while it is unacknowledged.
+func kernelQuery(c protocol.Config) (*protocol.Kernel, error) {
+	s, err := parse(c)
+	if err != nil {
+		return nil, err
+	}
+	ka := s.keepalive
+	return &protocol.Kernel{KeepIdle: ka.Idle, KeepIntvl: ka.Interval, KeepCnt: ka.Count, UserTimeout: s.userTimeout}, nil
+}
+
+// closePool: the pool's connection is idle between pings, read by nobody,
+// so a FIN or RST is met at the next ping, within `every`. (No Kernel: the
+// ping after the fault puts data in flight that the connection's state at
+// the fault does not show, and its bound, when set, is pgx's own.)
+func closePool(c protocol.Config) (protocol.Close, error) {
+	s, err := parse(c)
+	return protocol.Close{Every: s.every}, err
 }
 
 // service is PostgreSQL run by the postgres user in an IPC namespace of its
@@ -370,18 +404,18 @@ func firstError(pc *pgconn.PgConn) error {
 }
 
 // keepaliveRange is when the kernel gives up on an idle connection whose
-// peer is silent (tcp_keepalive_timer(), net/ipv4/tcp_timer.c): the first
-// probe within idle of the last segment, then cnt probes intvl apart; with
-// TCP_USER_TIMEOUT the first probe timer at which the time since the last
-// segment reaches it, cnt ignored. Upper bound +12.5% for the timer wheel.
+// peer is silent, by the kernel's rule (tcprules.KeepaliveRange, or
+// tcprules.KeepaliveUserTimeoutRange with TCP_USER_TIMEOUT, which ignores
+// the count): the one implementation the built-in detectors use too. A
+// cell aimed at a request in flight is predicted by the role detector from
+// the role's Kernel declaration instead (keepalive is inert then).
 func (s settings) keepaliveRange() protocol.Range {
 	ka := s.keepalive
-	k := ka.Count
+	r := tcprules.KeepaliveRange(ka.Idle, ka.Interval, ka.Count)
 	if s.userTimeout > 0 {
-		k = max(1, int(math.Ceil(float64(s.userTimeout-ka.Idle)/float64(ka.Interval))))
+		r = tcprules.KeepaliveUserTimeoutRange(ka.Idle, ka.Interval, s.userTimeout)
 	}
-	probing := time.Duration(k) * ka.Interval
-	return protocol.Range{Lo: probing, Hi: (ka.Idle + probing) * 9 / 8}
+	return protocol.Range{Lo: r.Lo, Hi: r.Hi}
 }
 
 // predictQuery: the query was sent and acknowledged, the connection is idle
@@ -400,16 +434,17 @@ func predictQuery(c protocol.Config) (*protocol.Range, error) {
 // predictPool: the next ping, within `every` of the fault, is written and
 // never acknowledged, so keepalive never probes (the kernel does not while
 // data is in flight); it ends at the first of: the ping's bound (timeout or
-// pingtimeout: [b, every + b]), TCP_USER_TIMEOUT (checked when the doubling
-// retransmission timer fires: [u, every + 2u + 0.5 s]), or, with neither,
-// the retransmissions' end, tcp_retries2=15: 924.6 s after the first
-// retransmission (tcp_model_timeout()), some 15.5 to 18 minutes.
+// pingtimeout: [b, every + b]), TCP_USER_TIMEOUT (tcprules.UserTimeoutRange
+// for a write within `every`), or, with neither, the retransmissions' end
+// (tcprules.RetransmitRange, tcp_retries2 15: 924.6 s after the first
+// retransmission), 15.5 to 16 minutes after the ping.
 func predictPool(c protocol.Config) (*protocol.Range, error) {
 	s, err := parse(c)
 	if err != nil {
 		return nil, err
 	}
-	r := protocol.Range{Lo: 924 * time.Second, Hi: 1071 * time.Second}
+	rx := tcprules.RetransmitRange(tcprules.DefaultRetries2, tcprules.RTOFast)
+	r := protocol.Range{Lo: rx.Lo, Hi: s.every + rx.Hi}
 	bound := s.pingTimeout
 	if s.timeout > 0 && (bound == 0 || s.timeout < bound) {
 		bound = s.timeout
@@ -418,7 +453,8 @@ func predictPool(c protocol.Config) (*protocol.Range, error) {
 		r = protocol.Range{Lo: bound, Hi: s.every + bound + 200*time.Millisecond}
 	}
 	if u := s.userTimeout; u > 0 && u < r.Lo {
-		r = protocol.Range{Lo: u, Hi: min(r.Hi, s.every+2*u+500*time.Millisecond)}
+		ut := tcprules.UserTimeoutRange(u, s.every)
+		r = protocol.Range{Lo: ut.Lo, Hi: min(r.Hi, ut.Hi)}
 	}
 	return &r, nil
 }
@@ -551,7 +587,7 @@ func watchPool(ctx context.Context, sess *protocol.Session) (string, error) {
 	case <-ctx.Done():
 		return "", nil
 	case first := <-closed:
-		return reason(first, errors.New("pgxpool closed the connection")), nil
+		return reason(first, errPoolClosed), nil
 	case err := <-failed:
 		if ctx.Err() != nil {
 			return "", nil

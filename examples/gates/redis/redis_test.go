@@ -14,6 +14,7 @@ import (
 
 	redisgate "github.com/halfopen/halfopen/examples/gates/redis"
 	"github.com/halfopen/halfopen/gate"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // TestMain names the suite's report suite-gates-redis.json unless
@@ -33,14 +34,37 @@ func TestRedisGate(t *testing.T) {
 
 // The settings a go-redis user should choose against a dead server: TCP
 // keepalive 1 s / 1 s / 4 on the dialer (four probes, not three: a 2 s
-// router restart can swallow up to three probes one second apart), and,
-// for the client that runs blocking commands, no retries: a BLPOP whose
-// connection died is otherwise sent again on new connections to the dead
-// server while the application waits.
+// router restart can swallow up to three probes one second apart) for a
+// connection that waits idle, TCP_USER_TIMEOUT 5 s for one whose request
+// is unacknowledged (keepalive is inert then: tcp_keepalive_timer,
+// tcp_timer.c L817–821; the retransmission timer gives up only after
+// tcp_retries2 = 15, ~924 s, unless the user timeout ends it at t1 + 5 s),
+// and, for the client that runs blocking commands, no retries: a BLPOP
+// whose connection died is otherwise sent again on new connections to the
+// dead server while the application waits. With the user timeout, the
+// keepalive count is ignored and the kernel gives up at the first probe
+// at least 5 s after the last segment received: idle + 4·intvl, as with
+// cnt 4 (KERNEL-RULES §1).
 var (
-	recommendedPubSub = map[string]string{"idle": "1s", "intvl": "1s", "cnt": "4"}
-	recommendedBLPOP  = map[string]string{"idle": "1s", "intvl": "1s", "cnt": "4", "maxretries": "-1"}
+	recommendedPubSub = map[string]string{"idle": "1s", "intvl": "1s", "cnt": "4", "usertimeout": "5s"}
+	recommendedBLPOP  = map[string]string{"idle": "1s", "intvl": "1s", "cnt": "4", "usertimeout": "5s", "maxretries": "-1"}
+	// keepaliveOnlyBLPOP is the recommendation before the in-flight cells
+	// were measured: it passes every idle cell, and never notices a dead
+	// server while its BLPOP is unacknowledged.
+	keepaliveOnlyBLPOP = map[string]string{"idle": "1s", "intvl": "1s", "cnt": "4", "maxretries": "-1"}
 )
+
+// inFlightBudget is how long an in-flight sample waits when theory says
+// the kernel gives up only after tcp_retries2 (t1 + 928.5 s, KERNEL-RULES
+// §2, §6): far longer than any keepalive rule (the defaults' 51 s), far
+// shorter than the retransmission timer's 924 s budget. A decision within
+// it would be a regression in the finding, not a pass.
+const inFlightBudget = 60 * time.Second
+
+// forecastTolerance is how far past its own forecast's bounds (which hold
+// the timer wheel's lateness) a sample may decide: process wake-ups on a
+// loaded 2-core machine, as harness theory allows a blocked read.
+const forecastTolerance = 50 * time.Millisecond
 
 // gateCase is one cell of the gate and what it must show.
 type gateCase struct {
@@ -58,12 +82,19 @@ func cases() []gateCase {
 		samples = n
 	}
 	var out []gateCase
-	add := func(name, role string, cfg map[string]string, fault string, budget time.Duration, expect ...types.GomegaMatcher) {
+	addPhase := func(phase tcprules.Phase, name, role string, cfg map[string]string, fault string, budget time.Duration, expect ...types.GomegaMatcher) {
+		label := fmt.Sprintf("%s %s × %s", role, name, fault)
+		if phase == tcprules.PhaseInFlight {
+			label += " in flight"
+		}
 		out = append(out, gateCase{
-			name:   fmt.Sprintf("%s %s × %s", role, name, fault),
-			cell:   gate.Cell{Watcher: role, Peer: redisgate.ServiceName, Fault: fault, Samples: samples, Budget: budget, Config: cfg},
+			name:   label,
+			cell:   gate.Cell{Watcher: role, Peer: redisgate.ServiceName, Fault: fault, Samples: samples, Budget: budget, Config: cfg, Phase: phase},
 			expect: expect,
 		})
+	}
+	add := func(name, role string, cfg map[string]string, fault string, budget time.Duration, expect ...types.GomegaMatcher) {
+		addPhase(tcprules.PhaseIdle, name, role, cfg, fault, budget, expect...)
 	}
 	silent := []string{"blackhole", "host-crash", "middlebox-state-loss"}
 	// A disturbance is watched for this long after it heals (otherwise the
@@ -86,14 +117,32 @@ func cases() []gateCase {
 		}
 		add("defaults", role, nil, "host-reboot:down=1s", 40*time.Second, gate.DetectWithin(35*time.Second), gate.GiveUpWith(gaveUp))
 		add("defaults", role, nil, "router-restart:outage=2s", tail, gate.Survive())
-		// Recommended: keepalive 1 s / 1 s / 4: [4, 5] s; a BLPOP without
-		// retries returns the EOF.
+		// Recommended: keepalive 1 s / 1 s / 4 and a 5 s user timeout:
+		// [4, 5] s after the last segment; a BLPOP without retries returns
+		// the EOF.
 		for _, f := range silent {
 			add("recommended", role, rec, f, 0, gate.DetectWithin(6500*time.Millisecond), gate.GiveUpWith(recGaveUp))
 		}
 		add("recommended", role, rec, "host-reboot:down=1s", 0, gate.DetectWithin(3500*time.Millisecond), gate.GiveUpWith(recGaveUp))
 		add("recommended", role, rec, "router-restart:outage=2s", tail, gate.Survive())
 	}
+	// A BLPOP in flight: the fault lands while the BLPOP is unacknowledged
+	// (before redis-server's delayed ACK), so keepalive never probes. With
+	// the user timeout the kernel gives up at t1 + 5 s, t1 the first
+	// retransmission 0.41 s after the BLPOP (KERNEL-RULES §2, §6): 5.4 s
+	// after the fault, within the same 6.5 s as the idle cells. Without it
+	// (go-redis's defaults, or keepalive alone) only tcp_retries2 ends the
+	// wait, ~924 s later: never within the 60 s budget, the finding.
+	// The finding is asserted sample by sample: every sample that met the
+	// request in flight is censored, and every sample follows its own
+	// forecast (a fault that came after the ACK, on a loaded machine, met
+	// an idle connection and is held to the keepalive rule instead).
+	finding := []types.GomegaMatcher{gate.FollowForecast(forecastTolerance), gate.NeverDetectInPhase(tcprules.PhaseInFlight)}
+	for _, f := range []string{"blackhole", "middlebox-state-loss"} {
+		addPhase(tcprules.PhaseInFlight, "recommended", redisgate.RoleBLPOP, recommendedBLPOP, f, 0, gate.DetectWithin(6500*time.Millisecond), gate.GiveUpWith("EOF"))
+		addPhase(tcprules.PhaseInFlight, "keepalive-only", redisgate.RoleBLPOP, keepaliveOnlyBLPOP, f, inFlightBudget, finding...)
+	}
+	addPhase(tcprules.PhaseInFlight, "defaults", redisgate.RoleBLPOP, nil, "blackhole", inFlightBudget, finding...)
 	// A BLPOP with a timeout of 1 s in a loop, and go-redis's defaults: its
 	// read deadline is the timeout + 10 s (cmdTimeout), so a silent server
 	// is noticed 10–11 s after the fault, keepalive or not.

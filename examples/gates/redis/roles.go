@@ -44,7 +44,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
 	"sync/atomic"
@@ -57,6 +56,7 @@ import (
 	"github.com/halfopen/halfopen/gate"
 	"github.com/halfopen/halfopen/harness"
 	"github.com/halfopen/halfopen/protocol"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // The names the suite uses.
@@ -86,8 +86,56 @@ func init() {
 		Args: []string{"--bind", "{ip}", "--port", "{port}", "--save", "", "--appendonly", "no",
 			"--protected-mode", "no", "--dir", "{dir}", "--daemonize", "no"},
 	})
-	gate.Register(RoleBLPOP, protocol.Watcher{Predict: predictBLPOP, Watch: watchBLPOP})
-	gate.Register(RolePubSub, protocol.Watcher{Predict: predictPubSub, Watch: watchPubSub})
+	// Both roles block in a read on their connection (a FIN or RST is met
+	// at once: the zero Close), and give up with Reasons: go-redis's
+	// words, and the errno names it passes on with RESP2.
+	gate.Register(RoleBLPOP, protocol.Watcher{Predict: predictBLPOP, Reasons: Reasons, Kernel: kernelBLPOP, Watch: watchBLPOP})
+	gate.Register(RolePubSub, protocol.Watcher{Predict: predictPubSub, Reasons: Reasons, Kernel: kernelPubSub, Watch: watchPubSub})
+}
+
+// Reasons are what a role gives up with (Reason): "EOF" (RESP3 swallows
+// the socket's errno, see the package comment), "redial" (go-redis dialed
+// again to retry or resubscribe), "i/o timeout" (a blocking command's
+// read deadline, timeout + 10 s), "context deadline exceeded", and the
+// errno a RESP2 client sees.
+var Reasons = []string{"EOF", "redial", "i/o timeout", "context deadline exceeded", "ETIMEDOUT", "ECONNRESET"}
+
+// retryBackoff is the longest back-off go-redis waits before it retries a
+// command (Options.MaxRetryBackoff, 512 ms): the "redial" comes within it
+// of the EOF.
+const retryBackoff = 512 * time.Millisecond
+
+// kernel is what the role's dialer puts on the socket: keepalive and
+// TCP_USER_TIMEOUT.
+func (s settings) kernel() *protocol.Kernel {
+	return &protocol.Kernel{KeepIdle: s.keepalive.Idle, KeepIntvl: s.keepalive.Interval, KeepCnt: s.keepalive.Count, UserTimeout: s.userTimeout}
+}
+
+// kernelBLPOP: the kernel decides a BLPOP without a timeout (keepalive
+// while it waits idle, the retransmission timer or TCP_USER_TIMEOUT while
+// it is unacknowledged), go-redis reports it within its retry back-off
+// when it retries (RESP3, MaxRetries > 0); a BLPOP with a timeout has a
+// read deadline of its own, which no kernel rule sees.
+func kernelBLPOP(c protocol.Config) (*protocol.Kernel, error) {
+	s, err := parse(c)
+	if err != nil || s.blpop > 0 {
+		return nil, err
+	}
+	k := s.kernel()
+	if s.protocol == 3 && s.maxRetries > 0 {
+		k.Slack = retryBackoff
+	}
+	return k, nil
+}
+
+// kernelPubSub: Receive has no deadline, so the kernel decides; the
+// subscription reconnects at once.
+func kernelPubSub(c protocol.Config) (*protocol.Kernel, error) {
+	s, err := parse(c)
+	if err != nil {
+		return nil, err
+	}
+	return s.kernel(), nil
 }
 
 // settings are a role's go-redis settings, read from its config.
@@ -175,18 +223,18 @@ func (s settings) options(addr string, onDial func()) *redis.Options {
 }
 
 // keepaliveRange is when the kernel gives up on an idle connection whose
-// peer is silent (tcp_keepalive_timer(), net/ipv4/tcp_timer.c): the first
-// probe within idle of the last segment, then cnt probes intvl apart; with
-// TCP_USER_TIMEOUT the first probe timer at which the time since the last
-// segment reaches it, cnt ignored. Upper bound +12.5% for the timer wheel.
+// peer is silent, by the kernel's rule (tcprules.KeepaliveRange, or
+// tcprules.KeepaliveUserTimeoutRange with TCP_USER_TIMEOUT, which ignores
+// the count): the one implementation the built-in detectors use too. A
+// cell aimed at a request in flight is predicted by the role detector from
+// the role's Kernel declaration instead (keepalive is inert then).
 func (s settings) keepaliveRange() protocol.Range {
 	ka := s.keepalive
-	k := ka.Count
+	r := tcprules.KeepaliveRange(ka.Idle, ka.Interval, ka.Count)
 	if s.userTimeout > 0 {
-		k = max(1, int(math.Ceil(float64(s.userTimeout-ka.Idle)/float64(ka.Interval))))
+		r = tcprules.KeepaliveUserTimeoutRange(ka.Idle, ka.Interval, s.userTimeout)
 	}
-	probing := time.Duration(k) * ka.Interval
-	return protocol.Range{Lo: probing, Hi: (ka.Idle + probing) * 9 / 8}
+	return protocol.Range{Lo: r.Lo, Hi: r.Hi}
 }
 
 // predictBLPOP: the keepalive rule, or, for BLPOP with a timeout t > 0, the
@@ -200,7 +248,7 @@ func predictBLPOP(c protocol.Config) (*protocol.Range, error) {
 	}
 	r := s.keepaliveRange()
 	if s.protocol == 3 && s.maxRetries > 0 {
-		r.Hi += 512 * time.Millisecond
+		r.Hi += retryBackoff
 	}
 	if s.blpop > 0 {
 		lo, hi := blockingSlack, s.blpop+blockingSlack+50*time.Millisecond
