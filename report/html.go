@@ -497,6 +497,8 @@ table.cells td.samples{max-width:260px}
 {{with .R.Environment.CPUIdle}}<tr><th>idle CPUs</th><td>{{.}}</td></tr>{{end}}
 {{with .Throughput}}<tr><th>throughput</th><td>{{.}}</td></tr>{{end}}
 <tr><th>harness error</th><td>{{.Calib}}</td></tr>
+{{if .R.Environment.ProbeUnloadedMs}}<tr><th>latency probe</th><td>{{.R.Environment.ProbeText}}</td></tr>{{end}}
+{{with .R.Environment.ProbeNote}}<tr><th>probe note</th><td>{{.}}</td></tr>{{end}}
 </table>
 {{with .R.Environment.Calibration}}<h3>Calibration</h3>
 <table><tr><th>probe</th><th>method</th><th>p50</th><th>p99</th><th>max</th><th>n</th></tr>

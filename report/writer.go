@@ -216,6 +216,7 @@ func cloneEnvironment(e Environment) Environment {
 		c.CalibrationErrorMs = &q
 	}
 	c.Calibration = append([]CalibrationProbe(nil), e.Calibration...)
+	c.ProbeUnloadedMs, c.ProbeLoadedMs = cloneQuantiles(e.ProbeUnloadedMs), cloneQuantiles(e.ProbeLoadedMs)
 	if e.Sysctls != nil {
 		c.Sysctls = make(map[string]string, len(e.Sysctls))
 		for k, v := range e.Sysctls {
