@@ -64,24 +64,54 @@ func (b Baseline) Unloaded() bool { return b.Busy <= baselineBusyMax }
 // nothing else of the run's: n datagrams, one every baselineEvery, each
 // stamped by the peer before its send and by the watcher on reading it.
 func MeasureBaseline(ctx context.Context, run *Run, exe string, n int) (Baseline, error) {
-	return measureBaselineEvery(ctx, run, exe, n, baselineEvery)
+	b, _, err := measureProbe(ctx, run, exe, n, baselineEvery, 0)
+	return b, err
 }
 
-func measureBaselineEvery(ctx context.Context, run *Run, exe string, n int, every time.Duration) (Baseline, error) {
+// MeasureLoaded measures the same probe while labs goroutines each build
+// a lab, start its agents and tear it down, over and over: the CPU time a
+// sample costs that is not waiting, which is what raises the probe's error
+// under a pool's load.
+func MeasureLoaded(ctx context.Context, run *Run, exe string, n, labs int) (Baseline, error) {
+	b, _, err := measureProbe(ctx, run, exe, n, baselineEvery, labs)
+	return b, err
+}
+
+// measureProbe measures n probe datagrams, one every every, with labs
+// goroutines churning labs meanwhile, and returns their quantiles and the
+// errors in the order measured.
+func measureProbe(ctx context.Context, run *Run, exe string, n int, every time.Duration, labs int) (Baseline, []float64, error) {
 	if n < 100 {
-		return Baseline{}, fmt.Errorf("a baseline of %d datagrams has no meaningful p99: measure at least 100", n)
+		return Baseline{}, nil, fmt.Errorf("a probe of %d datagrams has no meaningful p99: measure at least 100", n)
 	}
 	if exe == "" {
 		var err error
 		if exe, err = os.Executable(); err != nil {
-			return Baseline{}, fmt.Errorf("find this program to re-execute as agents: %w", err)
+			return Baseline{}, nil, fmt.Errorf("find this program to re-execute as agents: %w", err)
 		}
 	}
 	p, err := openProbe(ctx, run, exe)
 	if err != nil {
-		return Baseline{}, fmt.Errorf("open the latency probe's lab: %w", err)
+		return Baseline{}, nil, fmt.Errorf("open the latency probe's lab: %w", err)
 	}
 	defer p.close()
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var loadErr error
+	var loadMu sync.Mutex
+	for range labs {
+		wg.Go(func() {
+			for loadCtx.Err() == nil {
+				if err := churnLab(loadCtx, run, exe); err != nil && loadCtx.Err() == nil {
+					loadMu.Lock()
+					loadErr = errors.Join(loadErr, err)
+					loadMu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	defer func() { stopLoad(); wg.Wait() }()
 	before, cpuErr := readCPUTimes()
 	errs := make([]float64, 0, n)
 	t := time.NewTicker(every)
@@ -89,27 +119,49 @@ func measureBaselineEvery(ctx context.Context, run *Run, exe string, n int, ever
 	for seq := 1; len(errs) < n; seq++ {
 		select {
 		case <-ctx.Done():
-			return Baseline{}, context.Cause(ctx)
+			return Baseline{}, nil, context.Cause(ctx)
 		case <-t.C:
 		}
 		ms, ok, err := probeDatagramOnce(ctx, p.s, p.addr, seq)
 		if err != nil {
-			return Baseline{}, fmt.Errorf("probe datagram %d: %w", seq, err)
+			return Baseline{}, nil, fmt.Errorf("probe datagram %d: %w", seq, err)
 		}
 		if ok {
 			errs = append(errs, ms)
 		}
 		if seq > 2*n {
-			return Baseline{}, fmt.Errorf("%d of %d probe datagrams were lost", seq-len(errs), seq)
+			return Baseline{}, nil, fmt.Errorf("%d of %d probe datagrams were lost", seq-len(errs), seq)
 		}
 	}
 	after, err := readCPUTimes()
+	stopLoad()
+	wg.Wait()
+	if loadErr != nil {
+		return Baseline{}, nil, fmt.Errorf("the load beside the probe: %w", loadErr)
+	}
 	b := Baseline{ErrorMs: report.QuantilesOf(errs), CPUIdle: run.CPUIdle(), Measured: time.Now().UTC()}
 	b.Busy = after.busySince(before)
 	if cpuErr != nil || err != nil {
 		b.Busy = 1 // the load is unknown: not known to be unloaded
 	}
-	return b, nil
+	return b, errs, nil
+}
+
+// churnLab builds a lab, starts a sample's agents in it and tears it down.
+func churnLab(ctx context.Context, run *Run, exe string) error {
+	c, err := Resolve(CellConfig{Detector: "read-eof", Fault: calibrationFault, Side: SideClient})
+	if err != nil {
+		return err
+	}
+	lab, err := run.NewLab(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := OpenSession(ctx, lab, c, nil, SessionOptions{Exe: exe}); err != nil {
+		_ = lab.Close()
+		return err
+	}
+	return lab.Close()
 }
 
 // machineBaseline is the baseline the pool of this process measures
