@@ -19,7 +19,7 @@ HALFOPEN_SAMPLES ?= $(SAMPLES_$(PROFILE))
 # in examples/gates/ (halfopen's module does not depend on them).
 GATES     := grpc nats redis postgres
 
-.PHONY: all build examples chromium vet unit suites test test-faults test-scale gates gate-packages report screenshots clean gc bench bench-pool bench-lab fuzz fuzz-short
+.PHONY: all build examples chromium vet unit suites test test-faults test-scale gates gate-packages report screenshots clean gc bench bench-pool bench-phases bench-probe bench-lab fuzz fuzz-short
 
 # Fuzz targets, package:function: every parser of outside input (specs,
 # reports and their merge, budgets, protocol lines, HALFOPEN_CONFIG, gate
@@ -149,6 +149,15 @@ fuzz-short:
 
 bench-pool:
 	$(GO) test -run '^$$' -bench Pool -benchtime 1x ./harness/
+
+# What a sample costs besides its waiting, phase by phase (lab, session,
+# warm-up, teardown: wall and CPU time), and the latency probe unloaded and
+# loaded, idle CPUs polling and halting.
+bench-phases:
+	$(GO) test -run '^$$' -bench SamplePhases -benchtime 30x ./harness/
+
+bench-probe:
+	$(GO) test -run '^$$' -bench ProbeBaseline -benchtime 1x -timeout 20m ./harness/
 
 # The README's screenshots, rendered by the browser test.
 screenshots: chromium
