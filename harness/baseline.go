@@ -174,35 +174,38 @@ var machineBaseline struct {
 }
 
 // baselineFor returns the process's baseline, measuring it with run's labs
-// if need be.
-func baselineFor(ctx context.Context, run *Run, exe string) (Baseline, error) {
+// if need be and measure allows; ok is false when there is none.
+func baselineFor(ctx context.Context, run *Run, exe string, measure bool) (b Baseline, ok bool, err error) {
 	machineBaseline.mu.Lock()
 	defer machineBaseline.mu.Unlock()
 	if machineBaseline.b != nil {
-		return *machineBaseline.b, nil
+		return *machineBaseline.b, true, nil
 	}
 	path := os.Getenv(EnvBaseline)
 	if path != "" {
 		b, err := ReadBaseline(path)
 		if err == nil {
 			machineBaseline.b = &b
-			return b, nil
+			return b, true, nil
 		}
 		if !errors.Is(err, os.ErrNotExist) {
-			return Baseline{}, err
+			return Baseline{}, false, err
 		}
 	}
-	b, err := MeasureBaseline(ctx, run, exe, BaselineDatagrams)
+	if !measure {
+		return Baseline{}, false, nil
+	}
+	b, err = MeasureBaseline(ctx, run, exe, BaselineDatagrams)
 	if err != nil {
-		return Baseline{}, err
+		return Baseline{}, false, err
 	}
 	if path != "" {
 		if err := WriteBaseline(path, b); err != nil {
-			return Baseline{}, err
+			return Baseline{}, false, err
 		}
 	}
 	machineBaseline.b = &b
-	return b, nil
+	return b, true, nil
 }
 
 // ReadBaseline reads a baseline written by WriteBaseline.

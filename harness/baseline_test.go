@@ -135,3 +135,40 @@ func TestWindowP99s(t *testing.T) {
 		t.Errorf("window p99s %g..%g, want 0.1..2", lo, hi)
 	}
 }
+
+// A process takes the baseline from HALFOPEN_BASELINE's file, keeps it,
+// and measures none where it may not.
+func TestBaselineFor(t *testing.T) {
+	reset := func() {
+		machineBaseline.mu.Lock()
+		machineBaseline.b = nil
+		machineBaseline.mu.Unlock()
+	}
+	reset()
+	t.Cleanup(reset)
+	dir := t.TempDir()
+	t.Setenv(EnvBaseline, filepath.Join(dir, "none.json"))
+	if _, ok, err := baselineFor(context.Background(), nil, "", false); ok || err != nil {
+		t.Fatalf("no file and no measuring: ok %v, err %v; want neither", ok, err)
+	}
+	path := filepath.Join(dir, "baseline.json")
+	want := Baseline{ErrorMs: report.Quantiles{P50: 0.5, P99: 1.0, N: 1000}}
+	if err := WriteBaseline(path, want); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvBaseline, path)
+	got, ok, err := baselineFor(context.Background(), nil, "", true)
+	if err != nil || !ok || got.ErrorMs != want.ErrorMs {
+		t.Fatalf("from the file: %+v, ok %v, err %v", got, ok, err)
+	}
+	if err := os.WriteFile(path, []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := baselineFor(context.Background(), nil, "", true); err != nil || !ok || got.ErrorMs != want.ErrorMs {
+		t.Errorf("once read, the baseline is the process's: %+v, ok %v, err %v", got, ok, err)
+	}
+	reset()
+	if _, _, err := baselineFor(context.Background(), nil, "", true); err == nil || !strings.Contains(err.Error(), "not a probe baseline") {
+		t.Errorf("a garbled file: %v, want it named as not a baseline", err)
+	}
+}

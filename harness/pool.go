@@ -30,11 +30,12 @@ import (
 // increase passes poolShrinkMargin (additive increase, multiplicative
 // decrease). The margins follow from what the run must hold: an increase
 // of at most 0.3 ms at p99 over the whole run (poolShrinkMargin), and the
-// p99 over the probe's window of 200 datagrams is its second largest
-// error, which moves by 0.1 ms between windows of the same unloaded
-// machine (BenchmarkProbeBaseline), so growing stops at half the limit
-// (poolGrowMargin) and leaves the other half to that noise and to the
-// labs one tick of growth adds before the next measurement.
+// p99 over the probe's window of 200 datagrams is its third largest
+// error, which moved by 0.08 ms between the windows of one unloaded
+// 10 s baseline here (0.15–0.23 ms; BenchmarkProbeBaseline's window-p99
+// min and max), so growing stops at half the limit (poolGrowMargin) and
+// leaves the other half to that noise and to the labs one tick of growth
+// adds before the next measurement.
 //
 // The harness's absolute p99 stays gated at poolAbsoluteMs where the
 // baseline leaves room for it (baseline p99 + poolGrowMargin within it):
@@ -206,18 +207,24 @@ func (p *pool) setBaseline(q report.Quantiles) {
 }
 
 // measureBaseline gives the pool the machine's unloaded baseline before
-// the run's first sample (baseline.go), measured now with no other lab of
-// this process or read from EnvBaseline's file. Without one the pool keeps
-// its first limit, and Run returns why.
+// the run's first sample (baseline.go): read from EnvBaseline's file or
+// measured earlier by this process, or measured now with no other lab of
+// this process. It is measured now (10 s) only for a pool that may grow,
+// sized by measurement with more jobs than its first limit; a fixed pool
+// or a small run records it only where it costs nothing. A pool without
+// one keeps its first limit; a failed measurement is what Run returns.
 func (m *Matrix) measureBaseline(ctx context.Context) {
-	b, err := baselineFor(ctx, m.run, m.opt.Exe)
+	mayGrow := m.Adaptive() && len(m.schedule()) > m.pool.current()
+	b, ok, err := baselineFor(ctx, m.run, m.opt.Exe, mayGrow)
 	if err != nil {
 		if ctx.Err() == nil {
 			m.keep(fmt.Errorf("the latency probe's unloaded baseline: %w", err))
 		}
 		return
 	}
-	m.pool.setBaseline(b.ErrorMs)
+	if ok {
+		m.pool.setBaseline(b.ErrorMs)
+	}
 }
 
 // writeProbe records the machine's unloaded baseline and the probe's
