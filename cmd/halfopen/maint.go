@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 
 	"github.com/spf13/cobra"
@@ -94,6 +95,11 @@ for HALFOPEN_BASELINE, as make test-faults does before its suites and gates star
 			fmt.Fprintf(out, "%-7s %-9s %s\n", "info", "timing", timing)
 			if firstBad != nil {
 				return badInput(firstBad)
+			}
+			if baseline != "" {
+				if fi, err := os.Stat(filepath.Dir(baseline)); err != nil || !fi.IsDir() {
+					return badInput(fmt.Errorf("--baseline %s: its directory does not exist", baseline))
+				}
 			}
 			if probe || baseline != "" {
 				return doctorProbe(cmd, timing, probe, baseline)
