@@ -208,3 +208,55 @@ func TestWallTimeOfASharedReport(t *testing.T) {
 		t.Errorf("wall %g s, want the 10 s since the report began, not one matrix's 1 s", got)
 	}
 }
+
+// A run whose pool may grow measures the machine's unloaded baseline
+// before its first sample, sizes its pool against it, and records it and
+// the probe over the run side by side; a second matrix of the process
+// reuses it.
+func TestMatrixRecordsTheProbeBaseline(t *testing.T) {
+	if err := Preflight(); err != nil {
+		t.Skip(err)
+	}
+	reset := func() {
+		machineBaseline.mu.Lock()
+		machineBaseline.b = nil
+		machineBaseline.mu.Unlock()
+	}
+	reset()
+	t.Cleanup(reset)
+	t.Setenv(EnvBaseline, "")
+	run := NewRun()
+	t.Cleanup(func() {
+		if err := run.Close(); err != nil {
+			t.Errorf("close run: %v", err)
+		}
+	})
+	cfg := []CellConfig{{Detector: "read-eof", Fault: "graceful-close", Samples: 12}}
+	m, err := NewMatrix(run, cfg, Options{Seed: 1, Calibrations: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e := m.Report().Environment
+	if e.ProbeUnloadedMs == nil || e.ProbeUnloadedMs.N != BaselineDatagrams {
+		t.Fatalf("unloaded probe %+v, want %d datagrams", e.ProbeUnloadedMs, BaselineDatagrams)
+	}
+	if e.ProbeLoadedMs == nil || e.ProbeLoadedMs.N == 0 {
+		t.Fatalf("loaded probe %+v, want the run's datagrams", e.ProbeLoadedMs)
+	}
+	if !m.pool.hasBaseline || m.pool.baseline != e.ProbeUnloadedMs.P99 {
+		t.Errorf("the pool sized against %v (known %v), the report holds %v", m.pool.baseline, m.pool.hasBaseline, e.ProbeUnloadedMs.P99)
+	}
+	m2, err := NewMatrix(run, cfg, Options{Seed: 2, Calibrations: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := m2.Report().Environment.ProbeUnloadedMs; got == nil || *got != *e.ProbeUnloadedMs {
+		t.Errorf("the second matrix's baseline %+v, want the first's %+v", got, e.ProbeUnloadedMs)
+	}
+}
