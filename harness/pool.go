@@ -55,8 +55,8 @@ import (
 // busy more than poolBusyHigh (busy: everything but idle and iowait in
 // /proc/stat, steal included: time the hypervisor took is not ours).
 const (
-	poolGrowMargin   = 0.15 // ms over the baseline's p99 within which the pool may grow
-	poolShrinkMargin = 0.3  // ms over it beyond which the pool shrinks
+	poolShrinkMargin = report.ProbeIncreaseLimitMs     // ms over the baseline's p99 beyond which the pool shrinks
+	poolGrowMargin   = report.ProbeIncreaseLimitMs / 2 // and within which it may grow
 	poolAbsoluteMs   = report.HarnessErrorLimitMs
 	poolBusyLow      = 0.55 // CPU busy fraction below which the pool may grow
 	poolBusyHigh     = 0.8  // and above which it shrinks
