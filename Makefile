@@ -19,7 +19,7 @@ HALFOPEN_SAMPLES ?= $(SAMPLES_$(PROFILE))
 # in examples/gates/ (halfopen's module does not depend on them).
 GATES     := grpc nats redis postgres
 
-.PHONY: all build examples chromium vet unit suites test test-faults test-scale gates gate-packages report screenshots clean gc bench bench-pool bench-lab fuzz fuzz-short
+.PHONY: all build examples chromium vet unit suites test test-faults test-scale gates gate-packages report screenshots clean gc bench bench-pool bench-phases bench-probe bench-lab fuzz fuzz-short
 
 # Fuzz targets, package:function: every parser of outside input (specs,
 # reports and their merge, budgets, protocol lines, HALFOPEN_CONFIG, gate
@@ -64,15 +64,24 @@ test: vet fuzz-short unit suites
 	@echo "make test: all tests passed"
 
 # The main job: the fault suites (the whole matrix included) and the
-# library gates write their reports sample by sample into $(REPORTS)/, which
-# are merged into faults.json, rendered, and checked against ci/budgets.yaml.
+# library gates, all at once, write their reports sample by sample into
+# $(REPORTS)/, which are merged into faults.json, rendered, and checked against ci/budgets.yaml.
+# First the latency probe's unloaded baseline is measured with nothing
+# else running ($(BASELINE)); every process then sizes its own pool against
+# it, and all of them see the one machine's probe error and CPU time, so
+# together they hold the load where one pool would. The suites print as
+# before; each gate writes $(REPORTS)/gate-<name>.log, and a failed gate's
+# last lines are printed when it ends.
 test-faults: build gate-packages
 	@mkdir -p $(REPORTS)
-	@rm -f $(REPORTS)/suite-*.json
-	PROFILE=$(PROFILE) HALFOPEN_SAMPLES=$(HALFOPEN_SAMPLES) HALFOPEN_REPORT_DIR=$(abspath $(REPORTS)) \
-		$(GINKGO) -r --keep-going --timeout=60m --poll-progress-after=120s -v $(SUITES) ; \
+	@rm -f $(REPORTS)/suite-*.json $(REPORTS)/gate-*.log $(BASELINE)
+	$(BIN) doctor --baseline $(BASELINE)
+	@export HALFOPEN_BASELINE=$(BASELINE); \
+		$(START_GATES); \
+		PROFILE=$(PROFILE) HALFOPEN_SAMPLES=$(HALFOPEN_SAMPLES) HALFOPEN_REPORT_DIR=$(abspath $(REPORTS)) \
+			$(GINKGO) -r --keep-going --timeout=60m --poll-progress-after=120s -v $(SUITES); \
 		status=$$?; \
-		$(MAKE) -s gates || status=1; \
+		$(WAIT_GATES); \
 		$(MAKE) -s report || exit 1; \
 		exit $$status
 
@@ -89,13 +98,30 @@ test-scale:
 gate-packages:
 	@sh ci/install-gate-packages.sh
 
-# Each library's gate suite, against its real server in the lab's peer host.
+# Each library's gate suite, against its real server in the lab's peer
+# host, all at once (see test-faults); each writes $(REPORTS)/gate-<name>.log.
 gates: build gate-packages
 	@mkdir -p $(REPORTS)
-	@status=0; for g in $(GATES); do \
-		echo "gate $$g"; \
-		(cd examples/gates/$$g && HALFOPEN_REPORT_DIR=$(abspath $(REPORTS)) HALFOPEN_GATE_NAME=$$g $(GO) test -count=1 -timeout 20m ./...) || status=1; \
-	done; exit $$status
+	@rm -f $(REPORTS)/gate-*.log
+	@test -n "$$HALFOPEN_BASELINE" || $(BIN) doctor --baseline $(BASELINE)
+	@export HALFOPEN_BASELINE=$${HALFOPEN_BASELINE:-$(BASELINE)}; status=0; $(START_GATES); $(WAIT_GATES); exit $$status
+
+# The machine's unloaded probe baseline, measured once for a whole run.
+BASELINE    = $(abspath $(REPORTS))/baseline.json
+# START_GATES starts every gate in the background, its output in its log,
+# and keeps "name:pid" of each in $$gates; WAIT_GATES waits for each, says
+# how it ended, prints a failed one's last lines, and sets status=1 when
+# one failed (it keeps status otherwise).
+START_GATES = gates=""; for g in $(GATES); do \
+		( cd examples/gates/$$g && HALFOPEN_REPORT_DIR=$(abspath $(REPORTS)) HALFOPEN_GATE_NAME=$$g \
+			$(GO) test -count=1 -timeout 20m ./... ) >$(REPORTS)/gate-$$g.log 2>&1 & \
+		gates="$$gates $$g:$$!"; echo "gate $$g started: $(REPORTS)/gate-$$g.log"; \
+	done
+WAIT_GATES = for gp in $$gates; do \
+		g=$${gp%%:*}; \
+		if wait $${gp\#*:}; then echo "gate $$g: ok ($(REPORTS)/gate-$$g.log)"; \
+		else status=1; echo "gate $$g: FAILED; the end of $(REPORTS)/gate-$$g.log:"; tail -n 40 $(REPORTS)/gate-$$g.log | sed "s/^/  gate $$g | /"; fi; \
+	done
 
 # Merge, render and check the budgets of whatever the suites wrote (also after a failed suite).
 report:
@@ -123,6 +149,15 @@ fuzz-short:
 
 bench-pool:
 	$(GO) test -run '^$$' -bench Pool -benchtime 1x ./harness/
+
+# What a sample costs besides its waiting, phase by phase (lab, session,
+# warm-up, teardown: wall and CPU time), and the latency probe unloaded and
+# loaded, idle CPUs polling and halting.
+bench-phases:
+	$(GO) test -run '^$$' -bench SamplePhases -benchtime 30x ./harness/
+
+bench-probe:
+	$(GO) test -run '^$$' -bench ProbeBaseline -benchtime 1x -timeout 20m ./harness/
 
 # The README's screenshots, rendered by the browser test.
 screenshots: chromium

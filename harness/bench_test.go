@@ -3,6 +3,8 @@ package harness_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -85,25 +87,52 @@ func BenchmarkTimingError(b *testing.B) {
 // 32 labs, and through the pool sized by measurement. It reports samples
 // per second, the ratio of the samples' own durations (detection time, the
 // budget of a censored one, the window of a disturbance) to the wall time,
-// and the harness's timing error p99 in the same run. Run it alone:
+// the harness's timing error p99 in the same run, and the latency probe's
+// p99 unloaded (the machine's baseline, measured once) and over the run,
+// and its increase. Run it alone:
 //
 //	go test -run '^$' -bench Pool -benchtime 1x ./harness/
 func BenchmarkPool(b *testing.B) {
-	var cells []harness.CellConfig
-	for _, d := range []string{"keepalive-tuned", "heartbeat-inband", "user-timeout", "read-eof"} {
-		for _, f := range []string{"blackhole", "host-crash", "graceful-close", "router-restart:outage=1s"} {
-			cells = append(cells, harness.CellConfig{Detector: d, Fault: f, Samples: 2})
+	cellsOf := func(samples int) []harness.CellConfig {
+		var cells []harness.CellConfig
+		for _, d := range []string{"keepalive-tuned", "heartbeat-inband", "user-timeout", "read-eof"} {
+			for _, f := range []string{"blackhole", "host-crash", "graceful-close", "router-restart:outage=1s"} {
+				cells = append(cells, harness.CellConfig{Detector: d, Fault: f, Samples: samples})
+			}
 		}
+		return cells
 	}
-	for _, pool := range []int{4, 8, 16, 32, 0} {
-		name := fmt.Sprintf("pool=%d", pool)
-		if pool == 0 {
-			name = "pool=measured"
+	// The machine's baseline, measured once before any sub-benchmark, so
+	// that none of them counts its 10 s in its wall time.
+	if os.Getenv(harness.EnvBaseline) == "" {
+		run := requireLab(b)
+		bl, err := harness.MeasureBaseline(context.Background(), run, "", harness.BaselineDatagrams)
+		if err != nil {
+			b.Fatal(err)
 		}
-		b.Run(name, func(b *testing.B) {
+		path := filepath.Join(b.TempDir(), "baseline.json")
+		if err := harness.WriteBaseline(path, bl); err != nil {
+			b.Fatal(err)
+		}
+		b.Setenv(harness.EnvBaseline, path)
+		b.Logf("unloaded probe p99 %.3f ms (n=%d), CPUs %.0f %% busy meanwhile, idle CPUs %s", bl.ErrorMs.P99, bl.ErrorMs.N, bl.Busy*100, bl.CPUIdle)
+	}
+	type variant struct {
+		name          string
+		pool, samples int
+	}
+	var variants []variant
+	for _, pool := range []int{4, 8, 16, 32} {
+		variants = append(variants, variant{fmt.Sprintf("pool=%d", pool), pool, 2})
+	}
+	// The measured pool, on the same 32 samples and on 128, long enough
+	// for it to reach what the machine allows.
+	variants = append(variants, variant{"pool=measured", 0, 2}, variant{"pool=measured/samples=128", 0, 8})
+	for _, v := range variants {
+		b.Run(v.name, func(b *testing.B) {
 			run := requireLab(b)
 			for range b.N {
-				m, err := harness.NewMatrix(run, cells, harness.Options{Pool: pool, Seed: 1})
+				m, err := harness.NewMatrix(run, cellsOf(v.samples), harness.Options{Pool: v.pool, Seed: 1})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -124,6 +153,12 @@ func BenchmarkPool(b *testing.B) {
 				b.ReportMetric(float64(m.PoolSize()), "labs")
 				if q != nil {
 					b.ReportMetric(q.P99, "p99-ms")
+				}
+				e := m.Report().Environment
+				if inc, ok := e.ProbeIncreaseMs(); ok {
+					b.ReportMetric(e.ProbeUnloadedMs.P99, "unloaded-p99-ms")
+					b.ReportMetric(e.ProbeLoadedMs.P99, "loaded-p99-ms")
+					b.ReportMetric(inc, "increase-p99-ms")
 				}
 			}
 		})

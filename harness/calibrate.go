@@ -63,6 +63,18 @@ func (c *calibration) add(probe string, ms ...float64) {
 	c.errors[probe] = append(c.errors[probe], ms...)
 }
 
+// quantilesOf returns the quantiles of one probe's errors, or nil before
+// its first.
+func (c *calibration) quantilesOf(probe string) *report.Quantiles {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.errors[probe]) == 0 {
+		return nil
+	}
+	q := report.QuantilesOf(c.errors[probe])
+	return &q
+}
+
 // quantiles returns the quantiles of the harness's error (the stamp
 // probes together) and of every probe, or nil before any stamp error.
 func (c *calibration) quantiles() (*report.Quantiles, []report.CalibrationProbe) {

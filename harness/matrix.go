@@ -253,6 +253,7 @@ func (m *Matrix) measurePool(ctx context.Context) (stop func()) {
 	if m.opt.Calibrations < 0 {
 		return func() {}
 	}
+	m.measureBaseline(ctx)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -418,6 +419,7 @@ func (m *Matrix) writeCalibration() {
 			r.Environment.CalibrationErrorMs = q
 			r.Environment.Calibration = probes
 		}
+		m.writeProbe(&r.Environment)
 		if !r.Started.IsZero() {
 			wall = time.Since(r.Started).Seconds()
 		}

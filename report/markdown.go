@@ -269,6 +269,10 @@ func writeMarkdownEnvironment(b *strings.Builder, r *Report) {
 	} else {
 		row("harness error", "not measured")
 	}
+	if r.Environment.ProbeUnloadedMs != nil {
+		row("latency probe", r.Environment.ProbeText())
+		row("probe note", r.Environment.ProbeNote())
+	}
 	b.WriteString("\n")
 	if len(r.Environment.Calibration) > 0 {
 		b.WriteString("### Calibration\n\n| probe | method | error |\n|---|---|---|\n")

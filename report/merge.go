@@ -124,6 +124,7 @@ func mergeEnvironment(dst, src *Environment) {
 			dst.CalibrationErrorMs = &q
 		}
 	}
+	mergeProbe(dst, src)
 	for _, sp := range src.Calibration {
 		found := false
 		for i := range dst.Calibration {

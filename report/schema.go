@@ -144,6 +144,14 @@ type Environment struct {
 	// sample agreed with theory when the report was written. The writer
 	// records it; reports written before it was recorded used 0.15 s.
 	ToleranceS float64 `json:"tolerance_s,omitempty"`
+	// ProbeUnloadedMs is the latency probe's error on this machine with no
+	// lab running but the probe's own, measured before the first sample:
+	// the machine's baseline, which the pool is sized against.
+	ProbeUnloadedMs *Quantiles `json:"probe_unloaded_ms,omitempty"`
+	// ProbeLoadedMs is the same probe's error over the run, under the
+	// pool's load; a merged report holds the largest of its parts' per
+	// quantile, like CalibrationErrorMs.
+	ProbeLoadedMs *Quantiles `json:"probe_loaded_ms,omitempty"`
 	// Sysctls is what reports written before per-cell sysctls held: one
 	// map for the whole run, role prefixed ("watcher/net.ipv4.tcp_retries2").
 	// It is read from old reports and never written; Cell.Sysctls replaces it.

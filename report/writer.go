@@ -223,6 +223,7 @@ func cloneEnvironment(e Environment) Environment {
 		p.Degraded = append([]string(nil), e.Privilege.Degraded...)
 		c.Privilege = &p
 	}
+	c.ProbeUnloadedMs, c.ProbeLoadedMs = cloneQuantiles(e.ProbeUnloadedMs), cloneQuantiles(e.ProbeLoadedMs)
 	if e.Sysctls != nil {
 		c.Sysctls = make(map[string]string, len(e.Sysctls))
 		for k, v := range e.Sysctls {

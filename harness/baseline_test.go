@@ -1,0 +1,174 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/halfopen/halfopen/report"
+)
+
+// BenchmarkProbeBaseline measures the latency probe with no other lab of
+// the run (labs=0) and beside 2 per CPU built, started and torn down over
+// and over, with idle CPUs polling (the run's PM QoS request) and halting
+// (HALFOPEN_NO_IDLE_POLL=1), at the baseline's interval and at the run's
+// probe interval: what the machine's p99 is made of before any load, and
+// what load adds. window-p99 min/max are the p99s of the windows of
+// probeWindow datagrams the pool's controller sees. Run it alone:
+//
+//	go test -run '^$' -bench ProbeBaseline -benchtime 1x ./harness/
+func BenchmarkProbeBaseline(b *testing.B) {
+	type variant struct {
+		idle  string
+		every time.Duration
+		labs  int
+	}
+	var variants []variant
+	for _, idle := range []string{"polling", "halting"} {
+		variants = append(variants, variant{idle, baselineEvery, 0}, variant{idle, probeEvery, 0}, variant{idle, baselineEvery, 2 * runtime.NumCPU()})
+	}
+	for _, v := range variants {
+		b.Run(fmt.Sprintf("idle=%s/every=%v/labs=%d", v.idle, v.every, v.labs), func(b *testing.B) {
+			if err := Preflight(); err != nil {
+				b.Skip(err)
+			}
+			if v.idle == "halting" {
+				b.Setenv(EnvNoIdlePoll, "1")
+			}
+			run := NewRun()
+			defer func() {
+				if err := run.Close(); err != nil {
+					b.Errorf("close run: %v", err)
+				}
+			}()
+			for range b.N {
+				bl, errs, err := measureProbe(context.Background(), run, "", BaselineDatagrams, v.every, v.labs)
+				if err != nil {
+					b.Fatal(err)
+				}
+				lo, hi := windowP99s(errs)
+				b.ReportMetric(bl.ErrorMs.P50, "p50-ms")
+				b.ReportMetric(bl.ErrorMs.P99, "p99-ms")
+				b.ReportMetric(bl.ErrorMs.Max, "max-ms")
+				b.ReportMetric(float64(bl.ErrorMs.N), "n")
+				b.ReportMetric(lo, "window-p99-min-ms")
+				b.ReportMetric(hi, "window-p99-max-ms")
+				b.ReportMetric(bl.Busy*100, "busy-%")
+			}
+		})
+	}
+}
+
+// windowP99s are the smallest and largest p99 of consecutive windows of
+// probeWindow errors.
+func windowP99s(errs []float64) (lo, hi float64) {
+	lo = -1
+	for i := 0; i+probeWindow <= len(errs); i += probeWindow {
+		p := report.QuantilesOf(errs[i : i+probeWindow]).P99
+		if lo < 0 || p < lo {
+			lo = p
+		}
+		hi = max(hi, p)
+	}
+	return max(lo, 0), hi
+}
+
+func TestBaselineFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "baseline.json")
+	want := Baseline{ErrorMs: report.Quantiles{P50: 0.1, P99: 0.2, Max: 3, N: 1000}, Busy: 0.1, CPUIdle: "polling", Measured: time.Date(2026, 12, 6, 20, 0, 0, 0, time.UTC)}
+	if err := WriteBaseline(path, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadBaseline(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("read back %+v, want %+v", got, want)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".baseline-*")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+	for _, tc := range []struct{ name, content, want string }{
+		{"not JSON", "p99 0.2", "is not a probe baseline"},
+		{"too few datagrams", `{"error_ms":{"p50":0.1,"p99":0.2,"n":20}}`, "n=20"},
+		{"p99 below p50", `{"error_ms":{"p50":0.3,"p99":0.2,"n":1000}}`, "p99 0.2 ms"},
+		{"negative", `{"error_ms":{"p50":-1,"p99":0.2,"n":1000}}`, "p50 -1 ms"},
+	} {
+		bad := filepath.Join(dir, "bad.json")
+		if err := os.WriteFile(bad, []byte(tc.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadBaseline(bad); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: ReadBaseline error %v, want one naming %q", tc.name, err, tc.want)
+		}
+	}
+	if _, err := ReadBaseline(filepath.Join(dir, "none.json")); !os.IsNotExist(unwrapAll(err)) {
+		t.Errorf("a missing file: %v, want a not-exist error", err)
+	}
+}
+
+func unwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok || u.Unwrap() == nil {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}
+
+func TestWindowP99s(t *testing.T) {
+	errs := make([]float64, 2*probeWindow+10)
+	for i := range errs {
+		errs[i] = 0.1
+	}
+	errs[3], errs[4], errs[5] = 2, 2, 2 // three outliers in the first window: its p99 (the 198th of 200)
+	lo, hi := windowP99s(errs)
+	if lo != 0.1 || hi != 2 {
+		t.Errorf("window p99s %g..%g, want 0.1..2", lo, hi)
+	}
+}
+
+// A process takes the baseline from HALFOPEN_BASELINE's file, keeps it,
+// and measures none where it may not.
+func TestBaselineFor(t *testing.T) {
+	reset := func() {
+		machineBaseline.mu.Lock()
+		machineBaseline.b = nil
+		machineBaseline.mu.Unlock()
+	}
+	reset()
+	t.Cleanup(reset)
+	dir := t.TempDir()
+	t.Setenv(EnvBaseline, filepath.Join(dir, "none.json"))
+	if _, ok, err := baselineFor(context.Background(), nil, "", false); ok || err != nil {
+		t.Fatalf("no file and no measuring: ok %v, err %v; want neither", ok, err)
+	}
+	path := filepath.Join(dir, "baseline.json")
+	want := Baseline{ErrorMs: report.Quantiles{P50: 0.5, P99: 1.0, N: 1000}}
+	if err := WriteBaseline(path, want); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvBaseline, path)
+	got, ok, err := baselineFor(context.Background(), nil, "", true)
+	if err != nil || !ok || got.ErrorMs != want.ErrorMs {
+		t.Fatalf("from the file: %+v, ok %v, err %v", got, ok, err)
+	}
+	if err := os.WriteFile(path, []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := baselineFor(context.Background(), nil, "", true); err != nil || !ok || got.ErrorMs != want.ErrorMs {
+		t.Errorf("once read, the baseline is the process's: %+v, ok %v, err %v", got, ok, err)
+	}
+	reset()
+	if _, _, err := baselineFor(context.Background(), nil, "", true); err == nil || !strings.Contains(err.Error(), "not a probe baseline") {
+		t.Errorf("a garbled file: %v, want it named as not a baseline", err)
+	}
+}
