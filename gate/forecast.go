@@ -3,10 +3,10 @@ package gate
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/onsi/gomega/types"
 
+	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/tcprules"
 )
 
@@ -47,27 +47,24 @@ func (m *sampleMatcher) NegatedFailureMessage(actual any) string {
 	return fmt.Sprintf("%v\nwas expected not to %s", actual, m.what)
 }
 
-// FollowForecast succeeds when every sample did what its own forecast
-// (the kernel's rule for the state the fault met, harness.SamplePredictor)
-// says: a sample that decided did so within tol of its forecast's bounds;
-// a censored one had a forecast of never, or one whose window reaches
-// past the budget (HiS + tol beyond it), as the report's judge has it. It judges each sample by the phase it met, so a
-// sample of an in-flight cell whose fault came after the request was
-// acknowledged is held to the idle rule it met.
-func FollowForecast(tol time.Duration) types.GomegaMatcher {
-	return &sampleMatcher{what: fmt.Sprintf("follow each sample's own forecast within %v", tol), check: func(r *Result) error {
+// FollowForecast succeeds when every sample has its own forecast (the
+// kernel's rule for the state the fault met, harness.SamplePredictor) and
+// the one judge (report.Cell.JudgeSample) finds it agrees with it: a
+// decision inside the forecast's window, widened by
+// report.PredictionTolerance, with a declared reason; a censoring where
+// the forecast says never or reaches past the budget. Each sample is held
+// to the phase it met, so a sample of an in-flight cell whose fault came
+// after the request was acknowledged is held to the idle rule.
+func FollowForecast() types.GomegaMatcher {
+	return &sampleMatcher{what: fmt.Sprintf("follow each sample's own forecast (± %v)", report.PredictionTolerance), check: func(r *Result) error {
 		var bad []string
 		for i, s := range r.Record.Samples {
-			f := s.Forecast
-			switch {
-			case f == nil:
+			if s.Forecast == nil {
 				bad = append(bad, fmt.Sprintf("sample %d has no forecast (its state at the fault: %s)", i, stateNote(s.State)))
-			case s.Detected && s.Seconds != nil:
-				if f.Never || *s.Seconds < f.LoS-tol.Seconds() || *s.Seconds > f.HiS+tol.Seconds() {
-					bad = append(bad, fmt.Sprintf("sample %d decided at %.3f s, its forecast %s", i, *s.Seconds, forecastString(f)))
-				}
-			case !f.Never && f.HiS+tol.Seconds() <= r.Cell.Budget.Seconds():
-				bad = append(bad, fmt.Sprintf("sample %d did not decide within its %v budget, its forecast %s", i, r.Cell.Budget, forecastString(f)))
+				continue
+			}
+			if v := r.Record.JudgeSample(s); !v.Agrees {
+				bad = append(bad, fmt.Sprintf("sample %d %s", i, v.Why))
 			}
 		}
 		if len(bad) > 0 {
@@ -99,13 +96,6 @@ func NeverDetectInPhase(phase tcprules.Phase) types.GomegaMatcher {
 		}
 		return nil
 	}}
-}
-
-func forecastString(f *tcprules.Forecast) string {
-	if f.Never {
-		return "is never (" + f.Rule + ")"
-	}
-	return fmt.Sprintf("is %.3f s in [%.3f, %.3f] s", f.AtS, f.LoS, f.HiS)
 }
 
 func stateNote(st *tcprules.ConnState) string {

@@ -44,14 +44,14 @@ func TestForecastMatchers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &Result{Cell: &harness.Cell{Budget: 60 * time.Second}, Record: report.Cell{Samples: tt.samples}}
+			r := &Result{Cell: &harness.Cell{Budget: 60 * time.Second}, Record: report.Cell{Kind: report.KindDetection, Expect: report.ExpectDetect, BudgetS: 60, Samples: tt.samples}}
 			for _, m := range []struct {
 				name string
 				ok   bool
 				m    interface {
 					Match(any) (bool, error)
 				}
-			}{{"FollowForecast", tt.wantFollow, FollowForecast(50 * time.Millisecond)}, {"NeverDetectInPhase", tt.wantNever, NeverDetectInPhase(tcprules.PhaseInFlight)}} {
+			}{{"FollowForecast", tt.wantFollow, FollowForecast()}, {"NeverDetectInPhase", tt.wantNever, NeverDetectInPhase(tcprules.PhaseInFlight)}} {
 				ok, err := m.m.Match(r)
 				if tt.wantErrPart != "" {
 					if err == nil || !strings.Contains(err.Error(), tt.wantErrPart) {

@@ -150,10 +150,17 @@ type (
 // Optional capabilities of a detector.
 type (
 	// ClosePredictor reacts to a FIN or an RST other than at once (it
-	// polls), so it predicts that too. An Expecter fault and
+	// polls, or never reads: a Never prediction makes the cell
+	// ExpectNever), so it predicts that too. An Expecter fault and
 	// EffectResetOnWrite win over it.
 	ClosePredictor interface {
 		PredictClose(e Effect) Prediction
+	}
+	// Worder words its decisions in its library's own words ("redial",
+	// "i/o timeout"), declared once: they are the cell's reasons under
+	// every fault, replacing what the generic rules and FaultReasons name.
+	Worder interface {
+		OwnReasons() []string
 	}
 	// Sender says the longest time its watcher lets pass without sending a
 	// segment while its peer does not answer (a keepalive's max(idle,

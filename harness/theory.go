@@ -36,6 +36,10 @@ func theory(det Detector, flt Fault) (Prediction, report.Expectation, report.Kin
 	if fr, ok := flt.(FaultReasons); ok && e == EffectSilent && slices.Contains(p.Reasons, "ETIMEDOUT") {
 		p.Reasons = fr.Reasons()
 	}
+	if w, ok := det.(Worder); ok && len(w.OwnReasons()) > 0 {
+		// A library words its decisions its own way, whatever the fault.
+		p.Reasons = w.OwnReasons()
+	}
 	return p, expect, report.KindDetection
 }
 
@@ -52,7 +56,11 @@ func isA[T any](v any) bool {
 // about.
 func EffectTheory(det Detector, e Effect) (Prediction, report.Expectation) {
 	if cp, ok := det.(ClosePredictor); ok && e != EffectSilent {
-		return cp.PredictClose(e), report.ExpectDetect
+		p := cp.PredictClose(e)
+		if p.Never {
+			return p, report.ExpectNever
+		}
+		return p, report.ExpectDetect
 	}
 	const rule = "a blocked read returns as soon as the segment arrives over two veth hops (tens of µs); 50 ms allows for a loaded 2-core machine"
 	switch e {

@@ -186,6 +186,10 @@ func (d *roleDetector) inFlight() (harness.Prediction, bool) {
 // over two veth hops, 50 ms on a loaded 2-core machine.
 const closeSlack = 50 * time.Millisecond
 
+// OwnReasons are the reasons the role declares, in its library's own
+// words: the cell's reasons under every fault (harness.Worder).
+func (d *roleDetector) OwnReasons() []string { return slices.Clone(d.watcher.Reasons) }
+
 // PredictClose is how the role meets a FIN or an RST, as it declares it
 // (protocol.Watcher.Close): at once when a read is always blocked on its
 // connection, within its period when it looks at the connection only

@@ -72,11 +72,6 @@ var (
 // would be a regression in the finding, not a pass.
 const inFlightBudget = 60 * time.Second
 
-// forecastTolerance is how far past its own forecast's bounds (which hold
-// the timer wheel's lateness) a sample may decide: process wake-ups on a
-// loaded 2-core machine, as harness theory allows a blocked read.
-const forecastTolerance = 50 * time.Millisecond
-
 // gateCase is one cell of the gate and what it must show.
 type gateCase struct {
 	name   string
@@ -141,7 +136,7 @@ func cases() []gateCase {
 	// request in flight is censored, and every sample follows its own
 	// forecast (a fault that came after the ACK, on a loaded machine, met
 	// an idle connection and is held to the keepalive rule instead).
-	finding := []types.GomegaMatcher{gate.FollowForecast(forecastTolerance), gate.NeverDetectInPhase(tcprules.PhaseInFlight)}
+	finding := []types.GomegaMatcher{gate.FollowForecast(), gate.NeverDetectInPhase(tcprules.PhaseInFlight)}
 	for _, f := range []string{"blackhole", "middlebox-state-loss"} {
 		addPhase(tcprules.PhaseInFlight, "recommended", pggate.RoleQuery, recommendedQuery, f, 0, gate.DetectWithin(6500*time.Millisecond), gate.GiveUpWith("ETIMEDOUT"))
 		addPhase(tcprules.PhaseInFlight, "keepalive-only", pggate.RoleQuery, keepaliveOnlyQuery, f, inFlightBudget, finding...)
