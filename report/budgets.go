@@ -31,9 +31,31 @@ import (
 //	    censored: 0           # most censored samples allowed
 //	    false_positives: 0    # most false positives allowed
 //	    errors: 0             # most failed samples allowed; 0 when absent
+//	harness:                  # optional: the harness's own timing error
+//	  p99: 1ms                #   its measured error (calibration) at p99,
+//	                          #   where the machine's baseline leaves room
+//	  increase_p99: 300us     #   the probe's p99 under load over the
+//	                          #   machine's own unloaded baseline
 type Budgets struct {
 	File    string   // where the budgets were read from
 	Budgets []Budget // in file order
+	// Harness limits the harness's own timing error; nil when the file
+	// has no harness section.
+	Harness *HarnessBudget
+}
+
+// HarnessBudget limits the harness's own timing error, as a report's
+// environment records it. A limit that the report cannot be checked
+// against (nothing measured) is broken: no green without measurement.
+type HarnessBudget struct {
+	Line int // line of the section in its file
+	// P99 limits the harness's measured error at p99
+	// (Environment.CalibrationErrorMs), where the machine's own unloaded
+	// baseline leaves room under it (ProbeNote says when it does not).
+	P99 *time.Duration
+	// IncreaseP99 limits the latency probe's p99 under the run's load over
+	// the machine's unloaded baseline (Environment.ProbeIncreaseMs).
+	IncreaseP99 *time.Duration
 }
 
 // Budget is one entry of a budgets file. Nil limits are not checked,
@@ -200,18 +222,61 @@ func ParseBudgets(name string, data []byte) (*Budgets, error) {
 	if len(doc.Content) == 0 {
 		return nil, &InputError{File: name, Msg: "has no YAML document; a budgets file lists budgets under \"budgets:\""}
 	}
-	top, err := yamlnode.Mapping(doc.Content[0], "the budgets file", []string{"budgets"})
-	if err != nil {
+	inputErr := func(err error) error {
 		var e *yamlnode.Error
 		if !errors.As(err, &e) {
-			return nil, &InputError{File: name, Msg: err.Error(), Err: err}
+			return &InputError{File: name, Msg: err.Error(), Err: err}
 		}
-		return nil, &InputError{File: name, Line: e.Line, Msg: e.Msg}
+		return &InputError{File: name, Line: e.Line, Msg: e.Msg}
 	}
-	if len(top) == 0 {
+	top, err := yamlnode.Mapping(doc.Content[0], "the budgets file", []string{"budgets", "harness"})
+	if err != nil {
+		return nil, inputErr(err)
+	}
+	var list, harness *yamlnode.Pair
+	for i := range top {
+		switch top[i].Key {
+		case "budgets":
+			list = &top[i]
+		case "harness":
+			harness = &top[i]
+		}
+	}
+	if list == nil {
 		return nil, &InputError{File: name, Line: 1, Msg: "lists no budgets under \"budgets:\""}
 	}
-	return ParseBudgetList(name, top[0].Value, BudgetSubject{Key: "detector"})
+	b, err := ParseBudgetList(name, list.Value, BudgetSubject{Key: "detector"})
+	if err != nil || harness == nil {
+		return b, err
+	}
+	if b.Harness, err = parseHarnessBudget(harness.Value); err != nil {
+		return nil, inputErr(err)
+	}
+	return b, nil
+}
+
+// parseHarnessBudget reads a budgets file's harness section.
+func parseHarnessBudget(n *yaml.Node) (*HarnessBudget, error) {
+	fields, err := yamlnode.Mapping(n, "harness", []string{"p99", "increase_p99"})
+	if err != nil {
+		return nil, err
+	}
+	h := &HarnessBudget{Line: yamlnode.Line(n)}
+	for _, fd := range fields {
+		d, err := yamlnode.Duration(fd.Value, "harness "+fd.Key, false)
+		if err != nil {
+			return nil, err
+		}
+		if fd.Key == "p99" {
+			h.P99 = &d
+		} else {
+			h.IncreaseP99 = &d
+		}
+	}
+	if h.P99 == nil && h.IncreaseP99 == nil {
+		return nil, &yamlnode.Error{Line: h.Line, Msg: "harness sets no limit; it takes p99, increase_p99 or both"}
+	}
+	return h, nil
 }
 
 // Validate checks that every budget names a detector and a fault that
@@ -251,6 +316,9 @@ type Violation struct {
 
 // String returns the violation as one sentence.
 func (v Violation) String() string {
+	if v.Cell == nil && v.Metric != "match" {
+		return fmt.Sprintf("budget %q (line %d) is broken: %s is %s, allowed %s", v.Budget, v.Line, v.Metric, v.Measured, v.Allowed)
+	}
 	if v.Cell == nil {
 		return fmt.Sprintf("budget %q (line %d) matched no cell in the report, so it is broken", v.Budget, v.Line)
 	}
@@ -279,7 +347,42 @@ func CheckBudgets(r *Report, b *Budgets) BudgetResult {
 			g.Broken = append(g.Broken, Violation{Budget: bud.Name, Line: bud.Line, Metric: "match", Measured: "no cell", Allowed: "at least one cell"})
 		}
 	}
+	if h := b.Harness; h != nil {
+		g.Checked++
+		g.Broken = append(g.Broken, h.Check(&r.Environment)...)
+	}
 	return g
+}
+
+// Check returns every limit of the harness budget that the environment
+// breaks, or cannot be checked against because it was not measured.
+func (h *HarnessBudget) Check(e *Environment) []Violation {
+	var out []Violation
+	add := func(metric, measured, allowed string) {
+		out = append(out, Violation{Budget: "the harness's timing error", Line: h.Line, Metric: metric, Measured: measured, Allowed: allowed})
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	if h.P99 != nil {
+		limit := ms(*h.P99)
+		switch q, b := e.CalibrationErrorMs, e.ProbeUnloadedMs; {
+		case q == nil:
+			add("harness p99", "not measured", formatMillis(limit))
+		case b != nil && b.P99+ProbeIncreaseLimitMs/2 > limit:
+			// The machine's own baseline leaves no room under the mark:
+			// the increase over it is the limit (ProbeNote says so).
+		case q.P99 > limit:
+			add("harness p99", formatMillis(q.P99), formatMillis(limit))
+		}
+	}
+	if h.IncreaseP99 != nil {
+		limit := ms(*h.IncreaseP99)
+		if inc, ok := e.ProbeIncreaseMs(); !ok {
+			add("probe p99 increase over the unloaded baseline", "not measured", formatMillis(limit))
+		} else if inc > limit {
+			add("probe p99 increase over the unloaded baseline", formatMillis(inc), formatMillis(limit))
+		}
+	}
+	return out
 }
 
 // Check is the one budget checker: it returns every limit of the budget
@@ -366,8 +469,11 @@ func (g BudgetResult) Text() string {
 	fmt.Fprintln(tw, "BUDGET\tLINE\tCELL\tMETRIC\tMEASURED\tALLOWED")
 	for _, v := range g.Broken {
 		cell := "(no cell matched)"
-		if v.Cell != nil {
+		switch {
+		case v.Cell != nil:
 			cell = v.Cell.String()
+		case v.Metric != "match":
+			cell = "(the run's environment)"
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", v.Budget, v.Line, cell, v.Metric, v.Measured, v.Allowed)
 	}

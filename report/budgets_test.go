@@ -185,3 +185,46 @@ func TestBudgetsValidate(t *testing.T) {
 	err = b.Validate(known("keepalive-tuned", "heartbeat-inband", "keepalive-default"), known("peer-cable-pull"))
 	wantInputError(t, err, `unknown fault "host-crash"`)
 }
+
+// TestHarnessBudget: a budgets file's harness section holds the harness's
+// error at p99 and the probe's increase over the machine's own baseline;
+// where the baseline leaves no room under the p99 mark, only the increase
+// is held; a report that measured neither breaks it.
+func TestHarnessBudget(t *testing.T) {
+	b, err := ParseBudgets("b.yaml", []byte("budgets:\n  - detector: read-eof\n    fault: graceful-close\nharness:\n  p99: 1ms\n  increase_p99: 300us\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Harness == nil || b.Harness.Line != 5 {
+		t.Fatalf("harness section %+v, want one at line 5", b.Harness)
+	}
+	q := func(p99 float64) *Quantiles { return &Quantiles{P50: p99 / 2, P99: p99, N: 1000} }
+	tests := []struct {
+		name string
+		env  Environment
+		want []string // metrics broken
+	}{
+		{"held", Environment{CalibrationErrorMs: q(0.4), ProbeUnloadedMs: q(0.2), ProbeLoadedMs: q(0.35)}, nil},
+		{"the error over its mark", Environment{CalibrationErrorMs: q(1.2), ProbeUnloadedMs: q(0.2), ProbeLoadedMs: q(0.35)}, []string{"harness p99"}},
+		{"a 1 ms machine holds only the increase", Environment{CalibrationErrorMs: q(1.2), ProbeUnloadedMs: q(1.0), ProbeLoadedMs: q(1.2)}, nil},
+		{"the increase over its limit", Environment{CalibrationErrorMs: q(0.9), ProbeUnloadedMs: q(0.2), ProbeLoadedMs: q(0.6)}, []string{"probe p99 increase over the unloaded baseline"}},
+		{"nothing measured", Environment{}, []string{"harness p99", "probe p99 increase over the unloaded baseline"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, v := range b.Harness.Check(&tt.env) {
+				got = append(got, v.Metric)
+				if !strings.Contains(v.String(), "the harness's timing error") {
+					t.Errorf("violation %q does not name the harness", v.String())
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("broken %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if _, err := ParseBudgets("b.yaml", []byte("budgets:\n  - detector: read-eof\n    fault: graceful-close\nharness: {}\n")); err == nil || !strings.Contains(err.Error(), "sets no limit") {
+		t.Errorf("an empty harness section: %v, want one sentence saying it sets no limit", err)
+	}
+}
