@@ -415,8 +415,23 @@ func (s *Session) Connected() {
 // ready until the program ends, across sessions: do not close it.
 func (s *Session) Listener() net.Listener { return s.ln }
 
-// Logf emits a log event: anything worth keeping in the report.
+// Logf emits a log event: anything worth keeping with the sample. The
+// harness writes every log line, with the program's standard error, to the
+// sample's log beside the report, and shows the last lines when the sample
+// fails or surprises.
 func (s *Session) Logf(format string, args ...any) { s.em.Logf(format, args...) }
+
+// Mark records an instant the watcher noticed before (or besides) its
+// decision, under a name of its own: its library redialled, a pool
+// dropped a connection, a retry began. The report keeps each sample's
+// marks in seconds after the fault and draws them on its timeline;
+// gate.MarkWithin asserts on one. A mark is not a decision: the sample
+// still ends with the reason Watch returns. An empty name is ignored.
+func (s *Session) Mark(name string) {
+	if name != "" {
+		s.em.Mark(name)
+	}
+}
 
 func (s *Session) isConnected() bool {
 	s.mu.Lock()
