@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -129,6 +131,14 @@ type Watcher struct {
 	// return when ctx ends (SIGTERM). With HALFOPEN_RECONNECT=1 it runs
 	// again after each dead, with a new Session.
 	Watch func(ctx context.Context, s *Session) (reason string, err error)
+	// Env is added to the environment of the role's processes (watcher
+	// and peer) when a gate starts them (gate.Register): what its library
+	// reads there (GODEBUG, a debug switch, a server's password), since
+	// only PATH, HOME and the protocol's HALFOPEN_* variables reach them
+	// otherwise. A name beginning HALFOPEN_ is the protocol's and is
+	// refused, as is an empty one or one with "=". A foreign program's
+	// environment is its own business (a wrapper script).
+	Env map[string]string
 	// Peer, when set, is the program's peer role (peer=self): it runs once,
 	// for the program's life, after ready, and returns when ctx ends. Echo
 	// is one; a library's own server is another (serve on s.Listener(), or
@@ -244,7 +254,28 @@ func (w Watcher) check(env Env) (*Range, error) {
 			return nil, fmt.Errorf("%s declares an empty reason", w.Name)
 		}
 	}
+	if _, err := w.Environ(); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// Environ is w.Env as NAME=VALUE lines, sorted, for a process's
+// environment, or one sentence on the first name it may not set.
+func (w Watcher) Environ() ([]string, error) {
+	out := make([]string, 0, len(w.Env))
+	for _, k := range slices.Sorted(maps.Keys(w.Env)) {
+		switch {
+		case k == "" || strings.ContainsAny(k, "=\x00"):
+			return nil, fmt.Errorf("%s sets the environment variable %q, which is not a name", w.Name, k)
+		case strings.HasPrefix(strings.ToUpper(k), "HALFOPEN_"):
+			return nil, fmt.Errorf("%s sets %s, but HALFOPEN_* variables are halfopen's own (docs/protocol.md) and cannot be set by a role", w.Name, k)
+		case strings.ContainsRune(w.Env[k], 0):
+			return nil, fmt.Errorf("%s sets %s to a value with a NUL byte", w.Name, k)
+		}
+		out = append(out, k+"="+w.Env[k])
+	}
+	return out, nil
 }
 
 // CloseFor is how the watcher meets a FIN or RST under config c: its
