@@ -200,3 +200,52 @@ func TestMarksAndLogsInALab(t *testing.T) {
 		}
 	}
 }
+
+// TestMarkWithin judges a named mark over measured samples: every sample
+// must have marked it in time; a sample without it, or late, fails with a
+// sentence naming it; an errored sample is an error either way.
+func TestMarkWithin(t *testing.T) {
+	c, err := harness.Resolve(harness.CellConfig{Detector: "role:name=mark-role", Fault: "blackhole", Side: protocol.SideClient, Samples: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := func(samples ...report.Sample) *gate.Result {
+		return &gate.Result{Cell: c, Record: report.Cell{Detector: c.DetSpec.String(), Fault: "blackhole", Kind: report.KindDetection, BudgetS: 8, Samples: samples}}
+	}
+	decided := func(secs float64, marks ...report.Mark) report.Sample {
+		return report.Sample{Detected: true, Seconds: &secs, Reason: "ETIMEDOUT", Marks: marks}
+	}
+	redial := func(s float64) report.Mark { return report.Mark{Name: "redial", S: s} }
+	tests := []struct {
+		name    string
+		res     *gate.Result
+		ok      bool
+		want    string // in the failure message, or the error
+		wantErr bool
+	}{
+		{name: "every sample in time", res: res(decided(122, redial(44.4)), decided(121, redial(46.2))), ok: true},
+		{name: "the first of its name counts", res: res(decided(122, redial(44), redial(70))), ok: true},
+		{name: "one late", res: res(decided(122, redial(44.4)), decided(121, redial(51))), want: `sample 1 marked "redial" 51 s after the fault`},
+		{name: "another name only", res: res(decided(122, report.Mark{Name: "ping-late", S: 3})), want: `sample 0 never marked "redial", only "ping-late" at 3 s (it decided "ETIMEDOUT" after 2 min 2 s)`},
+		{name: "censored, nothing marked", res: res(report.Sample{Reason: "budget"}), want: "sample 0 marked nothing (it did not decide within its budget)"},
+		{name: "an errored sample", res: res(report.Sample{Error: "peer never said connected"}), wantErr: true, want: "could not be measured"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := gate.MarkWithin("redial", 50*time.Second)
+			ok, err := m.Match(tt.res)
+			if tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("Match = %v, %v; want an error saying %q", ok, err, tt.want)
+				}
+				return
+			}
+			if err != nil || ok != tt.ok {
+				t.Fatalf("Match = %v, %v; want %v", ok, err, tt.ok)
+			}
+			if !ok && !strings.Contains(m.FailureMessage(tt.res), tt.want) {
+				t.Errorf("failure message %q lacks %q", m.FailureMessage(tt.res), tt.want)
+			}
+		})
+	}
+}
