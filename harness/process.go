@@ -50,7 +50,8 @@ type ProcSpec struct {
 
 // Process is a child process living in a lab host's namespace. Its standard
 // output is read as protocol events; standard error is kept (the last 4 KiB)
-// for error messages.
+// for error messages, and with its log events and marks as the
+// diagnostics a sample's log keeps.
 type Process struct {
 	Label string
 	cmd   *exec.Cmd
@@ -72,6 +73,92 @@ type Process struct {
 	realtime bool
 	// droppedLogs counts log lines dropped while the event queue was full.
 	droppedLogs int
+	// diag is the process's diagnostics, kept for the sample's log: its
+	// log events, marks and standard error lines (the last maxDiagLines);
+	// diagDropped counts older lines let go. marks are its mark events.
+	diag        []diagLine
+	diagDropped int
+	partial     []byte // a standard error line not yet ended
+	marks       []protocol.Event
+}
+
+// diagLine is one line of a program's diagnostics: a log event, a mark or
+// a line of its standard error, at the CLOCK_MONOTONIC instant it carries
+// (a standard error line: when halfopen read it).
+type diagLine struct {
+	TNs        int64
+	Kind, Text string
+}
+
+// Bounds on a process's diagnostics, however much it prints.
+const (
+	maxDiagLines = 2000
+	maxDiagText  = 2048
+	maxMarks     = 256
+)
+
+// addDiag keeps one line of diagnostics; p.mu is held.
+func (p *Process) addDiag(tns int64, kind, text string) {
+	if len(text) > maxDiagText {
+		text = text[:maxDiagText] + "…"
+	}
+	if len(p.diag) >= maxDiagLines {
+		n := copy(p.diag, p.diag[len(p.diag)/4:])
+		p.diagDropped += len(p.diag) - n
+		p.diag = p.diag[:n]
+	}
+	p.diag = append(p.diag, diagLine{TNs: tns, Kind: kind, Text: text})
+}
+
+// diagnostics returns a copy of what the process said besides its
+// protocol (log events, marks, standard error), oldest first, and how many
+// older lines were let go.
+func (p *Process) diagnostics() ([]diagLine, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := slices.Clone(p.diag)
+	if len(p.partial) > 0 {
+		out = append(out, diagLine{TNs: protocol.Now(), Kind: "stderr", Text: string(p.partial)})
+	}
+	return out, p.diagDropped
+}
+
+// markEvents returns the process's marks, in the order it printed them.
+func (p *Process) markEvents() []protocol.Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.marks)
+}
+
+// stderrWriter keeps a process's standard error: its last 4 KiB for error
+// messages, and each line in its diagnostics.
+type stderrWriter struct{ p *Process }
+
+// Write keeps b under the process's lock.
+func (w stderrWriter) Write(b []byte) (int, error) {
+	p := w.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, _ = p.stderr.Write(b)
+	now := protocol.Now()
+	rest := b
+	for {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			break
+		}
+		line := append(p.partial, rest[:i]...)
+		p.partial = nil
+		p.addDiag(now, "stderr", strings.TrimRight(string(line), "\r"))
+		rest = rest[i+1:]
+	}
+	if len(p.partial)+len(rest) > maxDiagText {
+		p.addDiag(now, "stderr", string(append(p.partial, rest...)))
+		p.partial = nil
+	} else {
+		p.partial = append(p.partial, rest...)
+	}
+	return len(b), nil
 }
 
 // Pid returns the process id.
@@ -272,7 +359,7 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 	// close it) holds Wait up for at most this long after the exit.
 	cmd.WaitDelay = outputGrace
 	p := &Process{Label: spec.Label, cmd: cmd, stdin: stdin, events: make(chan protocol.Event, eventQueue), exited: make(chan struct{}), abandon: make(chan struct{}), realtime: spec.Realtime}
-	cmd.Stderr = &lockedWriter{mu: &p.mu, w: &p.stderr}
+	cmd.Stderr = stderrWriter{p}
 	if spec.Output != nil {
 		cmd.Stderr = io.MultiWriter(cmd.Stderr, spec.Output)
 	}
@@ -301,7 +388,7 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 		defer close(readDone)
 		defer close(p.events)
 		if spec.Output != nil {
-			_, _ = io.Copy(io.MultiWriter(spec.Output, &lockedWriter{mu: &p.mu, w: &p.stderr}), stdout)
+			_, _ = io.Copy(io.MultiWriter(spec.Output, stderrWriter{p}), stdout)
 			return
 		}
 		p.read(stdout, spec.Strict)
@@ -360,6 +447,22 @@ func (p *Process) read(stdout io.Reader, strict bool) {
 		ev, err := protocol.ParseEvent(line, strict)
 		if err != nil {
 			p.setProtoErr(err)
+			continue
+		}
+		switch ev.Event {
+		case protocol.EventLog:
+			p.mu.Lock()
+			p.addDiag(ev.TNs, "log", ev.Msg)
+			p.mu.Unlock()
+		case protocol.EventMark:
+			// A mark is kept here, not queued: no step of a sample waits
+			// for one, and it is read with the sample's result.
+			p.mu.Lock()
+			p.addDiag(ev.TNs, "mark", ev.Name)
+			if len(p.marks) < maxMarks {
+				p.marks = append(p.marks, ev)
+			}
+			p.mu.Unlock()
 			continue
 		}
 		if ev.Event == protocol.EventLog {
@@ -426,15 +529,3 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 
 // String returns what is kept.
 func (t *tailBuffer) String() string { return string(t.b) }
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-// Write writes p under the lock.
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}

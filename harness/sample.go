@@ -50,10 +50,14 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 	// Samples of different cells may share a seed (a gate measures one cell
 	// per matrix): the name carries the cell's own short hash.
 	name := fmt.Sprintf("%s-%s-%d", c.FaultSpec.Name, c.shortID(), j.seed)
+	var sess *Session
 	defer func() {
-		// The capture is judged with the sample, error or not.
+		// The capture and the log are judged with the sample, error or not.
 		if err != nil {
 			out.Sample = errSample(j.seed, err)
+		}
+		if lerr := keepLog(sess, m.logDir(), m.store.Path(), name, c.surprise, &out.Sample); lerr != nil && err == nil {
+			err = lerr
 		}
 		if kerr := m.keepEvidence(c, evidence, name, &out.Sample); kerr != nil && err == nil {
 			err = fmt.Errorf("keep the capture: %w", kerr)
@@ -72,6 +76,7 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 	if err != nil {
 		return out, err
 	}
+	sess = s
 	defer func() {
 		// Before the lab goes: a foreign program must end on SIGTERM within
 		// ProgramGrace and must not have printed a line outside protocol v1.

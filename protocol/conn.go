@@ -137,3 +137,45 @@ func echoClose(c net.Conn) {
 	_ = InlineUrgent(c)
 	EchoConn(c, nil)
 }
+
+// Redial is Session.Connect's dialing rule for a library that dials by
+// itself: it calls dial (the library's own connect, e.g. a client's
+// constructor and first command) until it succeeds, every 20 ms, for 5 s,
+// or until ctx ends when HALFOPEN_RECONNECT=1 (a disturbance: the router
+// may be down for the whole outage, and the watcher must come back when
+// it is). It does not report connected: call s.Connected once the
+// library has its connection. The error of the last attempt is wrapped
+// in the one Redial returns, with how long it tried.
+//
+//	rdb, err := protocol.Redial(ctx, s, func(ctx context.Context) (*redis.Client, error) { ... })
+func Redial[T any](ctx context.Context, s *Session, dial func(context.Context) (T, error)) (T, error) {
+	patience := 5 * time.Second
+	if s.Reconnect {
+		patience = 0
+	}
+	return retry(ctx, s.Addr, patience, dial)
+}
+
+// retry calls dial every dialRetry until it succeeds, patience passes (0:
+// until ctx ends) or ctx ends.
+func retry[T any](ctx context.Context, addr string, patience time.Duration, dial func(context.Context) (T, error)) (T, error) {
+	start := time.Now()
+	for n := 1; ; n++ {
+		v, err := dial(ctx)
+		if err == nil {
+			return v, nil
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			var zero T
+			return zero, cerr
+		}
+		if patience > 0 && time.Since(start) >= patience {
+			var zero T
+			return zero, fmt.Errorf("dial %s: %w (%d attempts in %v)", addr, err, n, patience)
+		}
+		if err := sleep(ctx, dialRetry); err != nil {
+			var zero T
+			return zero, err
+		}
+	}
+}

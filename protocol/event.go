@@ -18,6 +18,7 @@ const (
 	EventConnected = "connected" // the connection is established
 	EventDead      = "dead"      // the watcher decided that the peer is dead: reason
 	EventLog       = "log"       // free text: msg
+	EventMark      = "mark"      // an intermediate instant the watcher noticed: name
 )
 
 // Event is one line of protocol output. Fields an event does not use are
@@ -67,7 +68,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 // v1Events are the events of protocol v1, the only ones a foreign program
 // may print.
 var v1Events = map[string]bool{
-	EventHello: true, EventReady: true, EventConnected: true, EventDead: true, EventLog: true,
+	EventHello: true, EventReady: true, EventConnected: true, EventDead: true, EventLog: true, EventMark: true,
 }
 
 // ParseEvent validates one line of protocol output. strict limits the events
@@ -90,7 +91,7 @@ func ParseEvent(line []byte, strict bool) (Event, error) {
 		return Event{}, fmt.Errorf("line %s has no positive CLOCK_MONOTONIC \"t_ns\"", clip(string(line)))
 	}
 	if strict && !v1Events[ev.Event] {
-		return Event{}, fmt.Errorf("line %s has event %q, not one of hello, ready, connected, dead, log", clip(string(line)), ev.Event)
+		return Event{}, fmt.Errorf("line %s has event %q, not one of hello, ready, connected, dead, log, mark", clip(string(line)), ev.Event)
 	}
 	switch ev.Event {
 	case EventHello:
@@ -103,6 +104,10 @@ func ParseEvent(line []byte, strict bool) (Event, error) {
 	case EventDead:
 		if ev.Reason == "" {
 			return Event{}, fmt.Errorf("line %s says dead without a reason", clip(string(line)))
+		}
+	case EventMark:
+		if ev.Name == "" {
+			return Event{}, fmt.Errorf("line %s is a mark without a name", clip(string(line)))
 		}
 	}
 	return ev, nil
@@ -154,6 +159,10 @@ func (e *Emitter) Connected() { e.Emit(Event{Event: EventConnected}) }
 
 // Dead emits dead with the reason the watcher gave up (see Reason).
 func (e *Emitter) Dead(reason string) { e.Emit(Event{Event: EventDead, Reason: reason}) }
+
+// Mark emits a mark: the instant the watcher noticed something short of
+// its decision (its library redialled, a pool dropped a connection).
+func (e *Emitter) Mark(name string) { e.Emit(Event{Event: EventMark, Name: name}) }
 
 // Logf emits a log event.
 func (e *Emitter) Logf(format string, args ...any) {

@@ -148,6 +148,8 @@ func TestParseEvent(t *testing.T) {
 		{line: `{"event":"hello","t_ns":5,"protocol":2}`, wantErr: "speaks protocol 2"},
 		{line: `{"event":"hello","t_ns":5,"protocol":1,"predicted_s":[4,3]}`, wantErr: "not a range"},
 		{line: `{"event":"dead","t_ns":5}`, wantErr: "without a reason"},
+		{line: `{"event":"mark","t_ns":9,"name":"redial"}`, strict: true, want: EventMark},
+		{line: `{"event":"mark","t_ns":9}`, strict: true, wantErr: "mark without a name"},
 	}
 	for _, tc := range tests {
 		ev, err := ParseEvent([]byte(tc.line), tc.strict)

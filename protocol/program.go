@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -129,6 +131,14 @@ type Watcher struct {
 	// return when ctx ends (SIGTERM). With HALFOPEN_RECONNECT=1 it runs
 	// again after each dead, with a new Session.
 	Watch func(ctx context.Context, s *Session) (reason string, err error)
+	// Env is added to the environment of the role's processes (watcher
+	// and peer) when a gate starts them (gate.Register): what its library
+	// reads there (GODEBUG, a debug switch, a server's password), since
+	// only PATH, HOME and the protocol's HALFOPEN_* variables reach them
+	// otherwise. A name beginning HALFOPEN_ is the protocol's and is
+	// refused, as is an empty one or one with "=". A foreign program's
+	// environment is its own business (a wrapper script).
+	Env map[string]string
 	// Peer, when set, is the program's peer role (peer=self): it runs once,
 	// for the program's life, after ready, and returns when ctx ends. Echo
 	// is one; a library's own server is another (serve on s.Listener(), or
@@ -244,7 +254,28 @@ func (w Watcher) check(env Env) (*Range, error) {
 			return nil, fmt.Errorf("%s declares an empty reason", w.Name)
 		}
 	}
+	if _, err := w.Environ(); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// Environ is w.Env as NAME=VALUE lines, sorted, for a process's
+// environment, or one sentence on the first name it may not set.
+func (w Watcher) Environ() ([]string, error) {
+	out := make([]string, 0, len(w.Env))
+	for _, k := range slices.Sorted(maps.Keys(w.Env)) {
+		switch {
+		case k == "" || strings.ContainsAny(k, "=\x00"):
+			return nil, fmt.Errorf("%s sets the environment variable %q, which is not a name", w.Name, k)
+		case strings.HasPrefix(strings.ToUpper(k), "HALFOPEN_"):
+			return nil, fmt.Errorf("%s sets %s, but HALFOPEN_* variables are halfopen's own (docs/protocol.md) and cannot be set by a role", w.Name, k)
+		case strings.ContainsRune(w.Env[k], 0):
+			return nil, fmt.Errorf("%s sets %s to a value with a NUL byte", w.Name, k)
+		}
+		out = append(out, k+"="+w.Env[k])
+	}
+	return out, nil
 }
 
 // CloseFor is how the watcher meets a FIN or RST under config c: its
@@ -415,8 +446,23 @@ func (s *Session) Connected() {
 // ready until the program ends, across sessions: do not close it.
 func (s *Session) Listener() net.Listener { return s.ln }
 
-// Logf emits a log event: anything worth keeping in the report.
+// Logf emits a log event: anything worth keeping with the sample. The
+// harness writes every log line, with the program's standard error, to the
+// sample's log beside the report, and shows the last lines when the sample
+// fails or surprises.
 func (s *Session) Logf(format string, args ...any) { s.em.Logf(format, args...) }
+
+// Mark records an instant the watcher noticed before (or besides) its
+// decision, under a name of its own: its library redialled, a pool
+// dropped a connection, a retry began. The report keeps each sample's
+// marks in seconds after the fault and draws them on its timeline;
+// gate.MarkWithin asserts on one. A mark is not a decision: the sample
+// still ends with the reason Watch returns. An empty name is ignored.
+func (s *Session) Mark(name string) {
+	if name != "" {
+		s.em.Mark(name)
+	}
+}
 
 func (s *Session) isConnected() bool {
 	s.mu.Lock()

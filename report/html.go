@@ -360,14 +360,26 @@ func sampleWords(c *Cell, s Sample) string {
 	case s.Error != "":
 		return "error: " + s.Error
 	case s.Detected && s.Seconds != nil:
-		return "decided " + s.Reason + " after " + FormatSeconds(*s.Seconds)
+		return "decided " + s.Reason + " after " + FormatSeconds(*s.Seconds) + marksWords(s)
 	case c.Kind == KindDisturbance:
 		if s.FalsePositives > 0 {
-			return fmt.Sprintf("%s false positives", fmt.Sprint(s.FalsePositives))
+			return fmt.Sprintf("%s false positives", fmt.Sprint(s.FalsePositives)) + marksWords(s)
 		}
-		return "survived"
+		return "survived" + marksWords(s)
 	}
-	return "no decision within " + FormatSeconds(c.BudgetS)
+	return "no decision within " + FormatSeconds(c.BudgetS) + marksWords(s)
+}
+
+// marksWords names a sample's marks: "; marked redial at +45 s".
+func marksWords(s Sample) string {
+	if len(s.Marks) == 0 {
+		return ""
+	}
+	parts := make([]string, len(s.Marks))
+	for i, m := range s.Marks {
+		parts[i] = m.Name + " at " + signedSeconds(m.S)
+	}
+	return "; marked " + strings.Join(parts, ", ")
 }
 
 // htmlPage is the report's page, page/overview.html.tmpl.

@@ -27,6 +27,7 @@ func Markdown(w io.Writer, r *Report) error {
 	writeMarkdownOverview(&b, o)
 	writeMarkdownGroups(&b, o)
 	writeMarkdownResiduals(&b, r)
+	writeMarkdownLogTails(&b, r)
 	if len(r.Frontier) > 0 {
 		b.WriteString("## Tolerance vs. detection\n\nNo detector detects death sooner than the longest outage it tolerates; the ratio (≤ 1) says how close it comes.\n\n")
 		b.WriteString("| detector | tolerated outage | detection | ratio | note |\n|---|---|---|---|---|\n")
@@ -191,8 +192,42 @@ func cellMore(o *overview, c *Cell) string {
 		if s.Pcap != "" {
 			parts = append(parts, fmt.Sprintf("[sample %d pcapng](%s)", i, s.Pcap))
 		}
+		if s.Log != "" {
+			parts = append(parts, fmt.Sprintf("[sample %d log](%s)", i, s.Log))
+		}
+		if w := marksWords(s); w != "" {
+			parts = append(parts, fmt.Sprintf("sample %d %s", i, mdEscape(strings.TrimPrefix(w, "; "))))
+		}
 	}
 	return strings.Join(parts, " ")
+}
+
+// writeMarkdownLogTails shows the last lines of every sample's log the
+// report kept (a sample that could not be measured or surprises), under
+// what the sample did.
+func writeMarkdownLogTails(b *strings.Builder, r *Report) {
+	started := false
+	for ci := range r.Cells {
+		c := &r.Cells[ci]
+		for i, s := range c.Samples {
+			if len(s.LogTail) == 0 {
+				continue
+			}
+			if !started {
+				b.WriteString("## Logs of the samples that failed or surprised\n\n")
+				started = true
+			}
+			fmt.Fprintf(b, "**%s × %s, sample %d** (%s)", mdEscape(c.Detector), mdEscape(c.Fault), i, mdEscape(sampleWords(c, s)))
+			if s.Log != "" {
+				fmt.Fprintf(b, " [whole log](%s)", s.Log)
+			}
+			b.WriteString(":\n\n```\n")
+			for _, l := range s.LogTail {
+				b.WriteString(strings.ReplaceAll(l, "```", "` ` `") + "\n")
+			}
+			b.WriteString("```\n\n")
+		}
+	}
 }
 
 func writeMarkdownLegends(b *strings.Builder, o *overview) {

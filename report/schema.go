@@ -272,6 +272,34 @@ type Sample struct {
 	// Pcap is the path, relative to the report, of a pcapng capture of the
 	// sample's traffic on the router (package capture); "" when none was kept.
 	Pcap string `json:"pcap,omitempty"`
+	// Marks are the instants the watcher marked (protocol.Session.Mark)
+	// at or after the fault, in the order it printed them.
+	Marks []Mark `json:"marks,omitempty"`
+	// Log is the path, relative to the report, of the sample's log: what
+	// its watcher and peer programs logged (protocol log events), marked
+	// and printed on standard error, one line each, in seconds from the
+	// fault. LogTail is its last lines, kept in the report when the
+	// sample could not be measured or surprises (Cell.Surprise).
+	Log     string   `json:"log,omitempty"`
+	LogTail []string `json:"log_tail,omitempty"`
+}
+
+// Mark is one instant a watcher marked: its name, and its seconds after
+// the fault.
+type Mark struct {
+	Name string  `json:"name"`
+	S    float64 `json:"s"`
+}
+
+// MarkS returns the seconds after the fault of the sample's first mark
+// named name, and whether it has one.
+func (s Sample) MarkS(name string) (float64, bool) {
+	for _, m := range s.Marks {
+		if m.Name == name {
+			return m.S, true
+		}
+	}
+	return 0, false
 }
 
 // Mistake is one false positive: the detector suspected a live peer at

@@ -20,8 +20,9 @@ var notableKinds = map[capture.Kind]bool{
 
 // timelinePlot draws a sample's packets as the router saw them: one lane
 // per port and direction, time in seconds from the fault's injection (the
-// first packet when the sample has none), a dashed red line at the fault
-// and a green one at the decision.
+// first packet when the sample has none), a dashed red line at the fault,
+// a green one at the decision and a dotted one at each of the watcher's
+// marks.
 func timelinePlot(events []capture.Event, smp Sample, label string) template.HTML {
 	const width, left, right, laneH, top = 900.0, 10.0, 20.0, 30.0, 18.0
 	if len(events) == 0 {
@@ -42,6 +43,9 @@ func timelinePlot(events []capture.Event, smp Sample, label string) template.HTM
 	}
 	if smp.DecidedNs != 0 {
 		hi = math.Max(hi, rel(smp.DecidedNs))
+	}
+	for _, m := range smp.Marks {
+		hi = math.Max(hi, m.S)
 	}
 	fc := plottedForecast(smp, hi)
 	if fc != nil {
@@ -121,6 +125,15 @@ func timelinePlot(events []capture.Event, smp Sample, label string) template.HTM
 			anchor = "end"
 		}
 		s.text(x(d), top-6, anchor, "lbl", "decided "+smp.Reason+" at "+signedSeconds(d))
+	}
+	// The watcher's marks: a dotted line each, named under the frame.
+	for _, m := range smp.Marks {
+		s.line(x(m.S), top, x(m.S), bottom+4, "mark")
+		anchor := "middle"
+		if x(m.S) > width*0.75 {
+			anchor = "end"
+		}
+		s.text(x(m.S), bottom+24, anchor, "lbl", m.Name+" "+signedSeconds(m.S))
 	}
 	// A legend of the kinds present, in the capture package's order.
 	lx := left

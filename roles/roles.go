@@ -88,6 +88,9 @@ func (d *roleDetector) Validate() error {
 		return fmt.Errorf("no role is called %q; the registered roles are %v (roles.Register, gate.Register)", d.Name, roleNames())
 	}
 	d.watcher = w
+	if _, err := w.Environ(); err != nil {
+		return fmt.Errorf("role %s: %w", d.Name, err)
+	}
 	switch d.Peer {
 	case "builtin":
 	case "self":
@@ -301,9 +304,12 @@ func (d *roleDetector) program(role, addr string) harness.ProcSpec {
 	}
 	// The test binary lives where go test built it, often out of reach of
 	// an unprivileged user: roles run as root.
+	// The role's own variables first: the protocol's, after them, win
+	// (Validate refuses a role that sets one).
+	env, _ := d.watcher.Environ()
 	return harness.ProcSpec{
 		Path: exe, Label: label, Strict: true,
-		Env: []string{envRole + "=" + d.Name, protocol.EnvRole + "=" + role, protocol.EnvAddr + "=" + addr, protocol.EnvConfig + "=" + string(cfg)},
+		Env: append(env, envRole+"="+d.Name, protocol.EnvRole+"="+role, protocol.EnvAddr+"="+addr, protocol.EnvConfig+"="+string(cfg)),
 	}
 }
 

@@ -53,6 +53,8 @@ func init() {
 	Register("test-nokeepalive", protocol.Watcher{Watch: watchNothing,
 		Kernel: func(protocol.Config) (*protocol.Kernel, error) { return &protocol.Kernel{}, nil }})
 	Register("test-plain", protocol.Watcher{Predicted: &protocol.Range{Lo: time.Second, Hi: 2 * time.Second}, Watch: watchNothing})
+	Register("test-reserved-env", protocol.Watcher{Watch: watchNothing, Env: map[string]string{"GODEBUG": "netdns=go", "HALFOPEN_ADDR": "1.2.3.4:5"}})
+	Register("test-env", protocol.Watcher{Watch: watchNothing, Env: map[string]string{"LIB_DEBUG": "1", "GODEBUG": "netdns=go"}})
 }
 
 // TestRoleTheory resolves role cells as a run does (harness.Resolve) and
@@ -129,6 +131,7 @@ func TestRoleRefusesBadDeclarations(t *testing.T) {
 		{"role:every=soon,name=test-poller", `role test-poller: config key every="soon" is not a Go duration`},
 		{"role:name=test-reader,phase=busy", "role test-reader: phase=busy is neither idle nor in-flight"},
 		{"role:name=nobody", `no role is called "nobody"`},
+		{"role:name=test-reserved-env", "role test-reserved-env: test-reserved-env sets HALFOPEN_ADDR, but HALFOPEN_* variables are halfopen's own"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.detector, func(t *testing.T) {
@@ -208,5 +211,23 @@ func TestRolePredictSample(t *testing.T) {
 	f1, _ := det.(harness.SamplePredictor).PredictSample(idle, harness.EffectSilent)
 	if f1.AtS != f0.AtS || f1.LoS != f0.LoS || f1.HiS-f0.HiS < 0.511 || f1.HiS-f0.HiS > 0.513 {
 		t.Errorf("with slack 512ms: %+v, without: %+v; want the upper bound 512 ms later, nothing else", f1, f0)
+	}
+}
+
+// TestRoleEnv: a role's Env reaches both of its programs' environments,
+// sorted, before the protocol's own variables.
+func TestRoleEnv(t *testing.T) {
+	c, err := harness.Resolve(harness.CellConfig{Detector: "role:name=test-env,peer=self", Fault: "blackhole", Samples: 1})
+	if err == nil {
+		t.Fatal("peer=self on a role without Peer resolved")
+	}
+	c, err = harness.Resolve(harness.CellConfig{Detector: "role:name=test-env", Fault: "blackhole", Samples: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog := c.Detector.(harness.Program)
+	env := prog.WatcherProgram(protocol.SideClient, "198.18.0.2:7000").Env
+	if len(env) < 3 || env[0] != "GODEBUG=netdns=go" || env[1] != "LIB_DEBUG=1" || !strings.HasPrefix(env[2], "HALFOPEN_") {
+		t.Errorf("watcher environment %q: want the role's GODEBUG and LIB_DEBUG, then the protocol's", env)
 	}
 }

@@ -34,9 +34,17 @@
 // the server came back. Receive on a subscription is not retried: it
 // returns the EOF.
 //
-// A role decides the moment go-redis gives up on its connection: when the
-// call returns an error (its Reason), or when go-redis dials a new
-// connection to retry it ("redial"), whichever comes first.
+// A library with two instants: go-redis gives up on its connection when
+// it dials a new one ("redial", about 45 s after a blackhole with its
+// defaults), while the application's call fails only when the retries
+// have run out (a BLPOP, about 122 s: MaxRetries dials of DialerRetries
+// attempts of DialTimeout each). Both roles mark the first redial
+// (protocol.Session.Mark, asserted with gate.MarkWithin). The BLPOP role
+// decides when its call returns an error (its Reason): what the
+// application sees, and nothing when a retry reaches the server again
+// (a rebooted host, a middlebox that lost its state). The pub/sub role
+// decides at the redial or the error, whichever comes first: a
+// subscription redials under its lock and Receive returns right after.
 package redisgate
 
 import (
@@ -105,6 +113,22 @@ var Reasons = []string{"EOF", "redial", "i/o timeout", "context deadline exceede
 // of the EOF.
 const retryBackoff = 512 * time.Millisecond
 
+// go-redis v9.23.0's dial of a new connection (internal/pool/pool.go,
+// ConnPool.dialConn): DialerRetries attempts (5), each bounded by
+// DialTimeout, dialerRetryWait (DialerRetryTimeout, 100 ms) apart.
+const (
+	dialerRetries   = 5
+	dialerRetryWait = 100 * time.Millisecond
+)
+
+// retriesDead is how long go-redis's retries of a command take against a
+// server that stays unreachable, at most: MaxRetries back-offs and dials
+// of dialerRetries attempts each.
+func (s settings) retriesDead() time.Duration {
+	dial := dialerRetries*s.dialTimeout + (dialerRetries-1)*dialerRetryWait
+	return time.Duration(s.maxRetries) * (retryBackoff + dial)
+}
+
 // kernel is what the role's dialer puts on the socket: keepalive and
 // TCP_USER_TIMEOUT.
 func (s settings) kernel() *protocol.Kernel {
@@ -113,9 +137,10 @@ func (s settings) kernel() *protocol.Kernel {
 
 // kernelBLPOP: the kernel decides a BLPOP without a timeout (keepalive
 // while it waits idle, the retransmission timer or TCP_USER_TIMEOUT while
-// it is unacknowledged), go-redis reports it within its retry back-off
-// when it retries (RESP3, MaxRetries > 0); a BLPOP with a timeout has a
-// read deadline of its own, which no kernel rule sees.
+// it is unacknowledged), go-redis reports it after its retries when it
+// retries (RESP3, MaxRetries > 0: retriesDead against a server that stays
+// away); a BLPOP with a timeout has a read deadline of its own, which no
+// kernel rule sees.
 func kernelBLPOP(c protocol.Config) (*protocol.Kernel, error) {
 	s, err := parse(c)
 	if err != nil || s.blpop > 0 {
@@ -123,7 +148,7 @@ func kernelBLPOP(c protocol.Config) (*protocol.Kernel, error) {
 	}
 	k := s.kernel()
 	if s.protocol == 3 && s.maxRetries > 0 {
-		k.Slack = retryBackoff
+		k.Slack = s.retriesDead()
 	}
 	return k, nil
 }
@@ -239,8 +264,9 @@ func (s settings) keepaliveRange() protocol.Range {
 
 // predictBLPOP: the keepalive rule, or, for BLPOP with a timeout t > 0, the
 // read deadline t + 10 s of the BLPOP in flight (started within t before
-// the fault), whichever comes first; a retry (RESP3, MaxRetries > 0) dials
-// within its backoff (at most MaxRetryBackoff, 512 ms) of the EOF.
+// the fault), whichever comes first; with retries (RESP3, MaxRetries > 0)
+// the application's error comes after MaxRetries redials to the silent
+// server, each of DialerRetries attempts of DialTimeout (retriesDead).
 func predictBLPOP(c protocol.Config) (*protocol.Range, error) {
 	s, err := parse(c)
 	if err != nil {
@@ -248,7 +274,9 @@ func predictBLPOP(c protocol.Config) (*protocol.Range, error) {
 	}
 	r := s.keepaliveRange()
 	if s.protocol == 3 && s.maxRetries > 0 {
-		r.Hi += retryBackoff
+		dials := time.Duration(s.maxRetries) * (dialerRetries*s.dialTimeout + (dialerRetries-1)*dialerRetryWait)
+		r.Lo += dials
+		r.Hi += s.retriesDead()
 	}
 	if s.blpop > 0 {
 		lo, hi := blockingSlack, s.blpop+blockingSlack+50*time.Millisecond
@@ -270,18 +298,27 @@ func predictPubSub(c protocol.Config) (*protocol.Range, error) {
 
 // redialHook tells, once the role is connected, that go-redis dials a new
 // connection (from any of its pools): it has given up on the one it had.
+// The first such dial is marked "redial"; every one is logged.
 type redialHook struct {
+	sess      *protocol.Session
 	connected atomic.Bool
+	dials     atomic.Int32
 	redial    chan struct{}
 }
 
-// dialed signals a dial made after the role connected.
+// dialed marks and signals a dial made after the role connected.
 func (h *redialHook) dialed() {
-	if h.connected.Load() {
-		select {
-		case h.redial <- struct{}{}:
-		default:
-		}
+	if !h.connected.Load() {
+		return
+	}
+	n := h.dials.Add(1)
+	if n == 1 {
+		h.sess.Mark("redial")
+	}
+	h.sess.Logf("go-redis dials %s (dial %d since it gave up on its connection)", h.sess.Addr, n)
+	select {
+	case h.redial <- struct{}{}:
+	default:
 	}
 }
 
@@ -292,7 +329,7 @@ func client(ctx context.Context, sess *protocol.Session) (*redis.Client, setting
 	if err != nil {
 		return nil, s, nil, nil, err
 	}
-	hook := &redialHook{redial: make(chan struct{}, 1)}
+	hook := &redialHook{sess: sess, redial: make(chan struct{}, 1)}
 	rdb := redis.NewClient(s.options(sess.Addr, hook.dialed))
 	stop := context.AfterFunc(ctx, func() { rdb.Close() })
 	// Closing may wait for a dial to a dead server under go-redis's locks:
@@ -300,18 +337,23 @@ func client(ctx context.Context, sess *protocol.Session) (*redis.Client, setting
 	return rdb, s, hook, func() { stop(); go rdb.Close() }, nil
 }
 
-// decide runs the role's loop until it fails or go-redis redials, and
-// names what happened: the error the application got, or "redial".
-func decide(ctx context.Context, hook *redialHook, loop func() error) string {
+// decide runs the role's loop until it fails, or, when redialDecides,
+// until go-redis redials, and names what happened: the error the
+// application got, or "redial".
+func decide(ctx context.Context, hook *redialHook, redialDecides bool, loop func() error) string {
 	errc := make(chan error, 1)
 	go func() { errc <- loop() }()
+	redial := hook.redial
+	if !redialDecides {
+		redial = nil // marked by the hook; the call's error decides
+	}
 	select {
 	case err := <-errc:
 		if ctx.Err() != nil {
 			return ""
 		}
 		return Reason(err)
-	case <-hook.redial:
+	case <-redial:
 		return "redial"
 	case <-ctx.Done():
 		return ""
@@ -338,8 +380,8 @@ func ping(ctx context.Context, sess *protocol.Session, rdb *redis.Client) error 
 }
 
 // watchBLPOP blocks in BLPOP on a list nobody pushes to, again after each
-// timeout (redis.Nil), and gives up with the first error go-redis returns
-// or when go-redis redials to retry it.
+// timeout (redis.Nil), and gives up with the first error go-redis returns;
+// go-redis's redial to retry it is marked, not decided.
 func watchBLPOP(ctx context.Context, sess *protocol.Session) (string, error) {
 	rdb, s, hook, done, err := client(ctx, sess)
 	if err != nil {
@@ -351,7 +393,7 @@ func watchBLPOP(ctx context.Context, sess *protocol.Session) (string, error) {
 	}
 	hook.connected.Store(true)
 	sess.Connected()
-	return decide(ctx, hook, func() error {
+	return decide(ctx, hook, false, func() error {
 		for {
 			_, err := rdb.BLPop(ctx, s.blpop, "halfopen:empty").Result()
 			if err != nil && !errors.Is(err, redis.Nil) { // Nil: timed out with nothing
@@ -389,7 +431,7 @@ func watchPubSub(ctx context.Context, sess *protocol.Session) (string, error) {
 	}
 	hook.connected.Store(true)
 	sess.Connected()
-	return decide(ctx, hook, func() error {
+	return decide(ctx, hook, true, func() error {
 		for {
 			if _, err := ps.Receive(ctx); err != nil {
 				return err
