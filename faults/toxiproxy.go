@@ -260,7 +260,7 @@ func (p *proxied) Prepare(ctx context.Context, lab *harness.Lab) error {
 		p.mu.Unlock()
 		return nil
 	})
-	lab.Via, lab.PathName = st.listen, "toxiproxy"
+	lab.Via, lab.PathName = st.listen, harness.PathToxiproxy
 	return nil
 }
 

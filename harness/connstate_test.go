@@ -169,3 +169,31 @@ func TestForecastFromTheHostsReturn(t *testing.T) {
 		}
 	}
 }
+
+// TestForecastOnlyWhereARuleApplies: through Toxiproxy (the watcher's peer
+// is the proxy, which holds a FIN for slow-close) and with the watcher's
+// own cable pulled (sends fail in its own stack) no sample is forecast, so
+// the cell's range judges it; a heart-beat whose deadline ends while a
+// rebooted host is still down is forecast from its own clock, not from a
+// reset that has not come yet. Every sample agrees with the one judge.
+func TestForecastOnlyWhereARuleApplies(t *testing.T) {
+	cells := runCells(t, harness.Options{},
+		harness.CellConfig{Detector: "read-eof", Fault: "toxiproxy-slow-close:delay=500ms", Samples: 2},
+		harness.CellConfig{Detector: "user-timeout:timeout=2s,every=200ms", Fault: "local-cable-pull", Samples: 2},
+		harness.CellConfig{Detector: "heartbeat-inband:interval=200ms,misses=3", Fault: "host-reboot:down=1s", Samples: 2},
+	)
+	for ci, c := range cells {
+		rec := c.Record()
+		for i, s := range rec.Samples {
+			if s.Error != "" {
+				t.Fatalf("%s × %s sample %d: %s", rec.Detector, rec.Fault, i, s.Error)
+			}
+			if forecast := s.Forecast != nil; forecast != (ci == 2) {
+				t.Errorf("%s × %s sample %d: forecast %+v, want one only for the heart-beat", rec.Detector, rec.Fault, i, s.Forecast)
+			}
+			if v := rec.JudgeSample(s); !v.Agrees {
+				t.Errorf("%s × %s sample %d: %s", rec.Detector, rec.Fault, i, v.Why)
+			}
+		}
+	}
+}

@@ -117,7 +117,7 @@ type Lab struct {
 	// Via is where the watcher's connection goes: the peer (direct), or a
 	// proxy on the router that a fault's Prepare put on the path.
 	Via netip.AddrPort
-	// PathName says which path Via is ("direct" or "toxiproxy").
+	// PathName says which path Via is (PathDirect or PathToxiproxy).
 	PathName string
 	// DataPort is the dialing end's local port of the data connection (the
 	// first one), 0 when its program did not say: with the listener's port
@@ -653,3 +653,12 @@ func deleteNamespace(name string) error {
 	}
 	return nil
 }
+
+// The paths between watcher and peer (Lab.PathName).
+const (
+	// PathDirect: the watcher's connection goes to the peer itself.
+	PathDirect = "direct"
+	// PathToxiproxy: the watcher's connection ends at a Toxiproxy on the
+	// router, which holds its own to the peer.
+	PathToxiproxy = "toxiproxy"
+)

@@ -131,11 +131,7 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 			addNote(&st, fa.note)
 		}
 		base.State, base.Phase = &st, st.Phase()
-		if sp, ok := c.Detector.(SamplePredictor); ok {
-			if fc, ok := sp.PredictSample(st, c.Effect); ok {
-				base.Forecast = &fc
-			}
-		}
+		base.Forecast = forecastSample(c, flt, lab.PathName, st, at)
 		if evidence != nil {
 			defer func() {
 				// Judged once the sample is over, against every packet the
@@ -425,22 +421,51 @@ func waitDecision(ctx context.Context, w *Process, win decisionWindow, s report.
 	}
 }
 
-// forecastFromReturn forecasts a sample again once its path has answered:
-// a rebooted host is back some tens of ms after its `down` (its namespace,
+// forecastFromReturn forecasts a sample again once it is over: a
+// rebooted host is back some tens of ms after its `down` (its namespace,
 // links and addresses are made anew), and the watcher's first segment
 // after that instant, not after `down`, meets the RST.
 func forecastFromReturn(c *Cell, flt Fault, s *report.Sample) {
-	rf, ok := c.Detector.(ResetForecaster)
-	r, isReturner := flt.(Returner)
-	if !ok || !isReturner || c.Effect != EffectResetOnWrite || s.State == nil || s.State.Source == "" || s.InjectedNs == 0 {
+	if _, ok := flt.(Returner); !ok || s.Forecast == nil || s.State == nil {
 		return
 	}
-	back, err := r.Returned()
-	if err != nil || back <= s.InjectedNs {
-		return
+	if fc := forecastSample(c, flt, "", *s.State, s.InjectedNs); fc != nil {
+		s.Forecast = fc
 	}
-	if fc, ok := rf.PredictResetAfter(*s.State, time.Duration(back-s.InjectedNs)); ok {
-		fc.Rule += fmt.Sprintf("; the path answered %.1f ms after the fault", float64(back-s.InjectedNs)/1e6)
-		s.Forecast = &fc
+}
+
+// forecastSample is a sample's own forecast from the watched connection's
+// state at the fault, or nil where no per-sample rule applies: through
+// Toxiproxy (the watcher's TCP peer is the proxy, and the fault is the
+// proxy's doing) and where the watcher's own link is cut (its sends fail
+// in its own stack, which tcprules does not model), the cell's range
+// stands alone. On a path that resets only from some time on (a
+// ResetAfterer, a Returner), a ResetForecaster counts from the instant the
+// path answered again, or from its stated delay while it has not.
+func forecastSample(c *Cell, flt Fault, path string, st tcprules.ConnState, injectedNs int64) *tcprules.Forecast {
+	if path == PathToxiproxy || isA[LocalLinkCutter](flt) || st.Source == "" {
+		return nil
 	}
+	if rf, ok := c.Detector.(ResetForecaster); ok && c.Effect == EffectResetOnWrite {
+		after, how := time.Duration(0), ""
+		if ra, ok := flt.(ResetAfterer); ok {
+			after, how = ra.ResetAfter(), fmt.Sprintf("; the path answers from %v after the fault on", ra.ResetAfter())
+		}
+		if r, ok := flt.(Returner); ok {
+			if back, err := r.Returned(); err == nil && back > injectedNs {
+				after, how = time.Duration(back-injectedNs), fmt.Sprintf("; the path answered %.1f ms after the fault", float64(back-injectedNs)/1e6)
+			}
+		}
+		if fc, ok := rf.PredictResetAfter(st, after); ok {
+			fc.Rule += how
+			return &fc
+		}
+		return nil
+	}
+	if sp, ok := c.Detector.(SamplePredictor); ok {
+		if fc, ok := sp.PredictSample(st, c.Effect); ok {
+			return &fc
+		}
+	}
+	return nil
 }

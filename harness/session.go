@@ -134,7 +134,7 @@ func (s *Session) start(ctx context.Context) error {
 	// Prepare) or straight to the listener.
 	if !lab.Via.IsValid() {
 		lab.Via = listenAddr
-		lab.PathName = "direct"
+		lab.PathName = PathDirect
 	}
 	watcherAddr, peerAddr := lab.Via.String(), listenAddr.String()
 	if side == protocol.SideServer {
