@@ -35,8 +35,10 @@ const (
 )
 
 // InFlightWait bounds how long a sample aimed at the in-flight phase waits
-// for the watcher to have a request unacknowledged before it gives up.
-const InFlightWait = 2 * time.Second
+// for the watcher to have a request unacknowledged before it gives up: a
+// library's first request may follow its connection by a second or more
+// on a loaded machine (a gRPC client's, after its channel is READY).
+const InFlightWait = 5 * time.Second
 
 // inFlightPoll is how often sock_diag is read while waiting for a request
 // in flight: a server's delayed ACK takes ~40 ms, so 1 ms wins.
