@@ -138,7 +138,8 @@ func Service(s Server) Peer {
 // form (ParseFault), the form gate files and the halfopen CLI take.
 type Fault struct{ spec string }
 
-// String is the fault's canonical spec, e.g. "router-restart:outage=2s".
+// String is the fault's spec as given, in canonical order, e.g.
+// "router-restart:outage=2s" (the report fills in its defaults).
 func (f Fault) String() string { return f.spec }
 
 // ParseFault parses a fault's string form, NAME[:key=value,...] (the form
@@ -146,11 +147,14 @@ func (f Fault) String() string { return f.spec }
 // and checks it against the registered fault: its name, its parameters
 // and their values.
 func ParseFault(s string) (Fault, error) {
-	_, sp, err := harness.NewFault(s)
+	if _, _, err := harness.NewFault(s); err != nil {
+		return Fault{}, fmt.Errorf("gate: fault %q: %w", s, err)
+	}
+	c, err := spec.Canonical(s)
 	if err != nil {
 		return Fault{}, fmt.Errorf("gate: fault %q: %w", s, err)
 	}
-	return Fault{spec: sp.String()}, nil
+	return Fault{spec: c}, nil
 }
 
 // MustFault is ParseFault for package-level values: bad input panics.

@@ -66,9 +66,14 @@ type Sample struct {
 
 // newResult reads a measured cell.
 func newResult(c Cell, hc *harness.Cell) *Result {
-	rec := hc.Record()
-	r := &Result{Cell: c, Describe: hc.Describe(), Disturbance: hc.Kind == report.KindDisturbance,
-		Budget: hc.Budget, FalsePositives: rec.FalsePositives, rec: rec}
+	return fromRecord(c, hc.Describe(), hc.Budget, hc.Record())
+}
+
+// fromRecord is the result of a cell described so, with its budget and
+// its record.
+func fromRecord(c Cell, describe string, budget time.Duration, rec report.Cell) *Result {
+	r := &Result{Cell: c, Describe: describe, Disturbance: rec.Kind == report.KindDisturbance,
+		Budget: budget, FalsePositives: rec.FalsePositives, rec: rec}
 	for _, s := range rec.Samples {
 		smp := Sample{Detected: s.Detected, Reason: s.Reason, Error: s.Error, FalsePositives: s.FalsePositives,
 			Window: seconds(s.WindowS), Idle: seconds(s.IdleS), Phase: s.Phase, Seed: s.Seed}
