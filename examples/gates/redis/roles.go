@@ -54,19 +54,29 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/gate"
-	"github.com/halfopen/halfopen/harness"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/tcprules"
 )
 
-// The names the suite uses.
-const (
-	// ServiceName is the real redis-server, started in the peer host.
-	ServiceName = "redis-server"
-	// RoleBLPOP is a client blocked in BLPOP on an empty list, in a loop.
-	RoleBLPOP = "redis-blpop"
-	// RolePubSub is a client subscribed to a channel, blocked in Receive.
-	RolePubSub = "redis-pubsub"
+// The server and the roles the suite measures: typed handles, so that a
+// misspelt one does not compile.
+var (
+	// Server is the real redis-server, started in the peer host: no
+	// persistence, no protected mode (the lab's client is not on
+	// loopback), its working directory the sample's own.
+	Server = gate.Service(gate.Server{
+		Name: "redis-server", Path: "redis-server", Package: "redis-server",
+		Args: []string{"--bind", "{ip}", "--port", "{port}", "--save", "", "--appendonly", "no",
+			"--protected-mode", "no", "--dir", "{dir}", "--daemonize", "no"},
+	})
+	// Both roles block in a read on their connection (a FIN or RST is met
+	// at once: the zero Close), and give up with Reasons: go-redis's
+	// words, and the errno names it passes on with RESP2.
+
+	// BLPOP is a client blocked in BLPOP on an empty list, in a loop.
+	BLPOP = gate.Register("redis-blpop", protocol.Watcher{Predict: predictBLPOP, Reasons: Reasons, Kernel: kernelBLPOP, Watch: watchBLPOP})
+	// PubSub is a client subscribed to a channel, blocked in Receive.
+	PubSub = gate.Register("redis-pubsub", protocol.Watcher{Predict: predictPubSub, Reasons: Reasons, Kernel: kernelPubSub, Watch: watchPubSub})
 )
 
 // go-redis v9.23.0's defaults, from its source (options.go):
@@ -77,21 +87,6 @@ var (
 	defaultKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 5 * time.Second, Count: 3}
 	blockingSlack    = 10 * time.Second
 )
-
-func init() {
-	gate.Service(harness.Service{
-		Name: ServiceName, Path: "redis-server", Package: "redis-server",
-		// No persistence, no protected mode (the lab's client is not on
-		// loopback), its working directory the sample's own.
-		Args: []string{"--bind", "{ip}", "--port", "{port}", "--save", "", "--appendonly", "no",
-			"--protected-mode", "no", "--dir", "{dir}", "--daemonize", "no"},
-	})
-	// Both roles block in a read on their connection (a FIN or RST is met
-	// at once: the zero Close), and give up with Reasons: go-redis's
-	// words, and the errno names it passes on with RESP2.
-	gate.Register(RoleBLPOP, protocol.Watcher{Predict: predictBLPOP, Reasons: Reasons, Kernel: kernelBLPOP, Watch: watchBLPOP})
-	gate.Register(RolePubSub, protocol.Watcher{Predict: predictPubSub, Reasons: Reasons, Kernel: kernelPubSub, Watch: watchPubSub})
-}
 
 // Reasons are what a role gives up with (Reason): "EOF" (RESP3 swallows
 // the socket's errno, see the package comment), "redial" (go-redis dialed
