@@ -203,7 +203,7 @@ var _ = ginkgo.ReportAfterSuite("a gate suite measures at least one cell", func(
 // measuredNothing says why a suite that otherwise passed measured nothing,
 // or "" when a spec measured a cell or the suite failed anyway.
 func measuredNothing(r ginkgo.Report) string {
-	if !r.SuiteSucceeded {
+	if !r.SuiteSucceeded || r.SuiteConfig.DryRun {
 		return ""
 	}
 	for _, sr := range r.SpecReports {
@@ -213,7 +213,7 @@ func measuredNothing(r ginkgo.Report) string {
 			}
 		}
 	}
-	return fmt.Sprintf("gate: the suite measured no cell (%d of %d specs chosen by its filters ran), so it cannot pass: widen --focus/--label-filter to a spec that calls gate.Measure", r.PreRunStats.SpecsThatWillRun, r.PreRunStats.TotalSpecs)
+	return fmt.Sprintf("gate: the suite measured no cell (%d of %d specs chosen by its filters ran), so it cannot pass: widen --focus/--label-filter to a gate.DescribeTable entry or a spec that calls gate.Measure", r.PreRunStats.SpecsThatWillRun, r.PreRunStats.TotalSpecs)
 }
 
 // record marks the running spec as one that measured a cell, and puts
