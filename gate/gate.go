@@ -1,27 +1,3 @@
-// Package gate lets the author of a connection pool, an RPC client or a
-// server gate their library on detection budgets from an ordinary Ginkgo
-// suite in their own repository: "our client notices a dead server within
-// 5 s, and never drops a healthy connection during a 2 s router restart".
-//
-//	[peer host: your server, a real one   ] ==veth== [router: the fault] ==veth== [watcher host: your client]
-//	[  (a Service) or a Go role, or echo  ]                                        [  (a Go role)            ]
-//
-// Each side runs as its own process inside its own network namespace: the
-// test binary re-executed as a registered role (Register), or a real server
-// started unmodified (Service). Measure puts one cell (a watcher, a peer, a
-// fault, a side) through fresh labs, sample by sample, and returns what was
-// measured; the matchers (DetectWithin, NeverDetect, Survive, GiveUpWith)
-// assert it with messages that name the cell and its samples. Every sample
-// also goes to gmeasure and to the v1 report (suite-gates.json in
-// $HALFOPEN_REPORT_DIR), which halfopen's report, compare and gate commands
-// read.
-//
-// A suite dispatches roles first. Run as root it makes its labs in the
-// machine's namespaces; run by an ordinary user (plain `go test`) Main
-// re-executes it as root of a user namespace of its own and makes the labs
-// there, or fails with one sentence where the kernel refuses:
-//
-//	func TestMain(m *testing.M) { gate.Main(m) }
 package gate
 
 import (
