@@ -52,12 +52,27 @@ const (
 	PhaseInFlight = tcprules.PhaseInFlight
 )
 
-// Role is a registered watcher role (Register): the value a Cell's
-// Watcher takes, so that a misspelt role is a compile error.
-type Role struct{ name string }
+// Role is a watcher role, a Go one (Register) or a program (Program): the
+// value a Cell's Watcher takes, so that a misspelt role is a compile
+// error.
+type Role struct {
+	name string
+	// program is the command of a Program role ("" for a Go role), run
+	// as root when privileged.
+	program    string
+	privileged bool
+}
 
-// Name is the name the role was registered under.
+// Name is the name the role was registered under, or a program's command.
 func (r Role) Name() string { return r.name }
+
+// Program is a watcher role that is a program in any language speaking
+// protocol v1 (docs/protocol.md): the gate file's watchers, in Go. cmd is
+// the executable, absolute, relative to the test's directory, or found in
+// PATH; it runs as nobody unless privileged. Its Peer Self is cmd again.
+func Program(cmd string, privileged bool) Role {
+	return Role{name: cmd, program: cmd, privileged: privileged}
+}
 
 // Register makes a Go role known by its name and returns its handle: a
 // watcher, your client (or your server, for SideServer), whose Watch

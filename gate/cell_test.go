@@ -24,6 +24,9 @@ func TestCellDetector(t *testing.T) {
 			"role:name=w,peer=self,phase=in-flight,usertimeout=5s", ""},
 		{"an unknown phase", Cell{Watcher: Role{name: "w"}, Fault: Blackhole(), Phase: "busy"}, "", `phase "busy" is neither "idle" nor "in-flight"`},
 		{"phase is the cell's", Cell{Watcher: Role{name: "w"}, Fault: Blackhole(), Config: map[string]string{"phase": "in-flight"}}, "", `config key "phase" is taken by the cell itself`},
+		{"a program", Cell{Watcher: Program("./w.py", false), Peer: Peer{name: "http"}, Fault: Blackhole(), Config: map[string]string{"idle": "1s"}},
+			"external:cmd=./w.py,idle=1s,peer=service:http,privileged=false", ""},
+		{"a program's own keys", Cell{Watcher: Program("./w.py", false), Fault: Blackhole(), Config: map[string]string{"cmd": "x"}}, "", `config key "cmd" is taken by the cell itself`},
 		{"name is the cell's", Cell{Watcher: Role{name: "w"}, Fault: Blackhole(), Config: map[string]string{"name": "x"}}, "", `config key "name" is taken by the cell itself`},
 	}
 	for _, tt := range tests {

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -111,8 +113,22 @@ func (c Cell) detector() (string, error) {
 		return "", fmt.Errorf("the cell has no Fault: give it one such as gate.Blackhole()")
 	}
 	sp := spec.Spec{Name: "role", Params: map[string]string{"name": c.Watcher.name, "peer": c.Peer.Name()}}
+	taken := []string{"name", "peer", protocol.PhaseKey}
+	if c.Watcher.program != "" {
+		// A program is halfopen's external detector; a real server is its
+		// peer service:NAME.
+		peer := c.Peer.Name()
+		if peer != Echo.name && peer != Self.name {
+			peer = "service:" + peer
+		}
+		if strings.ContainsAny(c.Watcher.program, ",=:") {
+			return "", fmt.Errorf("program %q: its path may not hold ',', '=' or ':'", c.Watcher.program)
+		}
+		sp = spec.Spec{Name: "external", Params: map[string]string{"cmd": c.Watcher.program, "peer": peer, "privileged": strconv.FormatBool(c.Watcher.privileged)}}
+		taken = []string{"cmd", "peer", "privileged", protocol.PhaseKey}
+	}
 	for k, v := range c.Config {
-		if k == "name" || k == "peer" || k == protocol.PhaseKey {
+		if slices.Contains(taken, k) {
 			return "", fmt.Errorf("config key %q is taken by the cell itself", k)
 		}
 		if strings.ContainsAny(k+v, ",=:") {
