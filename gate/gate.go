@@ -51,8 +51,9 @@ func Main(m *testing.M) {
 // on a side. Every field but Watcher and Fault has a default, stated at
 // the field.
 type Cell struct {
-	// Watcher is your role, the handle Register returned: your client
-	// (SideClient) or your server (SideServer).
+	// Watcher is your role, the handle Register (a Go role) or Program (a
+	// protocol v1 program) returned: your client (SideClient) or your
+	// server (SideServer).
 	Watcher Role
 	// Peer is what the watcher talks to: Echo (the zero Peer), Self (the
 	// role's own Peer) or a real server's handle from Service.
