@@ -72,8 +72,8 @@ type Cell struct {
 	// plus half of it, at least 1.5 s more; NeverBudget when the role
 	// predicts that it never decides. For a disturbance (RouterRestart,
 	// a Fault with a window) Budget is instead the tail watched after the
-	// fault heals (zero: the predicted end, at least 2 s, at most a
-	// minute): every decision in the window and the tail is a false
+	// fault heals (zero: the predicted end, at least 2 s, at most 30
+	// s): every decision in the window and the tail is a false
 	// positive. Result.Budget tells what a measured cell used.
 	Budget time.Duration
 	// Config goes to the role in HALFOPEN_CONFIG (protocol.Config) and
