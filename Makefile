@@ -113,7 +113,7 @@ BASELINE    = $(abspath $(REPORTS))/baseline.json
 # how it ended, prints a failed one's last lines, and sets status=1 when
 # one failed (it keeps status otherwise).
 START_GATES = gates=""; for g in $(GATES); do \
-		( cd examples/gates/$$g && HALFOPEN_REPORT_DIR=$(abspath $(REPORTS)) HALFOPEN_GATE_NAME=$$g \
+		( cd examples/gates/$$g && HALFOPEN_REPORT_DIR=$(abspath $(REPORTS)) \
 			$(GO) test -count=1 -timeout 20m ./... ) >$(REPORTS)/gate-$$g.log 2>&1 & \
 		gates="$$gates $$g:$$!"; echo "gate $$g started: $(REPORTS)/gate-$$g.log"; \
 	done

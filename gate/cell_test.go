@@ -18,13 +18,16 @@ func TestCellDetector(t *testing.T) {
 		want    string
 		wantErr string
 	}{
-		{"idle by default", Cell{Watcher: "w", Config: map[string]string{"idle": "1s"}}, "role:idle=1s,name=w,peer=builtin", ""},
-		{"idle said", Cell{Watcher: "w", Peer: "redis", Phase: tcprules.PhaseIdle}, "role:name=w,peer=redis", ""},
-		{"in flight", Cell{Watcher: "w", Peer: "self", Phase: tcprules.PhaseInFlight, Config: map[string]string{"usertimeout": "5s"}},
+		{"idle by default", Cell{Watcher: Role{name: "w"}, Fault: Blackhole(), Config: map[string]string{"idle": "1s"}}, "role:idle=1s,name=w,peer=builtin", ""},
+		{"idle said", Cell{Watcher: Role{name: "w"}, Peer: Peer{name: "redis"}, Fault: Blackhole(), Phase: tcprules.PhaseIdle}, "role:name=w,peer=redis", ""},
+		{"in flight", Cell{Watcher: Role{name: "w"}, Peer: Self, Fault: Blackhole(), Phase: tcprules.PhaseInFlight, Config: map[string]string{"usertimeout": "5s"}},
 			"role:name=w,peer=self,phase=in-flight,usertimeout=5s", ""},
-		{"an unknown phase", Cell{Watcher: "w", Phase: "busy"}, "", `phase "busy" is neither "idle" nor "in-flight"`},
-		{"phase is the cell's", Cell{Watcher: "w", Config: map[string]string{"phase": "in-flight"}}, "", `config key "phase" is taken by the cell itself`},
-		{"name is the cell's", Cell{Watcher: "w", Config: map[string]string{"name": "x"}}, "", `config key "name" is taken by the cell itself`},
+		{"an unknown phase", Cell{Watcher: Role{name: "w"}, Fault: Blackhole(), Phase: "busy"}, "", `phase "busy" is neither "idle" nor "in-flight"`},
+		{"phase is the cell's", Cell{Watcher: Role{name: "w"}, Fault: Blackhole(), Config: map[string]string{"phase": "in-flight"}}, "", `config key "phase" is taken by the cell itself`},
+		{"a program", Cell{Watcher: Program("./w.py", false), Peer: Peer{name: "http"}, Fault: Blackhole(), Config: map[string]string{"idle": "1s"}},
+			"external:cmd=./w.py,idle=1s,peer=service:http,privileged=false", ""},
+		{"a program's own keys", Cell{Watcher: Program("./w.py", false), Fault: Blackhole(), Config: map[string]string{"cmd": "x"}}, "", `config key "cmd" is taken by the cell itself`},
+		{"name is the cell's", Cell{Watcher: Role{name: "w"}, Fault: Blackhole(), Config: map[string]string{"name": "x"}}, "", `config key "name" is taken by the cell itself`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,7 +48,7 @@ func TestCellDetector(t *testing.T) {
 // TestCellsShareTheRunsSeed: cells measured together share one run, so two
 // different seeds among them are bad input, refused before any lab.
 func TestCellsShareTheRunsSeed(t *testing.T) {
-	_, err := RunAll(t.Context(), Cell{Watcher: "w", Fault: "blackhole", Seed: 7}, Cell{Watcher: "w", Fault: "host-crash", Seed: 8})
+	_, err := RunAll(t.Context(), Cell{Watcher: Role{name: "w"}, Fault: Blackhole(), Seed: 7}, Cell{Watcher: Role{name: "w"}, Fault: HostCrash(), Seed: 8})
 	if err == nil || !strings.Contains(err.Error(), "seed 8, but the cells measured together share one run and its seed, 7") {
 		t.Fatalf("RunAll: %v, want the seeds refused", err)
 	}

@@ -3,6 +3,9 @@ package gate
 import (
 	"errors"
 	"os"
+	"time"
+
+	"github.com/halfopen/halfopen/report"
 )
 
 // A test binary re-executed with HALFOPEN_TEST_PREFLIGHT set plays a
@@ -15,3 +18,8 @@ func init() {
 
 // MeasuredNothing exposes measuredNothing to the tests.
 var MeasuredNothing = measuredNothing
+
+// ResultOf is a measured result made from a report record, without a lab.
+func ResultOf(describe string, budget time.Duration, rec report.Cell) *Result {
+	return fromRecord(Cell{}, describe, budget, rec)
+}

@@ -22,13 +22,13 @@ type sampleMatcher struct {
 // Match checks every sample of the result.
 func (m *sampleMatcher) Match(actual any) (bool, error) {
 	r, ok := actual.(*Result)
-	if !ok || r == nil || r.Cell == nil {
+	if !ok || r == nil || r.Describe == "" {
 		return false, fmt.Errorf("gate matchers take the *gate.Result of Measure, not %T", actual)
 	}
-	if len(r.Record.Samples) == 0 {
+	if len(r.rec.Samples) == 0 {
 		return false, fmt.Errorf("%v\nmeasured no sample, so it cannot %s", r, m.what)
 	}
-	for i, s := range r.Record.Samples {
+	for i, s := range r.rec.Samples {
 		if s.Error != "" {
 			return false, fmt.Errorf("%v\ncannot %s: sample %d could not be measured: %s", r, m.what, i, s.Error)
 		}
@@ -58,12 +58,12 @@ func (m *sampleMatcher) NegatedFailureMessage(actual any) string {
 func FollowForecast() types.GomegaMatcher {
 	return &sampleMatcher{what: fmt.Sprintf("follow each sample's own forecast (± %v)", report.PredictionTolerance), check: func(r *Result) error {
 		var bad []string
-		for i, s := range r.Record.Samples {
+		for i, s := range r.rec.Samples {
 			if s.Forecast == nil {
 				bad = append(bad, fmt.Sprintf("sample %d has no forecast (its state at the fault: %s)", i, stateNote(s.State)))
 				continue
 			}
-			if v := r.Record.JudgeSample(s); !v.Agrees {
+			if v := r.rec.JudgeSample(s); !v.Agrees {
 				bad = append(bad, fmt.Sprintf("sample %d %s", i, v.Why))
 			}
 		}
@@ -82,7 +82,7 @@ func FollowForecast() types.GomegaMatcher {
 func NeverDetectInPhase(phase tcprules.Phase) types.GomegaMatcher {
 	return &sampleMatcher{what: fmt.Sprintf("never decide on a sample that met the connection %s", phase), check: func(r *Result) error {
 		met := 0
-		for i, s := range r.Record.Samples {
+		for i, s := range r.rec.Samples {
 			if s.Phase != phase {
 				continue
 			}

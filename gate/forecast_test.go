@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/halfopen/halfopen/harness"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/tcprules"
 )
@@ -44,7 +43,7 @@ func TestForecastMatchers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &Result{Cell: &harness.Cell{Budget: 60 * time.Second}, Record: report.Cell{Kind: report.KindDetection, Expect: report.ExpectDetect, BudgetS: 60, Samples: tt.samples}}
+			r := fromRecord(Cell{}, "role:name=w,peer=builtin × blackhole × client", 60*time.Second, report.Cell{Kind: report.KindDetection, Expect: report.ExpectDetect, BudgetS: 60, Samples: tt.samples})
 			for _, m := range []struct {
 				name string
 				ok   bool

@@ -1,36 +1,13 @@
-// Package gate lets the author of a connection pool, an RPC client or a
-// server gate their library on detection budgets from an ordinary Ginkgo
-// suite in their own repository: "our client notices a dead server within
-// 5 s, and never drops a healthy connection during a 2 s router restart".
-//
-//	[peer host: your server, a real one   ] ==veth== [router: the fault] ==veth== [watcher host: your client]
-//	[  (a Service) or a Go role, or echo  ]                                        [  (a Go role)            ]
-//
-// Each side runs as its own process inside its own network namespace: the
-// test binary re-executed as a registered role (Register), or a real server
-// started unmodified (Service). Measure puts one cell (a watcher, a peer, a
-// fault, a side) through fresh labs, sample by sample, and returns what was
-// measured; the matchers (DetectWithin, NeverDetect, Survive, GiveUpWith)
-// assert it with messages that name the cell and its samples. Every sample
-// also goes to gmeasure and to the v1 report (suite-gates.json in
-// $HALFOPEN_REPORT_DIR), which halfopen's report, compare and gate commands
-// read.
-//
-// A suite dispatches roles first. Run as root it makes its labs in the
-// machine's namespaces; run by an ordinary user (plain `go test`) Main
-// re-executes it as root of a user namespace of its own and makes the labs
-// there, or fails with one sentence where the kernel refuses:
-//
-//	func TestMain(m *testing.M) { gate.Main(m) }
 package gate
 
 import (
 	"context"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -70,64 +47,89 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// Register makes a Go role known by its name: a watcher, your client (or
-// your server, for side server), whose Watch returns the moment your library
-// gives up on its peer, with the reason; and, if it sets Peer, its own peer.
-// Call it from init or TestMain; a duplicate name panics.
-func Register(name string, w protocol.Watcher) { roles.Register(name, w) }
-
-// Service registers a real server as a peer that cells name by its Name
-// (Cell.Peer). Register it in init or TestMain.
-func Service(s harness.Service) { harness.RegisterService(s) }
-
 // Cell is one measurement: a watcher role against a peer, under a fault,
-// on a side.
+// on a side. Every field but Watcher and Fault has a default, stated at
+// the field.
 type Cell struct {
-	// Watcher is a role registered with Register: your client (side
-	// client) or your server (side server).
-	Watcher string
-	// Peer is "" or "builtin" (halfopen's echo peer), "self" (the role's own
-	// Peer), or the Name of a Service.
-	Peer string
-	// Fault is a fault spec: "blackhole", "host-crash", "router-restart:outage=2s".
-	Fault string
-	// Side is which end your watcher is (default client: it dials).
-	Side protocol.Side
-	// Samples per cell (default 3); Budget is how long a sample waits for a
-	// decision (default: from the role's prediction, its end plus half of
-	// it and at least 1.5 s more; 3 s when it predicts that the role never
-	// decides; a disturbance observes its own window instead).
+	// Watcher is your role, the handle Register (a Go role) or Program (a
+	// protocol v1 program) returned: your client (SideClient) or your
+	// server (SideServer).
+	Watcher Role
+	// Peer is what the watcher talks to: Echo (the zero Peer), Self (the
+	// role's own Peer) or a real server's handle from Service.
+	Peer Peer
+	// Fault is what happens to the peer or the path: Blackhole(),
+	// RouterRestart(2*time.Second), ..., or ParseFault's result.
+	Fault Fault
+	// Side is which end your watcher is (zero: SideClient, it dials).
+	Side Side
+	// Samples is how many fresh labs measure the cell (zero:
+	// DefaultSamples).
 	Samples int
-	Budget  time.Duration
-	// Config goes to the role in HALFOPEN_CONFIG (and names the cell).
+	// Budget is how long a sample waits for a decision, from the fault;
+	// a sample still undecided then is censored. Zero derives it from the
+	// role's prediction (protocol.Watcher.Predict): the predicted end
+	// plus half of it, at least 1.5 s more; NeverBudget when the role
+	// predicts that it never decides. For a disturbance (RouterRestart,
+	// a Fault with a window) Budget is instead the tail watched after the
+	// fault heals (zero: the predicted end, at least 2 s, at most 30
+	// s): every decision in the window and the tail is a false
+	// positive. Result.Budget tells what a measured cell used.
+	Budget time.Duration
+	// Config goes to the role in HALFOPEN_CONFIG (protocol.Config) and
+	// names the cell in the report; keys and values may not hold ',', '='
+	// or ':'.
 	Config map[string]string
-	// Sysctls are set in the lab's namespaces.
+	// Sysctls are set in each lab's namespaces ("net.ipv4.tcp_retries2":
+	// "5"); zero: a new namespace's kernel defaults.
 	Sysctls map[string]string
-	// Phase aims the fault at a state of the connection: "" or
-	// tcprules.PhaseIdle lands it a seeded time after the last exchange;
-	// tcprules.PhaseInFlight lands it while the role's request is
-	// unacknowledged (after the role calls Connected and writes it), where
-	// keepalive is inert and only the retransmission timer, TCP_USER_TIMEOUT
-	// or the library's own deadline can end the wait. An in-flight cell
-	// also names its phase in the role's config (protocol.PhaseKey), so
-	// that the role predicts for it and the report and budgets tell it
-	// from the idle cell.
-	Phase tcprules.Phase
-	// Seed reproduces a run's fault instants (harness.Options.Seed): the
-	// cells measured together (RunAll) share one run and so one seed; 0
-	// is the default seed.
+	// Phase aims the fault at a state of the connection: "" or PhaseIdle
+	// lands it a seeded time (up to 1.5 s) after the last exchange;
+	// PhaseInFlight lands it while the role's request is unacknowledged
+	// (after the role calls Connected and writes it), where keepalive is
+	// inert and only the retransmission timer, TCP_USER_TIMEOUT or the
+	// library's own deadline can end the wait. An in-flight cell also
+	// names its phase in the role's config (protocol.PhaseKey), so that
+	// the role predicts for it and the report tells it from the idle
+	// cell.
+	Phase Phase
+	// Seed reproduces a run's fault instants and idle times: the cells
+	// measured together (a table, MeasureAll, RunAll) share one run and
+	// so one seed. Zero is the harness's default seed, so an unchanged
+	// gate draws the same instants every run.
 	Seed int64
+}
+
+// name is the cell's short name in messages: role × fault.
+func (c Cell) name() string {
+	return fmt.Sprintf("%s × %s", c.Watcher.name, c.Fault.spec)
 }
 
 // detector is the cell's detector spec: role:name=...,peer=...,<config>.
 func (c Cell) detector() (string, error) {
-	peer := c.Peer
-	if peer == "" {
-		peer = "builtin"
+	if c.Watcher.name == "" {
+		return "", fmt.Errorf("the cell has no Watcher: give it the Role gate.Register returned")
 	}
-	sp := spec.Spec{Name: "role", Params: map[string]string{"name": c.Watcher, "peer": peer}}
+	if c.Fault.spec == "" {
+		return "", fmt.Errorf("the cell has no Fault: give it one such as gate.Blackhole()")
+	}
+	sp := spec.Spec{Name: "role", Params: map[string]string{"name": c.Watcher.name, "peer": c.Peer.Name()}}
+	taken := []string{"name", "peer", protocol.PhaseKey}
+	if c.Watcher.program != "" {
+		// A program is halfopen's external detector; a real server is its
+		// peer service:NAME.
+		peer := c.Peer.Name()
+		if peer != Echo.name && peer != Self.name {
+			peer = "service:" + peer
+		}
+		if strings.ContainsAny(c.Watcher.program, ",=:") {
+			return "", fmt.Errorf("program %q: its path may not hold ',', '=' or ':'", c.Watcher.program)
+		}
+		sp = spec.Spec{Name: "external", Params: map[string]string{"cmd": c.Watcher.program, "peer": peer, "privileged": strconv.FormatBool(c.Watcher.privileged)}}
+		taken = []string{"cmd", "peer", "privileged", protocol.PhaseKey}
+	}
 	for k, v := range c.Config {
-		if k == "name" || k == "peer" || k == protocol.PhaseKey {
+		if slices.Contains(taken, k) {
 			return "", fmt.Errorf("config key %q is taken by the cell itself", k)
 		}
 		if strings.ContainsAny(k+v, ",=:") {
@@ -145,28 +147,6 @@ func (c Cell) detector() (string, error) {
 	return sp.String(), nil
 }
 
-// Result is what Measure measured of a cell.
-type Result struct {
-	// Cell is the resolved cell: its spec, its prediction and its budget.
-	Cell *harness.Cell
-	// Record holds its samples, mistakes and false positives, as the v1
-	// report has them.
-	Record report.Cell
-}
-
-// String names the cell and lists its samples, for failure messages.
-func (r *Result) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s (budget %v)", r.Cell.Describe(), r.Cell.Budget)
-	for i, s := range r.Record.Samples {
-		fmt.Fprintf(&b, "\n  sample %d: %s", i, s.Summary())
-		if s.FalsePositives > 0 {
-			fmt.Fprintf(&b, " (%d false positives)", s.FalsePositives)
-		}
-	}
-	return b.String()
-}
-
 // Measure puts the cell through fresh labs, one per sample, several at
 // once, and returns what was measured, from inside a Ginkgo spec: bad
 // input fails the spec at once with one sentence, and so does a machine
@@ -180,7 +160,7 @@ func Measure(ctx context.Context, c Cell) *Result {
 	if err != nil {
 		ginkgo.Fail(err.Error())
 	}
-	record(r)
+	record(r.Describe, r)
 	return r
 }
 
@@ -216,7 +196,7 @@ var _ = ginkgo.ReportAfterSuite("a gate suite measures at least one cell", func(
 // measuredNothing says why a suite that otherwise passed measured nothing,
 // or "" when a spec measured a cell or the suite failed anyway.
 func measuredNothing(r ginkgo.Report) string {
-	if !r.SuiteSucceeded {
+	if !r.SuiteSucceeded || r.SuiteConfig.DryRun {
 		return ""
 	}
 	for _, sr := range r.SpecReports {
@@ -226,21 +206,25 @@ func measuredNothing(r ginkgo.Report) string {
 			}
 		}
 	}
-	return fmt.Sprintf("gate: the suite measured no cell (%d of %d specs chosen by its filters ran), so it cannot pass: widen --focus/--label-filter to a spec that calls gate.Measure", r.PreRunStats.SpecsThatWillRun, r.PreRunStats.TotalSpecs)
+	return fmt.Sprintf("gate: the suite measured no cell (%d of %d specs chosen by its filters ran), so it cannot pass: widen --focus/--label-filter to a gate.DescribeTable entry or a spec that calls gate.Measure", r.PreRunStats.SpecsThatWillRun, r.PreRunStats.TotalSpecs)
 }
 
-// record puts a result's samples in gmeasure, as a report entry of the
-// running spec.
-func record(r *Result) {
-	ginkgo.AddReportEntry(measuredEntry, r.Cell.Describe(), ginkgo.ReportEntryVisibilityNever)
-	exp := gmeasure.NewExperiment(r.Cell.Describe())
-	for _, s := range r.Record.Samples {
-		if s.Detected && s.Seconds != nil && r.Cell.Kind == report.KindDetection {
-			exp.RecordDuration("detect", time.Duration(*s.Seconds*float64(time.Second)))
+// record marks the running spec as one that measured a cell, and puts
+// the result's samples in gmeasure, one value per sample, under name (the
+// table entry's name, or the cell's description).
+func record(name string, r *Result) {
+	ginkgo.AddReportEntry(measuredEntry, r.Describe, ginkgo.ReportEntryVisibilityNever)
+	exp := gmeasure.NewExperiment(name)
+	for _, s := range r.Samples {
+		switch {
+		case s.Error != "":
+		case r.Disturbance:
+			exp.RecordValue("false positives", float64(s.FalsePositives), gmeasure.Annotation(s.Reason))
+		case s.Detected:
+			exp.RecordDuration("detect", s.After, gmeasure.Annotation(s.Reason))
+		default:
+			exp.RecordValue("censored", 1)
 		}
-	}
-	if r.Cell.Kind == report.KindDisturbance {
-		exp.RecordValue("false positives", float64(r.Record.FalsePositives))
 	}
 	ginkgo.AddReportEntry(exp.Name, exp)
 }
@@ -256,22 +240,10 @@ func MeasureAll(ctx context.Context, cells ...Cell) []*Result {
 		ginkgo.Fail(err.Error())
 	}
 	for _, r := range out {
-		record(r)
+		record(r.Describe, r)
 		ginkgo.GinkgoWriter.Println(r)
 	}
 	return out
-}
-
-// Fastest is the quickest decision of the result's samples, in seconds,
-// +Inf when none decided.
-func (r *Result) Fastest() float64 {
-	best := math.Inf(1)
-	for _, s := range r.Record.Samples {
-		if s.Detected && s.Seconds != nil {
-			best = min(best, *s.Seconds)
-		}
-	}
-	return best
 }
 
 // Run is Measure for plain Go tests and programs: it returns bad input and
@@ -300,20 +272,20 @@ func RunAll(ctx context.Context, cells ...Cell) ([]*Result, error) {
 	var seed int64
 	for i, c := range cells {
 		if c.Seed != 0 && seed != 0 && c.Seed != seed {
-			return nil, fmt.Errorf("gate cell %s × %s: seed %d, but the cells measured together share one run and its seed, %d", c.Watcher, c.Fault, c.Seed, seed)
+			return nil, fmt.Errorf("gate cell %s: seed %d, but the cells measured together share one run and its seed, %d", c.name(), c.Seed, seed)
 		}
 		if c.Seed != 0 {
 			seed = c.Seed
 		}
 		det, err := c.detector()
 		if err != nil {
-			return nil, fmt.Errorf("gate cell %s × %s: %w", c.Watcher, c.Fault, err)
+			return nil, fmt.Errorf("gate cell %s: %w", c.name(), err)
 		}
 		samples := c.Samples
 		if samples == 0 {
-			samples = 3
+			samples = DefaultSamples
 		}
-		configs[i] = harness.CellConfig{Detector: det, Fault: c.Fault, Side: c.Side, Samples: samples, Budget: c.Budget, Sysctls: c.Sysctls, Phase: c.Phase}
+		configs[i] = harness.CellConfig{Detector: det, Fault: c.Fault.spec, Side: c.Side, Samples: samples, Budget: c.Budget, Sysctls: c.Sysctls, Phase: c.Phase}
 	}
 	w, logs, err := sharedReport()
 	if err != nil {
@@ -330,7 +302,7 @@ func RunAll(ctx context.Context, cells ...Cell) ([]*Result, error) {
 	}
 	out := make([]*Result, len(cells))
 	for i, cell := range m.Cells() {
-		out[i] = &Result{Cell: cell, Record: cell.Record()}
+		out[i] = newResult(cells[i], cell)
 	}
 	return out, nil
 }
@@ -342,8 +314,9 @@ var gateReport struct {
 	logs string
 }
 
-// sharedReport opens the suite's report on first use: suite-gates.json in
-// $HALFOPEN_REPORT_DIR, or a temporary file.
+// sharedReport opens the suite's report on first use:
+// suite-gates-NAME.json (gateName) in $HALFOPEN_REPORT_DIR, or in a
+// temporary directory.
 func sharedReport() (*report.Writer, string, error) {
 	gateReport.Lock()
 	defer gateReport.Unlock()
@@ -358,7 +331,7 @@ func sharedReport() (*report.Writer, string, error) {
 		}
 	}
 	name := "gates"
-	if n := os.Getenv("HALFOPEN_GATE_NAME"); n != "" {
+	if n := gateName(); n != "" {
 		name = "gates-" + n
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -13,7 +13,6 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/halfopen/halfopen/gate"
-	"github.com/halfopen/halfopen/harness"
 	"github.com/halfopen/halfopen/protocol"
 )
 
@@ -45,35 +44,35 @@ var keepaliveClient = protocol.Watcher{
 	Peer: protocol.Echo,
 }
 
-func init() {
-	gate.Register("keepalive-client", keepaliveClient)
-	gate.Service(harness.Service{
+// The role and the real server the suite measures, as typed handles.
+var (
+	client     = gate.Register("keepalive-client", keepaliveClient)
+	pythonHTTP = gate.Service(gate.Server{
 		Name: "python-http", Path: "python3", Package: "python3",
 		Args: []string{"-m", "http.server", "--bind", "{ip}", "--directory", "{dir}", "{port}"},
 	})
-}
+)
 
 func TestMain(m *testing.M) { gate.Main(m) }
 
 func TestGate(t *testing.T) {
-	RegisterFailHandler(Fail)
-	RunSpecs(t, "gate")
+	gate.RunSpecs(t, "gate")
 }
 
 var _ = Describe("a library gated on real packets", Label("netns", "gates"), func() {
 	It("notices a dead server within its keepalive budget, against halfopen's echo peer", func(ctx SpecContext) {
-		res := gate.Measure(ctx, gate.Cell{Watcher: "keepalive-client", Fault: "blackhole"})
+		res := gate.Measure(ctx, gate.Cell{Watcher: client, Fault: gate.Blackhole()})
 		Expect(res).To(gate.DetectWithin(4500 * time.Millisecond))
 		Expect(res).To(gate.GiveUpWith("ETIMEDOUT"))
 	})
 
 	It("notices a real server's host crash, and survives a 1 s router restart", func(ctx SpecContext) {
-		Expect(gate.Measure(ctx, gate.Cell{Watcher: "keepalive-client", Peer: "python-http", Fault: "host-crash", Samples: 2})).To(gate.DetectWithin(4500 * time.Millisecond))
-		Expect(gate.Measure(ctx, gate.Cell{Watcher: "keepalive-client", Peer: "self", Fault: "router-restart:outage=1s", Samples: 2})).To(gate.Survive())
+		Expect(gate.Measure(ctx, gate.Cell{Watcher: client, Peer: pythonHTTP, Fault: gate.HostCrash(), Samples: 2})).To(gate.DetectWithin(4500 * time.Millisecond))
+		Expect(gate.Measure(ctx, gate.Cell{Watcher: client, Peer: gate.Self, Fault: gate.RouterRestart(time.Second), Samples: 2})).To(gate.Survive())
 	})
 
 	It("fails with a message that names the cell and its samples", func(ctx SpecContext) {
-		res := gate.Measure(ctx, gate.Cell{Watcher: "keepalive-client", Fault: "blackhole", Samples: 1})
+		res := gate.Measure(ctx, gate.Cell{Watcher: client, Fault: gate.Blackhole(), Samples: 1})
 		m := gate.DetectWithin(time.Second)
 		ok, err := m.Match(res)
 		Expect(err).NotTo(HaveOccurred())
@@ -90,9 +89,9 @@ var _ = Describe("a library gated on real packets", Label("netns", "gates"), fun
 			cell gate.Cell
 			want string
 		}{
-			{gate.Cell{Watcher: "no-such-role", Fault: "blackhole"}, `no role is called "no-such-role"`},
-			{gate.Cell{Watcher: "keepalive-client", Peer: "nothing", Fault: "blackhole"}, `peer "nothing" is neither builtin, self nor a service`},
-			{gate.Cell{Watcher: "keepalive-client", Fault: "no-such-fault"}, `no fault is called "no-such-fault"`},
+			{gate.Cell{Fault: gate.Blackhole()}, `the cell has no Watcher`},
+			{gate.Cell{Watcher: client}, `the cell has no Fault`},
+			{gate.Cell{Watcher: client, Fault: gate.Blackhole(), Config: map[string]string{"name": "x"}}, `config key "name" is taken by the cell itself`},
 		} {
 			_, err := gate.Run(ctx, tc.cell)
 			Expect(err).To(MatchError(ContainSubstring(tc.want)))
@@ -101,17 +100,31 @@ var _ = Describe("a library gated on real packets", Label("netns", "gates"), fun
 	})
 })
 
+// The gate as a table: each entry its own spec with its own labels, the
+// entries a filter chooses measured together.
+var _ = gate.DescribeTable("keepalive 1/1/3 as a table", Label("netns", "gates", "table"),
+	gate.Entry("notices a blackhole", gate.Cell{Watcher: client, Fault: gate.Blackhole(), Samples: 2}, Label("blackhole"),
+		gate.DetectWithin(4500*time.Millisecond), gate.GiveUpWith("ETIMEDOUT")),
+	gate.Entry("notices a host crash", gate.Cell{Watcher: client, Fault: gate.HostCrash(), Samples: 2}, Label("host-crash"),
+		gate.DetectWithin(4500*time.Millisecond)),
+	gate.Entry("survives a 1 s router restart", gate.Cell{Watcher: client, Peer: gate.Self, Fault: gate.RouterRestart(time.Second), Samples: 2}, Label("router-restart"),
+		gate.Survive(), func(r *gate.Result) {
+			Expect(r.String()).To(ContainSubstring("a disturbance, watched"))
+			Expect(r.Entry).To(Equal("survives a 1 s router restart"))
+		}),
+)
+
 // Example gates a client on a detection budget: the client role dials
 // halfopen's echo peer, the router blackholes the path, and the client's
 // keepalive gives up.
 func Example() {
-	res, err := gate.Run(context.Background(), gate.Cell{Watcher: "keepalive-client", Fault: "blackhole", Samples: 3})
+	res, err := gate.Run(context.Background(), gate.Cell{Watcher: client, Fault: gate.Blackhole(), Samples: 3})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	ok, _ := gate.DetectWithin(4500 * time.Millisecond).Match(res)
-	fmt.Println(res.Cell.Describe())
+	fmt.Println(res.Describe)
 	fmt.Println("detected within 4.5 s at p95:", ok)
 	// Output:
 	// role:name=keepalive-client,peer=builtin × blackhole × client

@@ -18,7 +18,7 @@ import (
 // judged by the other matchers (DetectWithin, GiveUpWith).
 func MarkWithin(name string, d time.Duration) types.GomegaMatcher {
 	return &resultMatcher{what: fmt.Sprintf("mark %q within %v of the fault", name, d), check: func(r *Result) error {
-		return marksWithin(r.Record, name, d)
+		return marksWithin(r.rec, name, d)
 	}}
 }
 

@@ -187,7 +187,7 @@ func TestMarksAndLogsInALab(t *testing.T) {
 		if !ok || at < 0.5 || at > 1.6 || !s.Detected || *s.Seconds <= at {
 			t.Errorf("cell %d: mark echo-late at %v (%v), decision %v after %v: want the mark 0.7–1 s after the fault, before the decision", i, at, ok, s.Detected, s.Seconds)
 		}
-		res := &gate.Result{Cell: c, Record: rec}
+		res := gate.ResultOf(c.Describe(), c.Budget, rec)
 		if ok, err := gate.MarkWithin("echo-late", 2*time.Second).Match(res); !ok || err != nil {
 			t.Errorf("cell %d: MarkWithin(echo-late, 2s) = %v, %v", i, ok, err)
 		}
@@ -205,12 +205,9 @@ func TestMarksAndLogsInALab(t *testing.T) {
 // must have marked it in time; a sample without it, or late, fails with a
 // sentence naming it; an errored sample is an error either way.
 func TestMarkWithin(t *testing.T) {
-	c, err := harness.Resolve(harness.CellConfig{Detector: "role:name=mark-role", Fault: "blackhole", Side: protocol.SideClient, Samples: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
 	res := func(samples ...report.Sample) *gate.Result {
-		return &gate.Result{Cell: c, Record: report.Cell{Detector: c.DetSpec.String(), Fault: "blackhole", Kind: report.KindDetection, BudgetS: 8, Samples: samples}}
+		return gate.ResultOf("role:name=mark-role × blackhole × client", 8*time.Second,
+			report.Cell{Detector: "role:name=mark-role", Fault: "blackhole", Kind: report.KindDetection, BudgetS: 8, Samples: samples})
 	}
 	decided := func(secs float64, marks ...report.Mark) report.Sample {
 		return report.Sample{Detected: true, Seconds: &secs, Reason: "ETIMEDOUT", Marks: marks}

@@ -25,7 +25,7 @@ type resultMatcher struct {
 // negated or not, so NotTo(Survive()) cannot pass on a cell that errored.
 func (m *resultMatcher) Match(actual any) (bool, error) {
 	r, ok := actual.(*Result)
-	if !ok || r == nil || r.Cell == nil {
+	if !ok || r == nil || r.Describe == "" {
 		return false, fmt.Errorf("gate matchers take the *gate.Result of Measure, not %T", actual)
 	}
 	if err := measured(r); err != nil {
@@ -38,12 +38,12 @@ func (m *resultMatcher) Match(actual any) (bool, error) {
 // measured says why a result cannot be judged: no sample, or a sample
 // that could not be measured.
 func measured(r *Result) error {
-	if len(r.Record.Samples) == 0 {
-		return fmt.Errorf("%s measured no sample, so no expectation on it can hold or fail", r.Cell.Describe())
+	if len(r.rec.Samples) == 0 {
+		return fmt.Errorf("%s measured no sample, so no expectation on it can hold or fail", r.Describe)
 	}
-	for i, s := range r.Record.Samples {
-		if v := r.Record.JudgeSample(s); v.Class == report.SampleError {
-			return fmt.Errorf("%s: sample %d %s, so no expectation on it can hold or fail", r.Cell.Describe(), i, v.Why)
+	for i, s := range r.rec.Samples {
+		if v := r.rec.JudgeSample(s); v.Class == report.SampleError {
+			return fmt.Errorf("%s: sample %d %s, so no expectation on it can hold or fail", r.Describe, i, v.Why)
 		}
 	}
 	return nil
@@ -64,7 +64,7 @@ func (m *resultMatcher) NegatedFailureMessage(actual any) string {
 // limits as one error.
 func budget(r *Result, b report.Budget) error {
 	var broken []string
-	for _, v := range b.Check(&r.Record) {
+	for _, v := range b.Check(&r.rec) {
 		broken = append(broken, fmt.Sprintf("its %s is %s, allowed %s", v.Metric, v.Measured, v.Allowed))
 	}
 	if len(broken) == 0 {
@@ -87,7 +87,7 @@ func DetectWithin(d time.Duration) types.GomegaMatcher {
 // is hours long).
 func NeverDetect() types.GomegaMatcher {
 	return &resultMatcher{what: "never decide", check: func(r *Result) error {
-		for i, s := range r.Record.Samples {
+		for i, s := range r.rec.Samples {
 			if s.Detected {
 				return fmt.Errorf("sample %d decided %q", i, s.Reason)
 			}
@@ -100,8 +100,8 @@ func NeverDetect() types.GomegaMatcher {
 // left the healthy connection alone: no false positive in any sample.
 func Survive() types.GomegaMatcher {
 	return &resultMatcher{what: "survive the disturbance with no false positive", check: func(r *Result) error {
-		if r.Record.Kind != report.KindDisturbance {
-			return fmt.Errorf("%s is not a disturbance but a %s cell", r.Record.Fault, r.Record.Kind)
+		if r.rec.Kind != report.KindDisturbance {
+			return fmt.Errorf("%s is not a disturbance but a %s cell", r.rec.Fault, r.rec.Kind)
 		}
 		none := 0
 		return budget(r, report.Budget{FalsePositives: &none})
@@ -115,8 +115,8 @@ func Survive() types.GomegaMatcher {
 // theory says the connection survives.
 func AgreeWithTheory() types.GomegaMatcher {
 	return &resultMatcher{what: "agree with its theory", check: func(r *Result) error {
-		for i, s := range r.Record.Samples {
-			if v := r.Record.JudgeSample(s); !v.Agrees {
+		for i, s := range r.rec.Samples {
+			if v := r.rec.JudgeSample(s); !v.Agrees {
 				return fmt.Errorf("sample %d %s", i, v.Why)
 			}
 		}
@@ -127,9 +127,9 @@ func AgreeWithTheory() types.GomegaMatcher {
 // GiveUpWith succeeds when every sample that decided gave one of reasons.
 func GiveUpWith(reasons ...string) types.GomegaMatcher {
 	return &resultMatcher{what: fmt.Sprintf("give up with one of %v", reasons), check: func(r *Result) error {
-		for i, s := range r.Record.Samples {
+		for i, s := range r.rec.Samples {
 			if s.Detected && !slices.Contains(reasons, s.Reason) {
-				return fmt.Errorf("sample %d gave %q (reasons seen: %v)", i, s.Reason, sortedReasons(r.Record))
+				return fmt.Errorf("sample %d gave %q (reasons seen: %v)", i, s.Reason, sortedReasons(r.rec))
 			}
 		}
 		return nil

@@ -25,7 +25,7 @@ func result(t *testing.T, fault string, kind report.Kind, samples ...report.Samp
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &gate.Result{Cell: c, Record: report.Cell{Detector: c.DetSpec.String(), Fault: fault, Kind: kind, Expect: c.Expect, BudgetS: 8, Samples: samples}}
+	return gate.ResultOf(c.Describe(), 8*time.Second, report.Cell{Detector: c.DetSpec.String(), Fault: fault, Kind: kind, Expect: c.Expect, BudgetS: 8, Samples: samples})
 }
 
 func secs(v float64) *float64 { return &v }
@@ -112,6 +112,8 @@ func TestGateFailsUnmeasured(t *testing.T) {
 	}{
 		{"preflight fails", []string{"-ginkgo.focus=notices a dead server within its keepalive budget"}, "HALFOPEN_TEST_PREFLIGHT=halfopen needs root: run it with sudo", "cannot measure, so the gate fails rather than pass unmeasured: halfopen needs root"},
 		{"filter chooses nothing", []string{"-ginkgo.label-filter=no-such-label"}, "", "the suite measured no cell (0 of"},
+		{"a label filter chooses the table's entries", []string{"-ginkgo.label-filter=table && (host-crash || router-restart)"}, "HALFOPEN_TEST_PREFLIGHT=halfopen needs root: run it with sudo",
+			"gate keepalive 1/1/3 as a table: measuring 2 of 3 entries together: notices a host crash; survives a 1 s router restart\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

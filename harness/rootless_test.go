@@ -261,7 +261,7 @@ func TestRootlessGate(t *testing.T) {
 		if seen == 0 {
 			t.Error("no process of the run was ever seen in a user namespace of nobody's")
 		}
-		r, err := report.Read(filepath.Join(m.home, "report", "suite-gates.json"))
+		r, err := report.Read(filepath.Join(m.home, "report", "suite-gates-rootlessgate.json"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -126,16 +126,20 @@ func ExpectResetOnWrite(det Detector, after time.Duration) (Prediction, report.E
 	return out, report.ExpectDetect
 }
 
+// NeverBudget is a sample's budget when its cell gives none and theory
+// predicts that its detector never decides.
+const NeverBudget = 3 * time.Second
+
 // defaultBudget is how long a detection sample waits for a decision when
 // the cell does not say: the prediction's end plus half of it, at least
-// 1.5 s more (a loaded machine), or 3 s when theory says never. Disturbances have no
-// budget: they observe their window.
+// 1.5 s more (a loaded machine), or NeverBudget when theory says never.
+// Disturbances have no budget: they observe their window.
 func defaultBudget(kind report.Kind, p Prediction) time.Duration {
 	switch {
 	case kind == report.KindDisturbance:
 		return 0
 	case p.Never:
-		return 3 * time.Second
+		return NeverBudget
 	default:
 		return p.Hi + max(1500*time.Millisecond, p.Hi/2)
 	}

@@ -7,9 +7,11 @@
 //
 // Everything is in the test files: the roles (roles_test.go), the suite
 // (gate_suite_test.go) and its cells with their budgets (gate_test.go). Run
-// it as root:
+// it as root, or as an ordinary user where user namespaces are allowed,
+// all of it or the entries a filter chooses:
 //
-//	HALFOPEN_REPORT_DIR=/tmp/reports HALFOPEN_GATE_NAME=grpc go test -count=1 ./...
+//	HALFOPEN_REPORT_DIR=/tmp/reports go test -count=1 ./...
+//	go tool ginkgo --label-filter='client && in-flight' .
 //
 // README.md has the measured table and the settings a user should choose.
 package grpcgate

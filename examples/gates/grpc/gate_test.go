@@ -1,29 +1,31 @@
 package grpcgate
 
 import (
+	"fmt"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/halfopen/halfopen/gate"
-	"github.com/halfopen/halfopen/protocol"
-	"github.com/halfopen/halfopen/tcprules"
 )
 
 // The faults every grpc-go cell goes through: four that kill the peer
 // silently or loudly, and one disturbance a healthy connection must
 // survive.
-const (
-	blackhole   = "blackhole"
-	hostCrash   = "host-crash"
-	hostReboot  = "host-reboot:down=1s"
-	middlebox   = "middlebox-state-loss"
-	routerFlaps = "router-restart:outage=2s"
+var (
+	blackhole   = gate.Blackhole()
+	hostCrash   = gate.HostCrash()
+	hostReboot  = gate.HostReboot(time.Second)
+	middlebox   = gate.MiddleboxStateLoss(gate.Firewall, gate.TheFlow)
+	routerFlaps = gate.RouterRestart(2 * time.Second)
 	// longOutage outlasts the client's 10 s PING interval, so a PING is
 	// sent while the path is down.
-	longOutage = "router-restart:outage=12s"
+	longOutage = gate.RouterRestart(12 * time.Second)
 )
+
+// faultLabel is the label of each fault's entries.
+var faultLabel = map[gate.Fault]string{blackhole: "blackhole", hostCrash: "host-crash", hostReboot: "host-reboot", middlebox: "middlebox-state-loss", routerFlaps: "router-restart", longOutage: "router-restart-long"}
 
 // censored is how long a cell whose library sends nothing waits: grpc-go's
 // defaults notice a silent peer after hours (the client never, the server
@@ -53,164 +55,136 @@ var bare = map[string]string{"listen": "bare"}
 // 3.0 s after the PING).
 var tolerant = map[string]string{"time": "1s", "timeout": "4s"}
 
-var _ = Describe("grpc-go v1.85.0", Label("gates", "netns"), func() {
-	Describe("a client with an open, idle stream (grpc-client, side client)", func() {
-		cell := func(fault string, cfg map[string]string, samples int, budget time.Duration) gate.Cell {
-			return gate.Cell{Watcher: roleClient, Peer: "self", Fault: fault, Side: protocol.SideClient, Samples: samples, Budget: budget, Config: cfg}
-		}
+// settingsLabel names a config in entry names and labels.
+func settingsLabel(cfg map[string]string) string {
+	switch {
+	case cfg == nil:
+		return "defaults"
+	case cfg["listen"] == "bare":
+		return "bare-listener"
+	case cfg["time"] == "10s":
+		return "recommended"
+	case cfg["timeout"] == "4s":
+		return "tolerant"
+	}
+	return "tuned"
+}
 
-		It("with grpc-go's defaults (keepalive off) never notices a dead server within 30 s, and survives router restarts of 2 s and 12 s", func(ctx SpecContext) {
-			r := gate.MeasureAll(ctx,
-				cell(blackhole, nil, 2, censored),
-				cell(hostCrash, nil, 2, censored),
-				cell(hostReboot, nil, 2, censored),
-				cell(middlebox, nil, 2, censored),
-				cell(routerFlaps, nil, 2, 5*time.Second),
-				cell(longOutage, nil, 2, 3*time.Second),
-			)
-			for _, res := range r[:4] {
-				Expect(res).To(gate.NeverDetect())
-			}
-			Expect(r[4]).To(gate.Survive())
-			Expect(r[5]).To(gate.Survive())
-		})
+// entry is one entry of the grpc gate: the role on its side, with cfg,
+// under fault, labelled with side, settings, fault (and phase).
+func entry(role gate.Role, side gate.Side, phase gate.Phase, fault gate.Fault, cfg map[string]string, samples int, budget time.Duration, expect ...any) gate.TableEntry {
+	settings := settingsLabel(cfg)
+	name := fmt.Sprintf("%s %s × %s", role.Name(), settings, fault)
+	labels := Label(string(side), settings, faultLabel[fault])
+	if phase == gate.PhaseInFlight {
+		name += " in flight"
+		labels = Label(string(side), settings, faultLabel[fault], "in-flight")
+	}
+	cell := gate.Cell{Watcher: role, Peer: gate.Self, Fault: fault, Side: side, Samples: samples, Budget: budget, Config: cfg, Phase: phase}
+	return gate.Entry(name, cell, append([]any{labels}, expect...)...)
+}
 
-		It("with Time=1s, Timeout=1s (raised to 10 s) notices a dead server in 9-11.5 s, survives a 2 s router restart, but not a 12 s one", func(ctx SpecContext) {
-			r := gate.MeasureAll(ctx,
-				cell(blackhole, tuned, 3, 0),
-				cell(hostCrash, tuned, 3, 0),
-				cell(hostReboot, tuned, 3, 0),
-				cell(middlebox, tuned, 3, 0),
-				// The observation spans the first PING after the restart.
-				cell(routerFlaps, tuned, 2, 12*time.Second),
-				cell(longOutage, tuned, 2, 3*time.Second),
-			)
-			for _, res := range []*gate.Result{r[0], r[1], r[3]} {
-				Expect(res).To(gate.DetectWithin(12 * time.Second))
-				// grpc-go's 10 s floor: a 1 s keepalive would decide in ~2 s.
-				Expect(res.Fastest()).To(BeNumerically(">=", 8), "grpc-go raises ClientParameters.Time to 10 s\n%v", res)
-				// Its own PING timer, or TCP_USER_TIMEOUT at the same instant.
-				Expect(res).To(gate.GiveUpWith("Unavailable: keepalive", "Unavailable: ETIMEDOUT"))
-			}
-			// The rebooted host resets the first PING, 10 s after the last read.
-			Expect(r[2]).To(gate.DetectWithin(11 * time.Second))
-			Expect(r[2]).To(gate.GiveUpWith("Unavailable: ECONNRESET"))
-			Expect(r[4]).To(gate.Survive())
-			// The price of Timeout 1 s: a PING sent while the path is down
-			// (10 s after the last read, inside the 12 s outage) is not
-			// answered within 1 s, and the healthy connection is dropped.
-			Expect(r[5]).NotTo(gate.Survive())
-			Expect(r[5].Record.FalsePositives).To(BeNumerically(">=", len(r[5].Record.Samples)), "every sample should drop the healthy connection\n%v", r[5])
-			Expect(r[5]).To(gate.GiveUpWith("Unavailable: keepalive", "Unavailable: ETIMEDOUT"))
-		})
-	})
+// onClient and onServer are entries of either role, idle.
+func onClient(fault gate.Fault, cfg map[string]string, samples int, budget time.Duration, expect ...any) gate.TableEntry {
+	return entry(roleClient, gate.SideClient, gate.PhaseIdle, fault, cfg, samples, budget, expect...)
+}
 
-	Describe("a client with a request in flight (grpc-client, side client, a Check its server holds)", func() {
-		cell := func(fault string, cfg map[string]string, phase tcprules.Phase, samples int, budget time.Duration) gate.Cell {
-			return gate.Cell{Watcher: roleClient, Peer: "self", Fault: fault, Side: protocol.SideClient, Samples: samples, Budget: budget, Config: cfg, Phase: phase}
-		}
-		idle, inFlight := tcprules.PhaseIdle, tcprules.PhaseInFlight
+func onServer(fault gate.Fault, cfg map[string]string, samples int, budget time.Duration, expect ...any) gate.TableEntry {
+	return entry(roleServer, gate.SideServer, gate.PhaseIdle, fault, cfg, samples, budget, expect...)
+}
 
-		It("with Time=10s, Timeout=4s notices a dead server in 12-14.5 s idle and in ~4.5 s with a request in flight (TCP_USER_TIMEOUT), and survives a 2 s router restart; Time=1s, Timeout=1s in ~1.5 s in flight", func(ctx SpecContext) {
-			r := gate.MeasureAll(ctx,
-				cell(blackhole, recommendedClient, idle, 2, 0),
-				cell(middlebox, recommendedClient, idle, 2, 0),
-				cell(routerFlaps, recommendedClient, idle, 2, 16*time.Second),
-				cell(blackhole, recommendedClient, inFlight, 2, 0),
-				cell(middlebox, recommendedClient, inFlight, 2, 0),
-				cell(blackhole, tuned, inFlight, 2, 0),
-			)
-			// Idle: grpc-go's PING 10 s after the last read, given up 4 s
-			// later: [12, 14.5] s after the fault (keepaliveRange).
-			for _, res := range r[:2] {
-				Expect(res).To(gate.DetectWithin(16 * time.Second))
-				Expect(res).To(gate.GiveUpWith("Unavailable: keepalive", "Unavailable: ETIMEDOUT"))
-			}
-			Expect(r[2]).To(gate.Survive())
-			// In flight: t1 + 4 s, [4.2, 4.7] s after the fault, within
-			// 5.5 s; the kernel's ETIMEDOUT, not grpc-go's PING.
-			for _, res := range r[3:5] {
-				Expect(res).To(gate.DetectWithin(5500 * time.Millisecond))
-				Expect(res).To(gate.GiveUpWith("Unavailable: ETIMEDOUT"))
-			}
-			// Timeout 1 s: t1 + 1 s, [1.2, 1.7] s, within 2.5 s.
-			Expect(r[5]).To(gate.DetectWithin(2500 * time.Millisecond))
-			Expect(r[5]).To(gate.GiveUpWith("Unavailable: ETIMEDOUT"))
-		})
-	})
+// inFlight is a client entry whose fault lands with a request in flight.
+func inFlight(fault gate.Fault, cfg map[string]string, samples int, budget time.Duration, expect ...any) gate.TableEntry {
+	return entry(roleClient, gate.SideClient, gate.PhaseInFlight, fault, cfg, samples, budget, expect...)
+}
 
-	Describe("the passive server: a server holding an idle client's stream (grpc-server, side server)", func() {
-		cell := func(fault string, cfg map[string]string, samples int, budget time.Duration) gate.Cell {
-			return gate.Cell{Watcher: roleServer, Peer: "self", Fault: fault, Side: protocol.SideServer, Samples: samples, Budget: budget, Config: cfg}
-		}
+// atLeast checks the fastest decision, for a rule with a lower bound.
+func atLeast(s float64, why string) func(*gate.Result) {
+	return func(r *gate.Result) {
+		Expect(r.Fastest()).To(BeNumerically(">=", s), "%s\n%v", why, r)
+	}
+}
 
-		It("with grpc-go's defaults (PING after 2 h) notices a silent client in ~30 s only through Go's TCP keepalive, a rebooted one in ~15 s, and survives a router restart", func(ctx SpecContext) {
-			r := gate.MeasureAll(ctx,
-				cell(blackhole, nil, 2, 40*time.Second),
-				cell(hostCrash, nil, 2, 40*time.Second),
-				cell(hostReboot, nil, 2, censored),
-				cell(middlebox, nil, 2, 40*time.Second),
-				cell(routerFlaps, nil, 2, 5*time.Second),
-				cell(blackhole, bare, 2, censored),
-			)
-			// Not grpc-go's PING (2 h away): Go's TCP keepalive on a
-			// connection accepted from net.Listen probes after 15 s idle,
-			// and the TCP_USER_TIMEOUT of 20 s that grpc-go sets even with
-			// its defaults ends it at the next probe timer, 30 s after the
-			// last segment.
-			for _, res := range []*gate.Result{r[0], r[1], r[3]} {
-				Expect(res).To(gate.DetectWithin(32 * time.Second))
-				Expect(res.Fastest()).To(BeNumerically(">=", 27), "15 s idle + one 15 s probe interval past the 20 s user timeout\n%v", res)
-				Expect(res).To(gate.GiveUpWith("Canceled: ETIMEDOUT"))
-			}
-			// The rebooted host resets the first keepalive probe.
-			Expect(r[2]).To(gate.DetectWithin(16 * time.Second))
-			Expect(r[2]).To(gate.GiveUpWith("Canceled: ECONNRESET"))
-			Expect(r[4]).To(gate.Survive())
-			// Without Go's keepalive on the listener, grpc-go alone waits 2 h.
-			Expect(r[5]).To(gate.NeverDetect())
-		})
+// dropsEverySample: a disturbance that costs every sample the healthy
+// connection, the price of a short PING timeout.
+func dropsEverySample(r *gate.Result) {
+	Expect(r.FalsePositives).To(BeNumerically(">=", len(r.Samples)), "every sample should drop the healthy connection\n%v", r)
+}
 
-		It("with Time=1s, Timeout=1s notices a dead client in 1-2.5 s, but drops a healthy one in a 2 s router restart", func(ctx SpecContext) {
-			r := gate.MeasureAll(ctx,
-				cell(blackhole, tuned, 3, 0),
-				cell(hostCrash, tuned, 3, 0),
-				cell(hostReboot, tuned, 3, 0),
-				cell(middlebox, tuned, 3, 0),
-				cell(routerFlaps, tuned, 2, 5*time.Second),
-			)
-			for _, res := range []*gate.Result{r[0], r[1], r[3]} {
-				Expect(res).To(gate.DetectWithin(3 * time.Second))
-				Expect(res).To(gate.GiveUpWith("Canceled: keepalive", "Canceled: ETIMEDOUT"))
-			}
-			// The PING sent while the client's host is down is either
-			// retransmitted to the returned host and reset, or times out
-			// first (1 s): both are grpc-go noticing the reboot.
-			Expect(r[2]).To(gate.DetectWithin(3 * time.Second))
-			Expect(r[2]).To(gate.GiveUpWith("Canceled: ECONNRESET", "Canceled: keepalive"))
-			// The reference text's objection to keepalive, measured: the
-			// first PING in the outage times out after 1 s, before the
-			// router is back.
-			Expect(r[4]).NotTo(gate.Survive())
-			Expect(r[4].Record.FalsePositives).To(BeNumerically(">=", len(r[4].Record.Samples)), "every sample should drop the healthy connection\n%v", r[4])
-		})
+var _ = gate.DescribeTable("grpc-go v1.85.0", Label("gates", "netns"), NodeTimeout(15*time.Minute),
+	// A client with an open, idle stream (grpc-client, side client), with
+	// grpc-go's defaults (keepalive off): it never notices a dead server
+	// within 30 s, and survives router restarts of 2 s and 12 s.
+	onClient(blackhole, nil, 2, censored, gate.NeverDetect()),
+	onClient(hostCrash, nil, 2, censored, gate.NeverDetect()),
+	onClient(hostReboot, nil, 2, censored, gate.NeverDetect()),
+	onClient(middlebox, nil, 2, censored, gate.NeverDetect()),
+	onClient(routerFlaps, nil, 2, 5*time.Second, gate.Survive()),
+	onClient(longOutage, nil, 2, 3*time.Second, gate.Survive()),
 
-		It("with Time=1s, Timeout=4s notices a dead client in 4-5.5 s and survives a 2 s router restart", func(ctx SpecContext) {
-			r := gate.MeasureAll(ctx,
-				cell(blackhole, tolerant, 3, 0),
-				cell(hostCrash, tolerant, 3, 0),
-				cell(hostReboot, tolerant, 3, 0),
-				cell(middlebox, tolerant, 3, 0),
-				cell(routerFlaps, tolerant, 3, 6*time.Second),
-			)
-			for _, res := range []*gate.Result{r[0], r[1], r[3]} {
-				Expect(res).To(gate.DetectWithin(6 * time.Second))
-				Expect(res).To(gate.GiveUpWith("Canceled: keepalive", "Canceled: ETIMEDOUT"))
-			}
-			// The rebooted host resets the first PING after it is back.
-			Expect(r[2]).To(gate.DetectWithin(3 * time.Second))
-			Expect(r[2]).To(gate.GiveUpWith("Canceled: ECONNRESET"))
-			Expect(r[4]).To(gate.Survive())
-		})
-	})
-})
+	// With Time=1s, Timeout=1s (raised to 10 s) it notices a dead server
+	// in 9-11.5 s, survives a 2 s router restart, but not a 12 s one.
+	// grpc-go's 10 s floor: a 1 s keepalive would decide in ~2 s; it gives
+	// up on its own PING timer, or TCP_USER_TIMEOUT at the same instant.
+	onClient(blackhole, tuned, 3, 0, gate.DetectWithin(12*time.Second), atLeast(8, "grpc-go raises ClientParameters.Time to 10 s"), gate.GiveUpWith("Unavailable: keepalive", "Unavailable: ETIMEDOUT")),
+	onClient(hostCrash, tuned, 3, 0, gate.DetectWithin(12*time.Second), atLeast(8, "grpc-go raises ClientParameters.Time to 10 s"), gate.GiveUpWith("Unavailable: keepalive", "Unavailable: ETIMEDOUT")),
+	// The rebooted host resets the first PING, 10 s after the last read.
+	onClient(hostReboot, tuned, 3, 0, gate.DetectWithin(11*time.Second), gate.GiveUpWith("Unavailable: ECONNRESET")),
+	onClient(middlebox, tuned, 3, 0, gate.DetectWithin(12*time.Second), atLeast(8, "grpc-go raises ClientParameters.Time to 10 s"), gate.GiveUpWith("Unavailable: keepalive", "Unavailable: ETIMEDOUT")),
+	// The observation spans the first PING after the restart.
+	onClient(routerFlaps, tuned, 2, 12*time.Second, gate.Survive()),
+	// The price of Timeout 1 s: a PING sent while the path is down (10 s
+	// after the last read, inside the 12 s outage) is not answered within
+	// 1 s, and the healthy connection is dropped.
+	onClient(longOutage, tuned, 2, 3*time.Second, Not(gate.Survive()), dropsEverySample, gate.GiveUpWith("Unavailable: keepalive", "Unavailable: ETIMEDOUT")),
+
+	// A client with a request in flight (a Check its server holds), with
+	// Time=10s, Timeout=4s: it notices a dead server in 12-14.5 s idle
+	// (grpc-go's PING 10 s after the last read, given up 4 s later) and in
+	// ~4.5 s with a request in flight (t1 + 4 s, [4.2, 4.7] s after the
+	// fault: the kernel's ETIMEDOUT from TCP_USER_TIMEOUT, not grpc-go's
+	// PING), and survives a 2 s router restart; Time=1s, Timeout=1s gives
+	// up in flight at t1 + 1 s, [1.2, 1.7] s.
+	onClient(blackhole, recommendedClient, 2, 0, gate.DetectWithin(16*time.Second), gate.GiveUpWith("Unavailable: keepalive", "Unavailable: ETIMEDOUT")),
+	onClient(middlebox, recommendedClient, 2, 0, gate.DetectWithin(16*time.Second), gate.GiveUpWith("Unavailable: keepalive", "Unavailable: ETIMEDOUT")),
+	onClient(routerFlaps, recommendedClient, 2, 16*time.Second, gate.Survive()),
+	inFlight(blackhole, recommendedClient, 2, 0, gate.DetectWithin(5500*time.Millisecond), gate.GiveUpWith("Unavailable: ETIMEDOUT")),
+	inFlight(middlebox, recommendedClient, 2, 0, gate.DetectWithin(5500*time.Millisecond), gate.GiveUpWith("Unavailable: ETIMEDOUT")),
+	inFlight(blackhole, tuned, 2, 0, gate.DetectWithin(2500*time.Millisecond), gate.GiveUpWith("Unavailable: ETIMEDOUT")),
+
+	// The passive server: a server holding an idle client's stream
+	// (grpc-server, side server), with grpc-go's defaults (PING after 2
+	// h): not grpc-go's PING but Go's TCP keepalive on a connection
+	// accepted from net.Listen probes after 15 s idle, and the
+	// TCP_USER_TIMEOUT of 20 s that grpc-go sets even with its defaults
+	// ends it at the next probe timer, 30 s after the last segment; a
+	// rebooted host resets the first probe; it survives a router restart.
+	onServer(blackhole, nil, 2, 40*time.Second, gate.DetectWithin(32*time.Second), atLeast(27, "15 s idle + one 15 s probe interval past the 20 s user timeout"), gate.GiveUpWith("Canceled: ETIMEDOUT")),
+	onServer(hostCrash, nil, 2, 40*time.Second, gate.DetectWithin(32*time.Second), atLeast(27, "15 s idle + one 15 s probe interval past the 20 s user timeout"), gate.GiveUpWith("Canceled: ETIMEDOUT")),
+	onServer(hostReboot, nil, 2, censored, gate.DetectWithin(16*time.Second), gate.GiveUpWith("Canceled: ECONNRESET")),
+	onServer(middlebox, nil, 2, 40*time.Second, gate.DetectWithin(32*time.Second), atLeast(27, "15 s idle + one 15 s probe interval past the 20 s user timeout"), gate.GiveUpWith("Canceled: ETIMEDOUT")),
+	onServer(routerFlaps, nil, 2, 5*time.Second, gate.Survive()),
+	// Without Go's keepalive on the listener, grpc-go alone waits 2 h.
+	onServer(blackhole, bare, 2, censored, gate.NeverDetect()),
+
+	// With Time=1s, Timeout=1s it notices a dead client in 1-2.5 s, but
+	// drops a healthy one in a 2 s router restart (the reference text's
+	// objection to keepalive, measured: the first PING in the outage times
+	// out after 1 s, before the router is back). The PING sent while a
+	// rebooting client's host is down is either retransmitted to the
+	// returned host and reset, or times out first (1 s).
+	onServer(blackhole, tuned, 3, 0, gate.DetectWithin(3*time.Second), gate.GiveUpWith("Canceled: keepalive", "Canceled: ETIMEDOUT")),
+	onServer(hostCrash, tuned, 3, 0, gate.DetectWithin(3*time.Second), gate.GiveUpWith("Canceled: keepalive", "Canceled: ETIMEDOUT")),
+	onServer(hostReboot, tuned, 3, 0, gate.DetectWithin(3*time.Second), gate.GiveUpWith("Canceled: ECONNRESET", "Canceled: keepalive")),
+	onServer(middlebox, tuned, 3, 0, gate.DetectWithin(3*time.Second), gate.GiveUpWith("Canceled: keepalive", "Canceled: ETIMEDOUT")),
+	onServer(routerFlaps, tuned, 2, 5*time.Second, Not(gate.Survive()), dropsEverySample),
+
+	// With Time=1s, Timeout=4s it notices a dead client in 4-5.5 s and
+	// survives a 2 s router restart; the rebooted host resets the first
+	// PING after it is back.
+	onServer(blackhole, tolerant, 3, 0, gate.DetectWithin(6*time.Second), gate.GiveUpWith("Canceled: keepalive", "Canceled: ETIMEDOUT")),
+	onServer(hostCrash, tolerant, 3, 0, gate.DetectWithin(6*time.Second), gate.GiveUpWith("Canceled: keepalive", "Canceled: ETIMEDOUT")),
+	onServer(hostReboot, tolerant, 3, 0, gate.DetectWithin(3*time.Second), gate.GiveUpWith("Canceled: ECONNRESET")),
+	onServer(middlebox, tolerant, 3, 0, gate.DetectWithin(6*time.Second), gate.GiveUpWith("Canceled: keepalive", "Canceled: ETIMEDOUT")),
+	onServer(routerFlaps, tolerant, 3, 6*time.Second, gate.Survive()),
+)

@@ -1,6 +1,8 @@
 module github.com/halfopen/halfopen/examples/gates/grpc
 
-go 1.26.8
+go 1.26.0
+
+tool github.com/onsi/ginkgo/v2/ginkgo
 
 require (
 	github.com/halfopen/halfopen v0.0.0

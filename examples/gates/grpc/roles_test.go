@@ -23,23 +23,18 @@ import (
 	"github.com/halfopen/halfopen/protocol"
 )
 
-// The roles this suite registers.
-const (
+// The roles this suite registers, as typed handles. Both ends have
+// grpc-go's reader blocked on the connection: a FIN or RST is met at once
+// (the zero Close).
+var (
 	// roleClient is a grpc-go client with an open, idle health Watch
 	// stream (side client); its own peer is a grpc-go server.
-	roleClient = "grpc-client"
+	roleClient = gate.Register("grpc-client", protocol.Watcher{Predict: predictClient, Reasons: reasons("Unavailable"), Kernel: kernelClient, Watch: watchClient, Peer: serveHealth})
 	// roleServer is a grpc-go server holding the server end of a client's
 	// idle health Watch stream (side server); its own peer is a grpc-go
 	// client that opened the stream and went idle.
-	roleServer = "grpc-server"
+	roleServer = gate.Register("grpc-server", protocol.Watcher{Predict: predictServer, Reasons: reasons("Canceled"), Kernel: kernelServer, Watch: watchServer, Peer: idleClient})
 )
-
-func init() {
-	// Both ends have grpc-go's reader blocked on the connection: a FIN or
-	// RST is met at once (the zero Close).
-	gate.Register(roleClient, protocol.Watcher{Predict: predictClient, Reasons: reasons("Unavailable"), Kernel: kernelClient, Watch: watchClient, Peer: serveHealth})
-	gate.Register(roleServer, protocol.Watcher{Predict: predictServer, Reasons: reasons("Canceled"), Kernel: kernelServer, Watch: watchServer, Peer: idleClient})
-}
 
 // reasons are what a role gives up with: the status code its stream ends
 // with, and what closed the transport (classify): grpc-go's own PING

@@ -3,9 +3,6 @@ package natsgate
 import (
 	"testing"
 
-	. "github.com/onsi/ginkgo/v2"
-	. "github.com/onsi/gomega"
-
 	"github.com/halfopen/halfopen/gate"
 )
 
@@ -13,8 +10,9 @@ import (
 // as nats-client or its nats-server peer inside the lab's namespaces.
 func TestMain(m *testing.M) { gate.Main(m) }
 
-// TestGates runs the nats.go gates.
+// TestGates runs the nats.go gates; a filter chooses what is measured:
+//
+//	go tool ginkgo --label-filter='client && recommended' .
 func TestGates(t *testing.T) {
-	RegisterFailHandler(Fail)
-	RunSpecs(t, "nats.go gates")
+	gate.RunSpecs(t, "nats.go gates")
 }

@@ -16,26 +16,20 @@ import (
 	"github.com/halfopen/halfopen/protocol"
 )
 
-// The roles this suite registers.
-const (
+// The roles this suite registers, as typed handles. nats.go's read loop
+// is blocked on the connection (a FIN or RST is met at once); the
+// nats-server role polls the server's record of closed connections every
+// millisecond. Neither declares kernel settings: both are decided by
+// their PING timers of their own, idle or with a request in flight.
+var (
 	// roleClient is a nats.go client subscribed to a subject and idle (side
 	// client); its own peer is an embedded nats-server.
-	roleClient = "nats-client"
+	roleClient = gate.Register("nats-client", protocol.Watcher{Predict: predict, Reasons: clientReasons, Watch: watch, Peer: serve})
 	// roleServer is an embedded nats-server holding an idle nats.go
 	// client's connection (side server, the reference text's passive
 	// server); its own peer is that client.
-	roleServer = "nats-server"
+	roleServer = gate.Register("nats-server", protocol.Watcher{Predict: predictServer, Reasons: serverReasons, Close: pollConnz, Watch: watchServer, Peer: idleClient})
 )
-
-func init() {
-	// nats.go's read loop is blocked on the connection (a FIN or RST is
-	// met at once); the nats-server role polls the server's record of
-	// closed connections every millisecond. Neither declares kernel
-	// settings: both are decided by their PING timers of their own, idle
-	// or with a request in flight.
-	gate.Register(roleClient, protocol.Watcher{Predict: predict, Reasons: clientReasons, Watch: watch, Peer: serve})
-	gate.Register(roleServer, protocol.Watcher{Predict: predictServer, Reasons: serverReasons, Close: pollConnz, Watch: watchServer, Peer: idleClient})
-}
 
 // clientReasons are what the nats-client gives up with: nats.go's
 // ErrStaleConnection ("stale connection"), or the error its disconnect

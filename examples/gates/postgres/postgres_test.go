@@ -1,32 +1,24 @@
 package pggate_test
 
 import (
-	"fmt"
 	"os"
-	"regexp"
 	"strconv"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"github.com/onsi/gomega/types"
 
 	pggate "github.com/halfopen/halfopen/examples/gates/postgres"
 	"github.com/halfopen/halfopen/gate"
-	"github.com/halfopen/halfopen/tcprules"
 )
 
 // TestMain keeps the samples' clusters in memory: each sample copies a
 // 28 MB cluster into its own directory (os.MkdirTemp), which on a busy
 // disk took up to 8 s of the harness's 10 s set-up, and in tmpfs takes
-// milliseconds. TMPDIR, when set, wins. It names the report
-// suite-gates-postgres.json unless HALFOPEN_GATE_NAME says otherwise, so
-// that it and the other gates can share one HALFOPEN_REPORT_DIR.
+// milliseconds. TMPDIR, when set, wins. The report is
+// suite-gates-postgres.json, named after the module.
 func TestMain(m *testing.M) {
-	if os.Getenv("HALFOPEN_GATE_NAME") == "" {
-		os.Setenv("HALFOPEN_GATE_NAME", "postgres")
-	}
 	if os.Getenv("TMPDIR") == "" {
 		if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
 			os.Setenv("TMPDIR", "/dev/shm")
@@ -35,10 +27,20 @@ func TestMain(m *testing.M) {
 	gate.Main(m)
 }
 
+// TestPostgresGate runs the gate; a filter chooses what is measured:
+//
+//	go tool ginkgo --label-filter='pool && recommended' .
 func TestPostgresGate(t *testing.T) {
-	RegisterFailHandler(Fail)
-	RunSpecs(t, "pgx gate")
+	gate.RunSpecs(t, "pgx gate")
 }
+
+// The samples' clusters are copies of one template cluster, made once
+// before the first entry is measured (only when a spec will run) and
+// removed after the suite.
+var _ = BeforeSuite(func() {
+	DeferCleanup(pggate.RemoveTemplate)
+	Expect(pggate.PrepareTemplate()).To(Succeed())
+})
 
 // The settings a pgx user should choose against a dead server.
 var (
@@ -72,38 +74,46 @@ var (
 // would be a regression in the finding, not a pass.
 const inFlightBudget = 60 * time.Second
 
-// gateCase is one cell of the gate and what it must show.
-type gateCase struct {
-	name   string
-	cell   gate.Cell
-	expect []types.GomegaMatcher
+// samples per entry: $HALFOPEN_SAMPLES, or 2.
+func samples() int {
+	if n, err := strconv.Atoi(os.Getenv("HALFOPEN_SAMPLES")); err == nil && n > 0 {
+		return n
+	}
+	return 2
 }
 
-// cases is the gate: each role with pgx's defaults and with the recommended
-// settings, against every fault; HALFOPEN_GATE_FOCUS (a regular
-// expression) keeps only the cells whose names match.
-func cases() []gateCase {
-	samples := 2
-	if n, err := strconv.Atoi(os.Getenv("HALFOPEN_SAMPLES")); err == nil && n > 0 {
-		samples = n
-	}
-	var out []gateCase
-	addPhase := func(phase tcprules.Phase, name, role string, cfg map[string]string, fault string, budget time.Duration, expect ...types.GomegaMatcher) {
-		label := fmt.Sprintf("%s %s × %s", role, name, fault)
-		if phase == tcprules.PhaseInFlight {
-			label += " in flight"
+// The faults, typed; the three silent ones are gated alike.
+var (
+	silent = []struct {
+		fault gate.Fault
+		label string
+	}{{gate.Blackhole(), "blackhole"}, {gate.HostCrash(), "host-crash"}, {gate.MiddleboxStateLoss(gate.Firewall, gate.TheFlow), "middlebox-state-loss"}}
+	reboot  = gate.HostReboot(time.Second)
+	restart = gate.RouterRestart(2 * time.Second)
+)
+
+// entries is the gate: each role with pgx's defaults and with the
+// recommended settings, against every fault, each entry labelled with its
+// role, its settings, its fault and its phase.
+func entries() []gate.TableEntry {
+	n := samples()
+	var out []gate.TableEntry
+	add := func(phase gate.Phase, settings string, role gate.Role, roleLabel string, cfg map[string]string, fault gate.Fault, faultLabel string, budget time.Duration, expect ...any) {
+		name := role.Name() + " " + settings + " × " + fault.String()
+		labels := Label(roleLabel, settings, faultLabel)
+		if phase == gate.PhaseInFlight {
+			name += " in flight"
+			labels = Label(roleLabel, settings, faultLabel, "in-flight")
 		}
-		out = append(out, gateCase{
-			name:   label,
-			cell:   gate.Cell{Watcher: role, Peer: pggate.ServiceName, Fault: fault, Samples: samples, Budget: budget, Config: cfg, Phase: phase},
-			expect: expect,
-		})
+		cell := gate.Cell{Watcher: role, Peer: pggate.Server, Fault: fault, Samples: n, Budget: budget, Config: cfg, Phase: phase}
+		out = append(out, gate.Entry(name, cell, append([]any{labels}, expect...)...))
 	}
-	add := func(name, role string, cfg map[string]string, fault string, budget time.Duration, expect ...types.GomegaMatcher) {
-		addPhase(tcprules.PhaseIdle, name, role, cfg, fault, budget, expect...)
+	query := func(settings string, cfg map[string]string, fault gate.Fault, faultLabel string, budget time.Duration, expect ...any) {
+		add(gate.PhaseIdle, settings, pggate.Query, "query", cfg, fault, faultLabel, budget, expect...)
 	}
-	silent := []string{"blackhole", "host-crash", "middlebox-state-loss"}
-	reboot, restart := "host-reboot:down=1s", "router-restart:outage=2s"
+	pool := func(settings string, cfg map[string]string, fault gate.Fault, faultLabel string, budget time.Duration, expect ...any) {
+		add(gate.PhaseIdle, settings, pggate.Pool, "pool", cfg, fault, faultLabel, budget, expect...)
+	}
 	// A disturbance is watched for this long after it heals (otherwise the
 	// prediction's end: 18 minutes for a pool with the defaults): longer
 	// than any recommended setting takes to drop a connection.
@@ -113,17 +123,17 @@ func cases() []gateCase {
 	// gives up 150 s after the last segment; a rebooted server answers the
 	// first probe, 15 s after it, with an RST.
 	for _, f := range silent {
-		add("defaults", pggate.RoleQuery, nil, f, 175*time.Second, gate.DetectWithin(170*time.Second), gate.GiveUpWith("ETIMEDOUT"))
+		query("defaults", nil, f.fault, f.label, 175*time.Second, gate.DetectWithin(170*time.Second), gate.GiveUpWith("ETIMEDOUT"))
 	}
-	add("defaults", pggate.RoleQuery, nil, reboot, 30*time.Second, gate.DetectWithin(20*time.Second), gate.GiveUpWith("ECONNRESET"))
-	add("defaults", pggate.RoleQuery, nil, restart, tail, gate.Survive())
+	query("defaults", nil, reboot, "host-reboot", 30*time.Second, gate.DetectWithin(20*time.Second), gate.GiveUpWith("ECONNRESET"))
+	query("defaults", nil, restart, "router-restart", tail, gate.Survive())
 	// Recommended: keepalive 1 s / 1 s / 4 and a 5 s user timeout: [4, 5] s
 	// after the last segment.
 	for _, f := range silent {
-		add("recommended", pggate.RoleQuery, recommendedQuery, f, 0, gate.DetectWithin(6500*time.Millisecond), gate.GiveUpWith("ETIMEDOUT"))
+		query("recommended", recommendedQuery, f.fault, f.label, 0, gate.DetectWithin(6500*time.Millisecond), gate.GiveUpWith("ETIMEDOUT"))
 	}
-	add("recommended", pggate.RoleQuery, recommendedQuery, reboot, 0, gate.DetectWithin(3500*time.Millisecond), gate.GiveUpWith("ECONNRESET"))
-	add("recommended", pggate.RoleQuery, recommendedQuery, restart, tail, gate.Survive())
+	query("recommended", recommendedQuery, reboot, "host-reboot", 0, gate.DetectWithin(3500*time.Millisecond), gate.GiveUpWith("ECONNRESET"))
+	query("recommended", recommendedQuery, restart, "router-restart", tail, gate.Survive())
 
 	// The query in flight: the fault lands while the query is
 	// unacknowledged (before the server's delayed ACK), so keepalive never
@@ -136,71 +146,40 @@ func cases() []gateCase {
 	// request in flight is censored, and every sample follows its own
 	// forecast (a fault that came after the ACK, on a loaded machine, met
 	// an idle connection and is held to the keepalive rule instead).
-	finding := []types.GomegaMatcher{gate.FollowForecast(), gate.NeverDetectInPhase(tcprules.PhaseInFlight)}
-	for _, f := range []string{"blackhole", "middlebox-state-loss"} {
-		addPhase(tcprules.PhaseInFlight, "recommended", pggate.RoleQuery, recommendedQuery, f, 0, gate.DetectWithin(6500*time.Millisecond), gate.GiveUpWith("ETIMEDOUT"))
-		addPhase(tcprules.PhaseInFlight, "keepalive-only", pggate.RoleQuery, keepaliveOnlyQuery, f, inFlightBudget, finding...)
+	finding := []any{gate.FollowForecast(), gate.NeverDetectInPhase(gate.PhaseInFlight)}
+	for _, f := range silent {
+		if f.label == "host-crash" {
+			continue
+		}
+		add(gate.PhaseInFlight, "recommended", pggate.Query, "query", recommendedQuery, f.fault, f.label, 0, gate.DetectWithin(6500*time.Millisecond), gate.GiveUpWith("ETIMEDOUT"))
+		add(gate.PhaseInFlight, "keepalive-only", pggate.Query, "query", keepaliveOnlyQuery, f.fault, f.label, inFlightBudget, finding...)
 	}
 	// With pgx's defaults the idle query is given up after Go's 150 s
 	// keepalive; in flight, not within the same 175 s.
-	addPhase(tcprules.PhaseInFlight, "defaults", pggate.RoleQuery, nil, "blackhole", 175*time.Second, finding...)
+	add(gate.PhaseInFlight, "defaults", pggate.Query, "query", nil, gate.Blackhole(), "blackhole", 175*time.Second, finding...)
 
 	// An idle pool with pgx's defaults: the ping pgxpool sends on Acquire
 	// has no bound, is never acknowledged, and keepalive does not probe a
 	// connection with data in flight: only tcp_retries2 ends it, after
 	// some 15 minutes. Censored at 30 s: it never detects, said plainly.
 	for _, f := range silent {
-		add("defaults", pggate.RolePool, nil, f, 30*time.Second, gate.NeverDetect())
+		pool("defaults", nil, f.fault, f.label, 30*time.Second, gate.NeverDetect())
 	}
-	add("defaults", pggate.RolePool, nil, reboot, 0, gate.DetectWithin(5*time.Second), gate.GiveUpWith("ECONNRESET"))
-	add("defaults", pggate.RolePool, nil, restart, tail, gate.Survive())
+	pool("defaults", nil, reboot, "host-reboot", 0, gate.DetectWithin(5*time.Second), gate.GiveUpWith("ECONNRESET"))
+	pool("defaults", nil, restart, "router-restart", tail, gate.Survive())
 	// Recommended: PingTimeout 4 s on a ping every 2 s: [4, 6.2] s.
 	for _, f := range silent {
-		add("recommended", pggate.RolePool, recommendedPool, f, 0, gate.DetectWithin(7500*time.Millisecond), gate.GiveUpWith("i/o timeout"))
+		pool("recommended", recommendedPool, f.fault, f.label, 0, gate.DetectWithin(7500*time.Millisecond), gate.GiveUpWith("i/o timeout"))
 	}
-	add("recommended", pggate.RolePool, recommendedPool, reboot, 0, gate.DetectWithin(5*time.Second), gate.GiveUpWith("ECONNRESET"))
-	add("recommended", pggate.RolePool, recommendedPool, restart, tail, gate.Survive())
+	pool("recommended", recommendedPool, reboot, "host-reboot", 0, gate.DetectWithin(5*time.Second), gate.GiveUpWith("ECONNRESET"))
+	pool("recommended", recommendedPool, restart, "router-restart", tail, gate.Survive())
 	// A context deadline of 4 s on each Ping bounds it the same way.
-	add("timeout=4s", pggate.RolePool, deadlinePool, "blackhole", 0, gate.DetectWithin(7500*time.Millisecond))
-	add("timeout=4s", pggate.RolePool, deadlinePool, restart, tail, gate.Survive())
-
-	if re := os.Getenv("HALFOPEN_GATE_FOCUS"); re != "" {
-		keep := out[:0]
-		for _, c := range out {
-			if regexp.MustCompile(re).MatchString(c.name) {
-				keep = append(keep, c)
-			}
-		}
-		out = keep
-	}
+	pool("ping-deadline", deadlinePool, gate.Blackhole(), "blackhole", 0, gate.DetectWithin(7500*time.Millisecond))
+	pool("ping-deadline", deadlinePool, restart, "router-restart", tail, gate.Survive())
 	return out
 }
 
-var _ = Describe("pgx v5.12.0 against PostgreSQL", Ordered, ContinueOnFailure, Label("netns", "gates"), func() {
-	all := cases()
-	var results []*gate.Result
-
-	// The cells are measured together, before the specs judge them one by
-	// one: a query with the defaults waits almost three minutes.
-	BeforeAll(func(ctx SpecContext) {
-		DeferCleanup(pggate.RemoveTemplate)
-		Expect(pggate.PrepareTemplate()).To(Succeed())
-		cells := make([]gate.Cell, len(all))
-		for i, c := range all {
-			cells[i] = c.cell
-		}
-		var err error
-		results, err = gate.RunAll(ctx, cells...)
-		Expect(err).NotTo(HaveOccurred())
-	}, NodeTimeout(20*time.Minute))
-
-	for i, c := range all {
-		It(c.name, func() {
-			r := results[i]
-			AddReportEntry(c.name, r.String())
-			for _, m := range c.expect {
-				Expect(r).To(m)
-			}
-		})
-	}
-})
+// The gate: the entries a filter chooses are measured together (a query
+// with the defaults waits almost three minutes), then each is judged as
+// its own spec.
+var _ = gate.DescribeTable("pgx v5.12.0 against PostgreSQL", Label("netns", "gates"), NodeTimeout(20*time.Minute), entries())

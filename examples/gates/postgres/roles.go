@@ -58,33 +58,28 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/gate"
-	"github.com/halfopen/halfopen/harness"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/tcprules"
 )
 
-// The names the suite uses.
-const (
-	// ServiceName is the real PostgreSQL server, started in the peer host.
-	ServiceName = "postgres"
-	// RoleQuery is a client with a query in flight: SELECT pg_sleep(3600).
-	RoleQuery = "pgx-query"
-	// RolePool is an idle pgxpool that the application pings periodically.
-	RolePool = "pgx-pool"
+// The server and the roles the suite measures: typed handles, so that a
+// misspelt one does not compile.
+var (
+	// Server is the real PostgreSQL server, started in the peer host.
+	Server = gate.Service(server())
+	// The query blocks in a read on its connection (a FIN or RST is met at
+	// once); the pool reads its idle connection only when it pings it.
+
+	// Query is a client with a query in flight: SELECT pg_sleep(3600).
+	Query = gate.Register("pgx-query", protocol.Watcher{Predict: predictQuery, Reasons: Reasons, Kernel: kernelQuery, Watch: watchQuery})
+	// Pool is an idle pgxpool that the application pings periodically.
+	Pool = gate.Register("pgx-pool", protocol.Watcher{Predict: predictPool, Reasons: Reasons, Close: closePool, Watch: watchPool})
 )
 
 // goKeepAlive is the keepalive of a net.Dialer{} (net/dial.go:
 // defaultTCPKeepAliveIdle, defaultTCPKeepAliveInterval,
 // defaultTCPKeepAliveCount), which pgconn's default dialer is.
 var goKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 15 * time.Second, Count: 9}
-
-func init() {
-	gate.Service(service())
-	// The query blocks in a read on its connection (a FIN or RST is met at
-	// once); the pool reads its idle connection only when it pings it.
-	gate.Register(RoleQuery, protocol.Watcher{Predict: predictQuery, Reasons: Reasons, Kernel: kernelQuery, Watch: watchQuery})
-	gate.Register(RolePool, protocol.Watcher{Predict: predictPool, Reasons: Reasons, Close: closePool, Watch: watchPool})
-}
 
 // Reasons are what a role gives up with (reason): the socket's first
 // error (ETIMEDOUT from keepalive or TCP_USER_TIMEOUT, ECONNRESET, EPIPE,
@@ -118,19 +113,19 @@ func closePool(c protocol.Config) (protocol.Close, error) {
 	return protocol.Close{Every: s.every}, err
 }
 
-// service is PostgreSQL run by the postgres user in an IPC namespace of its
+// server is PostgreSQL run by the postgres user in an IPC namespace of its
 // own (unshare --ipc, then setpriv to the postgres user): a server killed
 // with its host (host-crash, host-reboot) cannot remove its System V
 // segment, which PostgreSQL makes even with shared_memory_type=mmap, and
 // the namespace takes it away. Dynamic shared memory goes to files in the
 // data directory (dynamic_shared_memory_type=mmap), not /dev/shm, for the
 // same reason. Without PostgreSQL the service names its package.
-func service() harness.Service {
+func server() gate.Server {
 	postgres := postgresBin("postgres")
 	args := []string{"-D", "{dir}/data", "-h", "{ip}", "-p", "{port}", "-k", "{dir}",
 		"-c", "fsync=off", "-c", "shared_buffers=16MB", "-c", "max_connections=20",
 		"-c", "dynamic_shared_memory_type=mmap"}
-	svc := harness.Service{Name: ServiceName, Path: postgres, Args: args, Package: "postgresql", User: "postgres", Setup: setupCluster}
+	svc := gate.Server{Name: "postgres", Path: postgres, Args: args, Package: "postgresql", User: "postgres", Setup: setupCluster}
 	if _, err := os.Stat(postgres); err == nil {
 		svc.Path, svc.Package, svc.User = "unshare", "util-linux", ""
 		svc.Args = append([]string{"--ipc", "--", "setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", postgres}, args...)

@@ -1,11 +1,12 @@
 module github.com/halfopen/halfopen/examples/gates/redis
 
-go 1.26.8
+go 1.26.0
+
+tool github.com/onsi/ginkgo/v2/ginkgo
 
 require (
 	github.com/halfopen/halfopen v0.0.0
 	github.com/onsi/ginkgo/v2 v2.34.0
-	github.com/onsi/gomega v1.44.0
 	github.com/redis/go-redis/v9 v9.23.0
 	golang.org/x/sys v0.50.0
 )
@@ -28,6 +29,7 @@ require (
 	github.com/matttproud/golang_protobuf_extensions v1.0.1 // indirect
 	github.com/mdlayher/netlink v1.7.3-0.20250113171957-fbb4dce95f42 // indirect
 	github.com/mdlayher/socket v0.5.0 // indirect
+	github.com/onsi/gomega v1.44.0 // indirect
 	github.com/prometheus/client_golang v1.13.0 // indirect
 	github.com/prometheus/client_model v0.2.0 // indirect
 	github.com/prometheus/common v0.37.0 // indirect

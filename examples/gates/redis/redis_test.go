@@ -1,35 +1,27 @@
 package redisgate_test
 
 import (
-	"fmt"
 	"os"
-	"regexp"
 	"strconv"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
-	. "github.com/onsi/gomega"
-	"github.com/onsi/gomega/types"
 
 	redisgate "github.com/halfopen/halfopen/examples/gates/redis"
 	"github.com/halfopen/halfopen/gate"
-	"github.com/halfopen/halfopen/tcprules"
 )
 
-// TestMain names the suite's report suite-gates-redis.json unless
-// HALFOPEN_GATE_NAME says otherwise, so that it and the other gates can
-// share one HALFOPEN_REPORT_DIR.
-func TestMain(m *testing.M) {
-	if os.Getenv("HALFOPEN_GATE_NAME") == "" {
-		os.Setenv("HALFOPEN_GATE_NAME", "redis")
-	}
-	gate.Main(m)
-}
+// TestMain dispatches the roles (the harness re-executes this test binary
+// as them inside the lab); the report is suite-gates-redis.json, named
+// after the module.
+func TestMain(m *testing.M) { gate.Main(m) }
 
+// TestRedisGate runs the gate; a filter chooses what is measured:
+//
+//	go tool ginkgo --label-filter='blpop && recommended && !in-flight' .
 func TestRedisGate(t *testing.T) {
-	RegisterFailHandler(Fail)
-	RunSpecs(t, "go-redis gate")
+	gate.RunSpecs(t, "go-redis gate")
 }
 
 // The settings a go-redis user should choose against a dead server: TCP
@@ -61,42 +53,48 @@ var (
 // it would be a regression in the finding, not a pass.
 const inFlightBudget = 60 * time.Second
 
-// gateCase is one cell of the gate and what it must show.
-type gateCase struct {
-	name   string
-	cell   gate.Cell
-	expect []types.GomegaMatcher
+// samples per entry: $HALFOPEN_SAMPLES, or 2.
+func samples() int {
+	if n, err := strconv.Atoi(os.Getenv("HALFOPEN_SAMPLES")); err == nil && n > 0 {
+		return n
+	}
+	return 2
 }
 
-// cases is the gate: each role with go-redis's defaults and with the
-// recommended settings, against every fault; HALFOPEN_GATE_FOCUS (a
-// regular expression) keeps only the cells whose names match.
-func cases() []gateCase {
-	samples := 2
-	if n, err := strconv.Atoi(os.Getenv("HALFOPEN_SAMPLES")); err == nil && n > 0 {
-		samples = n
-	}
-	var out []gateCase
-	addPhase := func(phase tcprules.Phase, name, role string, cfg map[string]string, fault string, budget time.Duration, expect ...types.GomegaMatcher) {
-		label := fmt.Sprintf("%s %s × %s", role, name, fault)
-		if phase == tcprules.PhaseInFlight {
-			label += " in flight"
+// The faults, typed; the three silent ones are gated alike.
+var (
+	silent = []struct {
+		fault gate.Fault
+		label string
+	}{{gate.Blackhole(), "blackhole"}, {gate.HostCrash(), "host-crash"}, {gate.MiddleboxStateLoss(gate.Firewall, gate.TheFlow), "middlebox-state-loss"}}
+	reboot  = gate.HostReboot(time.Second)
+	restart = gate.RouterRestart(2 * time.Second)
+)
+
+// entries is the gate: each role with go-redis's defaults and with the
+// recommended settings, against every fault, each entry labelled with its
+// role, its settings, its fault and its phase.
+func entries() []gate.TableEntry {
+	n := samples()
+	var out []gate.TableEntry
+	add := func(phase gate.Phase, settings string, role gate.Role, roleLabel string, cfg map[string]string, fault gate.Fault, faultLabel string, budget time.Duration, expect ...any) {
+		name := role.Name() + " " + settings + " × " + fault.String()
+		labels := Label(roleLabel, settings, faultLabel)
+		if phase == gate.PhaseInFlight {
+			name += " in flight"
+			labels = Label(roleLabel, settings, faultLabel, "in-flight")
 		}
-		out = append(out, gateCase{
-			name:   label,
-			cell:   gate.Cell{Watcher: role, Peer: redisgate.ServiceName, Fault: fault, Samples: samples, Budget: budget, Config: cfg, Phase: phase},
-			expect: expect,
-		})
+		cell := gate.Cell{Watcher: role, Peer: redisgate.Server, Fault: fault, Samples: n, Budget: budget, Config: cfg, Phase: phase}
+		out = append(out, gate.Entry(name, cell, append([]any{labels}, expect...)...))
 	}
-	add := func(name, role string, cfg map[string]string, fault string, budget time.Duration, expect ...types.GomegaMatcher) {
-		addPhase(tcprules.PhaseIdle, name, role, cfg, fault, budget, expect...)
-	}
-	silent := []string{"blackhole", "host-crash", "middlebox-state-loss"}
 	// A disturbance is watched for this long after it heals (otherwise the
 	// prediction's end, 51 s for the defaults): longer than the
 	// recommended settings, or a BLPOP 1 s, take to drop a connection.
 	tail := 15 * time.Second
-	for _, role := range []string{redisgate.RoleBLPOP, redisgate.RolePubSub} {
+	for _, r := range []struct {
+		role  gate.Role
+		label string
+	}{{redisgate.BLPOP, "blpop"}, {redisgate.PubSub, "pubsub"}} {
 		// Defaults: go-redis's own dialer keeps alive 30 s / 5 s / 3, so a
 		// silent server is given up 45 s after the last segment; a rebooted
 		// one answers the first probe, 30 s after it, with an RST. Either
@@ -104,22 +102,22 @@ func cases() []gateCase {
 		// go-redis dials again first: a BLPOP is retried on a new
 		// connection, a subscription reconnected ("redial").
 		gaveUp, rec, recGaveUp := "redial", recommendedBLPOP, "EOF"
-		if role == redisgate.RolePubSub {
+		if r.role == redisgate.PubSub {
 			rec, recGaveUp = recommendedPubSub, "redial"
 		}
 		for _, f := range silent {
-			add("defaults", role, nil, f, 60*time.Second, gate.DetectWithin(52*time.Second), gate.GiveUpWith(gaveUp))
+			add(gate.PhaseIdle, "defaults", r.role, r.label, nil, f.fault, f.label, 60*time.Second, gate.DetectWithin(52*time.Second), gate.GiveUpWith(gaveUp))
 		}
-		add("defaults", role, nil, "host-reboot:down=1s", 40*time.Second, gate.DetectWithin(35*time.Second), gate.GiveUpWith(gaveUp))
-		add("defaults", role, nil, "router-restart:outage=2s", tail, gate.Survive())
+		add(gate.PhaseIdle, "defaults", r.role, r.label, nil, reboot, "host-reboot", 40*time.Second, gate.DetectWithin(35*time.Second), gate.GiveUpWith(gaveUp))
+		add(gate.PhaseIdle, "defaults", r.role, r.label, nil, restart, "router-restart", tail, gate.Survive())
 		// Recommended: keepalive 1 s / 1 s / 4 and a 5 s user timeout:
 		// [4, 5] s after the last segment; a BLPOP without retries returns
 		// the EOF.
 		for _, f := range silent {
-			add("recommended", role, rec, f, 0, gate.DetectWithin(6500*time.Millisecond), gate.GiveUpWith(recGaveUp))
+			add(gate.PhaseIdle, "recommended", r.role, r.label, rec, f.fault, f.label, 0, gate.DetectWithin(6500*time.Millisecond), gate.GiveUpWith(recGaveUp))
 		}
-		add("recommended", role, rec, "host-reboot:down=1s", 0, gate.DetectWithin(3500*time.Millisecond), gate.GiveUpWith(recGaveUp))
-		add("recommended", role, rec, "router-restart:outage=2s", tail, gate.Survive())
+		add(gate.PhaseIdle, "recommended", r.role, r.label, rec, reboot, "host-reboot", 0, gate.DetectWithin(3500*time.Millisecond), gate.GiveUpWith(recGaveUp))
+		add(gate.PhaseIdle, "recommended", r.role, r.label, rec, restart, "router-restart", tail, gate.Survive())
 	}
 	// A BLPOP in flight: the fault lands while the BLPOP is unacknowledged
 	// (before redis-server's delayed ACK), so keepalive never probes. With
@@ -132,58 +130,36 @@ func cases() []gateCase {
 	// request in flight is censored, and every sample follows its own
 	// forecast (a fault that came after the ACK, on a loaded machine, met
 	// an idle connection and is held to the keepalive rule instead).
-	finding := []types.GomegaMatcher{gate.FollowForecast(), gate.NeverDetectInPhase(tcprules.PhaseInFlight)}
-	for _, f := range []string{"blackhole", "middlebox-state-loss"} {
-		addPhase(tcprules.PhaseInFlight, "recommended", redisgate.RoleBLPOP, recommendedBLPOP, f, 0, gate.DetectWithin(6500*time.Millisecond), gate.GiveUpWith("EOF"))
-		addPhase(tcprules.PhaseInFlight, "keepalive-only", redisgate.RoleBLPOP, keepaliveOnlyBLPOP, f, inFlightBudget, finding...)
+	finding := []any{gate.FollowForecast(), gate.NeverDetectInPhase(gate.PhaseInFlight)}
+	for _, f := range silent {
+		if f.label == "host-crash" {
+			continue
+		}
+		add(gate.PhaseInFlight, "recommended", redisgate.BLPOP, "blpop", recommendedBLPOP, f.fault, f.label, 0, gate.DetectWithin(6500*time.Millisecond), gate.GiveUpWith("EOF"))
+		add(gate.PhaseInFlight, "keepalive-only", redisgate.BLPOP, "blpop", keepaliveOnlyBLPOP, f.fault, f.label, inFlightBudget, finding...)
 	}
-	addPhase(tcprules.PhaseInFlight, "defaults", redisgate.RoleBLPOP, nil, "blackhole", inFlightBudget, finding...)
+	add(gate.PhaseInFlight, "defaults", redisgate.BLPOP, "blpop", nil, gate.Blackhole(), "blackhole", inFlightBudget, finding...)
 	// A BLPOP with a timeout of 1 s in a loop, and go-redis's defaults: its
 	// read deadline is the timeout + 10 s (cmdTimeout), so a silent server
 	// is noticed 10–11 s after the fault, keepalive or not.
 	blpop := map[string]string{"blpop": "1s"}
-	add("blpop=1s", redisgate.RoleBLPOP, blpop, "blackhole", 0, gate.DetectWithin(12500*time.Millisecond), gate.GiveUpWith("i/o timeout"))
-	add("blpop=1s", redisgate.RoleBLPOP, blpop, "router-restart:outage=2s", tail, gate.Survive())
+	add(gate.PhaseIdle, "blpop-timeout", redisgate.BLPOP, "blpop", blpop, gate.Blackhole(), "blackhole", 0, gate.DetectWithin(12500*time.Millisecond), gate.GiveUpWith("i/o timeout"))
+	add(gate.PhaseIdle, "blpop-timeout", redisgate.BLPOP, "blpop", blpop, restart, "router-restart", tail, gate.Survive())
 	// ReadTimeout does not reach a blocking command (cmdTimeout gives BLPOP
 	// 0 no deadline): with ReadTimeout 1 s a BLPOP still waits for the
 	// default keepalive, 45 s.
-	add("readtimeout=1s", redisgate.RoleBLPOP, map[string]string{"readtimeout": "1s"}, "blackhole", 60*time.Second,
+	add(gate.PhaseIdle, "readtimeout", redisgate.BLPOP, "blpop", map[string]string{"readtimeout": "1s"}, gate.Blackhole(), "blackhole", 60*time.Second,
 		gate.DetectWithin(52*time.Second), gate.GiveUpWith("redial"))
-	if re := os.Getenv("HALFOPEN_GATE_FOCUS"); re != "" {
-		keep := out[:0]
-		for _, c := range out {
-			if regexp.MustCompile(re).MatchString(c.name) {
-				keep = append(keep, c)
-			}
-		}
-		out = keep
-	}
+	// Two instants: go-redis gives up on its connection at the redial
+	// (its keepalive, 45 s), marked; the application's BLPOP fails only
+	// when MaxRetries redials of DialerRetries attempts of DialTimeout
+	// (3 × (5 × 5 s + 4 × 100 ms) + back-offs) have failed too: [91, 129] s.
+	add(gate.PhaseIdle, "decide-call", redisgate.BLPOP, "blpop", map[string]string{"decide": "call"}, gate.Blackhole(), "blackhole", 150*time.Second,
+		gate.MarkWithin("redial", 52*time.Second), gate.DetectWithin(135*time.Second), gate.AgreeWithTheory())
 	return out
 }
 
-var _ = Describe("go-redis v9.23.0 against redis-server 7.0", Ordered, ContinueOnFailure, Label("netns", "gates"), func() {
-	all := cases()
-	var results []*gate.Result
-
-	// The cells are measured together, before the specs judge them one by
-	// one: a cell with the defaults waits most of a minute.
-	BeforeAll(func(ctx SpecContext) {
-		cells := make([]gate.Cell, len(all))
-		for i, c := range all {
-			cells[i] = c.cell
-		}
-		var err error
-		results, err = gate.RunAll(ctx, cells...)
-		Expect(err).NotTo(HaveOccurred())
-	}, NodeTimeout(15*time.Minute))
-
-	for i, c := range all {
-		It(c.name, func() {
-			r := results[i]
-			AddReportEntry(c.name, r.String())
-			for _, m := range c.expect {
-				Expect(r).To(m)
-			}
-		})
-	}
-})
+// The gate: the entries a filter chooses are measured together (a cell
+// with the defaults waits most of a minute), then each is judged as its
+// own spec.
+var _ = gate.DescribeTable("go-redis v9.23.0 against redis-server 7.0", Label("netns", "gates"), NodeTimeout(15*time.Minute), entries())

@@ -19,6 +19,9 @@
 //	maxretries        Options.MaxRetries (default 3; -1: no retry)
 //	dialtimeout       Options.DialTimeout (default 5 s)
 //	protocol          Options.Protocol (default 3, RESP3)
+//	decide            the BLPOP role's decision: connection (default: go-redis
+//	                  gives up on its connection, the redial or the error) or
+//	                  call (the application's call fails; the redial is marked)
 //
 // What go-redis v9.23.0 does when the kernel gives up on a connection
 // (ETIMEDOUT from keepalive, ECONNRESET from a rebooted server), read in
@@ -39,12 +42,13 @@
 // defaults), while the application's call fails only when the retries
 // have run out (a BLPOP, about 122 s: MaxRetries dials of DialerRetries
 // attempts of DialTimeout each). Both roles mark the first redial
-// (protocol.Session.Mark, asserted with gate.MarkWithin). The BLPOP role
-// decides when its call returns an error (its Reason): what the
-// application sees, and nothing when a retry reaches the server again
-// (a rebooted host, a middlebox that lost its state). The pub/sub role
-// decides at the redial or the error, whichever comes first: a
-// subscription redials under its lock and Receive returns right after.
+// (protocol.Session.Mark, asserted with gate.MarkWithin). Both roles
+// decide when go-redis gives up on its connection: at the redial or the
+// call's error, whichever comes first (a subscription redials under its
+// lock and Receive returns right after). With decide=call the BLPOP role
+// decides only when its call returns an error: what the application
+// sees, and nothing when a retry reaches the server again (a rebooted
+// host, a middlebox that lost its state).
 package redisgate
 
 import (
@@ -62,19 +66,29 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/gate"
-	"github.com/halfopen/halfopen/harness"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/tcprules"
 )
 
-// The names the suite uses.
-const (
-	// ServiceName is the real redis-server, started in the peer host.
-	ServiceName = "redis-server"
-	// RoleBLPOP is a client blocked in BLPOP on an empty list, in a loop.
-	RoleBLPOP = "redis-blpop"
-	// RolePubSub is a client subscribed to a channel, blocked in Receive.
-	RolePubSub = "redis-pubsub"
+// The server and the roles the suite measures: typed handles, so that a
+// misspelt one does not compile.
+var (
+	// Server is the real redis-server, started in the peer host: no
+	// persistence, no protected mode (the lab's client is not on
+	// loopback), its working directory the sample's own.
+	Server = gate.Service(gate.Server{
+		Name: "redis-server", Path: "redis-server", Package: "redis-server",
+		Args: []string{"--bind", "{ip}", "--port", "{port}", "--save", "", "--appendonly", "no",
+			"--protected-mode", "no", "--dir", "{dir}", "--daemonize", "no"},
+	})
+	// Both roles block in a read on their connection (a FIN or RST is met
+	// at once: the zero Close), and give up with Reasons: go-redis's
+	// words, and the errno names it passes on with RESP2.
+
+	// BLPOP is a client blocked in BLPOP on an empty list, in a loop.
+	BLPOP = gate.Register("redis-blpop", protocol.Watcher{Predict: predictBLPOP, Reasons: Reasons, Kernel: kernelBLPOP, Watch: watchBLPOP})
+	// PubSub is a client subscribed to a channel, blocked in Receive.
+	PubSub = gate.Register("redis-pubsub", protocol.Watcher{Predict: predictPubSub, Reasons: Reasons, Kernel: kernelPubSub, Watch: watchPubSub})
 )
 
 // go-redis v9.23.0's defaults, from its source (options.go):
@@ -85,21 +99,6 @@ var (
 	defaultKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 5 * time.Second, Count: 3}
 	blockingSlack    = 10 * time.Second
 )
-
-func init() {
-	gate.Service(harness.Service{
-		Name: ServiceName, Path: "redis-server", Package: "redis-server",
-		// No persistence, no protected mode (the lab's client is not on
-		// loopback), its working directory the sample's own.
-		Args: []string{"--bind", "{ip}", "--port", "{port}", "--save", "", "--appendonly", "no",
-			"--protected-mode", "no", "--dir", "{dir}", "--daemonize", "no"},
-	})
-	// Both roles block in a read on their connection (a FIN or RST is met
-	// at once: the zero Close), and give up with Reasons: go-redis's
-	// words, and the errno names it passes on with RESP2.
-	gate.Register(RoleBLPOP, protocol.Watcher{Predict: predictBLPOP, Reasons: Reasons, Kernel: kernelBLPOP, Watch: watchBLPOP})
-	gate.Register(RolePubSub, protocol.Watcher{Predict: predictPubSub, Reasons: Reasons, Kernel: kernelPubSub, Watch: watchPubSub})
-}
 
 // Reasons are what a role gives up with (Reason): "EOF" (RESP3 swallows
 // the socket's errno, see the package comment), "redial" (go-redis dialed
@@ -147,8 +146,11 @@ func kernelBLPOP(c protocol.Config) (*protocol.Kernel, error) {
 		return nil, err
 	}
 	k := s.kernel()
-	if s.protocol == 3 && s.maxRetries > 0 {
+	switch {
+	case s.protocol == 3 && s.maxRetries > 0 && s.decideCall:
 		k.Slack = s.retriesDead()
+	case s.protocol == 3 && s.maxRetries > 0:
+		k.Slack = retryBackoff
 	}
 	return k, nil
 }
@@ -173,6 +175,10 @@ type settings struct {
 	maxRetries  int
 	dialTimeout time.Duration
 	protocol    int
+	// decideCall: the BLPOP role decides on its call's error only
+	// (decide=call); by default (decide=connection) it decides when
+	// go-redis gives up on its connection, at the redial or the error.
+	decideCall bool
 }
 
 func parse(c protocol.Config) (settings, error) {
@@ -205,6 +211,13 @@ func parse(c protocol.Config) (settings, error) {
 	}
 	if s.protocol, err = c.Int("protocol", 3); err != nil {
 		return s, err
+	}
+	switch d := c.Get("decide", "connection"); d {
+	case "connection":
+	case "call":
+		s.decideCall = true
+	default:
+		return s, fmt.Errorf("decide=%q: a BLPOP decides when go-redis gives up on its connection (connection) or when the call fails (call)", d)
 	}
 	if ka.Idle < time.Second || ka.Interval < time.Second || ka.Count < 1 {
 		return s, fmt.Errorf("keepalive idle=%v intvl=%v cnt=%d: the kernel takes whole seconds >= 1 s and cnt >= 1", ka.Idle, ka.Interval, ka.Count)
@@ -273,10 +286,13 @@ func predictBLPOP(c protocol.Config) (*protocol.Range, error) {
 		return nil, err
 	}
 	r := s.keepaliveRange()
-	if s.protocol == 3 && s.maxRetries > 0 {
+	switch {
+	case s.protocol == 3 && s.maxRetries > 0 && s.decideCall:
 		dials := time.Duration(s.maxRetries) * (dialerRetries*s.dialTimeout + (dialerRetries-1)*dialerRetryWait)
 		r.Lo += dials
 		r.Hi += s.retriesDead()
+	case s.protocol == 3 && s.maxRetries > 0:
+		r.Hi += retryBackoff
 	}
 	if s.blpop > 0 {
 		lo, hi := blockingSlack, s.blpop+blockingSlack+50*time.Millisecond
@@ -393,7 +409,7 @@ func watchBLPOP(ctx context.Context, sess *protocol.Session) (string, error) {
 	}
 	hook.connected.Store(true)
 	sess.Connected()
-	return decide(ctx, hook, false, func() error {
+	return decide(ctx, hook, !s.decideCall, func() error {
 		for {
 			_, err := rdb.BLPop(ctx, s.blpop, "halfopen:empty").Result()
 			if err != nil && !errors.Is(err, redis.Nil) { // Nil: timed out with nothing

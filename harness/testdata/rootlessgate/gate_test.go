@@ -1,7 +1,7 @@
 // Package rootlessgate is a gate as a library's author writes it, outside
 // halfopen's repository: TestRootlessGate (harness/rootless_test.go)
 // copies it to a temporary module and runs it with plain `go test` as an
-// ordinary user.
+// ordinary user. It imports gate and protocol only.
 package rootlessgate
 
 import (
@@ -11,13 +11,15 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/ginkgo/v2"
+
 	"github.com/halfopen/halfopen/gate"
 	"github.com/halfopen/halfopen/protocol"
 )
 
 // client dials halfopen's echo peer, turns on TCP keepalive 1 s/1 s/3 and
 // blocks in read; its read's error is the moment it gives up.
-var client = protocol.Watcher{
+var client = gate.Register("keepalive-client", protocol.Watcher{
 	Predicted: &protocol.Range{Lo: 3 * time.Second, Hi: 4500 * time.Millisecond},
 	Watch: func(ctx context.Context, s *protocol.Session) (string, error) {
 		conn, err := s.Connect(ctx)
@@ -39,19 +41,16 @@ var client = protocol.Watcher{
 		}
 	},
 	Peer: protocol.Echo,
-}
+})
 
-func init() { gate.Register("keepalive-client", client) }
-
+// TestMain is the only wiring a gate needs.
 func TestMain(m *testing.M) { gate.Main(m) }
 
-func TestKeepaliveNoticesABlackhole(t *testing.T) {
-	res, err := gate.Run(context.Background(), gate.Cell{Watcher: "keepalive-client", Fault: "blackhole", Samples: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Log(res)
-	if ok, err := gate.DetectWithin(4500 * time.Millisecond).Match(res); err != nil || !ok {
-		t.Fatalf("keepalive 1/1/3 did not notice a blackhole within 4.5 s (%v): %v", err, res)
-	}
-}
+// TestGate runs the gate; its report is suite-gates-rootlessgate.json,
+// named after the module.
+func TestGate(t *testing.T) { gate.RunSpecs(t, "rootless gate") }
+
+var _ = gate.DescribeTable("keepalive 1/1/3",
+	gate.Entry("notices a blackhole", gate.Cell{Watcher: client, Fault: gate.Blackhole(), Samples: 2}, Label("blackhole"),
+		gate.DetectWithin(4500*time.Millisecond), gate.GiveUpWith("ETIMEDOUT")),
+)
