@@ -165,13 +165,13 @@ func entries() []gate.TableEntry {
 	for _, f := range silent {
 		pool("defaults", nil, f.fault, f.label, 30*time.Second, gate.NeverDetect())
 	}
-	pool("defaults", nil, reboot, "host-reboot", 0, gate.DetectWithin(5*time.Second), gate.GiveUpWith("ECONNRESET"))
+	pool("defaults", nil, reboot, "host-reboot", 0, gate.DetectWithin(5*time.Second), gate.GiveUpWith("ECONNRESET", "ECONNREFUSED"))
 	pool("defaults", nil, restart, "router-restart", tail, gate.Survive())
 	// Recommended: PingTimeout 4 s on a ping every 2 s: [4, 6.2] s.
 	for _, f := range silent {
 		pool("recommended", recommendedPool, f.fault, f.label, 0, gate.DetectWithin(7500*time.Millisecond), gate.GiveUpWith("i/o timeout"))
 	}
-	pool("recommended", recommendedPool, reboot, "host-reboot", 0, gate.DetectWithin(5*time.Second), gate.GiveUpWith("ECONNRESET"))
+	pool("recommended", recommendedPool, reboot, "host-reboot", 0, gate.DetectWithin(5*time.Second), gate.GiveUpWith("ECONNRESET", "ECONNREFUSED"))
 	pool("recommended", recommendedPool, restart, "router-restart", tail, gate.Survive())
 	// A context deadline of 4 s on each Ping bounds it the same way.
 	pool("ping-deadline", deadlinePool, gate.Blackhole(), "blackhole", 0, gate.DetectWithin(7500*time.Millisecond))

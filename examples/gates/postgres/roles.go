@@ -83,10 +83,12 @@ var goKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Inte
 
 // Reasons are what a role gives up with (reason): the socket's first
 // error (ETIMEDOUT from keepalive or TCP_USER_TIMEOUT, ECONNRESET, EPIPE,
-// EOF, "i/o timeout" for a deadline pgx set on it), else the error pgx
-// returned ("context deadline exceeded" for a Ping's deadline), or, when
-// pgxpool closed a connection whose socket had not failed, its words.
-var Reasons = []string{"ETIMEDOUT", "ECONNRESET", "EPIPE", "EOF", "i/o timeout", "context deadline exceeded", errPoolClosed.Error()}
+// EOF, "i/o timeout" for a deadline pgx set on it; ECONNREFUSED when the
+// pool's new connection reached a rebooted server before postgres
+// listened again), else the error pgx returned ("context deadline
+// exceeded" for a Ping's deadline), or, when pgxpool closed a connection
+// whose socket had not failed, its words.
+var Reasons = []string{"ETIMEDOUT", "ECONNRESET", "ECONNREFUSED", "EPIPE", "EOF", "i/o timeout", "context deadline exceeded", errPoolClosed.Error()}
 
 // errPoolClosed is the reason when pgxpool closed a connection (BeforeClose)
 // whose socket had returned no error.
