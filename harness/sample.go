@@ -462,6 +462,11 @@ func forecastSample(c *Cell, flt Fault, path string, st tcprules.ConnState, inje
 		}
 		return nil
 	}
+	if ra, ok := flt.(ResetAfterer); ok && c.Effect == EffectResetOnWrite && ra.ResetAfter() > 0 {
+		// PredictSample's reset is at once; this path answers later, and
+		// the detector has no rule for that.
+		return nil
+	}
 	if sp, ok := c.Detector.(SamplePredictor); ok {
 		if fc, ok := sp.PredictSample(st, c.Effect); ok {
 			return &fc
