@@ -28,8 +28,16 @@ func errSample(seed int64, err error) report.Sample {
 	return report.Sample{Reason: "error", Error: err.Error(), Seed: seed}
 }
 
-// warmUpMessages is how many messages the peer sends before the idle time.
-const warmUpMessages = 3
+// warmUpMessages is how many messages the peer sends before the idle
+// time, warmUpGapMin to warmUpGapMin+warmUpGapSpread apart: irregular
+// times, as the reference text's clients send, kept short because a lab
+// held for a warm-up is a lab the pool cannot give another sample (the
+// gaps were 20–120 ms: 244 ms of each sample, by make bench-phases).
+const (
+	warmUpMessages  = 3
+	warmUpGapMin    = 5 * time.Millisecond
+	warmUpGapSpread = 30 * time.Millisecond
+)
 
 // measure measures one sample of a cell in a fresh lab: a session, a
 // warm-up, a seeded idle time, the fault, then the decision (or the
@@ -299,7 +307,7 @@ func warmUp(ctx context.Context, s *Session, rng *rand.Rand) (last int64, err er
 		return last, nil
 	}
 	for i := range warmUpMessages {
-		time.Sleep(time.Duration(20+rng.IntN(100)) * time.Millisecond)
+		time.Sleep(warmUpGapMin + time.Duration(rng.Int64N(int64(warmUpGapSpread))))
 		ev, err := s.Peer.Request(ctx, Command{Cmd: CmdSend, Bytes: 32 + rng.IntN(200), Seq: i}, EventSent)
 		if err != nil {
 			return 0, err
