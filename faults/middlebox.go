@@ -162,11 +162,11 @@ func matchSynOnly() []expr.Any {
 
 // Expect: a middlebox that forgets only the watched flow (scope=flow)
 // leaves a detector's other connections alone, so a detector that judges
-// its peer on a dedicated connection of its own (ConnCounter: the data
+// its peer on a dedicated connection of its own (Conns: the data
 // flow is its first connection, its heart-beats go on the second) never
 // sees the loss. Every other detector, and scope=all, follows the Effect.
 func (f *MiddleboxStateLoss) Expect(det harness.Detector) (harness.Prediction, report.Expectation) {
-	if cc, ok := det.(harness.ConnCounter); ok && cc.Conns() > 1 && f.Scope == "flow" {
+	if cc, ok := det.(interface{ Conns() int }); ok && cc.Conns() > 1 && f.Scope == "flow" {
 		p := det.Predict()
 		return harness.Prediction{Never: true, Reasons: p.Reasons,
 			Rule: "the middlebox forgets only the data flow; the detector's heart-beats cross it on a connection of their own, which stays known, so it never decides"}, report.ExpectNever

@@ -237,7 +237,7 @@ func watcherAgent() error {
 		return err
 	}
 	n := 1
-	if cc, ok := det.(ConnCounter); ok {
+	if cc, ok := det.(connCounter); ok {
 		n = cc.Conns()
 	}
 	em.Emit(protocol.Event{Event: protocol.EventHello, Protocol: protocol.Version, Name: sp.String(), PredictedS: det.Predict().Seconds()})

@@ -58,7 +58,7 @@ type Cell struct {
 	Expect report.Expectation
 	Budget time.Duration
 	// WatcherSysctls are written in the watcher's namespace for the
-	// detector: its sysctl-backed parameters, then its SysctlNeeder's.
+	// detector: its sysctl-backed parameters, then its sysctlNeeder's.
 	WatcherSysctls map[string]string
 
 	record func() report.Cell
@@ -128,7 +128,7 @@ func Resolve(c CellConfig) (*Cell, error) {
 			}
 		}
 	}
-	if sn, ok := det.(SysctlNeeder); ok {
+	if sn, ok := det.(sysctlNeeder); ok {
 		for k, v := range sn.Sysctls() {
 			if err := agree(b.spec, k, v, c.Sysctls); err != nil {
 				return nil, err
@@ -199,3 +199,8 @@ func (c *Cell) shortID() string {
 	sum := sha256.Sum256([]byte(c.Key().String()))
 	return hex.EncodeToString(sum[:4])
 }
+
+// sysctlNeeder is a detector that needs kernel parameters beyond its
+// sysctl-backed ones; they are written last, and one that differs from the
+// cell's explicit sysctls is refused.
+type sysctlNeeder interface{ Sysctls() map[string]string }

@@ -160,7 +160,7 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 		r := math.Round((*out.Sample.Seconds-fc.AtS)*1e9) / 1e9
 		out.Sample.ResidualS = &r
 	}
-	if pr, ok := c.Detector.(PeerReporter); ok {
+	if pr, ok := c.Detector.(peerReporter); ok {
 		out.Sample.PeerSaw = pr.PeerSaw(s.Peer)
 	}
 	return out, nil
@@ -426,7 +426,7 @@ func waitDecision(ctx context.Context, w *Process, win decisionWindow, s report.
 // after that instant, not after `down`, meets the RST.
 func forecastFromReturn(c *Cell, flt Fault, s *report.Sample) {
 	rf, ok := c.Detector.(ResetForecaster)
-	r, isReturner := flt.(Returner)
+	r, isReturner := flt.(returner)
 	if !ok || !isReturner || c.Effect != EffectResetOnWrite || s.State == nil || s.State.Source == "" || s.InjectedNs == 0 {
 		return
 	}
@@ -439,3 +439,12 @@ func forecastFromReturn(c *Cell, flt Fault, s *report.Sample) {
 		s.Forecast = &fc
 	}
 }
+
+// The capabilities a sample asks of a single fault or detector (contract.go).
+type (
+	// returner is a fault that reports the instant its path answered
+	// again (zero while it is down).
+	returner interface{ Returned() (int64, error) }
+	// peerReporter asks the peer what it saw, after the decision.
+	peerReporter interface{ PeerSaw(peer *Process) string }
+)

@@ -141,7 +141,7 @@ func (s *Session) start(ctx context.Context) error {
 		watcherAddr, peerAddr = listenAddr.String(), lab.Via.String()
 	}
 	conns := 1
-	if cc, ok := c.Detector.(ConnCounter); ok {
+	if cc, ok := c.Detector.(connCounter); ok {
 		conns = cc.Conns()
 	}
 	common := []string{
@@ -389,3 +389,7 @@ func (s *Session) End() error {
 	}
 	return nil
 }
+
+// connCounter is a detector that needs more than one connection (a
+// dedicated heart-beat connection); Watch.Conns has that many.
+type connCounter interface{ Conns() int }

@@ -24,11 +24,11 @@ func theory(det Detector, flt Fault) (Prediction, report.Expectation, report.Kin
 		p, expect = flt.(Expecter).Expect(det)
 	case e == EffectResetOnWrite:
 		after := time.Duration(0)
-		if r, ok := flt.(ResetAfterer); ok {
+		if r, ok := flt.(resetAfterer); ok {
 			after = r.ResetAfter()
 		}
 		p, expect = ExpectResetOnWrite(det, after)
-	case isA[LocalLinkCutter](flt) && isA[LocalFailurePredictor](det):
+	case isA[linkCutter](flt) && isA[LocalFailurePredictor](det):
 		p, expect = det.(LocalFailurePredictor).PredictLocalFailure(), report.ExpectDetect
 	default:
 		p, expect = EffectTheory(det, e)
@@ -36,7 +36,7 @@ func theory(det Detector, flt Fault) (Prediction, report.Expectation, report.Kin
 	if fr, ok := flt.(FaultReasons); ok && e == EffectSilent && slices.Contains(p.Reasons, "ETIMEDOUT") {
 		p.Reasons = fr.Reasons()
 	}
-	if w, ok := det.(Worder); ok && len(w.OwnReasons()) > 0 {
+	if w, ok := det.(worder); ok && len(w.OwnReasons()) > 0 {
 		// A library words its decisions its own way, whatever the fault.
 		p.Reasons = w.OwnReasons()
 	}
@@ -154,7 +154,7 @@ func resentBy(silence time.Duration) time.Duration {
 // disturbanceTheory says what a detector does when a transient fault
 // disturbs a healthy connection, from what both declare; first match wins:
 //
-//   - a SignalVictim under a Signaller: it decides (false positives);
+//   - a signalVictim under a signaller: it decides (false positives);
 //   - a detector that never decides on a silent peer: survives;
 //   - the path silent for longer than the detector's silent-peer Hi (plus
 //     slack): it surely decided within the silence (false positives);
@@ -172,8 +172,8 @@ func resentBy(silence time.Duration) time.Duration {
 // that decided.
 func disturbanceTheory(det Detector, flt Fault) (Prediction, report.Expectation) {
 	p := det.Predict()
-	_, victim := det.(SignalVictim)
-	_, signals := flt.(Signaller)
+	_, victim := det.(signalVictim)
+	_, signals := flt.(signaller)
 	var sil Silence
 	if s, ok := flt.(Silencer); ok {
 		sil = s.Silence()
@@ -208,3 +208,18 @@ func disturbanceTheory(det Detector, flt Fault) (Prediction, report.Expectation)
 	}
 	return why(report.ExpectUnknown, fmt.Sprintf("silent for %v–%v, it hears its peer again within %v (%s), not surely before it can decide (at least %v)", sil.Min, sil.Max, gap, how, p.Lo))
 }
+
+// The capabilities theory asks of a single fault or detector (contract.go).
+type (
+	// resetAfterer is an EffectResetOnWrite fault whose path resets only
+	// some time after the injection (a host that reboots after being down).
+	resetAfterer interface{ ResetAfter() time.Duration }
+	// linkCutter is a fault that takes away the watcher's own link.
+	linkCutter interface{ CutsWatcherLink() }
+	// signaller is a transient fault that sends the watcher signals.
+	signaller interface{ SignalsWatcher() }
+	// signalVictim takes a caught signal for its peer's death (EINTR unchecked).
+	signalVictim interface{ FooledBySignals() }
+	// worder words its decisions its library's way, under every fault.
+	worder interface{ OwnReasons() []string }
+)
