@@ -3,6 +3,7 @@ package detectors
 import (
 	"context"
 	"errors"
+	"github.com/halfopen/halfopen/internal/agentcmd"
 	"net"
 	"time"
 
@@ -80,7 +81,7 @@ func peerStats(p *harness.Process) string {
 	if p == nil || p.Label != "peer" {
 		return "no built-in peer to ask"
 	}
-	ev, err := p.Request(context.Background(), harness.Command{Cmd: harness.CmdStats}, harness.EventStats)
+	ev, err := p.Request(context.Background(), agentcmd.Command{Cmd: agentcmd.CmdStats}, agentcmd.EventStats)
 	if err != nil {
 		return "no answer: " + err.Error()
 	}

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"github.com/halfopen/halfopen/internal/agentcmd"
 
 	"github.com/halfopen/halfopen/harness"
 )
@@ -18,7 +19,7 @@ func init() {
 
 // Inject tells the peer to reset its connection.
 func (f *AbortiveClose) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	at, err := peerCommand(ctx, lab, harness.CmdReset)
+	at, err := peerCommand(ctx, lab, agentcmd.CmdReset)
 	return nil, at, err
 }
 

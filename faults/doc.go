@@ -12,18 +12,19 @@ package faults
 
 import (
 	"context"
+	"github.com/halfopen/halfopen/internal/agentcmd"
 
 	"github.com/halfopen/halfopen/harness"
 )
 
 // peerCommand tells the built-in peer to do something to its connection and
 // returns the instant it reports having done it.
-func peerCommand(ctx context.Context, lab *harness.Lab, cmd harness.CommandName) (int64, error) {
+func peerCommand(ctx context.Context, lab *harness.Lab, cmd agentcmd.CommandName) (int64, error) {
 	p := lab.Agents[harness.Peer]
 	if p == nil || p.Label != "peer" {
 		return 0, errNoPeerAgent
 	}
-	ev, err := p.Request(ctx, harness.Command{Cmd: cmd}, harness.EventClosed)
+	ev, err := p.Request(ctx, agentcmd.Command{Cmd: cmd}, agentcmd.EventClosed)
 	if err != nil {
 		return 0, err
 	}

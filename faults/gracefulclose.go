@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"github.com/halfopen/halfopen/internal/agentcmd"
 
 	"github.com/halfopen/halfopen/harness"
 )
@@ -19,7 +20,7 @@ func init() {
 
 // Inject tells the peer to shut its connection down.
 func (f *GracefulClose) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	at, err := peerCommand(ctx, lab, harness.CmdClose)
+	at, err := peerCommand(ctx, lab, agentcmd.CmdClose)
 	return nil, at, err
 }
 

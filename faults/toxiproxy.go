@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/agentcmd"
 	"io"
 	"net"
 	"net/http"
@@ -104,7 +105,7 @@ func toxiproxyAgent() error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	em := protocol.NewEmitter(os.Stdout)
-	em.Emit(protocol.Event{Event: harness.EventPort, Msg: addr})
+	em.Emit(protocol.Event{Event: agentcmd.EventPort, Msg: addr})
 	em.Emit(protocol.Event{Event: protocol.EventReady})
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
@@ -337,7 +338,7 @@ func peerSend(ctx context.Context, lab *harness.Lab, n int) error {
 	if p == nil || p.Label != "peer" {
 		return errNoPeerAgent
 	}
-	_, err := p.Request(ctx, harness.Command{Cmd: harness.CmdSend, Bytes: n, Seq: 1000}, harness.EventSent)
+	_, err := p.Request(ctx, agentcmd.Command{Cmd: agentcmd.CmdSend, Bytes: n, Seq: 1000}, agentcmd.EventSent)
 	if err != nil && ctx.Err() == nil && (strings.Contains(err.Error(), syscall.EPIPE.Error()) || strings.Contains(err.Error(), syscall.ECONNRESET.Error())) {
 		return nil
 	}

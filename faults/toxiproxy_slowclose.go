@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"github.com/halfopen/halfopen/internal/agentcmd"
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
@@ -32,7 +33,7 @@ func (f *ToxiproxySlowClose) Inject(ctx context.Context, lab *harness.Lab) (harn
 		Attributes: map[string]any{"delay": ms(f.Delay)}}, f.Stream); err != nil {
 		return nil, 0, err
 	}
-	at, err := peerCommand(ctx, lab, harness.CmdClose)
+	at, err := peerCommand(ctx, lab, agentcmd.CmdClose)
 	return nil, at, err
 }
 

@@ -25,18 +25,18 @@ import (
 // Sources of a sample's state (tcprules.ConnState.Source); "+capture" is
 // appended when the router's capture agreed with it.
 const (
-	// SourceTCPInfo: TCP_INFO read through sock_diag right after the
+	// sourceTCPInfo: TCP_INFO read through sock_diag right after the
 	// fault's injection returned.
-	SourceTCPInfo = "tcp_info"
+	sourceTCPInfo = "tcp_info"
 	// SourceAfterRequest: TCP_INFO read after halfopen's watcher wrote its
 	// request, which followed the fault (the in-flight phase of a
 	// built-in watcher): its "since" fields may be negative.
 	SourceAfterRequest = "tcp_info-after-request"
 )
 
-// InFlightWait bounds how long a sample aimed at the in-flight phase waits
+// inFlightWait bounds how long a sample aimed at the in-flight phase waits
 // for the watcher to have a request unacknowledged before it gives up.
-const InFlightWait = 2 * time.Second
+const inFlightWait = 2 * time.Second
 
 // inFlightPoll is how often sock_diag is read while waiting for a request
 // in flight: a server's delayed ACK takes ~40 ms, so 1 ms wins.
@@ -75,7 +75,7 @@ func endpointMatches(want netip.AddrPort, ip net.IP, port uint16) bool {
 // proxy, through Toxiproxy), from what the watcher said when it connected,
 // or else from the lab: the watcher's address, the listening port, the
 // dialing end's port and where the watcher dials.
-func (s *Session) watchedFlow() flow {
+func (s *session) watchedFlow() flow {
 	local, lerr := netip.ParseAddrPort(s.watcherLocal)
 	remote, rerr := netip.ParseAddrPort(s.watcherRemote)
 	if lerr == nil && rerr == nil {

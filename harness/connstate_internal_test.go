@@ -25,9 +25,9 @@ func TestCrossCheck(t *testing.T) {
 		wantSource string
 		wantNote   string
 	}{
-		{"agrees", tcprules.ConnState{SinceDataRecvS: 1.002, SinceDataSentS: 5, Source: SourceTCPInfo}, "tcp_info+capture", ""},
-		{"last data received differs", tcprules.ConnState{SinceDataRecvS: 0.5, Source: SourceTCPInfo}, "tcp_info", "last data received 1.000 s before the fault by the capture, 0.500 s by TCP_INFO"},
-		{"in flight by TCP_INFO only", tcprules.ConnState{SinceDataRecvS: 1, Unacked: 1, Source: SourceTCPInfo}, "tcp_info", "0 bytes unacknowledged by the capture, 1 segments by TCP_INFO"},
+		{"agrees", tcprules.ConnState{SinceDataRecvS: 1.002, SinceDataSentS: 5, Source: sourceTCPInfo}, "tcp_info+capture", ""},
+		{"last data received differs", tcprules.ConnState{SinceDataRecvS: 0.5, Source: sourceTCPInfo}, "tcp_info", "last data received 1.000 s before the fault by the capture, 0.500 s by TCP_INFO"},
+		{"in flight by TCP_INFO only", tcprules.ConnState{SinceDataRecvS: 1, Unacked: 1, Source: sourceTCPInfo}, "tcp_info", "0 bytes unacknowledged by the capture, 1 segments by TCP_INFO"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := tc.st

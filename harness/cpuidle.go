@@ -31,9 +31,9 @@ import (
 // else: a polling CPU runs a woken task at once.
 const (
 	cpuLatencyFile = "/dev/cpu_dma_latency"
-	// EnvNoIdlePoll set to "1" runs without the request, to measure what
+	// envNoIdlePoll set to "1" runs without the request, to measure what
 	// it buys.
-	EnvNoIdlePoll = "HALFOPEN_NO_IDLE_POLL"
+	envNoIdlePoll = "HALFOPEN_NO_IDLE_POLL"
 )
 
 // idlePoll is a held PM QoS request, or why there is none.
@@ -47,8 +47,8 @@ type idlePoll struct {
 // refuses, the run goes on and the note says so: the calibration then
 // measures the larger error.
 func holdIdlePoll() idlePoll {
-	if os.Getenv(EnvNoIdlePoll) == "1" {
-		return idlePoll{note: "halting (" + EnvNoIdlePoll + "=1)"}
+	if os.Getenv(envNoIdlePoll) == "1" {
+		return idlePoll{note: "halting (" + envNoIdlePoll + "=1)"}
 	}
 	f, err := os.OpenFile(cpuLatencyFile, os.O_RDWR, 0)
 	if err != nil {

@@ -49,10 +49,10 @@ func TestRunHoldsIdlePollWhileItHasLabs(t *testing.T) {
 }
 
 func TestIdlePollCanBeTurnedOff(t *testing.T) {
-	t.Setenv(EnvNoIdlePoll, "1")
+	t.Setenv(envNoIdlePoll, "1")
 	p := holdIdlePoll()
-	if p.file != nil || !strings.HasPrefix(p.note, "halting") || !strings.Contains(p.note, EnvNoIdlePoll) {
-		t.Errorf("with %s=1: file %v, note %q", EnvNoIdlePoll, p.file, p.note)
+	if p.file != nil || !strings.HasPrefix(p.note, "halting") || !strings.Contains(p.note, envNoIdlePoll) {
+		t.Errorf("with %s=1: file %v, note %q", envNoIdlePoll, p.file, p.note)
 	}
 }
 

@@ -32,8 +32,8 @@ type Param struct {
 	Sysctl string
 }
 
-// Params lists the parameters of a prototype (a pointer to a struct).
-func Params(proto any) []Param {
+// params lists the parameters of a prototype (a pointer to a struct).
+func params(proto any) []Param {
 	t := reflect.TypeOf(proto)
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -71,11 +71,11 @@ func Params(proto any) []Param {
 	return out
 }
 
-// Decode fills the prototype's tagged fields from the spec's parameters,
+// decode fills the prototype's tagged fields from the spec's parameters,
 // applying defaults and checking kinds, enums and bounds. Unknown keys are an
 // error naming the known ones, unless the prototype has a field tagged
 // `param:"*"` of type map[string]string, which collects them.
-func Decode(what string, sp spec.Spec, proto any) error {
+func decode(what string, sp spec.Spec, proto any) error {
 	v := reflect.ValueOf(proto).Elem()
 	t := v.Type()
 	known := map[string]int{}
@@ -89,7 +89,7 @@ func Decode(what string, sp spec.Spec, proto any) error {
 			known[key] = i
 		}
 	}
-	params := Params(proto)
+	params := params(proto)
 	keys := make([]string, 0, len(params))
 	for _, p := range params {
 		if p.Key != "*" {

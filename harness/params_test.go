@@ -46,7 +46,7 @@ func TestDecode(t *testing.T) {
 			t.Fatal(err)
 		}
 		var p testParams
-		err = Decode("detector", sp, &p)
+		err = decode("detector", sp, &p)
 		if tc.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("Decode(%q) error = %v, want %q", tc.spec, err, tc.wantErr)
@@ -65,12 +65,12 @@ func TestDecodeRefusesUnknownKeysNamingTheKnownOnes(t *testing.T) {
 		Size  int           `param:"size" default:"1"`
 	}
 	sp, _ := spec.Parse("probe:evrey=1s")
-	err := Decode("detector", sp, &strict{})
+	err := decode("detector", sp, &strict{})
 	if err == nil || !strings.Contains(err.Error(), `has no parameter "evrey"; its parameters are every, size`) {
 		t.Errorf("error = %v", err)
 	}
 	sp, _ = spec.Parse("quiet:x=1")
-	if err := Decode("fault", sp, &struct{}{}); err == nil || !strings.Contains(err.Error(), "takes no parameters") {
+	if err := decode("fault", sp, &struct{}{}); err == nil || !strings.Contains(err.Error(), "takes no parameters") {
 		t.Errorf("error = %v", err)
 	}
 }

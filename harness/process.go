@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/agentcmd"
 	"io"
 	"os"
 	"os/exec"
@@ -116,7 +117,7 @@ func (p *Process) WaitEvent(ctx context.Context, names ...string) (protocol.Even
 			if !ok {
 				return protocol.Event{}, p.endedError("before saying " + strings.Join(names, " or "))
 			}
-			if ev.Event == EventError {
+			if ev.Event == agentcmd.EventError {
 				return protocol.Event{}, fmt.Errorf("%s: %s", p.Label, ev.Msg)
 			}
 			if slices.Contains(names, ev.Event) {
@@ -134,7 +135,7 @@ func (p *Process) WaitEvent(ctx context.Context, names ...string) (protocol.Even
 func (p *Process) endedError(when string) error {
 	select {
 	case <-p.exited:
-	case <-time.After(ProgramGrace):
+	case <-time.After(programGrace):
 		kerr := p.Kill()
 		msg := fmt.Sprintf("%s closed its standard output %s but kept running, and was killed", p.Label, when)
 		if kerr != nil {
@@ -161,7 +162,7 @@ func (p *Process) endedError(when string) error {
 }
 
 // Send writes one command line to the process's standard input.
-func (p *Process) Send(c Command) error {
+func (p *Process) Send(c agentcmd.Command) error {
 	b, _ := json.Marshal(c)
 	b = append(b, '\n')
 	p.mu.Lock()
@@ -255,7 +256,7 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 		}
 		cmd.SysProcAttr.Credential = cred
 	}
-	AsUserInUserNamespace(cmd.SysProcAttr)
+	asUserInUserNamespace(cmd.SysProcAttr)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("start %s in %s: %w", spec.Label, h.Name, err)
@@ -336,9 +337,9 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 
 // Bounds on what a process's output may cost, however much it prints.
 const (
-	// MaxLineBytes is the longest protocol line read; a longer one is a
+	// maxLineBytes is the longest protocol line read; a longer one is a
 	// protocol error and its process is killed.
-	MaxLineBytes = 1 << 20
+	maxLineBytes = 1 << 20
 	// eventQueue events wait for the orchestrator; beyond it, log lines are
 	// dropped (and counted) and other events wait.
 	eventQueue = 1024
@@ -351,7 +352,7 @@ const (
 // Memory is bounded: one line of at most MaxLineBytes, eventQueue events.
 func (p *Process) read(stdout io.Reader, strict bool) {
 	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 64*1024), MaxLineBytes)
+	sc.Buffer(make([]byte, 64*1024), maxLineBytes)
 	for sc.Scan() {
 		line := sc.Bytes()
 		if len(bytes.TrimSpace(line)) == 0 {
@@ -384,7 +385,7 @@ func (p *Process) read(stdout io.Reader, strict bool) {
 	}
 	if err := sc.Err(); err != nil && !errors.Is(err, os.ErrClosed) {
 		if errors.Is(err, bufio.ErrTooLong) {
-			err = fmt.Errorf("line longer than %d bytes, and was killed", MaxLineBytes)
+			err = fmt.Errorf("line longer than %d bytes, and was killed", maxLineBytes)
 			p.setProtoErr(err)
 			// Nobody reads its output any more: it would block for ever.
 			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)

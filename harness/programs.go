@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// ProgramGrace is how long a foreign program has to exit after SIGTERM
+// programGrace is how long a foreign program has to exit after SIGTERM
 // (protocol v1).
-const ProgramGrace = 2 * time.Second
+const programGrace = 2 * time.Second
 
 // stopHung sends SIGTERM and reports whether the process had to be killed
 // because it did not exit within grace.

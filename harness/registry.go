@@ -11,8 +11,8 @@ import (
 	"github.com/halfopen/halfopen/spec"
 )
 
-// Entry is a registered fault or detector.
-type Entry struct {
+// entry is a registered fault or detector.
+type entry struct {
 	Name   string
 	Doc    string
 	Params []Param
@@ -22,7 +22,7 @@ type Entry struct {
 type registry struct {
 	what    string
 	mu      sync.Mutex
-	entries map[string]Entry
+	entries map[string]entry
 }
 
 func (r *registry) register(name, doc string, proto any) {
@@ -35,13 +35,13 @@ func (r *registry) register(name, doc string, proto any) {
 	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
 		panic(fmt.Sprintf("halfopen: %s %q: prototype must be a pointer to a struct", r.what, name))
 	}
-	r.entries[name] = Entry{Name: name, Doc: doc, Params: Params(proto), proto: t.Elem()}
+	r.entries[name] = entry{Name: name, Doc: doc, Params: params(proto), proto: t.Elem()}
 }
 
-func (r *registry) list() []Entry {
+func (r *registry) list() []entry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]Entry, 0, len(r.entries))
+	out := make([]entry, 0, len(r.entries))
 	for _, e := range r.entries {
 		out = append(out, e)
 	}
@@ -109,7 +109,7 @@ func (r *registry) decode(text string, namespace func(key string) string, valida
 		}
 	}
 	v := reflect.New(e.proto).Interface()
-	if err := Decode(r.what, filled, v); err != nil {
+	if err := decode(r.what, filled, v); err != nil {
 		return built{}, err
 	}
 	if c, ok := v.(Validator); ok && validate {
@@ -122,8 +122,8 @@ func (r *registry) decode(text string, namespace func(key string) string, valida
 }
 
 var (
-	faults    = &registry{what: "fault", entries: map[string]Entry{}}
-	detectors = &registry{what: "detector", entries: map[string]Entry{}}
+	faults    = &registry{what: "fault", entries: map[string]entry{}}
+	detectors = &registry{what: "detector", entries: map[string]entry{}}
 )
 
 // RegisterFault adds a fault to the registry; proto is a pointer to its
@@ -135,10 +135,10 @@ func RegisterFault(name, doc string, proto Fault) { faults.register(name, doc, p
 func RegisterDetector(name, doc string, proto Detector) { detectors.register(name, doc, proto) }
 
 // Faults lists the registered faults by name.
-func Faults() []Entry { return faults.list() }
+func Faults() []entry { return faults.list() }
 
 // Detectors lists the registered detectors by name.
-func Detectors() []Entry { return detectors.list() }
+func Detectors() []entry { return detectors.list() }
 
 // NewFault builds a fault from its spec; the error is one sentence naming
 // what is known when the name or a key is not.

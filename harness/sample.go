@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/agentcmd"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -65,7 +66,7 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 	if err != nil {
 		return out, err
 	}
-	s, err := OpenSession(ctx, lab, c, flt, SessionOptions{
+	s, err := openSession(ctx, lab, c, flt, sessionOptions{
 		Exe: m.opt.Exe, Reconnect: c.Kind == report.KindDisturbance,
 		LogDir: m.opt.LogDir, Name: name,
 	})
@@ -184,8 +185,8 @@ type aimed struct {
 // request is unacknowledged (halfopen's watcher writes it into the fault;
 // a foreign watcher's own request is caught by polling sock_diag). It
 // reads the watched flow's TCP_INFO right after.
-func aimFault(ctx context.Context, c *Cell, s *Session, reader *connReader, rng *rand.Rand, j job, last int64, inject func() (Heal, int64, error)) (aimed, error) {
-	fa := aimed{source: SourceTCPInfo}
+func aimFault(ctx context.Context, c *Cell, s *session, reader *connReader, rng *rand.Rand, j job, last int64, inject func() (Heal, int64, error)) (aimed, error) {
+	fa := aimed{source: sourceTCPInfo}
 	var err error
 	switch {
 	case c.Config.Phase == tcprules.PhaseInFlight && s.Builtin:
@@ -217,12 +218,12 @@ func aimFault(ctx context.Context, c *Cell, s *Session, reader *connReader, rng 
 		// A foreign watcher writes its requests itself: the fault lands
 		// the moment one is unacknowledged (a server's delayed ACK takes
 		// ~40 ms; sock_diag is read every ms).
-		t, ok, werr := reader.waitFlow(ctx, s.Watcher, InFlightWait, inFlight)
+		t, ok, werr := reader.waitFlow(ctx, s.Watcher, inFlightWait, inFlight)
 		if werr != nil {
 			return fa, werr
 		}
 		if !ok {
-			return fa, fmt.Errorf("the watcher had no request in flight within %v of connecting (it wrote nothing its peer left unacknowledged), so the in-flight phase cannot be measured", InFlightWait)
+			return fa, fmt.Errorf("the watcher had no request in flight within %v of connecting (it wrote nothing its peer left unacknowledged), so the in-flight phase cannot be measured", inFlightWait)
 		}
 		if fa.heal, fa.at, err = inject(); err != nil {
 			return fa, err
@@ -233,14 +234,14 @@ func aimFault(ctx context.Context, c *Cell, s *Session, reader *connReader, rng 
 		if !s.Builtin {
 			// A foreign watcher may still be exchanging its first request:
 			// the idle time counts from its last exchange, once quiet.
-			t, ok, werr := reader.waitFlow(ctx, s.Watcher, InFlightWait, quiet)
+			t, ok, werr := reader.waitFlow(ctx, s.Watcher, inFlightWait, quiet)
 			switch {
 			case werr != nil:
 				return fa, werr
 			case ok:
 				last = t.lastExchange()
 			default:
-				fa.note = fmt.Sprintf("the flow was never quiet for %v within %v of connecting; the idle time counts from then", quietFor, InFlightWait)
+				fa.note = fmt.Sprintf("the flow was never quiet for %v within %v of connecting; the idle time counts from then", quietFor, inFlightWait)
 				last = protocol.Now()
 			}
 		}
@@ -273,12 +274,12 @@ const inFlightRequest = 43
 // its answer; a decision the watcher made first is returned instead (the
 // fault ended the connection before the request), to be judged.
 func writeRequestInFlight(ctx context.Context, w *Process) (sent protocol.Event, dead *protocol.Event, err error) {
-	if err := w.Send(Command{Cmd: CmdWrite, Bytes: inFlightRequest}); err != nil {
+	if err := w.Send(agentcmd.Command{Cmd: cmdWrite, Bytes: inFlightRequest}); err != nil {
 		return protocol.Event{}, nil, fmt.Errorf("watcher: write a request: %w", err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	wctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	ev, err := w.WaitEvent(wctx, EventSent, protocol.EventDead)
+	ev, err := w.WaitEvent(wctx, agentcmd.EventSent, protocol.EventDead)
 	if err != nil {
 		return protocol.Event{}, nil, fmt.Errorf("watcher: write a request: %w", err)
 	}
@@ -292,14 +293,14 @@ func writeRequestInFlight(ctx context.Context, w *Process) (sent protocol.Event,
 // irregular times") send a few messages at seeded random gaps, and returns
 // the instant of the last: the idle time counts from it. A foreign peer is
 // not told anything; the idle time counts from now.
-func warmUp(ctx context.Context, s *Session, rng *rand.Rand) (last int64, err error) {
+func warmUp(ctx context.Context, s *session, rng *rand.Rand) (last int64, err error) {
 	last = protocol.Now()
 	if !s.Builtin {
 		return last, nil
 	}
 	for i := range warmUpMessages {
 		time.Sleep(time.Duration(20+rng.IntN(100)) * time.Millisecond)
-		ev, err := s.Peer.Request(ctx, Command{Cmd: CmdSend, Bytes: 32 + rng.IntN(200), Seq: i}, EventSent)
+		ev, err := s.Peer.Request(ctx, agentcmd.Command{Cmd: agentcmd.CmdSend, Bytes: 32 + rng.IntN(200), Seq: i}, agentcmd.EventSent)
 		if err != nil {
 			return 0, err
 		}
@@ -413,7 +414,7 @@ func waitDecision(ctx context.Context, w *Process, win decisionWindow, s report.
 			switch ev.Event {
 			case protocol.EventDead:
 				return win.judge(ev, protocol.Now(), s)
-			case EventError:
+			case agentcmd.EventError:
 				return s, fmt.Errorf("watcher: %s", ev.Msg)
 			}
 		}

@@ -14,7 +14,7 @@ import (
 	"github.com/halfopen/halfopen/protocol"
 )
 
-// Session is one watched connection in a lab, set up as every sample sets
+// session is one watched connection in a lab, set up as every sample sets
 // it up:
 //
 //	[peer: echo peer or foreign peer] ==veth== [router] ==veth== [watcher: the detector]
@@ -23,7 +23,7 @@ import (
 // Prepare run, the listening end started and ready, then the dialing end,
 // and both connected. The Matrix opens one per sample; tests and tools open
 // their own (Connect).
-type Session struct {
+type session struct {
 	Lab  *Lab
 	Cell *Cell
 	// Watcher and Peer are the two ends' processes.
@@ -36,14 +36,14 @@ type Session struct {
 	// Service is the peer's real server, when the detector's peer is one.
 	Service *Service
 
-	opt SessionOptions
+	opt sessionOptions
 	// watcherLocal and watcherRemote are the data connection's addresses as
 	// the watcher said when it connected ("" when it did not say).
 	watcherLocal, watcherRemote string
 }
 
-// SessionOptions say how a session starts its processes.
-type SessionOptions struct {
+// sessionOptions say how a session starts its processes.
+type sessionOptions struct {
 	// Exe is the binary re-executed as halfopen's agents.
 	Exe string
 	// Reconnect makes the watcher connect again after each decision (a
@@ -57,13 +57,13 @@ type SessionOptions struct {
 // setupTimeout bounds a session's set-up: both ends started and connected.
 const setupTimeout = 10 * time.Second
 
-// OpenSession sets up one watched connection for cell in lab. flt is the
+// openSession sets up one watched connection for cell in lab. flt is the
 // sample's own copy of the cell's fault, whose Prepare runs (nil: none).
-func OpenSession(ctx context.Context, lab *Lab, cell *Cell, flt Fault, opt SessionOptions) (*Session, error) {
+func openSession(ctx context.Context, lab *Lab, cell *Cell, flt Fault, opt sessionOptions) (*session, error) {
 	if err := prepareLab(ctx, lab, cell, flt); err != nil {
 		return nil, err
 	}
-	s := &Session{Lab: lab, Cell: cell, Builtin: true, opt: opt}
+	s := &session{Lab: lab, Cell: cell, Builtin: true, opt: opt}
 	if sp, ok := cell.Detector.(ServicePeer); ok {
 		if svc, ok := sp.PeerService(); ok {
 			s.Service = &svc
@@ -90,7 +90,7 @@ func Connect(ctx context.Context, lab *Lab, detector string, side protocol.Side,
 	if err != nil {
 		return nil, nil, fmt.Errorf("find this program to re-execute as agents: %w", err)
 	}
-	s, err := OpenSession(ctx, lab, c, flt, SessionOptions{Exe: exe})
+	s, err := openSession(ctx, lab, c, flt, sessionOptions{Exe: exe})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -122,7 +122,7 @@ func prepareLab(ctx context.Context, lab *Lab, c *Cell, flt Fault) error {
 
 // start starts the listening end first, waits until it is ready, then the
 // dialing end, and waits until both are connected.
-func (s *Session) start(ctx context.Context) error {
+func (s *session) start(ctx context.Context) error {
 	lab, c := s.Lab, s.Cell
 	exe, reconnect := s.opt.Exe, s.opt.Reconnect
 	side := c.Config.Side
@@ -257,7 +257,7 @@ func (s *Session) start(ctx context.Context) error {
 // peer host and waits until it is ready; when a rebooted peer host
 // returns, it starts the service again there (the same directory: a
 // reboot keeps the disk, not the connections).
-func (s *Session) startService(ctx context.Context, addr netip.AddrPort) error {
+func (s *session) startService(ctx context.Context, addr netip.AddrPort) error {
 	svc := *s.Service
 	if err := svc.Check(); err != nil {
 		return err
@@ -325,8 +325,8 @@ func (s *Session) startService(ctx context.Context, addr netip.AddrPort) error {
 // ReadSysctls reads back, from each host's namespace, the kernel
 // parameters every report records and those the cell set: host role → key
 // → value, what the sample really ran with.
-func (s *Session) ReadSysctls() (map[string]map[string]string, error) {
-	keys := RecordedSysctls()
+func (s *session) ReadSysctls() (map[string]map[string]string, error) {
+	keys := recordedSysctls()
 	for k := range s.Cell.Config.Sysctls {
 		keys = append(keys, k)
 	}
@@ -354,7 +354,7 @@ func (s *Session) ReadSysctls() (map[string]map[string]string, error) {
 // protocol v1 says: SIGTERM, then SIGKILL after ProgramGrace. A program
 // that had to be killed, or that printed a line outside the protocol, is
 // the error. halfopen's own agents end with the lab.
-func (s *Session) End() error {
+func (s *session) End() error {
 	if s.Builtin {
 		return nil
 	}
@@ -376,8 +376,8 @@ func (s *Session) End() error {
 			if err := proc.ProtocolErr(); err != nil {
 				problems[i] = fmt.Errorf("the %s broke protocol v1: %v", proc.Label, err)
 			}
-			if stopHung(proc, ProgramGrace) && problems[i] == nil {
-				problems[i] = fmt.Errorf("the %s (pid %d) was still running %v after SIGTERM and was killed", proc.Label, proc.Pid(), ProgramGrace)
+			if stopHung(proc, programGrace) && problems[i] == nil {
+				problems[i] = fmt.Errorf("the %s (pid %d) was still running %v after SIGTERM and was killed", proc.Label, proc.Pid(), programGrace)
 			}
 		}()
 	}

@@ -81,9 +81,9 @@ var namespaceDefaults = map[string]string{
 // namespace, or "" when halfopen does not know it.
 func NamespaceDefault(key string) string { return namespaceDefaults[key] }
 
-// RecordedSysctls are the kernel parameters every cell records per host,
+// recordedSysctls are the kernel parameters every cell records per host,
 // read back from its namespaces, beside any the cell set.
-func RecordedSysctls() []string {
+func recordedSysctls() []string {
 	keys := make([]string, 0, len(namespaceDefaults))
 	for k := range namespaceDefaults {
 		keys = append(keys, k)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/agentcmd"
 	"os"
 	"path/filepath"
 	"slices"
@@ -254,7 +255,7 @@ func measureLab(ctx context.Context, run *harness.Run, spec labSpec, dir string)
 	if werr != nil && !timedOut {
 		return res, wrap(werr)
 	}
-	if err := server.Send(harness.Command{Cmd: "dump"}); err != nil {
+	if err := server.Send(agentcmd.Command{Cmd: "dump"}); err != nil {
 		return res, wrap(err)
 	}
 	if _, err := step(server, 10*time.Second, scale.EventDumped); err != nil {
