@@ -3,6 +3,7 @@ package capture_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/halfopen/halfopen/internal/topo"
 	"os"
 	"path/filepath"
 	"testing"
@@ -59,7 +60,7 @@ func TestCaptureShowsKeepaliveProbes(t *testing.T) {
 	})
 	const detector = "keepalive-tuned:idle=1s,intvl=1s,cnt=3"
 	const limit = 1 << 20
-	c, err := capture.Start(ctx, lab.Host(harness.Router), []string{harness.RouterPeerLink, harness.RouterWatchLink}, limit)
+	c, err := capture.Start(ctx, lab.Host(topo.Router), []string{topo.RouterPeerLink, topo.RouterWatchLink}, limit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestCaptureShowsKeepaliveProbes(t *testing.T) {
 	// A second capture of the same ports at once, with room for the file's
 	// header and a few packets only: it must keep to its limit.
 	const smallLimit = 700
-	small, err := capture.Start(ctx, lab.Host(harness.Router), []string{harness.RouterPeerLink, harness.RouterWatchLink}, smallLimit)
+	small, err := capture.Start(ctx, lab.Host(topo.Router), []string{topo.RouterPeerLink, topo.RouterWatchLink}, smallLimit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +137,7 @@ func TestCaptureShowsKeepaliveProbes(t *testing.T) {
 		}
 	}()
 
-	watcher := harness.WatcherAddr.String()
+	watcher := topo.WatcherAddr.String()
 	var probes []capture.Event
 	var syns int
 	for _, e := range events {
@@ -152,7 +153,7 @@ func TestCaptureShowsKeepaliveProbes(t *testing.T) {
 		}
 		from := e.Src[:len(watcher)] == watcher
 		switch {
-		case e.Iface == harness.RouterPeerLink:
+		case e.Iface == topo.RouterPeerLink:
 			t.Errorf("after the blackhole the router forwarded %v", e)
 		case !from:
 			t.Errorf("after the blackhole the peer's side sent %v", e)

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"github.com/halfopen/halfopen/internal/topo"
 	"os"
 	"path/filepath"
 	"testing"
@@ -36,7 +37,7 @@ const (
 
 func countFlag(t *testing.T, lab *harness.Lab, name string, flag byte) *flagCounter {
 	t.Helper()
-	rs, err := newRuleSet(lab, harness.Router, "test-"+name)
+	rs, err := newRuleSet(lab, topo.Router, "test-"+name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +152,7 @@ func TestBlackholeDropsBothWaysAndHeals(t *testing.T) {
 	if _, err := heal(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := lab.Host(harness.Router).Nft()
+	conn, err := lab.Host(topo.Router).Nft()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,15 +182,15 @@ func TestPeerCablePullSetsTheRouterPortDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	router := lab.Host(harness.Router)
-	link, err := router.Link.LinkByName(harness.RouterPeerLink)
+	router := lab.Host(topo.Router)
+	link, err := router.Link.LinkByName(topo.RouterPeerLink)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if link.Attrs().Flags&1 != 0 {
 		t.Error("the router's port to the peer is still up")
 	}
-	watcherLink, err := lab.Host(harness.Watcher).Link.LinkByName(harness.HostLink)
+	watcherLink, err := lab.Host(topo.Watcher).Link.LinkByName(topo.HostLink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +200,7 @@ func TestPeerCablePullSetsTheRouterPortDown(t *testing.T) {
 	if _, err := heal(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	link, _ = router.Link.LinkByName(harness.RouterPeerLink)
+	link, _ = router.Link.LinkByName(topo.RouterPeerLink)
 	if link.Attrs().Flags&1 == 0 {
 		t.Error("healing left the router's port down")
 	}
@@ -208,7 +209,7 @@ func TestPeerCablePullSetsTheRouterPortDown(t *testing.T) {
 func TestHostCrashLeavesNothingOfThePeer(t *testing.T) {
 	_, lab := newFaultLab(t)
 	w, p := connect(t, lab, "heartbeat-inband:interval=50ms,misses=100", protocol.SideServer)
-	name := lab.Host(harness.Peer).Name
+	name := lab.Host(topo.Peer).Name
 	f := &HostCrash{}
 	if _, _, err := f.Inject(context.Background(), lab); err != nil {
 		t.Fatal(err)

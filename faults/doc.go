@@ -13,6 +13,7 @@ package faults
 import (
 	"context"
 	"github.com/halfopen/halfopen/internal/agentcmd"
+	"github.com/halfopen/halfopen/internal/topo"
 
 	"github.com/halfopen/halfopen/harness"
 )
@@ -20,7 +21,7 @@ import (
 // peerCommand tells the built-in peer to do something to its connection and
 // returns the instant it reports having done it.
 func peerCommand(ctx context.Context, lab *harness.Lab, cmd agentcmd.CommandName) (int64, error) {
-	p := lab.Agents[harness.Peer]
+	p := lab.Agents[topo.Peer]
 	if p == nil || p.Label != "peer" {
 		return 0, errNoPeerAgent
 	}

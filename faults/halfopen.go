@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/topo"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -54,9 +55,9 @@ func (f *HalfOpen) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, 
 // waitIdle polls the watcher's established TCP sockets until none has a
 // byte unacknowledged or queued, or until limit passes (false).
 func waitIdle(ctx context.Context, lab *harness.Lab, limit time.Duration) (bool, error) {
-	w := lab.Host(harness.Watcher)
+	w := lab.Host(topo.Watcher)
 	if w == nil {
-		return false, fmt.Errorf("host %s is gone", harness.Watcher)
+		return false, fmt.Errorf("host %s is gone", topo.Watcher)
 	}
 	h, err := netlink.NewHandleAt(w.NS, unix.NETLINK_INET_DIAG)
 	if err != nil {

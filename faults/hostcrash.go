@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"github.com/halfopen/halfopen/internal/topo"
 
 	"github.com/halfopen/halfopen/harness"
 )
@@ -28,7 +29,7 @@ func (f *HostCrash) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal,
 
 // crashPeer isolates the peer at the router, then destroys it.
 func crashPeer(lab *harness.Lab, tag string, keep **ruleSet) (int64, error) {
-	rs, err := silenceHost(lab, tag, harness.PeerNet)
+	rs, err := silenceHost(lab, tag, topo.PeerNet)
 	if err != nil {
 		return 0, err
 	}
@@ -37,7 +38,7 @@ func crashPeer(lab *harness.Lab, tag string, keep **ruleSet) (int64, error) {
 		return 0, err
 	}
 	*keep = rs
-	if err := lab.DestroyHost(harness.Peer); err != nil {
+	if err := lab.DestroyHost(topo.Peer); err != nil {
 		return 0, err
 	}
 	return at, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/topo"
 	"sync"
 	"time"
 
@@ -66,7 +67,7 @@ func (f *HostReboot) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal
 		case <-t.C:
 		}
 		dropped, _, _ := rules.counters()
-		err := lab.RebootHost(harness.Peer)
+		err := lab.RebootHost(topo.Peer)
 		if err == nil {
 			_, err = rules.remove()
 		}
@@ -75,7 +76,7 @@ func (f *HostReboot) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal
 		f.mu.Unlock()
 		if err == nil {
 			// Its services start after its kernel answers.
-			if err := lab.Booted(harness.Peer); err != nil {
+			if err := lab.Booted(topo.Peer); err != nil {
 				f.mu.Lock()
 				f.err = err
 				f.mu.Unlock()

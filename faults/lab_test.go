@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/topo"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +61,7 @@ func waitVerdict(t *testing.T, lab *harness.Lab, at int64, d time.Duration) (str
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	ev, err := lab.Agents[harness.Watcher].WaitEvent(ctx, protocol.EventDead)
+	ev, err := lab.Agents[topo.Watcher].WaitEvent(ctx, protocol.EventDead)
 	if err != nil {
 		return "", 0
 	}
@@ -159,8 +160,8 @@ func TestLocalCablePull(t *testing.T) {
 	f := mustFault(t, "local-cable-pull:for=1s")
 	connectFault(t, ctx, lab, f, "heartbeat-inband:interval=200ms,misses=10", protocol.SideClient)
 	heal, _ := inject(t, ctx, lab, f)
-	w := lab.Host(harness.Watcher)
-	link, err := w.Link.LinkByName(harness.HostLink)
+	w := lab.Host(topo.Watcher)
+	link, err := w.Link.LinkByName(topo.HostLink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +174,7 @@ func TestLocalCablePull(t *testing.T) {
 	}
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		link, _ = w.Link.LinkByName(harness.HostLink)
+		link, _ = w.Link.LinkByName(topo.HostLink)
 		if link.Attrs().OperState == netlink.OperUp || time.Now().After(deadline) {
 			break
 		}
@@ -197,8 +198,8 @@ func TestRouterRestart(t *testing.T) {
 			f := mustFault(t, fmt.Sprintf("router-restart:outage=300ms,carrier=%v", carrier))
 			connectFault(t, ctx, lab, f, "heartbeat-inband:interval=200ms,misses=10", protocol.SideClient)
 			heal, at := inject(t, ctx, lab, f)
-			r := lab.Host(harness.Router)
-			for _, name := range []string{harness.RouterPeerLink, harness.RouterWatchLink} {
+			r := lab.Host(topo.Router)
+			for _, name := range []string{topo.RouterPeerLink, topo.RouterWatchLink} {
 				l, err := r.Link.LinkByName(name)
 				if err != nil {
 					t.Fatal(err)
@@ -231,7 +232,7 @@ func TestHostReboot(t *testing.T) {
 	f := mustFault(t, "host-reboot:down=500ms")
 	connectFault(t, ctx, lab, f, "keepalive-tuned:idle=1s,intvl=1s,cnt=5", protocol.SideClient)
 	_, at := inject(t, ctx, lab, f)
-	if lab.Host(harness.Peer) != nil {
+	if lab.Host(topo.Peer) != nil {
 		t.Fatal("the peer host still exists after the crash")
 	}
 	reason, after := waitVerdict(t, lab, at, 5*time.Second)
@@ -248,7 +249,7 @@ func TestHostReboot(t *testing.T) {
 	if after < back || after > back+1200*time.Millisecond {
 		t.Errorf("ECONNRESET %v after the crash, the peer returned after %v: want within one probe interval of the return", after, back)
 	}
-	if lab.Host(harness.Peer) == nil {
+	if lab.Host(topo.Peer) == nil {
 		t.Error("the peer host did not come back")
 	}
 }
@@ -263,7 +264,7 @@ func TestHalfOpen(t *testing.T) {
 	if !f.(*HalfOpen).WasIdle {
 		t.Error("the connection was never idle")
 	}
-	if lab.Host(harness.Peer) != nil {
+	if lab.Host(topo.Peer) != nil {
 		t.Error("the peer host still exists")
 	}
 	if reason, _ := waitVerdict(t, lab, at, 2*time.Second); reason != "heartbeat" {
@@ -289,7 +290,7 @@ func TestMiddleboxStateLoss(t *testing.T) {
 			f := mustFault(t, tc.spec)
 			connectFault(t, ctx, lab, f, hb, tc.side)
 			if tc.loose != "" {
-				if err := lab.SetSysctls(harness.Router, map[string]string{"net.netfilter.nf_conntrack_tcp_loose": tc.loose}); err != nil {
+				if err := lab.SetSysctls(topo.Router, map[string]string{"net.netfilter.nf_conntrack_tcp_loose": tc.loose}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -374,7 +375,7 @@ func TestToxiproxyHidesHostCrash(t *testing.T) {
 	f := mustFault(t, "toxiproxy-host-crash")
 	connectFault(t, ctx, lab, f, "keepalive-tuned:idle=1s,intvl=1s,cnt=2", protocol.SideClient)
 	_, at := inject(t, ctx, lab, f)
-	if lab.Host(harness.Peer) != nil {
+	if lab.Host(topo.Peer) != nil {
 		t.Fatal("the peer host still exists")
 	}
 	// Direct, keepalive 1/1/2 decides within 3 s; through the proxy never.

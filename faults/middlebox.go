@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/topo"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -53,14 +54,14 @@ func init() {
 
 // Prepare installs the firewall or the NAT on the router.
 func (f *MiddleboxStateLoss) Prepare(ctx context.Context, lab *harness.Lab) error {
-	rs, err := newRuleSet(lab, harness.Router, "middlebox")
+	rs, err := newRuleSet(lab, topo.Router, "middlebox")
 	if err != nil {
 		return err
 	}
 	if f.Mode == "nat" {
-		oif, from, to := harness.RouterPeerLink, harness.WatcherNet, harness.RouterPeerAddr
+		oif, from, to := topo.RouterPeerLink, topo.WatcherNet, topo.RouterPeerAddr
 		if lab.Side == protocol.SideServer {
-			oif, from, to = harness.RouterWatchLink, harness.PeerNet, harness.RouterWatcherAddr
+			oif, from, to = topo.RouterWatchLink, topo.PeerNet, topo.RouterWatcherAddr
 		}
 		post := rs.chainOfType("nat", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
 		addr := to.As4()
@@ -130,7 +131,7 @@ func (f *MiddleboxStateLoss) Counters() (uint64, uint64, error) { return f.rules
 // Note names the middlebox and the router's tcp_loose, which decides how a
 // mid-flow packet is classified once its entry is gone.
 func (f *MiddleboxStateLoss) Note(lab *harness.Lab) string {
-	loose, err := lab.ReadSysctl(harness.Router, "net.netfilter.nf_conntrack_tcp_loose")
+	loose, err := lab.ReadSysctl(topo.Router, "net.netfilter.nf_conntrack_tcp_loose")
 	if err != nil {
 		loose = "unknown"
 	}

@@ -3,6 +3,7 @@ package faults
 import (
 	"errors"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/topo"
 	"net/netip"
 
 	"github.com/google/nftables"
@@ -23,7 +24,7 @@ const tableName = "halfopen"
 // its user data, so its effect on real packets can be read back.
 type ruleSet struct {
 	lab    *harness.Lab
-	role   harness.Role
+	role   topo.Role
 	tag    string
 	conn   *nftables.Conn
 	table  *nftables.Table
@@ -31,7 +32,7 @@ type ruleSet struct {
 }
 
 // newRuleSet prepares (without sending) a table for the fault's chains.
-func newRuleSet(lab *harness.Lab, role harness.Role, tag string) (*ruleSet, error) {
+func newRuleSet(lab *harness.Lab, role topo.Role, tag string) (*ruleSet, error) {
 	h := lab.Host(role)
 	if h == nil {
 		return nil, fmt.Errorf("host %s is gone", role)
@@ -160,7 +161,7 @@ func matchTCP() []expr.Any {
 // answers with an ICMP error, and in output, for the router's own packets
 // (a proxy's). Returns the rule set to remove later.
 func silenceHost(lab *harness.Lab, tag string, p netip.Prefix) (*ruleSet, error) {
-	rs, err := newRuleSet(lab, harness.Router, tag)
+	rs, err := newRuleSet(lab, topo.Router, tag)
 	if err != nil {
 		return nil, err
 	}

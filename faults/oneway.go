@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"github.com/halfopen/halfopen/internal/topo"
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
@@ -34,11 +35,11 @@ func init() {
 
 // Inject installs the drops of one direction.
 func (f *OneWay) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	rs, err := newRuleSet(lab, harness.Router, "one-way")
+	rs, err := newRuleSet(lab, topo.Router, "one-way")
 	if err != nil {
 		return nil, 0, err
 	}
-	from, to := harness.RouterPeerLink, harness.RouterWatchLink
+	from, to := topo.RouterPeerLink, topo.RouterWatchLink
 	if f.Direction == "to-peer" {
 		from, to = to, from
 	}

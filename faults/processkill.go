@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/topo"
 	"syscall"
 
 	"github.com/halfopen/halfopen/harness"
@@ -22,7 +23,7 @@ func init() {
 
 // Inject kills every process of the peer host.
 func (f *ProcessKill) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	h := lab.Host(harness.Peer)
+	h := lab.Host(topo.Peer)
 	if h == nil {
 		return nil, 0, errors.New("the peer host is gone")
 	}

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"github.com/halfopen/halfopen/internal/topo"
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
@@ -26,11 +27,11 @@ func init() {
 
 // Inject installs the random drops.
 func (f *RandomLoss) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	rs, err := newRuleSet(lab, harness.Router, "random-loss")
+	rs, err := newRuleSet(lab, topo.Router, "random-loss")
 	if err != nil {
 		return nil, 0, err
 	}
-	ports := []string{harness.RouterPeerLink, harness.RouterWatchLink}
+	ports := []string{topo.RouterPeerLink, topo.RouterWatchLink}
 	pathDrops(rs, ports, ports, matchRandomBelow(f.Percent))
 	at, err := rs.commit()
 	if err != nil {

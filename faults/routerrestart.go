@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"errors"
+	"github.com/halfopen/halfopen/internal/topo"
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
@@ -51,8 +52,8 @@ func (f *RouterRestart) Inject(ctx context.Context, lab *harness.Lab) (harness.H
 		}
 		return func(context.Context) (int64, error) { return rs.remove() }, at, nil
 	}
-	for _, name := range []string{harness.RouterPeerLink, harness.RouterWatchLink} {
-		if err := lab.SetLinkUp(harness.Router, name, false); err != nil {
+	for _, name := range []string{topo.RouterPeerLink, topo.RouterWatchLink} {
+		if err := lab.SetLinkUp(topo.Router, name, false); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -62,8 +63,8 @@ func (f *RouterRestart) Inject(ctx context.Context, lab *harness.Lab) (harness.H
 	}
 	return func(context.Context) (int64, error) {
 		var errs []error
-		for _, name := range []string{harness.RouterPeerLink, harness.RouterWatchLink} {
-			errs = append(errs, lab.SetLinkUp(harness.Router, name, true))
+		for _, name := range []string{topo.RouterPeerLink, topo.RouterWatchLink} {
+			errs = append(errs, lab.SetLinkUp(topo.Router, name, true))
 		}
 		return protocol.Now(), errors.Join(errs...)
 	}, at, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/topo"
 	"maps"
 	"os"
 	"strconv"
@@ -58,7 +59,7 @@ func (f *SignalStorm) signalNumber() syscall.Signal {
 // Inject starts the storm on the watcher process; it stops at the heal,
 // when the watcher exits, or when the lab closes, whichever comes first.
 func (f *SignalStorm) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	w := lab.Agents[harness.Watcher]
+	w := lab.Agents[topo.Watcher]
 	if w == nil {
 		return nil, 0, errors.New("signal-storm needs a running watcher process")
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/halfopen/halfopen/internal/agentcmd"
+	"github.com/halfopen/halfopen/internal/topo"
 	"io"
 	"net"
 	"net/http"
@@ -129,15 +130,15 @@ type toxiproxyAPI struct {
 
 // startToxiproxy starts the agent in the router and returns its API.
 func startToxiproxy(ctx context.Context, lab *harness.Lab) (*toxiproxyAPI, error) {
-	router := lab.Host(harness.Router)
+	router := lab.Host(topo.Router)
 	if router == nil {
-		return nil, fmt.Errorf("host %s is gone", harness.Router)
+		return nil, fmt.Errorf("host %s is gone", topo.Router)
 	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find this program to run Toxiproxy: %w", err)
 	}
-	api := netip.AddrPortFrom(harness.RouterWatcherAddr, toxiproxyAPIPort).String()
+	api := netip.AddrPortFrom(topo.RouterWatcherAddr, toxiproxyAPIPort).String()
 	p, err := router.Start(harness.ProcSpec{
 		Path: exe, Label: "toxiproxy", Realtime: true,
 		Env: []string{"HALFOPEN_AGENT=toxiproxy", envToxiproxyAPI + "=" + net.JoinHostPort("0.0.0.0", strconv.Itoa(toxiproxyAPIPort))},
@@ -150,7 +151,7 @@ func startToxiproxy(ctx context.Context, lab *harness.Lab) (*toxiproxyAPI, error
 	if _, err := p.WaitEvent(wctx, protocol.EventReady); err != nil {
 		return nil, fmt.Errorf("start toxiproxy: %w", err)
 	}
-	lab.Agents[harness.Router] = p
+	lab.Agents[topo.Router] = p
 	tr := &http.Transport{DialContext: router.DialContext, DisableKeepAlives: true}
 	return &toxiproxyAPI{base: "http://" + api, client: &http.Client{Transport: tr, Timeout: 10 * time.Second}}, nil
 }
@@ -239,11 +240,11 @@ func (p *proxied) Prepare(ctx context.Context, lab *harness.Lab) error {
 		return err
 	}
 	st := &proxyState{api: api, side: lab.Side}
-	st.listen = netip.AddrPortFrom(harness.RouterWatcherAddr, toxiproxyPort)
-	st.upstream = netip.AddrPortFrom(harness.PeerAddr, harness.ListenPort)
+	st.listen = netip.AddrPortFrom(topo.RouterWatcherAddr, toxiproxyPort)
+	st.upstream = netip.AddrPortFrom(topo.PeerAddr, topo.ListenPort)
 	if lab.Side == protocol.SideServer {
-		st.listen = netip.AddrPortFrom(harness.RouterPeerAddr, toxiproxyPort)
-		st.upstream = netip.AddrPortFrom(harness.WatcherAddr, harness.ListenPort)
+		st.listen = netip.AddrPortFrom(topo.RouterPeerAddr, toxiproxyPort)
+		st.upstream = netip.AddrPortFrom(topo.WatcherAddr, topo.ListenPort)
 	}
 	body := map[string]any{"name": toxiproxyName, "listen": st.listen.String(), "upstream": st.upstream.String(), "enabled": true}
 	if err := api.call(ctx, http.MethodPost, "/proxies", body, http.StatusCreated); err != nil {
@@ -299,7 +300,7 @@ func (p *proxied) Note(lab *harness.Lab) string {
 		listen, upstream = st.listen.String(), st.upstream.String()
 	}
 	return fmt.Sprintf("path: Toxiproxy v2.5.0 on the router (proxy %s → %s, API http://%s:%d); the watcher's TCP peer is the proxy's kernel, so keepalive and retransmissions are answered by the router, not the peer",
-		listen, upstream, harness.RouterWatcherAddr, toxiproxyAPIPort)
+		listen, upstream, topo.RouterWatcherAddr, toxiproxyAPIPort)
 }
 
 // injectToxic adds a toxic on the asked stream (or the one toward the
@@ -334,7 +335,7 @@ func ms(d time.Duration) int64 { return d.Milliseconds() }
 // with EPIPE or ECONNRESET, which the peer agent reports as text. The
 // fault has happened then, at the instant it was armed: that is no error.
 func peerSend(ctx context.Context, lab *harness.Lab, n int) error {
-	p := lab.Agents[harness.Peer]
+	p := lab.Agents[topo.Peer]
 	if p == nil || p.Label != "peer" {
 		return errNoPeerAgent
 	}

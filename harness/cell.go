@@ -15,9 +15,6 @@ import (
 	"github.com/halfopen/halfopen/tcprules"
 )
 
-// ListenPort is the port the listening end of the watched connection uses.
-const ListenPort = 7000
-
 // MaxRandomIdle bounds the seeded random idle time before a fault.
 const MaxRandomIdle = 1500 * time.Millisecond
 

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"github.com/halfopen/halfopen/internal/topo"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,7 +32,7 @@ func TestLabCgroupHoldsWhatTheLabStarts(t *testing.T) {
 		t.Fatal("the lab has no cgroup where the machine offers one")
 	}
 	dirs := slices.Clone(lab.cg.dirs)
-	helper := escape(t, lab.Host(Watcher))
+	helper := escape(t, lab.Host(topo.Watcher))
 	for _, dir := range dirs {
 		if procs := cgroupProcs(dir); !slices.Contains(procs, helper) {
 			t.Errorf("the daemonised helper %d is not in %s (it holds %v)", helper, dir, procs)

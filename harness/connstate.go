@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/topo"
 	"math"
 	"net"
 	"net/netip"
@@ -82,13 +83,13 @@ func (s *session) watchedFlow() flow {
 		return flow{local: local, remote: remote}
 	}
 	if s.Cell.Config.Side == protocol.SideServer {
-		f := flow{local: netip.AddrPortFrom(WatcherAddr, ListenPort)}
+		f := flow{local: netip.AddrPortFrom(topo.WatcherAddr, topo.ListenPort)}
 		if s.Lab.PathName == "direct" {
-			f.remote = netip.AddrPortFrom(PeerAddr, s.Lab.DataPort)
+			f.remote = netip.AddrPortFrom(topo.PeerAddr, s.Lab.DataPort)
 		}
 		return f
 	}
-	return flow{local: netip.AddrPortFrom(WatcherAddr, s.Lab.DataPort), remote: s.Lab.Via}
+	return flow{local: netip.AddrPortFrom(topo.WatcherAddr, s.Lab.DataPort), remote: s.Lab.Via}
 }
 
 // connReader reads the watched flow's TCP_INFO from the watcher's
@@ -101,7 +102,7 @@ type connReader struct {
 
 // openConnReader opens a sock_diag socket in the watcher's namespace.
 func openConnReader(lab *Lab, f flow) (*connReader, error) {
-	host := lab.Host(Watcher)
+	host := lab.Host(topo.Watcher)
 	if host == nil {
 		return nil, fmt.Errorf("lab %s: the watcher host is gone", lab.ID)
 	}
@@ -251,7 +252,7 @@ const captureTolerance = 10 * time.Millisecond
 // on the watcher's port up to readNs, and records agreement in the state's
 // Source, disagreement in its Note.
 func crossCheck(st *tcprules.ConnState, events []capture.Event, f flow, atNs, readNs int64) {
-	fs := capture.FlowAt(events, RouterWatchLink, f.local.String(), f.remote.String(), readNs)
+	fs := capture.FlowAt(events, topo.RouterWatchLink, f.local.String(), f.remote.String(), readNs)
 	if !fs.Seen {
 		addNote(st, "the capture holds no packet of the watched flow before the read")
 		return

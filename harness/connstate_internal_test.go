@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"github.com/halfopen/halfopen/internal/topo"
 	"net/netip"
 	"strings"
 	"testing"
@@ -15,8 +16,8 @@ func TestCrossCheck(t *testing.T) {
 	const ms = int64(1e6)
 	f := flow{local: netip.MustParseAddrPort("198.18.2.2:40000"), remote: netip.MustParseAddrPort("198.18.1.2:7000")}
 	events := []capture.Event{
-		{Ns: 100 * ms, Iface: RouterWatchLink, Src: "198.18.1.2:7000", Dst: "198.18.2.2:40000", Flags: "PA", Seq: 1, Ack: 1, Len: 40, Kind: capture.KindData},
-		{Ns: 101 * ms, Iface: RouterWatchLink, Src: "198.18.2.2:40000", Dst: "198.18.1.2:7000", Flags: "A", Seq: 1, Ack: 41, Kind: capture.KindAck},
+		{Ns: 100 * ms, Iface: topo.RouterWatchLink, Src: "198.18.1.2:7000", Dst: "198.18.2.2:40000", Flags: "PA", Seq: 1, Ack: 1, Len: 40, Kind: capture.KindData},
+		{Ns: 101 * ms, Iface: topo.RouterWatchLink, Src: "198.18.2.2:40000", Dst: "198.18.1.2:7000", Flags: "A", Seq: 1, Ack: 41, Kind: capture.KindAck},
 	}
 	at := 1100 * ms
 	for _, tc := range []struct {

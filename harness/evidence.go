@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/topo"
 	"os"
 	"path/filepath"
 
@@ -21,11 +22,11 @@ func (m *Matrix) startEvidence(ctx context.Context, lab *Lab) (*capture.Capture,
 	if m.captureDir == "" {
 		return nil, nil
 	}
-	h := lab.Host(Router)
+	h := lab.Host(topo.Router)
 	if h == nil {
 		return nil, fmt.Errorf("lab %s: router is gone", lab.ID)
 	}
-	return capture.Start(ctx, h, []string{RouterPeerLink, RouterWatchLink}, captureLimit)
+	return capture.Start(ctx, h, []string{topo.RouterPeerLink, topo.RouterWatchLink}, captureLimit)
 }
 
 // keepEvidence stops a sample's capture and keeps it as pcapng beside the

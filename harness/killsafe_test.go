@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/topo"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -39,7 +40,7 @@ func TestChurnChild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range []Role{Peer, Router, Watcher} {
+		for _, r := range []topo.Role{topo.Peer, topo.Router, topo.Watcher} {
 			if _, err := lab.Host(r).Start(ProcSpec{Path: "/bin/sh", Args: []string{"-c", script}, Label: "escaper"}); err != nil {
 				t.Fatal(err)
 			}

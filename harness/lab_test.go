@@ -2,6 +2,7 @@ package harness_test
 
 import (
 	"context"
+	"github.com/halfopen/halfopen/internal/topo"
 	"os"
 	"path/filepath"
 	"sort"
@@ -50,14 +51,14 @@ func TestLabTopology(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		role    harness.Role
+		role    topo.Role
 		addrs   []string
 		forward string
 		routes  []string
 	}{
-		{harness.Peer, []string{"198.18.1.2/24"}, "0", []string{"198.18.1.0/24 via <nil>", "198.18.2.0/24 via 198.18.1.1"}},
-		{harness.Router, []string{"198.18.1.1/24", "198.18.2.1/24"}, "1", []string{"198.18.1.0/24 via <nil>", "198.18.2.0/24 via <nil>"}},
-		{harness.Watcher, []string{"198.18.2.2/24"}, "0", []string{"198.18.1.0/24 via 198.18.2.1", "198.18.2.0/24 via <nil>"}},
+		{topo.Peer, []string{"198.18.1.2/24"}, "0", []string{"198.18.1.0/24 via <nil>", "198.18.2.0/24 via 198.18.1.1"}},
+		{topo.Router, []string{"198.18.1.1/24", "198.18.2.1/24"}, "1", []string{"198.18.1.0/24 via <nil>", "198.18.2.0/24 via <nil>"}},
+		{topo.Watcher, []string{"198.18.2.2/24"}, "0", []string{"198.18.1.0/24 via 198.18.2.1", "198.18.2.0/24 via <nil>"}},
 	} {
 		h := lab.Host(tc.role)
 		if !strings.HasPrefix(h.Name, "ho-"+run.ID+"-") || !strings.HasSuffix(h.Name, "-"+string(tc.role)) {
@@ -97,7 +98,7 @@ func TestLabTopology(t *testing.T) {
 			t.Errorf("%s ip_forward = %q (%v), want %s", tc.role, v, err, tc.forward)
 		}
 	}
-	names := []string{lab.Host(harness.Peer).Name, lab.Host(harness.Router).Name, lab.Host(harness.Watcher).Name}
+	names := []string{lab.Host(topo.Peer).Name, lab.Host(topo.Router).Name, lab.Host(topo.Watcher).Name}
 	if err := lab.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -122,17 +123,17 @@ func TestRebootedHostKeepsAddressAndMAC(t *testing.T) {
 		t.Fatal(err)
 	}
 	macOf := func() string {
-		l, err := lab.Host(harness.Peer).Link.LinkByName(harness.HostLink)
+		l, err := lab.Host(topo.Peer).Link.LinkByName(topo.HostLink)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return l.Attrs().HardwareAddr.String()
 	}
 	mac := macOf()
-	if err := lab.DestroyHost(harness.Peer); err != nil {
+	if err := lab.DestroyHost(topo.Peer); err != nil {
 		t.Fatal(err)
 	}
-	if err := lab.RebootHost(harness.Peer); err != nil {
+	if err := lab.RebootHost(topo.Peer); err != nil {
 		t.Fatal(err)
 	}
 	if got := macOf(); got != mac {

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"fmt"
+	"github.com/halfopen/halfopen/internal/topo"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -25,7 +26,7 @@ type wireCounter struct {
 const overheadTable = "halfopen-overhead"
 
 func newWireCounter(lab *Lab) (*wireCounter, error) {
-	h := lab.Host(Router)
+	h := lab.Host(topo.Router)
 	if h == nil {
 		return nil, fmt.Errorf("lab %s: router is gone", lab.ID)
 	}
@@ -39,7 +40,7 @@ func newWireCounter(lab *Lab) (*wireCounter, error) {
 	w := &wireCounter{conn: conn, table: t}
 	w.pre = conn.AddChain(&nftables.Chain{Name: "wire-in", Table: t, Hooknum: nftables.ChainHookPrerouting, Priority: prio, Type: nftables.ChainTypeFilter, Policy: &policy})
 	w.out = conn.AddChain(&nftables.Chain{Name: "wire-out", Table: t, Hooknum: nftables.ChainHookOutput, Priority: prio, Type: nftables.ChainTypeFilter, Policy: &policy})
-	for _, link := range []string{RouterPeerLink, RouterWatchLink} {
+	for _, link := range []string{topo.RouterPeerLink, topo.RouterWatchLink} {
 		name := make([]byte, 16)
 		copy(name, link)
 		conn.AddRule(&nftables.Rule{Table: t, Chain: w.pre, UserData: []byte("halfopen:overhead"), Exprs: []expr.Any{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/halfopen/halfopen/internal/agentcmd"
+	"github.com/halfopen/halfopen/internal/topo"
 	"net/netip"
 	"os"
 	"runtime"
@@ -333,7 +334,7 @@ func openProbe(ctx context.Context, run *Run, exe string) (*probeSession, error)
 		_ = lab.Close()
 		return nil, err
 	}
-	addr := netip.AddrPortFrom(WatcherAddr, probeDatagramPort).String()
+	addr := netip.AddrPortFrom(topo.WatcherAddr, probeDatagramPort).String()
 	if _, err := s.Watcher.Request(ctx, agentcmd.Command{Cmd: agentcmd.CmdListenDatagrams, Addr: addr}, agentcmd.EventPort); err != nil {
 		_ = lab.Close()
 		return nil, err

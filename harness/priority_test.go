@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"github.com/halfopen/halfopen/internal/topo"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -12,7 +13,7 @@ import (
 func TestMeasuringLabRunsItsStampersRealtime(t *testing.T) {
 	_, lab := newTestLab(t)
 	start := func(label string, realtime bool) *Process {
-		p, err := lab.Host(Watcher).Start(ProcSpec{Path: "/bin/sleep", Args: []string{"30"}, Label: label, Realtime: realtime})
+		p, err := lab.Host(topo.Watcher).Start(ProcSpec{Path: "/bin/sleep", Args: []string{"30"}, Label: label, Realtime: realtime})
 		if err != nil {
 			t.Fatal(err)
 		}

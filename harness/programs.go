@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/topo"
 	"syscall"
 	"time"
 )
@@ -55,21 +56,21 @@ func NewProbe(ctx context.Context) (*Probe, error) {
 	if err := r.startReaper(); err != nil {
 		return nil, errors.Join(fmt.Errorf("probe: %w", err), r.Close())
 	}
-	l := &Lab{ID: namespacePrefix + r.ID + "-probe", run: r, hosts: map[Role]*Host{}, Agents: map[Role]*Process{}}
+	l := &Lab{ID: namespacePrefix + r.ID + "-probe", run: r, hosts: map[topo.Role]*Host{}, Agents: map[topo.Role]*Process{}}
 	if err := r.remember(l); err != nil {
 		return nil, errors.Join(fmt.Errorf("probe: %w", err), r.Close())
 	}
 	l.building.Lock()
 	l.attachCgroup()
-	err := l.createHosts(Watcher)
+	err := l.createHosts(topo.Watcher)
 	if err == nil {
-		err = l.SetLinkUp(Watcher, "lo", false)
+		err = l.SetLinkUp(topo.Watcher, "lo", false)
 	}
 	l.building.Unlock()
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("probe: %w", err), r.Close())
 	}
-	return &Probe{Host: l.Host(Watcher), run: r}, nil
+	return &Probe{Host: l.Host(topo.Watcher), run: r}, nil
 }
 
 // Close kills everything in the probe and removes it.

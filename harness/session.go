@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/topo"
 	"io"
 	"net/netip"
 	"os"
@@ -103,13 +104,13 @@ func Connect(ctx context.Context, lab *Lab, detector string, side protocol.Side,
 func prepareLab(ctx context.Context, lab *Lab, c *Cell, flt Fault) error {
 	lab.Side = c.Config.Side
 	if len(c.Config.Sysctls) > 0 {
-		for _, r := range []Role{Peer, Router, Watcher} {
+		for _, r := range []topo.Role{topo.Peer, topo.Router, topo.Watcher} {
 			if err := lab.SetSysctls(r, c.Config.Sysctls); err != nil {
 				return err
 			}
 		}
 	}
-	if err := lab.SetSysctls(Watcher, c.WatcherSysctls); err != nil {
+	if err := lab.SetSysctls(topo.Watcher, c.WatcherSysctls); err != nil {
 		return err
 	}
 	if p, ok := flt.(Preparer); ok {
@@ -126,9 +127,9 @@ func (s *session) start(ctx context.Context) error {
 	lab, c := s.Lab, s.Cell
 	exe, reconnect := s.opt.Exe, s.opt.Reconnect
 	side := c.Config.Side
-	listenAddr := netip.AddrPortFrom(PeerAddr, ListenPort)
+	listenAddr := netip.AddrPortFrom(topo.PeerAddr, topo.ListenPort)
 	if side == protocol.SideServer {
-		listenAddr = netip.AddrPortFrom(WatcherAddr, ListenPort)
+		listenAddr = netip.AddrPortFrom(topo.WatcherAddr, topo.ListenPort)
 	}
 	// The dialing end goes through lab.Via (a proxy put there by a fault's
 	// Prepare) or straight to the listener.
@@ -182,12 +183,12 @@ func (s *session) start(ctx context.Context) error {
 		defer cancel()
 		s.Builtin = false
 		s.WatcherStartNs = protocol.Now()
-		w, err := lab.Host(Watcher).Start(wspec)
+		w, err := lab.Host(topo.Watcher).Start(wspec)
 		if err != nil {
 			return err
 		}
 		s.Watcher = w
-		lab.Agents[Watcher] = w
+		lab.Agents[topo.Watcher] = w
 		ev, err := w.WaitEvent(setupCtx, protocol.EventConnected)
 		if err != nil {
 			return fmt.Errorf("connection never established: %w", err)
@@ -198,10 +199,10 @@ func (s *session) start(ctx context.Context) error {
 	setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
 	first, second := pspec, wspec
-	firstHost, secondHost := Peer, Watcher
+	firstHost, secondHost := topo.Peer, topo.Watcher
 	if side == protocol.SideServer {
 		first, second = wspec, pspec
-		firstHost, secondHost = Watcher, Peer
+		firstHost, secondHost = topo.Watcher, topo.Peer
 	}
 	if side == protocol.SideServer {
 		s.WatcherStartNs = protocol.Now()
@@ -224,7 +225,7 @@ func (s *session) start(ctx context.Context) error {
 	if side == protocol.SideServer {
 		s.Watcher, s.Peer = a, b
 	}
-	lab.Agents[Watcher], lab.Agents[Peer] = s.Watcher, s.Peer
+	lab.Agents[topo.Watcher], lab.Agents[topo.Peer] = s.Watcher, s.Peer
 	// The watcher's connected is what counts; a foreign peer (a program or
 	// a real server) owes none. halfopen's own peer says it too, with its
 	// address. The dialing end's local port names the data connection in
@@ -296,7 +297,7 @@ func (s *session) startService(ctx context.Context, addr netip.AddrPort) error {
 		spec.Output = io.Discard
 	}
 	start := func() (*Process, error) {
-		h := s.Lab.Host(Peer)
+		h := s.Lab.Host(topo.Peer)
 		if h == nil {
 			return nil, fmt.Errorf("service %s: the peer host is gone", svc.Name)
 		}
@@ -311,9 +312,9 @@ func (s *session) startService(ctx context.Context, addr netip.AddrPort) error {
 		return err
 	}
 	s.Peer = p
-	s.Lab.Agents[Peer] = p
-	s.Lab.OnReturn(func(r Role) error {
-		if r != Peer {
+	s.Lab.Agents[topo.Peer] = p
+	s.Lab.OnReturn(func(r topo.Role) error {
+		if r != topo.Peer {
 			return nil
 		}
 		_, err := start()
@@ -336,7 +337,7 @@ func (s *session) ReadSysctls() (map[string]map[string]string, error) {
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
 	out := map[string]map[string]string{}
-	for _, role := range []Role{Peer, Router, Watcher} {
+	for _, role := range []topo.Role{topo.Peer, topo.Router, topo.Watcher} {
 		kv := map[string]string{}
 		for _, k := range keys {
 			v, err := s.Lab.ReadSysctl(role, k)
