@@ -44,9 +44,9 @@ const (
 	baselineBusyMax = 0.25
 )
 
-// baseline is the latency probe's error on this machine with no lab
+// Baseline is the latency probe's error on this machine with no lab
 // running but the probe's own.
-type baseline struct {
+type Baseline struct {
 	// ErrorMs are the quantiles of the probe's datagram errors, with n.
 	ErrorMs report.Quantiles `json:"error_ms"`
 	// Busy is the CPUs' busy fraction while it was measured (the probe's
@@ -59,12 +59,12 @@ type baseline struct {
 }
 
 // Unloaded says whether nothing else kept the CPUs busy meanwhile.
-func (b baseline) Unloaded() bool { return b.Busy <= baselineBusyMax }
+func (b Baseline) Unloaded() bool { return b.Busy <= baselineBusyMax }
 
 // MeasureBaseline measures the probe's error in a lab of its own with
 // nothing else of the run's: n datagrams, one every baselineEvery, each
 // stamped by the peer before its send and by the watcher on reading it.
-func MeasureBaseline(ctx context.Context, run *Run, exe string, n int) (baseline, error) {
+func MeasureBaseline(ctx context.Context, run *Run, exe string, n int) (Baseline, error) {
 	b, _, err := measureProbe(ctx, run, exe, n, baselineEvery, 0)
 	return b, err
 }
@@ -73,7 +73,7 @@ func MeasureBaseline(ctx context.Context, run *Run, exe string, n int) (baseline
 // a lab, start its agents and tear it down, over and over: the CPU time a
 // sample costs that is not waiting, which is what raises the probe's error
 // under a pool's load.
-func MeasureLoaded(ctx context.Context, run *Run, exe string, n, labs int) (baseline, error) {
+func MeasureLoaded(ctx context.Context, run *Run, exe string, n, labs int) (Baseline, error) {
 	b, _, err := measureProbe(ctx, run, exe, n, baselineEvery, labs)
 	return b, err
 }
@@ -81,19 +81,19 @@ func MeasureLoaded(ctx context.Context, run *Run, exe string, n, labs int) (base
 // measureProbe measures n probe datagrams, one every every, with labs
 // goroutines churning labs meanwhile, and returns their quantiles and the
 // errors in the order measured.
-func measureProbe(ctx context.Context, run *Run, exe string, n int, every time.Duration, labs int) (baseline, []float64, error) {
+func measureProbe(ctx context.Context, run *Run, exe string, n int, every time.Duration, labs int) (Baseline, []float64, error) {
 	if n < 100 {
-		return baseline{}, nil, fmt.Errorf("a probe of %d datagrams has no meaningful p99: measure at least 100", n)
+		return Baseline{}, nil, fmt.Errorf("a probe of %d datagrams has no meaningful p99: measure at least 100", n)
 	}
 	if exe == "" {
 		var err error
 		if exe, err = os.Executable(); err != nil {
-			return baseline{}, nil, fmt.Errorf("find this program to re-execute as agents: %w", err)
+			return Baseline{}, nil, fmt.Errorf("find this program to re-execute as agents: %w", err)
 		}
 	}
 	p, err := openProbe(ctx, run, exe)
 	if err != nil {
-		return baseline{}, nil, fmt.Errorf("open the latency probe's lab: %w", err)
+		return Baseline{}, nil, fmt.Errorf("open the latency probe's lab: %w", err)
 	}
 	defer p.close()
 	loadCtx, stopLoad := context.WithCancel(ctx)
@@ -120,27 +120,27 @@ func measureProbe(ctx context.Context, run *Run, exe string, n int, every time.D
 	for seq := 1; len(errs) < n; seq++ {
 		select {
 		case <-ctx.Done():
-			return baseline{}, nil, context.Cause(ctx)
+			return Baseline{}, nil, context.Cause(ctx)
 		case <-t.C:
 		}
 		ms, ok, err := probeDatagramOnce(ctx, p.s, p.addr, seq)
 		if err != nil {
-			return baseline{}, nil, fmt.Errorf("probe datagram %d: %w", seq, err)
+			return Baseline{}, nil, fmt.Errorf("probe datagram %d: %w", seq, err)
 		}
 		if ok {
 			errs = append(errs, ms)
 		}
 		if seq > 2*n {
-			return baseline{}, nil, fmt.Errorf("%d of %d probe datagrams were lost", seq-len(errs), seq)
+			return Baseline{}, nil, fmt.Errorf("%d of %d probe datagrams were lost", seq-len(errs), seq)
 		}
 	}
 	after, err := readCPUTimes()
 	stopLoad()
 	wg.Wait()
 	if loadErr != nil {
-		return baseline{}, nil, fmt.Errorf("the load beside the probe: %w", loadErr)
+		return Baseline{}, nil, fmt.Errorf("the load beside the probe: %w", loadErr)
 	}
-	b := baseline{ErrorMs: report.QuantilesOf(errs), CPUIdle: run.CPUIdle(), Measured: time.Now().UTC()}
+	b := Baseline{ErrorMs: report.QuantilesOf(errs), CPUIdle: run.CPUIdle(), Measured: time.Now().UTC()}
 	b.Busy = after.busySince(before)
 	if cpuErr != nil || err != nil {
 		b.Busy = 1 // the load is unknown: not known to be unloaded
@@ -171,12 +171,12 @@ func churnLab(ctx context.Context, run *Run, exe string) error {
 // process.
 var machineBaseline struct {
 	mu sync.Mutex
-	b  *baseline
+	b  *Baseline
 }
 
 // baselineFor returns the process's baseline, measuring it with run's labs
 // if need be and measure allows; ok is false when there is none.
-func baselineFor(ctx context.Context, run *Run, exe string, measure bool) (b baseline, ok bool, err error) {
+func baselineFor(ctx context.Context, run *Run, exe string, measure bool) (b Baseline, ok bool, err error) {
 	machineBaseline.mu.Lock()
 	defer machineBaseline.mu.Unlock()
 	if machineBaseline.b != nil {
@@ -190,19 +190,19 @@ func baselineFor(ctx context.Context, run *Run, exe string, measure bool) (b bas
 			return b, true, nil
 		}
 		if !errors.Is(err, os.ErrNotExist) {
-			return baseline{}, false, err
+			return Baseline{}, false, err
 		}
 	}
 	if !measure {
-		return baseline{}, false, nil
+		return Baseline{}, false, nil
 	}
 	b, err = MeasureBaseline(ctx, run, exe, BaselineDatagrams)
 	if err != nil {
-		return baseline{}, false, err
+		return Baseline{}, false, err
 	}
 	if path != "" {
 		if err := WriteBaseline(path, b); err != nil {
-			return baseline{}, false, err
+			return Baseline{}, false, err
 		}
 	}
 	machineBaseline.b = &b
@@ -210,17 +210,17 @@ func baselineFor(ctx context.Context, run *Run, exe string, measure bool) (b bas
 }
 
 // ReadBaseline reads a baseline written by WriteBaseline.
-func ReadBaseline(path string) (baseline, error) {
+func ReadBaseline(path string) (Baseline, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return baseline{}, fmt.Errorf("read the machine's baseline: %w", err)
+		return Baseline{}, fmt.Errorf("read the machine's baseline: %w", err)
 	}
-	var b baseline
+	var b Baseline
 	if err := json.Unmarshal(data, &b); err != nil {
-		return baseline{}, fmt.Errorf("%s is not a probe baseline: %w", path, err)
+		return Baseline{}, fmt.Errorf("%s is not a probe baseline: %w", path, err)
 	}
 	if b.ErrorMs.N < 100 || badMs(b.ErrorMs.P50) || badMs(b.ErrorMs.P99) || b.ErrorMs.P99 < b.ErrorMs.P50 {
-		return baseline{}, fmt.Errorf("%s is not a probe baseline: it holds n=%d, p50 %g ms, p99 %g ms", path, b.ErrorMs.N, b.ErrorMs.P50, b.ErrorMs.P99)
+		return Baseline{}, fmt.Errorf("%s is not a probe baseline: it holds n=%d, p50 %g ms, p99 %g ms", path, b.ErrorMs.N, b.ErrorMs.P50, b.ErrorMs.P99)
 	}
 	return b, nil
 }
@@ -229,7 +229,7 @@ func badMs(v float64) bool { return !(v >= 0 && v < 1e6) }
 
 // WriteBaseline writes b to path (whole or not at all: processes that
 // start meanwhile read either nothing or all of it).
-func WriteBaseline(path string, b baseline) error {
+func WriteBaseline(path string, b Baseline) error {
 	data, err := json.MarshalIndent(b, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode the baseline: %w", err)

@@ -81,7 +81,7 @@ func windowP99s(errs []float64) (lo, hi float64) {
 func TestBaselineFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "baseline.json")
-	want := baseline{ErrorMs: report.Quantiles{P50: 0.1, P99: 0.2, Max: 3, N: 1000}, Busy: 0.1, CPUIdle: "polling", Measured: time.Date(2026, 12, 6, 20, 0, 0, 0, time.UTC)}
+	want := Baseline{ErrorMs: report.Quantiles{P50: 0.1, P99: 0.2, Max: 3, N: 1000}, Busy: 0.1, CPUIdle: "polling", Measured: time.Date(2026, 12, 6, 20, 0, 0, 0, time.UTC)}
 	if err := WriteBaseline(path, want); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestBaselineFor(t *testing.T) {
 		t.Fatalf("no file and no measuring: ok %v, err %v; want neither", ok, err)
 	}
 	path := filepath.Join(dir, "baseline.json")
-	want := baseline{ErrorMs: report.Quantiles{P50: 0.5, P99: 1.0, N: 1000}}
+	want := Baseline{ErrorMs: report.Quantiles{P50: 0.5, P99: 1.0, N: 1000}}
 	if err := WriteBaseline(path, want); err != nil {
 		t.Fatal(err)
 	}

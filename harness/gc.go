@@ -15,9 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// leftover is a namespace or a cgroup a run left behind, with the
+// Leftover is a namespace or a cgroup a run left behind, with the
 // processes in it.
-type leftover struct {
+type Leftover struct {
 	// Namespace is the namespace's name under /run/netns, or "".
 	Namespace string
 	// Cgroup is a lab's cgroup name (in every hierarchy that has it), or "".
@@ -26,7 +26,7 @@ type leftover struct {
 }
 
 // String says what the leftover is in a few words.
-func (l leftover) String() string {
+func (l Leftover) String() string {
 	if l.Cgroup != "" {
 		return fmt.Sprintf("cgroup %s, %d processes", l.Cgroup, len(l.Pids))
 	}
@@ -36,7 +36,7 @@ func (l leftover) String() string {
 // Leftovers lists the lab namespaces under /run/netns. With all false it
 // keeps only those whose run's process is gone; with all true it lists
 // every "ho-" namespace.
-func Leftovers(all bool) ([]leftover, error) {
+func Leftovers(all bool) ([]Leftover, error) {
 	entries, err := os.ReadDir(nsMountDirectory)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -44,7 +44,7 @@ func Leftovers(all bool) ([]leftover, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", nsMountDirectory, err)
 	}
-	var out []leftover
+	var out []Leftover
 	for _, e := range entries {
 		name := e.Name()
 		if !strings.HasPrefix(name, namespacePrefix) {
@@ -57,23 +57,23 @@ func Leftovers(all bool) ([]leftover, error) {
 			continue
 		}
 		pids, _ := processesIn(filepath.Join(nsMountDirectory, name))
-		out = append(out, leftover{Namespace: name, Pids: pids})
+		out = append(out, Leftover{Namespace: name, Pids: pids})
 	}
 	out = append(out, cgroupLeftovers(all)...)
 	return out, nil
 }
 
 // cgroupLeftovers lists the labs' cgroups, as Leftovers lists namespaces.
-func cgroupLeftovers(all bool) []leftover {
-	var out []leftover
+func cgroupLeftovers(all bool) []Leftover {
+	var out []Leftover
 	for name, cg := range cgroupsWithPrefix(namespacePrefix) {
 		pid, ok := runPID(name)
 		if !all && ok && (pid == os.Getpid() || processAlive(pid)) {
 			continue
 		}
-		out = append(out, leftover{Cgroup: name, Pids: cg.procs()})
+		out = append(out, Leftover{Cgroup: name, Pids: cg.procs()})
 	}
-	slices.SortFunc(out, func(a, b leftover) int { return strings.Compare(a.Cgroup, b.Cgroup) })
+	slices.SortFunc(out, func(a, b Leftover) int { return strings.Compare(a.Cgroup, b.Cgroup) })
 	return out
 }
 
@@ -201,7 +201,7 @@ func RunProcesses(owner int) []int {
 
 // Collect kills the processes of each leftover cgroup and namespace,
 // however they got there, and deletes it.
-func Collect(left []leftover) error {
+func Collect(left []Leftover) error {
 	var errs []error
 	// Cgroups first: frozen, their processes cannot fork while killed.
 	strays := cgroupsWithPrefix(namespacePrefix)

@@ -11,8 +11,8 @@ import (
 	"github.com/halfopen/halfopen/spec"
 )
 
-// entry is a registered fault or detector.
-type entry struct {
+// Entry is a registered fault or detector.
+type Entry struct {
 	Name   string
 	Doc    string
 	Params []Param
@@ -22,7 +22,7 @@ type entry struct {
 type registry struct {
 	what    string
 	mu      sync.Mutex
-	entries map[string]entry
+	entries map[string]Entry
 }
 
 func (r *registry) register(name, doc string, proto any) {
@@ -35,13 +35,13 @@ func (r *registry) register(name, doc string, proto any) {
 	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
 		panic(fmt.Sprintf("halfopen: %s %q: prototype must be a pointer to a struct", r.what, name))
 	}
-	r.entries[name] = entry{Name: name, Doc: doc, Params: params(proto), proto: t.Elem()}
+	r.entries[name] = Entry{Name: name, Doc: doc, Params: params(proto), proto: t.Elem()}
 }
 
-func (r *registry) list() []entry {
+func (r *registry) list() []Entry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]entry, 0, len(r.entries))
+	out := make([]Entry, 0, len(r.entries))
 	for _, e := range r.entries {
 		out = append(out, e)
 	}
@@ -122,8 +122,8 @@ func (r *registry) decode(text string, namespace func(key string) string, valida
 }
 
 var (
-	faults    = &registry{what: "fault", entries: map[string]entry{}}
-	detectors = &registry{what: "detector", entries: map[string]entry{}}
+	faults    = &registry{what: "fault", entries: map[string]Entry{}}
+	detectors = &registry{what: "detector", entries: map[string]Entry{}}
 )
 
 // RegisterFault adds a fault to the registry; proto is a pointer to its
@@ -135,10 +135,10 @@ func RegisterFault(name, doc string, proto Fault) { faults.register(name, doc, p
 func RegisterDetector(name, doc string, proto Detector) { detectors.register(name, doc, proto) }
 
 // Faults lists the registered faults by name.
-func Faults() []entry { return faults.list() }
+func Faults() []Entry { return faults.list() }
 
 // Detectors lists the registered detectors by name.
-func Detectors() []entry { return detectors.list() }
+func Detectors() []Entry { return detectors.list() }
 
 // NewFault builds a fault from its spec; the error is one sentence naming
 // what is known when the name or a key is not.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/machine"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -92,7 +93,7 @@ for HALFOPEN_BASELINE, as make test-faults does before its suites and gates star
 				}
 				fmt.Fprintf(out, "%-7s %-9s %s\n", mark, c.Name, c.Detail)
 			}
-			timing := harness.ReadMachineTiming()
+			timing := machine.ReadMachineTiming()
 			fmt.Fprintf(out, "%-7s %-9s %s\n", "info", "timing", timing)
 			if firstBad != nil {
 				return badInput(firstBad)
@@ -115,7 +116,7 @@ for HALFOPEN_BASELINE, as make test-faults does before its suites and gates star
 
 // doctorProbe measures the latency probe with no other lab and, with
 // loaded, beside labs being churned, and prints both side by side.
-func doctorProbe(cmd *cobra.Command, timing harness.MachineTiming, loaded bool, path string) error {
+func doctorProbe(cmd *cobra.Command, timing machine.MachineTiming, loaded bool, path string) error {
 	out := cmd.OutOrStdout()
 	ctx, cancel := context.WithCancelCause(cmd.Context())
 	defer cancel(nil)
@@ -150,7 +151,7 @@ func doctorProbe(cmd *cobra.Command, timing harness.MachineTiming, loaded bool, 
 		return fmt.Errorf("measure the loaded probe: %w", err)
 	}
 	fmt.Fprintf(out, "%-7s %-9s %s; %d labs built, started and torn down meanwhile; CPUs %.0f %% busy\n", "info", "loaded", quantilesLine(l.ErrorMs), labs, l.Busy*100)
-	fmt.Fprintf(out, "%-7s %-9s %s\n", "info", "verdict", harness.ProbeVerdict(timing.TickMs(), b.ErrorMs.P99, l.ErrorMs.P99))
+	fmt.Fprintf(out, "%-7s %-9s %s\n", "info", "verdict", machine.ProbeVerdict(timing.TickMs(), b.ErrorMs.P99, l.ErrorMs.P99))
 	return nil
 }
 
