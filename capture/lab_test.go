@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/halfopen/halfopen/internal/topo"
+	"github.com/halfopen/halfopen/internal/version"
 	"os"
 	"path/filepath"
 	"testing"
@@ -192,7 +193,7 @@ func writeTestReport(t *testing.T, dir, detector string, at int64, dead protocol
 	secs := protocol.Seconds(dead.TNs - at)
 	r := &report.Report{
 		Schema: report.SchemaV1, Profile: "capture-test", Started: time.Now().UTC().Truncate(time.Second), Seed: 1, Complete: true,
-		Environment: report.Environment{Kernel: kernel(), Go: "go", Halfopen: harness.Version},
+		Environment: report.Environment{Kernel: kernel(), Go: "go", Halfopen: version.Version},
 		Cells: []report.Cell{{
 			Detector: canon, Fault: "blackhole", Side: "client", Kind: report.KindDetection, Path: "direct",
 			BudgetS: 10, PredictedS: &[2]float64{3, 4}, Expect: "detect", Reasons: []string{"ETIMEDOUT"},

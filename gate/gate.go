@@ -27,6 +27,7 @@ package gate
 import (
 	"context"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/version"
 	"math"
 	"os"
 	"path/filepath"
@@ -366,7 +367,7 @@ func sharedReport() (*report.Writer, string, error) {
 	}
 	w, err := report.Create(filepath.Join(dir, "suite-"+name+".json"), &report.Report{
 		Schema: report.SchemaV1, Profile: "gate", Started: time.Now().UTC(),
-		Environment: report.Environment{Kernel: harness.Kernel(), Go: harness.GoVersion(), Halfopen: harness.VersionString()},
+		Environment: version.Environment(),
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("gate: %w", err)

@@ -25,6 +25,7 @@ package suites
 import (
 	"context"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/version"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -212,7 +213,7 @@ func (s *Suite) start() {
 	s.path = ReportPath(s.name)
 	s.writer, err = report.Create(s.path, &report.Report{
 		Schema: report.SchemaV1, Profile: Profile(), Started: time.Now().UTC(), Seed: 42, Shard: os.Getenv("HALFOPEN_SHARD"),
-		Environment: report.Environment{Kernel: harness.Kernel(), Go: harness.GoVersion(), Halfopen: harness.VersionString()},
+		Environment: version.Environment(),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	s.pending, s.ready, s.cells = map[report.CellKey]int{}, map[report.CellKey]chan struct{}{}, map[report.CellKey]*harness.Cell{}

@@ -10,6 +10,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/version"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -81,7 +82,7 @@ heart-beats, ...) through scripted failures (cable pulls, host crashes, blackhol
 in Linux network namespaces, and measures detection time, false positives and overhead.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       harness.VersionString(),
+		Version:       version.String(),
 	}
 	root.AddCommand(newRunCmd(), newListCmd(), newGCCmd(), newDoctorCmd())
 	addReportCommands(root)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/halfopen/halfopen/internal/machine"
+	"github.com/halfopen/halfopen/internal/version"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -77,7 +78,7 @@ for HALFOPEN_BASELINE, as make test-faults does before its suites and gates star
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_ = harness.EnterUserNamespace() // not root: check in a user namespace, or say why there is none
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "halfopen %s, kernel %s, %s\n", harness.VersionString(), harness.Kernel(), harness.GoVersion())
+			fmt.Fprintf(out, "halfopen %s, kernel %s, %s\n", version.String(), version.Kernel(), version.GoVersion())
 			var firstBad error
 			checks := harness.Doctor()
 			if checks[0].OK {
