@@ -3,6 +3,7 @@ package faults
 import (
 	"errors"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/nftcount"
 	"github.com/halfopen/halfopen/internal/topo"
 	"net/netip"
 
@@ -97,7 +98,7 @@ func (r *ruleSet) remove() (int64, error) {
 
 // counters sums the packets and bytes counted by the fault's rules.
 func (r *ruleSet) counters() (packets, bytes uint64, err error) {
-	packets, bytes, err = harness.SumCounters(r.conn, r.table, nil, r.chains...)
+	packets, bytes, err = nftcount.Sum(r.conn, r.table, nil, r.chains...)
 	if err != nil {
 		return 0, 0, fmt.Errorf("%s in %s: %w", r.tag, r.role, err)
 	}
@@ -212,7 +213,7 @@ func (r *ruleSet) ruleNamed(c *nftables.Chain, name string, then []expr.Any, mat
 // ruleNamed.
 func (r *ruleSet) counterOf(name string) (uint64, error) {
 	want := "halfopen:" + r.tag + ":" + name
-	packets, _, err := harness.SumCounters(r.conn, r.table, func(rule *nftables.Rule) bool { return string(rule.UserData) == want }, r.chains...)
+	packets, _, err := nftcount.Sum(r.conn, r.table, func(rule *nftables.Rule) bool { return string(rule.UserData) == want }, r.chains...)
 	if err != nil {
 		return 0, fmt.Errorf("%s in %s: %w", r.tag, r.role, err)
 	}

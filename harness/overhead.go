@@ -2,6 +2,7 @@ package harness
 
 import (
 	"fmt"
+	"github.com/halfopen/halfopen/internal/nftcount"
 	"github.com/halfopen/halfopen/internal/topo"
 	"os"
 	"path/filepath"
@@ -62,31 +63,7 @@ func newWireCounter(lab *Lab) (*wireCounter, error) {
 
 // read returns the packets and bytes counted so far.
 func (w *wireCounter) read() (packets, bytes uint64, err error) {
-	return SumCounters(w.conn, w.table, nil, w.pre, w.out)
-}
-
-// SumCounters adds up the packets and bytes of every counter in the rules of
-// the given chains (only the rules keep accepts, when it is not nil): how
-// nftables rules show their effect on real packets.
-func SumCounters(conn *nftables.Conn, t *nftables.Table, keep func(*nftables.Rule) bool, chains ...*nftables.Chain) (packets, bytes uint64, err error) {
-	for _, c := range chains {
-		rules, err := conn.GetRules(t, c)
-		if err != nil {
-			return 0, 0, fmt.Errorf("read the counters of chain %s: %w", c.Name, err)
-		}
-		for _, r := range rules {
-			if keep != nil && !keep(r) {
-				continue
-			}
-			for _, e := range r.Exprs {
-				if ctr, ok := e.(*expr.Counter); ok {
-					packets += ctr.Packets
-					bytes += ctr.Bytes
-				}
-			}
-		}
-	}
-	return packets, bytes, nil
+	return nftcount.Sum(w.conn, w.table, nil, w.pre, w.out)
 }
 
 // cpuTicks returns a process's user+system CPU time in clock ticks

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/halfopen/halfopen/internal/agentcmd"
+	"github.com/halfopen/halfopen/internal/nftcount"
 	"github.com/halfopen/halfopen/internal/topo"
 	"os"
 	"path/filepath"
@@ -347,7 +348,7 @@ func newForwardCounter(lab *harness.Lab) (*forwardCounter, error) {
 }
 
 func (f *forwardCounter) read() (packets, bytes uint64, err error) {
-	return harness.SumCounters(f.conn, f.table, nil, f.chain)
+	return nftcount.Sum(f.conn, f.table, nil, f.chain)
 }
 
 // procStatus reads a process's resident set (VmRSS) and thread count from
