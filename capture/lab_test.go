@@ -75,15 +75,16 @@ func TestCaptureShowsKeepaliveProbes(t *testing.T) {
 	}
 	t.Cleanup(func() { small.Stop() })
 	startNs := protocol.Now()
-	w, _, err := harness.Connect(ctx, lab, detector, protocol.SideClient, nil)
+	conn, err := harness.Connect(ctx, lab, detector, protocol.SideClient, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	w := conn.Agents[topo.Watcher]
 	flt, _, err := harness.NewFault("blackhole")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, at, err := flt.Inject(ctx, lab)
+	_, at, err := flt.Inject(ctx, lab, conn)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ func init() {
 }
 
 // Inject installs the drops.
-func (f *Blackhole) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *Blackhole) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	rs, at, err := dropEverything(lab, "blackhole")
 	if err != nil {
 		return nil, 0, err

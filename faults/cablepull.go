@@ -26,7 +26,7 @@ func init() {
 }
 
 // Inject sets the router's peer-side port down.
-func (f *PeerCablePull) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *PeerCablePull) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	if err := lab.SetLinkUp(topo.Router, topo.RouterPeerLink, false); err != nil {
 		return nil, 0, err
 	}

@@ -56,8 +56,9 @@ func conntrackFlows(lab *harness.Lab) ([]*netlink.ConntrackFlow, error) {
 
 // forgetFlows deletes the router's conntrack entry of the watched data
 // flow (TCP from the dialer's data port to the listener's port), or flushes the whole table when all is set,
-// and returns how many entries went (unknown, -1, for a flush).
-func forgetFlows(lab *harness.Lab, all bool) (int, error) {
+// and returns how many entries went (unknown, -1, for a flush). conn is
+// the sample's connection, unused (nil allowed) when all is set.
+func forgetFlows(lab *harness.Lab, conn *harness.Conn, all bool) (int, error) {
 	h, err := conntrackHandle(lab, topo.Router)
 	if err != nil {
 		return 0, err
@@ -80,8 +81,8 @@ func forgetFlows(lab *harness.Lab, all bool) (int, error) {
 	// it: a detector's second connection (a dedicated heart-beat) keeps its
 	// state. A foreign program that did not report its local port leaves
 	// every connection to the listener in scope.
-	if lab.DataPort != 0 {
-		if err := filter.AddPort(netlink.ConntrackOrigSrcPort, lab.DataPort); err != nil {
+	if conn.DataPort != 0 {
+		if err := filter.AddPort(netlink.ConntrackOrigSrcPort, conn.DataPort); err != nil {
 			return 0, fmt.Errorf("conntrack filter: %w", err)
 		}
 	}

@@ -15,16 +15,17 @@ import (
 	"github.com/halfopen/halfopen/protocol"
 )
 
-// connect starts a watcher running detector and the built-in peer.
-func connect(t *testing.T, lab *harness.Lab, detector string, side protocol.Side) (*harness.Process, *harness.Process) {
+// connect starts a watcher running detector and the built-in peer, and
+// returns both and the sample's connection.
+func connect(t *testing.T, lab *harness.Lab, detector string, side protocol.Side) (w, p *harness.Process, conn *harness.Conn) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	w, p, err := harness.Connect(ctx, lab, detector, side, nil)
+	conn, err := harness.Connect(ctx, lab, detector, side, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return w, p
+	return conn.Agents[topo.Watcher], conn.Agents[topo.Peer], conn
 }
 
 // flagCounter counts, on the router, forwarded TCP segments with a flag set.
@@ -87,7 +88,7 @@ func TestPeerClosesSendTheirSegment(t *testing.T) {
 		for _, side := range []protocol.Side{protocol.SideClient, protocol.SideServer} {
 			t.Run(tc.fault+"/"+string(side), func(t *testing.T) {
 				_, lab := newFaultLab(t)
-				w, p := connect(t, lab, "read-eof", side)
+				w, p, conn := connect(t, lab, "read-eof", side)
 				seen := countFlag(t, lab, "seen", tc.seen)
 				var not *flagCounter
 				if tc.not != 0 {
@@ -97,7 +98,7 @@ func TestPeerClosesSendTheirSegment(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				_, at, err := f.Inject(context.Background(), lab)
+				_, at, err := f.Inject(context.Background(), lab, conn)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -134,9 +135,9 @@ func TestPeerClosesSendTheirSegment(t *testing.T) {
 
 func TestBlackholeDropsBothWaysAndHeals(t *testing.T) {
 	_, lab := newFaultLab(t)
-	w, _ := connect(t, lab, "heartbeat-inband:interval=50ms,misses=100", protocol.SideClient)
+	w, _, conn := connect(t, lab, "heartbeat-inband:interval=50ms,misses=100", protocol.SideClient)
 	f := &Blackhole{}
-	heal, _, err := f.Inject(context.Background(), lab)
+	heal, _, err := f.Inject(context.Background(), lab, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,11 +153,11 @@ func TestBlackholeDropsBothWaysAndHeals(t *testing.T) {
 	if _, err := heal(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := lab.Host(topo.Router).Nft()
+	nft, err := lab.Host(topo.Router).Nft()
 	if err != nil {
 		t.Fatal(err)
 	}
-	chains, err := conn.ListChains()
+	chains, err := nft.ListChains()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,8 +178,8 @@ func TestBlackholeDropsBothWaysAndHeals(t *testing.T) {
 
 func TestPeerCablePullSetsTheRouterPortDown(t *testing.T) {
 	_, lab := newFaultLab(t)
-	connect(t, lab, "read-eof", protocol.SideClient)
-	heal, _, err := (&PeerCablePull{}).Inject(context.Background(), lab)
+	_, _, conn := connect(t, lab, "read-eof", protocol.SideClient)
+	heal, _, err := (&PeerCablePull{}).Inject(context.Background(), lab, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,10 +209,10 @@ func TestPeerCablePullSetsTheRouterPortDown(t *testing.T) {
 
 func TestHostCrashLeavesNothingOfThePeer(t *testing.T) {
 	_, lab := newFaultLab(t)
-	w, p := connect(t, lab, "heartbeat-inband:interval=50ms,misses=100", protocol.SideServer)
+	w, p, conn := connect(t, lab, "heartbeat-inband:interval=50ms,misses=100", protocol.SideServer)
 	name := lab.Host(topo.Peer).Name
 	f := &HostCrash{}
-	if _, _, err := f.Inject(context.Background(), lab); err != nil {
+	if _, _, err := f.Inject(context.Background(), lab, conn); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -20,8 +20,8 @@ import (
 
 // peerCommand tells the built-in peer to do something to its connection and
 // returns the instant it reports having done it.
-func peerCommand(ctx context.Context, lab *harness.Lab, cmd agentcmd.CommandName) (int64, error) {
-	p := lab.Agents[topo.Peer]
+func peerCommand(ctx context.Context, conn *harness.Conn, cmd agentcmd.CommandName) (int64, error) {
+	p := conn.Agents[topo.Peer]
 	if p == nil || p.Label != "peer" {
 		return 0, errNoPeerAgent
 	}

@@ -41,7 +41,7 @@ func init() {
 }
 
 // Inject waits until the watched connection is idle, then crashes the peer.
-func (f *HalfOpen) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *HalfOpen) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	start := protocol.Now()
 	idle, err := waitIdle(ctx, lab, time.Second)
 	if err != nil {
@@ -94,7 +94,7 @@ func waitIdle(ctx context.Context, lab *harness.Lab, limit time.Duration) (bool,
 func (f *HalfOpen) Effect() harness.Effect { return harness.EffectSilent }
 
 // Note says what the cell measures beyond host-crash.
-func (f *HalfOpen) Note(*harness.Lab) string {
+func (f *HalfOpen) Note(*harness.Lab, *harness.Conn) string {
 	return "half-open: the peer host crashed only once the watcher's kernel showed the connection idle (sock_diag: nothing unacknowledged or queued), the watcher blocked in recv; its socket stays ESTABLISHED afterwards"
 }
 

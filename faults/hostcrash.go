@@ -22,7 +22,7 @@ func init() {
 }
 
 // Inject isolates, kills and destroys the peer host.
-func (f *HostCrash) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *HostCrash) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	at, err := crashPeer(lab, "host-crash", &f.rules)
 	return nil, at, err
 }

@@ -37,7 +37,7 @@ func init() {
 }
 
 // Inject crashes the peer host and schedules its return.
-func (f *HostReboot) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *HostReboot) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	// A cell's one fault value serves samples in parallel labs: each
 	// sample's return removes its own lab's isolation.
 	var rules *ruleSet

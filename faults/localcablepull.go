@@ -32,7 +32,7 @@ func init() {
 }
 
 // Inject takes the far end of the watcher's veth down.
-func (f *LocalCablePull) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *LocalCablePull) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	if err := lab.SetLinkUp(topo.Router, topo.RouterWatchLink, false); err != nil {
 		return nil, 0, err
 	}

@@ -53,14 +53,14 @@ func init() {
 }
 
 // Prepare installs the firewall or the NAT on the router.
-func (f *MiddleboxStateLoss) Prepare(ctx context.Context, lab *harness.Lab) error {
+func (f *MiddleboxStateLoss) Prepare(ctx context.Context, lab *harness.Lab, conn *harness.Conn) error {
 	rs, err := newRuleSet(lab, topo.Router, "middlebox")
 	if err != nil {
 		return err
 	}
 	if f.Mode == "nat" {
 		oif, from, to := topo.RouterPeerLink, topo.WatcherNet, topo.RouterPeerAddr
-		if lab.Side == protocol.SideServer {
+		if conn.Side == protocol.SideServer {
 			oif, from, to = topo.RouterWatchLink, topo.PeerNet, topo.RouterWatcherAddr
 		}
 		post := rs.chainOfType("nat", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
@@ -88,11 +88,11 @@ func (f *MiddleboxStateLoss) Prepare(ctx context.Context, lab *harness.Lab) erro
 }
 
 // Inject makes the middlebox forget the flow (or everything).
-func (f *MiddleboxStateLoss) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *MiddleboxStateLoss) Inject(ctx context.Context, lab *harness.Lab, conn *harness.Conn) (harness.Heal, int64, error) {
 	if f.rules == nil {
 		return nil, 0, errors.New("middlebox-state-loss was not prepared")
 	}
-	n, err := forgetFlows(lab, f.Scope == "all")
+	n, err := forgetFlows(lab, conn, f.Scope == "all")
 	if err != nil {
 		return nil, 0, err
 	}
@@ -130,7 +130,7 @@ func (f *MiddleboxStateLoss) Counters() (uint64, uint64, error) { return f.rules
 
 // Note names the middlebox and the router's tcp_loose, which decides how a
 // mid-flow packet is classified once its entry is gone.
-func (f *MiddleboxStateLoss) Note(lab *harness.Lab) string {
+func (f *MiddleboxStateLoss) Note(lab *harness.Lab, _ *harness.Conn) string {
 	loose, err := lab.ReadSysctl(topo.Router, "net.netfilter.nf_conntrack_tcp_loose")
 	if err != nil {
 		loose = "unknown"

@@ -34,7 +34,7 @@ func init() {
 }
 
 // Inject installs the drops of one direction.
-func (f *OneWay) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *OneWay) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	rs, err := newRuleSet(lab, topo.Router, "one-way")
 	if err != nil {
 		return nil, 0, err

@@ -22,7 +22,7 @@ func init() {
 }
 
 // Inject kills every process of the peer host.
-func (f *ProcessKill) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *ProcessKill) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	h := lab.Host(topo.Peer)
 	if h == nil {
 		return nil, 0, errors.New("the peer host is gone")

@@ -26,7 +26,7 @@ func init() {
 }
 
 // Inject installs the random drops.
-func (f *RandomLoss) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *RandomLoss) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	rs, err := newRuleSet(lab, topo.Router, "random-loss")
 	if err != nil {
 		return nil, 0, err

@@ -40,14 +40,14 @@ func init() {
 
 // Inject stops the router's forwarding (drops, or both ports down with
 // carrier=true) and flushes its conntrack table.
-func (f *RouterRestart) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *RouterRestart) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	if !f.Carrier {
 		rs, at, err := dropEverything(lab, "router-restart")
 		if err != nil {
 			return nil, 0, err
 		}
 		f.rules = rs
-		if _, err := forgetFlows(lab, true); err != nil {
+		if _, err := forgetFlows(lab, nil, true); err != nil {
 			return nil, 0, err
 		}
 		return func(context.Context) (int64, error) { return rs.remove() }, at, nil
@@ -58,7 +58,7 @@ func (f *RouterRestart) Inject(ctx context.Context, lab *harness.Lab) (harness.H
 		}
 	}
 	at := protocol.Now()
-	if _, err := forgetFlows(lab, true); err != nil {
+	if _, err := forgetFlows(lab, nil, true); err != nil {
 		return nil, 0, err
 	}
 	return func(context.Context) (int64, error) {

@@ -129,7 +129,7 @@ type toxiproxyAPI struct {
 }
 
 // startToxiproxy starts the agent in the router and returns its API.
-func startToxiproxy(ctx context.Context, lab *harness.Lab) (*toxiproxyAPI, error) {
+func startToxiproxy(ctx context.Context, lab *harness.Lab, conn *harness.Conn) (*toxiproxyAPI, error) {
 	router := lab.Host(topo.Router)
 	if router == nil {
 		return nil, fmt.Errorf("host %s is gone", topo.Router)
@@ -151,7 +151,7 @@ func startToxiproxy(ctx context.Context, lab *harness.Lab) (*toxiproxyAPI, error
 	if _, err := p.WaitEvent(wctx, protocol.EventReady); err != nil {
 		return nil, fmt.Errorf("start toxiproxy: %w", err)
 	}
-	lab.Agents[topo.Router] = p
+	conn.Agents[topo.Router] = p
 	tr := &http.Transport{DialContext: router.DialContext, DisableKeepAlives: true}
 	return &toxiproxyAPI{base: "http://" + api, client: &http.Client{Transport: tr, Timeout: 10 * time.Second}}, nil
 }
@@ -233,16 +233,16 @@ func (p *proxied) state(lab *harness.Lab) *proxyState {
 }
 
 // Prepare starts Toxiproxy in the router and makes the proxy facing the
-// dialing end; the dialing end then dials it (lab.Via).
-func (p *proxied) Prepare(ctx context.Context, lab *harness.Lab) error {
-	api, err := startToxiproxy(ctx, lab)
+// dialing end; the dialing end then dials it (conn.Via).
+func (p *proxied) Prepare(ctx context.Context, lab *harness.Lab, conn *harness.Conn) error {
+	api, err := startToxiproxy(ctx, lab, conn)
 	if err != nil {
 		return err
 	}
-	st := &proxyState{api: api, side: lab.Side}
+	st := &proxyState{api: api, side: conn.Side}
 	st.listen = netip.AddrPortFrom(topo.RouterWatcherAddr, toxiproxyPort)
 	st.upstream = netip.AddrPortFrom(topo.PeerAddr, topo.ListenPort)
-	if lab.Side == protocol.SideServer {
+	if conn.Side == protocol.SideServer {
 		st.listen = netip.AddrPortFrom(topo.RouterPeerAddr, toxiproxyPort)
 		st.upstream = netip.AddrPortFrom(topo.WatcherAddr, topo.ListenPort)
 	}
@@ -262,7 +262,7 @@ func (p *proxied) Prepare(ctx context.Context, lab *harness.Lab) error {
 		p.mu.Unlock()
 		return nil
 	})
-	lab.Via, lab.PathName = st.listen, "toxiproxy"
+	conn.Via, conn.PathName = st.listen, "toxiproxy"
 	return nil
 }
 
@@ -294,7 +294,7 @@ func (st *proxyState) stream(asked string) string {
 }
 
 // Note says what the watcher watches through the proxy.
-func (p *proxied) Note(lab *harness.Lab) string {
+func (p *proxied) Note(lab *harness.Lab, _ *harness.Conn) string {
 	listen, upstream := "the router", "the listener"
 	if st := p.state(lab); st != nil {
 		listen, upstream = st.listen.String(), st.upstream.String()
@@ -334,8 +334,8 @@ func ms(d time.Duration) int64 { return d.Milliseconds() }
 // closed or reset the peer's connection already: the peer's write fails
 // with EPIPE or ECONNRESET, which the peer agent reports as text. The
 // fault has happened then, at the instant it was armed: that is no error.
-func peerSend(ctx context.Context, lab *harness.Lab, n int) error {
-	p := lab.Agents[topo.Peer]
+func peerSend(ctx context.Context, conn *harness.Conn, n int) error {
+	p := conn.Agents[topo.Peer]
 	if p == nil || p.Label != "peer" {
 		return errNoPeerAgent
 	}

@@ -84,12 +84,12 @@ func (s *session) watchedFlow() flow {
 	}
 	if s.Cell.Config.Side == protocol.SideServer {
 		f := flow{local: netip.AddrPortFrom(topo.WatcherAddr, topo.ListenPort)}
-		if s.Lab.PathName == "direct" {
-			f.remote = netip.AddrPortFrom(topo.PeerAddr, s.Lab.DataPort)
+		if s.Conn.PathName == "direct" {
+			f.remote = netip.AddrPortFrom(topo.PeerAddr, s.Conn.DataPort)
 		}
 		return f
 	}
-	return flow{local: netip.AddrPortFrom(topo.WatcherAddr, s.Lab.DataPort), remote: s.Lab.Via}
+	return flow{local: netip.AddrPortFrom(topo.WatcherAddr, s.Conn.DataPort), remote: s.Conn.Via}
 }
 
 // connReader reads the watched flow's TCP_INFO from the watcher's

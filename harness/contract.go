@@ -32,7 +32,7 @@ import (
 // Fault injects one failure into a lab; faults register in init() with RegisterFault.
 type Fault interface {
 	// Inject makes the failure happen: the CLOCK_MONOTONIC instant the kernel acknowledged it, and how to heal it (nil: cannot be).
-	Inject(ctx context.Context, lab *Lab) (heal Heal, at int64, err error)
+	Inject(ctx context.Context, lab *Lab, conn *Conn) (heal Heal, at int64, err error)
 	// Effect says what the watcher's kernel sees.
 	Effect() Effect
 }
@@ -49,12 +49,12 @@ type Detector interface {
 type (
 	// Preparer arranges the lab before the connection is made (after the cell's sysctls).
 	Preparer interface {
-		Prepare(ctx context.Context, lab *Lab) error
+		Prepare(ctx context.Context, lab *Lab, conn *Conn) error
 	}
 	// Windowed is a transient fault: how long a disturbance sample observes before healing.
 	Windowed interface{ Window() time.Duration }
 	// Noter says what a sample in this lab could not see; it becomes the cell's note.
-	Noter interface{ Note(lab *Lab) string }
+	Noter interface{ Note(lab *Lab, conn *Conn) string }
 	// Expecter has a detector-dependent theory; it wins over every other detection rule.
 	Expecter interface {
 		Expect(det Detector) (Prediction, report.Expectation)

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/nftables"
-	"github.com/halfopen/halfopen/protocol"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -85,24 +84,10 @@ type Lab struct {
 	hosts  map[topo.Role]*Host
 	closed atomic.Bool
 
-	// Sample-scoped state filled by the runner, used by faults.
-	Agents map[topo.Role]*Process
 	// measuring is set by Measuring: the lab's realtime processes run at
 	// SCHED_FIFO, and those started later too.
 	measuring atomic.Bool
 	Sysctls   map[string]string
-	// Via is where the watcher's connection goes: the peer (direct), or a
-	// proxy on the router that a fault's Prepare put on the path.
-	Via netip.AddrPort
-	// PathName says which path Via is ("direct" or "toxiproxy").
-	PathName string
-	// DataPort is the dialing end's local port of the data connection (the
-	// first one), 0 when its program did not say: with the listener's port
-	// it singles out the watched flow among the connections between the hosts.
-	DataPort uint16
-	// Side is the sample's side, set before a fault's Prepare runs (a proxy
-	// listens facing whichever end dials).
-	Side protocol.Side
 
 	closers []func() error
 	// cg is the lab's cgroup (cgroup.go), nil where the machine gives
@@ -564,7 +549,7 @@ func (l *Lab) teardown() error {
 
 // newLab builds a lab: three namespaces, two veth links, addresses, routes.
 func newLab(ctx context.Context, run *Run, id string) (*Lab, error) {
-	l := &Lab{ID: id, run: run, hosts: map[topo.Role]*Host{}, Agents: map[topo.Role]*Process{}}
+	l := &Lab{ID: id, run: run, hosts: map[topo.Role]*Host{}}
 	if err := run.remember(l); err != nil {
 		return nil, err
 	}

@@ -149,11 +149,12 @@ func TestConnectDisablesGoDefaultKeepalive(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		w, p, err := harness.Connect(ctx, lab, "read-eof", side, nil)
+		conn, err := harness.Connect(ctx, lab, "read-eof", side, nil)
 		cancel()
 		if err != nil {
 			t.Fatal(err)
 		}
+		w, p := conn.Agents[topo.Watcher], conn.Agents[topo.Peer]
 		// /proc/net/tcp's timer column: 2 means a keepalive timer is armed.
 		for _, proc := range []*harness.Process{w, p} {
 			b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(proc.Pid()), "net/tcp"))

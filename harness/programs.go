@@ -56,7 +56,7 @@ func NewProbe(ctx context.Context) (*Probe, error) {
 	if err := r.startReaper(); err != nil {
 		return nil, errors.Join(fmt.Errorf("probe: %w", err), r.Close())
 	}
-	l := &Lab{ID: namespacePrefix + r.ID + "-probe", run: r, hosts: map[topo.Role]*Host{}, Agents: map[topo.Role]*Process{}}
+	l := &Lab{ID: namespacePrefix + r.ID + "-probe", run: r, hosts: map[topo.Role]*Host{}}
 	if err := r.remember(l); err != nil {
 		return nil, errors.Join(fmt.Errorf("probe: %w", err), r.Close())
 	}

@@ -88,9 +88,9 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 			return out, err
 		}
 	}
-	out.Path = lab.PathName
+	out.Path = s.Conn.PathName
 	if n, ok := flt.(Noter); ok {
-		out.Note = n.Note(lab)
+		out.Note = n.Note(lab, s.Conn)
 	}
 	last, err := warmUp(ctx, s, rng)
 	if err != nil {
@@ -103,7 +103,7 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 	}
 	defer reader.close()
 	inject := func() (Heal, int64, error) {
-		heal, at, err := flt.Inject(ctx, lab)
+		heal, at, err := flt.Inject(ctx, lab, s.Conn)
 		if err != nil {
 			if early := decidedAlready(s.Watcher); early != "" {
 				// The connection was gone before the fault could act on it.

@@ -27,6 +27,8 @@ import (
 type session struct {
 	Lab  *Lab
 	Cell *Cell
+	// Conn is the sample's connection: its side, path and programs.
+	Conn *Conn
 	// Watcher and Peer are the two ends' processes.
 	Watcher, Peer *Process
 	// WatcherStartNs is the CLOCK_MONOTONIC instant just before the watcher
@@ -61,10 +63,11 @@ const setupTimeout = 10 * time.Second
 // openSession sets up one watched connection for cell in lab. flt is the
 // sample's own copy of the cell's fault, whose Prepare runs (nil: none).
 func openSession(ctx context.Context, lab *Lab, cell *Cell, flt Fault, opt sessionOptions) (*session, error) {
-	if err := prepareLab(ctx, lab, cell, flt); err != nil {
+	conn := newConn(cell.Config.Side)
+	if err := prepareLab(ctx, lab, conn, cell, flt); err != nil {
 		return nil, err
 	}
-	s := &session{Lab: lab, Cell: cell, Builtin: true, opt: opt}
+	s := &session{Lab: lab, Cell: cell, Conn: conn, Builtin: true, opt: opt}
 	if sp, ok := cell.Detector.(ServicePeer); ok {
 		if svc, ok := sp.PeerService(); ok {
 			s.Service = &svc
@@ -77,32 +80,31 @@ func openSession(ctx context.Context, lab *Lab, cell *Cell, flt Fault, opt sessi
 	return s, nil
 }
 
-// Connect readies lab as a sample does (the side, the detector's kernel
-// parameters, the fault's Prepare when flt is not nil), starts the built-in
-// peer and a watcher running detector, and waits until both are connected.
-// It is the set-up of one sample, for tests and tools that inject faults by
-// hand.
-func Connect(ctx context.Context, lab *Lab, detector string, side protocol.Side, flt Fault) (watcher, peer *Process, err error) {
+// Connect readies lab as a sample does (the detector's kernel parameters,
+// the fault's Prepare when flt is not nil), starts the built-in peer and a
+// watcher running detector on side, waits until both are connected, and
+// returns the sample's connection (its Agents hold both ends). It is the
+// set-up of one sample, for tests and tools that inject faults by hand.
+func Connect(ctx context.Context, lab *Lab, detector string, side protocol.Side, flt Fault) (*Conn, error) {
 	c, err := Resolve(CellConfig{Detector: detector, Fault: calibrationFault, Side: side})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, nil, fmt.Errorf("find this program to re-execute as agents: %w", err)
+		return nil, fmt.Errorf("find this program to re-execute as agents: %w", err)
 	}
 	s, err := openSession(ctx, lab, c, flt, sessionOptions{Exe: exe})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return s.Watcher, s.Peer, nil
+	return s.Conn, nil
 }
 
 // prepareLab writes the cell's kernel parameters (its sysctls in every
 // namespace, the detector's in the watcher's) and lets the fault arrange
 // the path before any connection exists.
-func prepareLab(ctx context.Context, lab *Lab, c *Cell, flt Fault) error {
-	lab.Side = c.Config.Side
+func prepareLab(ctx context.Context, lab *Lab, conn *Conn, c *Cell, flt Fault) error {
 	if len(c.Config.Sysctls) > 0 {
 		for _, r := range []topo.Role{topo.Peer, topo.Router, topo.Watcher} {
 			if err := lab.SetSysctls(r, c.Config.Sysctls); err != nil {
@@ -114,7 +116,7 @@ func prepareLab(ctx context.Context, lab *Lab, c *Cell, flt Fault) error {
 		return err
 	}
 	if p, ok := flt.(Preparer); ok {
-		if err := p.Prepare(ctx, lab); err != nil {
+		if err := p.Prepare(ctx, lab, conn); err != nil {
 			return fmt.Errorf("prepare %s: %w", c.FaultSpec, err)
 		}
 	}
@@ -124,22 +126,22 @@ func prepareLab(ctx context.Context, lab *Lab, c *Cell, flt Fault) error {
 // start starts the listening end first, waits until it is ready, then the
 // dialing end, and waits until both are connected.
 func (s *session) start(ctx context.Context) error {
-	lab, c := s.Lab, s.Cell
+	lab, c, conn := s.Lab, s.Cell, s.Conn
 	exe, reconnect := s.opt.Exe, s.opt.Reconnect
 	side := c.Config.Side
 	listenAddr := netip.AddrPortFrom(topo.PeerAddr, topo.ListenPort)
 	if side == protocol.SideServer {
 		listenAddr = netip.AddrPortFrom(topo.WatcherAddr, topo.ListenPort)
 	}
-	// The dialing end goes through lab.Via (a proxy put there by a fault's
+	// The dialing end goes through conn.Via (a proxy put there by a fault's
 	// Prepare) or straight to the listener.
-	if !lab.Via.IsValid() {
-		lab.Via = listenAddr
-		lab.PathName = "direct"
+	if !conn.Via.IsValid() {
+		conn.Via = listenAddr
+		conn.PathName = "direct"
 	}
-	watcherAddr, peerAddr := lab.Via.String(), listenAddr.String()
+	watcherAddr, peerAddr := conn.Via.String(), listenAddr.String()
 	if side == protocol.SideServer {
-		watcherAddr, peerAddr = listenAddr.String(), lab.Via.String()
+		watcherAddr, peerAddr = listenAddr.String(), conn.Via.String()
 	}
 	conns := 1
 	if cc, ok := c.Detector.(connCounter); ok {
@@ -188,7 +190,7 @@ func (s *session) start(ctx context.Context) error {
 			return err
 		}
 		s.Watcher = w
-		lab.Agents[topo.Watcher] = w
+		conn.Agents[topo.Watcher] = w
 		ev, err := w.WaitEvent(setupCtx, protocol.EventConnected)
 		if err != nil {
 			return fmt.Errorf("connection never established: %w", err)
@@ -225,7 +227,7 @@ func (s *session) start(ctx context.Context) error {
 	if side == protocol.SideServer {
 		s.Watcher, s.Peer = a, b
 	}
-	lab.Agents[topo.Watcher], lab.Agents[topo.Peer] = s.Watcher, s.Peer
+	conn.Agents[topo.Watcher], conn.Agents[topo.Peer] = s.Watcher, s.Peer
 	// The watcher's connected is what counts; a foreign peer (a program or
 	// a real server) owes none. halfopen's own peer says it too, with its
 	// address. The dialing end's local port names the data connection in
@@ -249,7 +251,7 @@ func (s *session) start(ctx context.Context) error {
 		}
 	}
 	if ap, err := netip.ParseAddrPort(port); err == nil {
-		lab.DataPort = ap.Port()
+		conn.DataPort = ap.Port()
 	}
 	return nil
 }
@@ -312,7 +314,7 @@ func (s *session) startService(ctx context.Context, addr netip.AddrPort) error {
 		return err
 	}
 	s.Peer = p
-	s.Lab.Agents[topo.Peer] = p
+	s.Conn.Agents[topo.Peer] = p
 	s.Lab.OnReturn(func(r topo.Role) error {
 		if r != topo.Peer {
 			return nil

@@ -246,7 +246,10 @@ func measureLab(ctx context.Context, run *harness.Run, spec labSpec, dir string)
 	if res.rss, res.threads, err = procStatus(server.Pid()); err != nil {
 		return res, wrap(err)
 	}
-	_, at, err := flt.Inject(ctx, lab)
+	// The sample's connection is the scale design's own server and clients,
+	// not halfopen's agents: a fault that needs an agent says so.
+	conn := &harness.Conn{Side: protocol.SideServer, PathName: "direct"}
+	_, at, err := flt.Inject(ctx, lab, conn)
 	if err != nil {
 		return res, wrap(err)
 	}
