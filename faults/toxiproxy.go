@@ -139,10 +139,8 @@ func startToxiproxy(ctx context.Context, lab *harness.Lab, conn *harness.Conn) (
 		return nil, fmt.Errorf("find this program to run Toxiproxy: %w", err)
 	}
 	api := netip.AddrPortFrom(topo.RouterWatcherAddr, toxiproxyAPIPort).String()
-	p, err := router.Start(harness.ProcSpec{
-		Path: exe, Label: "toxiproxy", Realtime: true,
-		Env: []string{"HALFOPEN_AGENT=toxiproxy", envToxiproxyAPI + "=" + net.JoinHostPort("0.0.0.0", strconv.Itoa(toxiproxyAPIPort))},
-	})
+	p, err := router.Start(harness.AgentProc(exe, "toxiproxy",
+		"HALFOPEN_AGENT=toxiproxy", envToxiproxyAPI+"="+net.JoinHostPort("0.0.0.0", strconv.Itoa(toxiproxyAPIPort))))
 	if err != nil {
 		return nil, err
 	}

@@ -54,7 +54,9 @@ type (
 	// Windowed is a transient fault: how long a disturbance sample observes before healing.
 	Windowed interface{ Window() time.Duration }
 	// Noter says what a sample in this lab could not see; it becomes the cell's note.
-	Noter interface{ Note(lab *Lab, conn *Conn) string }
+	Noter interface {
+		Note(lab *Lab, conn *Conn) string
+	}
 	// Expecter has a detector-dependent theory; it wins over every other detection rule.
 	Expecter interface {
 		Expect(det Detector) (Prediction, report.Expectation)

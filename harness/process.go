@@ -20,7 +20,8 @@ import (
 	"github.com/halfopen/halfopen/protocol"
 )
 
-// ProcSpec describes a process to start inside a lab host.
+// ProcSpec describes a process to start inside a lab host; AgentProc and
+// ForeignProc (procspec.go) build the two kinds a lab runs.
 type ProcSpec struct {
 	// Path and Args (Args excludes argv[0]).
 	Path string

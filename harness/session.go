@@ -155,12 +155,12 @@ func (s *session) start(ctx context.Context) error {
 	if reconnect {
 		common = append(common, envReconnect+"=1")
 	}
-	wspec := ProcSpec{Path: exe, Label: "watcher", Env: append([]string{
+	wspec := AgentProc(exe, "watcher", append([]string{
 		envAgent + "=watcher", envRole + "=watcher", envAddr + "=" + watcherAddr, envDetector + "=" + c.DetSpec.String(),
-	}, common...)}
-	pspec := ProcSpec{Path: exe, Label: "peer", Env: append([]string{
+	}, common...)...)
+	pspec := AgentProc(exe, "peer", append([]string{
 		envAgent + "=peer", envRole + "=peer", envAddr + "=" + peerAddr,
-	}, common...)}
+	}, common...)...)
 	foreignPeer := false
 	if prog, ok := c.Detector.(Program); ok {
 		s.Builtin = false
