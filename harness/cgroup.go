@@ -197,9 +197,9 @@ func writableDir(dir string) bool {
 
 // CheckCgroups says how this machine gives each lab a cgroup: the doctor's
 // line. A machine without one still runs labs, so it is never a failure.
-func CheckCgroups() check {
+func CheckCgroups() Check {
 	s := detectCgroups()
-	return check{Name: "cgroup", OK: true, Detail: s.note}
+	return Check{Name: "cgroup", OK: true, Detail: s.note}
 }
 
 // reportNoCgroup says once per process, on standard error, that labs run

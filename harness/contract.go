@@ -25,13 +25,13 @@ import (
 // Sender; (4) CutsWatcherLink and a LocalFailurePredictor; (5) a FIN or RST
 // and a ClosePredictor; (6) the Effect's generic rule (FIN/RST at once, a
 // silent peer gets Predict). Then FaultReasons replaces a silent cell's
-// ETIMEDOUT, and OwnReasons replaces any reasons. a detector's Sysctls
+// ETIMEDOUT, and OwnReasons replaces any reasons. A detector's Sysctls
 // are written last and win; ServicePeer wins over Program's peer;
 // ResetForecaster wins over SamplePredictor after a Returned.
 
 // Fault injects one failure into a lab; faults register in init() with RegisterFault.
 type Fault interface {
-	// Inject makes the failure happen: the CLOCK_MONOTONIC instant the kernel acknowledged it, and how to heal it (nil: cannot be).
+	// Inject makes the failure happen in lab to the sample's conn: the CLOCK_MONOTONIC instant the kernel acknowledged it, and how to heal it (nil: cannot be).
 	Inject(ctx context.Context, lab *Lab, conn *Conn) (heal Heal, at int64, err error)
 	// Effect says what the watcher's kernel sees.
 	Effect() Effect

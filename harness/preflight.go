@@ -12,8 +12,8 @@ import (
 // ErrUnfit wraps every reason this machine cannot run a lab.
 var ErrUnfit = errors.New("this machine cannot run halfopen's lab")
 
-// check is one preflight check's outcome.
-type check struct {
+// Check is one preflight check's outcome.
+type Check struct {
 	Name string
 	OK   bool
 	// Detail is one sentence: what was found, or what is missing and why it matters.
@@ -37,31 +37,31 @@ func Preflight() error {
 // with what privilege this process makes labs (userNamespaceCheck): root,
 // root of a user namespace of its own, or neither and why; a run in a
 // user namespace adds what it goes without.
-func Doctor() []check {
-	var out []check
+func Doctor() []Check {
+	var out []Check
 	priv := userNamespaceCheck()
 	out = append(out, priv)
 	if !priv.OK {
-		out = append(out, check{Name: "netns", Detail: "not checked without root or a user namespace"})
-		out = append(out, check{Name: "nftables", Detail: "not checked without root or a user namespace"})
+		out = append(out, Check{Name: "netns", Detail: "not checked without root or a user namespace"})
+		out = append(out, Check{Name: "nftables", Detail: "not checked without root or a user namespace"})
 		return out
 	}
 	ns, err := throwawayNamespace()
 	if err != nil {
-		out = append(out, check{Name: "netns", Detail: fmt.Sprintf("the kernel refused a new network namespace (%v); halfopen needs CONFIG_NET_NS and, in a container, CAP_SYS_ADMIN", err)})
-		out = append(out, check{Name: "nftables", Detail: "not checked without network namespaces"})
+		out = append(out, Check{Name: "netns", Detail: fmt.Sprintf("the kernel refused a new network namespace (%v); halfopen needs CONFIG_NET_NS and, in a container, CAP_SYS_ADMIN", err)})
+		out = append(out, Check{Name: "nftables", Detail: "not checked without network namespaces"})
 		return out
 	}
 	defer ns.Close()
 	if err := os.MkdirAll(nsMountDirectory, 0o755); err != nil {
-		out = append(out, check{Name: "netns", Detail: fmt.Sprintf("cannot create %s to name namespaces: %v", nsMountDirectory, err)})
+		out = append(out, Check{Name: "netns", Detail: fmt.Sprintf("cannot create %s to name namespaces: %v", nsMountDirectory, err)})
 	} else {
-		out = append(out, check{Name: "netns", OK: true, Detail: "network namespaces can be created and named under " + nsMountDirectory})
+		out = append(out, Check{Name: "netns", OK: true, Detail: "network namespaces can be created and named under " + nsMountDirectory})
 	}
 	if err := tryNftables(ns); err != nil {
-		out = append(out, check{Name: "nftables", Detail: fmt.Sprintf("nftables does not work in a fresh namespace (%v); halfopen needs CONFIG_NF_TABLES for its drop rules", err)})
+		out = append(out, Check{Name: "nftables", Detail: fmt.Sprintf("nftables does not work in a fresh namespace (%v); halfopen needs CONFIG_NF_TABLES for its drop rules", err)})
 	} else {
-		out = append(out, check{Name: "nftables", OK: true, Detail: "nftables tables, chains, counters and rules work in a lab namespace"})
+		out = append(out, Check{Name: "nftables", OK: true, Detail: "nftables tables, chains, counters and rules work in a lab namespace"})
 	}
 	return append(out, privilegeChecks()...)
 }

@@ -340,14 +340,14 @@ func namesWithPrefix(prefix string) []string {
 // CheckReaper starts and ends the reaper of a run that has no lab: the
 // doctor's proof that a killed run of this binary would be swept. It is not
 // part of Preflight, which every run calls, since it starts a process.
-func CheckReaper() check {
+func CheckReaper() Check {
 	if os.Geteuid() != 0 {
-		return check{Name: "reaper", Detail: "not checked without root"}
+		return Check{Name: "reaper", Detail: "not checked without root"}
 	}
 	r, err := startReaper(fmt.Sprintf("doctor%d", os.Getpid()))
 	if err != nil {
-		return check{Name: "reaper", Detail: fmt.Sprintf("this binary cannot start the reaper that sweeps a killed run's labs (%v); a killed run would leave its labs until `halfopen gc`", err)}
+		return Check{Name: "reaper", Detail: fmt.Sprintf("this binary cannot start the reaper that sweeps a killed run's labs (%v); a killed run would leave its labs until `halfopen gc`", err)}
 	}
 	r.close()
-	return check{Name: "reaper", OK: true, Detail: "each run starts a reaper that removes its labs within seconds if the run is killed"}
+	return Check{Name: "reaper", OK: true, Detail: "each run starts a reaper that removes its labs within seconds if the run is killed"}
 }

@@ -437,30 +437,30 @@ func chownForUser(path string, c *syscall.Credential) error {
 
 // userNamespaceCheck is Doctor's first check: with what privilege this
 // process can make labs, and why.
-func userNamespaceCheck() check {
+func userNamespaceCheck() Check {
 	mode := privilegeMode()
 	switch {
 	case os.Geteuid() == 0 && !inOwnUserNamespace():
-		return check{Name: "privilege", OK: true, Detail: "root: labs are made in the machine's own user namespace, with real-time priority and the PM QoS request root has"}
+		return Check{Name: "privilege", OK: true, Detail: "root: labs are made in the machine's own user namespace, with real-time priority and the PM QoS request root has"}
 	case os.Geteuid() == 0:
 		uid, _ := outerUID()
-		return check{Name: "privilege", OK: true, Detail: fmt.Sprintf("%s: not root, so every run of uid %d makes a user namespace of its own and its labs inside it; what root would add is listed as degraded", mode, uid)}
+		return Check{Name: "privilege", OK: true, Detail: fmt.Sprintf("%s: not root, so every run of uid %d makes a user namespace of its own and its labs inside it; what root would add is listed as degraded", mode, uid)}
 	}
 	userNamespace.Lock()
 	refused := userNamespace.refused
 	userNamespace.Unlock()
 	if refused != nil {
-		return check{Name: "privilege", Detail: strings.TrimPrefix(refused.Error(), ErrUnfit.Error()+": ")}
+		return Check{Name: "privilege", Detail: strings.TrimPrefix(refused.Error(), ErrUnfit.Error()+": ")}
 	}
-	return check{Name: "privilege", Detail: fmt.Sprintf("halfopen runs as uid %d and was not started in a user namespace of its own; call harness.EnterUserNamespace first thing (gate.Main and `halfopen run` do), or run as root", os.Geteuid())}
+	return Check{Name: "privilege", Detail: fmt.Sprintf("halfopen runs as uid %d and was not started in a user namespace of its own; call harness.EnterUserNamespace first thing (gate.Main and `halfopen run` do), or run as root", os.Geteuid())}
 }
 
 // privilegeChecks are the checks Doctor adds for a run in a user
 // namespace: what it goes without.
-func privilegeChecks() []check {
-	var out []check
+func privilegeChecks() []Check {
+	var out []Check
 	for _, d := range currentPrivilege().Degraded {
-		out = append(out, check{Name: "degraded", OK: true, Detail: d})
+		out = append(out, Check{Name: "degraded", OK: true, Detail: d})
 	}
 	return out
 }
