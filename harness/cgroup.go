@@ -195,9 +195,9 @@ func writableDir(dir string) bool {
 	return unix.Access(dir, unix.W_OK|unix.X_OK) == nil
 }
 
-// CheckCgroups says how this machine gives each lab a cgroup: the doctor's
+// checkCgroups says how this machine gives each lab a cgroup: the doctor's
 // line. A machine without one still runs labs, so it is never a failure.
-func CheckCgroups() Check {
+func checkCgroups() Check {
 	s := detectCgroups()
 	return Check{Name: "cgroup", OK: true, Detail: s.note}
 }

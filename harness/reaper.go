@@ -337,10 +337,10 @@ func namesWithPrefix(prefix string) []string {
 	return out
 }
 
-// CheckReaper starts and ends the reaper of a run that has no lab: the
+// checkReaper starts and ends the reaper of a run that has no lab: the
 // doctor's proof that a killed run of this binary would be swept. It is not
 // part of Preflight, which every run calls, since it starts a process.
-func CheckReaper() Check {
+func checkReaper() Check {
 	if os.Geteuid() != 0 {
 		return Check{Name: "reaper", Detail: "not checked without root"}
 	}
