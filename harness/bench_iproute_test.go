@@ -3,14 +3,13 @@ package harness_test
 import (
 	"context"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/hostsnap"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/halfopen/halfopen/harness"
 )
 
 // iprouteLab builds, with iproute2 commands run one by one as a shell script
@@ -120,7 +119,7 @@ func BenchmarkLabIproute2VsNetlink(b *testing.B) {
 		b.Skip("procps' sysctl is not installed, which the iproute2 script uses to set the lab's sysctls")
 	}
 	ctx := context.Background()
-	before, err := harness.SnapshotHost()
+	before, err := hostsnap.Take()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -150,7 +149,7 @@ func BenchmarkLabIproute2VsNetlink(b *testing.B) {
 		viaNetlink = append(viaNetlink, time.Since(start))
 	}
 	b.StopTimer()
-	after, err := harness.SnapshotHost()
+	after, err := hostsnap.Take()
 	if err != nil {
 		b.Fatal(err)
 	}

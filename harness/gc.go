@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/topo"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,10 +51,10 @@ func Leftovers(all bool) ([]Leftover, error) {
 		if !strings.HasPrefix(name, namespacePrefix) {
 			continue
 		}
-		if pid, ok := runPID(name); ok && !all && pid != os.Getpid() && processAlive(pid) {
+		if pid, ok := topo.RunPID(name); ok && !all && pid != os.Getpid() && processAlive(pid) {
 			continue
 		}
-		if pid, ok := runPID(name); ok && pid == os.Getpid() && !all {
+		if pid, ok := topo.RunPID(name); ok && pid == os.Getpid() && !all {
 			continue
 		}
 		pids, _ := processesIn(filepath.Join(nsMountDirectory, name))
@@ -67,7 +68,7 @@ func Leftovers(all bool) ([]Leftover, error) {
 func cgroupLeftovers(all bool) []Leftover {
 	var out []Leftover
 	for name, cg := range cgroupsWithPrefix(namespacePrefix) {
-		pid, ok := runPID(name)
+		pid, ok := topo.RunPID(name)
 		if !all && ok && (pid == os.Getpid() || processAlive(pid)) {
 			continue
 		}

@@ -20,8 +20,8 @@ import (
 
 // Where the lab's namespaces are named and mounted.
 const (
-	namespacePrefix  = "ho-"
-	nsMountDirectory = "/run/netns"
+	namespacePrefix  = topo.NamespacePrefix
+	nsMountDirectory = topo.NSMountDir
 )
 
 // Host is one network namespace of a lab with its long-lived handles.

@@ -2,6 +2,7 @@ package harness_test
 
 import (
 	"context"
+	"github.com/halfopen/halfopen/internal/hostsnap"
 	"github.com/halfopen/halfopen/internal/topo"
 	"os"
 	"path/filepath"
@@ -42,7 +43,7 @@ func requireLab(tb testing.TB) *harness.Run {
 
 func TestLabTopology(t *testing.T) {
 	run := requireLab(t)
-	before, err := harness.SnapshotHost()
+	before, err := hostsnap.Take()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestLabTopology(t *testing.T) {
 			t.Errorf("namespace %s still exists after Close (%v)", n, err)
 		}
 	}
-	after, err := harness.SnapshotHost()
+	after, err := hostsnap.Take()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -180,22 +179,4 @@ func (r *Run) CloseOnSignal(interrupted func(os.Signal)) (stop func()) {
 		signal.Stop(ch)
 		close(done)
 	}
-}
-
-// runPID extracts the orchestrator's pid from a namespace name made by a run,
-// "ho-<pid>p<hex>-<lab>-<role>".
-func runPID(nsName string) (int, bool) {
-	rest, ok := strings.CutPrefix(nsName, namespacePrefix)
-	if !ok {
-		return 0, false
-	}
-	pidStr, _, ok := strings.Cut(rest, "p")
-	if !ok {
-		return 0, false
-	}
-	pid, err := strconv.Atoi(pidStr)
-	if err != nil || pid <= 0 {
-		return 0, false
-	}
-	return pid, true
 }

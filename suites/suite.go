@@ -25,6 +25,7 @@ package suites
 import (
 	"context"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/hostsnap"
 	"github.com/halfopen/halfopen/internal/version"
 	"os"
 	"path/filepath"
@@ -74,7 +75,7 @@ type Suite struct {
 	matrix  *harness.Matrix
 	writer  *report.Writer
 	path    string
-	snap    *harness.HostSnapshot
+	snap    *hostsnap.Snapshot
 	cancel  context.CancelFunc
 	done    chan struct{}
 	runErr  error
@@ -200,7 +201,7 @@ func (s *Suite) start() {
 		s.Before()
 	}
 	var err error
-	s.snap, err = harness.SnapshotHost()
+	s.snap, err = hostsnap.Take()
 	Expect(err).NotTo(HaveOccurred())
 	configs, err := harness.Shard(s.chosen, os.Getenv("HALFOPEN_SHARD"))
 	Expect(err).NotTo(HaveOccurred())
@@ -320,8 +321,8 @@ func (s *Suite) finish(ctx context.Context) {
 	if s.run != nil {
 		Expect(s.run.Close()).To(Succeed())
 	}
-	Eventually(harness.OwnLeftovers).WithContext(ctx).WithTimeout(10*time.Second).Should(BeEmpty(), "labs left behind")
-	after, err := harness.SnapshotHost()
+	Eventually(hostsnap.OwnLeftovers).WithContext(ctx).WithTimeout(10*time.Second).Should(BeEmpty(), "labs left behind")
+	after, err := hostsnap.Take()
 	Expect(err).NotTo(HaveOccurred())
 	Expect(after.Diff(s.snap)).To(BeEmpty(), "the host's own namespace changed")
 }

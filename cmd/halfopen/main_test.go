@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/hostsnap"
 	"io"
 	"os"
 	"os/exec"
@@ -272,7 +273,7 @@ func startRun(t *testing.T, reportPath string, env ...string) *exec.Cmd {
 }
 
 func TestInterruptedRunKeepsItsSamplesAndLeavesNothing(t *testing.T) {
-	before, err := harness.SnapshotHost()
+	before, err := hostsnap.Take()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +299,7 @@ func TestInterruptedRunKeepsItsSamplesAndLeavesNothing(t *testing.T) {
 	if got < 2 {
 		t.Errorf("the report kept %d samples, want at least the 2 measured before SIGINT", got)
 	}
-	after, err := harness.SnapshotHost()
+	after, err := hostsnap.Take()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/halfopen/halfopen/internal/hostsnap"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,7 +91,7 @@ func TestMisbehavingProgramsEndInBoundedTime(t *testing.T) {
 			if err := os.Chmod(pids, 0o777); err != nil {
 				t.Fatal(err)
 			}
-			before, err := harness.SnapshotHost()
+			before, err := hostsnap.Take()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,7 +177,7 @@ func TestMisbehavingProgramsEndInBoundedTime(t *testing.T) {
 					}
 				}
 			}
-			after, err := harness.SnapshotHost()
+			after, err := hostsnap.Take()
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,7 +4,11 @@
 // harness name them from here, and no outside module needs to.
 package topo
 
-import "net/netip"
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+)
 
 // Role names a host of the lab.
 type Role string
@@ -36,3 +40,27 @@ const (
 
 // ListenPort is the port the listening end of the watched connection uses.
 const ListenPort = 7000
+
+// Where a lab's namespaces are named and mounted: "ho-<pid>p<hex>-<lab>-<role>"
+// under /run/netns, <pid> the orchestrator's.
+const (
+	NamespacePrefix = "ho-"
+	NSMountDir      = "/run/netns"
+)
+
+// RunPID extracts the orchestrator's pid from a namespace name made by a run.
+func RunPID(nsName string) (int, bool) {
+	rest, ok := strings.CutPrefix(nsName, NamespacePrefix)
+	if !ok {
+		return 0, false
+	}
+	pidStr, _, ok := strings.Cut(rest, "p")
+	if !ok {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(pidStr)
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	return pid, true
+}
