@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/halfopen/halfopen/internal/machine"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,11 +26,11 @@ func TestDoctorWritesTheBaseline(t *testing.T) {
 			t.Errorf("doctor --baseline printed no %q:\n%s", want, r.stdout)
 		}
 	}
-	b, err := harness.ReadBaseline(path)
+	b, err := machine.ReadBaseline(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.ErrorMs.N != harness.BaselineDatagrams || b.ErrorMs.P99 <= 0 || b.ErrorMs.P99 < b.ErrorMs.P50 {
+	if b.ErrorMs.N != machine.BaselineDatagrams || b.ErrorMs.P99 <= 0 || b.ErrorMs.P99 < b.ErrorMs.P50 {
 		t.Errorf("baseline %+v", b.ErrorMs)
 	}
 	r = halfopen(t, "doctor", "--baseline", "/nonexistent-dir/baseline.json")

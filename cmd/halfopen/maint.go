@@ -126,7 +126,7 @@ func doctorProbe(cmd *cobra.Command, timing machine.MachineTiming, loaded bool, 
 	if err != nil {
 		return fmt.Errorf("find this program to re-execute as agents: %w", err)
 	}
-	b, err := harness.MeasureBaseline(ctx, run, exe, harness.BaselineDatagrams)
+	b, err := harness.MeasureBaseline(ctx, run, exe, machine.BaselineDatagrams)
 	if err != nil {
 		return fmt.Errorf("measure the unloaded probe: %w", err)
 	}
@@ -135,7 +135,7 @@ func doctorProbe(cmd *cobra.Command, timing machine.MachineTiming, loaded bool, 
 		fmt.Fprintf(out, "%-7s %-9s the CPUs were %.0f %% busy while the baseline was measured: something else ran, and the baseline is higher than this machine's own\n", "warn", "unloaded", b.Busy*100)
 	}
 	if path != "" {
-		if err := harness.WriteBaseline(path, b); err != nil {
+		if err := machine.WriteBaseline(path, b); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "%-7s %-9s written to %s\n", "info", "baseline", path)
@@ -144,7 +144,7 @@ func doctorProbe(cmd *cobra.Command, timing machine.MachineTiming, loaded bool, 
 		return nil
 	}
 	labs := 2 * runtime.NumCPU()
-	l, err := harness.MeasureLoaded(ctx, run, exe, harness.BaselineDatagrams, labs)
+	l, err := harness.MeasureLoaded(ctx, run, exe, machine.BaselineDatagrams, labs)
 	if err != nil {
 		return fmt.Errorf("measure the loaded probe: %w", err)
 	}
