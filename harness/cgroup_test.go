@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"github.com/halfopen/halfopen/internal/labenv"
 	"github.com/halfopen/halfopen/internal/topo"
 	"os"
 	"path/filepath"
@@ -37,8 +38,8 @@ func TestLabCgroupHoldsWhatTheLabStarts(t *testing.T) {
 		if procs := cgroupProcs(dir); !slices.Contains(procs, helper) {
 			t.Errorf("the daemonised helper %d is not in %s (it holds %v)", helper, dir, procs)
 		}
-		if b, err := os.ReadFile(filepath.Join(dir, "pids.max")); err == nil && strings.TrimSpace(string(b)) != strconv.Itoa(LabPids) {
-			t.Errorf("%s/pids.max is %q, want %d", dir, b, LabPids)
+		if b, err := os.ReadFile(filepath.Join(dir, "pids.max")); err == nil && strings.TrimSpace(string(b)) != strconv.Itoa(labenv.LabPids) {
+			t.Errorf("%s/pids.max is %q, want %d", dir, b, labenv.LabPids)
 		}
 	}
 	// No thread of this process stayed in the lab's cgroup after a fork.

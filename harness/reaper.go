@@ -66,9 +66,6 @@ import (
 const (
 	reaperMode   = "reaper"
 	envReaperRun = "HALFOPEN_REAPER_RUN" // the run the reaper sweeps when its socket ends
-	// EnvNoReaper set to "1" starts runs without a reaper, as on a machine
-	// whose reaper died with it: for testing `halfopen gc`.
-	EnvNoReaper = "HALFOPEN_NO_REAPER"
 	// reaperSweepTime bounds how long a sweep keeps killing.
 	reaperSweepTime = 10 * time.Second
 )

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/halfopen/halfopen/internal/labenv"
 	"os"
 	"os/signal"
 	"strconv"
@@ -81,7 +82,7 @@ func (r *Run) CPUIdle() string {
 // exists, unless EnvNoReaper is set.
 func (r *Run) startReaper() error {
 	r.reaperOnce.Do(func() {
-		if os.Getenv(EnvNoReaper) == "1" {
+		if os.Getenv(labenv.EnvNoReaper) == "1" {
 			return
 		}
 		r.reaper, r.reaperErr = startReaper(r.ID)

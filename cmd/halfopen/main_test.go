@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/halfopen/halfopen/internal/hostsnap"
+	"github.com/halfopen/halfopen/internal/labenv"
 	"io"
 	"os"
 	"os/exec"
@@ -312,7 +313,7 @@ func TestInterruptedRunKeepsItsSamplesAndLeavesNothing(t *testing.T) {
 // it: the run is started without one.
 func TestGCRemovesWhatAKilledRunLeft(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.json")
-	cmd := startRun(t, path, harness.EnvNoReaper+"=1")
+	cmd := startRun(t, path, labenv.EnvNoReaper+"=1")
 	waitSamples(t, path, 1, 60*time.Second)
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)

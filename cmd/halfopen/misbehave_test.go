@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"github.com/halfopen/halfopen/internal/hostsnap"
+	"github.com/halfopen/halfopen/internal/labenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,9 +32,9 @@ func cgroupsOf(pid int) []string {
 func usesPidsLimit(t *testing.T, mode string) bool {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "doctor")
-	cmd.Env = append(os.Environ(), "HALFOPEN_TEST_MAIN=1", harness.EnvCgroup+"="+mode)
+	cmd.Env = append(os.Environ(), "HALFOPEN_TEST_MAIN=1", labenv.EnvCgroup+"="+mode)
 	out, _ := cmd.Output()
-	return strings.Contains(string(out), fmt.Sprintf("at most %d tasks", harness.LabPids))
+	return strings.Contains(string(out), fmt.Sprintf("at most %d tasks", labenv.LabPids))
 }
 
 // A foreign detector that misbehaves at hello time or during a sample
@@ -98,7 +99,7 @@ func TestMisbehavingProgramsEndInBoundedTime(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "r.json")
 			cmd := exec.Command(os.Args[0], "run", "--detector", "external:"+tc.cfg+",pids="+pids,
 				"--fault", "blackhole", "--samples", "1", "--budget", budget.String(), "--report", out)
-			cmd.Env = append(os.Environ(), "HALFOPEN_TEST_MAIN=1", harness.EnvCgroup+"="+tc.cgroup)
+			cmd.Env = append(os.Environ(), "HALFOPEN_TEST_MAIN=1", labenv.EnvCgroup+"="+tc.cgroup)
 			cmd.Dir = dir
 			var stdout, stderr syncBuffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -172,8 +173,8 @@ func TestMisbehavingProgramsEndInBoundedTime(t *testing.T) {
 				for _, b := range bombs {
 					text, _ := os.ReadFile(b)
 					var forked, refused int
-					if _, err := fmt.Sscanf(string(text), "forked %d refused %d", &forked, &refused); err != nil || forked > harness.LabPids || refused == 0 {
-						t.Errorf("the fork bomb says %q: the lab's pids limit (%d) did not hold it", text, harness.LabPids)
+					if _, err := fmt.Sscanf(string(text), "forked %d refused %d", &forked, &refused); err != nil || forked > labenv.LabPids || refused == 0 {
+						t.Errorf("the fork bomb says %q: the lab's pids limit (%d) did not hold it", text, labenv.LabPids)
 					}
 				}
 			}
