@@ -172,8 +172,5 @@ func (f *MiddleboxStateLoss) Expect(det harness.Detector) (harness.Prediction, r
 		return harness.Prediction{Never: true, Reasons: p.Reasons,
 			Rule: "the middlebox forgets only the data flow; the detector's heart-beats cross it on a connection of their own, which stays known, so it never decides"}, report.ExpectNever
 	}
-	if f.Effect() == harness.EffectResetOnWrite {
-		return harness.ExpectResetOnWrite(det, 0)
-	}
 	return harness.EffectTheory(det, f.Effect())
 }

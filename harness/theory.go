@@ -27,7 +27,7 @@ func theory(det Detector, flt Fault) (Prediction, report.Expectation, report.Kin
 		if r, ok := flt.(resetAfterer); ok {
 			after = r.ResetAfter()
 		}
-		p, expect = ExpectResetOnWrite(det, after)
+		p, expect = expectResetOnWrite(det, after)
 	case isA[linkCutter](flt) && isA[LocalFailurePredictor](det):
 		p, expect = det.(LocalFailurePredictor).PredictLocalFailure(), report.ExpectDetect
 	default:
@@ -51,10 +51,14 @@ func isA[T any](v any) bool {
 // EffectTheory is the generic rule of an Effect: a FIN or an RST is seen
 // at once by a blocked read, or as the socket's new state (CLOSE_WAIT) by
 // a program that polls it (unless the detector predicts its own
-// reaction), a silent peer gets the detector's own prediction. An Expecter
-// fault falls back on it for the detectors it has nothing special to say
-// about.
+// reaction), a silent peer gets the detector's own prediction, and a path
+// that resets the watcher's next segment at once is ExpectResetOnWrite's.
+// An Expecter fault falls back on it for the detectors it has nothing
+// special to say about.
 func EffectTheory(det Detector, e Effect) (Prediction, report.Expectation) {
+	if e == EffectResetOnWrite {
+		return expectResetOnWrite(det, 0)
+	}
 	if cp, ok := det.(ClosePredictor); ok && e != EffectSilent {
 		p := cp.PredictClose(e)
 		if p.Never {
@@ -82,7 +86,7 @@ func EffectTheory(det Detector, e Effect) (Prediction, report.Expectation) {
 // an RST: a blocked read fails with ECONNRESET, a write after it with EPIPE.
 var resetReasons = []string{"ECONNRESET", "EPIPE"}
 
-// ExpectResetOnWrite is the theory of a path that answers the watcher's
+// expectResetOnWrite is the theory of a path that answers the watcher's
 // next segment with an RST from `after` on (0: at once). The rule:
 //
 //   - A detector that never decides on a silent peer sends nothing on an
@@ -94,7 +98,7 @@ var resetReasons = []string{"ECONNRESET", "EPIPE"}
 //     implements Sender, else its silent-peer Hi (a detector that decides on
 //     a silent peer has sent by its deadline). When its timer may end before
 //     the return (Lo ≤ after) the range and reasons of both are joined.
-func ExpectResetOnWrite(det Detector, after time.Duration) (Prediction, report.Expectation) {
+func expectResetOnWrite(det Detector, after time.Duration) (Prediction, report.Expectation) {
 	p := det.Predict()
 	if p.Never {
 		p.Rule = "rst-on-write: the detector sends nothing on an idle connection, so no segment meets the RST; " + p.Rule
