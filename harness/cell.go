@@ -110,7 +110,7 @@ func Resolve(c CellConfig) (*Cell, error) {
 		if v, ok := c.Sysctls[key]; ok {
 			return v
 		}
-		return NamespaceDefault(key)
+		return namespaceDefault(key)
 	}
 	b, err := detectors.build(c.Detector, namespace)
 	if err != nil {

@@ -29,10 +29,10 @@ const (
 	// sourceTCPInfo: TCP_INFO read through sock_diag right after the
 	// fault's injection returned.
 	sourceTCPInfo = "tcp_info"
-	// SourceAfterRequest: TCP_INFO read after halfopen's watcher wrote its
+	// sourceAfterRequest: TCP_INFO read after halfopen's watcher wrote its
 	// request, which followed the fault (the in-flight phase of a
 	// built-in watcher): its "since" fields may be negative.
-	SourceAfterRequest = "tcp_info-after-request"
+	sourceAfterRequest = "tcp_info-after-request"
 )
 
 // inFlightWait bounds how long a sample aimed at the in-flight phase waits

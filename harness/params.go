@@ -30,6 +30,9 @@ type Param struct {
 	// takes the namespace's value (the cell's sysctls, or the kernel's
 	// default for a new namespace); given, it is written there.
 	Sysctl string
+	// NamespaceDefault is the value Sysctl has in a new lab namespace
+	// ("" when it has no Sysctl, or the kernel's own default is not known).
+	NamespaceDefault string
 }
 
 // params lists the parameters of a prototype (a pointer to a struct).
@@ -51,6 +54,7 @@ func params(proto any) []Param {
 		p := Param{Key: key, Default: f.Tag.Get("default"), Min: f.Tag.Get("min"), Max: f.Tag.Get("max"), Help: f.Tag.Get("help")}
 		_, p.Optional = f.Tag.Lookup("optional")
 		p.Sysctl = f.Tag.Get("sysctl")
+		p.NamespaceDefault = namespaceDefault(p.Sysctl)
 		if e := f.Tag.Get("enum"); e != "" {
 			p.Enum = strings.Split(e, "|")
 		}

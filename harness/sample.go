@@ -207,7 +207,7 @@ func aimFault(ctx context.Context, c *Cell, s *session, reader *connReader, rng 
 			return fa, err
 		}
 		if fa.dead == nil {
-			fa.source = SourceAfterRequest
+			fa.source = sourceAfterRequest
 			fa.note = fmt.Sprintf("read after the watcher's request, written %.1f ms after the fault (on veth the peer acknowledges within µs, so the fault came first)", float64(sent.TNs-fa.at)/1e6)
 			if sent.Msg != "" {
 				fa.note += "; the request's " + sent.Msg
