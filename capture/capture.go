@@ -16,8 +16,8 @@
 // the other); one it drops (a blackhole) appears only on the port it came
 // in by, which is how a timeline shows a drop.
 //
-//	router := lab.Host(harness.Router)
-//	c, err := capture.Start(ctx, router, []string{harness.RouterPeerLink, harness.RouterWatchLink}, 1<<20)
+//	router := lab.Host(topo.Router)
+//	c, err := capture.Start(ctx, router, []string{topo.RouterPeerLink, topo.RouterWatchLink}, 1<<20)
 //	... inject, wait for the decision ...
 //	err = c.Stop()
 //	err = c.WritePcapng("reports/pcap/sample-3.pcapng")

@@ -12,6 +12,8 @@ import (
 	_ "github.com/halfopen/halfopen/detectors"
 	_ "github.com/halfopen/halfopen/faults"
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/topo"
+	"github.com/halfopen/halfopen/internal/version"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 )
@@ -59,7 +61,7 @@ func TestCaptureShowsKeepaliveProbes(t *testing.T) {
 	})
 	const detector = "keepalive-tuned:idle=1s,intvl=1s,cnt=3"
 	const limit = 1 << 20
-	c, err := capture.Start(ctx, lab.Host(harness.Router), []string{harness.RouterPeerLink, harness.RouterWatchLink}, limit)
+	c, err := capture.Start(ctx, lab.Host(topo.Router), []string{topo.RouterPeerLink, topo.RouterWatchLink}, limit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,21 +69,22 @@ func TestCaptureShowsKeepaliveProbes(t *testing.T) {
 	// A second capture of the same ports at once, with room for the file's
 	// header and a few packets only: it must keep to its limit.
 	const smallLimit = 700
-	small, err := capture.Start(ctx, lab.Host(harness.Router), []string{harness.RouterPeerLink, harness.RouterWatchLink}, smallLimit)
+	small, err := capture.Start(ctx, lab.Host(topo.Router), []string{topo.RouterPeerLink, topo.RouterWatchLink}, smallLimit)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { small.Stop() })
 	startNs := protocol.Now()
-	w, _, err := harness.Connect(ctx, lab, detector, protocol.SideClient, nil)
+	conn, err := harness.Connect(ctx, lab, detector, protocol.SideClient, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	w := conn.Agents[topo.Watcher]
 	flt, _, err := harness.NewFault("blackhole")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, at, err := flt.Inject(ctx, lab)
+	_, at, err := flt.Inject(ctx, lab, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +139,7 @@ func TestCaptureShowsKeepaliveProbes(t *testing.T) {
 		}
 	}()
 
-	watcher := harness.WatcherAddr.String()
+	watcher := topo.WatcherAddr.String()
 	var probes []capture.Event
 	var syns int
 	for _, e := range events {
@@ -152,7 +155,7 @@ func TestCaptureShowsKeepaliveProbes(t *testing.T) {
 		}
 		from := e.Src[:len(watcher)] == watcher
 		switch {
-		case e.Iface == harness.RouterPeerLink:
+		case e.Iface == topo.RouterPeerLink:
 			t.Errorf("after the blackhole the router forwarded %v", e)
 		case !from:
 			t.Errorf("after the blackhole the peer's side sent %v", e)
@@ -191,7 +194,7 @@ func writeTestReport(t *testing.T, dir, detector string, at int64, dead protocol
 	secs := protocol.Seconds(dead.TNs - at)
 	r := &report.Report{
 		Schema: report.SchemaV1, Profile: "capture-test", Started: time.Now().UTC().Truncate(time.Second), Seed: 1, Complete: true,
-		Environment: report.Environment{Kernel: kernel(), Go: "go", Halfopen: harness.Version},
+		Environment: report.Environment{Kernel: kernel(), Go: "go", Halfopen: version.Version},
 		Cells: []report.Cell{{
 			Detector: canon, Fault: "blackhole", Side: "client", Kind: report.KindDetection, Path: "direct",
 			BudgetS: 10, PredictedS: &[2]float64{3, 4}, Expect: "detect", Reasons: []string{"ETIMEDOUT"},

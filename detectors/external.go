@@ -177,10 +177,8 @@ func (d *External) spec(path, role string, side protocol.Side, addr string) harn
 	if role == "peer" {
 		label = "peer program"
 	}
-	return harness.ProcSpec{
-		Path: path, Label: label, Strict: true, Unprivileged: !d.Privileged,
-		Env: []string{"HALFOPEN_ROLE=" + role, "HALFOPEN_ADDR=" + addr, "HALFOPEN_CONFIG=" + d.configJSON()},
-	}
+	return harness.ForeignProc(path, label, d.Privileged,
+		"HALFOPEN_ROLE="+role, "HALFOPEN_ADDR="+addr, "HALFOPEN_CONFIG="+d.configJSON())
 }
 
 // PeerService returns the real server that is the peer, for
@@ -231,10 +229,8 @@ func readHello(path, config string, unprivileged bool) (ev protocol.Event, err e
 			err = errors.Join(err, fmt.Errorf("after reading its hello: %w", cerr))
 		}
 	}()
-	p, err := probe.Host.Start(harness.ProcSpec{
-		Path: path, Label: "its hello", Strict: true, Unprivileged: unprivileged,
-		Env: []string{"HALFOPEN_PROTOCOL=1", "HALFOPEN_ROLE=watcher", "HALFOPEN_SIDE=server", "HALFOPEN_ADDR=127.0.0.1:7000", "HALFOPEN_CONFIG=" + config},
-	})
+	p, err := probe.Host.Start(harness.ForeignProc(path, "its hello", !unprivileged,
+		"HALFOPEN_PROTOCOL=1", "HALFOPEN_ROLE=watcher", "HALFOPEN_SIDE=server", "HALFOPEN_ADDR=127.0.0.1:7000", "HALFOPEN_CONFIG="+config))
 	if err != nil {
 		return protocol.Event{}, fmt.Errorf("start it to read its hello: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/agentcmd"
 	"github.com/halfopen/halfopen/tcprules"
 )
 
@@ -80,7 +81,7 @@ func peerStats(p *harness.Process) string {
 	if p == nil || p.Label != "peer" {
 		return "no built-in peer to ask"
 	}
-	ev, err := p.Request(context.Background(), harness.Command{Cmd: harness.CmdStats}, harness.EventStats)
+	ev, err := p.Request(context.Background(), agentcmd.Command{Cmd: agentcmd.CmdStats}, agentcmd.EventStats)
 	if err != nil {
 		return "no answer: " + err.Error()
 	}

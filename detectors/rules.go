@@ -21,7 +21,7 @@ func prediction(r tcprules.Range, reasons ...string) harness.Prediction {
 // that resets what it is sent (EffectResetOnWrite: that segment's RST
 // comes back within a round trip, and the read fails with ECONNRESET).
 // A path that resets only from some time after the fault on (a host that
-// reboots: harness.ResetAfterer, and in practice the instant it answered
+// reboots: the fault's ResetAfter, and in practice the instant it answered
 // again) is forecast by PredictResetAfter, which every detector here with
 // a rule for resets implements; PredictSample is PredictResetAfter(st, 0).
 

@@ -92,7 +92,7 @@ func TestStrategySpecs(t *testing.T) {
 				}
 			}
 			if tc.conns != 0 {
-				if cc, ok := d.(harness.ConnCounter); !ok || cc.Conns() != tc.conns {
+				if cc, ok := d.(interface{ Conns() int }); !ok || cc.Conns() != tc.conns {
 					t.Errorf("conns: want %d", tc.conns)
 				}
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/agentcmd"
 )
 
 // AbortiveClose: the peer resets its connection: SO_LINGER with a zero
@@ -17,8 +18,8 @@ func init() {
 }
 
 // Inject tells the peer to reset its connection.
-func (f *AbortiveClose) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	at, err := peerCommand(ctx, lab, harness.CmdReset)
+func (f *AbortiveClose) Inject(ctx context.Context, lab *harness.Lab, conn *harness.Conn) (harness.Heal, int64, error) {
+	at, err := peerCommand(ctx, conn, agentcmd.CmdReset)
 	return nil, at, err
 }
 

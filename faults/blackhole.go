@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/topo"
 )
 
 // Blackhole: the router drops, silently, every packet between the peer and
@@ -23,7 +24,7 @@ func init() {
 }
 
 // Inject installs the drops.
-func (f *Blackhole) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *Blackhole) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	rs, at, err := dropEverything(lab, "blackhole")
 	if err != nil {
 		return nil, 0, err
@@ -36,16 +37,16 @@ func (f *Blackhole) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal,
 // from either host (prerouting at raw priority, before routing, so no ICMP
 // error is generated) and every packet it sends them itself (a proxy's).
 func dropEverything(lab *harness.Lab, tag string) (*ruleSet, int64, error) {
-	rs, err := newRuleSet(lab, harness.Router, tag)
+	rs, err := newRuleSet(lab, topo.Router, tag)
 	if err != nil {
 		return nil, 0, err
 	}
 	pre := rs.chain("pre", nftablesPrerouting, nftablesRaw)
-	rs.drop(pre, matchIIF(harness.RouterPeerLink))
-	rs.drop(pre, matchIIF(harness.RouterWatchLink))
+	rs.drop(pre, matchIIF(topo.RouterPeerLink))
+	rs.drop(pre, matchIIF(topo.RouterWatchLink))
 	out := rs.chain("out", nftablesOutput, nftablesRaw)
-	rs.drop(out, matchOIF(harness.RouterPeerLink))
-	rs.drop(out, matchOIF(harness.RouterWatchLink))
+	rs.drop(out, matchOIF(topo.RouterPeerLink))
+	rs.drop(out, matchOIF(topo.RouterWatchLink))
 	at, err := rs.commit()
 	if err != nil {
 		return nil, 0, err

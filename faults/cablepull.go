@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 )
 
@@ -25,13 +26,13 @@ func init() {
 }
 
 // Inject sets the router's peer-side port down.
-func (f *PeerCablePull) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	if err := lab.SetLinkUp(harness.Router, harness.RouterPeerLink, false); err != nil {
+func (f *PeerCablePull) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
+	if err := lab.SetLinkUp(topo.Router, topo.RouterPeerLink, false); err != nil {
 		return nil, 0, err
 	}
 	at := protocol.Now()
 	return func(context.Context) (int64, error) {
-		err := lab.SetLinkUp(harness.Router, harness.RouterPeerLink, true)
+		err := lab.SetLinkUp(topo.Router, topo.RouterPeerLink, true)
 		return protocol.Now(), err
 	}, at, nil
 }

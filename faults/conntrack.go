@@ -8,13 +8,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/topo"
 )
 
 // conntrackHandle opens a NETLINK_NETFILTER handle bound to the namespace
 // of a lab host; the host's own handle speaks NETLINK_ROUTE only, and a
 // handle without the family would open its socket in the caller's (the
 // host machine's) namespace.
-func conntrackHandle(lab *harness.Lab, role harness.Role) (*netlink.Handle, error) {
+func conntrackHandle(lab *harness.Lab, role topo.Role) (*netlink.Handle, error) {
 	h := lab.Host(role)
 	if h == nil {
 		return nil, fmt.Errorf("host %s is gone", role)
@@ -29,7 +30,7 @@ func conntrackHandle(lab *harness.Lab, role harness.Role) (*netlink.Handle, erro
 // conntrackFlows lists the router's conntrack entries of TCP flows to the
 // listener's port, retrying an interrupted dump.
 func conntrackFlows(lab *harness.Lab) ([]*netlink.ConntrackFlow, error) {
-	h, err := conntrackHandle(lab, harness.Router)
+	h, err := conntrackHandle(lab, topo.Router)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +47,7 @@ func conntrackFlows(lab *harness.Lab) ([]*netlink.ConntrackFlow, error) {
 	}
 	var out []*netlink.ConntrackFlow
 	for _, f := range flows {
-		if f.Forward.Protocol == unix.IPPROTO_TCP && f.Forward.DstPort == harness.ListenPort {
+		if f.Forward.Protocol == unix.IPPROTO_TCP && f.Forward.DstPort == topo.ListenPort {
 			out = append(out, f)
 		}
 	}
@@ -55,9 +56,10 @@ func conntrackFlows(lab *harness.Lab) ([]*netlink.ConntrackFlow, error) {
 
 // forgetFlows deletes the router's conntrack entry of the watched data
 // flow (TCP from the dialer's data port to the listener's port), or flushes the whole table when all is set,
-// and returns how many entries went (unknown, -1, for a flush).
-func forgetFlows(lab *harness.Lab, all bool) (int, error) {
-	h, err := conntrackHandle(lab, harness.Router)
+// and returns how many entries went (unknown, -1, for a flush). conn is
+// the sample's connection, unused (nil allowed) when all is set.
+func forgetFlows(lab *harness.Lab, conn *harness.Conn, all bool) (int, error) {
+	h, err := conntrackHandle(lab, topo.Router)
 	if err != nil {
 		return 0, err
 	}
@@ -72,15 +74,15 @@ func forgetFlows(lab *harness.Lab, all bool) (int, error) {
 	if err := filter.AddProtocol(unix.IPPROTO_TCP); err != nil {
 		return 0, fmt.Errorf("conntrack filter: %w", err)
 	}
-	if err := filter.AddPort(netlink.ConntrackOrigDstPort, harness.ListenPort); err != nil {
+	if err := filter.AddPort(netlink.ConntrackOrigDstPort, topo.ListenPort); err != nil {
 		return 0, fmt.Errorf("conntrack filter: %w", err)
 	}
 	// Only the data connection, as an idle-timeout eviction would forget
 	// it: a detector's second connection (a dedicated heart-beat) keeps its
 	// state. A foreign program that did not report its local port leaves
 	// every connection to the listener in scope.
-	if lab.DataPort != 0 {
-		if err := filter.AddPort(netlink.ConntrackOrigSrcPort, lab.DataPort); err != nil {
+	if conn.DataPort != 0 {
+		if err := filter.AddPort(netlink.ConntrackOrigSrcPort, conn.DataPort); err != nil {
 			return 0, fmt.Errorf("conntrack filter: %w", err)
 		}
 	}

@@ -11,19 +11,21 @@ import (
 	"github.com/google/nftables/expr"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 )
 
-// connect starts a watcher running detector and the built-in peer.
-func connect(t *testing.T, lab *harness.Lab, detector string, side protocol.Side) (*harness.Process, *harness.Process) {
+// connect starts a watcher running detector and the built-in peer, and
+// returns both and the sample's connection.
+func connect(t *testing.T, lab *harness.Lab, detector string, side protocol.Side) (w, p *harness.Process, conn *harness.Conn) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	w, p, err := harness.Connect(ctx, lab, detector, side, nil)
+	conn, err := harness.Connect(ctx, lab, detector, side, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return w, p
+	return conn.Agents[topo.Watcher], conn.Agents[topo.Peer], conn
 }
 
 // flagCounter counts, on the router, forwarded TCP segments with a flag set.
@@ -36,7 +38,7 @@ const (
 
 func countFlag(t *testing.T, lab *harness.Lab, name string, flag byte) *flagCounter {
 	t.Helper()
-	rs, err := newRuleSet(lab, harness.Router, "test-"+name)
+	rs, err := newRuleSet(lab, topo.Router, "test-"+name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +88,7 @@ func TestPeerClosesSendTheirSegment(t *testing.T) {
 		for _, side := range []protocol.Side{protocol.SideClient, protocol.SideServer} {
 			t.Run(tc.fault+"/"+string(side), func(t *testing.T) {
 				_, lab := newFaultLab(t)
-				w, p := connect(t, lab, "read-eof", side)
+				w, p, conn := connect(t, lab, "read-eof", side)
 				seen := countFlag(t, lab, "seen", tc.seen)
 				var not *flagCounter
 				if tc.not != 0 {
@@ -96,7 +98,7 @@ func TestPeerClosesSendTheirSegment(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				_, at, err := f.Inject(context.Background(), lab)
+				_, at, err := f.Inject(context.Background(), lab, conn)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -133,9 +135,9 @@ func TestPeerClosesSendTheirSegment(t *testing.T) {
 
 func TestBlackholeDropsBothWaysAndHeals(t *testing.T) {
 	_, lab := newFaultLab(t)
-	w, _ := connect(t, lab, "heartbeat-inband:interval=50ms,misses=100", protocol.SideClient)
+	w, _, conn := connect(t, lab, "heartbeat-inband:interval=50ms,misses=100", protocol.SideClient)
 	f := &Blackhole{}
-	heal, _, err := f.Inject(context.Background(), lab)
+	heal, _, err := f.Inject(context.Background(), lab, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,11 +153,11 @@ func TestBlackholeDropsBothWaysAndHeals(t *testing.T) {
 	if _, err := heal(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := lab.Host(harness.Router).Nft()
+	nft, err := lab.Host(topo.Router).Nft()
 	if err != nil {
 		t.Fatal(err)
 	}
-	chains, err := conn.ListChains()
+	chains, err := nft.ListChains()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,20 +178,20 @@ func TestBlackholeDropsBothWaysAndHeals(t *testing.T) {
 
 func TestPeerCablePullSetsTheRouterPortDown(t *testing.T) {
 	_, lab := newFaultLab(t)
-	connect(t, lab, "read-eof", protocol.SideClient)
-	heal, _, err := (&PeerCablePull{}).Inject(context.Background(), lab)
+	_, _, conn := connect(t, lab, "read-eof", protocol.SideClient)
+	heal, _, err := (&PeerCablePull{}).Inject(context.Background(), lab, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	router := lab.Host(harness.Router)
-	link, err := router.Link.LinkByName(harness.RouterPeerLink)
+	router := lab.Host(topo.Router)
+	link, err := router.Link.LinkByName(topo.RouterPeerLink)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if link.Attrs().Flags&1 != 0 {
 		t.Error("the router's port to the peer is still up")
 	}
-	watcherLink, err := lab.Host(harness.Watcher).Link.LinkByName(harness.HostLink)
+	watcherLink, err := lab.Host(topo.Watcher).Link.LinkByName(topo.HostLink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +201,7 @@ func TestPeerCablePullSetsTheRouterPortDown(t *testing.T) {
 	if _, err := heal(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	link, _ = router.Link.LinkByName(harness.RouterPeerLink)
+	link, _ = router.Link.LinkByName(topo.RouterPeerLink)
 	if link.Attrs().Flags&1 == 0 {
 		t.Error("healing left the router's port down")
 	}
@@ -207,10 +209,10 @@ func TestPeerCablePullSetsTheRouterPortDown(t *testing.T) {
 
 func TestHostCrashLeavesNothingOfThePeer(t *testing.T) {
 	_, lab := newFaultLab(t)
-	w, p := connect(t, lab, "heartbeat-inband:interval=50ms,misses=100", protocol.SideServer)
-	name := lab.Host(harness.Peer).Name
+	w, p, conn := connect(t, lab, "heartbeat-inband:interval=50ms,misses=100", protocol.SideServer)
+	name := lab.Host(topo.Peer).Name
 	f := &HostCrash{}
-	if _, _, err := f.Inject(context.Background(), lab); err != nil {
+	if _, _, err := f.Inject(context.Background(), lab, conn); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -14,16 +14,18 @@ import (
 	"context"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/agentcmd"
+	"github.com/halfopen/halfopen/internal/topo"
 )
 
 // peerCommand tells the built-in peer to do something to its connection and
 // returns the instant it reports having done it.
-func peerCommand(ctx context.Context, lab *harness.Lab, cmd harness.CommandName) (int64, error) {
-	p := lab.Agents[harness.Peer]
+func peerCommand(ctx context.Context, conn *harness.Conn, cmd agentcmd.CommandName) (int64, error) {
+	p := conn.Agents[topo.Peer]
 	if p == nil || p.Label != "peer" {
 		return 0, errNoPeerAgent
 	}
-	ev, err := p.Request(ctx, harness.Command{Cmd: cmd}, harness.EventClosed)
+	ev, err := p.Request(ctx, agentcmd.Command{Cmd: cmd}, agentcmd.EventClosed)
 	if err != nil {
 		return 0, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/agentcmd"
 )
 
 // GracefulClose: the peer closes its end in order. It calls
@@ -18,8 +19,8 @@ func init() {
 }
 
 // Inject tells the peer to shut its connection down.
-func (f *GracefulClose) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	at, err := peerCommand(ctx, lab, harness.CmdClose)
+func (f *GracefulClose) Inject(ctx context.Context, lab *harness.Lab, conn *harness.Conn) (harness.Heal, int64, error) {
+	at, err := peerCommand(ctx, conn, agentcmd.CmdClose)
 	return nil, at, err
 }
 

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 )
 
@@ -40,7 +41,7 @@ func init() {
 }
 
 // Inject waits until the watched connection is idle, then crashes the peer.
-func (f *HalfOpen) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *HalfOpen) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	start := protocol.Now()
 	idle, err := waitIdle(ctx, lab, time.Second)
 	if err != nil {
@@ -54,9 +55,9 @@ func (f *HalfOpen) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, 
 // waitIdle polls the watcher's established TCP sockets until none has a
 // byte unacknowledged or queued, or until limit passes (false).
 func waitIdle(ctx context.Context, lab *harness.Lab, limit time.Duration) (bool, error) {
-	w := lab.Host(harness.Watcher)
+	w := lab.Host(topo.Watcher)
 	if w == nil {
-		return false, fmt.Errorf("host %s is gone", harness.Watcher)
+		return false, fmt.Errorf("host %s is gone", topo.Watcher)
 	}
 	h, err := netlink.NewHandleAt(w.NS, unix.NETLINK_INET_DIAG)
 	if err != nil {
@@ -93,7 +94,7 @@ func waitIdle(ctx context.Context, lab *harness.Lab, limit time.Duration) (bool,
 func (f *HalfOpen) Effect() harness.Effect { return harness.EffectSilent }
 
 // Note says what the cell measures beyond host-crash.
-func (f *HalfOpen) Note(*harness.Lab) string {
+func (f *HalfOpen) Note(*harness.Lab, *harness.Conn) string {
 	return "half-open: the peer host crashed only once the watcher's kernel showed the connection idle (sock_diag: nothing unacknowledged or queued), the watcher blocked in recv; its socket stays ESTABLISHED afterwards"
 }
 

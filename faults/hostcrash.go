@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/topo"
 )
 
 // HostCrash: the peer host vanishes: no FIN, no RST, no answer, ever. The
@@ -21,14 +22,14 @@ func init() {
 }
 
 // Inject isolates, kills and destroys the peer host.
-func (f *HostCrash) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *HostCrash) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	at, err := crashPeer(lab, "host-crash", &f.rules)
 	return nil, at, err
 }
 
 // crashPeer isolates the peer at the router, then destroys it.
 func crashPeer(lab *harness.Lab, tag string, keep **ruleSet) (int64, error) {
-	rs, err := silenceHost(lab, tag, harness.PeerNet)
+	rs, err := silenceHost(lab, tag, topo.PeerNet)
 	if err != nil {
 		return 0, err
 	}
@@ -37,7 +38,7 @@ func crashPeer(lab *harness.Lab, tag string, keep **ruleSet) (int64, error) {
 		return 0, err
 	}
 	*keep = rs
-	if err := lab.DestroyHost(harness.Peer); err != nil {
+	if err := lab.DestroyHost(topo.Peer); err != nil {
 		return 0, err
 	}
 	return at, nil

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 )
 
@@ -36,7 +37,7 @@ func init() {
 }
 
 // Inject crashes the peer host and schedules its return.
-func (f *HostReboot) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *HostReboot) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	// A cell's one fault value serves samples in parallel labs: each
 	// sample's return removes its own lab's isolation.
 	var rules *ruleSet
@@ -66,7 +67,7 @@ func (f *HostReboot) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal
 		case <-t.C:
 		}
 		dropped, _, _ := rules.counters()
-		err := lab.RebootHost(harness.Peer)
+		err := lab.RebootHost(topo.Peer)
 		if err == nil {
 			_, err = rules.remove()
 		}
@@ -75,7 +76,7 @@ func (f *HostReboot) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal
 		f.mu.Unlock()
 		if err == nil {
 			// Its services start after its kernel answers.
-			if err := lab.Booted(harness.Peer); err != nil {
+			if err := lab.Booted(topo.Peer); err != nil {
 				f.mu.Lock()
 				f.err = err
 				f.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 )
 
@@ -44,23 +45,25 @@ func newFaultLab(t *testing.T) (context.Context, *harness.Lab) {
 }
 
 // connectFault prepares the fault (if it must be), then starts the peer and a
-// watcher running detector on side, as the runner does, through lab.Via.
-func connectFault(t *testing.T, ctx context.Context, lab *harness.Lab, f harness.Fault, detector string, side protocol.Side) {
+// watcher running detector on side, as the runner does, through conn.Via.
+func connectFault(t *testing.T, ctx context.Context, lab *harness.Lab, f harness.Fault, detector string, side protocol.Side) *harness.Conn {
 	t.Helper()
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, _, err := harness.Connect(wctx, lab, detector, side, f); err != nil {
+	conn, err := harness.Connect(wctx, lab, detector, side, f)
+	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
+	return conn
 }
 
 // waitVerdict waits up to d for the watcher's verdict and returns its reason
 // and how long after at it came ("" if none).
-func waitVerdict(t *testing.T, lab *harness.Lab, at int64, d time.Duration) (string, time.Duration) {
+func waitVerdict(t *testing.T, conn *harness.Conn, at int64, d time.Duration) (string, time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	ev, err := lab.Agents[harness.Watcher].WaitEvent(ctx, protocol.EventDead)
+	ev, err := conn.Agents[topo.Watcher].WaitEvent(ctx, protocol.EventDead)
 	if err != nil {
 		return "", 0
 	}
@@ -76,9 +79,9 @@ func mustFault(t *testing.T, spec string) harness.Fault {
 	return f
 }
 
-func inject(t *testing.T, ctx context.Context, lab *harness.Lab, f harness.Fault) (harness.Heal, int64) {
+func inject(t *testing.T, ctx context.Context, lab *harness.Lab, conn *harness.Conn, f harness.Fault) (harness.Heal, int64) {
 	t.Helper()
-	heal, at, err := f.Inject(ctx, lab)
+	heal, at, err := f.Inject(ctx, lab, conn)
 	if err != nil {
 		t.Fatalf("inject: %v", err)
 	}
@@ -103,9 +106,9 @@ func TestOneWay(t *testing.T) {
 		t.Run(dir, func(t *testing.T) {
 			ctx, lab := newFaultLab(t)
 			f := mustFault(t, "one-way:direction="+dir)
-			connectFault(t, ctx, lab, f, hb, protocol.SideClient)
-			_, at := inject(t, ctx, lab, f)
-			reason, after := waitVerdict(t, lab, at, 3*time.Second)
+			conn := connectFault(t, ctx, lab, f, hb, protocol.SideClient)
+			_, at := inject(t, ctx, lab, conn, f)
+			reason, after := waitVerdict(t, conn, at, 3*time.Second)
 			if reason != "heartbeat" {
 				t.Fatalf("the heart-beat decided %q, want heartbeat", reason)
 			}
@@ -132,9 +135,9 @@ func TestRandomLoss(t *testing.T) {
 			// at its send and at the retransmissions 0.2, 0.6 and 1.4 s
 			// later (RFC 6298 doubling): 0.19^4 ≈ 0.13 %. At 50 % loss
 			// that is 0.75^4 ≈ 32 %, which made this test flaky.
-			connectFault(t, ctx, lab, f, "heartbeat-inband:interval=50ms,misses=40", protocol.SideClient)
-			heal, at := inject(t, ctx, lab, f)
-			reason, _ := waitVerdict(t, lab, at, 2500*time.Millisecond)
+			conn := connectFault(t, ctx, lab, f, "heartbeat-inband:interval=50ms,misses=40", protocol.SideClient)
+			heal, at := inject(t, ctx, lab, conn, f)
+			reason, _ := waitVerdict(t, conn, at, 2500*time.Millisecond)
 			n := packets(t, f)
 			if _, err := heal(ctx); err != nil {
 				t.Fatal(err)
@@ -157,10 +160,10 @@ func TestRandomLoss(t *testing.T) {
 func TestLocalCablePull(t *testing.T) {
 	ctx, lab := newFaultLab(t)
 	f := mustFault(t, "local-cable-pull:for=1s")
-	connectFault(t, ctx, lab, f, "heartbeat-inband:interval=200ms,misses=10", protocol.SideClient)
-	heal, _ := inject(t, ctx, lab, f)
-	w := lab.Host(harness.Watcher)
-	link, err := w.Link.LinkByName(harness.HostLink)
+	conn := connectFault(t, ctx, lab, f, "heartbeat-inband:interval=200ms,misses=10", protocol.SideClient)
+	heal, _ := inject(t, ctx, lab, conn, f)
+	w := lab.Host(topo.Watcher)
+	link, err := w.Link.LinkByName(topo.HostLink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +176,7 @@ func TestLocalCablePull(t *testing.T) {
 	}
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		link, _ = w.Link.LinkByName(harness.HostLink)
+		link, _ = w.Link.LinkByName(topo.HostLink)
 		if link.Attrs().OperState == netlink.OperUp || time.Now().After(deadline) {
 			break
 		}
@@ -182,7 +185,7 @@ func TestLocalCablePull(t *testing.T) {
 	if link.Attrs().OperState != netlink.OperUp {
 		t.Errorf("watcher eth0 %v after the cable is back", link.Attrs().OperState)
 	}
-	if reason, _ := waitVerdict(t, lab, protocol.Now(), 1500*time.Millisecond); reason != "" {
+	if reason, _ := waitVerdict(t, conn, protocol.Now(), 1500*time.Millisecond); reason != "" {
 		t.Errorf("the heart-beat decided %q after the cable came back", reason)
 	}
 }
@@ -195,10 +198,10 @@ func TestRouterRestart(t *testing.T) {
 		t.Run(fmt.Sprintf("carrier=%v", carrier), func(t *testing.T) {
 			ctx, lab := newFaultLab(t)
 			f := mustFault(t, fmt.Sprintf("router-restart:outage=300ms,carrier=%v", carrier))
-			connectFault(t, ctx, lab, f, "heartbeat-inband:interval=200ms,misses=10", protocol.SideClient)
-			heal, at := inject(t, ctx, lab, f)
-			r := lab.Host(harness.Router)
-			for _, name := range []string{harness.RouterPeerLink, harness.RouterWatchLink} {
+			conn := connectFault(t, ctx, lab, f, "heartbeat-inband:interval=200ms,misses=10", protocol.SideClient)
+			heal, at := inject(t, ctx, lab, conn, f)
+			r := lab.Host(topo.Router)
+			for _, name := range []string{topo.RouterPeerLink, topo.RouterWatchLink} {
 				l, err := r.Link.LinkByName(name)
 				if err != nil {
 					t.Fatal(err)
@@ -217,7 +220,7 @@ func TestRouterRestart(t *testing.T) {
 			if _, err := heal(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if reason, _ := waitVerdict(t, lab, at, 3*time.Second); reason != "" {
+			if reason, _ := waitVerdict(t, conn, at, 3*time.Second); reason != "" {
 				t.Errorf("the connection did not survive a 300 ms router restart: %q", reason)
 			}
 		})
@@ -229,12 +232,12 @@ func TestRouterRestart(t *testing.T) {
 func TestHostReboot(t *testing.T) {
 	ctx, lab := newFaultLab(t)
 	f := mustFault(t, "host-reboot:down=500ms")
-	connectFault(t, ctx, lab, f, "keepalive-tuned:idle=1s,intvl=1s,cnt=5", protocol.SideClient)
-	_, at := inject(t, ctx, lab, f)
-	if lab.Host(harness.Peer) != nil {
+	conn := connectFault(t, ctx, lab, f, "keepalive-tuned:idle=1s,intvl=1s,cnt=5", protocol.SideClient)
+	_, at := inject(t, ctx, lab, conn, f)
+	if lab.Host(topo.Peer) != nil {
 		t.Fatal("the peer host still exists after the crash")
 	}
-	reason, after := waitVerdict(t, lab, at, 5*time.Second)
+	reason, after := waitVerdict(t, conn, at, 5*time.Second)
 	if reason != "ECONNRESET" {
 		t.Fatalf("watcher decided %q, want ECONNRESET", reason)
 	}
@@ -248,7 +251,7 @@ func TestHostReboot(t *testing.T) {
 	if after < back || after > back+1200*time.Millisecond {
 		t.Errorf("ECONNRESET %v after the crash, the peer returned after %v: want within one probe interval of the return", after, back)
 	}
-	if lab.Host(harness.Peer) == nil {
+	if lab.Host(topo.Peer) == nil {
 		t.Error("the peer host did not come back")
 	}
 }
@@ -258,15 +261,15 @@ func TestHostReboot(t *testing.T) {
 func TestHalfOpen(t *testing.T) {
 	ctx, lab := newFaultLab(t)
 	f := mustFault(t, "half-open")
-	connectFault(t, ctx, lab, f, hb, protocol.SideServer)
-	_, at := inject(t, ctx, lab, f)
+	conn := connectFault(t, ctx, lab, f, hb, protocol.SideServer)
+	_, at := inject(t, ctx, lab, conn, f)
 	if !f.(*HalfOpen).WasIdle {
 		t.Error("the connection was never idle")
 	}
-	if lab.Host(harness.Peer) != nil {
+	if lab.Host(topo.Peer) != nil {
 		t.Error("the peer host still exists")
 	}
-	if reason, _ := waitVerdict(t, lab, at, 2*time.Second); reason != "heartbeat" {
+	if reason, _ := waitVerdict(t, conn, at, 2*time.Second); reason != "heartbeat" {
 		t.Errorf("watcher decided %q, want heartbeat", reason)
 	}
 }
@@ -287,9 +290,9 @@ func TestMiddleboxStateLoss(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, lab := newFaultLab(t)
 			f := mustFault(t, tc.spec)
-			connectFault(t, ctx, lab, f, hb, tc.side)
+			conn := connectFault(t, ctx, lab, f, hb, tc.side)
 			if tc.loose != "" {
-				if err := lab.SetSysctls(harness.Router, map[string]string{"net.netfilter.nf_conntrack_tcp_loose": tc.loose}); err != nil {
+				if err := lab.SetSysctls(topo.Router, map[string]string{"net.netfilter.nf_conntrack_tcp_loose": tc.loose}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -297,8 +300,8 @@ func TestMiddleboxStateLoss(t *testing.T) {
 			if err != nil || len(flows) == 0 {
 				t.Fatalf("no tracked flow before the loss (%v)", err)
 			}
-			_, at := inject(t, ctx, lab, f)
-			reason, _ := waitVerdict(t, lab, at, 2*time.Second)
+			_, at := inject(t, ctx, lab, conn, f)
+			reason, _ := waitVerdict(t, conn, at, 2*time.Second)
 			newNotSyn, invalid, snat, err := f.(*MiddleboxStateLoss).Drops()
 			if err != nil {
 				t.Fatal(err)
@@ -348,9 +351,9 @@ func TestToxiproxy(t *testing.T) {
 		t.Run(tc.spec+"/"+string(tc.side), func(t *testing.T) {
 			ctx, lab := newFaultLab(t)
 			f := mustFault(t, tc.spec)
-			connectFault(t, ctx, lab, f, tc.detector, tc.side)
-			if lab.PathName != "toxiproxy" {
-				t.Fatalf("path %q, want toxiproxy", lab.PathName)
+			conn := connectFault(t, ctx, lab, f, tc.detector, tc.side)
+			if conn.PathName != "toxiproxy" {
+				t.Fatalf("path %q, want toxiproxy", conn.PathName)
 			}
 			st := f.(interface {
 				state(*harness.Lab) *proxyState
@@ -358,8 +361,8 @@ func TestToxiproxy(t *testing.T) {
 			if err := st.api.call(ctx, "GET", "/proxies/"+toxiproxyName, nil, 200); err != nil {
 				t.Fatalf("the API does not answer from the router's namespace: %v", err)
 			}
-			_, at := inject(t, ctx, lab, f)
-			reason, after := waitVerdict(t, lab, at, 3*time.Second)
+			_, at := inject(t, ctx, lab, conn, f)
+			reason, after := waitVerdict(t, conn, at, 3*time.Second)
 			if reason != tc.want {
 				t.Errorf("watcher decided %q after %v, want %s", reason, after, tc.want)
 			}
@@ -372,13 +375,13 @@ func TestToxiproxy(t *testing.T) {
 func TestToxiproxyHidesHostCrash(t *testing.T) {
 	ctx, lab := newFaultLab(t)
 	f := mustFault(t, "toxiproxy-host-crash")
-	connectFault(t, ctx, lab, f, "keepalive-tuned:idle=1s,intvl=1s,cnt=2", protocol.SideClient)
-	_, at := inject(t, ctx, lab, f)
-	if lab.Host(harness.Peer) != nil {
+	conn := connectFault(t, ctx, lab, f, "keepalive-tuned:idle=1s,intvl=1s,cnt=2", protocol.SideClient)
+	_, at := inject(t, ctx, lab, conn, f)
+	if lab.Host(topo.Peer) != nil {
 		t.Fatal("the peer host still exists")
 	}
 	// Direct, keepalive 1/1/2 decides within 3 s; through the proxy never.
-	if reason, after := waitVerdict(t, lab, at, 4*time.Second); reason != "" {
+	if reason, after := waitVerdict(t, conn, at, 4*time.Second); reason != "" {
 		t.Errorf("keepalive decided %q after %v behind the proxy", reason, after)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 )
 
@@ -31,13 +32,13 @@ func init() {
 }
 
 // Inject takes the far end of the watcher's veth down.
-func (f *LocalCablePull) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	if err := lab.SetLinkUp(harness.Router, harness.RouterWatchLink, false); err != nil {
+func (f *LocalCablePull) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
+	if err := lab.SetLinkUp(topo.Router, topo.RouterWatchLink, false); err != nil {
 		return nil, 0, err
 	}
 	at := protocol.Now()
 	return func(context.Context) (int64, error) {
-		err := lab.SetLinkUp(harness.Router, harness.RouterWatchLink, true)
+		err := lab.SetLinkUp(topo.Router, topo.RouterWatchLink, true)
 		return protocol.Now(), err
 	}, at, nil
 }

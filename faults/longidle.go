@@ -21,7 +21,7 @@ func init() {
 }
 
 // Inject does nothing and returns the instant the idle window starts.
-func (f *LongIdle) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *LongIdle) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	return nil, protocol.Now(), nil
 }
 

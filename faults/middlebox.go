@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 )
@@ -52,15 +53,15 @@ func init() {
 }
 
 // Prepare installs the firewall or the NAT on the router.
-func (f *MiddleboxStateLoss) Prepare(ctx context.Context, lab *harness.Lab) error {
-	rs, err := newRuleSet(lab, harness.Router, "middlebox")
+func (f *MiddleboxStateLoss) Prepare(ctx context.Context, lab *harness.Lab, conn *harness.Conn) error {
+	rs, err := newRuleSet(lab, topo.Router, "middlebox")
 	if err != nil {
 		return err
 	}
 	if f.Mode == "nat" {
-		oif, from, to := harness.RouterPeerLink, harness.WatcherNet, harness.RouterPeerAddr
-		if lab.Side == protocol.SideServer {
-			oif, from, to = harness.RouterWatchLink, harness.PeerNet, harness.RouterWatcherAddr
+		oif, from, to := topo.RouterPeerLink, topo.WatcherNet, topo.RouterPeerAddr
+		if conn.Side == protocol.SideServer {
+			oif, from, to = topo.RouterWatchLink, topo.PeerNet, topo.RouterWatcherAddr
 		}
 		post := rs.chainOfType("nat", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
 		addr := to.As4()
@@ -87,11 +88,11 @@ func (f *MiddleboxStateLoss) Prepare(ctx context.Context, lab *harness.Lab) erro
 }
 
 // Inject makes the middlebox forget the flow (or everything).
-func (f *MiddleboxStateLoss) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *MiddleboxStateLoss) Inject(ctx context.Context, lab *harness.Lab, conn *harness.Conn) (harness.Heal, int64, error) {
 	if f.rules == nil {
 		return nil, 0, errors.New("middlebox-state-loss was not prepared")
 	}
-	n, err := forgetFlows(lab, f.Scope == "all")
+	n, err := forgetFlows(lab, conn, f.Scope == "all")
 	if err != nil {
 		return nil, 0, err
 	}
@@ -129,8 +130,8 @@ func (f *MiddleboxStateLoss) Counters() (uint64, uint64, error) { return f.rules
 
 // Note names the middlebox and the router's tcp_loose, which decides how a
 // mid-flow packet is classified once its entry is gone.
-func (f *MiddleboxStateLoss) Note(lab *harness.Lab) string {
-	loose, err := lab.ReadSysctl(harness.Router, "net.netfilter.nf_conntrack_tcp_loose")
+func (f *MiddleboxStateLoss) Note(lab *harness.Lab, _ *harness.Conn) string {
+	loose, err := lab.ReadSysctl(topo.Router, "net.netfilter.nf_conntrack_tcp_loose")
 	if err != nil {
 		loose = "unknown"
 	}
@@ -162,17 +163,14 @@ func matchSynOnly() []expr.Any {
 
 // Expect: a middlebox that forgets only the watched flow (scope=flow)
 // leaves a detector's other connections alone, so a detector that judges
-// its peer on a dedicated connection of its own (ConnCounter: the data
+// its peer on a dedicated connection of its own (Conns: the data
 // flow is its first connection, its heart-beats go on the second) never
 // sees the loss. Every other detector, and scope=all, follows the Effect.
 func (f *MiddleboxStateLoss) Expect(det harness.Detector) (harness.Prediction, report.Expectation) {
-	if cc, ok := det.(harness.ConnCounter); ok && cc.Conns() > 1 && f.Scope == "flow" {
+	if cc, ok := det.(interface{ Conns() int }); ok && cc.Conns() > 1 && f.Scope == "flow" {
 		p := det.Predict()
 		return harness.Prediction{Never: true, Reasons: p.Reasons,
 			Rule: "the middlebox forgets only the data flow; the detector's heart-beats cross it on a connection of their own, which stays known, so it never decides"}, report.ExpectNever
-	}
-	if f.Effect() == harness.EffectResetOnWrite {
-		return harness.ExpectResetOnWrite(det, 0)
 	}
 	return harness.EffectTheory(det, f.Effect())
 }

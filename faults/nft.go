@@ -11,6 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/nftcount"
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 )
 
@@ -23,7 +25,7 @@ const tableName = "halfopen"
 // its user data, so its effect on real packets can be read back.
 type ruleSet struct {
 	lab    *harness.Lab
-	role   harness.Role
+	role   topo.Role
 	tag    string
 	conn   *nftables.Conn
 	table  *nftables.Table
@@ -31,7 +33,7 @@ type ruleSet struct {
 }
 
 // newRuleSet prepares (without sending) a table for the fault's chains.
-func newRuleSet(lab *harness.Lab, role harness.Role, tag string) (*ruleSet, error) {
+func newRuleSet(lab *harness.Lab, role topo.Role, tag string) (*ruleSet, error) {
 	h := lab.Host(role)
 	if h == nil {
 		return nil, fmt.Errorf("host %s is gone", role)
@@ -96,7 +98,7 @@ func (r *ruleSet) remove() (int64, error) {
 
 // counters sums the packets and bytes counted by the fault's rules.
 func (r *ruleSet) counters() (packets, bytes uint64, err error) {
-	packets, bytes, err = harness.SumCounters(r.conn, r.table, nil, r.chains...)
+	packets, bytes, err = nftcount.Sum(r.conn, r.table, nil, r.chains...)
 	if err != nil {
 		return 0, 0, fmt.Errorf("%s in %s: %w", r.tag, r.role, err)
 	}
@@ -160,7 +162,7 @@ func matchTCP() []expr.Any {
 // answers with an ICMP error, and in output, for the router's own packets
 // (a proxy's). Returns the rule set to remove later.
 func silenceHost(lab *harness.Lab, tag string, p netip.Prefix) (*ruleSet, error) {
-	rs, err := newRuleSet(lab, harness.Router, tag)
+	rs, err := newRuleSet(lab, topo.Router, tag)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +213,7 @@ func (r *ruleSet) ruleNamed(c *nftables.Chain, name string, then []expr.Any, mat
 // ruleNamed.
 func (r *ruleSet) counterOf(name string) (uint64, error) {
 	want := "halfopen:" + r.tag + ":" + name
-	packets, _, err := harness.SumCounters(r.conn, r.table, func(rule *nftables.Rule) bool { return string(rule.UserData) == want }, r.chains...)
+	packets, _, err := nftcount.Sum(r.conn, r.table, func(rule *nftables.Rule) bool { return string(rule.UserData) == want }, r.chains...)
 	if err != nil {
 		return 0, fmt.Errorf("%s in %s: %w", r.tag, r.role, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/topo"
 )
 
 // OneWay: the router drops, silently, the packets going one way and
@@ -33,12 +34,12 @@ func init() {
 }
 
 // Inject installs the drops of one direction.
-func (f *OneWay) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	rs, err := newRuleSet(lab, harness.Router, "one-way")
+func (f *OneWay) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
+	rs, err := newRuleSet(lab, topo.Router, "one-way")
 	if err != nil {
 		return nil, 0, err
 	}
-	from, to := harness.RouterPeerLink, harness.RouterWatchLink
+	from, to := topo.RouterPeerLink, topo.RouterWatchLink
 	if f.Direction == "to-peer" {
 		from, to = to, from
 	}

@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 )
 
@@ -21,8 +22,8 @@ func init() {
 }
 
 // Inject kills every process of the peer host.
-func (f *ProcessKill) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	h := lab.Host(harness.Peer)
+func (f *ProcessKill) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
+	h := lab.Host(topo.Peer)
 	if h == nil {
 		return nil, 0, errors.New("the peer host is gone")
 	}

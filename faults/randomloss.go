@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/topo"
 )
 
 // RandomLoss: the router drops `percent` % of the packets between the peer
@@ -25,12 +26,12 @@ func init() {
 }
 
 // Inject installs the random drops.
-func (f *RandomLoss) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	rs, err := newRuleSet(lab, harness.Router, "random-loss")
+func (f *RandomLoss) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
+	rs, err := newRuleSet(lab, topo.Router, "random-loss")
 	if err != nil {
 		return nil, 0, err
 	}
-	ports := []string{harness.RouterPeerLink, harness.RouterWatchLink}
+	ports := []string{topo.RouterPeerLink, topo.RouterWatchLink}
 	pathDrops(rs, ports, ports, matchRandomBelow(f.Percent))
 	at, err := rs.commit()
 	if err != nil {

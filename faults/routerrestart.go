@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 )
 
@@ -39,31 +40,31 @@ func init() {
 
 // Inject stops the router's forwarding (drops, or both ports down with
 // carrier=true) and flushes its conntrack table.
-func (f *RouterRestart) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *RouterRestart) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	if !f.Carrier {
 		rs, at, err := dropEverything(lab, "router-restart")
 		if err != nil {
 			return nil, 0, err
 		}
 		f.rules = rs
-		if _, err := forgetFlows(lab, true); err != nil {
+		if _, err := forgetFlows(lab, nil, true); err != nil {
 			return nil, 0, err
 		}
 		return func(context.Context) (int64, error) { return rs.remove() }, at, nil
 	}
-	for _, name := range []string{harness.RouterPeerLink, harness.RouterWatchLink} {
-		if err := lab.SetLinkUp(harness.Router, name, false); err != nil {
+	for _, name := range []string{topo.RouterPeerLink, topo.RouterWatchLink} {
+		if err := lab.SetLinkUp(topo.Router, name, false); err != nil {
 			return nil, 0, err
 		}
 	}
 	at := protocol.Now()
-	if _, err := forgetFlows(lab, true); err != nil {
+	if _, err := forgetFlows(lab, nil, true); err != nil {
 		return nil, 0, err
 	}
 	return func(context.Context) (int64, error) {
 		var errs []error
-		for _, name := range []string{harness.RouterPeerLink, harness.RouterWatchLink} {
-			errs = append(errs, lab.SetLinkUp(harness.Router, name, true))
+		for _, name := range []string{topo.RouterPeerLink, topo.RouterWatchLink} {
+			errs = append(errs, lab.SetLinkUp(topo.Router, name, true))
 		}
 		return protocol.Now(), errors.Join(errs...)
 	}, at, nil

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 )
 
@@ -57,8 +58,8 @@ func (f *SignalStorm) signalNumber() syscall.Signal {
 
 // Inject starts the storm on the watcher process; it stops at the heal,
 // when the watcher exits, or when the lab closes, whichever comes first.
-func (f *SignalStorm) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
-	w := lab.Agents[harness.Watcher]
+func (f *SignalStorm) Inject(ctx context.Context, lab *harness.Lab, conn *harness.Conn) (harness.Heal, int64, error) {
+	w := conn.Agents[topo.Watcher]
 	if w == nil {
 		return nil, 0, errors.New("signal-storm needs a running watcher process")
 	}
@@ -154,7 +155,7 @@ func (f *SignalStorm) Effect() harness.Effect { return harness.EffectTransient }
 func (f *SignalStorm) Window() time.Duration { return f.For }
 
 // Note says what the storm does, for the report.
-func (f *SignalStorm) Note(*harness.Lab) string {
+func (f *SignalStorm) Note(*harness.Lab, *harness.Conn) string {
 	return fmt.Sprintf("tgkill(%s) %d/s to every thread of the watcher for %v", strings.ToUpper(f.Signal), f.Rate, f.For)
 }
 

@@ -23,6 +23,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/agentcmd"
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 )
@@ -104,7 +106,7 @@ func toxiproxyAgent() error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	em := protocol.NewEmitter(os.Stdout)
-	em.Emit(protocol.Event{Event: harness.EventPort, Msg: addr})
+	em.Emit(protocol.Event{Event: agentcmd.EventPort, Msg: addr})
 	em.Emit(protocol.Event{Event: protocol.EventReady})
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
@@ -127,20 +129,18 @@ type toxiproxyAPI struct {
 }
 
 // startToxiproxy starts the agent in the router and returns its API.
-func startToxiproxy(ctx context.Context, lab *harness.Lab) (*toxiproxyAPI, error) {
-	router := lab.Host(harness.Router)
+func startToxiproxy(ctx context.Context, lab *harness.Lab, conn *harness.Conn) (*toxiproxyAPI, error) {
+	router := lab.Host(topo.Router)
 	if router == nil {
-		return nil, fmt.Errorf("host %s is gone", harness.Router)
+		return nil, fmt.Errorf("host %s is gone", topo.Router)
 	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find this program to run Toxiproxy: %w", err)
 	}
-	api := netip.AddrPortFrom(harness.RouterWatcherAddr, toxiproxyAPIPort).String()
-	p, err := router.Start(harness.ProcSpec{
-		Path: exe, Label: "toxiproxy", Realtime: true,
-		Env: []string{"HALFOPEN_AGENT=toxiproxy", envToxiproxyAPI + "=" + net.JoinHostPort("0.0.0.0", strconv.Itoa(toxiproxyAPIPort))},
-	})
+	api := netip.AddrPortFrom(topo.RouterWatcherAddr, toxiproxyAPIPort).String()
+	p, err := router.Start(harness.AgentProc(exe, "toxiproxy",
+		"HALFOPEN_AGENT=toxiproxy", envToxiproxyAPI+"="+net.JoinHostPort("0.0.0.0", strconv.Itoa(toxiproxyAPIPort))))
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func startToxiproxy(ctx context.Context, lab *harness.Lab) (*toxiproxyAPI, error
 	if _, err := p.WaitEvent(wctx, protocol.EventReady); err != nil {
 		return nil, fmt.Errorf("start toxiproxy: %w", err)
 	}
-	lab.Agents[harness.Router] = p
+	conn.Agents[topo.Router] = p
 	tr := &http.Transport{DialContext: router.DialContext, DisableKeepAlives: true}
 	return &toxiproxyAPI{base: "http://" + api, client: &http.Client{Transport: tr, Timeout: 10 * time.Second}}, nil
 }
@@ -231,18 +231,18 @@ func (p *proxied) state(lab *harness.Lab) *proxyState {
 }
 
 // Prepare starts Toxiproxy in the router and makes the proxy facing the
-// dialing end; the dialing end then dials it (lab.Via).
-func (p *proxied) Prepare(ctx context.Context, lab *harness.Lab) error {
-	api, err := startToxiproxy(ctx, lab)
+// dialing end; the dialing end then dials it (conn.Via).
+func (p *proxied) Prepare(ctx context.Context, lab *harness.Lab, conn *harness.Conn) error {
+	api, err := startToxiproxy(ctx, lab, conn)
 	if err != nil {
 		return err
 	}
-	st := &proxyState{api: api, side: lab.Side}
-	st.listen = netip.AddrPortFrom(harness.RouterWatcherAddr, toxiproxyPort)
-	st.upstream = netip.AddrPortFrom(harness.PeerAddr, harness.ListenPort)
-	if lab.Side == protocol.SideServer {
-		st.listen = netip.AddrPortFrom(harness.RouterPeerAddr, toxiproxyPort)
-		st.upstream = netip.AddrPortFrom(harness.WatcherAddr, harness.ListenPort)
+	st := &proxyState{api: api, side: conn.Side}
+	st.listen = netip.AddrPortFrom(topo.RouterWatcherAddr, toxiproxyPort)
+	st.upstream = netip.AddrPortFrom(topo.PeerAddr, topo.ListenPort)
+	if conn.Side == protocol.SideServer {
+		st.listen = netip.AddrPortFrom(topo.RouterPeerAddr, toxiproxyPort)
+		st.upstream = netip.AddrPortFrom(topo.WatcherAddr, topo.ListenPort)
 	}
 	body := map[string]any{"name": toxiproxyName, "listen": st.listen.String(), "upstream": st.upstream.String(), "enabled": true}
 	if err := api.call(ctx, http.MethodPost, "/proxies", body, http.StatusCreated); err != nil {
@@ -260,7 +260,7 @@ func (p *proxied) Prepare(ctx context.Context, lab *harness.Lab) error {
 		p.mu.Unlock()
 		return nil
 	})
-	lab.Via, lab.PathName = st.listen, harness.PathToxiproxy
+	conn.Via, conn.PathName = st.listen, topo.PathToxiproxy
 	return nil
 }
 
@@ -292,13 +292,13 @@ func (st *proxyState) stream(asked string) string {
 }
 
 // Note says what the watcher watches through the proxy.
-func (p *proxied) Note(lab *harness.Lab) string {
+func (p *proxied) Note(lab *harness.Lab, _ *harness.Conn) string {
 	listen, upstream := "the router", "the listener"
 	if st := p.state(lab); st != nil {
 		listen, upstream = st.listen.String(), st.upstream.String()
 	}
 	return fmt.Sprintf("path: Toxiproxy v2.5.0 on the router (proxy %s → %s, API http://%s:%d); the watcher's TCP peer is the proxy's kernel, so keepalive and retransmissions are answered by the router, not the peer",
-		listen, upstream, harness.RouterWatcherAddr, toxiproxyAPIPort)
+		listen, upstream, topo.RouterWatcherAddr, toxiproxyAPIPort)
 }
 
 // injectToxic adds a toxic on the asked stream (or the one toward the
@@ -332,12 +332,12 @@ func ms(d time.Duration) int64 { return d.Milliseconds() }
 // closed or reset the peer's connection already: the peer's write fails
 // with EPIPE or ECONNRESET, which the peer agent reports as text. The
 // fault has happened then, at the instant it was armed: that is no error.
-func peerSend(ctx context.Context, lab *harness.Lab, n int) error {
-	p := lab.Agents[harness.Peer]
+func peerSend(ctx context.Context, conn *harness.Conn, n int) error {
+	p := conn.Agents[topo.Peer]
 	if p == nil || p.Label != "peer" {
 		return errNoPeerAgent
 	}
-	_, err := p.Request(ctx, harness.Command{Cmd: harness.CmdSend, Bytes: n, Seq: 1000}, harness.EventSent)
+	_, err := p.Request(ctx, agentcmd.Command{Cmd: agentcmd.CmdSend, Bytes: n, Seq: 1000}, agentcmd.EventSent)
 	if err != nil && ctx.Err() == nil && (strings.Contains(err.Error(), syscall.EPIPE.Error()) || strings.Contains(err.Error(), syscall.ECONNRESET.Error())) {
 		return nil
 	}

@@ -23,7 +23,7 @@ func init() {
 }
 
 // Inject adds the toxic.
-func (f *ToxiproxyBandwidth) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *ToxiproxyBandwidth) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	return f.injectToxic(ctx, lab, toxic{Name: "bandwidth", Type: "bandwidth", Toxicity: f.Toxicity,
 		Attributes: map[string]any{"rate": f.Rate}}, f.Stream)
 }

@@ -26,7 +26,7 @@ func init() {
 }
 
 // Inject disables the proxy.
-func (f *ToxiproxyDown) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *ToxiproxyDown) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	st, err := f.prepared(lab)
 	if err != nil {
 		return nil, 0, err

@@ -29,7 +29,7 @@ func init() {
 }
 
 // Inject crashes the peer host.
-func (f *ToxiproxyHostCrash) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *ToxiproxyHostCrash) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	at, err := crashPeer(lab, "toxiproxy-host-crash", &f.rules)
 	return nil, at, err
 }
@@ -43,8 +43,8 @@ func (f *ToxiproxyHostCrash) Expect(det harness.Detector) (harness.Prediction, r
 }
 
 // Note says why the cell differs from host-crash on the direct path.
-func (f *ToxiproxyHostCrash) Note(lab *harness.Lab) string {
-	return f.proxied.Note(lab) + "; the peer host crashed behind it: keepalive and the user timeout are answered by the proxy's kernel and never see the death (on the direct path they decide in their range), the proxy itself notices only via its upstream socket's Go default keepalive (~150 s); heart-beats, answered by the peer's application, still decide"
+func (f *ToxiproxyHostCrash) Note(lab *harness.Lab, conn *harness.Conn) string {
+	return f.proxied.Note(lab, conn) + "; the peer host crashed behind it: keepalive and the user timeout are answered by the proxy's kernel and never see the death (on the direct path they decide in their range), the proxy itself notices only via its upstream socket's Go default keepalive (~150 s); heart-beats, answered by the peer's application, still decide"
 }
 
 // Counters returns the packets the router dropped for the dead host.

@@ -25,7 +25,7 @@ func init() {
 }
 
 // Inject adds the toxic.
-func (f *ToxiproxyLatency) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *ToxiproxyLatency) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	return f.injectToxic(ctx, lab, toxic{Name: "latency", Type: "latency", Toxicity: f.Toxicity,
 		Attributes: map[string]any{"latency": ms(f.Latency), "jitter": ms(f.Jitter)}}, f.Stream)
 }

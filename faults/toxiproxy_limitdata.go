@@ -25,14 +25,14 @@ func init() {
 }
 
 // Inject adds the toxic and sends the peer's bytes through it.
-func (f *ToxiproxyLimitData) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *ToxiproxyLimitData) Inject(ctx context.Context, lab *harness.Lab, conn *harness.Conn) (harness.Heal, int64, error) {
 	_, at, err := f.injectToxic(ctx, lab, toxic{Name: "limit_data", Type: "limit_data", Toxicity: f.Toxicity,
 		Attributes: map[string]any{"bytes": f.Bytes}}, f.Stream)
 	if err != nil {
 		return nil, 0, err
 	}
 	if st := f.state(lab); st != nil && st.stream(f.Stream) == st.towardWatcher() {
-		if err := peerSend(ctx, lab, f.Bytes+1); err != nil {
+		if err := peerSend(ctx, conn, f.Bytes+1); err != nil {
 			return nil, 0, err
 		}
 	}

@@ -30,8 +30,8 @@ func init() {
 }
 
 // Prepare puts the proxy on the path with the toxic disarmed.
-func (f *ToxiproxyResetPeer) Prepare(ctx context.Context, lab *harness.Lab) error {
-	if err := f.proxied.Prepare(ctx, lab); err != nil {
+func (f *ToxiproxyResetPeer) Prepare(ctx context.Context, lab *harness.Lab, conn *harness.Conn) error {
+	if err := f.proxied.Prepare(ctx, lab, conn); err != nil {
 		return err
 	}
 	st, err := f.prepared(lab)
@@ -43,7 +43,7 @@ func (f *ToxiproxyResetPeer) Prepare(ctx context.Context, lab *harness.Lab) erro
 }
 
 // Inject arms the toxic and sets it off with one byte from the peer.
-func (f *ToxiproxyResetPeer) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *ToxiproxyResetPeer) Inject(ctx context.Context, lab *harness.Lab, conn *harness.Conn) (harness.Heal, int64, error) {
 	st, err := f.prepared(lab)
 	if err != nil {
 		return nil, 0, err
@@ -55,7 +55,7 @@ func (f *ToxiproxyResetPeer) Inject(ctx context.Context, lab *harness.Lab) (harn
 		return nil, 0, err
 	}
 	if st.stream(f.Stream) == st.towardWatcher() {
-		if err := peerSend(ctx, lab, 1); err != nil {
+		if err := peerSend(ctx, conn, 1); err != nil {
 			return nil, 0, err
 		}
 	}

@@ -34,7 +34,7 @@ func (f *ToxiproxySlicer) Validate() error {
 }
 
 // Inject adds the toxic.
-func (f *ToxiproxySlicer) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *ToxiproxySlicer) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	return f.injectToxic(ctx, lab, toxic{Name: "slicer", Type: "slicer", Toxicity: f.Toxicity,
 		Attributes: map[string]any{"average_size": f.AverageSize, "size_variation": f.SizeVariation, "delay": f.Delay.Microseconds()}}, f.Stream)
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/agentcmd"
 	"github.com/halfopen/halfopen/report"
 )
 
@@ -27,12 +28,12 @@ func init() {
 
 // Inject adds the toxic, then closes the peer's end; the instant is the
 // peer's close.
-func (f *ToxiproxySlowClose) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *ToxiproxySlowClose) Inject(ctx context.Context, lab *harness.Lab, conn *harness.Conn) (harness.Heal, int64, error) {
 	if _, _, err := f.injectToxic(ctx, lab, toxic{Name: "slow_close", Type: "slow_close", Toxicity: f.Toxicity,
 		Attributes: map[string]any{"delay": ms(f.Delay)}}, f.Stream); err != nil {
 		return nil, 0, err
 	}
-	at, err := peerCommand(ctx, lab, harness.CmdClose)
+	at, err := peerCommand(ctx, conn, agentcmd.CmdClose)
 	return nil, at, err
 }
 

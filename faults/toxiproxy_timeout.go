@@ -26,7 +26,7 @@ func init() {
 }
 
 // Inject adds the toxic.
-func (f *ToxiproxyTimeout) Inject(ctx context.Context, lab *harness.Lab) (harness.Heal, int64, error) {
+func (f *ToxiproxyTimeout) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Conn) (harness.Heal, int64, error) {
 	_, at, err := f.injectToxic(ctx, lab, toxic{Name: "timeout", Type: "timeout", Toxicity: f.Toxicity,
 		Attributes: map[string]any{"timeout": ms(f.Timeout)}}, f.Stream)
 	return nil, at, err

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/roles"
 	"github.com/halfopen/halfopen/spec"
@@ -26,7 +27,7 @@ const (
 	// Port is the port the listening end of every watched connection
 	// uses, in each lab's own namespaces: a Server's "{port}" placeholder
 	// and HALFOPEN_ADDR carry it.
-	Port = harness.ListenPort
+	Port = topo.ListenPort
 )
 
 // Side says which end of the watched connection your watcher role is.

@@ -16,15 +16,16 @@ import (
 	"github.com/onsi/ginkgo/v2"
 	"github.com/onsi/gomega/gmeasure"
 
-	// The faults a cell names, and the built-in echo peer.
 	_ "github.com/halfopen/halfopen/detectors"
 	_ "github.com/halfopen/halfopen/faults"
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/version"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/roles"
 	"github.com/halfopen/halfopen/spec"
 	"github.com/halfopen/halfopen/tcprules"
+	// The faults a cell names, and the built-in echo peer.
 )
 
 // Main is TestMain for a gate suite: a process the harness started as a
@@ -339,7 +340,7 @@ func sharedReport() (*report.Writer, string, error) {
 	}
 	w, err := report.Create(filepath.Join(dir, "suite-"+name+".json"), &report.Report{
 		Schema: report.SchemaV1, Profile: "gate", Started: time.Now().UTC(),
-		Environment: report.Environment{Kernel: harness.Kernel(), Go: harness.GoVersion(), Halfopen: harness.VersionString()},
+		Environment: version.Environment(),
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("gate: %w", err)

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/halfopen/halfopen/internal/agentcmd"
 	"github.com/halfopen/halfopen/protocol"
 )
 
@@ -72,7 +73,7 @@ func MaybeRunAgent() {
 		}
 	}
 	if err != nil {
-		stdoutEmitter.Emit(protocol.Event{Event: EventError, Msg: err.Error()})
+		stdoutEmitter.Emit(protocol.Event{Event: agentcmd.EventError, Msg: err.Error()})
 		fmt.Fprintln(os.Stderr, "halfopen agent:", err)
 		normalPriority(os.Getpid())
 		os.Exit(1)
@@ -81,9 +82,9 @@ func MaybeRunAgent() {
 	os.Exit(0)
 }
 
-// EnvNoRealtime set to "1" keeps every process of a lab at normal priority
+// envNoRealtime set to "1" keeps every process of a lab at normal priority
 // (Lab.Measuring), to measure what real-time priority buys.
-const EnvNoRealtime = "HALFOPEN_NO_REALTIME"
+const envNoRealtime = "HALFOPEN_NO_REALTIME"
 
 // realtimePriority moves every thread of process pid to SCHED_FIFO
 // priority 1, so that the instant it stamps (a decision, a fault) is not
@@ -97,7 +98,7 @@ const EnvNoRealtime = "HALFOPEN_NO_REALTIME"
 // throttling (sched_rt_runtime_us) still reserves CPU time for everything
 // else.
 func realtimePriority(pid int) {
-	if os.Getenv(EnvNoRealtime) == "1" {
+	if os.Getenv(envNoRealtime) == "1" {
 		return
 	}
 	setPolicy(pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1})
@@ -143,7 +144,7 @@ func setPolicy(pid int, attr *unix.SchedAttr) {
 // agentContext ends when the orchestrator closes the agent's standard input
 // (it went away) or sends SIGTERM. Commands read from standard input are
 // delivered on the returned channel.
-func agentContext() (context.Context, <-chan Command) {
+func agentContext() (context.Context, <-chan agentcmd.Command) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -151,14 +152,14 @@ func agentContext() (context.Context, <-chan Command) {
 		<-sigs
 		cancel()
 	}()
-	cmds := make(chan Command, 16)
+	cmds := make(chan agentcmd.Command, 16)
 	go func() {
 		defer cancel()
 		sc := bufio.NewScanner(os.Stdin)
 		for sc.Scan() {
-			var c Command
+			var c agentcmd.Command
 			if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
-				stdoutEmitter.Emit(protocol.Event{Event: EventError, Msg: "bad command: " + err.Error()})
+				stdoutEmitter.Emit(protocol.Event{Event: agentcmd.EventError, Msg: "bad command: " + err.Error()})
 				continue
 			}
 			cmds <- c
@@ -237,7 +238,7 @@ func watcherAgent() error {
 		return err
 	}
 	n := 1
-	if cc, ok := det.(ConnCounter); ok {
+	if cc, ok := det.(connCounter); ok {
 		n = cc.Conns()
 	}
 	em.Emit(protocol.Event{Event: protocol.EventHello, Protocol: protocol.Version, Name: sp.String(), PredictedS: det.Predict().Seconds()})
@@ -280,36 +281,36 @@ func watcherAgent() error {
 // "listen-datagrams" stamps the read of every probe datagram the peer
 // sends (the wake-up on a packet, as a detector's read wakes). "write"
 // writes a request on the data connection (conn) for the in-flight phase.
-func calibrationCommands(ctx context.Context, cmds <-chan Command, em *protocol.Emitter, conn func() *net.TCPConn) {
+func calibrationCommands(ctx context.Context, cmds <-chan agentcmd.Command, em *protocol.Emitter, conn func() *net.TCPConn) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case c := <-cmds:
 			switch c.Cmd {
-			case CmdDecideAt:
+			case agentcmd.CmdDecideAt:
 				// A command that arrives after its instant measures the
 				// orchestrator's pipe, not the agent's clock: say so.
 				late := protocol.Now() > c.AtNs
 				protocol.SleepUntil(c.AtNs)
-				ev := protocol.Event{Event: EventDecided, Seq: c.Seq, TNs: protocol.Now()}
+				ev := protocol.Event{Event: agentcmd.EventDecided, Seq: c.Seq, TNs: protocol.Now()}
 				if late {
 					ev.Msg = "late"
 				}
 				em.Emit(ev)
-			case CmdListenDatagrams:
+			case agentcmd.CmdListenDatagrams:
 				pc, err := net.ListenPacket("udp", c.Addr)
 				if err != nil {
-					em.Emit(protocol.Event{Event: EventError, Msg: "listen-datagrams: " + err.Error()})
+					em.Emit(protocol.Event{Event: agentcmd.EventError, Msg: "listen-datagrams: " + err.Error()})
 					continue
 				}
 				context.AfterFunc(ctx, func() { pc.Close() })
-				em.Emit(protocol.Event{Event: EventPort, Msg: pc.LocalAddr().String()})
+				em.Emit(protocol.Event{Event: agentcmd.EventPort, Msg: pc.LocalAddr().String()})
 				go stampDatagrams(pc, em)
-			case CmdWrite:
+			case cmdWrite:
 				writeRequest(conn(), c, em)
 			default:
-				em.Emit(protocol.Event{Event: EventError, Msg: "watcher does not know command " + string(c.Cmd)})
+				em.Emit(protocol.Event{Event: agentcmd.EventError, Msg: "watcher does not know command " + string(c.Cmd)})
 			}
 		}
 	}
@@ -319,9 +320,9 @@ func calibrationCommands(ctx context.Context, cmds <-chan Command, em *protocol.
 // so, stamped before the write (its segment may be acknowledged before the
 // call returns); a failed write is said in the event, not as an error: the
 // fault may have ended the connection already, and the detector decides.
-func writeRequest(c *net.TCPConn, cmd Command, em *protocol.Emitter) {
+func writeRequest(c *net.TCPConn, cmd agentcmd.Command, em *protocol.Emitter) {
 	if c == nil {
-		em.Emit(protocol.Event{Event: EventError, Msg: "write: the watcher has no connection yet"})
+		em.Emit(protocol.Event{Event: agentcmd.EventError, Msg: "write: the watcher has no connection yet"})
 		return
 	}
 	msg := make([]byte, max(cmd.Bytes, 1))
@@ -329,7 +330,7 @@ func writeRequest(c *net.TCPConn, cmd Command, em *protocol.Emitter) {
 		msg[i] = 'A' + byte(i%26)
 	}
 	at := protocol.Now()
-	ev := protocol.Event{Event: EventSent, Seq: cmd.Seq, TNs: at}
+	ev := protocol.Event{Event: agentcmd.EventSent, Seq: cmd.Seq, TNs: at}
 	n, err := c.Write(msg)
 	ev.Bytes = n
 	if err != nil {
@@ -353,7 +354,7 @@ func stampDatagrams(pc net.PacketConn, em *protocol.Emitter) {
 			em.Logf("probe datagram %q is not a sequence number", buf[:n])
 			continue
 		}
-		em.Emit(protocol.Event{Event: EventReceived, Seq: seq, TNs: at})
+		em.Emit(protocol.Event{Event: agentcmd.EventReceived, Seq: seq, TNs: at})
 	}
 }
 
@@ -460,55 +461,55 @@ func (p *echoPeer) current() []*net.TCPConn {
 // sendDatagram sends probe datagram c.Seq to c.Addr, over a socket made on
 // the first, and says when it was sent: the instant is taken before the
 // call, since the datagram may wake the watcher before the call returns.
-func (p *echoPeer) sendDatagram(c Command) {
+func (p *echoPeer) sendDatagram(c agentcmd.Command) {
 	if p.probe == nil || p.probe.RemoteAddr().String() != c.Addr {
 		if p.probe != nil {
 			p.probe.Close()
 		}
 		conn, err := net.Dial("udp", c.Addr)
 		if err != nil {
-			p.em.Emit(protocol.Event{Event: EventError, Msg: "send-datagram: " + err.Error()})
+			p.em.Emit(protocol.Event{Event: agentcmd.EventError, Msg: "send-datagram: " + err.Error()})
 			return
 		}
 		p.probe = conn
 	}
 	at := protocol.Now()
 	if _, err := p.probe.Write([]byte(strconv.Itoa(c.Seq))); err != nil {
-		p.em.Emit(protocol.Event{Event: EventError, Msg: "send-datagram: " + err.Error()})
+		p.em.Emit(protocol.Event{Event: agentcmd.EventError, Msg: "send-datagram: " + err.Error()})
 		return
 	}
-	p.em.Emit(protocol.Event{Event: EventSent, Seq: c.Seq, TNs: at})
+	p.em.Emit(protocol.Event{Event: agentcmd.EventSent, Seq: c.Seq, TNs: at})
 }
 
-func (p *echoPeer) commands(ctx context.Context, cmds <-chan Command) {
+func (p *echoPeer) commands(ctx context.Context, cmds <-chan agentcmd.Command) {
 	for {
-		var c Command
+		var c agentcmd.Command
 		select {
 		case <-ctx.Done():
 			return
 		case c = <-cmds:
 		}
-		if c.Cmd == CmdSendDatagram {
+		if c.Cmd == agentcmd.CmdSendDatagram {
 			p.sendDatagram(c)
 			continue
 		}
 		conns := p.current()
 		if len(conns) == 0 {
-			p.em.Emit(protocol.Event{Event: EventError, Msg: "peer has no connection for " + string(c.Cmd)})
+			p.em.Emit(protocol.Event{Event: agentcmd.EventError, Msg: "peer has no connection for " + string(c.Cmd)})
 			continue
 		}
 		switch c.Cmd {
-		case CmdSend:
+		case agentcmd.CmdSend:
 			msg := make([]byte, max(c.Bytes, 1))
 			for i := range msg {
 				msg[i] = 'a' + byte(i%26)
 			}
 			if _, err := conns[0].Write(msg); err != nil {
-				p.em.Emit(protocol.Event{Event: EventError, Msg: "send: " + err.Error()})
+				p.em.Emit(protocol.Event{Event: agentcmd.EventError, Msg: "send: " + err.Error()})
 				continue
 			}
-			p.em.Emit(protocol.Event{Event: EventSent, Seq: c.Seq, Bytes: len(msg)})
-		case CmdClose:
+			p.em.Emit(protocol.Event{Event: agentcmd.EventSent, Seq: c.Seq, Bytes: len(msg)})
+		case agentcmd.CmdClose:
 			// shutdown(SHUT_WR) sends a FIN whatever is still unread, where
 			// close() would send an RST if echoed bytes were queued. The
 			// instant is taken before the call: the FIN crosses the veths
@@ -519,11 +520,11 @@ func (p *echoPeer) commands(ctx context.Context, cmds <-chan Command) {
 				errs = append(errs, c.CloseWrite())
 			}
 			if err := errors.Join(errs...); err != nil {
-				p.em.Emit(protocol.Event{Event: EventError, Msg: "close: " + err.Error()})
+				p.em.Emit(protocol.Event{Event: agentcmd.EventError, Msg: "close: " + err.Error()})
 				continue
 			}
-			p.em.Emit(protocol.Event{Event: EventClosed, TNs: at, Reason: "FIN"})
-		case CmdReset:
+			p.em.Emit(protocol.Event{Event: agentcmd.EventClosed, TNs: at, Reason: "FIN"})
+		case agentcmd.CmdReset:
 			var errs []error
 			for _, c := range conns {
 				errs = append(errs, c.SetLinger(0))
@@ -533,14 +534,14 @@ func (p *echoPeer) commands(ctx context.Context, cmds <-chan Command) {
 				errs = append(errs, c.Close())
 			}
 			if err := errors.Join(errs...); err != nil {
-				p.em.Emit(protocol.Event{Event: EventError, Msg: "reset: " + err.Error()})
+				p.em.Emit(protocol.Event{Event: agentcmd.EventError, Msg: "reset: " + err.Error()})
 				continue
 			}
-			p.em.Emit(protocol.Event{Event: EventClosed, TNs: at, Reason: "RST"})
-		case CmdStats:
-			p.em.Emit(protocol.Event{Event: EventStats, Seq: c.Seq, Msg: fmt.Sprintf("received %d bytes, %d of them NUL (urgent bytes read in band, SO_OOBINLINE)", p.received.Load(), p.nul.Load())})
+			p.em.Emit(protocol.Event{Event: agentcmd.EventClosed, TNs: at, Reason: "RST"})
+		case agentcmd.CmdStats:
+			p.em.Emit(protocol.Event{Event: agentcmd.EventStats, Seq: c.Seq, Msg: fmt.Sprintf("received %d bytes, %d of them NUL (urgent bytes read in band, SO_OOBINLINE)", p.received.Load(), p.nul.Load())})
 		default:
-			p.em.Emit(protocol.Event{Event: EventError, Msg: "peer does not know command " + string(c.Cmd)})
+			p.em.Emit(protocol.Event{Event: agentcmd.EventError, Msg: "peer does not know command " + string(c.Cmd)})
 		}
 	}
 }

@@ -2,15 +2,14 @@ package harness
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/halfopen/halfopen/protocol"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/halfopen/halfopen/internal/machine"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 )
 
@@ -23,48 +22,18 @@ import (
 // others of the same class it sits at 1 ms with the CPUs idle, where an
 // absolute 0.4 ms mark kept the pool at its floor for a whole run.
 const (
-	// BaselineDatagrams is how many probe datagrams the baseline is
-	// measured over: its p99 is then the 10th largest error, which a single
-	// outlier does not move.
-	BaselineDatagrams = 1000
 	// baselineEvery is the baseline's interval between datagrams (10 s for
-	// BaselineDatagrams), shorter than the run's probeEvery so that a
+	// machine.BaselineDatagrams), shorter than the run's probeEvery so that a
 	// matrix does not wait 50 s before its first sample; each datagram
 	// still finds the agents asleep (see BenchmarkProbeBaseline for the
 	// two intervals side by side).
 	baselineEvery = 10 * time.Millisecond
-	// EnvBaseline names a file holding the machine's baseline (JSON, as
-	// `halfopen doctor --baseline FILE` writes it): every process of one
-	// `make test-faults` then uses the one measured before any of them
-	// loaded the machine. A named file that does not exist yet is
-	// measured and written by the first process that needs it.
-	EnvBaseline = "HALFOPEN_BASELINE"
-	// baselineBusyMax is the CPU busy fraction above which a baseline is
-	// not unloaded: something else ran meanwhile, and the report says so.
-	baselineBusyMax = 0.25
 )
-
-// Baseline is the latency probe's error on this machine with no lab
-// running but the probe's own.
-type Baseline struct {
-	// ErrorMs are the quantiles of the probe's datagram errors, with n.
-	ErrorMs report.Quantiles `json:"error_ms"`
-	// Busy is the CPUs' busy fraction while it was measured (the probe's
-	// own agents included); above baselineBusyMax it was not unloaded.
-	Busy float64 `json:"busy"`
-	// CPUIdle says how idle CPUs waited meanwhile (Run.CPUIdle).
-	CPUIdle string `json:"cpu_idle"`
-	// Measured is when.
-	Measured time.Time `json:"measured"`
-}
-
-// Unloaded says whether nothing else kept the CPUs busy meanwhile.
-func (b Baseline) Unloaded() bool { return b.Busy <= baselineBusyMax }
 
 // MeasureBaseline measures the probe's error in a lab of its own with
 // nothing else of the run's: n datagrams, one every baselineEvery, each
 // stamped by the peer before its send and by the watcher on reading it.
-func MeasureBaseline(ctx context.Context, run *Run, exe string, n int) (Baseline, error) {
+func MeasureBaseline(ctx context.Context, run *Run, exe string, n int) (machine.Baseline, error) {
 	b, _, err := measureProbe(ctx, run, exe, n, baselineEvery, 0)
 	return b, err
 }
@@ -73,7 +42,7 @@ func MeasureBaseline(ctx context.Context, run *Run, exe string, n int) (Baseline
 // a lab, start its agents and tear it down, over and over: the CPU time a
 // sample costs that is not waiting, which is what raises the probe's error
 // under a pool's load.
-func MeasureLoaded(ctx context.Context, run *Run, exe string, n, labs int) (Baseline, error) {
+func MeasureLoaded(ctx context.Context, run *Run, exe string, n, labs int) (machine.Baseline, error) {
 	b, _, err := measureProbe(ctx, run, exe, n, baselineEvery, labs)
 	return b, err
 }
@@ -81,19 +50,19 @@ func MeasureLoaded(ctx context.Context, run *Run, exe string, n, labs int) (Base
 // measureProbe measures n probe datagrams, one every every, with labs
 // goroutines churning labs meanwhile, and returns their quantiles and the
 // errors in the order measured.
-func measureProbe(ctx context.Context, run *Run, exe string, n int, every time.Duration, labs int) (Baseline, []float64, error) {
+func measureProbe(ctx context.Context, run *Run, exe string, n int, every time.Duration, labs int) (machine.Baseline, []float64, error) {
 	if n < 100 {
-		return Baseline{}, nil, fmt.Errorf("a probe of %d datagrams has no meaningful p99: measure at least 100", n)
+		return machine.Baseline{}, nil, fmt.Errorf("a probe of %d datagrams has no meaningful p99: measure at least 100", n)
 	}
 	if exe == "" {
 		var err error
 		if exe, err = os.Executable(); err != nil {
-			return Baseline{}, nil, fmt.Errorf("find this program to re-execute as agents: %w", err)
+			return machine.Baseline{}, nil, fmt.Errorf("find this program to re-execute as agents: %w", err)
 		}
 	}
 	p, err := openProbe(ctx, run, exe)
 	if err != nil {
-		return Baseline{}, nil, fmt.Errorf("open the latency probe's lab: %w", err)
+		return machine.Baseline{}, nil, fmt.Errorf("open the latency probe's lab: %w", err)
 	}
 	defer p.close()
 	loadCtx, stopLoad := context.WithCancel(ctx)
@@ -120,27 +89,27 @@ func measureProbe(ctx context.Context, run *Run, exe string, n int, every time.D
 	for seq := 1; len(errs) < n; seq++ {
 		select {
 		case <-ctx.Done():
-			return Baseline{}, nil, context.Cause(ctx)
+			return machine.Baseline{}, nil, context.Cause(ctx)
 		case <-t.C:
 		}
 		ms, ok, err := probeDatagramOnce(ctx, p.s, p.addr, seq)
 		if err != nil {
-			return Baseline{}, nil, fmt.Errorf("probe datagram %d: %w", seq, err)
+			return machine.Baseline{}, nil, fmt.Errorf("probe datagram %d: %w", seq, err)
 		}
 		if ok {
 			errs = append(errs, ms)
 		}
 		if seq > 2*n {
-			return Baseline{}, nil, fmt.Errorf("%d of %d probe datagrams were lost", seq-len(errs), seq)
+			return machine.Baseline{}, nil, fmt.Errorf("%d of %d probe datagrams were lost", seq-len(errs), seq)
 		}
 	}
 	after, err := readCPUTimes()
 	stopLoad()
 	wg.Wait()
 	if loadErr != nil {
-		return Baseline{}, nil, fmt.Errorf("the load beside the probe: %w", loadErr)
+		return machine.Baseline{}, nil, fmt.Errorf("the load beside the probe: %w", loadErr)
 	}
-	b := Baseline{ErrorMs: report.QuantilesOf(errs), CPUIdle: run.CPUIdle(), Measured: time.Now().UTC()}
+	b := machine.Baseline{ErrorMs: report.QuantilesOf(errs), CPUIdle: run.CPUIdle(), Measured: time.Now().UTC()}
 	b.Busy = after.busySince(before)
 	if cpuErr != nil || err != nil {
 		b.Busy = 1 // the load is unknown: not known to be unloaded
@@ -158,7 +127,7 @@ func churnLab(ctx context.Context, run *Run, exe string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := OpenSession(ctx, lab, c, nil, SessionOptions{Exe: exe}); err != nil {
+	if _, err := openSession(ctx, lab, c, nil, sessionOptions{Exe: exe}); err != nil {
 		_ = lab.Close()
 		return err
 	}
@@ -166,90 +135,45 @@ func churnLab(ctx context.Context, run *Run, exe string) error {
 }
 
 // machineBaseline is the baseline the pool of this process measures
-// against: the one in EnvBaseline's file, or one measured now (and written
+// against: the one in machine.EnvBaseline's file, or one measured now (and written
 // there, if the variable names a file not yet written); measured once per
 // process.
 var machineBaseline struct {
 	mu sync.Mutex
-	b  *Baseline
+	b  *machine.Baseline
 }
 
 // baselineFor returns the process's baseline, measuring it with run's labs
 // if need be and measure allows; ok is false when there is none.
-func baselineFor(ctx context.Context, run *Run, exe string, measure bool) (b Baseline, ok bool, err error) {
+func baselineFor(ctx context.Context, run *Run, exe string, measure bool) (b machine.Baseline, ok bool, err error) {
 	machineBaseline.mu.Lock()
 	defer machineBaseline.mu.Unlock()
 	if machineBaseline.b != nil {
 		return *machineBaseline.b, true, nil
 	}
-	path := os.Getenv(EnvBaseline)
+	path := os.Getenv(machine.EnvBaseline)
 	if path != "" {
-		b, err := ReadBaseline(path)
+		b, err := machine.ReadBaseline(path)
 		if err == nil {
 			machineBaseline.b = &b
 			return b, true, nil
 		}
 		if !errors.Is(err, os.ErrNotExist) {
-			return Baseline{}, false, err
+			return machine.Baseline{}, false, err
 		}
 	}
 	if !measure {
-		return Baseline{}, false, nil
+		return machine.Baseline{}, false, nil
 	}
-	b, err = MeasureBaseline(ctx, run, exe, BaselineDatagrams)
+	b, err = MeasureBaseline(ctx, run, exe, machine.BaselineDatagrams)
 	if err != nil {
-		return Baseline{}, false, err
+		return machine.Baseline{}, false, err
 	}
 	if path != "" {
-		if err := WriteBaseline(path, b); err != nil {
-			return Baseline{}, false, err
+		if err := machine.WriteBaseline(path, b); err != nil {
+			return machine.Baseline{}, false, err
 		}
 	}
 	machineBaseline.b = &b
 	return b, true, nil
-}
-
-// ReadBaseline reads a baseline written by WriteBaseline.
-func ReadBaseline(path string) (Baseline, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Baseline{}, fmt.Errorf("read the machine's baseline: %w", err)
-	}
-	var b Baseline
-	if err := json.Unmarshal(data, &b); err != nil {
-		return Baseline{}, fmt.Errorf("%s is not a probe baseline: %w", path, err)
-	}
-	if b.ErrorMs.N < 100 || badMs(b.ErrorMs.P50) || badMs(b.ErrorMs.P99) || b.ErrorMs.P99 < b.ErrorMs.P50 {
-		return Baseline{}, fmt.Errorf("%s is not a probe baseline: it holds n=%d, p50 %g ms, p99 %g ms", path, b.ErrorMs.N, b.ErrorMs.P50, b.ErrorMs.P99)
-	}
-	return b, nil
-}
-
-func badMs(v float64) bool { return !(v >= 0 && v < 1e6) }
-
-// WriteBaseline writes b to path (whole or not at all: processes that
-// start meanwhile read either nothing or all of it).
-func WriteBaseline(path string, b Baseline) error {
-	data, err := json.MarshalIndent(b, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode the baseline: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".baseline-*")
-	if err != nil {
-		return fmt.Errorf("write the baseline: %w", err)
-	}
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		_ = tmp.Close()
-		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("write the baseline: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("write the baseline: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("write the baseline: %w", err)
-	}
-	return nil
 }

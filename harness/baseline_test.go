@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/halfopen/halfopen/internal/machine"
 	"github.com/halfopen/halfopen/report"
 )
 
@@ -38,7 +39,7 @@ func BenchmarkProbeBaseline(b *testing.B) {
 				b.Skip(err)
 			}
 			if v.idle == "halting" {
-				b.Setenv(EnvNoIdlePoll, "1")
+				b.Setenv(envNoIdlePoll, "1")
 			}
 			run := NewRun()
 			defer func() {
@@ -47,7 +48,7 @@ func BenchmarkProbeBaseline(b *testing.B) {
 				}
 			}()
 			for range b.N {
-				bl, errs, err := measureProbe(context.Background(), run, "", BaselineDatagrams, v.every, v.labs)
+				bl, errs, err := measureProbe(context.Background(), run, "", machine.BaselineDatagrams, v.every, v.labs)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -78,52 +79,6 @@ func windowP99s(errs []float64) (lo, hi float64) {
 	return max(lo, 0), hi
 }
 
-func TestBaselineFile(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "baseline.json")
-	want := Baseline{ErrorMs: report.Quantiles{P50: 0.1, P99: 0.2, Max: 3, N: 1000}, Busy: 0.1, CPUIdle: "polling", Measured: time.Date(2026, 12, 6, 20, 0, 0, 0, time.UTC)}
-	if err := WriteBaseline(path, want); err != nil {
-		t.Fatal(err)
-	}
-	got, err := ReadBaseline(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != want {
-		t.Errorf("read back %+v, want %+v", got, want)
-	}
-	if left, _ := filepath.Glob(filepath.Join(dir, ".baseline-*")); len(left) > 0 {
-		t.Errorf("temporary files left: %v", left)
-	}
-	for _, tc := range []struct{ name, content, want string }{
-		{"not JSON", "p99 0.2", "is not a probe baseline"},
-		{"too few datagrams", `{"error_ms":{"p50":0.1,"p99":0.2,"n":20}}`, "n=20"},
-		{"p99 below p50", `{"error_ms":{"p50":0.3,"p99":0.2,"n":1000}}`, "p99 0.2 ms"},
-		{"negative", `{"error_ms":{"p50":-1,"p99":0.2,"n":1000}}`, "p50 -1 ms"},
-	} {
-		bad := filepath.Join(dir, "bad.json")
-		if err := os.WriteFile(bad, []byte(tc.content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ReadBaseline(bad); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: ReadBaseline error %v, want one naming %q", tc.name, err, tc.want)
-		}
-	}
-	if _, err := ReadBaseline(filepath.Join(dir, "none.json")); !os.IsNotExist(unwrapAll(err)) {
-		t.Errorf("a missing file: %v, want a not-exist error", err)
-	}
-}
-
-func unwrapAll(err error) error {
-	for {
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok || u.Unwrap() == nil {
-			return err
-		}
-		err = u.Unwrap()
-	}
-}
-
 func TestWindowP99s(t *testing.T) {
 	errs := make([]float64, 2*probeWindow+10)
 	for i := range errs {
@@ -147,16 +102,16 @@ func TestBaselineFor(t *testing.T) {
 	reset()
 	t.Cleanup(reset)
 	dir := t.TempDir()
-	t.Setenv(EnvBaseline, filepath.Join(dir, "none.json"))
+	t.Setenv(machine.EnvBaseline, filepath.Join(dir, "none.json"))
 	if _, ok, err := baselineFor(context.Background(), nil, "", false); ok || err != nil {
 		t.Fatalf("no file and no measuring: ok %v, err %v; want neither", ok, err)
 	}
 	path := filepath.Join(dir, "baseline.json")
-	want := Baseline{ErrorMs: report.Quantiles{P50: 0.5, P99: 1.0, N: 1000}}
-	if err := WriteBaseline(path, want); err != nil {
+	want := machine.Baseline{ErrorMs: report.Quantiles{P50: 0.5, P99: 1.0, N: 1000}}
+	if err := machine.WriteBaseline(path, want); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(EnvBaseline, path)
+	t.Setenv(machine.EnvBaseline, path)
 	got, ok, err := baselineFor(context.Background(), nil, "", true)
 	if err != nil || !ok || got.ErrorMs != want.ErrorMs {
 		t.Fatalf("from the file: %+v, ok %v, err %v", got, ok, err)

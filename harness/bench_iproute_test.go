@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/hostsnap"
 )
 
 // iprouteLab builds, with iproute2 commands run one by one as a shell script
@@ -120,7 +120,7 @@ func BenchmarkLabIproute2VsNetlink(b *testing.B) {
 		b.Skip("procps' sysctl is not installed, which the iproute2 script uses to set the lab's sysctls")
 	}
 	ctx := context.Background()
-	before, err := harness.SnapshotHost()
+	before, err := hostsnap.Take()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func BenchmarkLabIproute2VsNetlink(b *testing.B) {
 		viaNetlink = append(viaNetlink, time.Since(start))
 	}
 	b.StopTimer()
-	after, err := harness.SnapshotHost()
+	after, err := hostsnap.Take()
 	if err != nil {
 		b.Fatal(err)
 	}

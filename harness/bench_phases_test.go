@@ -48,7 +48,7 @@ func BenchmarkSamplePhases(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		var lab *Lab
-		var s *Session
+		var s *session
 		steps := map[string]func() error{
 			"lab": func() (err error) { lab, err = run.NewLab(ctx); return err },
 			"session": func() (err error) {
@@ -56,7 +56,7 @@ func BenchmarkSamplePhases(b *testing.B) {
 				if err != nil {
 					return err
 				}
-				s, err = OpenSession(ctx, lab, c, flt, SessionOptions{Exe: exe})
+				s, err = openSession(ctx, lab, c, flt, sessionOptions{Exe: exe})
 				return err
 			},
 			"warmup": func() error { _, err := warmUp(ctx, s, rng); return err },

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/machine"
 	"github.com/halfopen/halfopen/protocol"
 )
 
@@ -104,17 +105,17 @@ func BenchmarkPool(b *testing.B) {
 	}
 	// The machine's baseline, measured once before any sub-benchmark, so
 	// that none of them counts its 10 s in its wall time.
-	if os.Getenv(harness.EnvBaseline) == "" {
+	if os.Getenv(machine.EnvBaseline) == "" {
 		run := requireLab(b)
-		bl, err := harness.MeasureBaseline(context.Background(), run, "", harness.BaselineDatagrams)
+		bl, err := harness.MeasureBaseline(context.Background(), run, "", machine.BaselineDatagrams)
 		if err != nil {
 			b.Fatal(err)
 		}
 		path := filepath.Join(b.TempDir(), "baseline.json")
-		if err := harness.WriteBaseline(path, bl); err != nil {
+		if err := machine.WriteBaseline(path, bl); err != nil {
 			b.Fatal(err)
 		}
-		b.Setenv(harness.EnvBaseline, path)
+		b.Setenv(machine.EnvBaseline, path)
 		b.Logf("unloaded probe p99 %.3f ms (n=%d), CPUs %.0f %% busy meanwhile, idle CPUs %s", bl.ErrorMs.P99, bl.ErrorMs.N, bl.Busy*100, bl.CPUIdle)
 	}
 	type variant struct {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/halfopen/halfopen/internal/agentcmd"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 )
@@ -117,14 +118,14 @@ func (m *Matrix) calibrate(ctx context.Context) (report.Sample, error) {
 		return report.Sample{}, err
 	}
 	defer lab.Close()
-	s, err := OpenSession(ctx, lab, c, nil, SessionOptions{Exe: m.opt.Exe})
+	s, err := openSession(ctx, lab, c, nil, sessionOptions{Exe: m.opt.Exe})
 	if err != nil {
 		return report.Sample{}, err
 	}
 	var sched []float64
 	for i := range scheduledDecisions {
 		at := protocol.Now() + int64(20*time.Millisecond)
-		ev, err := s.Watcher.Request(ctx, Command{Cmd: CmdDecideAt, AtNs: at, Seq: i}, EventDecided)
+		ev, err := s.Watcher.Request(ctx, agentcmd.Command{Cmd: agentcmd.CmdDecideAt, AtNs: at, Seq: i}, agentcmd.EventDecided)
 		if err != nil {
 			return report.Sample{}, err
 		}
@@ -132,7 +133,7 @@ func (m *Matrix) calibrate(ctx context.Context) (report.Sample, error) {
 			sched = append(sched, float64(ev.TNs-at)/1e6)
 		}
 	}
-	closed, err := s.Peer.Request(ctx, Command{Cmd: CmdClose}, EventClosed)
+	closed, err := s.Peer.Request(ctx, agentcmd.Command{Cmd: agentcmd.CmdClose}, agentcmd.EventClosed)
 	if err != nil {
 		return report.Sample{}, err
 	}

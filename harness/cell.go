@@ -15,9 +15,6 @@ import (
 	"github.com/halfopen/halfopen/tcprules"
 )
 
-// ListenPort is the port the listening end of the watched connection uses.
-const ListenPort = 7000
-
 // MaxRandomIdle bounds the seeded random idle time before a fault.
 const MaxRandomIdle = 1500 * time.Millisecond
 
@@ -58,7 +55,7 @@ type Cell struct {
 	Expect report.Expectation
 	Budget time.Duration
 	// WatcherSysctls are written in the watcher's namespace for the
-	// detector: its sysctl-backed parameters, then its SysctlNeeder's.
+	// detector: its sysctl-backed parameters, then its sysctlNeeder's.
 	WatcherSysctls map[string]string
 
 	record func() report.Cell
@@ -96,7 +93,7 @@ func Resolve(c CellConfig) (*Cell, error) {
 	if c.Budget < 0 || c.Idle < 0 {
 		return nil, errors.New("budget and idle must not be negative")
 	}
-	phase, err := ParsePhase(string(c.Phase))
+	phase, err := tcprules.ParsePhase(string(c.Phase))
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +110,7 @@ func Resolve(c CellConfig) (*Cell, error) {
 		if v, ok := c.Sysctls[key]; ok {
 			return v
 		}
-		return NamespaceDefault(key)
+		return namespaceDefault(key)
 	}
 	b, err := detectors.build(c.Detector, namespace)
 	if err != nil {
@@ -128,7 +125,7 @@ func Resolve(c CellConfig) (*Cell, error) {
 			}
 		}
 	}
-	if sn, ok := det.(SysctlNeeder); ok {
+	if sn, ok := det.(sysctlNeeder); ok {
 		for k, v := range sn.Sysctls() {
 			if err := agree(b.spec, k, v, c.Sysctls); err != nil {
 				return nil, err
@@ -172,18 +169,6 @@ func (c *Cell) Describe() string {
 	return strings.Join(parts, " × ")
 }
 
-// ParsePhase checks a phase name: "idle" (the fault lands after a swept
-// idle time) or "in-flight" (while a request is unacknowledged).
-func ParsePhase(s string) (tcprules.Phase, error) {
-	switch p := tcprules.Phase(s); p {
-	case tcprules.PhaseIdle, tcprules.PhaseInFlight:
-		return p, nil
-	case "":
-		return tcprules.PhaseIdle, nil
-	}
-	return "", fmt.Errorf("phase %q is not known; phases are idle (the fault lands after a swept idle time) and in-flight (while a request is unacknowledged)", s)
-}
-
 // Record returns what the run measured of the cell so far: its samples,
 // mistakes, false positives, observed time, overhead and sysctls, from the
 // run's report. A cell that belongs to no matrix has an empty record.
@@ -199,3 +184,8 @@ func (c *Cell) shortID() string {
 	sum := sha256.Sum256([]byte(c.Key().String()))
 	return hex.EncodeToString(sum[:4])
 }
+
+// sysctlNeeder is a detector that needs kernel parameters beyond its
+// sysctl-backed ones; they are written last, and one that differs from the
+// cell's explicit sysctls is refused.
+type sysctlNeeder interface{ Sysctls() map[string]string }

@@ -49,14 +49,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-)
 
-const (
-	// EnvCgroup chooses the lab's cgroup: auto (the default), v2, v1 or none.
-	EnvCgroup = "HALFOPEN_CGROUP"
-	// LabPids is the pids limit of one lab: processes and threads of its
-	// agents, programs and services together. A fork fails past it.
-	LabPids = 1024
+	"github.com/halfopen/halfopen/internal/labenv"
 )
 
 // cgroupSetup is how this machine gives a lab a cgroup.
@@ -118,16 +112,16 @@ func readCgroupMounts() cgroupMounts {
 
 // detectCgroups decides, once per process, how labs get a cgroup.
 var detectCgroups = sync.OnceValue(func() cgroupSetup {
-	want := os.Getenv(EnvCgroup)
+	want := os.Getenv(labenv.EnvCgroup)
 	if want == "" {
 		want = "auto"
 	}
 	switch want {
 	case "auto", "v1", "v2":
 	case "none":
-		return cgroupSetup{note: "labs have no cgroup (" + EnvCgroup + "=none): they are reaped by namespace only, and nothing bounds a fork bomb", quiet: true}
+		return cgroupSetup{note: "labs have no cgroup (" + labenv.EnvCgroup + "=none): they are reaped by namespace only, and nothing bounds a fork bomb", quiet: true}
 	default:
-		return cgroupSetup{note: fmt.Sprintf("labs have no cgroup: %s=%q is not auto, v2, v1 or none", EnvCgroup, want)}
+		return cgroupSetup{note: fmt.Sprintf("labs have no cgroup: %s=%q is not auto, v2, v1 or none", labenv.EnvCgroup, want)}
 	}
 	none := func(why string) cgroupSetup {
 		return cgroupSetup{note: "labs have no cgroup (" + why + "): they are reaped by namespace only, and nothing bounds a fork bomb"}
@@ -153,7 +147,7 @@ var detectCgroups = sync.OnceValue(func() cgroupSetup {
 	useV2 := func() cgroupSetup {
 		s := cgroupSetup{v2: m.v2, v2Pids: v2pids}
 		if v2pids {
-			s.note = fmt.Sprintf("each lab is a cgroup v2 (%s/ho-<run>-<lab>): born in it, killed with cgroup.kill, at most %d tasks", m.v2, LabPids)
+			s.note = fmt.Sprintf("each lab is a cgroup v2 (%s/ho-<run>-<lab>): born in it, killed with cgroup.kill, at most %d tasks", m.v2, labenv.LabPids)
 		} else {
 			s.note = fmt.Sprintf("each lab is a cgroup v2 (%s/ho-<run>-<lab>): born in it, killed with cgroup.kill, but with no pids limit (the v2 root does not enable pids), so nothing bounds a fork bomb", m.v2)
 		}
@@ -166,7 +160,7 @@ var detectCgroups = sync.OnceValue(func() cgroupSetup {
 			parts = append(parts, "freezer ("+s.freezer+", frozen while it is killed)")
 		}
 		if s.pids != "" {
-			parts = append(parts, fmt.Sprintf("pids (%s, at most %d tasks)", s.pids, LabPids))
+			parts = append(parts, fmt.Sprintf("pids (%s, at most %d tasks)", s.pids, labenv.LabPids))
 		}
 		s.note = "each lab is a cgroup v1 ho-<run>-<lab> in " + strings.Join(parts, " and ")
 		if s.pids == "" {
@@ -195,9 +189,9 @@ func writableDir(dir string) bool {
 	return unix.Access(dir, unix.W_OK|unix.X_OK) == nil
 }
 
-// CheckCgroups says how this machine gives each lab a cgroup: the doctor's
+// checkCgroups says how this machine gives each lab a cgroup: the doctor's
 // line. A machine without one still runs labs, so it is never a failure.
-func CheckCgroups() Check {
+func checkCgroups() Check {
 	s := detectCgroups()
 	return Check{Name: "cgroup", OK: true, Detail: s.note}
 }
@@ -263,7 +257,7 @@ func newLabCgroup(name string) (*labCgroup, error) {
 	fail := func(err error) (*labCgroup, error) {
 		return nil, errors.Join(err, c.remove())
 	}
-	limit := []byte(strconv.Itoa(LabPids))
+	limit := []byte(strconv.Itoa(labenv.LabPids))
 	if s.v2 != "" {
 		dir, err := mk(s.v2)
 		if err != nil {

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/halfopen/halfopen/internal/labenv"
+	"github.com/halfopen/halfopen/internal/topo"
 )
 
 // A process started in a lab, and the helper it daemonises, are in the
@@ -31,13 +34,13 @@ func TestLabCgroupHoldsWhatTheLabStarts(t *testing.T) {
 		t.Fatal("the lab has no cgroup where the machine offers one")
 	}
 	dirs := slices.Clone(lab.cg.dirs)
-	helper := escape(t, lab.Host(Watcher))
+	helper := escape(t, lab.Host(topo.Watcher))
 	for _, dir := range dirs {
 		if procs := cgroupProcs(dir); !slices.Contains(procs, helper) {
 			t.Errorf("the daemonised helper %d is not in %s (it holds %v)", helper, dir, procs)
 		}
-		if b, err := os.ReadFile(filepath.Join(dir, "pids.max")); err == nil && strings.TrimSpace(string(b)) != strconv.Itoa(LabPids) {
-			t.Errorf("%s/pids.max is %q, want %d", dir, b, LabPids)
+		if b, err := os.ReadFile(filepath.Join(dir, "pids.max")); err == nil && strings.TrimSpace(string(b)) != strconv.Itoa(labenv.LabPids) {
+			t.Errorf("%s/pids.max is %q, want %d", dir, b, labenv.LabPids)
 		}
 	}
 	// No thread of this process stayed in the lab's cgroup after a fork.

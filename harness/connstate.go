@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/capture"
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/tcprules"
 )
@@ -25,20 +26,20 @@ import (
 // Sources of a sample's state (tcprules.ConnState.Source); "+capture" is
 // appended when the router's capture agreed with it.
 const (
-	// SourceTCPInfo: TCP_INFO read through sock_diag right after the
+	// sourceTCPInfo: TCP_INFO read through sock_diag right after the
 	// fault's injection returned.
-	SourceTCPInfo = "tcp_info"
-	// SourceAfterRequest: TCP_INFO read after halfopen's watcher wrote its
+	sourceTCPInfo = "tcp_info"
+	// sourceAfterRequest: TCP_INFO read after halfopen's watcher wrote its
 	// request, which followed the fault (the in-flight phase of a
 	// built-in watcher): its "since" fields may be negative.
-	SourceAfterRequest = "tcp_info-after-request"
+	sourceAfterRequest = "tcp_info-after-request"
 )
 
-// InFlightWait bounds how long a sample aimed at the in-flight phase waits
+// inFlightWait bounds how long a sample aimed at the in-flight phase waits
 // for the watcher to have a request unacknowledged before it gives up: a
 // library's first request may follow its connection by a second or more
 // on a loaded machine (a gRPC client's, after its channel is READY).
-const InFlightWait = 5 * time.Second
+const inFlightWait = 5 * time.Second
 
 // inFlightPoll is how often sock_diag is read while waiting for a request
 // in flight: a server's delayed ACK takes ~40 ms, so 1 ms wins.
@@ -77,20 +78,20 @@ func endpointMatches(want netip.AddrPort, ip net.IP, port uint16) bool {
 // proxy, through Toxiproxy), from what the watcher said when it connected,
 // or else from the lab: the watcher's address, the listening port, the
 // dialing end's port and where the watcher dials.
-func (s *Session) watchedFlow() flow {
+func (s *session) watchedFlow() flow {
 	local, lerr := netip.ParseAddrPort(s.watcherLocal)
 	remote, rerr := netip.ParseAddrPort(s.watcherRemote)
 	if lerr == nil && rerr == nil {
 		return flow{local: local, remote: remote}
 	}
 	if s.Cell.Config.Side == protocol.SideServer {
-		f := flow{local: netip.AddrPortFrom(WatcherAddr, ListenPort)}
-		if s.Lab.PathName == "direct" {
-			f.remote = netip.AddrPortFrom(PeerAddr, s.Lab.DataPort)
+		f := flow{local: netip.AddrPortFrom(topo.WatcherAddr, topo.ListenPort)}
+		if s.Conn.PathName == "direct" {
+			f.remote = netip.AddrPortFrom(topo.PeerAddr, s.Conn.DataPort)
 		}
 		return f
 	}
-	return flow{local: netip.AddrPortFrom(WatcherAddr, s.Lab.DataPort), remote: s.Lab.Via}
+	return flow{local: netip.AddrPortFrom(topo.WatcherAddr, s.Conn.DataPort), remote: s.Conn.Via}
 }
 
 // connReader reads the watched flow's TCP_INFO from the watcher's
@@ -103,7 +104,7 @@ type connReader struct {
 
 // openConnReader opens a sock_diag socket in the watcher's namespace.
 func openConnReader(lab *Lab, f flow) (*connReader, error) {
-	host := lab.Host(Watcher)
+	host := lab.Host(topo.Watcher)
 	if host == nil {
 		return nil, fmt.Errorf("lab %s: the watcher host is gone", lab.ID)
 	}
@@ -253,7 +254,7 @@ const captureTolerance = 10 * time.Millisecond
 // on the watcher's port up to readNs, and records agreement in the state's
 // Source, disagreement in its Note.
 func crossCheck(st *tcprules.ConnState, events []capture.Event, f flow, atNs, readNs int64) {
-	fs := capture.FlowAt(events, RouterWatchLink, f.local.String(), f.remote.String(), readNs)
+	fs := capture.FlowAt(events, topo.RouterWatchLink, f.local.String(), f.remote.String(), readNs)
 	if !fs.Seen {
 		addNote(st, "the capture holds no packet of the watched flow before the read")
 		return

@@ -7,12 +7,13 @@ import (
 	"path/filepath"
 
 	"github.com/halfopen/halfopen/capture"
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/report"
 )
 
-// CaptureLimit bounds one sample's pcapng capture: a sample that ran long
+// captureLimit bounds one sample's pcapng capture: a sample that ran long
 // keeps its first packets and counts the rest.
-const CaptureLimit = 1 << 20
+const captureLimit = 1 << 20
 
 // startEvidence starts capturing the router's two ports for one sample, the
 // watched flow's packets as they cross (pure Go over AF_PACKET), when the
@@ -21,11 +22,11 @@ func (m *Matrix) startEvidence(ctx context.Context, lab *Lab) (*capture.Capture,
 	if m.captureDir == "" {
 		return nil, nil
 	}
-	h := lab.Host(Router)
+	h := lab.Host(topo.Router)
 	if h == nil {
 		return nil, fmt.Errorf("lab %s: router is gone", lab.ID)
 	}
-	return capture.Start(ctx, h, []string{RouterPeerLink, RouterWatchLink}, CaptureLimit)
+	return capture.Start(ctx, h, []string{topo.RouterPeerLink, topo.RouterWatchLink}, captureLimit)
 }
 
 // keepEvidence stops a sample's capture and keeps it as pcapng beside the

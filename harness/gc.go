@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/halfopen/halfopen/internal/topo"
 )
 
 // Leftover is a namespace or a cgroup a run left behind, with the
@@ -50,10 +52,10 @@ func Leftovers(all bool) ([]Leftover, error) {
 		if !strings.HasPrefix(name, namespacePrefix) {
 			continue
 		}
-		if pid, ok := runPID(name); ok && !all && pid != os.Getpid() && processAlive(pid) {
+		if pid, ok := topo.RunPID(name); ok && !all && pid != os.Getpid() && processAlive(pid) {
 			continue
 		}
-		if pid, ok := runPID(name); ok && pid == os.Getpid() && !all {
+		if pid, ok := topo.RunPID(name); ok && pid == os.Getpid() && !all {
 			continue
 		}
 		pids, _ := processesIn(filepath.Join(nsMountDirectory, name))
@@ -67,7 +69,7 @@ func Leftovers(all bool) ([]Leftover, error) {
 func cgroupLeftovers(all bool) []Leftover {
 	var out []Leftover
 	for name, cg := range cgroupsWithPrefix(namespacePrefix) {
-		pid, ok := runPID(name)
+		pid, ok := topo.RunPID(name)
 		if !all && ok && (pid == os.Getpid() || processAlive(pid)) {
 			continue
 		}

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/halfopen/halfopen/internal/topo"
 )
 
 // envChurn makes TestChurnChild the child of TestSIGKILLDuringBuildAndTeardown.
@@ -39,7 +41,7 @@ func TestChurnChild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range []Role{Peer, Router, Watcher} {
+		for _, r := range []topo.Role{topo.Peer, topo.Router, topo.Watcher} {
 			if _, err := lab.Host(r).Start(ProcSpec{Path: "/bin/sh", Args: []string{"-c", script}, Label: "escaper"}); err != nil {
 				t.Fatal(err)
 			}

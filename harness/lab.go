@@ -12,45 +12,22 @@ import (
 	"time"
 
 	"github.com/google/nftables"
-	"github.com/halfopen/halfopen/protocol"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/halfopen/halfopen/internal/topo"
 )
 
-// Role names a host of the lab.
-type Role string
-
-// The three hosts of every lab.
+// Where the lab's namespaces are named and mounted.
 const (
-	Peer    Role = "peer"
-	Router  Role = "router"
-	Watcher Role = "watcher"
-)
-
-// Addresses of the lab, all from 198.18.0.0/15 (RFC 2544, benchmark testing).
-// Every lab reuses them: each lab is its own set of namespaces.
-var (
-	PeerAddr          = netip.MustParseAddr("198.18.1.2")
-	RouterPeerAddr    = netip.MustParseAddr("198.18.1.1")
-	RouterWatcherAddr = netip.MustParseAddr("198.18.2.1")
-	WatcherAddr       = netip.MustParseAddr("198.18.2.2")
-	PeerNet           = netip.MustParsePrefix("198.18.1.0/24")
-	WatcherNet        = netip.MustParsePrefix("198.18.2.0/24")
-)
-
-// Interface names inside the lab's namespaces.
-const (
-	HostLink         = "eth0"       // the single link of the peer and of the watcher
-	RouterPeerLink   = "to-peer"    // the router's port facing the peer
-	RouterWatchLink  = "to-watcher" // the router's port facing the watcher
-	namespacePrefix  = "ho-"
-	nsMountDirectory = "/run/netns"
+	namespacePrefix  = topo.NamespacePrefix
+	nsMountDirectory = topo.NSMountDir
 )
 
 // Host is one network namespace of a lab with its long-lived handles.
 type Host struct {
-	Role Role
+	Role topo.Role
 	// Name is the namespace's name under /run/netns, "ho-<run>-<lab>-<role>".
 	Name string
 	// NS is an open handle on the namespace; it keeps the namespace alive.
@@ -105,34 +82,20 @@ type Lab struct {
 	run *Run
 
 	mu     sync.Mutex
-	hosts  map[Role]*Host
+	hosts  map[topo.Role]*Host
 	closed atomic.Bool
 
-	// Sample-scoped state filled by the runner, used by faults.
-	Agents map[Role]*Process
 	// measuring is set by Measuring: the lab's realtime processes run at
 	// SCHED_FIFO, and those started later too.
 	measuring atomic.Bool
 	Sysctls   map[string]string
-	// Via is where the watcher's connection goes: the peer (direct), or a
-	// proxy on the router that a fault's Prepare put on the path.
-	Via netip.AddrPort
-	// PathName says which path Via is (PathDirect or PathToxiproxy).
-	PathName string
-	// DataPort is the dialing end's local port of the data connection (the
-	// first one), 0 when its program did not say: with the listener's port
-	// it singles out the watched flow among the connections between the hosts.
-	DataPort uint16
-	// Side is the sample's side, set before a fault's Prepare runs (a proxy
-	// listens facing whichever end dials).
-	Side protocol.Side
 
 	closers []func() error
 	// cg is the lab's cgroup (cgroup.go), nil where the machine gives
 	// labs none; its processes are born in it.
 	cg *labCgroup
 	// returns run when a rebooted host is back (its services start again).
-	returns []func(Role) error
+	returns []func(topo.Role) error
 	// building is held while the lab's namespaces and links are made.
 	building  sync.Mutex
 	closeOnce sync.Once
@@ -148,30 +111,30 @@ func (l *Lab) OnClose(fn func() error) {
 }
 
 // Host returns the lab's host with the given role, or nil once it is gone.
-func (l *Lab) Host(r Role) *Host {
+func (l *Lab) Host(r topo.Role) *Host {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.hosts[r]
 }
 
-func mac(role Role) net.HardwareAddr {
+func mac(role topo.Role) net.HardwareAddr {
 	// Locally administered, stable per role, so that a rebooted host comes
 	// back with the MAC its neighbours have cached.
-	b := map[Role]byte{Peer: 1, Router: 2, Watcher: 3}[role]
+	b := map[topo.Role]byte{topo.Peer: 1, topo.Router: 2, topo.Watcher: 3}[role]
 	return net.HardwareAddr{0x02, 0x68, 0x6f, 0x00, b, 0x01}
 }
 
-func routerMAC(towards Role) net.HardwareAddr {
-	b := map[Role]byte{Peer: 1, Watcher: 3}[towards]
+func routerMAC(towards topo.Role) net.HardwareAddr {
+	b := map[topo.Role]byte{topo.Peer: 1, topo.Watcher: 3}[towards]
 	return net.HardwareAddr{0x02, 0x68, 0x6f, 0x00, 0x02, b}
 }
 
 // baseSysctls are written in every lab namespace as it is born: no IPv6 (its
 // neighbour discovery would add packets to every counter) and explicit
 // forwarding, since a new namespace may inherit forwarding from the host.
-func baseSysctls(role Role) map[string]string {
+func baseSysctls(role topo.Role) map[string]string {
 	fwd := "0"
-	if role == Router {
+	if role == topo.Router {
 		fwd = "1"
 	}
 	return map[string]string{
@@ -184,7 +147,7 @@ func baseSysctls(role Role) map[string]string {
 // createHosts makes the namespaces of roles, sets their base sysctls, brings up
 // loopback and opens a netlink handle in each, all while the creating thread
 // is inside the new namespace.
-func (l *Lab) createHosts(roles ...Role) error {
+func (l *Lab) createHosts(roles ...topo.Role) error {
 	names := make([]string, len(roles))
 	hosts := make([]*Host, len(roles))
 	for i, r := range roles {
@@ -257,15 +220,15 @@ func (l *Lab) createHosts(roles ...Role) error {
 // linkHost connects the peer or the watcher to the router with a veth pair
 // created in the router and born with its other end in the host, then
 // addresses both ends and adds the host's single route.
-func (l *Lab) linkHost(role Role) error {
-	router, host := l.Host(Router), l.Host(role)
-	routerLink, hostAddr, routerAddr, remote := RouterPeerLink, PeerAddr, RouterPeerAddr, WatcherNet
-	if role == Watcher {
-		routerLink, hostAddr, routerAddr, remote = RouterWatchLink, WatcherAddr, RouterWatcherAddr, PeerNet
+func (l *Lab) linkHost(role topo.Role) error {
+	router, host := l.Host(topo.Router), l.Host(role)
+	routerLink, hostAddr, routerAddr, remote := topo.RouterPeerLink, topo.PeerAddr, topo.RouterPeerAddr, topo.WatcherNet
+	if role == topo.Watcher {
+		routerLink, hostAddr, routerAddr, remote = topo.RouterWatchLink, topo.WatcherAddr, topo.RouterWatcherAddr, topo.PeerNet
 	}
 	veth := &netlink.Veth{
 		LinkAttrs:        netlink.LinkAttrs{Name: routerLink, HardwareAddr: routerMAC(role), TxQLen: 1000},
-		PeerName:         HostLink,
+		PeerName:         topo.HostLink,
 		PeerHardwareAddr: mac(role),
 		PeerNamespace:    netlink.NsFd(int(host.NS)),
 	}
@@ -275,12 +238,12 @@ func (l *Lab) linkHost(role Role) error {
 	if err := configureLink(router.Link, routerLink, routerAddr); err != nil {
 		return fmt.Errorf("lab %s: router: %w", l.ID, err)
 	}
-	if err := configureLink(host.Link, HostLink, hostAddr); err != nil {
+	if err := configureLink(host.Link, topo.HostLink, hostAddr); err != nil {
 		return fmt.Errorf("lab %s: %s: %w", l.ID, role, err)
 	}
-	hl, err := host.Link.LinkByName(HostLink)
+	hl, err := host.Link.LinkByName(topo.HostLink)
 	if err != nil {
-		return fmt.Errorf("lab %s: %s: find %s: %w", l.ID, role, HostLink, err)
+		return fmt.Errorf("lab %s: %s: find %s: %w", l.ID, role, topo.HostLink, err)
 	}
 	route := &netlink.Route{
 		LinkIndex: hl.Attrs().Index,
@@ -313,7 +276,7 @@ func prefixIPNet(p netip.Prefix) *net.IPNet {
 }
 
 // SetLinkUp sets an interface of a host administratively up or down.
-func (l *Lab) SetLinkUp(role Role, name string, up bool) error {
+func (l *Lab) SetLinkUp(role topo.Role, name string, up bool) error {
 	h := l.Host(role)
 	if h == nil {
 		return fmt.Errorf("lab %s: host %s is gone", l.ID, role)
@@ -334,7 +297,7 @@ func (l *Lab) SetLinkUp(role Role, name string, up bool) error {
 }
 
 // SetSysctls writes kernel parameters in one host of the lab.
-func (l *Lab) SetSysctls(role Role, kv map[string]string) error {
+func (l *Lab) SetSysctls(role topo.Role, kv map[string]string) error {
 	h := l.Host(role)
 	if h == nil {
 		return fmt.Errorf("lab %s: host %s is gone", l.ID, role)
@@ -346,7 +309,7 @@ func (l *Lab) SetSysctls(role Role, kv map[string]string) error {
 }
 
 // ReadSysctl reads one kernel parameter in one host of the lab.
-func (l *Lab) ReadSysctl(role Role, key string) (string, error) {
+func (l *Lab) ReadSysctl(role topo.Role, key string) (string, error) {
 	h := l.Host(role)
 	if h == nil {
 		return "", fmt.Errorf("lab %s: host %s is gone", l.ID, role)
@@ -356,21 +319,21 @@ func (l *Lab) ReadSysctl(role Role, key string) (string, error) {
 
 // DestroyHost kills every process of a host, removes its link from the router
 // and deletes its namespace: the host is gone. The router keeps no route to it.
-func (l *Lab) DestroyHost(role Role) error {
+func (l *Lab) DestroyHost(role topo.Role) error {
 	l.mu.Lock()
 	h := l.hosts[role]
 	delete(l.hosts, role)
-	router := l.hosts[Router]
+	router := l.hosts[topo.Router]
 	l.mu.Unlock()
 	if h == nil {
 		return nil
 	}
 	var errs []error
 	errs = append(errs, killAll(h))
-	if router != nil && role != Router {
-		name := RouterPeerLink
-		if role == Watcher {
-			name = RouterWatchLink
+	if router != nil && role != topo.Router {
+		name := topo.RouterPeerLink
+		if role == topo.Watcher {
+			name = topo.RouterWatchLink
 		}
 		// Deleting the router's end removes the pair synchronously, so a host
 		// made again with the same names does not race the kernel's cleanup.
@@ -389,7 +352,7 @@ func (l *Lab) DestroyHost(role Role) error {
 
 // RebootHost makes a destroyed host again, with the same name, addresses and
 // MAC, and no memory of any connection.
-func (l *Lab) RebootHost(role Role) error {
+func (l *Lab) RebootHost(role topo.Role) error {
 	l.building.Lock()
 	defer l.building.Unlock()
 	if l.closed.Load() {
@@ -439,9 +402,9 @@ func (l *Lab) Measuring() {
 // Booted runs what a rebooted host starts at boot (OnReturn), once the
 // fault that rebooted it has let it answer again: a real kernel answers
 // (with RST) before its services are up.
-func (l *Lab) Booted(role Role) error {
+func (l *Lab) Booted(role topo.Role) error {
 	l.mu.Lock()
-	returns := append([]func(Role) error(nil), l.returns...)
+	returns := append([]func(topo.Role) error(nil), l.returns...)
 	l.mu.Unlock()
 	for _, fn := range returns {
 		if err := fn(role); err != nil {
@@ -453,7 +416,7 @@ func (l *Lab) Booted(role Role) error {
 
 // OnReturn registers fn to run when a rebooted host has booted (Booted),
 // with its role: what the host runs at boot starts again.
-func (l *Lab) OnReturn(fn func(Role) error) {
+func (l *Lab) OnReturn(fn func(topo.Role) error) {
 	l.mu.Lock()
 	l.returns = append(l.returns, fn)
 	l.mu.Unlock()
@@ -561,12 +524,12 @@ func (l *Lab) teardown() error {
 	}
 	l.mu.Lock()
 	hosts := make([]*Host, 0, len(l.hosts))
-	for _, r := range []Role{Watcher, Peer, Router} {
+	for _, r := range []topo.Role{topo.Watcher, topo.Peer, topo.Router} {
 		if h := l.hosts[r]; h != nil {
 			hosts = append(hosts, h)
 		}
 	}
-	l.hosts = map[Role]*Host{}
+	l.hosts = map[topo.Role]*Host{}
 	l.mu.Unlock()
 	// The cgroup goes first: frozen, nothing in it forks while it is
 	// killed. The namespaces' sweep then finds what is not in it.
@@ -587,7 +550,7 @@ func (l *Lab) teardown() error {
 
 // newLab builds a lab: three namespaces, two veth links, addresses, routes.
 func newLab(ctx context.Context, run *Run, id string) (*Lab, error) {
-	l := &Lab{ID: id, run: run, hosts: map[Role]*Host{}, Agents: map[Role]*Process{}}
+	l := &Lab{ID: id, run: run, hosts: map[topo.Role]*Host{}}
 	if err := run.remember(l); err != nil {
 		return nil, err
 	}
@@ -608,10 +571,10 @@ func newLab(ctx context.Context, run *Run, id string) (*Lab, error) {
 		return fail(err)
 	}
 	l.attachCgroup()
-	if err := l.createHosts(Peer, Router, Watcher); err != nil {
+	if err := l.createHosts(topo.Peer, topo.Router, topo.Watcher); err != nil {
 		return fail(err)
 	}
-	for _, r := range []Role{Peer, Watcher} {
+	for _, r := range []topo.Role{topo.Peer, topo.Watcher} {
 		if err := l.linkHost(r); err != nil {
 			return fail(err)
 		}
@@ -653,12 +616,3 @@ func deleteNamespace(name string) error {
 	}
 	return nil
 }
-
-// The paths between watcher and peer (Lab.PathName).
-const (
-	// PathDirect: the watcher's connection goes to the peer itself.
-	PathDirect = "direct"
-	// PathToxiproxy: the watcher's connection ends at a Toxiproxy on the
-	// router, which holds its own to the peer.
-	PathToxiproxy = "toxiproxy"
-)

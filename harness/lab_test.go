@@ -15,6 +15,8 @@ import (
 	_ "github.com/halfopen/halfopen/detectors"
 	_ "github.com/halfopen/halfopen/faults"
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/hostsnap"
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 )
 
@@ -41,7 +43,7 @@ func requireLab(tb testing.TB) *harness.Run {
 
 func TestLabTopology(t *testing.T) {
 	run := requireLab(t)
-	before, err := harness.SnapshotHost()
+	before, err := hostsnap.Take()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,14 +52,14 @@ func TestLabTopology(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		role    harness.Role
+		role    topo.Role
 		addrs   []string
 		forward string
 		routes  []string
 	}{
-		{harness.Peer, []string{"198.18.1.2/24"}, "0", []string{"198.18.1.0/24 via <nil>", "198.18.2.0/24 via 198.18.1.1"}},
-		{harness.Router, []string{"198.18.1.1/24", "198.18.2.1/24"}, "1", []string{"198.18.1.0/24 via <nil>", "198.18.2.0/24 via <nil>"}},
-		{harness.Watcher, []string{"198.18.2.2/24"}, "0", []string{"198.18.1.0/24 via 198.18.2.1", "198.18.2.0/24 via <nil>"}},
+		{topo.Peer, []string{"198.18.1.2/24"}, "0", []string{"198.18.1.0/24 via <nil>", "198.18.2.0/24 via 198.18.1.1"}},
+		{topo.Router, []string{"198.18.1.1/24", "198.18.2.1/24"}, "1", []string{"198.18.1.0/24 via <nil>", "198.18.2.0/24 via <nil>"}},
+		{topo.Watcher, []string{"198.18.2.2/24"}, "0", []string{"198.18.1.0/24 via 198.18.2.1", "198.18.2.0/24 via <nil>"}},
 	} {
 		h := lab.Host(tc.role)
 		if !strings.HasPrefix(h.Name, "ho-"+run.ID+"-") || !strings.HasSuffix(h.Name, "-"+string(tc.role)) {
@@ -97,7 +99,7 @@ func TestLabTopology(t *testing.T) {
 			t.Errorf("%s ip_forward = %q (%v), want %s", tc.role, v, err, tc.forward)
 		}
 	}
-	names := []string{lab.Host(harness.Peer).Name, lab.Host(harness.Router).Name, lab.Host(harness.Watcher).Name}
+	names := []string{lab.Host(topo.Peer).Name, lab.Host(topo.Router).Name, lab.Host(topo.Watcher).Name}
 	if err := lab.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +108,7 @@ func TestLabTopology(t *testing.T) {
 			t.Errorf("namespace %s still exists after Close (%v)", n, err)
 		}
 	}
-	after, err := harness.SnapshotHost()
+	after, err := hostsnap.Take()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,17 +124,17 @@ func TestRebootedHostKeepsAddressAndMAC(t *testing.T) {
 		t.Fatal(err)
 	}
 	macOf := func() string {
-		l, err := lab.Host(harness.Peer).Link.LinkByName(harness.HostLink)
+		l, err := lab.Host(topo.Peer).Link.LinkByName(topo.HostLink)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return l.Attrs().HardwareAddr.String()
 	}
 	mac := macOf()
-	if err := lab.DestroyHost(harness.Peer); err != nil {
+	if err := lab.DestroyHost(topo.Peer); err != nil {
 		t.Fatal(err)
 	}
-	if err := lab.RebootHost(harness.Peer); err != nil {
+	if err := lab.RebootHost(topo.Peer); err != nil {
 		t.Fatal(err)
 	}
 	if got := macOf(); got != mac {
@@ -148,11 +150,12 @@ func TestConnectDisablesGoDefaultKeepalive(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		w, p, err := harness.Connect(ctx, lab, "read-eof", side, nil)
+		conn, err := harness.Connect(ctx, lab, "read-eof", side, nil)
 		cancel()
 		if err != nil {
 			t.Fatal(err)
 		}
+		w, p := conn.Agents[topo.Watcher], conn.Agents[topo.Peer]
 		// /proc/net/tcp's timer column: 2 means a keepalive timer is armed.
 		for _, proc := range []*harness.Process{w, p} {
 			b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(proc.Pid()), "net/tcp"))

@@ -170,7 +170,7 @@ func (m *Matrix) schedule() []job {
 		round := len(jobs)
 		for _, c := range m.cells {
 			if i < c.Config.Samples {
-				jobs = append(jobs, job{cell: c, index: i, seed: SampleSeed(m.opt.Seed, c.Key(), i), stratum: Strata(m.opt.Seed, c.Key(), c.Config.Samples)[i]})
+				jobs = append(jobs, job{cell: c, index: i, seed: sampleSeed(m.opt.Seed, c.Key(), i), stratum: strata(m.opt.Seed, c.Key(), c.Config.Samples)[i]})
 			}
 		}
 		// Longest first within a round, so that the run does not end
@@ -333,14 +333,14 @@ func (m *Matrix) do(ctx context.Context, j job) report.Sample {
 // that a cell with no sample yet still shows its prediction and budget.
 func (m *Matrix) writeHeader() error {
 	if m.opt.SeedLog != nil {
-		fmt.Fprintln(m.opt.SeedLog, SeedLine(m.opt.Seed))
+		fmt.Fprintln(m.opt.SeedLog, seedLine(m.opt.Seed))
 	}
 	return m.store.Update(func(r *report.Report) {
 		r.Seed = m.opt.Seed
 		r.Environment.Pool = max(r.Environment.Pool, m.pool.maxUsed())
 		r.Environment.CPUs = runtime.NumCPU()
 		r.Environment.CPUIdle = m.run.CPUIdle()
-		r.Environment.Privilege = Privilege()
+		r.Environment.Privilege = currentPrivilege()
 		for _, c := range m.cells {
 			h := c.header()
 			rc := r.CellInPhase(h.Detector, h.Fault, h.Side, h.Kind, h.Phase)

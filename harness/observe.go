@@ -31,7 +31,7 @@ func (c *Cell) observeTail() time.Duration {
 // positive, with its duration until the watcher is connected again. Wire
 // packets on the router and the watcher's CPU time over the window go into
 // the sample.
-func observe(ctx context.Context, s *Session, flt Fault, heal Heal, at int64, base report.Sample) (report.Sample, []report.Mistake, error) {
+func observe(ctx context.Context, s *session, flt Fault, heal Heal, at int64, base report.Sample) (report.Sample, []report.Mistake, error) {
 	c := s.Cell
 	window := time.Duration(0)
 	if w, ok := flt.(Windowed); ok {

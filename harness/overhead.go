@@ -9,6 +9,9 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+
+	"github.com/halfopen/halfopen/internal/nftcount"
+	"github.com/halfopen/halfopen/internal/topo"
 )
 
 // wireCounter counts, on the router, every packet that arrives from the peer
@@ -25,7 +28,7 @@ type wireCounter struct {
 const overheadTable = "halfopen-overhead"
 
 func newWireCounter(lab *Lab) (*wireCounter, error) {
-	h := lab.Host(Router)
+	h := lab.Host(topo.Router)
 	if h == nil {
 		return nil, fmt.Errorf("lab %s: router is gone", lab.ID)
 	}
@@ -39,7 +42,7 @@ func newWireCounter(lab *Lab) (*wireCounter, error) {
 	w := &wireCounter{conn: conn, table: t}
 	w.pre = conn.AddChain(&nftables.Chain{Name: "wire-in", Table: t, Hooknum: nftables.ChainHookPrerouting, Priority: prio, Type: nftables.ChainTypeFilter, Policy: &policy})
 	w.out = conn.AddChain(&nftables.Chain{Name: "wire-out", Table: t, Hooknum: nftables.ChainHookOutput, Priority: prio, Type: nftables.ChainTypeFilter, Policy: &policy})
-	for _, link := range []string{RouterPeerLink, RouterWatchLink} {
+	for _, link := range []string{topo.RouterPeerLink, topo.RouterWatchLink} {
 		name := make([]byte, 16)
 		copy(name, link)
 		conn.AddRule(&nftables.Rule{Table: t, Chain: w.pre, UserData: []byte("halfopen:overhead"), Exprs: []expr.Any{
@@ -61,31 +64,7 @@ func newWireCounter(lab *Lab) (*wireCounter, error) {
 
 // read returns the packets and bytes counted so far.
 func (w *wireCounter) read() (packets, bytes uint64, err error) {
-	return SumCounters(w.conn, w.table, nil, w.pre, w.out)
-}
-
-// SumCounters adds up the packets and bytes of every counter in the rules of
-// the given chains (only the rules keep accepts, when it is not nil): how
-// nftables rules show their effect on real packets.
-func SumCounters(conn *nftables.Conn, t *nftables.Table, keep func(*nftables.Rule) bool, chains ...*nftables.Chain) (packets, bytes uint64, err error) {
-	for _, c := range chains {
-		rules, err := conn.GetRules(t, c)
-		if err != nil {
-			return 0, 0, fmt.Errorf("read the counters of chain %s: %w", c.Name, err)
-		}
-		for _, r := range rules {
-			if keep != nil && !keep(r) {
-				continue
-			}
-			for _, e := range r.Exprs {
-				if ctr, ok := e.(*expr.Counter); ok {
-					packets += ctr.Packets
-					bytes += ctr.Bytes
-				}
-			}
-		}
-	}
-	return packets, bytes, nil
+	return nftcount.Sum(w.conn, w.table, nil, w.pre, w.out)
 }
 
 // cpuTicks returns a process's user+system CPU time in clock ticks

@@ -30,10 +30,13 @@ type Param struct {
 	// takes the namespace's value (the cell's sysctls, or the kernel's
 	// default for a new namespace); given, it is written there.
 	Sysctl string
+	// NamespaceDefault is the value Sysctl has in a new lab namespace
+	// ("" when it has no Sysctl, or the kernel's own default is not known).
+	NamespaceDefault string
 }
 
-// Params lists the parameters of a prototype (a pointer to a struct).
-func Params(proto any) []Param {
+// params lists the parameters of a prototype (a pointer to a struct).
+func params(proto any) []Param {
 	t := reflect.TypeOf(proto)
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -51,6 +54,7 @@ func Params(proto any) []Param {
 		p := Param{Key: key, Default: f.Tag.Get("default"), Min: f.Tag.Get("min"), Max: f.Tag.Get("max"), Help: f.Tag.Get("help")}
 		_, p.Optional = f.Tag.Lookup("optional")
 		p.Sysctl = f.Tag.Get("sysctl")
+		p.NamespaceDefault = namespaceDefault(p.Sysctl)
 		if e := f.Tag.Get("enum"); e != "" {
 			p.Enum = strings.Split(e, "|")
 		}
@@ -71,11 +75,11 @@ func Params(proto any) []Param {
 	return out
 }
 
-// Decode fills the prototype's tagged fields from the spec's parameters,
+// decode fills the prototype's tagged fields from the spec's parameters,
 // applying defaults and checking kinds, enums and bounds. Unknown keys are an
 // error naming the known ones, unless the prototype has a field tagged
 // `param:"*"` of type map[string]string, which collects them.
-func Decode(what string, sp spec.Spec, proto any) error {
+func decode(what string, sp spec.Spec, proto any) error {
 	v := reflect.ValueOf(proto).Elem()
 	t := v.Type()
 	known := map[string]int{}
@@ -89,7 +93,7 @@ func Decode(what string, sp spec.Spec, proto any) error {
 			known[key] = i
 		}
 	}
-	params := Params(proto)
+	params := params(proto)
 	keys := make([]string, 0, len(params))
 	for _, p := range params {
 		if p.Key != "*" {

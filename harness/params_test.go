@@ -46,7 +46,7 @@ func TestDecode(t *testing.T) {
 			t.Fatal(err)
 		}
 		var p testParams
-		err = Decode("detector", sp, &p)
+		err = decode("detector", sp, &p)
 		if tc.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("Decode(%q) error = %v, want %q", tc.spec, err, tc.wantErr)
@@ -65,12 +65,12 @@ func TestDecodeRefusesUnknownKeysNamingTheKnownOnes(t *testing.T) {
 		Size  int           `param:"size" default:"1"`
 	}
 	sp, _ := spec.Parse("probe:evrey=1s")
-	err := Decode("detector", sp, &strict{})
+	err := decode("detector", sp, &strict{})
 	if err == nil || !strings.Contains(err.Error(), `has no parameter "evrey"; its parameters are every, size`) {
 		t.Errorf("error = %v", err)
 	}
 	sp, _ = spec.Parse("quiet:x=1")
-	if err := Decode("fault", sp, &struct{}{}); err == nil || !strings.Contains(err.Error(), "takes no parameters") {
+	if err := decode("fault", sp, &struct{}{}); err == nil || !strings.Contains(err.Error(), "takes no parameters") {
 		t.Errorf("error = %v", err)
 	}
 }
@@ -91,24 +91,6 @@ func TestSysctlPath(t *testing.T) {
 		}
 		if got != tc.want || err != nil {
 			t.Errorf("sysctlPath(%q) = %q, %v", tc.key, got, err)
-		}
-	}
-}
-
-func TestRunPID(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		pid  int
-		ok   bool
-	}{
-		{"ho-1234p0a1b-7-watcher", 1234, true},
-		{"ho-1p00ff-1-peer", 1, true},
-		{"ho-x-1-peer", 0, false},
-		{"other-1234p0a1b-1-peer", 0, false},
-	} {
-		pid, ok := runPID(tc.name)
-		if pid != tc.pid || ok != tc.ok {
-			t.Errorf("runPID(%q) = %d, %v; want %d, %v", tc.name, pid, ok, tc.pid, tc.ok)
 		}
 	}
 }

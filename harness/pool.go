@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/halfopen/halfopen/internal/agentcmd"
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 )
@@ -313,7 +315,7 @@ func (lp *latencyProbe) add(ms float64) {
 // datagrams.
 type probeSession struct {
 	lab  *Lab
-	s    *Session
+	s    *session
 	addr string
 }
 
@@ -327,13 +329,13 @@ func openProbe(ctx context.Context, run *Run, exe string) (*probeSession, error)
 	if err != nil {
 		return nil, err
 	}
-	s, err := OpenSession(ctx, lab, c, nil, SessionOptions{Exe: exe})
+	s, err := openSession(ctx, lab, c, nil, sessionOptions{Exe: exe})
 	if err != nil {
 		_ = lab.Close()
 		return nil, err
 	}
-	addr := netip.AddrPortFrom(WatcherAddr, probeDatagramPort).String()
-	if _, err := s.Watcher.Request(ctx, Command{Cmd: CmdListenDatagrams, Addr: addr}, EventPort); err != nil {
+	addr := netip.AddrPortFrom(topo.WatcherAddr, probeDatagramPort).String()
+	if _, err := s.Watcher.Request(ctx, agentcmd.Command{Cmd: agentcmd.CmdListenDatagrams, Addr: addr}, agentcmd.EventPort); err != nil {
 		_ = lab.Close()
 		return nil, err
 	}
@@ -370,7 +372,7 @@ func (lp *latencyProbe) run(ctx context.Context, m *Matrix) error {
 			m.calib.add(probeDatagram, ms)
 		}
 		at := protocol.Now() + int64(20*time.Millisecond)
-		ev, err := s.Watcher.Request(ctx, Command{Cmd: CmdDecideAt, AtNs: at, Seq: seq}, EventDecided)
+		ev, err := s.Watcher.Request(ctx, agentcmd.Command{Cmd: agentcmd.CmdDecideAt, AtNs: at, Seq: seq}, agentcmd.EventDecided)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -386,15 +388,15 @@ func (lp *latencyProbe) run(ctx context.Context, m *Matrix) error {
 // probeDatagramOnce has the peer send datagram seq and returns the error of
 // the watcher's stamp on it, in ms; ok is false for a datagram that did not
 // arrive within RequestTimeout (UDP may drop one; the next is measured).
-func probeDatagramOnce(ctx context.Context, s *Session, addr string, seq int) (ms float64, ok bool, err error) {
-	sent, err := s.Peer.Request(ctx, Command{Cmd: CmdSendDatagram, Addr: addr, Seq: seq}, EventSent)
+func probeDatagramOnce(ctx context.Context, s *session, addr string, seq int) (ms float64, ok bool, err error) {
+	sent, err := s.Peer.Request(ctx, agentcmd.Command{Cmd: agentcmd.CmdSendDatagram, Addr: addr, Seq: seq}, agentcmd.EventSent)
 	if err != nil {
 		return 0, false, err
 	}
-	wctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	wctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	for {
-		got, err := s.Watcher.WaitEvent(wctx, EventReceived)
+		got, err := s.Watcher.WaitEvent(wctx, agentcmd.EventReceived)
 		if err != nil {
 			if ctx.Err() == nil && wctx.Err() != nil {
 				return 0, false, nil

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/halfopen/halfopen/internal/machine"
 	"github.com/halfopen/halfopen/report"
 )
 
@@ -224,7 +225,7 @@ func TestMatrixRecordsTheProbeBaseline(t *testing.T) {
 	}
 	reset()
 	t.Cleanup(reset)
-	t.Setenv(EnvBaseline, "")
+	t.Setenv(machine.EnvBaseline, "")
 	run := NewRun()
 	t.Cleanup(func() {
 		if err := run.Close(); err != nil {
@@ -240,8 +241,8 @@ func TestMatrixRecordsTheProbeBaseline(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := m.Report().Environment
-	if e.ProbeUnloadedMs == nil || e.ProbeUnloadedMs.N != BaselineDatagrams {
-		t.Fatalf("unloaded probe %+v, want %d datagrams", e.ProbeUnloadedMs, BaselineDatagrams)
+	if e.ProbeUnloadedMs == nil || e.ProbeUnloadedMs.N != machine.BaselineDatagrams {
+		t.Fatalf("unloaded probe %+v, want %d datagrams", e.ProbeUnloadedMs, machine.BaselineDatagrams)
 	}
 	if e.ProbeLoadedMs == nil || e.ProbeLoadedMs.N == 0 {
 		t.Fatalf("loaded probe %+v, want the run's datagrams", e.ProbeLoadedMs)

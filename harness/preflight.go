@@ -25,7 +25,7 @@ type Check struct {
 // place to name them, nftables in the kernel. The first missing one
 // is returned as a single sentence wrapping ErrUnfit.
 func Preflight() error {
-	for _, c := range Doctor() {
+	for _, c := range labChecks() {
 		if !c.OK {
 			return fmt.Errorf("%w: %s", ErrUnfit, c.Detail)
 		}
@@ -33,11 +33,22 @@ func Preflight() error {
 	return nil
 }
 
-// Doctor runs every preflight check and reports each. The first says
-// with what privilege this process makes labs (userNamespaceCheck): root,
-// root of a user namespace of its own, or neither and why; a run in a
-// user namespace adds what it goes without.
+// Doctor runs every preflight check and reports each, then, with the
+// privilege to make labs, whether a killed run's labs are reaped
+// (CheckReaper) and whether labs get a cgroup (CheckCgroups).
 func Doctor() []Check {
+	out := labChecks()
+	if out[0].OK {
+		out = append(out, checkReaper(), checkCgroups())
+	}
+	return out
+}
+
+// labChecks are the checks Preflight needs to pass. The first says with
+// what privilege this process makes labs (userNamespaceCheck): root, root
+// of a user namespace of its own, or neither and why; a run in a user
+// namespace adds what it goes without.
+func labChecks() []Check {
 	var out []Check
 	priv := userNamespaceCheck()
 	out = append(out, priv)

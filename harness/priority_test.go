@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/halfopen/halfopen/internal/topo"
 )
 
 // A lab's realtime processes run at SCHED_FIFO from the moment it measures,
@@ -12,7 +14,7 @@ import (
 func TestMeasuringLabRunsItsStampersRealtime(t *testing.T) {
 	_, lab := newTestLab(t)
 	start := func(label string, realtime bool) *Process {
-		p, err := lab.Host(Watcher).Start(ProcSpec{Path: "/bin/sleep", Args: []string{"30"}, Label: label, Realtime: realtime})
+		p, err := lab.Host(topo.Watcher).Start(ProcSpec{Path: "/bin/sleep", Args: []string{"30"}, Label: label, Realtime: realtime})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,10 +16,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/halfopen/halfopen/internal/agentcmd"
 	"github.com/halfopen/halfopen/protocol"
 )
 
-// ProcSpec describes a process to start inside a lab host.
+// ProcSpec describes a process to start inside a lab host; AgentProc and
+// ForeignProc (procspec.go) build the two kinds a lab runs.
 type ProcSpec struct {
 	// Path and Args (Args excludes argv[0]).
 	Path string
@@ -203,7 +205,7 @@ func (p *Process) WaitEvent(ctx context.Context, names ...string) (protocol.Even
 			if !ok {
 				return protocol.Event{}, p.endedError("before saying " + strings.Join(names, " or "))
 			}
-			if ev.Event == EventError {
+			if ev.Event == agentcmd.EventError {
 				return protocol.Event{}, fmt.Errorf("%s: %s", p.Label, ev.Msg)
 			}
 			if slices.Contains(names, ev.Event) {
@@ -221,7 +223,7 @@ func (p *Process) WaitEvent(ctx context.Context, names ...string) (protocol.Even
 func (p *Process) endedError(when string) error {
 	select {
 	case <-p.exited:
-	case <-time.After(ProgramGrace):
+	case <-time.After(programGrace):
 		kerr := p.Kill()
 		msg := fmt.Sprintf("%s closed its standard output %s but kept running, and was killed", p.Label, when)
 		if kerr != nil {
@@ -248,7 +250,7 @@ func (p *Process) endedError(when string) error {
 }
 
 // Send writes one command line to the process's standard input.
-func (p *Process) Send(c Command) error {
+func (p *Process) Send(c agentcmd.Command) error {
 	b, _ := json.Marshal(c)
 	b = append(b, '\n')
 	p.mu.Lock()
@@ -342,7 +344,7 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 		}
 		cmd.SysProcAttr.Credential = cred
 	}
-	AsUserInUserNamespace(cmd.SysProcAttr)
+	asUserInUserNamespace(cmd.SysProcAttr)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("start %s in %s: %w", spec.Label, h.Name, err)
@@ -423,9 +425,9 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 
 // Bounds on what a process's output may cost, however much it prints.
 const (
-	// MaxLineBytes is the longest protocol line read; a longer one is a
+	// maxLineBytes is the longest protocol line read; a longer one is a
 	// protocol error and its process is killed.
-	MaxLineBytes = 1 << 20
+	maxLineBytes = 1 << 20
 	// eventQueue events wait for the orchestrator; beyond it, log lines are
 	// dropped (and counted) and other events wait.
 	eventQueue = 1024
@@ -438,7 +440,7 @@ const (
 // Memory is bounded: one line of at most MaxLineBytes, eventQueue events.
 func (p *Process) read(stdout io.Reader, strict bool) {
 	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 64*1024), MaxLineBytes)
+	sc.Buffer(make([]byte, 64*1024), maxLineBytes)
 	for sc.Scan() {
 		line := sc.Bytes()
 		if len(bytes.TrimSpace(line)) == 0 {
@@ -487,7 +489,7 @@ func (p *Process) read(stdout io.Reader, strict bool) {
 	}
 	if err := sc.Err(); err != nil && !errors.Is(err, os.ErrClosed) {
 		if errors.Is(err, bufio.ErrTooLong) {
-			err = fmt.Errorf("line longer than %d bytes, and was killed", MaxLineBytes)
+			err = fmt.Errorf("line longer than %d bytes, and was killed", maxLineBytes)
 			p.setProtoErr(err)
 			// Nobody reads its output any more: it would block for ever.
 			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 )
 
@@ -56,7 +57,7 @@ func TestFloodingProgramIsBounded(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := heapInUse()
-			p, err := lab.Host(Watcher).Start(ProcSpec{Path: "/bin/sh", Args: []string{"-c", tc.script}, Strict: true, Label: "flooder"})
+			p, err := lab.Host(topo.Watcher).Start(ProcSpec{Path: "/bin/sh", Args: []string{"-c", tc.script}, Strict: true, Label: "flooder"})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"syscall"
 	"time"
+
+	"github.com/halfopen/halfopen/internal/topo"
 )
 
-// ProgramGrace is how long a foreign program has to exit after SIGTERM
+// programGrace is how long a foreign program has to exit after SIGTERM
 // (protocol v1).
-const ProgramGrace = 2 * time.Second
+const programGrace = 2 * time.Second
 
 // stopHung sends SIGTERM and reports whether the process had to be killed
 // because it did not exit within grace.
@@ -55,21 +57,21 @@ func NewProbe(ctx context.Context) (*Probe, error) {
 	if err := r.startReaper(); err != nil {
 		return nil, errors.Join(fmt.Errorf("probe: %w", err), r.Close())
 	}
-	l := &Lab{ID: namespacePrefix + r.ID + "-probe", run: r, hosts: map[Role]*Host{}, Agents: map[Role]*Process{}}
+	l := &Lab{ID: namespacePrefix + r.ID + "-probe", run: r, hosts: map[topo.Role]*Host{}}
 	if err := r.remember(l); err != nil {
 		return nil, errors.Join(fmt.Errorf("probe: %w", err), r.Close())
 	}
 	l.building.Lock()
 	l.attachCgroup()
-	err := l.createHosts(Watcher)
+	err := l.createHosts(topo.Watcher)
 	if err == nil {
-		err = l.SetLinkUp(Watcher, "lo", false)
+		err = l.SetLinkUp(topo.Watcher, "lo", false)
 	}
 	l.building.Unlock()
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("probe: %w", err), r.Close())
 	}
-	return &Probe{Host: l.Host(Watcher), run: r}, nil
+	return &Probe{Host: l.Host(topo.Watcher), run: r}, nil
 }
 
 // Close kills everything in the probe and removes it.

@@ -66,9 +66,6 @@ import (
 const (
 	reaperMode   = "reaper"
 	envReaperRun = "HALFOPEN_REAPER_RUN" // the run the reaper sweeps when its socket ends
-	// EnvNoReaper set to "1" starts runs without a reaper, as on a machine
-	// whose reaper died with it: for testing `halfopen gc`.
-	EnvNoReaper = "HALFOPEN_NO_REAPER"
 	// reaperSweepTime bounds how long a sweep keeps killing.
 	reaperSweepTime = 10 * time.Second
 )
@@ -337,10 +334,10 @@ func namesWithPrefix(prefix string) []string {
 	return out
 }
 
-// CheckReaper starts and ends the reaper of a run that has no lab: the
+// checkReaper starts and ends the reaper of a run that has no lab: the
 // doctor's proof that a killed run of this binary would be swept. It is not
 // part of Preflight, which every run calls, since it starts a process.
-func CheckReaper() Check {
+func checkReaper() Check {
 	if os.Geteuid() != 0 {
 		return Check{Name: "reaper", Detail: "not checked without root"}
 	}

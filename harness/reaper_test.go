@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/halfopen/halfopen/internal/topo"
 )
 
 // escape starts, in a host of the lab, a shell that daemonises a helper the
@@ -93,7 +95,7 @@ func TestTeardownKillsEscapedProcesses(t *testing.T) {
 		}},
 		{"name already gone", func(t *testing.T, lab *Lab) {
 			// As `ip netns delete` by someone else would.
-			for _, r := range []Role{Peer, Router, Watcher} {
+			for _, r := range []topo.Role{topo.Peer, topo.Router, topo.Watcher} {
 				if err := deleteNamespace(lab.Host(r).Name); err != nil {
 					t.Fatal(err)
 				}
@@ -103,7 +105,7 @@ func TestTeardownKillsEscapedProcesses(t *testing.T) {
 			}
 		}},
 		{"host destroyed", func(t *testing.T, lab *Lab) {
-			for _, r := range []Role{Peer, Watcher, Router} {
+			for _, r := range []topo.Role{topo.Peer, topo.Watcher, topo.Router} {
 				if err := lab.DestroyHost(r); err != nil {
 					t.Fatal(err)
 				}
@@ -114,7 +116,7 @@ func TestTeardownKillsEscapedProcesses(t *testing.T) {
 			_, lab := newTestLab(t)
 			ids := map[nsID]bool{}
 			var helpers []int
-			for _, r := range []Role{Peer, Router, Watcher} {
+			for _, r := range []topo.Role{topo.Peer, topo.Router, topo.Watcher} {
 				h := lab.Host(r)
 				ids[h.id] = true
 				helpers = append(helpers, escape(t, h))
@@ -146,14 +148,14 @@ func TestReaperSweepsWhenTheSocketEnds(t *testing.T) {
 	}
 	var helpers []int
 	ids := map[nsID]bool{}
-	for _, r := range []Role{Peer, Router, Watcher} {
+	for _, r := range []topo.Role{topo.Peer, topo.Router, topo.Watcher} {
 		ids[lab.Host(r).id] = true
 		helpers = append(helpers, escape(t, lab.Host(r)))
 	}
-	otherHelper := escape(t, otherLab.Host(Watcher))
+	otherHelper := escape(t, otherLab.Host(topo.Watcher))
 	// The peer's name goes first (a crashed host's namespace keeps living
 	// in whatever holds it): only its inode leads the reaper to it.
-	if err := deleteNamespace(lab.Host(Peer).Name); err != nil {
+	if err := deleteNamespace(lab.Host(topo.Peer).Name); err != nil {
 		t.Fatal(err)
 	}
 	run.reaper.close()

@@ -35,7 +35,7 @@ func (r *registry) register(name, doc string, proto any) {
 	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
 		panic(fmt.Sprintf("halfopen: %s %q: prototype must be a pointer to a struct", r.what, name))
 	}
-	r.entries[name] = Entry{Name: name, Doc: doc, Params: Params(proto), proto: t.Elem()}
+	r.entries[name] = Entry{Name: name, Doc: doc, Params: params(proto), proto: t.Elem()}
 }
 
 func (r *registry) list() []Entry {
@@ -109,7 +109,7 @@ func (r *registry) decode(text string, namespace func(key string) string, valida
 		}
 	}
 	v := reflect.New(e.proto).Interface()
-	if err := Decode(r.what, filled, v); err != nil {
+	if err := decode(r.what, filled, v); err != nil {
 		return built{}, err
 	}
 	if c, ok := v.(Validator); ok && validate {
@@ -143,7 +143,7 @@ func Detectors() []Entry { return detectors.list() }
 // NewFault builds a fault from its spec; the error is one sentence naming
 // what is known when the name or a key is not.
 func NewFault(text string) (Fault, spec.Spec, error) {
-	b, err := faults.build(text, NamespaceDefault)
+	b, err := faults.build(text, namespaceDefault)
 	if err != nil {
 		return nil, spec.Spec{}, err
 	}
@@ -153,7 +153,7 @@ func NewFault(text string) (Fault, spec.Spec, error) {
 // NewDetector builds a detector from its spec, for a watcher namespace with
 // the kernel's defaults.
 func NewDetector(text string) (Detector, spec.Spec, error) {
-	b, err := detectors.build(text, NamespaceDefault)
+	b, err := detectors.build(text, namespaceDefault)
 	if err != nil {
 		return nil, spec.Spec{}, err
 	}
@@ -164,13 +164,13 @@ func NewDetector(text string) (Detector, spec.Spec, error) {
 // defaults filled in. It checks names, keys and values, not what only the
 // machine can say (that a program or a role exists).
 func CanonicalDetector(text string) (string, error) {
-	b, err := detectors.decode(text, NamespaceDefault, false)
+	b, err := detectors.decode(text, namespaceDefault, false)
 	return b.spec.String(), err
 }
 
 // CanonicalFault returns a fault spec's canonical form, its parameters
 // checked against each other (a fault's Validate needs no machine).
 func CanonicalFault(text string) (string, error) {
-	b, err := faults.build(text, NamespaceDefault)
+	b, err := faults.build(text, namespaceDefault)
 	return b.spec.String(), err
 }

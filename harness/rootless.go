@@ -299,10 +299,10 @@ func rootOfUIDMap(text string) (int, bool) {
 	return 0, true
 }
 
-// PrivilegeMode names how this process runs labs: "root", "user
+// privilegeMode names how this process runs labs: "root", "user
 // namespace (uid N)" for root of a user namespace (the caller's uid N
 // outside), or "unprivileged (uid N)" for a process that cannot.
-func PrivilegeMode() string {
+func privilegeMode() string {
 	if os.Geteuid() != 0 {
 		return fmt.Sprintf("unprivileged (uid %d)", os.Geteuid())
 	}
@@ -314,7 +314,7 @@ func PrivilegeMode() string {
 
 // privilege is this process's report.Privilege, found once.
 var privilege = sync.OnceValue(func() report.Privilege {
-	p := report.Privilege{Mode: PrivilegeMode()}
+	p := report.Privilege{Mode: privilegeMode()}
 	if note := realtimeNote(); note != "" {
 		p.Degraded = append(p.Degraded, note)
 	}
@@ -327,10 +327,10 @@ var privilege = sync.OnceValue(func() report.Privilege {
 	return p
 })
 
-// Privilege returns what the report's environment says of the run's
+// currentPrivilege returns what the report's environment says of the run's
 // privilege: its mode, and one sentence for each thing root would have
 // given that this run does without.
-func Privilege() *report.Privilege {
+func currentPrivilege() *report.Privilege {
 	p := privilege()
 	p.Degraded = append([]string(nil), p.Degraded...)
 	return &p
@@ -340,8 +340,8 @@ func Privilege() *report.Privilege {
 // the agents get it while they measure, and says why the run goes without
 // it, or "" when it has it.
 func realtimeNote() string {
-	if os.Getenv(EnvNoRealtime) == "1" {
-		return "real-time priority is off (" + EnvNoRealtime + "=1): agents stamp instants at normal priority, at the cost the calibration error measures"
+	if os.Getenv(envNoRealtime) == "1" {
+		return "real-time priority is off (" + envNoRealtime + "=1): agents stamp instants at normal priority, at the cost the calibration error measures"
 	}
 	errc := make(chan error, 1)
 	go func() {
@@ -378,13 +378,13 @@ func inOwnUserNamespace() bool {
 	return ok && os.Geteuid() == 0
 }
 
-// AsUserInUserNamespace adapts attr, which starts a process as another
+// asUserInUserNamespace adapts attr, which starts a process as another
 // user (attr.Credential), to a user namespace that does not map that
 // user's uid or gid, as a rootless run's maps only its root: the process
 // gets a user namespace of its own, nested in the run's, whose only uid
 // and gid are its own, mapped to the run's root. Where the user is mapped
 // (root of the machine), attr stays as it is.
-func AsUserInUserNamespace(attr *syscall.SysProcAttr) {
+func asUserInUserNamespace(attr *syscall.SysProcAttr) {
 	c := attr.Credential
 	if c == nil || !unmapped(c) {
 		return
@@ -438,7 +438,7 @@ func chownForUser(path string, c *syscall.Credential) error {
 // userNamespaceCheck is Doctor's first check: with what privilege this
 // process can make labs, and why.
 func userNamespaceCheck() Check {
-	mode := PrivilegeMode()
+	mode := privilegeMode()
 	switch {
 	case os.Geteuid() == 0 && !inOwnUserNamespace():
 		return Check{Name: "privilege", OK: true, Detail: "root: labs are made in the machine's own user namespace, with real-time priority and the PM QoS request root has"}
@@ -459,7 +459,7 @@ func userNamespaceCheck() Check {
 // namespace: what it goes without.
 func privilegeChecks() []Check {
 	var out []Check
-	for _, d := range Privilege().Degraded {
+	for _, d := range currentPrivilege().Degraded {
 		out = append(out, Check{Name: "degraded", OK: true, Detail: d})
 	}
 	return out

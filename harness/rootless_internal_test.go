@@ -57,12 +57,12 @@ func TestRealtimeNoteAsRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, which may use SCHED_FIFO whatever its RLIMIT_RTPRIO")
 	}
-	t.Setenv(EnvNoRealtime, "")
+	t.Setenv(envNoRealtime, "")
 	if note := realtimeNote(); note != "" {
 		t.Errorf("root was refused real-time priority: %s", note)
 	}
-	t.Setenv(EnvNoRealtime, "1")
-	if note := realtimeNote(); !strings.Contains(note, EnvNoRealtime+"=1") {
-		t.Errorf("with %s=1 the note is %q", EnvNoRealtime, note)
+	t.Setenv(envNoRealtime, "1")
+	if note := realtimeNote(); !strings.Contains(note, envNoRealtime+"=1") {
+		t.Errorf("with %s=1 the note is %q", envNoRealtime, note)
 	}
 }

@@ -9,10 +9,11 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/halfopen/halfopen/internal/labenv"
 )
 
 // Run owns every lab made by one orchestrator process. Its ID is
@@ -82,7 +83,7 @@ func (r *Run) CPUIdle() string {
 // exists, unless EnvNoReaper is set.
 func (r *Run) startReaper() error {
 	r.reaperOnce.Do(func() {
-		if os.Getenv(EnvNoReaper) == "1" {
+		if os.Getenv(labenv.EnvNoReaper) == "1" {
 			return
 		}
 		r.reaper, r.reaperErr = startReaper(r.ID)
@@ -180,22 +181,4 @@ func (r *Run) CloseOnSignal(interrupted func(os.Signal)) (stop func()) {
 		signal.Stop(ch)
 		close(done)
 	}
-}
-
-// runPID extracts the orchestrator's pid from a namespace name made by a run,
-// "ho-<pid>p<hex>-<lab>-<role>".
-func runPID(nsName string) (int, bool) {
-	rest, ok := strings.CutPrefix(nsName, namespacePrefix)
-	if !ok {
-		return 0, false
-	}
-	pidStr, _, ok := strings.Cut(rest, "p")
-	if !ok {
-		return 0, false
-	}
-	pid, err := strconv.Atoi(pidStr)
-	if err != nil || pid <= 0 {
-		return 0, false
-	}
-	return pid, true
 }

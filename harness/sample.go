@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/halfopen/halfopen/internal/agentcmd"
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/tcprules"
@@ -58,7 +60,7 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 	// Samples of different cells may share a seed (a gate measures one cell
 	// per matrix): the name carries the cell's own short hash.
 	name := fmt.Sprintf("%s-%s-%d", c.FaultSpec.Name, c.shortID(), j.seed)
-	var sess *Session
+	var sess *session
 	defer func() {
 		// The capture and the log are judged with the sample, error or not.
 		if err != nil {
@@ -77,7 +79,7 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 	if err != nil {
 		return out, err
 	}
-	s, err := OpenSession(ctx, lab, c, flt, SessionOptions{
+	s, err := openSession(ctx, lab, c, flt, sessionOptions{
 		Exe: m.opt.Exe, Reconnect: c.Kind == report.KindDisturbance,
 		LogDir: m.opt.LogDir, Name: name,
 	})
@@ -100,9 +102,9 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 			return out, err
 		}
 	}
-	out.Path = lab.PathName
+	out.Path = s.Conn.PathName
 	if n, ok := flt.(Noter); ok {
-		out.Note = n.Note(lab)
+		out.Note = n.Note(lab, s.Conn)
 	}
 	last, err := warmUp(ctx, s, rng)
 	if err != nil {
@@ -115,7 +117,7 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 	}
 	defer reader.close()
 	inject := func() (Heal, int64, error) {
-		heal, at, err := flt.Inject(ctx, lab)
+		heal, at, err := flt.Inject(ctx, lab, s.Conn)
 		if err != nil {
 			if early := decidedAlready(s.Watcher); early != "" {
 				// The connection was gone before the fault could act on it.
@@ -139,7 +141,7 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 			addNote(&st, fa.note)
 		}
 		base.State, base.Phase = &st, st.Phase()
-		base.Forecast = forecastSample(c, flt, lab.PathName, st, at)
+		base.Forecast = forecastSample(c, flt, s.Conn.PathName, st, at)
 		if evidence != nil {
 			defer func() {
 				// Judged once the sample is over, against every packet the
@@ -169,7 +171,7 @@ func (m *Matrix) measure(ctx context.Context, j job) (out outcome, err error) {
 		r := math.Round((*out.Sample.Seconds-fc.AtS)*1e9) / 1e9
 		out.Sample.ResidualS = &r
 	}
-	if pr, ok := c.Detector.(PeerReporter); ok {
+	if pr, ok := c.Detector.(peerReporter); ok {
 		out.Sample.PeerSaw = pr.PeerSaw(s.Peer)
 	}
 	return out, nil
@@ -193,8 +195,8 @@ type aimed struct {
 // request is unacknowledged (halfopen's watcher writes it into the fault;
 // a foreign watcher's own request is caught by polling sock_diag). It
 // reads the watched flow's TCP_INFO right after.
-func aimFault(ctx context.Context, c *Cell, s *Session, reader *connReader, rng *rand.Rand, j job, last int64, inject func() (Heal, int64, error)) (aimed, error) {
-	fa := aimed{source: SourceTCPInfo}
+func aimFault(ctx context.Context, c *Cell, s *session, reader *connReader, rng *rand.Rand, j job, last int64, inject func() (Heal, int64, error)) (aimed, error) {
+	fa := aimed{source: sourceTCPInfo}
 	var err error
 	switch {
 	case c.Config.Phase == tcprules.PhaseInFlight && s.Builtin:
@@ -215,7 +217,7 @@ func aimFault(ctx context.Context, c *Cell, s *Session, reader *connReader, rng 
 			return fa, err
 		}
 		if fa.dead == nil {
-			fa.source = SourceAfterRequest
+			fa.source = sourceAfterRequest
 			fa.note = fmt.Sprintf("read after the watcher's request, written %.1f ms after the fault (on veth the peer acknowledges within µs, so the fault came first)", float64(sent.TNs-fa.at)/1e6)
 			if sent.Msg != "" {
 				fa.note += "; the request's " + sent.Msg
@@ -226,12 +228,12 @@ func aimFault(ctx context.Context, c *Cell, s *Session, reader *connReader, rng 
 		// A foreign watcher writes its requests itself: the fault lands
 		// the moment one is unacknowledged (a server's delayed ACK takes
 		// ~40 ms; sock_diag is read every ms).
-		t, ok, werr := reader.waitFlow(ctx, s.Watcher, InFlightWait, inFlight)
+		t, ok, werr := reader.waitFlow(ctx, s.Watcher, inFlightWait, inFlight)
 		if werr != nil {
 			return fa, werr
 		}
 		if !ok {
-			return fa, fmt.Errorf("the watcher had no request in flight within %v of connecting (it wrote nothing its peer left unacknowledged), so the in-flight phase cannot be measured", InFlightWait)
+			return fa, fmt.Errorf("the watcher had no request in flight within %v of connecting (it wrote nothing its peer left unacknowledged), so the in-flight phase cannot be measured", inFlightWait)
 		}
 		if fa.heal, fa.at, err = inject(); err != nil {
 			return fa, err
@@ -242,14 +244,14 @@ func aimFault(ctx context.Context, c *Cell, s *Session, reader *connReader, rng 
 		if !s.Builtin {
 			// A foreign watcher may still be exchanging its first request:
 			// the idle time counts from its last exchange, once quiet.
-			t, ok, werr := reader.waitFlow(ctx, s.Watcher, InFlightWait, quiet)
+			t, ok, werr := reader.waitFlow(ctx, s.Watcher, inFlightWait, quiet)
 			switch {
 			case werr != nil:
 				return fa, werr
 			case ok:
 				last = t.lastExchange()
 			default:
-				fa.note = fmt.Sprintf("the flow was never quiet for %v within %v of connecting; the idle time counts from then", quietFor, InFlightWait)
+				fa.note = fmt.Sprintf("the flow was never quiet for %v within %v of connecting; the idle time counts from then", quietFor, inFlightWait)
 				last = protocol.Now()
 			}
 		}
@@ -282,12 +284,12 @@ const inFlightRequest = 43
 // its answer; a decision the watcher made first is returned instead (the
 // fault ended the connection before the request), to be judged.
 func writeRequestInFlight(ctx context.Context, w *Process) (sent protocol.Event, dead *protocol.Event, err error) {
-	if err := w.Send(Command{Cmd: CmdWrite, Bytes: inFlightRequest}); err != nil {
+	if err := w.Send(agentcmd.Command{Cmd: cmdWrite, Bytes: inFlightRequest}); err != nil {
 		return protocol.Event{}, nil, fmt.Errorf("watcher: write a request: %w", err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	wctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	ev, err := w.WaitEvent(wctx, EventSent, protocol.EventDead)
+	ev, err := w.WaitEvent(wctx, agentcmd.EventSent, protocol.EventDead)
 	if err != nil {
 		return protocol.Event{}, nil, fmt.Errorf("watcher: write a request: %w", err)
 	}
@@ -301,14 +303,14 @@ func writeRequestInFlight(ctx context.Context, w *Process) (sent protocol.Event,
 // irregular times") send a few messages at seeded random gaps, and returns
 // the instant of the last: the idle time counts from it. A foreign peer is
 // not told anything; the idle time counts from now.
-func warmUp(ctx context.Context, s *Session, rng *rand.Rand) (last int64, err error) {
+func warmUp(ctx context.Context, s *session, rng *rand.Rand) (last int64, err error) {
 	last = protocol.Now()
 	if !s.Builtin {
 		return last, nil
 	}
 	for i := range warmUpMessages {
 		time.Sleep(warmUpGapMin + time.Duration(rng.Int64N(int64(warmUpGapSpread))))
-		ev, err := s.Peer.Request(ctx, Command{Cmd: CmdSend, Bytes: 32 + rng.IntN(200), Seq: i}, EventSent)
+		ev, err := s.Peer.Request(ctx, agentcmd.Command{Cmd: agentcmd.CmdSend, Bytes: 32 + rng.IntN(200), Seq: i}, agentcmd.EventSent)
 		if err != nil {
 			return 0, err
 		}
@@ -422,7 +424,7 @@ func waitDecision(ctx context.Context, w *Process, win decisionWindow, s report.
 			switch ev.Event {
 			case protocol.EventDead:
 				return win.judge(ev, protocol.Now(), s)
-			case EventError:
+			case agentcmd.EventError:
 				return s, fmt.Errorf("watcher: %s", ev.Msg)
 			}
 		}
@@ -434,7 +436,7 @@ func waitDecision(ctx context.Context, w *Process, win decisionWindow, s report.
 // links and addresses are made anew), and the watcher's first segment
 // after that instant, not after `down`, meets the RST.
 func forecastFromReturn(c *Cell, flt Fault, s *report.Sample) {
-	if _, ok := flt.(Returner); !ok || s.Forecast == nil || s.State == nil {
+	if _, ok := flt.(returner); !ok || s.Forecast == nil || s.State == nil {
 		return
 	}
 	if fc := forecastSample(c, flt, "", *s.State, s.InjectedNs); fc != nil {
@@ -451,15 +453,15 @@ func forecastFromReturn(c *Cell, flt Fault, s *report.Sample) {
 // ResetAfterer, a Returner), a ResetForecaster counts from the instant the
 // path answered again, or from its stated delay while it has not.
 func forecastSample(c *Cell, flt Fault, path string, st tcprules.ConnState, injectedNs int64) *tcprules.Forecast {
-	if path == PathToxiproxy || isA[LocalLinkCutter](flt) || st.Source == "" {
+	if path == topo.PathToxiproxy || isA[linkCutter](flt) || st.Source == "" {
 		return nil
 	}
 	if rf, ok := c.Detector.(ResetForecaster); ok && c.Effect == EffectResetOnWrite {
 		after, how := time.Duration(0), ""
-		if ra, ok := flt.(ResetAfterer); ok {
+		if ra, ok := flt.(resetAfterer); ok {
 			after, how = ra.ResetAfter(), fmt.Sprintf("; the path answers from %v after the fault on", ra.ResetAfter())
 		}
-		if r, ok := flt.(Returner); ok {
+		if r, ok := flt.(returner); ok {
 			if back, err := r.Returned(); err == nil && back > injectedNs {
 				after, how = time.Duration(back-injectedNs), fmt.Sprintf("; the path answered %.1f ms after the fault", float64(back-injectedNs)/1e6)
 			}
@@ -470,7 +472,7 @@ func forecastSample(c *Cell, flt Fault, path string, st tcprules.ConnState, inje
 		}
 		return nil
 	}
-	if ra, ok := flt.(ResetAfterer); ok && c.Effect == EffectResetOnWrite && ra.ResetAfter() > 0 {
+	if ra, ok := flt.(resetAfterer); ok && c.Effect == EffectResetOnWrite && ra.ResetAfter() > 0 {
 		// PredictSample's reset is at once; this path answers later, and
 		// the detector has no rule for that.
 		return nil
@@ -482,3 +484,12 @@ func forecastSample(c *Cell, flt Fault, path string, st tcprules.ConnState, inje
 	}
 	return nil
 }
+
+// The capabilities a sample asks of a single fault or detector (contract.go).
+type (
+	// returner is a fault that reports the instant its path answered
+	// again (zero while it is down).
+	returner interface{ Returned() (int64, error) }
+	// peerReporter asks the peer what it saw, after the decision.
+	peerReporter interface{ PeerSaw(peer *Process) string }
+)

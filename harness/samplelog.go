@@ -72,7 +72,7 @@ func sampleLog(procs []*Process, origin int64) []string {
 // not surprise) and, when judge finds the sample unmeasured or surprising, the
 // log's last lines in the sample itself. A sample whose error the log
 // explains gets the last lines in its error too.
-func keepLog(s *Session, dir, reportPath, name string, judge func(report.Sample) string, smp *report.Sample) error {
+func keepLog(s *session, dir, reportPath, name string, judge func(report.Sample) string, smp *report.Sample) error {
 	if s == nil {
 		return nil
 	}

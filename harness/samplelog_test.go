@@ -63,7 +63,7 @@ func TestKeepLog(t *testing.T) {
 	watcher.diag = []diagLine{{TNs: 9 * s, Kind: "log", Text: "connected"}, {TNs: 10*s + s/2, Kind: "mark", Text: "redial"}, {TNs: 12 * s, Kind: "stderr", Text: "panic: oops"}}
 	watcher.marks = []protocol.Event{{Event: protocol.EventMark, Name: "warm", TNs: 9 * s}, {Event: protocol.EventMark, Name: "redial", TNs: 10*s + s/2}}
 	peer.diag = []diagLine{{TNs: 11 * s, Kind: "log", Text: "serving"}}
-	sess := &Session{Watcher: watcher, Peer: peer, WatcherStartNs: 8 * s}
+	sess := &session{Watcher: watcher, Peer: peer, WatcherStartNs: 8 * s}
 	tests := []struct {
 		name     string
 		surprise string

@@ -14,6 +14,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/halfopen/halfopen/internal/topo"
 )
 
 // connectFrom tries a non-blocking TCP connect from a socket made inside
@@ -65,7 +67,7 @@ func TestLabHostsReachNothingOutside(t *testing.T) {
 		netip.MustParseAddr("169.254.169.254"), netip.MustParseAddr("198.20.0.1"), netip.MustParseAddr("198.17.255.254"),
 	}
 	targets = append(targets, hostAddrs(t)...)
-	for _, r := range []Role{Watcher, Peer, Router} {
+	for _, r := range []topo.Role{topo.Watcher, topo.Peer, topo.Router} {
 		for _, addr := range targets {
 			if lab15.Contains(addr) {
 				t.Fatalf("target %s is inside the lab's range", addr)
@@ -82,7 +84,7 @@ func TestLabHostsReachNothingOutside(t *testing.T) {
 		}
 	}
 	// The same probe does reach inside the lab, so the test can tell.
-	if err := connectFrom(lab.Host(Watcher), PeerAddr); !errors.Is(err, unix.EINPROGRESS) {
+	if err := connectFrom(lab.Host(topo.Watcher), topo.PeerAddr); !errors.Is(err, unix.EINPROGRESS) {
 		t.Errorf("connect from the watcher to the peer: %v, want EINPROGRESS (a SYN sent)", err)
 	}
 }
@@ -96,10 +98,10 @@ func TestNoLabLinkTouchesTheHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hostNS.Close()
-	for _, r := range []Role{Peer, Router, Watcher} {
+	for _, r := range []topo.Role{topo.Peer, topo.Router, topo.Watcher} {
 		h := lab.Host(r)
-		others := map[int]Role{}
-		for _, o := range []Role{Peer, Router, Watcher} {
+		others := map[int]topo.Role{}
+		for _, o := range []topo.Role{topo.Peer, topo.Router, topo.Watcher} {
 			if o == r {
 				continue
 			}
@@ -133,7 +135,7 @@ func TestNoLabLinkTouchesTheHost(t *testing.T) {
 				t.Errorf("%s host: link %s of type %s, where a lab has only loopback and veths", r, a.Name, l.Type())
 			}
 		}
-		if want := map[Role]int{Peer: 1, Router: 2, Watcher: 1}[r]; veths != want {
+		if want := map[topo.Role]int{topo.Peer: 1, topo.Router: 2, topo.Watcher: 1}[r]; veths != want {
 			t.Errorf("%s host has %d veths, want %d", r, veths, want)
 		}
 	}

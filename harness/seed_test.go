@@ -67,10 +67,10 @@ func TestStratifiedIdle(t *testing.T) {
 	k := report.KeyOf("keepalive-tuned:idle=1s", "blackhole", "client", report.KindDetection)
 	for _, n := range []int{1, 2, 3, 5, 8} {
 		for run := range int64(50) {
-			strata := Strata(run, k, n)
+			strata := strata(run, k, n)
 			seen := make([]bool, n)
 			for i, s := range strata {
-				rng := rand.New(rand.NewPCG(uint64(SampleSeed(run, k, i)), 1))
+				rng := rand.New(rand.NewPCG(uint64(sampleSeed(run, k, i)), 1))
 				idle := stratifiedIdle(rng, s, n)
 				lo := time.Duration(int64(MaxRandomIdle) / int64(n) * int64(s))
 				hi := lo + MaxRandomIdle/time.Duration(n)
@@ -101,7 +101,7 @@ func TestRunSeed(t *testing.T) {
 		{"-7", -7, ""},
 		{"soon", 0, `HALFOPEN_SEED="soon" is not an integer seed`},
 	} {
-		t.Setenv(EnvSeed, tc.env)
+		t.Setenv(envSeed, tc.env)
 		got, err := RunSeed()
 		if tc.wantErr != "" {
 			if err == nil || err.Error() != tc.wantErr {

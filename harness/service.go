@@ -108,7 +108,8 @@ func (s Service) Check() error {
 }
 
 // procSpec returns how to start the service for an address and a
-// directory, placeholders replaced.
+// directory, placeholders replaced: a real server, run as its User, its
+// output kept unparsed (it speaks no protocol), not realtime.
 func (s Service) procSpec(addr netip.AddrPort, dir string) ProcSpec {
 	r := strings.NewReplacer("{ip}", addr.Addr().String(), "{port}", strconv.Itoa(int(addr.Port())), "{addr}", addr.String(), "{dir}", dir)
 	args := make([]string, len(s.Args))

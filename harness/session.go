@@ -11,10 +11,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 )
 
-// Session is one watched connection in a lab, set up as every sample sets
+// session is one watched connection in a lab, set up as every sample sets
 // it up:
 //
 //	[peer: echo peer or foreign peer] ==veth== [router] ==veth== [watcher: the detector]
@@ -23,9 +24,11 @@ import (
 // Prepare run, the listening end started and ready, then the dialing end,
 // and both connected. The Matrix opens one per sample; tests and tools open
 // their own (Connect).
-type Session struct {
+type session struct {
 	Lab  *Lab
 	Cell *Cell
+	// Conn is the sample's connection: its side, path and programs.
+	Conn *Conn
 	// Watcher and Peer are the two ends' processes.
 	Watcher, Peer *Process
 	// WatcherStartNs is the CLOCK_MONOTONIC instant just before the watcher
@@ -36,14 +39,14 @@ type Session struct {
 	// Service is the peer's real server, when the detector's peer is one.
 	Service *Service
 
-	opt SessionOptions
+	opt sessionOptions
 	// watcherLocal and watcherRemote are the data connection's addresses as
 	// the watcher said when it connected ("" when it did not say).
 	watcherLocal, watcherRemote string
 }
 
-// SessionOptions say how a session starts its processes.
-type SessionOptions struct {
+// sessionOptions say how a session starts its processes.
+type sessionOptions struct {
 	// Exe is the binary re-executed as halfopen's agents.
 	Exe string
 	// Reconnect makes the watcher connect again after each decision (a
@@ -57,13 +60,14 @@ type SessionOptions struct {
 // setupTimeout bounds a session's set-up: both ends started and connected.
 const setupTimeout = 10 * time.Second
 
-// OpenSession sets up one watched connection for cell in lab. flt is the
+// openSession sets up one watched connection for cell in lab. flt is the
 // sample's own copy of the cell's fault, whose Prepare runs (nil: none).
-func OpenSession(ctx context.Context, lab *Lab, cell *Cell, flt Fault, opt SessionOptions) (*Session, error) {
-	if err := prepareLab(ctx, lab, cell, flt); err != nil {
+func openSession(ctx context.Context, lab *Lab, cell *Cell, flt Fault, opt sessionOptions) (*session, error) {
+	conn := newConn(cell.Config.Side)
+	if err := prepareLab(ctx, lab, conn, cell, flt); err != nil {
 		return nil, err
 	}
-	s := &Session{Lab: lab, Cell: cell, Builtin: true, opt: opt}
+	s := &session{Lab: lab, Cell: cell, Conn: conn, Builtin: true, opt: opt}
 	if sp, ok := cell.Detector.(ServicePeer); ok {
 		if svc, ok := sp.PeerService(); ok {
 			s.Service = &svc
@@ -76,44 +80,43 @@ func OpenSession(ctx context.Context, lab *Lab, cell *Cell, flt Fault, opt Sessi
 	return s, nil
 }
 
-// Connect readies lab as a sample does (the side, the detector's kernel
-// parameters, the fault's Prepare when flt is not nil), starts the built-in
-// peer and a watcher running detector, and waits until both are connected.
-// It is the set-up of one sample, for tests and tools that inject faults by
-// hand.
-func Connect(ctx context.Context, lab *Lab, detector string, side protocol.Side, flt Fault) (watcher, peer *Process, err error) {
+// Connect readies lab as a sample does (the detector's kernel parameters,
+// the fault's Prepare when flt is not nil), starts the built-in peer and a
+// watcher running detector on side, waits until both are connected, and
+// returns the sample's connection (its Agents hold both ends). It is the
+// set-up of one sample, for tests and tools that inject faults by hand.
+func Connect(ctx context.Context, lab *Lab, detector string, side protocol.Side, flt Fault) (*Conn, error) {
 	c, err := Resolve(CellConfig{Detector: detector, Fault: calibrationFault, Side: side})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, nil, fmt.Errorf("find this program to re-execute as agents: %w", err)
+		return nil, fmt.Errorf("find this program to re-execute as agents: %w", err)
 	}
-	s, err := OpenSession(ctx, lab, c, flt, SessionOptions{Exe: exe})
+	s, err := openSession(ctx, lab, c, flt, sessionOptions{Exe: exe})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return s.Watcher, s.Peer, nil
+	return s.Conn, nil
 }
 
 // prepareLab writes the cell's kernel parameters (its sysctls in every
 // namespace, the detector's in the watcher's) and lets the fault arrange
 // the path before any connection exists.
-func prepareLab(ctx context.Context, lab *Lab, c *Cell, flt Fault) error {
-	lab.Side = c.Config.Side
+func prepareLab(ctx context.Context, lab *Lab, conn *Conn, c *Cell, flt Fault) error {
 	if len(c.Config.Sysctls) > 0 {
-		for _, r := range []Role{Peer, Router, Watcher} {
+		for _, r := range []topo.Role{topo.Peer, topo.Router, topo.Watcher} {
 			if err := lab.SetSysctls(r, c.Config.Sysctls); err != nil {
 				return err
 			}
 		}
 	}
-	if err := lab.SetSysctls(Watcher, c.WatcherSysctls); err != nil {
+	if err := lab.SetSysctls(topo.Watcher, c.WatcherSysctls); err != nil {
 		return err
 	}
 	if p, ok := flt.(Preparer); ok {
-		if err := p.Prepare(ctx, lab); err != nil {
+		if err := p.Prepare(ctx, lab, conn); err != nil {
 			return fmt.Errorf("prepare %s: %w", c.FaultSpec, err)
 		}
 	}
@@ -122,26 +125,26 @@ func prepareLab(ctx context.Context, lab *Lab, c *Cell, flt Fault) error {
 
 // start starts the listening end first, waits until it is ready, then the
 // dialing end, and waits until both are connected.
-func (s *Session) start(ctx context.Context) error {
-	lab, c := s.Lab, s.Cell
+func (s *session) start(ctx context.Context) error {
+	lab, c, conn := s.Lab, s.Cell, s.Conn
 	exe, reconnect := s.opt.Exe, s.opt.Reconnect
 	side := c.Config.Side
-	listenAddr := netip.AddrPortFrom(PeerAddr, ListenPort)
+	listenAddr := netip.AddrPortFrom(topo.PeerAddr, topo.ListenPort)
 	if side == protocol.SideServer {
-		listenAddr = netip.AddrPortFrom(WatcherAddr, ListenPort)
+		listenAddr = netip.AddrPortFrom(topo.WatcherAddr, topo.ListenPort)
 	}
-	// The dialing end goes through lab.Via (a proxy put there by a fault's
+	// The dialing end goes through conn.Via (a proxy put there by a fault's
 	// Prepare) or straight to the listener.
-	if !lab.Via.IsValid() {
-		lab.Via = listenAddr
-		lab.PathName = PathDirect
+	if !conn.Via.IsValid() {
+		conn.Via = listenAddr
+		conn.PathName = topo.PathDirect
 	}
-	watcherAddr, peerAddr := lab.Via.String(), listenAddr.String()
+	watcherAddr, peerAddr := conn.Via.String(), listenAddr.String()
 	if side == protocol.SideServer {
-		watcherAddr, peerAddr = listenAddr.String(), lab.Via.String()
+		watcherAddr, peerAddr = listenAddr.String(), conn.Via.String()
 	}
 	conns := 1
-	if cc, ok := c.Detector.(ConnCounter); ok {
+	if cc, ok := c.Detector.(connCounter); ok {
 		conns = cc.Conns()
 	}
 	common := []string{
@@ -152,12 +155,12 @@ func (s *Session) start(ctx context.Context) error {
 	if reconnect {
 		common = append(common, envReconnect+"=1")
 	}
-	wspec := ProcSpec{Path: exe, Label: "watcher", Env: append([]string{
+	wspec := AgentProc(exe, "watcher", append([]string{
 		envAgent + "=watcher", envRole + "=watcher", envAddr + "=" + watcherAddr, envDetector + "=" + c.DetSpec.String(),
-	}, common...)}
-	pspec := ProcSpec{Path: exe, Label: "peer", Env: append([]string{
+	}, common...)...)
+	pspec := AgentProc(exe, "peer", append([]string{
 		envAgent + "=peer", envRole + "=peer", envAddr + "=" + peerAddr,
-	}, common...)}
+	}, common...)...)
 	foreignPeer := false
 	if prog, ok := c.Detector.(Program); ok {
 		s.Builtin = false
@@ -182,12 +185,12 @@ func (s *Session) start(ctx context.Context) error {
 		defer cancel()
 		s.Builtin = false
 		s.WatcherStartNs = protocol.Now()
-		w, err := lab.Host(Watcher).Start(wspec)
+		w, err := lab.Host(topo.Watcher).Start(wspec)
 		if err != nil {
 			return err
 		}
 		s.Watcher = w
-		lab.Agents[Watcher] = w
+		conn.Agents[topo.Watcher] = w
 		ev, err := w.WaitEvent(setupCtx, protocol.EventConnected)
 		if err != nil {
 			return fmt.Errorf("connection never established: %w", err)
@@ -198,10 +201,10 @@ func (s *Session) start(ctx context.Context) error {
 	setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
 	first, second := pspec, wspec
-	firstHost, secondHost := Peer, Watcher
+	firstHost, secondHost := topo.Peer, topo.Watcher
 	if side == protocol.SideServer {
 		first, second = wspec, pspec
-		firstHost, secondHost = Watcher, Peer
+		firstHost, secondHost = topo.Watcher, topo.Peer
 	}
 	if side == protocol.SideServer {
 		s.WatcherStartNs = protocol.Now()
@@ -224,7 +227,7 @@ func (s *Session) start(ctx context.Context) error {
 	if side == protocol.SideServer {
 		s.Watcher, s.Peer = a, b
 	}
-	lab.Agents[Watcher], lab.Agents[Peer] = s.Watcher, s.Peer
+	conn.Agents[topo.Watcher], conn.Agents[topo.Peer] = s.Watcher, s.Peer
 	// The watcher's connected is what counts; a foreign peer (a program or
 	// a real server) owes none. halfopen's own peer says it too, with its
 	// address. The dialing end's local port names the data connection in
@@ -248,7 +251,7 @@ func (s *Session) start(ctx context.Context) error {
 		}
 	}
 	if ap, err := netip.ParseAddrPort(port); err == nil {
-		lab.DataPort = ap.Port()
+		conn.DataPort = ap.Port()
 	}
 	return nil
 }
@@ -257,7 +260,7 @@ func (s *Session) start(ctx context.Context) error {
 // peer host and waits until it is ready; when a rebooted peer host
 // returns, it starts the service again there (the same directory: a
 // reboot keeps the disk, not the connections).
-func (s *Session) startService(ctx context.Context, addr netip.AddrPort) error {
+func (s *session) startService(ctx context.Context, addr netip.AddrPort) error {
 	svc := *s.Service
 	if err := svc.Check(); err != nil {
 		return err
@@ -296,7 +299,7 @@ func (s *Session) startService(ctx context.Context, addr netip.AddrPort) error {
 		spec.Output = io.Discard
 	}
 	start := func() (*Process, error) {
-		h := s.Lab.Host(Peer)
+		h := s.Lab.Host(topo.Peer)
 		if h == nil {
 			return nil, fmt.Errorf("service %s: the peer host is gone", svc.Name)
 		}
@@ -311,9 +314,9 @@ func (s *Session) startService(ctx context.Context, addr netip.AddrPort) error {
 		return err
 	}
 	s.Peer = p
-	s.Lab.Agents[Peer] = p
-	s.Lab.OnReturn(func(r Role) error {
-		if r != Peer {
+	s.Conn.Agents[topo.Peer] = p
+	s.Lab.OnReturn(func(r topo.Role) error {
+		if r != topo.Peer {
 			return nil
 		}
 		_, err := start()
@@ -325,8 +328,8 @@ func (s *Session) startService(ctx context.Context, addr netip.AddrPort) error {
 // ReadSysctls reads back, from each host's namespace, the kernel
 // parameters every report records and those the cell set: host role → key
 // → value, what the sample really ran with.
-func (s *Session) ReadSysctls() (map[string]map[string]string, error) {
-	keys := RecordedSysctls()
+func (s *session) ReadSysctls() (map[string]map[string]string, error) {
+	keys := recordedSysctls()
 	for k := range s.Cell.Config.Sysctls {
 		keys = append(keys, k)
 	}
@@ -336,7 +339,7 @@ func (s *Session) ReadSysctls() (map[string]map[string]string, error) {
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
 	out := map[string]map[string]string{}
-	for _, role := range []Role{Peer, Router, Watcher} {
+	for _, role := range []topo.Role{topo.Peer, topo.Router, topo.Watcher} {
 		kv := map[string]string{}
 		for _, k := range keys {
 			v, err := s.Lab.ReadSysctl(role, k)
@@ -354,7 +357,7 @@ func (s *Session) ReadSysctls() (map[string]map[string]string, error) {
 // protocol v1 says: SIGTERM, then SIGKILL after ProgramGrace. A program
 // that had to be killed, or that printed a line outside the protocol, is
 // the error. halfopen's own agents end with the lab.
-func (s *Session) End() error {
+func (s *session) End() error {
 	if s.Builtin {
 		return nil
 	}
@@ -376,8 +379,8 @@ func (s *Session) End() error {
 			if err := proc.ProtocolErr(); err != nil {
 				problems[i] = fmt.Errorf("the %s broke protocol v1: %v", proc.Label, err)
 			}
-			if stopHung(proc, ProgramGrace) && problems[i] == nil {
-				problems[i] = fmt.Errorf("the %s (pid %d) was still running %v after SIGTERM and was killed", proc.Label, proc.Pid(), ProgramGrace)
+			if stopHung(proc, programGrace) && problems[i] == nil {
+				problems[i] = fmt.Errorf("the %s (pid %d) was still running %v after SIGTERM and was killed", proc.Label, proc.Pid(), programGrace)
 			}
 		}()
 	}
@@ -389,3 +392,7 @@ func (s *Session) End() error {
 	}
 	return nil
 }
+
+// connCounter is a detector that needs more than one connection (a
+// dedicated heart-beat connection); Watch.Conns has that many.
+type connCounter interface{ Conns() int }

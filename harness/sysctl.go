@@ -77,13 +77,13 @@ var namespaceDefaults = map[string]string{
 	"net.ipv4.tcp_syn_retries":      "6",
 }
 
-// NamespaceDefault returns the value a kernel parameter has in a new lab
+// namespaceDefault returns the value a kernel parameter has in a new lab
 // namespace, or "" when halfopen does not know it.
-func NamespaceDefault(key string) string { return namespaceDefaults[key] }
+func namespaceDefault(key string) string { return namespaceDefaults[key] }
 
-// RecordedSysctls are the kernel parameters every cell records per host,
+// recordedSysctls are the kernel parameters every cell records per host,
 // read back from its namespaces, beside any the cell set.
-func RecordedSysctls() []string {
+func recordedSysctls() []string {
 	keys := make([]string, 0, len(namespaceDefaults))
 	for k := range namespaceDefaults {
 		keys = append(keys, k)

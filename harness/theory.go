@@ -24,11 +24,11 @@ func theory(det Detector, flt Fault) (Prediction, report.Expectation, report.Kin
 		p, expect = flt.(Expecter).Expect(det)
 	case e == EffectResetOnWrite:
 		after := time.Duration(0)
-		if r, ok := flt.(ResetAfterer); ok {
+		if r, ok := flt.(resetAfterer); ok {
 			after = r.ResetAfter()
 		}
-		p, expect = ExpectResetOnWrite(det, after)
-	case isA[LocalLinkCutter](flt) && isA[LocalFailurePredictor](det):
+		p, expect = expectResetOnWrite(det, after)
+	case isA[linkCutter](flt) && isA[LocalFailurePredictor](det):
 		p, expect = det.(LocalFailurePredictor).PredictLocalFailure(), report.ExpectDetect
 	default:
 		p, expect = EffectTheory(det, e)
@@ -36,7 +36,7 @@ func theory(det Detector, flt Fault) (Prediction, report.Expectation, report.Kin
 	if fr, ok := flt.(FaultReasons); ok && e == EffectSilent && slices.Contains(p.Reasons, "ETIMEDOUT") {
 		p.Reasons = fr.Reasons()
 	}
-	if w, ok := det.(Worder); ok && len(w.OwnReasons()) > 0 {
+	if w, ok := det.(worder); ok && len(w.OwnReasons()) > 0 {
 		// A library words its decisions its own way, whatever the fault.
 		p.Reasons = w.OwnReasons()
 	}
@@ -51,10 +51,14 @@ func isA[T any](v any) bool {
 // EffectTheory is the generic rule of an Effect: a FIN or an RST is seen
 // at once by a blocked read, or as the socket's new state (CLOSE_WAIT) by
 // a program that polls it (unless the detector predicts its own
-// reaction), a silent peer gets the detector's own prediction. An Expecter
-// fault falls back on it for the detectors it has nothing special to say
-// about.
+// reaction), a silent peer gets the detector's own prediction, and a path
+// that resets the watcher's next segment at once is ExpectResetOnWrite's.
+// An Expecter fault falls back on it for the detectors it has nothing
+// special to say about.
 func EffectTheory(det Detector, e Effect) (Prediction, report.Expectation) {
+	if e == EffectResetOnWrite {
+		return expectResetOnWrite(det, 0)
+	}
 	if cp, ok := det.(ClosePredictor); ok && e != EffectSilent {
 		p := cp.PredictClose(e)
 		if p.Never {
@@ -82,7 +86,7 @@ func EffectTheory(det Detector, e Effect) (Prediction, report.Expectation) {
 // an RST: a blocked read fails with ECONNRESET, a write after it with EPIPE.
 var resetReasons = []string{"ECONNRESET", "EPIPE"}
 
-// ExpectResetOnWrite is the theory of a path that answers the watcher's
+// expectResetOnWrite is the theory of a path that answers the watcher's
 // next segment with an RST from `after` on (0: at once). The rule:
 //
 //   - A detector that never decides on a silent peer sends nothing on an
@@ -94,7 +98,7 @@ var resetReasons = []string{"ECONNRESET", "EPIPE"}
 //     implements Sender, else its silent-peer Hi (a detector that decides on
 //     a silent peer has sent by its deadline). When its timer may end before
 //     the return (Lo ≤ after) the range and reasons of both are joined.
-func ExpectResetOnWrite(det Detector, after time.Duration) (Prediction, report.Expectation) {
+func expectResetOnWrite(det Detector, after time.Duration) (Prediction, report.Expectation) {
 	p := det.Predict()
 	if p.Never {
 		p.Rule = "rst-on-write: the detector sends nothing on an idle connection, so no segment meets the RST; " + p.Rule
@@ -158,7 +162,7 @@ func resentBy(silence time.Duration) time.Duration {
 // disturbanceTheory says what a detector does when a transient fault
 // disturbs a healthy connection, from what both declare; first match wins:
 //
-//   - a SignalVictim under a Signaller: it decides (false positives);
+//   - a signalVictim under a signaller: it decides (false positives);
 //   - a detector that never decides on a silent peer: survives;
 //   - the path silent for longer than the detector's silent-peer Hi (plus
 //     slack): it surely decided within the silence (false positives);
@@ -176,8 +180,8 @@ func resentBy(silence time.Duration) time.Duration {
 // that decided.
 func disturbanceTheory(det Detector, flt Fault) (Prediction, report.Expectation) {
 	p := det.Predict()
-	_, victim := det.(SignalVictim)
-	_, signals := flt.(Signaller)
+	_, victim := det.(signalVictim)
+	_, signals := flt.(signaller)
 	var sil Silence
 	if s, ok := flt.(Silencer); ok {
 		sil = s.Silence()
@@ -212,3 +216,18 @@ func disturbanceTheory(det Detector, flt Fault) (Prediction, report.Expectation)
 	}
 	return why(report.ExpectUnknown, fmt.Sprintf("silent for %v–%v, it hears its peer again within %v (%s), not surely before it can decide (at least %v)", sil.Min, sil.Max, gap, how, p.Lo))
 }
+
+// The capabilities theory asks of a single fault or detector (contract.go).
+type (
+	// resetAfterer is an EffectResetOnWrite fault whose path resets only
+	// some time after the injection (a host that reboots after being down).
+	resetAfterer interface{ ResetAfter() time.Duration }
+	// linkCutter is a fault that takes away the watcher's own link.
+	linkCutter interface{ CutsWatcherLink() }
+	// signaller is a transient fault that sends the watcher signals.
+	signaller interface{ SignalsWatcher() }
+	// signalVictim takes a caught signal for its peer's death (EINTR unchecked).
+	signalVictim interface{ FooledBySignals() }
+	// worder words its decisions its library's way, under every fault.
+	worder interface{ OwnReasons() []string }
+)

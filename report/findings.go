@@ -2,7 +2,6 @@ package report
 
 import (
 	"fmt"
-	"github.com/halfopen/halfopen/tcprules"
 	"math"
 	"slices"
 	"sort"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/spec"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // finding is one headline drawn from the measurements: a lead and

@@ -2,8 +2,9 @@ package report
 
 import (
 	"fmt"
-	"github.com/halfopen/halfopen/tcprules"
 	"strings"
+
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // cellAnchor is the fragment id of a cell's details.

@@ -190,7 +190,7 @@ func (d *roleDetector) inFlight() (harness.Prediction, bool) {
 const closeSlack = 50 * time.Millisecond
 
 // OwnReasons are the reasons the role declares, in its library's own
-// words: the cell's reasons under every fault (harness.Worder).
+// words: the cell's reasons under every fault (harness theory's worder).
 func (d *roleDetector) OwnReasons() []string { return slices.Clone(d.watcher.Reasons) }
 
 // PredictClose is how the role meets a FIN or an RST, as it declares it

@@ -38,12 +38,14 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gmeasure"
 
-	// Every suite measures the registered detectors and faults.
 	_ "github.com/halfopen/halfopen/detectors"
 	_ "github.com/halfopen/halfopen/faults"
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/hostsnap"
+	"github.com/halfopen/halfopen/internal/version"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/spec"
+	// Every suite measures the registered detectors and faults.
 )
 
 // Main is every suite's TestMain: the harness re-executes the test binary
@@ -73,7 +75,7 @@ type Suite struct {
 	matrix  *harness.Matrix
 	writer  *report.Writer
 	path    string
-	snap    *harness.HostSnapshot
+	snap    *hostsnap.Snapshot
 	cancel  context.CancelFunc
 	done    chan struct{}
 	runErr  error
@@ -199,7 +201,7 @@ func (s *Suite) start() {
 		s.Before()
 	}
 	var err error
-	s.snap, err = harness.SnapshotHost()
+	s.snap, err = hostsnap.Take()
 	Expect(err).NotTo(HaveOccurred())
 	configs, err := harness.Shard(s.chosen, os.Getenv("HALFOPEN_SHARD"))
 	Expect(err).NotTo(HaveOccurred())
@@ -212,7 +214,7 @@ func (s *Suite) start() {
 	s.path = ReportPath(s.name)
 	s.writer, err = report.Create(s.path, &report.Report{
 		Schema: report.SchemaV1, Profile: Profile(), Started: time.Now().UTC(), Seed: 42, Shard: os.Getenv("HALFOPEN_SHARD"),
-		Environment: report.Environment{Kernel: harness.Kernel(), Go: harness.GoVersion(), Halfopen: harness.VersionString()},
+		Environment: version.Environment(),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	s.pending, s.ready, s.cells = map[report.CellKey]int{}, map[report.CellKey]chan struct{}{}, map[report.CellKey]*harness.Cell{}
@@ -319,8 +321,8 @@ func (s *Suite) finish(ctx context.Context) {
 	if s.run != nil {
 		Expect(s.run.Close()).To(Succeed())
 	}
-	Eventually(harness.OwnLeftovers).WithContext(ctx).WithTimeout(10*time.Second).Should(BeEmpty(), "labs left behind")
-	after, err := harness.SnapshotHost()
+	Eventually(hostsnap.OwnLeftovers).WithContext(ctx).WithTimeout(10*time.Second).Should(BeEmpty(), "labs left behind")
+	after, err := hostsnap.Take()
 	Expect(err).NotTo(HaveOccurred())
 	Expect(after.Diff(s.snap)).To(BeEmpty(), "the host's own namespace changed")
 }

@@ -1,6 +1,9 @@
 package tcprules
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // ConnState is the watched connection's state at the fault, as the
 // watcher's kernel saw it: read from TCP_INFO (sock_diag in the watcher's
@@ -99,3 +102,15 @@ type Forecast struct {
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// ParsePhase checks a phase name: "idle" (the fault lands after a swept
+// idle time) or "in-flight" (while a request is unacknowledged).
+func ParsePhase(s string) (Phase, error) {
+	switch p := Phase(s); p {
+	case PhaseIdle, PhaseInFlight:
+		return p, nil
+	case "":
+		return PhaseIdle, nil
+	}
+	return "", fmt.Errorf("phase %q is not known; phases are idle (the fault lands after a swept idle time) and in-flight (while a request is unacknowledged)", s)
+}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/machine"
 )
 
 // doctor --baseline measures the unloaded probe and writes what a run
@@ -25,11 +26,11 @@ func TestDoctorWritesTheBaseline(t *testing.T) {
 			t.Errorf("doctor --baseline printed no %q:\n%s", want, r.stdout)
 		}
 	}
-	b, err := harness.ReadBaseline(path)
+	b, err := machine.ReadBaseline(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.ErrorMs.N != harness.BaselineDatagrams || b.ErrorMs.P99 <= 0 || b.ErrorMs.P99 < b.ErrorMs.P50 {
+	if b.ErrorMs.N != machine.BaselineDatagrams || b.ErrorMs.P99 <= 0 || b.ErrorMs.P99 < b.ErrorMs.P50 {
 		t.Errorf("baseline %+v", b.ErrorMs)
 	}
 	r = halfopen(t, "doctor", "--baseline", "/nonexistent-dir/baseline.json")

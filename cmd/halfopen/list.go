@@ -52,7 +52,7 @@ func printParams(w io.Writer, ps []harness.Param) {
 		}
 		var extra []string
 		if p.Sysctl != "" {
-			extra = append(extra, "default: the watcher namespace's "+p.Sysctl+" (a new namespace has "+harness.NamespaceDefault(p.Sysctl)+")")
+			extra = append(extra, "default: the watcher namespace's "+p.Sysctl+" (a new namespace has "+p.NamespaceDefault+")")
 		}
 		if p.Default != "" {
 			extra = append(extra, "default "+p.Default)

@@ -17,6 +17,7 @@ import (
 	_ "github.com/halfopen/halfopen/detectors"
 	_ "github.com/halfopen/halfopen/faults"
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/version"
 	"github.com/halfopen/halfopen/report"
 	_ "github.com/halfopen/halfopen/roles" // budgets and reports may name role cells
 )
@@ -81,7 +82,7 @@ heart-beats, ...) through scripted failures (cable pulls, host crashes, blackhol
 in Linux network namespaces, and measures detection time, false positives and overhead.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       harness.VersionString(),
+		Version:       version.String(),
 	}
 	root.AddCommand(newRunCmd(), newListCmd(), newGCCmd(), newDoctorCmd())
 	addReportCommands(root)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/hostsnap"
+	"github.com/halfopen/halfopen/internal/labenv"
 	"github.com/halfopen/halfopen/report"
 )
 
@@ -272,7 +274,7 @@ func startRun(t *testing.T, reportPath string, env ...string) *exec.Cmd {
 }
 
 func TestInterruptedRunKeepsItsSamplesAndLeavesNothing(t *testing.T) {
-	before, err := harness.SnapshotHost()
+	before, err := hostsnap.Take()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +300,7 @@ func TestInterruptedRunKeepsItsSamplesAndLeavesNothing(t *testing.T) {
 	if got < 2 {
 		t.Errorf("the report kept %d samples, want at least the 2 measured before SIGINT", got)
 	}
-	after, err := harness.SnapshotHost()
+	after, err := hostsnap.Take()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +313,7 @@ func TestInterruptedRunKeepsItsSamplesAndLeavesNothing(t *testing.T) {
 // it: the run is started without one.
 func TestGCRemovesWhatAKilledRunLeft(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.json")
-	cmd := startRun(t, path, harness.EnvNoReaper+"=1")
+	cmd := startRun(t, path, labenv.EnvNoReaper+"=1")
 	waitSamples(t, path, 1, 60*time.Second)
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)

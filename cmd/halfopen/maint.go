@@ -10,6 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/machine"
+	"github.com/halfopen/halfopen/internal/version"
 	"github.com/halfopen/halfopen/report"
 )
 
@@ -76,12 +78,9 @@ for HALFOPEN_BASELINE, as make test-faults does before its suites and gates star
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_ = harness.EnterUserNamespace() // not root: check in a user namespace, or say why there is none
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "halfopen %s, kernel %s, %s\n", harness.VersionString(), harness.Kernel(), harness.GoVersion())
+			fmt.Fprintf(out, "halfopen %s, kernel %s, %s\n", version.String(), version.Kernel(), version.GoVersion())
 			var firstBad error
 			checks := harness.Doctor()
-			if checks[0].OK {
-				checks = append(checks, harness.CheckReaper(), harness.CheckCgroups())
-			}
 			for _, c := range checks {
 				mark := "ok  "
 				if !c.OK {
@@ -92,7 +91,7 @@ for HALFOPEN_BASELINE, as make test-faults does before its suites and gates star
 				}
 				fmt.Fprintf(out, "%-7s %-9s %s\n", mark, c.Name, c.Detail)
 			}
-			timing := harness.ReadMachineTiming()
+			timing := machine.ReadMachineTiming()
 			fmt.Fprintf(out, "%-7s %-9s %s\n", "info", "timing", timing)
 			if firstBad != nil {
 				return badInput(firstBad)
@@ -115,7 +114,7 @@ for HALFOPEN_BASELINE, as make test-faults does before its suites and gates star
 
 // doctorProbe measures the latency probe with no other lab and, with
 // loaded, beside labs being churned, and prints both side by side.
-func doctorProbe(cmd *cobra.Command, timing harness.MachineTiming, loaded bool, path string) error {
+func doctorProbe(cmd *cobra.Command, timing machine.MachineTiming, loaded bool, path string) error {
 	out := cmd.OutOrStdout()
 	ctx, cancel := context.WithCancelCause(cmd.Context())
 	defer cancel(nil)
@@ -127,7 +126,7 @@ func doctorProbe(cmd *cobra.Command, timing harness.MachineTiming, loaded bool, 
 	if err != nil {
 		return fmt.Errorf("find this program to re-execute as agents: %w", err)
 	}
-	b, err := harness.MeasureBaseline(ctx, run, exe, harness.BaselineDatagrams)
+	b, err := harness.MeasureBaseline(ctx, run, exe, machine.BaselineDatagrams)
 	if err != nil {
 		return fmt.Errorf("measure the unloaded probe: %w", err)
 	}
@@ -136,7 +135,7 @@ func doctorProbe(cmd *cobra.Command, timing harness.MachineTiming, loaded bool, 
 		fmt.Fprintf(out, "%-7s %-9s the CPUs were %.0f %% busy while the baseline was measured: something else ran, and the baseline is higher than this machine's own\n", "warn", "unloaded", b.Busy*100)
 	}
 	if path != "" {
-		if err := harness.WriteBaseline(path, b); err != nil {
+		if err := machine.WriteBaseline(path, b); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "%-7s %-9s written to %s\n", "info", "baseline", path)
@@ -145,12 +144,12 @@ func doctorProbe(cmd *cobra.Command, timing harness.MachineTiming, loaded bool, 
 		return nil
 	}
 	labs := 2 * runtime.NumCPU()
-	l, err := harness.MeasureLoaded(ctx, run, exe, harness.BaselineDatagrams, labs)
+	l, err := harness.MeasureLoaded(ctx, run, exe, machine.BaselineDatagrams, labs)
 	if err != nil {
 		return fmt.Errorf("measure the loaded probe: %w", err)
 	}
 	fmt.Fprintf(out, "%-7s %-9s %s; %d labs built, started and torn down meanwhile; CPUs %.0f %% busy\n", "info", "loaded", quantilesLine(l.ErrorMs), labs, l.Busy*100)
-	fmt.Fprintf(out, "%-7s %-9s %s\n", "info", "verdict", harness.ProbeVerdict(timing.TickMs(), b.ErrorMs.P99, l.ErrorMs.P99))
+	fmt.Fprintf(out, "%-7s %-9s %s\n", "info", "verdict", machine.ProbeVerdict(timing.TickMs(), b.ErrorMs.P99, l.ErrorMs.P99))
 	return nil
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/hostsnap"
+	"github.com/halfopen/halfopen/internal/labenv"
 )
 
 // cgroupsOf lists the lab cgroups a run (by its orchestrator's pid) has in
@@ -30,9 +32,9 @@ func cgroupsOf(pid int) []string {
 func usesPidsLimit(t *testing.T, mode string) bool {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "doctor")
-	cmd.Env = append(os.Environ(), "HALFOPEN_TEST_MAIN=1", harness.EnvCgroup+"="+mode)
+	cmd.Env = append(os.Environ(), "HALFOPEN_TEST_MAIN=1", labenv.EnvCgroup+"="+mode)
 	out, _ := cmd.Output()
-	return strings.Contains(string(out), fmt.Sprintf("at most %d tasks", harness.LabPids))
+	return strings.Contains(string(out), fmt.Sprintf("at most %d tasks", labenv.LabPids))
 }
 
 // A foreign detector that misbehaves at hello time or during a sample
@@ -90,14 +92,14 @@ func TestMisbehavingProgramsEndInBoundedTime(t *testing.T) {
 			if err := os.Chmod(pids, 0o777); err != nil {
 				t.Fatal(err)
 			}
-			before, err := harness.SnapshotHost()
+			before, err := hostsnap.Take()
 			if err != nil {
 				t.Fatal(err)
 			}
 			out := filepath.Join(t.TempDir(), "r.json")
 			cmd := exec.Command(os.Args[0], "run", "--detector", "external:"+tc.cfg+",pids="+pids,
 				"--fault", "blackhole", "--samples", "1", "--budget", budget.String(), "--report", out)
-			cmd.Env = append(os.Environ(), "HALFOPEN_TEST_MAIN=1", harness.EnvCgroup+"="+tc.cgroup)
+			cmd.Env = append(os.Environ(), "HALFOPEN_TEST_MAIN=1", labenv.EnvCgroup+"="+tc.cgroup)
 			cmd.Dir = dir
 			var stdout, stderr syncBuffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -171,12 +173,12 @@ func TestMisbehavingProgramsEndInBoundedTime(t *testing.T) {
 				for _, b := range bombs {
 					text, _ := os.ReadFile(b)
 					var forked, refused int
-					if _, err := fmt.Sscanf(string(text), "forked %d refused %d", &forked, &refused); err != nil || forked > harness.LabPids || refused == 0 {
-						t.Errorf("the fork bomb says %q: the lab's pids limit (%d) did not hold it", text, harness.LabPids)
+					if _, err := fmt.Sscanf(string(text), "forked %d refused %d", &forked, &refused); err != nil || forked > labenv.LabPids || refused == 0 {
+						t.Errorf("the fork bomb says %q: the lab's pids limit (%d) did not hold it", text, labenv.LabPids)
 					}
 				}
 			}
-			after, err := harness.SnapshotHost()
+			after, err := hostsnap.Take()
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/version"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/tcprules"
@@ -90,7 +91,7 @@ func runMatrix(cmd *cobra.Command, f runFlags) error {
 	var phases []tcprules.Phase
 	for _, ph := range f.phases {
 		for _, name := range strings.Split(ph, ",") {
-			p, err := harness.ParsePhase(name)
+			p, err := tcprules.ParsePhase(name)
 			if err != nil {
 				return badInput(fmt.Errorf("--phase: %w", err))
 			}
@@ -197,7 +198,7 @@ func measure(cmd *cobra.Command, ms measurement) (*harness.Matrix, error) {
 	}
 	w, err := report.Create(ms.reportPath, &report.Report{
 		Schema: report.SchemaV1, Profile: ms.profile, Started: time.Now().UTC(), Seed: seed, Shard: ms.shard,
-		Environment: report.Environment{Kernel: harness.Kernel(), Go: harness.GoVersion(), Halfopen: harness.VersionString()},
+		Environment: version.Environment(),
 	})
 	if err != nil {
 		return nil, badInput(fmt.Errorf("create report: %w", err))
@@ -226,7 +227,7 @@ func measure(cmd *cobra.Command, ms measurement) (*harness.Matrix, error) {
 		labs = fmt.Sprintf("labs at once from %d, sized by the harness's measured timing error", m.PoolSize())
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "halfopen %s: %d cells, %d samples, %s, seed %d, report %s\n",
-		harness.VersionString(), len(ms.configs), samples, labs, seed, ms.reportPath)
+		version.String(), len(ms.configs), samples, labs, seed, ms.reportPath)
 	runErr := m.Run(ctx)
 	prog.finish()
 	if cerr := run.Close(); cerr != nil {

@@ -18,6 +18,9 @@ import (
 	"github.com/google/nftables/expr"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/agentcmd"
+	"github.com/halfopen/halfopen/internal/nftcount"
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/suites/scale"
 )
@@ -48,9 +51,9 @@ const (
 // do not linger for minutes against the machine-wide tcp_max_orphans,
 // which every other lab on the machine shares. An orphan is closed by its
 // program already: no connection the server holds is one.
-var labSysctls = map[harness.Role]map[string]string{
-	harness.Watcher: {"net.core.somaxconn": "65535", "net.ipv4.tcp_max_syn_backlog": "65535", "net.ipv4.tcp_orphan_retries": "1"},
-	harness.Peer:    {"net.ipv4.ip_local_port_range": "10000 65000", "net.ipv4.tcp_orphan_retries": "1"},
+var labSysctls = map[topo.Role]map[string]string{
+	topo.Watcher: {"net.core.somaxconn": "65535", "net.ipv4.tcp_max_syn_backlog": "65535", "net.ipv4.tcp_orphan_retries": "1"},
+	topo.Peer:    {"net.ipv4.ip_local_port_range": "10000 65000", "net.ipv4.tcp_orphan_retries": "1"},
 }
 
 // The scale agents are started without ProcSpec.Realtime, and their labs
@@ -155,9 +158,9 @@ func measureLab(ctx context.Context, run *harness.Run, spec labSpec, dir string)
 	if err != nil {
 		return res, wrap(err)
 	}
-	addr := fmt.Sprintf("%s:%d", harness.WatcherAddr, listenPort)
+	addr := fmt.Sprintf("%s:%d", topo.WatcherAddr, listenPort)
 	out := filepath.Join(dir, strings.TrimPrefix(lab.ID, "ho-")+".json")
-	server, err := lab.Host(harness.Watcher).Start(harness.ProcSpec{Path: exe, Label: "scale server", Env: []string{
+	server, err := lab.Host(topo.Watcher).Start(harness.ProcSpec{Path: exe, Label: "scale server", Env: []string{
 		"HALFOPEN_AGENT=" + scale.ServerAgent, scale.EnvDetector + "=" + spec.Detector, scale.EnvDesign + "=" + string(spec.Design),
 		scale.EnvAddr + "=" + addr, scale.EnvConns + "=" + strconv.Itoa(spec.Conns), scale.EnvOut + "=" + out,
 	}})
@@ -178,7 +181,7 @@ func measureLab(ctx context.Context, run *harness.Run, spec labSpec, dir string)
 	if res.baseRSS, _, err = procStatus(server.Pid()); err != nil {
 		return res, wrap(err)
 	}
-	peer, err := lab.Host(harness.Peer).Start(harness.ProcSpec{Path: exe, Label: "scale client host", Env: []string{
+	peer, err := lab.Host(topo.Peer).Start(harness.ProcSpec{Path: exe, Label: "scale client host", Env: []string{
 		"HALFOPEN_AGENT=" + scale.PeerAgent, scale.EnvAddr + "=" + addr,
 		scale.EnvConns + "=" + strconv.Itoa(spec.Conns), scale.EnvSpread + "=" + res.spread.String(),
 	}})
@@ -243,7 +246,10 @@ func measureLab(ctx context.Context, run *harness.Run, spec labSpec, dir string)
 	if res.rss, res.threads, err = procStatus(server.Pid()); err != nil {
 		return res, wrap(err)
 	}
-	_, at, err := flt.Inject(ctx, lab)
+	// The sample's connection is the scale design's own server and clients,
+	// not halfopen's agents: a fault that needs an agent says so.
+	conn := &harness.Conn{Side: protocol.SideServer, PathName: "direct"}
+	_, at, err := flt.Inject(ctx, lab, conn)
 	if err != nil {
 		return res, wrap(err)
 	}
@@ -254,7 +260,7 @@ func measureLab(ctx context.Context, run *harness.Run, spec labSpec, dir string)
 	if werr != nil && !timedOut {
 		return res, wrap(werr)
 	}
-	if err := server.Send(harness.Command{Cmd: "dump"}); err != nil {
+	if err := server.Send(agentcmd.Command{Cmd: "dump"}); err != nil {
 		return res, wrap(err)
 	}
 	if _, err := step(server, 10*time.Second, scale.EventDumped); err != nil {
@@ -321,7 +327,7 @@ type forwardCounter struct {
 }
 
 func newForwardCounter(lab *harness.Lab) (*forwardCounter, error) {
-	conn, err := lab.Host(harness.Router).Nft()
+	conn, err := lab.Host(topo.Router).Nft()
 	if err != nil {
 		return nil, err
 	}
@@ -329,7 +335,7 @@ func newForwardCounter(lab *harness.Lab) (*forwardCounter, error) {
 	policy := nftables.ChainPolicyAccept
 	c := conn.AddChain(&nftables.Chain{Name: "forwarded", Table: t, Hooknum: nftables.ChainHookForward,
 		Priority: nftables.ChainPriorityFilter, Type: nftables.ChainTypeFilter, Policy: &policy})
-	for _, link := range []string{harness.RouterPeerLink, harness.RouterWatchLink} {
+	for _, link := range []string{topo.RouterPeerLink, topo.RouterWatchLink} {
 		name := make([]byte, 16)
 		copy(name, link)
 		conn.AddRule(&nftables.Rule{Table: t, Chain: c, UserData: []byte("halfopen:scale"), Exprs: []expr.Any{
@@ -345,7 +351,7 @@ func newForwardCounter(lab *harness.Lab) (*forwardCounter, error) {
 }
 
 func (f *forwardCounter) read() (packets, bytes uint64, err error) {
-	return harness.SumCounters(f.conn, f.table, nil, f.chain)
+	return nftcount.Sum(f.conn, f.table, nil, f.chain)
 }
 
 // procStatus reads a process's resident set (VmRSS) and thread count from

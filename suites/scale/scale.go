@@ -43,6 +43,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/agentcmd"
 	"github.com/halfopen/halfopen/protocol"
 )
 
@@ -183,7 +184,7 @@ func agentContext(em *protocol.Emitter) (context.Context, <-chan string) {
 		defer cancel()
 		dec := json.NewDecoder(os.Stdin)
 		for {
-			var c harness.Command
+			var c agentcmd.Command
 			if err := dec.Decode(&c); err != nil {
 				return
 			}
@@ -238,11 +239,11 @@ func serverMain() error {
 	go func() {
 		for c := range cmds {
 			if c != "dump" {
-				em.Emit(protocol.Event{Event: harness.EventError, Msg: "scale server does not know command " + c})
+				em.Emit(protocol.Event{Event: agentcmd.EventError, Msg: "scale server does not know command " + c})
 				continue
 			}
 			if err := rec.dump(out); err != nil {
-				em.Emit(protocol.Event{Event: harness.EventError, Msg: err.Error()})
+				em.Emit(protocol.Event{Event: agentcmd.EventError, Msg: err.Error()})
 				continue
 			}
 			em.Emit(protocol.Event{Event: EventDumped})

@@ -33,6 +33,7 @@ import (
 	"github.com/onsi/gomega/gmeasure"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/version"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/suites"
@@ -124,10 +125,12 @@ var _ = Describe("a passive server holding many idle connections whose client ho
 		dir = GinkgoT().TempDir()
 		pool = newConnBudget(connsAtOnce())
 		path := suites.ReportPath("scale")
+		env := version.Environment()
+		env.CPUs = runtime.NumCPU()
 		var err error
 		w, err = report.Create(path, &report.Report{
 			Schema: report.SchemaV1, Profile: profile(), Started: time.Now().UTC(), Seed: 42, Shard: os.Getenv("HALFOPEN_SHARD"),
-			Environment: report.Environment{Kernel: harness.Kernel(), Go: harness.GoVersion(), Halfopen: harness.VersionString(), CPUs: runtime.NumCPU()},
+			Environment: env,
 		})
 		Expect(err).NotTo(HaveOccurred())
 		exp = gmeasure.NewExperiment("scale")

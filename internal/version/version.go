@@ -1,4 +1,6 @@
-package harness
+// Package version says which halfopen, kernel and Go a report was made
+// with, in one place for every report writer (run, suites, gates).
+package version
 
 import (
 	"runtime"
@@ -6,14 +8,16 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/halfopen/halfopen/report"
 )
 
 // Version is halfopen's release version.
 const Version = "0.1.0"
 
-// VersionString returns the version with the VCS revision when the binary
+// String returns the version with the VCS revision when the binary
 // was built from a checkout.
-func VersionString() string {
+func String() string {
 	v := Version
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
@@ -36,3 +40,8 @@ func Kernel() string {
 
 // GoVersion returns the Go version the binary was built with.
 func GoVersion() string { return runtime.Version() }
+
+// Environment is the report's environment block for this process.
+func Environment() report.Environment {
+	return report.Environment{Kernel: Kernel(), Go: GoVersion(), Halfopen: String()}
+}

@@ -1,4 +1,7 @@
-package harness
+// Package hostsnap reads what a run must never change in the host's own
+// network namespace, and what this process's runs left behind: the
+// suites and the command's tests check both around every run.
+package hostsnap
 
 import (
 	"fmt"
@@ -11,18 +14,20 @@ import (
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/halfopen/halfopen/internal/topo"
 )
 
-// HostSnapshot is what a run must never change in the host's own network
+// Snapshot is what a run must never change in the host's own network
 // namespace: links, addresses, routes, forwarding and TCP sysctls, and the
 // nftables ruleset (tables, chains and rules, counters left out).
-type HostSnapshot struct {
+type Snapshot struct {
 	Items map[string]string
 }
 
-// SnapshotHost reads the host's namespace (the one this process runs in).
-func SnapshotHost() (*HostSnapshot, error) {
-	s := &HostSnapshot{Items: map[string]string{}}
+// Take reads the host's namespace (the one this process runs in).
+func Take() (*Snapshot, error) {
+	s := &Snapshot{Items: map[string]string{}}
 	links, err := netlink.LinkList()
 	if err != nil {
 		return nil, fmt.Errorf("host snapshot: list links: %w", err)
@@ -59,7 +64,7 @@ func SnapshotHost() (*HostSnapshot, error) {
 	return s, nil
 }
 
-func (s *HostSnapshot) addRuleset() error {
+func (s *Snapshot) addRuleset() error {
 	conn, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("host snapshot: nftables: %w", err)
@@ -90,7 +95,7 @@ func (s *HostSnapshot) addRuleset() error {
 }
 
 // Diff lists, one line each, what differs between an earlier snapshot and this one.
-func (s *HostSnapshot) Diff(before *HostSnapshot) []string {
+func (s *Snapshot) Diff(before *Snapshot) []string {
 	var out []string
 	for k, v := range before.Items {
 		now, ok := s.Items[k]
@@ -114,9 +119,9 @@ func (s *HostSnapshot) Diff(before *HostSnapshot) []string {
 // with its pid, and child processes still alive. A clean run leaves none.
 func OwnLeftovers() []string {
 	var out []string
-	entries, _ := os.ReadDir(nsMountDirectory)
+	entries, _ := os.ReadDir(topo.NSMountDir)
 	for _, e := range entries {
-		if pid, ok := runPID(e.Name()); ok && pid == os.Getpid() {
+		if pid, ok := topo.RunPID(e.Name()); ok && pid == os.Getpid() {
 			out = append(out, "namespace "+e.Name())
 		}
 	}
