@@ -29,7 +29,7 @@ func conntrackHandle(lab *harness.Lab, role topo.Role) (*netlink.Handle, error) 
 
 // conntrackFlows lists the router's conntrack entries of TCP flows to the
 // listener's port, retrying an interrupted dump.
-func conntrackFlows(lab *harness.Lab) ([]*netlink.ConntrackFlow, error) {
+func conntrackFlows(lab *harness.Lab, port uint16) ([]*netlink.ConntrackFlow, error) {
 	h, err := conntrackHandle(lab, topo.Router)
 	if err != nil {
 		return nil, err
@@ -47,7 +47,7 @@ func conntrackFlows(lab *harness.Lab) ([]*netlink.ConntrackFlow, error) {
 	}
 	var out []*netlink.ConntrackFlow
 	for _, f := range flows {
-		if f.Forward.Protocol == unix.IPPROTO_TCP && f.Forward.DstPort == topo.ListenPort {
+		if f.Forward.Protocol == unix.IPPROTO_TCP && f.Forward.DstPort == port {
 			out = append(out, f)
 		}
 	}
@@ -74,7 +74,7 @@ func forgetFlows(lab *harness.Lab, conn *harness.Conn, all bool) (int, error) {
 	if err := filter.AddProtocol(unix.IPPROTO_TCP); err != nil {
 		return 0, fmt.Errorf("conntrack filter: %w", err)
 	}
-	if err := filter.AddPort(netlink.ConntrackOrigDstPort, topo.ListenPort); err != nil {
+	if err := filter.AddPort(netlink.ConntrackOrigDstPort, conn.Port); err != nil {
 		return 0, fmt.Errorf("conntrack filter: %w", err)
 	}
 	// Only the data connection, as an idle-timeout eviction would forget

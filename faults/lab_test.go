@@ -296,7 +296,7 @@ func TestMiddleboxStateLoss(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			flows, err := conntrackFlows(lab)
+			flows, err := conntrackFlows(lab, topo.ListenPort)
 			if err != nil || len(flows) == 0 {
 				t.Fatalf("no tracked flow before the loss (%v)", err)
 			}
@@ -326,7 +326,7 @@ func TestMiddleboxStateLoss(t *testing.T) {
 				}
 			}
 			if tc.loose != "" {
-				if flows, _ := conntrackFlows(lab); len(flows) != 0 {
+				if flows, _ := conntrackFlows(lab, topo.ListenPort); len(flows) != 0 {
 					t.Errorf("the firewall kept %d entries of the flow after the loss", len(flows))
 				}
 			}

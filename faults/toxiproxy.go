@@ -239,10 +239,10 @@ func (p *proxied) Prepare(ctx context.Context, lab *harness.Lab, conn *harness.C
 	}
 	st := &proxyState{api: api, side: conn.Side}
 	st.listen = netip.AddrPortFrom(topo.RouterWatcherAddr, toxiproxyPort)
-	st.upstream = netip.AddrPortFrom(topo.PeerAddr, topo.ListenPort)
+	st.upstream = netip.AddrPortFrom(topo.PeerAddr, conn.Port)
 	if conn.Side == protocol.SideServer {
 		st.listen = netip.AddrPortFrom(topo.RouterPeerAddr, toxiproxyPort)
-		st.upstream = netip.AddrPortFrom(topo.WatcherAddr, topo.ListenPort)
+		st.upstream = netip.AddrPortFrom(topo.WatcherAddr, conn.Port)
 	}
 	body := map[string]any{"name": toxiproxyName, "listen": st.listen.String(), "upstream": st.upstream.String(), "enabled": true}
 	if err := api.call(ctx, http.MethodPost, "/proxies", body, http.StatusCreated); err != nil {

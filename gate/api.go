@@ -25,8 +25,8 @@ const (
 	// to wait longer.
 	NeverBudget = harness.NeverBudget
 	// Port is the port the listening end of every watched connection
-	// uses, in each lab's own namespaces: a Server's "{port}" placeholder
-	// and HALFOPEN_ADDR carry it.
+	// uses, in each lab's own namespaces, unless its Cell says another: a
+	// Server's "{port}" placeholder and HALFOPEN_ADDR carry it.
 	Port = topo.ListenPort
 )
 

@@ -80,8 +80,8 @@
 // predicts that it never decides; for a disturbance, the tail watched
 // after it heals), Phase PhaseIdle (the fault a seeded time up to 1.5 s
 // after the last exchange), Seed 0 (the harness's default seed: the same
-// instants every run). The listening end always uses Port (7000), which a
-// Server receives as {port}. Result.Budget and Result.String tell what a
+// instants every run), Port 0 (the listening end uses the package's Port,
+// 7000; a Server receives the cell's as {port}). Result.Budget and Result.String tell what a
 // measured cell used.
 //
 // # Faults

@@ -94,6 +94,10 @@ type Cell struct {
 	// the role predicts for it and the report tells it from the idle
 	// cell.
 	Phase Phase
+	// Port is the port the listening end (your server, a Service's
+	// "{port}", HALFOPEN_ADDR) uses in each lab's own namespaces; zero is
+	// Port, 7000.
+	Port uint16
 	// Seed reproduces a run's fault instants and idle times: the cells
 	// measured together (a table, MeasureAll, RunAll) share one run and
 	// so one seed. Zero is the harness's default seed, so an unchanged
@@ -286,7 +290,7 @@ func RunAll(ctx context.Context, cells ...Cell) ([]*Result, error) {
 		if samples == 0 {
 			samples = DefaultSamples
 		}
-		configs[i] = harness.CellConfig{Detector: det, Fault: c.Fault.spec, Side: c.Side, Samples: samples, Budget: c.Budget, Sysctls: c.Sysctls, Phase: c.Phase}
+		configs[i] = harness.CellConfig{Detector: det, Fault: c.Fault.spec, Side: c.Side, Samples: samples, Budget: c.Budget, Sysctls: c.Sysctls, Phase: c.Phase, Port: c.Port}
 	}
 	w, logs, err := sharedReport()
 	if err != nil {

@@ -34,6 +34,9 @@ type CellConfig struct {
 	FixedIdle bool
 	// Sysctls are set in every namespace of each of the cell's labs.
 	Sysctls map[string]string
+	// Port is the listening end's port in each lab (0: topo.ListenPort,
+	// 7000): a service's {port}, HALFOPEN_ADDR's port.
+	Port uint16
 	// Phase aims the fault at a state of the connection: "" or
 	// tcprules.PhaseIdle sweeps the idle range, tcprules.PhaseInFlight
 	// lands it while a request is unacknowledged.

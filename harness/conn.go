@@ -25,12 +25,28 @@ type Conn struct {
 	// first one), 0 when its program did not say: with the listener's port
 	// it singles out the watched flow among the connections between the hosts.
 	DataPort uint16
+	// Port is the listening end's port (CellConfig.Port, or
+	// topo.ListenPort).
+	Port uint16
 	// Agents are the sample's programs by host: the watcher, the peer, and
 	// a program a fault runs on the router (a proxy).
 	Agents map[topo.Role]*Process
 }
 
-// newConn is a sample's connection before anything is started.
-func newConn(side protocol.Side) *Conn {
-	return &Conn{Side: side, Agents: map[topo.Role]*Process{}}
+// newConn is a sample's connection before anything is started; port 0
+// is topo.ListenPort.
+func newConn(side protocol.Side, port uint16) *Conn {
+	if port == 0 {
+		port = topo.ListenPort
+	}
+	return &Conn{Side: side, Port: port, Agents: map[topo.Role]*Process{}}
+}
+
+// ListenAddr is where the listening end listens: the peer for side
+// client, the watcher for side server.
+func (c *Conn) ListenAddr() netip.AddrPort {
+	if c.Side == protocol.SideServer {
+		return netip.AddrPortFrom(topo.WatcherAddr, c.Port)
+	}
+	return netip.AddrPortFrom(topo.PeerAddr, c.Port)
 }

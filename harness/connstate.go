@@ -85,8 +85,8 @@ func (s *session) watchedFlow() flow {
 		return flow{local: local, remote: remote}
 	}
 	if s.Cell.Config.Side == protocol.SideServer {
-		f := flow{local: netip.AddrPortFrom(topo.WatcherAddr, topo.ListenPort)}
-		if s.Conn.PathName == "direct" {
+		f := flow{local: netip.AddrPortFrom(topo.WatcherAddr, s.Conn.Port)}
+		if s.Conn.PathName == topo.PathDirect {
 			f.remote = netip.AddrPortFrom(topo.PeerAddr, s.Conn.DataPort)
 		}
 		return f

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/halfopen/halfopen/capture"
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/tcprules"
 )
@@ -193,6 +195,50 @@ func TestForecastOnlyWhereARuleApplies(t *testing.T) {
 			}
 			if v := rec.JudgeSample(s); !v.Agrees {
 				t.Errorf("%s × %s sample %d: %s", rec.Detector, rec.Fault, i, v.Why)
+			}
+		}
+	}
+}
+
+// TestCellChoosesItsPort: a cell's Port is the listening end's in its
+// labs, directly and behind Toxiproxy (which then dials the peer on it):
+// the sample is measured, and its watched flow is found and read at the
+// fault.
+func TestCellChoosesItsPort(t *testing.T) {
+	dir := t.TempDir()
+	w, err := report.Create(filepath.Join(dir, "r.json"), &report.Report{Schema: report.SchemaV1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	cells := runCells(t, harness.Options{Report: w, Pcap: true},
+		harness.CellConfig{Detector: "keepalive-tuned:idle=1s,intvl=1s,cnt=3", Fault: "blackhole", Side: protocol.SideServer, Port: 6380, Samples: 1},
+		harness.CellConfig{Detector: "read-eof", Fault: "toxiproxy-timeout", Port: 6380, Samples: 1},
+	)
+	for _, c := range cells {
+		rec := c.Record()
+		for i, s := range rec.Samples {
+			if s.Error != "" {
+				t.Fatalf("%s × %s sample %d: %s", rec.Detector, rec.Fault, i, s.Error)
+			}
+			if s.State == nil || s.State.Source == "" {
+				t.Errorf("%s × %s sample %d: state %+v: the watched flow was not read", rec.Detector, rec.Fault, i, s.State)
+			}
+			// The router saw the listener's end on 6380, never on 7000.
+			events, err := capture.ReadTimeline(filepath.Join(dir, s.Pcap))
+			if err != nil {
+				t.Fatalf("%s × %s sample %d: capture %q: %v", rec.Detector, rec.Fault, i, s.Pcap, err)
+			}
+			on := map[string]int{}
+			for _, e := range events {
+				for _, a := range []string{e.Src, e.Dst} {
+					if strings.HasSuffix(a, ":6380") || strings.HasSuffix(a, ":7000") {
+						on[a[strings.LastIndexByte(a, ':'):]]++
+					}
+				}
+			}
+			if on[":6380"] == 0 || on[":7000"] != 0 {
+				t.Errorf("%s × %s sample %d: packets on the listener's ports %v, want 6380 only", rec.Detector, rec.Fault, i, on)
 			}
 		}
 	}

@@ -63,7 +63,7 @@ const setupTimeout = 10 * time.Second
 // openSession sets up one watched connection for cell in lab. flt is the
 // sample's own copy of the cell's fault, whose Prepare runs (nil: none).
 func openSession(ctx context.Context, lab *Lab, cell *Cell, flt Fault, opt sessionOptions) (*session, error) {
-	conn := newConn(cell.Config.Side)
+	conn := newConn(cell.Config.Side, cell.Config.Port)
 	if err := prepareLab(ctx, lab, conn, cell, flt); err != nil {
 		return nil, err
 	}
@@ -129,10 +129,7 @@ func (s *session) start(ctx context.Context) error {
 	lab, c, conn := s.Lab, s.Cell, s.Conn
 	exe, reconnect := s.opt.Exe, s.opt.Reconnect
 	side := c.Config.Side
-	listenAddr := netip.AddrPortFrom(topo.PeerAddr, topo.ListenPort)
-	if side == protocol.SideServer {
-		listenAddr = netip.AddrPortFrom(topo.WatcherAddr, topo.ListenPort)
-	}
+	listenAddr := conn.ListenAddr()
 	// The dialing end goes through conn.Via (a proxy put there by a fault's
 	// Prepare) or straight to the listener.
 	if !conn.Via.IsValid() {
