@@ -17,7 +17,7 @@ HALFOPEN_SAMPLES ?= $(SAMPLES_$(PROFILE))
 
 # The real libraries gated with their real servers, each a module of its own
 # in examples/gates/ (halfopen's module does not depend on them).
-GATES     := grpc nats redis postgres
+GATES     := grpc nats redis postgres example
 
 .PHONY: all build examples chromium vet unit suites test test-faults test-scale gates gate-packages report screenshots clean gc bench bench-pool bench-phases bench-probe bench-lab fuzz fuzz-short
 
