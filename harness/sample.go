@@ -444,6 +444,12 @@ func forecastFromReturn(c *Cell, flt Fault, s *report.Sample) {
 	}
 }
 
+// returnBlur is how long before its stamped return a rebooted host may
+// already answer: the stamp follows the namespace's links, addresses and
+// the removal of its isolation, and a segment the watcher sends meanwhile
+// (a timer a few ms late) meets the new host.
+const returnBlur = 30 * time.Millisecond
+
 // forecastSample is a sample's own forecast from the watched connection's
 // state at the fault, or nil where no per-sample rule applies: through
 // Toxiproxy (the watcher's TCP peer is the proxy, and the fault is the
@@ -461,16 +467,25 @@ func forecastSample(c *Cell, flt Fault, path string, st tcprules.ConnState, inje
 		if ra, ok := flt.(resetAfterer); ok {
 			after, how = ra.ResetAfter(), fmt.Sprintf("; the path answers from %v after the fault on", ra.ResetAfter())
 		}
+		early := after
 		if r, ok := flt.(returner); ok {
 			if back, err := r.Returned(); err == nil && back > injectedNs {
 				after, how = time.Duration(back-injectedNs), fmt.Sprintf("; the path answered %.1f ms after the fault", float64(back-injectedNs)/1e6)
+				early = max(0, after-returnBlur)
 			}
 		}
-		if fc, ok := rf.PredictResetAfter(st, after); ok {
-			fc.Rule += how
-			return &fc
+		fc, ok := rf.PredictResetAfter(st, after)
+		if !ok {
+			return nil
 		}
-		return nil
+		if fe, ok := rf.PredictResetAfter(st, early); ok && fe.HiS < fc.LoS {
+			// A segment the watcher sent just before the stamp may already
+			// have met the returned host: the window holds both outcomes.
+			fc.LoS = fe.LoS
+			how += fmt.Sprintf(", or a segment sent within %v before that, reset at %.3f s", returnBlur, fe.AtS)
+		}
+		fc.Rule += how
+		return &fc
 	}
 	if ra, ok := flt.(resetAfterer); ok && c.Effect == EffectResetOnWrite && ra.ResetAfter() > 0 {
 		// PredictSample's reset is at once; this path answers later, and

@@ -1,12 +1,15 @@
 package harness
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // TestJudge decides samples from fabricated instants: no clock, no sleep.
@@ -80,5 +83,58 @@ func TestDisturbanceLog(t *testing.T) {
 	got, mistakes = quiet.close(102 * s)
 	if got.Reason != "survived" || got.Detected || len(mistakes) != 0 {
 		t.Errorf("a quiet window gave %+v, %v; want survived", got, mistakes)
+	}
+}
+
+// resetAt is a detector whose first segment after `after` goes at the next
+// multiple of 800 ms: a ResetForecaster in miniature.
+type resetAt struct{ ReadEOF0 }
+
+// ReadEOF0 stands in for a detector's other methods.
+type ReadEOF0 struct{}
+
+func (ReadEOF0) Predict() Prediction                    { return Prediction{Never: true} }
+func (ReadEOF0) Watch(context.Context, *Watch) Decision { return Decision{} }
+func (resetAt) PredictResetAfter(_ tcprules.ConnState, after time.Duration) (tcprules.Forecast, bool) {
+	next := (after/(800*time.Millisecond) + 1) * 800 * time.Millisecond
+	return tcprules.Forecast{AtS: next.Seconds(), LoS: next.Seconds(), HiS: next.Seconds(), Rule: "next segment"}, true
+}
+
+// returnedAt is a host-reboot in miniature: down for 1 s, back at a
+// stamped instant.
+type returnedAt struct {
+	Fault
+	back int64
+}
+
+func (r returnedAt) Returned() (int64, error)  { return r.back, nil }
+func (r returnedAt) ResetAfter() time.Duration { return time.Second }
+
+// TestForecastFromAReturn: a rebooted host's forecast counts from its
+// stamped return; when a segment due just before the stamp (within
+// returnBlur) may already have met the returned host, the window holds
+// that outcome too.
+func TestForecastFromAReturn(t *testing.T) {
+	c := &Cell{Detector: resetAt{}, Effect: EffectResetOnWrite}
+	st := tcprules.ConnState{Source: "tcp_info"}
+	const inj = int64(10 * time.Second)
+	tests := []struct {
+		name       string
+		back       time.Duration // after the fault
+		lo, at, hi float64
+	}{
+		{"far from a segment", 1300 * time.Millisecond, 1.6, 1.6, 1.6},
+		{"a segment just before the stamp", 1610 * time.Millisecond, 1.6, 2.4, 2.4},
+		{"still down: from its stated delay", 0, 1.6, 1.6, 1.6},
+	}
+	for _, tt := range tests {
+		back := int64(0)
+		if tt.back > 0 {
+			back = inj + int64(tt.back)
+		}
+		fc := forecastSample(c, returnedAt{back: back}, topo.PathDirect, st, inj)
+		if fc == nil || fc.LoS != tt.lo || fc.AtS != tt.at || fc.HiS != tt.hi {
+			t.Errorf("%s: forecast %+v, want [%v, %v] at %v", tt.name, fc, tt.lo, tt.hi, tt.at)
+		}
 	}
 }
