@@ -50,7 +50,7 @@ chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 unit: examples chromium
-	$(GO) test -count=1 ./spec/... ./harness/... ./faults/... ./detectors/... ./report/... ./capture/... ./protocol/... ./gate/... ./gatefile/... ./roles/... ./cmd/...
+	$(GO) test -count=1 . ./spec/... ./tcprules/... ./internal/... ./harness/... ./faults/... ./detectors/... ./report/... ./capture/... ./protocol/... ./gate/... ./gatefile/... ./roles/... ./cmd/...
 
 # The suites but the whole matrix (suites/matrix, Label("matrix")) and the
 # 10 000-connection scale suite (Label("scale")), which `make test-faults`
