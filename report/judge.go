@@ -140,7 +140,9 @@ type SampleVerdict struct {
 // [LoS, HiS] widened by PredictionTolerance on each side is within;
 // Forecast.Never, or a window that reaches past the budget (HiS +
 // PredictionTolerance beyond BudgetS), makes a censored sample expected.
-// Without a forecast the cell's PredictedS and Expect decide the same way.
+// Without a forecast the cell's PredictedS and Expect decide the same way
+// (a censored sample agrees when the predicted range reaches past the
+// budget).
 // Expect "" (theory makes no claim) is measured, never judged. A decided
 // sample must also give one of Cell.Reasons when the cell lists any: the
 // reasons theory (or a role, in its own words) declared, nothing else.
@@ -190,11 +192,16 @@ func (c *Cell) judgeDetection(s Sample) SampleVerdict {
 		}
 		return SampleVerdict{SampleCensored, true, "did not decide within the budget " + FormatSeconds(c.BudgetS) + ", as theory says"}
 	}
+	p := c.PredictedS
 	if !decided {
+		if p != nil && p[1]+tol > c.BudgetS {
+			// The prediction reaches past the budget: a sample that had
+			// not decided by then is what it allows.
+			return SampleVerdict{SampleCensored, true, fmt.Sprintf("did not decide within the budget %s, which the predicted %s reaches past", FormatSeconds(c.BudgetS), FormatRange(p[0], p[1]))}
+		}
 		return SampleVerdict{SampleOutside, false, "did not decide within the budget " + FormatSeconds(c.BudgetS)}
 	}
 	v := *s.Seconds
-	p := c.PredictedS
 	if p != nil && (v < p[0]-tol || v > p[1]+tol) {
 		return SampleVerdict{SampleOutside, false, fmt.Sprintf("decided after %s, outside the predicted %s (± %s)", FormatSeconds(v), FormatRange(p[0], p[1]), FormatSeconds(tol))}
 	}

@@ -108,3 +108,24 @@ func TestToleranceRecorded(t *testing.T) {
 		}
 	}
 }
+
+// TestCensoredPastTheBudget: a cell whose predicted range reaches past its
+// budget (a library's own timer of minutes, gated within 30 s) expects a
+// sample censored at the budget; one whose range ends well inside it does
+// not.
+func TestCensoredPastTheBudget(t *testing.T) {
+	censored := Sample{Reason: "budget"}
+	for _, tt := range []struct {
+		predicted [2]float64
+		agrees    bool
+	}{
+		{[2]float64{240, 360}, true},
+		{[2]float64{20, 31}, true},
+		{[2]float64{4, 6}, false},
+	} {
+		c := Cell{Kind: KindDetection, Expect: ExpectDetect, BudgetS: 30, PredictedS: &tt.predicted}
+		if v := c.JudgeSample(censored); v.Agrees != tt.agrees {
+			t.Errorf("predicted %v, budget 30 s: censored sample %+v, want agrees %v", tt.predicted, v, tt.agrees)
+		}
+	}
+}
