@@ -444,10 +444,11 @@ func forecastFromReturn(c *Cell, flt Fault, s *report.Sample) {
 	}
 }
 
-// returnBlur is how long before its stamped return a rebooted host may
-// already answer: the stamp follows the namespace's links, addresses and
-// the removal of its isolation, and a segment the watcher sends meanwhile
-// (a timer a few ms late) meets the new host.
+// returnBlur is how far from its stamped return a rebooted host's answer
+// is uncertain: the stamp follows the namespace's links, addresses and the
+// removal of its isolation, and a segment the watcher sends meanwhile (a
+// timer a few ms late or early against the model) may meet the new host,
+// or the isolation and be lost.
 const returnBlur = 30 * time.Millisecond
 
 // forecastSample is a sample's own forecast from the watched connection's
@@ -467,22 +468,27 @@ func forecastSample(c *Cell, flt Fault, path string, st tcprules.ConnState, inje
 		if ra, ok := flt.(resetAfterer); ok {
 			after, how = ra.ResetAfter(), fmt.Sprintf("; the path answers from %v after the fault on", ra.ResetAfter())
 		}
-		early := after
+		early, late := after, after
 		if r, ok := flt.(returner); ok {
 			if back, err := r.Returned(); err == nil && back > injectedNs {
 				after, how = time.Duration(back-injectedNs), fmt.Sprintf("; the path answered %.1f ms after the fault", float64(back-injectedNs)/1e6)
-				early = max(0, after-returnBlur)
+				early, late = max(0, after-returnBlur), after+returnBlur
 			}
 		}
 		fc, ok := rf.PredictResetAfter(st, after)
 		if !ok {
 			return nil
 		}
+		// A segment due within returnBlur of the stamped return may meet
+		// the new host or its isolation, whichever came first in fact:
+		// the window holds both outcomes.
 		if fe, ok := rf.PredictResetAfter(st, early); ok && fe.HiS < fc.LoS {
-			// A segment the watcher sent just before the stamp may already
-			// have met the returned host: the window holds both outcomes.
 			fc.LoS = fe.LoS
 			how += fmt.Sprintf(", or a segment sent within %v before that, reset at %.3f s", returnBlur, fe.AtS)
+		}
+		if fl, ok := rf.PredictResetAfter(st, late); ok && fl.LoS > fc.HiS {
+			fc.HiS = fl.HiS
+			how += fmt.Sprintf(", or, if the segment due then was dropped, the next, reset at %.3f s", fl.AtS)
 		}
 		fc.Rule += how
 		return &fc

@@ -111,9 +111,9 @@ func (r returnedAt) Returned() (int64, error)  { return r.back, nil }
 func (r returnedAt) ResetAfter() time.Duration { return time.Second }
 
 // TestForecastFromAReturn: a rebooted host's forecast counts from its
-// stamped return; when a segment due just before the stamp (within
-// returnBlur) may already have met the returned host, the window holds
-// that outcome too.
+// stamped return; when a segment due within returnBlur of the stamp may
+// have met the returned host or been lost before it, the window holds both
+// outcomes.
 func TestForecastFromAReturn(t *testing.T) {
 	c := &Cell{Detector: resetAt{}, Effect: EffectResetOnWrite}
 	st := tcprules.ConnState{Source: "tcp_info"}
@@ -125,6 +125,7 @@ func TestForecastFromAReturn(t *testing.T) {
 	}{
 		{"far from a segment", 1300 * time.Millisecond, 1.6, 1.6, 1.6},
 		{"a segment just before the stamp", 1610 * time.Millisecond, 1.6, 2.4, 2.4},
+		{"a segment just after the stamp", 1590 * time.Millisecond, 1.6, 1.6, 2.4},
 		{"still down: from its stated delay", 0, 1.6, 1.6, 1.6},
 	}
 	for _, tt := range tests {
