@@ -412,6 +412,18 @@ func killCgroup(dirs []string, freezer string, mu *sync.RWMutex, within time.Dur
 		return nil
 	}
 	deadline := time.Now().Add(within)
+	// Every process leaves real-time priority before it dies: a lab's
+	// agents exit at once, and dozens exiting at SCHED_FIFO (as a batch of
+	// labs torn down together does) keep both CPUs from every other task,
+	// softirqs' ksoftirqd included, for up to the kernel's RT runtime (the
+	// matrix's heart-beats saw no packet for a second in every lab).
+	for _, dir := range dirs {
+		for _, pid := range cgroupProcs(dir) {
+			if pid != os.Getpid() {
+				normalPriority(pid)
+			}
+		}
+	}
 	killed := false
 	for _, dir := range dirs {
 		if err := cgWrite(filepath.Join(dir, "cgroup.kill"), []byte("1")); err == nil {
@@ -476,6 +488,8 @@ func freezeKill(dir string, deadline time.Time) error {
 	self := os.Getpid()
 	for _, pid := range cgroupProcs(dir) {
 		if pid != self {
+			// Frozen, it cannot fork a thread the pass would miss.
+			normalPriority(pid)
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
