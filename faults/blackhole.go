@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/nftmatch"
 	"github.com/halfopen/halfopen/internal/topo"
 )
 
@@ -42,11 +43,11 @@ func dropEverything(lab *harness.Lab, tag string) (*ruleSet, int64, error) {
 		return nil, 0, err
 	}
 	pre := rs.chain("pre", nftablesPrerouting, nftablesRaw)
-	rs.drop(pre, matchIIF(topo.RouterPeerLink))
-	rs.drop(pre, matchIIF(topo.RouterWatchLink))
+	rs.drop(pre, nftmatch.IIF(topo.RouterPeerLink))
+	rs.drop(pre, nftmatch.IIF(topo.RouterWatchLink))
 	out := rs.chain("out", nftablesOutput, nftablesRaw)
-	rs.drop(out, matchOIF(topo.RouterPeerLink))
-	rs.drop(out, matchOIF(topo.RouterWatchLink))
+	rs.drop(out, nftmatch.OIF(topo.RouterPeerLink))
+	rs.drop(out, nftmatch.OIF(topo.RouterWatchLink))
 	at, err := rs.commit()
 	if err != nil {
 		return nil, 0, err

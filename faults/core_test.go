@@ -11,6 +11,7 @@ import (
 	"github.com/google/nftables/expr"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/nftmatch"
 	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 )
@@ -43,7 +44,7 @@ func countFlag(t *testing.T, lab *harness.Lab, name string, flag byte) *flagCoun
 		t.Fatal(err)
 	}
 	c := rs.chain("count", nftables.ChainHookForward, nftables.ChainPriorityFilter)
-	rs.rule(c, expr.VerdictAccept, matchTCP(), []expr.Any{
+	rs.rule(c, expr.VerdictAccept, nftmatch.TCP(), []expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{flag}, Xor: []byte{0}},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0}},

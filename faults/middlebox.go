@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/nftmatch"
 	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
@@ -69,13 +70,13 @@ func (f *MiddleboxStateLoss) Prepare(ctx context.Context, lab *harness.Lab, conn
 			&expr.Immediate{Register: 1, Data: addr[:]},
 			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegAddrMax: 1, FullyRandom: true},
 		}
-		rs.ruleNamed(post, "snat", snat, matchOIF(oif), matchAddr(true, from), matchTCP())
+		rs.ruleNamed(post, "snat", snat, nftmatch.OIF(oif), nftmatch.Addr(true, from), nftmatch.TCP())
 	} else {
 		fwd := rs.chain("fwd", nftablesForward, nftablesFilter)
 		accept := []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}
 		drop := []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}
 		rs.ruleNamed(fwd, "established", accept, matchCtState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED))
-		rs.ruleNamed(fwd, "new-syn", accept, matchCtState(expr.CtStateBitNEW), matchTCP(), matchSynOnly())
+		rs.ruleNamed(fwd, "new-syn", accept, matchCtState(expr.CtStateBitNEW), nftmatch.TCP(), matchSynOnly())
 		rs.ruleNamed(fwd, "new-not-syn", drop, matchCtState(expr.CtStateBitNEW))
 		rs.ruleNamed(fwd, "invalid", drop, matchCtState(expr.CtStateBitINVALID))
 	}

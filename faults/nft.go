@@ -6,12 +6,11 @@ import (
 	"net/netip"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
-	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/harness"
 	"github.com/halfopen/halfopen/internal/nftcount"
+	"github.com/halfopen/halfopen/internal/nftmatch"
 	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
 )
@@ -111,52 +110,6 @@ type Counters interface {
 	Counters() (packets, bytes uint64, err error)
 }
 
-func ifname(name string) []byte {
-	b := make([]byte, 16)
-	copy(b, name)
-	return b
-}
-
-// matchIIF matches packets that arrived on interface name.
-func matchIIF(name string) []expr.Any {
-	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(name)},
-	}
-}
-
-// matchOIF matches packets leaving through interface name.
-func matchOIF(name string) []expr.Any {
-	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(name)},
-	}
-}
-
-// matchAddr matches the IPv4 source (src true) or destination address
-// against a prefix.
-func matchAddr(src bool, p netip.Prefix) []expr.Any {
-	off := uint32(16)
-	if src {
-		off = 12
-	}
-	mask := binaryutil.BigEndian.PutUint32(^uint32(0) << (32 - p.Bits()))
-	addr := p.Masked().Addr().As4()
-	return []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: 4},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: []byte{0, 0, 0, 0}},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]},
-	}
-}
-
-// matchTCP matches TCP packets.
-func matchTCP() []expr.Any {
-	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
-	}
-}
-
 // silenceHost installs, on the router, drops for everything to or from
 // prefix: in prerouting at raw priority, before routing, so the router never
 // answers with an ICMP error, and in output, for the router's own packets
@@ -167,10 +120,10 @@ func silenceHost(lab *harness.Lab, tag string, p netip.Prefix) (*ruleSet, error)
 		return nil, err
 	}
 	pre := rs.chain("pre", nftables.ChainHookPrerouting, nftables.ChainPriorityRaw)
-	rs.drop(pre, matchAddr(true, p))
-	rs.drop(pre, matchAddr(false, p))
+	rs.drop(pre, nftmatch.Addr(true, p))
+	rs.drop(pre, nftmatch.Addr(false, p))
 	out := rs.chain("out", nftables.ChainHookOutput, nftables.ChainPriorityRaw)
-	rs.drop(out, matchAddr(false, p))
+	rs.drop(out, nftmatch.Addr(false, p))
 	return rs, nil
 }
 
@@ -220,17 +173,6 @@ func (r *ruleSet) counterOf(name string) (uint64, error) {
 	return packets, nil
 }
 
-// matchRandomBelow matches a packet with probability percent/100: a fresh
-// random number modulo 100, turned to network byte order so that "<"
-// compares numbers rather than bytes (as nft does for numgen).
-func matchRandomBelow(percent int) []expr.Any {
-	return []expr.Any{
-		&expr.Numgen{Register: 1, Modulus: 100, Type: unix.NFT_NG_RANDOM},
-		&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
-		&expr.Cmp{Op: expr.CmpOpLt, Register: 1, Data: binaryutil.BigEndian.PutUint32(uint32(percent))},
-	}
-}
-
 // pathDrops installs, on the router, silent drops of what arrives on the
 // ports named in from (prerouting at raw priority, before routing, so no
 // ICMP error is ever generated) and of the router's own packets (a
@@ -239,10 +181,10 @@ func matchRandomBelow(percent int) []expr.Any {
 func pathDrops(rs *ruleSet, from, to []string, match []expr.Any) {
 	pre := rs.chain("pre", nftablesPrerouting, nftablesRaw)
 	for _, name := range from {
-		rs.drop(pre, matchIIF(name), match)
+		rs.drop(pre, nftmatch.IIF(name), match)
 	}
 	out := rs.chain("out", nftablesOutput, nftablesRaw)
 	for _, name := range to {
-		rs.drop(out, matchOIF(name), match)
+		rs.drop(out, nftmatch.OIF(name), match)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/internal/nftmatch"
 	"github.com/halfopen/halfopen/internal/topo"
 )
 
@@ -32,7 +33,7 @@ func (f *RandomLoss) Inject(ctx context.Context, lab *harness.Lab, _ *harness.Co
 		return nil, 0, err
 	}
 	ports := []string{topo.RouterPeerLink, topo.RouterWatchLink}
-	pathDrops(rs, ports, ports, matchRandomBelow(f.Percent))
+	pathDrops(rs, ports, ports, nftmatch.RandomBelow(f.Percent))
 	at, err := rs.commit()
 	if err != nil {
 		return nil, 0, err

@@ -108,9 +108,10 @@ func TestStateAtFaultInFlight(t *testing.T) {
 }
 
 // TestInFlightForeignWatcher: a foreign watcher that writes its own
-// request (a library client) is caught with it unacknowledged, by polling
-// sock_diag while its peer delays the ACK; one that never writes makes
-// the in-flight sample an error that says so.
+// request (a library client) is caught with it unacknowledged, whether its
+// peer delays its ACK or acknowledges at once (quickack=1: the hold on the
+// router keeps the ACK from the watcher until the fault); one that never
+// writes makes the in-flight sample an error that says so.
 func TestInFlightForeignWatcher(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/python3"); err != nil {
 		t.Skip("python3 is not installed")
@@ -125,15 +126,17 @@ func TestInFlightForeignWatcher(t *testing.T) {
 	}
 	cells := runCells(t, harness.Options{},
 		harness.CellConfig{Detector: "external:cmd=" + requester + ",peer=self,privileged=true,user_timeout_ms=1500", Fault: "blackhole", Samples: 2, Budget: 4 * time.Second, Phase: tcprules.PhaseInFlight},
-		harness.CellConfig{Detector: "external:cmd=" + keepalive + ",idle=1s,intvl=1s,cnt=3", Fault: "blackhole", Samples: 1, Budget: 4 * time.Second, Phase: tcprules.PhaseInFlight})
-	for i, s := range cells[0].Record().Samples {
+		harness.CellConfig{Detector: "external:cmd=" + keepalive + ",idle=1s,intvl=1s,cnt=3", Fault: "blackhole", Samples: 1, Budget: 4 * time.Second, Phase: tcprules.PhaseInFlight},
+		harness.CellConfig{Detector: "external:cmd=" + requester + ",peer=self,privileged=true,user_timeout_ms=1500,quickack=1", Fault: "blackhole", Samples: 2, Budget: 4 * time.Second, Phase: tcprules.PhaseInFlight})
+	samples := append(cells[0].Record().Samples, cells[2].Record().Samples...)
+	for i, s := range samples {
 		b, _ := json.Marshal(s)
 		t.Logf("requester sample %d: %s", i, b)
 		if s.Error != "" {
 			t.Fatalf("sample %d: %s", i, s.Error)
 		}
-		if s.State == nil || s.State.Unacked == 0 || !strings.Contains(s.State.Note, "sock_diag first saw") {
-			t.Errorf("sample %d: state %+v, want the request unacknowledged at the fault", i, s.State)
+		if s.State == nil || s.State.Unacked == 0 || !strings.Contains(s.State.Note, "sock_diag first saw") || !strings.Contains(s.State.Note, "held on the router") {
+			t.Errorf("sample %d: state %+v, want the request unacknowledged at the fault, the peer's packets held", i, s.State)
 		}
 		// TCP_USER_TIMEOUT (1.5 s) ends it, at a retransmission timer
 		// (tcp_clamp_rto_to_user_timeout); the retransmission timer alone

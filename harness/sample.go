@@ -225,21 +225,11 @@ func aimFault(ctx context.Context, c *Cell, s *session, reader *connReader, rng 
 		}
 		fa.reading, fa.readErr = reader.read()
 	case c.Config.Phase == tcprules.PhaseInFlight:
-		// A foreign watcher writes its requests itself: the fault lands
-		// the moment one is unacknowledged (a server's delayed ACK takes
-		// ~40 ms; sock_diag is read every ms).
-		t, ok, werr := reader.waitFlow(ctx, s.Watcher, inFlightWait, inFlight)
-		if werr != nil {
-			return fa, werr
-		}
-		if !ok {
-			return fa, fmt.Errorf("the watcher had no request in flight within %v of connecting (it wrote nothing its peer left unacknowledged), so the in-flight phase cannot be measured", inFlightWait)
-		}
-		if fa.heal, fa.at, err = inject(); err != nil {
-			return fa, err
-		}
-		fa.note = fmt.Sprintf("the fault was injected %.1f ms after sock_diag first saw %d unacknowledged", float64(fa.at-t.atNs)/1e6, t.info.Unacked)
-		fa.reading, fa.readErr = reader.read()
+		// A foreign watcher writes its requests itself. The peer's packets
+		// to it are held on the router while the sample waits for one
+		// (holdFlow), so that the request is still unacknowledged when the
+		// fault lands, however late the machine lets the fault be injected.
+		return aimAtForeignRequest(ctx, c, s, reader, inject)
 	default:
 		if !s.Builtin {
 			// A foreign watcher may still be exchanging its first request:
@@ -264,6 +254,58 @@ func aimFault(ctx context.Context, c *Cell, s *session, reader *connReader, rng 
 		}
 		fa.reading, fa.readErr = reader.read()
 	}
+	return fa, nil
+}
+
+// aimAtForeignRequest lands the fault while a foreign watcher's request is
+// unacknowledged: it holds the flow's packets towards the watcher on the
+// router, waits until sock_diag (read every ms) sees data in flight, and
+// injects the fault. A silent fault goes in before the hold is released,
+// so that nothing the peer resends slips through between the two; a fault
+// whose peer sends a FIN or an RST goes in after it, so that the hold
+// does not drop that segment.
+func aimAtForeignRequest(ctx context.Context, c *Cell, s *session, reader *connReader, inject func() (Heal, int64, error)) (aimed, error) {
+	fa := aimed{source: sourceTCPInfo}
+	hold, err := holdFlow(s.Lab, reader.flow)
+	if err != nil {
+		return fa, err
+	}
+	heldNs := protocol.Now()
+	released := false
+	release := func(when string) error {
+		released = true
+		dropped, err := hold.release()
+		fa.note = fmt.Sprintf("the peer's packets to the watcher were held on the router for %.1f ms, until %s the fault (%d dropped), so that the request stayed unacknowledged; ", float64(protocol.Now()-heldNs)/1e6, when, dropped) + fa.note
+		return err
+	}
+	defer func() {
+		if !released {
+			_ = release("an error before")
+		}
+	}()
+	t, ok, err := reader.waitFlow(ctx, s.Watcher, inFlightWait, inFlight)
+	if err != nil {
+		return fa, err
+	}
+	if !ok {
+		return fa, fmt.Errorf("the watcher had no request in flight within %v of connecting (it wrote nothing, though its peer's answers were held), so the in-flight phase cannot be measured", inFlightWait)
+	}
+	silent := c.Fault.Effect() == EffectSilent
+	if !silent {
+		if err := release("just before"); err != nil {
+			return fa, err
+		}
+	}
+	if fa.heal, fa.at, err = inject(); err != nil {
+		return fa, err
+	}
+	fa.note += fmt.Sprintf("the fault was injected %.1f ms after sock_diag first saw %d unacknowledged", float64(fa.at-t.atNs)/1e6, t.info.Unacked)
+	if silent {
+		if err := release("just after"); err != nil {
+			return fa, err
+		}
+	}
+	fa.reading, fa.readErr = reader.read()
 	return fa, nil
 }
 

@@ -5,7 +5,10 @@ Watcher (side client): dials, says connected, exchanges one ping/pong (so
 that its peer's kernel leaves quick-ACK mode and delays its ACKs, as a
 server does), then writes a request and blocks reading its answer, with
 TCP_USER_TIMEOUT set from HALFOPEN_CONFIG user_timeout_ms (default 1500).
-Its peer (peer=self) answers the ping and then reads without answering.
+Its peer (peer=self) answers the ping and then reads without answering;
+with HALFOPEN_CONFIG quickack=1 it acknowledges every segment at once
+(TCP_QUICKACK before each read), as a server that answers at once would,
+so that no delayed ACK leaves the request unacknowledged for long.
 """
 import json
 import os
@@ -51,8 +54,12 @@ def main():
         f = conn.makefile("rb")
         f.readline()
         conn.sendall(b"pong\n")
-        while conn.recv(65536):
-            pass
+        quick = config.get("quickack") == "1"
+        while True:
+            if quick:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+            if not conn.recv(65536):
+                break
         while True:
             time.sleep(3600)
     emit("hello", protocol=1, name="request-watcher", predicted_s=[0, ut / 1000 + 0.5])

@@ -1,0 +1,105 @@
+package harness
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+
+	"github.com/halfopen/halfopen/internal/nftcount"
+	"github.com/halfopen/halfopen/internal/nftmatch"
+	"github.com/halfopen/halfopen/internal/topo"
+)
+
+// holdTable is the router's nftables table of a hold, apart from the
+// faults' own ("halfopen"), so that neither removes the other's chains.
+const holdTable = "halfopen-hold"
+
+// flowHold drops, on the router, every packet of the watched flow on its
+// way to the watcher: the peer's ACKs and answers. A sample aimed at the
+// in-flight phase with a foreign watcher holds its flow while it waits for
+// the watcher's request, so that the request stays unacknowledged until
+// the fault lands (on veth the peer acknowledges within µs, or within the
+// ~40 ms of a delayed ACK, which a loaded machine can miss).
+type flowHold struct {
+	host   *Host
+	conn   *nftables.Conn
+	table  *nftables.Table
+	chains []*nftables.Chain
+	flow   flow
+}
+
+// holdFlow installs the hold: a forward chain for the peer's packets and an
+// output chain for the router's own (a Toxiproxy on the router is the
+// watcher's peer then), both at raw priority.
+func holdFlow(lab *Lab, f flow) (*flowHold, error) {
+	host := lab.Host(topo.Router)
+	if host == nil {
+		return nil, fmt.Errorf("lab %s: the router is gone", lab.ID)
+	}
+	conn, err := host.Nft()
+	if err != nil {
+		return nil, err
+	}
+	h := &flowHold{host: host, conn: conn, flow: f}
+	h.table = conn.AddTable(&nftables.Table{Name: holdTable, Family: nftables.TableFamilyIPv4})
+	match := f.towardsWatcher()
+	policy := nftables.ChainPolicyAccept
+	for _, hook := range []*nftables.ChainHook{nftables.ChainHookForward, nftables.ChainHookOutput} {
+		c := conn.AddChain(&nftables.Chain{
+			Name: "hold-" + hookName(hook), Table: h.table, Hooknum: hook,
+			Priority: nftables.ChainPriorityRaw, Type: nftables.ChainTypeFilter, Policy: &policy,
+		})
+		exprs := append(append([]expr.Any(nil), match...), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})
+		conn.AddRule(&nftables.Rule{Table: h.table, Chain: c, Exprs: exprs, UserData: []byte("halfopen:hold")})
+		h.chains = append(h.chains, c)
+	}
+	if err := conn.Flush(); err != nil {
+		return nil, fmt.Errorf("hold the flow %s on the router: %w", f, err)
+	}
+	return h, nil
+}
+
+func hookName(h *nftables.ChainHook) string {
+	if *h == *nftables.ChainHookForward {
+		return "forward"
+	}
+	return "output"
+}
+
+// towardsWatcher matches the flow's packets from its remote end to the
+// watcher; an address or port the flow leaves open matches any.
+func (f flow) towardsWatcher() []expr.Any {
+	m := nftmatch.TCP()
+	if f.remote.Addr().IsValid() {
+		m = append(m, nftmatch.Addr(true, netip.PrefixFrom(f.remote.Addr(), 32))...)
+	}
+	if f.local.Addr().IsValid() {
+		m = append(m, nftmatch.Addr(false, netip.PrefixFrom(f.local.Addr(), 32))...)
+	}
+	if f.remote.Port() != 0 {
+		m = append(m, nftmatch.Port(true, f.remote.Port())...)
+	}
+	if f.local.Port() != 0 {
+		m = append(m, nftmatch.Port(false, f.local.Port())...)
+	}
+	return m
+}
+
+// release removes the hold and returns how many packets it dropped. A
+// router already gone (a lab torn down) holds nothing any more.
+func (h *flowHold) release() (dropped uint64, err error) {
+	if h.host.lab.Host(topo.Router) == nil {
+		return 0, nil
+	}
+	dropped, _, cerr := nftcount.Sum(h.conn, h.table, nil, h.chains...)
+	h.conn.DelTable(h.table)
+	if err := h.conn.Flush(); err != nil {
+		return dropped, fmt.Errorf("release the hold on %s: %w", h.flow, err)
+	}
+	if cerr != nil {
+		return dropped, fmt.Errorf("the hold on %s: %w", h.flow, cerr)
+	}
+	return dropped, nil
+}
