@@ -10,10 +10,11 @@ import (
 
 // retransmitPrediction is the detection range of a detector that writes
 // every `every` and learns of death when the kernel gives up retransmitting
-// (tcprules.RetransmitRange with the veth lab's 204 ms RTO): the first byte
-// left unacknowledged is written within `every` of the death (+50 ms).
+// (tcprules.RetransmitRange with a veth lab's RTO, tcprules.RTOFast: 204 ms
+// at HZ 250): the first byte left unacknowledged is written within `every`
+// of the death (+50 ms).
 func retransmitPrediction(retries2 int, every time.Duration) harness.Prediction {
-	r := tcprules.RetransmitRange(retries2, tcprules.RTOFast)
+	r := tcprules.RetransmitRange(retries2, tcprules.RTOFast())
 	r.Hi += every + 50*time.Millisecond
 	r.Rule += ", which goes within `every` of the death (+50 ms)"
 	return prediction(r, "ETIMEDOUT")

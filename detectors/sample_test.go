@@ -10,9 +10,10 @@ import (
 )
 
 // idleState is an idle connection: last data received recv seconds and
-// last data sent sent seconds before the fault, on a veth lab.
+// last data sent sent seconds before the fault, on a veth lab (tcpi_rto
+// RTOFast, 204 ms at HZ 250).
 func idleState(recv, sent float64) tcprules.ConnState {
-	return tcprules.ConnState{TCPState: "ESTABLISHED", SinceDataRecvS: recv, SinceAckRecvS: recv, SinceDataSentS: sent, RTOS: 0.204}
+	return tcprules.ConnState{TCPState: "ESTABLISHED", SinceDataRecvS: recv, SinceAckRecvS: recv, SinceDataSentS: sent, RTOS: tcprules.RTOFast().Seconds()}
 }
 
 // inFlight is a connection with one small request unacknowledged, sent
@@ -159,7 +160,7 @@ func TestSampleForecastsLieInTheCellRange(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := d.Predict()
-		for ago := time.Duration(0); ago < tc.span; ago += tcprules.Jiffy {
+		for ago := time.Duration(0); ago < tc.span; ago += tcprules.KernelTick().Jiffy() {
 			st := idleState(ago.Seconds(), ago.Seconds())
 			f, ok := d.(harness.SamplePredictor).PredictSample(st, harness.EffectSilent)
 			if !ok || f.Never {

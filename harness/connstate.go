@@ -245,9 +245,10 @@ func (t tcpReading) lastExchange() int64 {
 }
 
 // captureTolerance is how far the capture's instants may be from
-// TCP_INFO's and still agree: TCP_INFO counts in jiffies (4 ms at HZ 250),
-// and the capture sees a packet on the router, a veth hop away.
-const captureTolerance = 10 * time.Millisecond
+// TCP_INFO's and still agree: TCP_INFO counts in jiffies of the running
+// kernel (tcprules.KernelTick: 4 ms at HZ 250, 10 ms at HZ 100), and the
+// capture sees a packet on the router, a veth hop away (6 ms allowed).
+func captureTolerance() time.Duration { return tcprules.KernelTick().Jiffy() + 6*time.Millisecond }
 
 // crossCheck compares a state read from TCP_INFO at readNs (seconds since,
 // measured back from atNs) with what the router's capture saw of the flow
@@ -265,7 +266,7 @@ func crossCheck(st *tcprules.ConnState, events []capture.Event, f flow, atNs, re
 			return
 		}
 		capS := protocol.Seconds(atNs - lastNs)
-		if d := capS - tcpInfoS; d > captureTolerance.Seconds() || d < -captureTolerance.Seconds() {
+		if d := capS - tcpInfoS; d > captureTolerance().Seconds() || d < -captureTolerance().Seconds() {
 			diffs = append(diffs, fmt.Sprintf("%s %.3f s before the fault by the capture, %.3f s by TCP_INFO", what, capS, tcpInfoS))
 		}
 	}

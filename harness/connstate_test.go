@@ -48,9 +48,10 @@ func TestStateAtFaultIdle(t *testing.T) {
 		if st.Unacked != 0 || s.Phase != tcprules.PhaseIdle {
 			t.Errorf("sample %d: %d unacknowledged, phase %q; want an idle connection", i, st.Unacked, s.Phase)
 		}
-		// TCP_INFO counts in jiffies (4 ms at HZ 250); the fault lands a
-		// little after the drawn idle (the nftables call).
-		if d := st.SinceDataRecvS - s.IdleS; d < -0.006 || d > 0.030 {
+		// TCP_INFO counts in jiffies (tcprules.KernelTick: 4 ms at HZ
+		// 250), + 2 ms; the fault lands a little after the drawn idle (the
+		// nftables call).
+		if d := st.SinceDataRecvS - s.IdleS; d < -(tcprules.KernelTick().Jiffy()+2*time.Millisecond).Seconds() || d > 0.030 {
 			t.Errorf("sample %d: last data received %.4f s before the fault, drawn idle %.4f s", i, st.SinceDataRecvS, s.IdleS)
 		}
 		if !strings.Contains(st.Source, "capture") {

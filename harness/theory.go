@@ -156,7 +156,7 @@ const theorySlack = 50 * time.Millisecond
 // resentBy is when a segment first lost at t0 is resent at or after t0 +
 // silence, on a veth lab's RTO (tcprules.ResendAfter from RTOFast).
 func resentBy(silence time.Duration) time.Duration {
-	return tcprules.ResendAfter(silence, tcprules.RTOFast)
+	return tcprules.ResendAfter(silence, tcprules.RTOFast())
 }
 
 // disturbanceTheory says what a detector does when a transient fault

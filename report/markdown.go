@@ -281,6 +281,7 @@ func writeMarkdownEnvironment(b *strings.Builder, r *Report) {
 	row("seed", fmt.Sprint(r.Seed))
 	row("shard", r.Shard)
 	row("kernel", r.Environment.Kernel)
+	row("forecast tick", r.Environment.ForecastTick().String())
 	row("go", r.Environment.Go)
 	row("halfopen", r.Environment.Halfopen)
 	if r.Environment.CPUs > 0 {

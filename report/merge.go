@@ -18,8 +18,10 @@ import (
 // share of errors is at most its quantile, so in the union too), and every
 // different account of idle CPUs; Started is the earliest, Complete is
 // true only if every shard is complete, and Shard is empty. The QoS of
-// a merged cell is recomputed. Different schemas or a sysctl set to different values are an
-// *InputError. The inputs are not modified.
+// a merged cell is recomputed. Different schemas, a sysctl set to
+// different values, or forecasts counted in different kernel ticks
+// (Environment.ForecastTick) are an *InputError. The inputs are not
+// modified.
 func Merge(reports ...*Report) (*Report, error) {
 	if len(reports) == 0 {
 		return nil, &InputError{Msg: "merge needs at least one report"}
@@ -61,6 +63,9 @@ func Merge(reports ...*Report) (*Report, error) {
 			}
 		}
 		if i > 0 {
+			if a, b := out.Environment.ForecastTick(), r.Environment.ForecastTick(); a.HZ != b.HZ {
+				return nil, &InputError{Msg: fmt.Sprintf("report %d forecast in a %d Hz kernel tick, the reports before it in %d Hz, so they are not shards of one run", i+1, b.HZ, a.HZ)}
+			}
 			mergeEnvironment(&out.Environment, &r.Environment)
 		}
 		out.Complete = out.Complete && r.Complete
@@ -104,9 +109,13 @@ func mergePrivilege(dst, src *Environment) {
 }
 
 // mergeEnvironment adds src's wall time, pool, calibration, idle CPUs and
-// privilege to dst's (see Merge).
+// privilege to dst's, and its tick where dst recorded none (see Merge).
 func mergeEnvironment(dst, src *Environment) {
 	mergePrivilege(dst, src)
+	if dst.Tick == nil && src.Tick != nil {
+		t := *src.Tick
+		dst.Tick = &t
+	}
 	dst.WallS += src.WallS
 	dst.Pool = max(dst.Pool, src.Pool)
 	if src.CPUIdle != "" && !strings.Contains(dst.CPUIdle, src.CPUIdle) {

@@ -187,6 +187,9 @@ func badNumber(v float64) bool { return v < 0 || math.IsNaN(v) || math.IsInf(v, 
 // validate returns the JSON path of the first value that breaks the
 // contract and one clause saying why, or an empty message.
 func validate(r *Report) ([]any, string) {
+	if t := r.Environment.Tick; t != nil && t.HZ <= 0 {
+		return []any{"environment", "tick"}, fmt.Sprintf("environment.tick.hz is %d, not a tick rate", t.HZ)
+	}
 	if q := r.Environment.CalibrationErrorMs; q != nil {
 		if badNumber(q.P50) || badNumber(q.P99) || badNumber(q.Max) || q.N < 0 {
 			return []any{"environment", "calibration_error_ms"}, "environment.calibration_error_ms has a negative value"

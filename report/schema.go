@@ -121,6 +121,11 @@ type Environment struct {
 	Halfopen string `json:"halfopen"`
 	CPUs     int    `json:"cpus,omitempty"`
 	Pool     int    `json:"pool,omitempty"` // labs run at once (the most, when sized by measurement)
+	// Tick is the kernel tick the forecasts counted in (tcprules.KernelTick):
+	// CONFIG_HZ, and whether it was read from the kernel's configuration
+	// or assumed. Reports written before it was recorded have none; their
+	// forecasts counted in a fixed 250 Hz (ForecastTick).
+	Tick *tcprules.Tick `json:"tick,omitempty"`
 	// CPUIdle says how idle CPUs waited during the run: "polling" while
 	// the harness held a PM QoS request of 0 µs, or "halting" and why not.
 	CPUIdle string `json:"cpu_idle,omitempty"`
@@ -156,6 +161,20 @@ type Environment struct {
 	// map for the whole run, role prefixed ("watcher/net.ipv4.tcp_retries2").
 	// It is read from old reports and never written; Cell.Sysctls replaces it.
 	Sysctls map[string]string `json:"sysctls,omitempty"`
+}
+
+// legacyHZ is the tick rate halfopen's rules were fixed at before they
+// read the running kernel's.
+const legacyHZ = 250
+
+// ForecastTick is the kernel tick the report's forecasts counted in: the
+// one recorded, or, in a report written before it was recorded, the
+// 250 Hz the rules were then fixed at.
+func (e *Environment) ForecastTick() tcprules.Tick {
+	if e.Tick != nil {
+		return *e.Tick
+	}
+	return tcprules.Tick{HZ: legacyHZ, Source: "not recorded; halfopen then counted every forecast in a fixed 250 Hz", Assumed: true}
 }
 
 // Privilege is how a run was privileged: as root, or as root of a user

@@ -218,6 +218,10 @@ func cloneEnvironment(e Environment) Environment {
 		c.CalibrationErrorMs = &q
 	}
 	c.Calibration = append([]CalibrationProbe(nil), e.Calibration...)
+	if e.Tick != nil {
+		t := *e.Tick
+		c.Tick = &t
+	}
 	if e.Privilege != nil {
 		p := *e.Privilege
 		p.Degraded = append([]string(nil), e.Privilege.Degraded...)

@@ -159,12 +159,12 @@ const delackMax = 200 * time.Millisecond
 // inFlight is the cell range of a role with its request unacknowledged at
 // the fault, from the per-sample rule (PredictSample) over the states the
 // fault can meet: the request sent from 0 to delackMax before it, on a
-// fast link (tcpi_rto 204 ms). false when the role declares no kernel
-// settings for its config.
+// fast link (tcpi_rto tcprules.RTOFast, 204 ms at HZ 250). false when the
+// role declares no kernel settings for its config.
 func (d *roleDetector) inFlight() (harness.Prediction, bool) {
 	var p harness.Prediction
 	for i, sent := range []time.Duration{0, delackMax} {
-		st := tcprules.ConnState{TCPState: "ESTABLISHED", Unacked: 1, RTOS: tcprules.RTOFast.Seconds(),
+		st := tcprules.ConnState{TCPState: "ESTABLISHED", Unacked: 1, RTOS: tcprules.RTOFast().Seconds(),
 			SinceDataSentS: sent.Seconds(), SinceDataRecvS: sent.Seconds(), SinceAckRecvS: sent.Seconds()}
 		f, ok := d.PredictSample(st, harness.EffectSilent)
 		if !ok {

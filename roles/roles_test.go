@@ -151,8 +151,8 @@ func TestRoleRefusesBadDeclarations(t *testing.T) {
 // 412–416 ms after the send, the last re-arms up to a wheel step (256 ms)
 // late, or after tcp_retries2 = 15, t1 + 928.5 s).
 func TestRolePredictSample(t *testing.T) {
-	idle := tcprules.ConnState{TCPState: "ESTABLISHED", SinceDataSentS: 0.5, SinceDataRecvS: 0.5, SinceAckRecvS: 0.5, RTOS: 0.204}
-	inFlight := tcprules.ConnState{TCPState: "ESTABLISHED", Unacked: 1, SinceDataSentS: 0.02, SinceDataRecvS: 0.1, SinceAckRecvS: 0.1, RTOS: 0.204}
+	idle := tcprules.ConnState{TCPState: "ESTABLISHED", SinceDataSentS: 0.5, SinceDataRecvS: 0.5, SinceAckRecvS: 0.5, RTOS: tcprules.RTOFast().Seconds()}
+	inFlight := tcprules.ConnState{TCPState: "ESTABLISHED", Unacked: 1, SinceDataSentS: 0.02, SinceDataRecvS: 0.1, SinceAckRecvS: 0.1, RTOS: tcprules.RTOFast().Seconds()}
 	tests := []struct {
 		name      string
 		detector  string

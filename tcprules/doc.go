@@ -7,7 +7,8 @@
 // The harness's built-in detectors predict with them, and so do the Go
 // roles of library gates (package gate): one implementation of each rule.
 // Nothing here sleeps or touches a socket; the arithmetic is unit-tested
-// against the worked table of the kernel's rules.
+// against the worked table of the kernel's rules, at HZ 250 and at the
+// other tick rates where the rules' outcome differs.
 //
 // Two kinds of rule:
 //
@@ -26,7 +27,13 @@
 //     armed before the fault was filed at) is swept, and a Forecast's AtS
 //     is the middle of the window [LoS, HiS] the sweep gives.
 //
-// The kernel's clock is HZ = 250 (CONFIG_HZ of the lab's kernel, checked
-// by TestHZ where /proc/config.gz is readable); a kernel with another HZ
-// needs the constant changed.
+// The rules count in the running kernel's jiffies: KernelTick reads
+// CONFIG_HZ once from the kernel's configuration (/proc/config.gz, else
+// /boot/config-RELEASE), all the package ever reads, and says whether it
+// was read or, where neither file says, DefaultHZ assumed. HZ decides
+// a forecast's jiffy rounding (a 1 s timer is 250 j at HZ 250 and 1000 j
+// at HZ 1000, so filed at another wheel level and late by another step)
+// and the fast link's RTO (RTOFast: 204 ms at HZ 250, 201 ms at HZ 1000,
+// 210 ms at HZ 100). A report records the tick its forecasts used
+// (report.Environment.Tick).
 package tcprules

@@ -5,22 +5,13 @@ import (
 	"time"
 )
 
-// The kernel's clock and retransmission constants, as on the lab's kernel
-// (/work/shared/KERNEL-RULES.md, "This machine"; /proc/config.gz says
-// CONFIG_HZ=250, and TestHZ checks it where the config is readable).
+// The kernel's retransmission constants (include/net/tcp.h; KERNEL-RULES
+// §2), the same at every tick rate. The tick itself is the running
+// kernel's (KernelTick).
 const (
-	// HZ is the kernel's tick rate (CONFIG_HZ): every timer below counts
-	// in jiffies of 1/HZ s.
-	HZ = 250
-	// Jiffy is one tick, 4 ms at HZ 250.
-	Jiffy = time.Second / HZ
 	// RTOMin is TCP_RTO_MIN (include/net/tcp.h), the floor of rttvar in
 	// the RTO and the constant base of tcp_model_timeout().
 	RTOMin = 200 * time.Millisecond
-	// RTOFast is the RTO on a fast link (srtt ≤ 1 j): srtt + rttvar
-	// rounded up to jiffies, 51 j = 204 ms (tcp_input.c tcp_set_rto
-	// ~L1142), what tcpi_rto reads on a veth lab.
-	RTOFast = RTOMin + Jiffy
 	// RTOMax is TCP_RTO_MAX (tcp_rto_max_ms 120000), the cap of the
 	// doubling RTO.
 	RTOMax = 120 * time.Second
@@ -33,6 +24,13 @@ const (
 	// where a rule is not told the namespace's value.
 	DefaultRetries2 = 15
 )
+
+// RTOFast is the RTO on a fast link (srtt ≤ 1 j) on the running kernel:
+// srtt + rttvar, rttvar at its floor RTOMin, rounded up to jiffies
+// (tcp_input.c tcp_set_rto ~L1142): RTOMin plus one jiffy, 51 j = 204 ms
+// at HZ 250 (what tcpi_rto reads on a veth lab), 201 ms at HZ 1000,
+// 210 ms at HZ 100.
+func RTOFast() time.Duration { return KernelTick().rtoFast() }
 
 // Range is the span after a fault in which a rule puts a detection, for
 // a cell's summary and for roles that predict without per-sample state.
@@ -124,14 +122,16 @@ func Budget(retries2 int, rtoMax time.Duration) time.Duration {
 // (kernel/time/timer.c calc_wheel_index L542): it is filed at the level
 // whose slots hold its expiry and fires at the next slot boundary, up to
 // one slot late; slots are 8^level jiffies, levels start at 63·8^(level−1).
-func wheelStep(d time.Duration) time.Duration {
-	return time.Duration(wheelGran(int64(d/Jiffy))) * Jiffy
+func (t Tick) wheelStep(d time.Duration) time.Duration {
+	j, _ := t.floor(d)
+	return t.dur(wheelGran(j))
 }
 
 // RetransmitRange is when the kernel gives up retransmitting data in
 // flight (tcp_retransmit_timer L531–686, tcp_write_timeout L241–304;
 // KERNEL-RULES §2), counted from the send of the first segment never
-// acknowledged, for an RTO of rto (tcpi_rto; RTOFast on a veth lab): the
+// acknowledged, for an RTO of rto (tcpi_rto; RTOFast on a veth lab), on
+// the running kernel's tick (its wheel's steps are jiffies): the
 // budget B(retries2) runs from the first RTO resend t1 (retrans_stamp,
 // tcp_output.c tcp_retransmit_skb ~L3648), which comes rto after the send
 // or after a tail-loss probe, and the kernel gives up at the first firing
@@ -141,6 +141,10 @@ func wheelStep(d time.Duration) time.Duration {
 // short of B when the RTO is not the 204 ms model's, measured once in
 // about 40 retries2=2 samples: 5.16 s).
 func RetransmitRange(retries2 int, rto time.Duration) Range {
+	return KernelTick().retransmitRange(retries2, rto)
+}
+
+func (t Tick) retransmitRange(retries2 int, rto time.Duration) Range {
 	model := Budget(retries2, RTOMax)
 	var nominal, late []time.Duration // since the first RTO firing
 	var sumN, sumL time.Duration
@@ -148,7 +152,7 @@ func RetransmitRange(retries2 int, rto time.Duration) Range {
 	for len(nominal) == 0 || nominal[len(nominal)-1] < model {
 		iv = min(2*iv, RTOMax)
 		sumN += iv
-		sumL += iv + wheelStep(iv)
+		sumL += iv + t.wheelStep(iv)
 		nominal, late = append(nominal, sumN), append(late, sumL)
 	}
 	// The earliest firing that can reach the model with late timers, and
@@ -161,9 +165,9 @@ func RetransmitRange(retries2 int, rto time.Duration) Range {
 		}
 	}
 	lo := rto + nominal[first]
-	hi := RTOMin + rto + wheelStep(rto) + late[len(late)-1]
+	hi := RTOMin + rto + t.wheelStep(rto) + late[len(late)-1]
 	next := min(2*iv, RTOMax)
-	hi += next + wheelStep(next)
+	hi += next + t.wheelStep(next)
 	return Range{
 		Lo: lo, Hi: hi,
 		Rule: fmt.Sprintf("tcp_write_timeout()/retransmits_timed_out() (tcp_timer.c L213–304): with tcp_retries2=%d tcp_model_timeout() (L186–199) is %s (the default 15: 924.6 s), counted from the first RTO resend (rto %s after the send, or after a tail-loss probe; tcp_output.c tcp_retransmit_skb ~L3648) and checked only when the doubling RTO timer fires: the kernel gives up %s–%s after the first unacknowledged segment",

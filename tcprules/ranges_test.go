@@ -1,37 +1,10 @@
 package tcprules
 
 import (
-	"bufio"
-	"compress/gzip"
-	"os"
 	"strings"
 	"testing"
 	"time"
 )
-
-// TestHZ checks the tick rate the rules assume against the running
-// kernel's configuration, where it can be read.
-func TestHZ(t *testing.T) {
-	f, err := os.Open("/proc/config.gz")
-	if err != nil {
-		t.Skipf("the kernel's configuration is not readable (%v), so HZ=%d stays an assumption", err, HZ)
-	}
-	defer f.Close()
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatalf("read /proc/config.gz: %v", err)
-	}
-	sc := bufio.NewScanner(z)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "CONFIG_HZ="); ok {
-			if v != "250" {
-				t.Fatalf("this kernel has CONFIG_HZ=%s; the rules assume %d", v, HZ)
-			}
-			return
-		}
-	}
-	t.Fatalf("no CONFIG_HZ in /proc/config.gz (%v)", sc.Err())
-}
 
 // TestBudget checks tcp_model_timeout() against KERNEL-RULES §2's figures.
 func TestBudget(t *testing.T) {
@@ -71,10 +44,11 @@ func TestRanges(t *testing.T) {
 		{"keepalive+U 1/1, U 3 s: k 2", KeepaliveUserTimeoutRange(s, s, 3*s), 2 * s, 3*s + 3*s/8},
 		{"keepalive+U 5/1, U 1 s: k 1", KeepaliveUserTimeoutRange(5*s, s, s), s, 6*s + 6*s/8},
 		{"user timeout 2 s, 200 ms writes", UserTimeoutRange(2*s, 200*time.Millisecond), 2 * s, 2800 * time.Millisecond},
-		// The model's 924.6 s, reached at the firing 928.488 s after the
-		// first retransmission, itself 204 ms after the send.
-		{"retries2 15", RetransmitRange(15, RTOFast), 928692 * time.Millisecond, 0},
-		{"retries2 2", RetransmitRange(2, RTOFast), 3060 * time.Millisecond, 6880 * time.Millisecond},
+		// At HZ 250 (RTO 204 ms): the model's 924.6 s, reached at the
+		// firing 928.488 s after the first retransmission, itself 204 ms
+		// after the send. Other tick rates: TestRulesAtOtherHZ.
+		{"retries2 15", hz250.retransmitRange(15, hz250.rtoFast()), 928692 * time.Millisecond, 0},
+		{"retries2 2", hz250.retransmitRange(2, hz250.rtoFast()), 3060 * time.Millisecond, 6880 * time.Millisecond},
 	} {
 		if tc.r.Lo != tc.lo || (tc.hi != 0 && tc.r.Hi != tc.hi) {
 			t.Errorf("%s: [%v, %v], want [%v, %v]", tc.name, tc.r.Lo, tc.r.Hi, tc.lo, tc.hi)
@@ -83,14 +57,15 @@ func TestRanges(t *testing.T) {
 			t.Errorf("%s: rule %q cites no kernel source", tc.name, tc.r.Rule)
 		}
 	}
-	// Up to 20 s of late timers and one more capped firing: under 1080 s.
-	if hi := RetransmitRange(15, RTOFast).Hi; hi > 1080*s {
+	// Up to 20 s of late timers and one more capped firing: under 1080 s
+	// (HZ 250).
+	if hi := hz250.retransmitRange(15, hz250.rtoFast()).Hi; hi > 1080*s {
 		t.Errorf("retries2=15: Hi %v, want < 1080 s", hi)
 	}
 }
 
-// TestResendAfter: the doubling timer's expiries from 204 ms are 0.204,
-// 0.612, 1.428, 3.06 s, ...
+// TestResendAfter: the doubling timer's expiries from 204 ms (RTOFast at
+// HZ 250) are 0.204, 0.612, 1.428, 3.06 s, ...
 func TestResendAfter(t *testing.T) {
 	for _, tc := range []struct{ silence, want time.Duration }{
 		{0, 0},
@@ -99,7 +74,7 @@ func TestResendAfter(t *testing.T) {
 		{time.Second, 1428 * time.Millisecond},
 		{3 * time.Second, 3060 * time.Millisecond},
 	} {
-		if got := ResendAfter(tc.silence, RTOFast); got != tc.want {
+		if got := ResendAfter(tc.silence, hz250.rtoFast()); got != tc.want {
 			t.Errorf("ResendAfter(%v) = %v, want %v", tc.silence, got, tc.want)
 		}
 	}

@@ -19,40 +19,39 @@ import (
 // stay positive, and a multiple of every wheel step that matters.
 const origin = int64(1) << 40
 
-// msPerJiffy converts the jiffy differences the kernel compares with
-// millisecond limits (retransmits_timed_out).
-const msPerJiffy = int64(Jiffy / time.Millisecond)
-
-// jiffiesAgo is a tcpi_last_* or tcp_info duration in whole jiffies: the
-// kernel reports jiffies_to_msecs of a jiffy difference.
-func jiffiesAgo(seconds float64) int64 { return int64(math.Round(seconds * HZ)) }
-
-// ceilJiffies is msecs_to_jiffies: a duration rounded up to jiffies.
-func ceilJiffies(d time.Duration) int64 { return int64((d + Jiffy - 1) / Jiffy) }
-
 // alignments are the fault jiffy's residues modulo the largest wheel step
 // a chain with timers up to maxDelta jiffies meets, at most 1024 of them;
 // or, when the wheel's jiffy at the fault was read, its residue and its
 // neighbours (a tcpi_last_* value or a firing may sit one jiffy off).
+// Where the step is larger than 1024 j (timers of 129 s and more at HZ
+// 250, of 32 s and more at HZ 1000: a capped RTO), the 1024 residues are
+// k·(stride+1) for k < 1024, stride = step/1024: spread across the step,
+// and, stride+1 being odd, every residue modulo each finer step (8, 64,
+// 512 j) among them, where a plain stride would keep only its multiples.
 func alignments(maxDelta, wheelJiffy int64) []int64 {
 	g := wheelGran(maxDelta)
 	if wheelJiffy > 0 {
 		return []int64{(wheelJiffy - 1) % g, wheelJiffy % g, (wheelJiffy + 1) % g}
 	}
-	stride := max(1, g/1024)
-	var out []int64
-	for a := int64(0); a < g; a += stride {
-		out = append(out, a)
+	const most = 1024
+	n, p := g, int64(1)
+	if g > most {
+		n, p = most, g/most+1
 	}
-	if out[len(out)-1] != g-1 {
+	out := make([]int64, 0, n+1)
+	for k := range n {
+		out = append(out, k*p%g)
+	}
+	if p > 1 {
 		out = append(out, g-1)
 	}
 	return out
 }
 
 // span gathers, in seconds after the fault, where a rule's chain ends
-// over the unknowns it sweeps.
+// over the unknowns it sweeps, on a kernel of tick tk.
 type span struct {
+	tk     Tick
 	lo, hi float64
 	set    bool
 }
@@ -70,12 +69,12 @@ func (s *span) addRange(lo, hi float64) {
 // add records a timer firing j jiffies after the fault's: the fault lies
 // somewhere inside its jiffy, so the firing comes (j−1, j] jiffies after
 // it (KERNEL-RULES §4, "± 1 j for where the start falls within its tick").
-func (s *span) add(j int64) { s.addRange(float64(j-1)/HZ, float64(j)/HZ) }
+func (s *span) add(j int64) { s.addRange(s.tk.seconds(j-1), s.tk.seconds(j)) }
 
 // addWrite records an application write x after the fault, dated from a
 // tcpi_last_* value: ± 1 j.
 func (s *span) addWrite(x time.Duration) {
-	s.addRange((x - Jiffy).Seconds(), (x + Jiffy).Seconds())
+	s.addRange((x - s.tk.Jiffy()).Seconds(), (x + s.tk.Jiffy()).Seconds())
 }
 
 // forecast turns the span into a Forecast: AtS is the window's middle.
@@ -95,15 +94,23 @@ func Never(rule string) Forecast { return Forecast{Never: true, Rule: rule} }
 // event the state dates: `after` past an event sinceS seconds before the
 // fault (a tcpi_last_* value, so dated to its jiffy: ± 1 j).
 func Clock(sinceS float64, after time.Duration, rule string) Forecast {
-	at := after.Seconds() - float64(jiffiesAgo(sinceS))/HZ
-	j := Jiffy.Seconds()
+	return KernelTick().clock(sinceS, after, rule)
+}
+
+func (t Tick) clock(sinceS float64, after time.Duration, rule string) Forecast {
+	at := after.Seconds() - t.seconds(t.ago(sinceS))
+	j := t.Jiffy().Seconds()
 	return Forecast{AtS: max(0, at), LoS: max(0, at-j), HiS: max(0, at+j), Rule: rule}
 }
 
 // NextTick is how long after the fault a ticker that runs every `every`
 // and last ticked sinceS seconds before the fault ticks again.
 func NextTick(sinceS float64, every time.Duration) time.Duration {
-	since := time.Duration(jiffiesAgo(sinceS)) * Jiffy
+	return KernelTick().nextTick(sinceS, every)
+}
+
+func (t Tick) nextTick(sinceS float64, every time.Duration) time.Duration {
+	since := t.dur(t.ago(sinceS))
 	if every <= 0 {
 		return 0
 	}
@@ -130,14 +137,18 @@ func NextTick(sinceS float64, every time.Duration) time.Duration {
 // was re-armed intvl from that probe: the next probe comes at
 // max(L + intvl, L + idle) and the wheel level is intvl's.
 func Keepalive(st ConnState, idle, intvl time.Duration, cnt int, userTimeout time.Duration) Forecast {
+	return KernelTick().keepalive(st, idle, intvl, cnt, userTimeout)
+}
+
+func (t Tick) keepalive(st ConnState, idle, intvl time.Duration, cnt int, userTimeout time.Duration) Forecast {
 	if st.InFlight() {
-		f := Retransmission(st, DefaultRetries2, RTOMax, userTimeout)
+		f := t.retransmission(st, DefaultRetries2, RTOMax, userTimeout)
 		f.Rule = fmt.Sprintf("keepalive is inert while data is in flight (%d unacknowledged, %d bytes unsent; tcp_timer.c tcp_keepalive_timer L817–821), so the retransmission timer decides (tcp_retries2 taken as %d): %s",
 			st.Unacked, st.NotSentBytes, DefaultRetries2, f.Rule)
 		return f
 	}
-	ka := newKeepaliveChain(st, idle, intvl, cnt, userTimeout)
-	var sp span
+	ka := t.newKeepaliveChain(st, idle, intvl, cnt, userTimeout)
+	sp := span{tk: t}
 	ka.sweep(func(firings func(yield func(at int64, kill bool) bool)) {
 		for at, kill := range firings {
 			if kill {
@@ -164,14 +175,18 @@ func Keepalive(st ConnState, idle, intvl time.Duration, cnt int, userTimeout tim
 // later; unless keepalive kills first (Keepalive). With data in flight
 // keepalive is inert (L817–821) and WriterResetAfter applies.
 func KeepaliveResetAfter(st ConnState, idle, intvl time.Duration, cnt int, userTimeout, after time.Duration) Forecast {
+	return KernelTick().keepaliveResetAfter(st, idle, intvl, cnt, userTimeout, after)
+}
+
+func (t Tick) keepaliveResetAfter(st ConnState, idle, intvl time.Duration, cnt int, userTimeout, after time.Duration) Forecast {
 	if st.InFlight() {
-		f := WriterResetAfter(st, 0, DefaultRetries2, RTOMax, userTimeout, after)
+		f := t.writerResetAfter(st, 0, DefaultRetries2, RTOMax, userTimeout, after)
 		f.Rule = "keepalive is inert while data is in flight (tcp_timer.c L817–821): " + f.Rule
 		return f
 	}
-	ka := newKeepaliveChain(st, idle, intvl, cnt, userTimeout)
-	from := ceilJiffies(after)
-	var sp span
+	ka := t.newKeepaliveChain(st, idle, intvl, cnt, userTimeout)
+	from := t.ceil(after)
+	sp := span{tk: t}
 	ka.sweep(func(firings func(yield func(at int64, kill bool) bool)) {
 		for at, kill := range firings {
 			if kill || at >= from {
@@ -205,20 +220,20 @@ type keepaliveChain struct {
 // data received, which is when the keepalive timer probes, and not within
 // a delayed ACK's 250 ms of data the watcher sent (tcp_write_wakeup's
 // probe carries no data, so it does not move tcpi_last_data_sent).
-func answeredProbe(st ConnState, idle time.Duration) bool {
-	j := Jiffy.Seconds()
+func (t Tick) answeredProbe(st ConnState, idle time.Duration) bool {
+	j := t.Jiffy().Seconds()
 	return st.SinceDataRecvS-st.SinceAckRecvS >= idle.Seconds()-j &&
 		math.Abs(st.SinceDataSentS-st.SinceAckRecvS) > 0.25
 }
 
-func newKeepaliveChain(st ConnState, idle, intvl time.Duration, cnt int, userTimeout time.Duration) keepaliveChain {
+func (t Tick) newKeepaliveChain(st ConnState, idle, intvl time.Duration, cnt int, userTimeout time.Duration) keepaliveChain {
 	k := keepaliveChain{
-		idleAt: st.KeepaliveIdle(), t: ceilJiffies(idle), i: ceilJiffies(intvl), u: ceilJiffies(userTimeout),
+		idleAt: st.KeepaliveIdle(), t: t.ceil(idle), i: t.ceil(intvl), u: t.ceil(userTimeout),
 		cnt: cnt, idle: idle, intvl: intvl, userTimeout: userTimeout,
 	}
-	k.l = -jiffiesAgo(k.idleAt.Seconds())
+	k.l = -t.ago(k.idleAt.Seconds())
 	k.maxDeltaJiffy = max(k.t, k.i)
-	k.probed = answeredProbe(st, idle)
+	k.probed = t.answeredProbe(st, idle)
 	k.wheel = st.WheelJiffy
 	return k
 }
@@ -303,7 +318,11 @@ func (k keepaliveChain) sweep(visit func(firings func(yield func(at int64, kill 
 // the RTO by tcpi_rto and tcpi_backoff, the probe's timeout by tcpi_rtt.
 // Nothing in flight: never.
 func Retransmission(st ConnState, retries2 int, rtoMax, userTimeout time.Duration) Forecast {
-	return WriterRetransmission(st, 0, retries2, rtoMax, userTimeout)
+	return KernelTick().retransmission(st, retries2, rtoMax, userTimeout)
+}
+
+func (t Tick) retransmission(st ConnState, retries2 int, rtoMax, userTimeout time.Duration) Forecast {
+	return t.writerRetransmission(st, 0, retries2, rtoMax, userTimeout)
 }
 
 // WriterRetransmission is Retransmission for an application that writes
@@ -313,17 +332,21 @@ func Retransmission(st ConnState, retries2 int, rtoMax, userTimeout time.Duratio
 // tail-loss probe until t1 (tcp_output.c tcp_schedule_loss_probe ~L3038).
 // every 0 is Retransmission.
 func WriterRetransmission(st ConnState, every time.Duration, retries2 int, rtoMax, userTimeout time.Duration) Forecast {
-	sent := -time.Duration(jiffiesAgo(st.SinceDataSentS)) * Jiffy
+	return KernelTick().writerRetransmission(st, every, retries2, rtoMax, userTimeout)
+}
+
+func (t Tick) writerRetransmission(st ConnState, every time.Duration, retries2 int, rtoMax, userTimeout time.Duration) Forecast {
+	sent := -t.dur(t.ago(st.SinceDataSentS))
 	switch {
 	case st.Unacked > 0:
-		rx := newRetransmitChain(st, retries2, rtoMax, userTimeout)
+		rx := t.newRetransmitChain(st, retries2, rtoMax, userTimeout)
 		state := fmt.Sprintf("data in flight (%d segments unacknowledged), last sent %.3f s before the fault", st.Unacked, st.SinceDataSentS)
 		if st.Retransmits > 0 {
 			return rx.underWay(st, state)
 		}
 		return rx.sweep(sent, every, st.Unacked, state)
 	case every > 0:
-		rx := newRetransmitChain(st, retries2, rtoMax, userTimeout)
+		rx := t.newRetransmitChain(st, retries2, rtoMax, userTimeout)
 		return rx.sweep(sent+every, every, 1, fmt.Sprintf("idle at the fault, the last write %.3f s before it: the next, %v after that, is never acknowledged", st.SinceDataSentS, every))
 	case st.NotSentBytes > 0:
 		return Never("data waits unsent with nothing in flight: the zero-window probe timer (tcp_timer.c tcp_probe_timer L387–436) rules, not modelled here")
@@ -335,32 +358,23 @@ func WriterRetransmission(st ConnState, every time.Duration, retries2 int, rtoMa
 // connection idle at the fault whose application writes once, `in` after
 // it (a request sent into the silence); then as Retransmission.
 func RetransmissionAfterWrite(st ConnState, in time.Duration, retries2 int, rtoMax, userTimeout time.Duration) Forecast {
-	rx := newRetransmitChain(st, retries2, rtoMax, userTimeout)
-	return rx.sweep(in, 0, 1, fmt.Sprintf("idle at the fault; the first segment never acknowledged is a write %v after it", in))
+	return KernelTick().retransmissionAfterWrite(st, in, retries2, rtoMax, userTimeout)
 }
 
-// phases sweep where an instant lies inside its jiffy.
-var phases = []time.Duration{0, Jiffy / 4, Jiffy / 2, 3 * Jiffy / 4, Jiffy - 1}
-
-// floorJiffies splits an offset from the start of the fault's jiffy into
-// whole jiffies (rounded down) and the phase inside the last.
-func floorJiffies(d time.Duration) (int64, time.Duration) {
-	j := int64(d / Jiffy)
-	if d < 0 && d%Jiffy != 0 {
-		j--
-	}
-	return j, d - time.Duration(j)*Jiffy
+func (t Tick) retransmissionAfterWrite(st ConnState, in time.Duration, retries2 int, rtoMax, userTimeout time.Duration) Forecast {
+	rx := t.newRetransmitChain(st, retries2, rtoMax, userTimeout)
+	return rx.sweep(in, 0, 1, fmt.Sprintf("idle at the fault; the first segment never acknowledged is a write %v after it", in))
 }
 
 // sweep forecasts the give-up for a head segment sent `head` after the
 // start of the fault's jiffy (± the phase swept), packets segments out,
 // the application writing every `every` after it (0: no more).
 func (rx retransmitChain) sweep(head, every time.Duration, packets int, state string) Forecast {
-	var sp span
+	sp := span{tk: rx.tk}
 	for _, a := range alignments(rx.maxDelta(), rx.wheel) {
 		f := origin + a
-		for _, phi := range phases {
-			j, psi := floorJiffies(head + phi)
+		for _, phi := range rx.tk.phases() {
+			j, psi := rx.tk.floor(head + phi)
 			ts := f + j
 			sp.add(rx.giveUp(rx.firstResend(ts, packets, psi, every, nil)) - f)
 		}
@@ -373,11 +387,11 @@ func (rx retransmitChain) sweep(head, every time.Duration, packets int, state st
 // lies the ideal back-off sum before it (the past wheel lateness is not
 // in the state).
 func (rx retransmitChain) underWay(st ConnState, state string) Forecast {
-	var sp span
+	sp := span{tk: rx.tk}
 	for _, a := range alignments(rx.maxDelta(), rx.wheel) {
 		f := origin + a
 		t1, iv := rx.t1UnderWay(st, f)
-		sp.add(rx.continueFrom(t1, f-jiffiesAgo(st.SinceDataSentS), iv, nil) - f)
+		sp.add(rx.continueFrom(t1, f-rx.tk.ago(st.SinceDataSentS), iv, nil) - f)
 	}
 	return sp.forecast(rx.rule(fmt.Sprintf("%s, %d RTO resends already made (t1 dated by the ideal back-off)", state, st.Retransmits)))
 }
@@ -386,7 +400,7 @@ func (rx retransmitChain) underWay(st ConnState, state string) Forecast {
 // fault at jiffy f, the last at tcpi_last_data_sent, and returns the next
 // re-arm's length.
 func (rx retransmitChain) t1UnderWay(st ConnState, f int64) (t1, next int64) {
-	t1, iv := f-jiffiesAgo(st.SinceDataSentS), rx.r
+	t1, iv := f-rx.tk.ago(st.SinceDataSentS), rx.r
 	for range st.Retransmits - 1 {
 		iv = min(2*iv, rx.rtoMax)
 		t1 -= iv
@@ -406,15 +420,19 @@ func (rx retransmitChain) t1UnderWay(st ConnState, f int64) (t1, next int64) {
 // unless the kernel gives up first (WriterRetransmission). Idle and
 // writing nothing: never.
 func WriterResetAfter(st ConnState, every time.Duration, retries2 int, rtoMax, userTimeout, after time.Duration) Forecast {
+	return KernelTick().writerResetAfter(st, every, retries2, rtoMax, userTimeout, after)
+}
+
+func (t Tick) writerResetAfter(st ConnState, every time.Duration, retries2 int, rtoMax, userTimeout, after time.Duration) Forecast {
 	if st.Unacked == 0 && every <= 0 {
 		return Never("idle, and it writes nothing: no segment meets the reset (no timer is armed on an idle socket without SO_KEEPALIVE)")
 	}
-	rx := newRetransmitChain(st, retries2, rtoMax, userTimeout)
-	last := -time.Duration(jiffiesAgo(st.SinceDataSentS)) * Jiffy
-	var sp span
+	rx := t.newRetransmitChain(st, retries2, rtoMax, userTimeout)
+	last := -t.dur(t.ago(st.SinceDataSentS))
+	sp := span{tk: t}
 	for _, a := range alignments(rx.maxDelta(), rx.wheel) {
 		f := origin + a
-		for _, phi := range phases {
+		for _, phi := range t.phases() {
 			// The first segment at or after `after`: a timer's send, at a
 			// jiffy, or a write, at its own instant after the fault.
 			var first time.Duration = -1
@@ -422,9 +440,9 @@ func WriterResetAfter(st ConnState, every time.Duration, retries2 int, rtoMax, u
 			var firstWrite bool
 			var head int64
 			note := func(j int64, write time.Duration) {
-				at := time.Duration(j-f) * Jiffy
+				at := t.dur(j - f)
 				if write >= 0 {
-					at = time.Duration(head-f)*Jiffy + write - phi
+					at = t.dur(head-f) + write - phi
 				}
 				if first < 0 && at >= after {
 					first, firstJ, firstWrite = at, j, write >= 0
@@ -434,14 +452,14 @@ func WriterResetAfter(st ConnState, every time.Duration, retries2 int, rtoMax, u
 			switch {
 			case st.Unacked > 0 && st.Retransmits > 0:
 				t1, iv := rx.t1UnderWay(st, f)
-				g = rx.continueFrom(t1, f-jiffiesAgo(st.SinceDataSentS), iv, note)
+				g = rx.continueFrom(t1, f-t.ago(st.SinceDataSentS), iv, note)
 			case st.Unacked > 0:
-				j, psi := floorJiffies(last + phi)
+				j, psi := t.floor(last + phi)
 				head = f + j
 				t1 := rx.firstResend(head, st.Unacked, psi, every, note)
 				g = rx.continueFrom(t1, t1, min(2*rx.r, rx.rtoMax), note)
 			default:
-				j, psi := floorJiffies(last + every + phi)
+				j, psi := t.floor(last + every + phi)
 				head = f + j
 				note(head, psi)
 				t1 := rx.firstResend(head, 1, psi, every, note)
@@ -464,8 +482,10 @@ func WriterResetAfter(st ConnState, every time.Duration, retries2 int, rtoMax, u
 	return sp.forecast(fmt.Sprintf("%s at or after %v meets the RST, the writes every %v sent until the first RTO resend, then the tail-loss probe and RTO resends (tcp_schedule_loss_probe ~L3038, tcp_retransmit_timer L531–686), unless the kernel gives up first; the last segment sent %.3f s before the fault (tcpi_last_data_sent)", what, after, every, st.SinceDataSentS))
 }
 
-// retransmitChain is one connection's retransmission timer, in jiffies.
+// retransmitChain is one connection's retransmission timer, in jiffies
+// of tk.
 type retransmitChain struct {
+	tk          Tick
 	r, rtoMax   int64         // RTO without back-off and its cap, jiffies
 	srtt2       time.Duration // 2·srtt
 	unacked     int
@@ -476,19 +496,19 @@ type retransmitChain struct {
 	wheel       int64 // ConnState.WheelJiffy
 }
 
-func newRetransmitChain(st ConnState, retries2 int, rtoMax, userTimeout time.Duration) retransmitChain {
+func (t Tick) newRetransmitChain(st ConnState, retries2 int, rtoMax, userTimeout time.Duration) retransmitChain {
 	if rtoMax <= 0 {
 		rtoMax = RTOMax
 	}
-	r := ceilJiffies(RTOFast)
+	r := t.ceil(t.rtoFast())
 	if st.RTOS > 0 {
-		r = max(1, jiffiesAgo(st.RTOS)>>min(st.Backoff, 30))
+		r = max(1, t.ago(st.RTOS)>>min(st.Backoff, 30))
 	}
 	srtt2 := 100 * time.Microsecond // a veth lab's, when tcpi_rtt was not read
 	if st.RTTS > 0 {
 		srtt2 = time.Duration(2 * st.RTTS * float64(time.Second))
 	}
-	rx := retransmitChain{r: r, rtoMax: ceilJiffies(rtoMax), srtt2: srtt2, unacked: max(st.Unacked, 1),
+	rx := retransmitChain{tk: t, r: r, rtoMax: t.ceil(rtoMax), srtt2: srtt2, unacked: max(st.Unacked, 1),
 		retries2: retries2, userTimeout: userTimeout, rtoMaxD: rtoMax, wheel: st.WheelJiffy}
 	rx.limitMs = Budget(retries2, rtoMax).Milliseconds()
 	if userTimeout > 0 {
@@ -499,7 +519,7 @@ func newRetransmitChain(st ConnState, retries2 int, rtoMax, userTimeout time.Dur
 
 func (rx retransmitChain) maxDelta() int64 {
 	if rx.userTimeout > 0 {
-		return min(rx.rtoMax, ceilJiffies(rx.userTimeout))
+		return min(rx.rtoMax, rx.tk.ceil(rx.userTimeout))
 	}
 	iv := rx.r
 	for k := 0; k < rx.retries2+2 && iv < rx.rtoMax; k++ {
@@ -516,7 +536,7 @@ func (rx retransmitChain) pto(packets int) int64 {
 	if packets == 1 {
 		extra = RTOMin
 	}
-	return ceilJiffies(rx.srtt2 + extra)
+	return rx.tk.ceil(rx.srtt2 + extra)
 }
 
 // firstResend is t1, the jiffy of the first RTO resend, for a head
@@ -541,7 +561,8 @@ func (rx retransmitChain) firstResend(head int64, packets int, psi, every time.D
 	tlp := schedule(head, packets)
 	if every > 0 {
 		for m := 1; ; m++ {
-			w := head + int64((psi+time.Duration(m)*every)/Jiffy)
+			w, _ := rx.tk.floor(psi + time.Duration(m)*every)
+			w += head
 			if w >= tlp {
 				break
 			}
@@ -559,7 +580,8 @@ func (rx retransmitChain) firstResend(head int64, packets int, psi, every time.D
 		// one outstanding, that probe only re-arms the RTO at the head's
 		// send + RTO, or 1 j when that has passed (tcp_rearm_rto).
 		for m := 1; ; m++ {
-			w := head + int64((psi+time.Duration(m)*every)/Jiffy)
+			w, _ := rx.tk.floor(psi + time.Duration(m)*every)
+			w += head
 			if w <= tlp {
 				continue
 			}
@@ -594,14 +616,14 @@ func (rx retransmitChain) continueFrom(t1, at, rto int64, sent func(j int64, wri
 		}
 		n := rto
 		if rx.userTimeout > 0 {
-			if rem := rx.limitMs - (at-t1)*msPerJiffy; rem <= 0 {
+			if rem := rx.limitMs - rx.tk.ms(at-t1); rem <= 0 {
 				n = 1
 			} else {
-				n = min(rto, ceilJiffies(time.Duration(rem)*time.Millisecond))
+				n = min(rto, rx.tk.ceil(time.Duration(rem)*time.Millisecond))
 			}
 		}
 		at = rearm(at, n)
-		if (at-t1)*msPerJiffy >= rx.limitMs {
+		if rx.tk.ms(at-t1) >= rx.limitMs {
 			return at
 		}
 		rto = min(2*rto, rx.rtoMax)
@@ -616,5 +638,5 @@ func (rx retransmitChain) rule(state string) string {
 		limit = fmt.Sprintf("t1 + TCP_USER_TIMEOUT %v, the last re-arm clamped to it (tcp_write_timeout L281–283, tcp_clamp_rto_to_user_timeout L27–47)", rx.userTimeout)
 	}
 	return fmt.Sprintf("%s: t1, the first RTO resend (retrans_stamp, tcp_output.c tcp_retransmit_skb ~L3648), comes a tail-loss probe (2·srtt + rto_min, capped at the head's send + RTO; tcp_schedule_loss_probe ~L3038) and an RTO of %v later; the RTO doubles up to rto_max (tcp_retransmit_timer L531–686), and the kernel gives up at %s; each timer fires 1 j to one wheel step late (kernel/time/timer.c calc_wheel_index L542)",
-		state, time.Duration(rx.r)*Jiffy, limit)
+		state, rx.tk.dur(rx.r), limit)
 }

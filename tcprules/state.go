@@ -9,8 +9,8 @@ import (
 // watcher's kernel saw it: read from TCP_INFO (sock_diag in the watcher's
 // namespace, so it works for any program) and, where a capture exists,
 // cross-checked against it. Durations are measured back from the fault's
-// instant, in seconds, at the kernel's 4 ms (one jiffy at HZ 250)
-// granularity.
+// instant, in seconds, at the kernel's granularity of one jiffy
+// (KernelTick: 4 ms at HZ 250, 1 ms at HZ 1000).
 type ConnState struct {
 	// TCPState is the socket's state name, e.g. "ESTABLISHED".
 	TCPState string `json:"tcp_state"`

@@ -1,5 +1,7 @@
 package tcprules
 
+import "time"
+
 // The timer wheel (kernel/time/timer.c, KERNEL-RULES §4): every TCP timer
 // is a timer_list on the jiffy wheel. A timer whose expiry lies delta
 // jiffies after the wheel's clock is filed at the level whose range holds
@@ -36,14 +38,20 @@ func rearm(at, n int64) int64 { return wheelFire(at+1, at+n) }
 // jiffy at fires at.
 func arm(at, n int64) int64 { return wheelFire(at, at+n) }
 
-// WheelJiffyAt is the timer wheel's jiffy at a CLOCK_MONOTONIC instant:
-// jiffies advance on tick boundaries that are multiples of Jiffy of the
-// monotonic clock (kernel/time/tick-common.c tick_init_jiffy_update aligns
-// them), so the count is floor(mono / Jiffy) plus a constant of the boot,
-// offset. The offset is best taken from timer firings whose level is
-// known (they land on multiples of its step); on the lab's machine it was
-// the one /proc/timer_list gives (jiffies − floor(now / Jiffy)) minus 2:
-// with it, 56 real retransmission and keepalive give-ups fell on
-// multiples of 8 j (47, the other 9 one jiffy late), and the 12 whose
-// last timer was filed at level 2 on multiples of 64 j (± that jiffy).
-func WheelJiffyAt(monoNs, offset int64) int64 { return monoNs/int64(Jiffy) + offset }
+// WheelJiffyAt is the running kernel's timer wheel's jiffy at a
+// CLOCK_MONOTONIC instant: jiffies advance on tick boundaries that are
+// multiples of a jiffy (KernelTick) of the monotonic clock
+// (kernel/time/tick-common.c tick_init_jiffy_update aligns them), so the
+// count is floor(mono / jiffy) plus a constant of the boot, offset. The
+// offset is best taken from timer firings whose level is known (they land
+// on multiples of its step); on the lab's machine (HZ 250) it was the one
+// /proc/timer_list gives (jiffies − floor(now / jiffy)) minus 2: with it,
+// 56 real retransmission and keepalive give-ups fell on multiples of 8 j
+// (47, the other 9 one jiffy late), and the 12 whose last timer was filed
+// at level 2 on multiples of 64 j (± that jiffy).
+func WheelJiffyAt(monoNs, offset int64) int64 { return KernelTick().wheelJiffyAt(monoNs, offset) }
+
+func (t Tick) wheelJiffyAt(monoNs, offset int64) int64 {
+	j, _ := t.floor(time.Duration(monoNs))
+	return j + offset
+}

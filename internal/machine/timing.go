@@ -5,15 +5,14 @@
 package machine
 
 import (
-	"compress/gzip"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"strconv"
 	"strings"
 
+	"github.com/halfopen/halfopen/internal/machine/kconfig"
 	"github.com/halfopen/halfopen/report"
 )
 
@@ -23,7 +22,7 @@ const CPULatencyFile = "/dev/cpu_dma_latency"
 // MachineTiming is what the kernel says of this machine's wake-ups: the
 // facts a probe p99 may be made of before any load.
 type MachineTiming struct {
-	HZ         int    // CONFIG_HZ (0: unknown); the tick is 1/HZ
+	HZ         int    // CONFIG_HZ (0: unknown); the tick is 1/HZ (tcprules.KernelTick is the one the forecasts use)
 	IdleTick   string // "NO_HZ_IDLE", "NO_HZ_FULL", "periodic" or ""
 	Preempt    string // the preemption model, e.g. "none", "voluntary", "full"
 	CPUIdle    string // cpuidle driver/governor, e.g. "haltpoll/haltpoll"
@@ -48,7 +47,7 @@ func (t MachineTiming) String() string {
 	if t.HZ > 0 {
 		parts = append(parts, fmt.Sprintf("tick %d Hz (%s ms)", t.HZ, strconv.FormatFloat(t.TickMs(), 'g', 3, 64)))
 	} else {
-		parts = append(parts, "tick rate unknown (no /proc/config.gz)")
+		parts = append(parts, "tick rate unknown (no kernel configuration readable)")
 	}
 	if t.IdleTick != "" {
 		parts = append(parts, "idle tick "+t.IdleTick)
@@ -76,8 +75,8 @@ func (t MachineTiming) String() string {
 // read stays unknown.
 func ReadMachineTiming() MachineTiming {
 	t := MachineTiming{CPULatencyUs: -1, TimerSlackNs: -1}
-	if cfg, err := readKernelConfig(); err == nil {
-		t.HZ, t.IdleTick, t.Preempt = parseKernelTiming(cfg)
+	if cfg, _, err := kconfig.Read(); err == nil {
+		t.HZ, t.IdleTick, t.Preempt = kernelTiming(cfg)
 	}
 	if b, err := os.ReadFile("/sys/kernel/debug/sched/preempt"); err == nil {
 		// "none (voluntary) full": the model in parentheses is the one in force.
@@ -119,34 +118,10 @@ func readTrim(path string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// readKernelConfig reads the running kernel's configuration.
-func readKernelConfig() (string, error) {
-	f, err := os.Open("/proc/config.gz")
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		return "", fmt.Errorf("/proc/config.gz: %w", err)
-	}
-	b, err := io.ReadAll(z)
-	if err != nil {
-		return "", fmt.Errorf("/proc/config.gz: %w", err)
-	}
-	return string(b), nil
-}
-
-// parseKernelTiming reads CONFIG_HZ, the idle tick and the preemption
-// model from a kernel configuration.
-func parseKernelTiming(cfg string) (hz int, idleTick, preempt string) {
-	set := map[string]string{}
-	for _, line := range strings.Split(cfg, "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok && strings.HasPrefix(k, "CONFIG_") {
-			set[k] = v
-		}
-	}
-	hz, _ = strconv.Atoi(set["CONFIG_HZ"])
+// kernelTiming reads CONFIG_HZ, the idle tick and the preemption model
+// from a kernel configuration.
+func kernelTiming(set kconfig.Config) (hz int, idleTick, preempt string) {
+	hz = set.HZ()
 	switch {
 	case set["CONFIG_NO_HZ_FULL"] == "y":
 		idleTick = "NO_HZ_FULL"

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/halfopen/halfopen/report"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // Version is halfopen's release version.
@@ -41,7 +42,9 @@ func Kernel() string {
 // GoVersion returns the Go version the binary was built with.
 func GoVersion() string { return runtime.Version() }
 
-// Environment is the report's environment block for this process.
+// Environment is the report's environment block for this process, with
+// the kernel tick its forecasts count in.
 func Environment() report.Environment {
-	return report.Environment{Kernel: Kernel(), Go: GoVersion(), Halfopen: String()}
+	tick := tcprules.KernelTick()
+	return report.Environment{Kernel: Kernel(), Tick: &tick, Go: GoVersion(), Halfopen: String()}
 }

@@ -440,7 +440,7 @@ func predictPool(c protocol.Config) (*protocol.Range, error) {
 	if err != nil {
 		return nil, err
 	}
-	rx := tcprules.RetransmitRange(tcprules.DefaultRetries2, tcprules.RTOFast)
+	rx := tcprules.RetransmitRange(tcprules.DefaultRetries2, tcprules.RTOFast())
 	r := protocol.Range{Lo: rx.Lo, Hi: s.every + rx.Hi}
 	bound := s.pingTimeout
 	if s.timeout > 0 && (bound == 0 || s.timeout < bound) {
