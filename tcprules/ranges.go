@@ -91,15 +91,16 @@ func KeepaliveUserTimeoutRange(idle, intvl, timeout time.Duration) Range {
 // UserTimeoutRange is when TCP_USER_TIMEOUT kills a connection that
 // writes every `every` after a silent fault: the first byte left
 // unacknowledged goes within `every` of the fault, the first RTO resend
-// t1 follows it by 412–416 ms (a tail-loss probe first), and the kernel
-// kills at t1 + timeout, the last re-arm clamped to what is left
-// (tcp_timer.c tcp_write_timeout L281–283, tcp_clamp_rto_to_user_timeout
-// L27–47; KERNEL-RULES §2). Measured here: 2 s with 200 ms writes →
-// 2.50–2.52 s. Range: [timeout, timeout + every + 600 ms].
+// t1 follows it by two RTOs or so (a tail-loss probe first: 412–416 ms at
+// HZ 250, 440 ms at HZ 100), and the kernel kills at t1 + timeout, the
+// last re-arm clamped to what is left (tcp_timer.c tcp_write_timeout
+// L281–283, tcp_clamp_rto_to_user_timeout L27–47; KERNEL-RULES §2).
+// Measured on the lab (HZ 250): 2 s with 200 ms writes → 2.50–2.52 s.
+// Range: [timeout, timeout + every + 600 ms].
 func UserTimeoutRange(timeout, every time.Duration) Range {
 	return Range{
 		Lo: timeout, Hi: timeout + every + 600*time.Millisecond,
-		Rule: "tcp_write_timeout() (tcp_timer.c L281–283): ETIMEDOUT at the first retransmission-timer expiry after the first RTO resend (412–416 ms after the oldest unacknowledged byte, written within `every` of the death) is `timeout` old, the last re-arm clamped to it (tcp_clamp_rto_to_user_timeout L27–47); RTO granularity adds up to 600 ms",
+		Rule: "tcp_write_timeout() (tcp_timer.c L281–283): ETIMEDOUT at the first retransmission-timer expiry after the first RTO resend (412–416 ms at HZ 250 after the oldest unacknowledged byte, written within `every` of the death) is `timeout` old, the last re-arm clamped to it (tcp_clamp_rto_to_user_timeout L27–47); RTO granularity adds up to 600 ms",
 	}
 }
 
@@ -138,8 +139,8 @@ func (t Tick) wheelStep(d time.Duration) time.Duration {
 // of the doubling RTO (capped at TCP_RTO_MAX) at least B after t1. Lo: no
 // tail-loss probe, no late timer; Hi: a tail-loss probe first, every timer
 // as late as the wheel allows, and one firing more (a check can fall just
-// short of B when the RTO is not the 204 ms model's, measured once in
-// about 40 retries2=2 samples: 5.16 s).
+// short of B when the RTO is not the fast link's, measured once in about
+// 40 retries2=2 samples at HZ 250: 5.16 s).
 func RetransmitRange(retries2 int, rto time.Duration) Range {
 	return KernelTick().retransmitRange(retries2, rto)
 }

@@ -309,9 +309,10 @@ func (k keepaliveChain) sweep(visit func(firings func(yield func(at int64, kill 
 // Retransmission forecasts when the kernel gives up on data in flight at
 // the fault, its peer silent (tcp_timer.c tcp_retransmit_timer L531–686,
 // tcp_write_timeout L241–304; KERNEL-RULES §2, §6): t1, the first RTO
-// resend, comes a tail-loss probe and an RTO after the send ((412, 416] ms
-// for one small write on a fast link); the kernel gives up at the first
-// RTO firing t_k with t_k − t1 ≥ B(retries2) (tcp_model_timeout L186–199,
+// resend, comes a tail-loss probe and an RTO after the send (one small
+// write on a fast link: (412, 416] ms at HZ 250, (409, 417] at HZ 1000,
+// (430, 440] at HZ 100); the kernel gives up at the first RTO firing t_k
+// with t_k − t1 ≥ B(retries2) (tcp_model_timeout L186–199,
 // rtoMax per socket, 0 meaning TCP_RTO_MAX), or with TCP_USER_TIMEOUT
 // U ≠ 0 at t1 + U, the last re-arm clamped (L27–47). The send is dated by
 // tcpi_last_data_sent (the segments in flight taken as sent together),
