@@ -225,11 +225,11 @@ func aimFault(ctx context.Context, c *Cell, s *session, reader *connReader, rng 
 		}
 		fa.reading, fa.readErr = reader.read()
 	case c.Config.Phase == tcprules.PhaseInFlight:
-		// A foreign watcher writes its requests itself. The peer's packets
-		// to it are held on the router while the sample waits for one
-		// (holdFlow), so that the request is still unacknowledged when the
-		// fault lands, however late the machine lets the fault be injected.
-		return aimAtForeignRequest(ctx, c, s, reader, inject)
+		// A foreign watcher writes its requests itself. The peer's pure
+		// ACKs to it are held on the router (holdFlow), so that a request
+		// is still unacknowledged when the fault lands, however late the
+		// machine lets the fault be injected.
+		return aimAtForeignRequest(ctx, s, reader, inject)
 	default:
 		if !s.Builtin {
 			// A foreign watcher may still be exchanging its first request:
@@ -258,53 +258,35 @@ func aimFault(ctx context.Context, c *Cell, s *session, reader *connReader, rng 
 }
 
 // aimAtForeignRequest lands the fault while a foreign watcher's request is
-// unacknowledged: it holds the flow's packets towards the watcher on the
-// router, waits until sock_diag (read every ms) sees data in flight, and
-// injects the fault. A silent fault goes in before the hold is released,
-// so that nothing the peer resends slips through between the two; a fault
-// whose peer sends a FIN or an RST goes in after it, so that the hold
-// does not drop that segment.
-func aimAtForeignRequest(ctx context.Context, c *Cell, s *session, reader *connReader, inject func() (Heal, int64, error)) (aimed, error) {
+// unacknowledged. The peer's pure ACKs to the watcher are held on the
+// router (holdFlow: from before a dialing watcher connects, or from now
+// for a listening one) while sock_diag is read every ms until data is in
+// flight; the fault is injected, and the hold released at once after it.
+func aimAtForeignRequest(ctx context.Context, s *session, reader *connReader, inject func() (Heal, int64, error)) (aimed, error) {
 	fa := aimed{source: sourceTCPInfo}
-	hold, err := holdFlow(s.Lab, reader.flow)
-	if err != nil {
-		return fa, err
-	}
-	heldNs := protocol.Now()
-	released := false
-	release := func(when string) error {
-		released = true
-		dropped, err := hold.release()
-		fa.note = fmt.Sprintf("the peer's packets to the watcher were held on the router for %.1f ms, until %s the fault (%d dropped), so that the request stayed unacknowledged; ", float64(protocol.Now()-heldNs)/1e6, when, dropped) + fa.note
-		return err
-	}
-	defer func() {
-		if !released {
-			_ = release("an error before")
+	if s.hold == nil {
+		h, err := holdFlow(s.Lab, reader.flow)
+		if err != nil {
+			return fa, err
 		}
-	}()
+		s.hold = h
+	}
+	defer s.releaseHold()
 	t, ok, err := reader.waitFlow(ctx, s.Watcher, inFlightWait, inFlight)
 	if err != nil {
 		return fa, err
 	}
 	if !ok {
-		return fa, fmt.Errorf("the watcher had no request in flight within %v of connecting (it wrote nothing, though its peer's answers were held), so the in-flight phase cannot be measured", inFlightWait)
-	}
-	silent := c.Fault.Effect() == EffectSilent
-	if !silent {
-		if err := release("just before"); err != nil {
-			return fa, err
-		}
+		return fa, fmt.Errorf("the watcher had no request in flight within %v of connecting (it wrote nothing its peer left unanswered, though the peer's ACKs were held), so the in-flight phase cannot be measured", inFlightWait)
 	}
 	if fa.heal, fa.at, err = inject(); err != nil {
 		return fa, err
 	}
-	fa.note += fmt.Sprintf("the fault was injected %.1f ms after sock_diag first saw %d unacknowledged", float64(fa.at-t.atNs)/1e6, t.info.Unacked)
-	if silent {
-		if err := release("just after"); err != nil {
-			return fa, err
-		}
+	dropped, err := s.releaseHold()
+	if err != nil {
+		return fa, err
 	}
+	fa.note = fmt.Sprintf("the peer's pure ACKs to the watcher were held on the router for %.1f ms, until just after the fault (%d dropped); the fault was injected %.1f ms after sock_diag first saw %d unacknowledged", float64(fa.at-s.hold.sinceNs)/1e6, dropped, float64(fa.at-t.atNs)/1e6, t.info.Unacked)
 	fa.reading, fa.readErr = reader.read()
 	return fa, nil
 }

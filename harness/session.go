@@ -13,6 +13,7 @@ import (
 
 	"github.com/halfopen/halfopen/internal/topo"
 	"github.com/halfopen/halfopen/protocol"
+	"github.com/halfopen/halfopen/tcprules"
 )
 
 // session is one watched connection in a lab, set up as every sample sets
@@ -43,6 +44,9 @@ type session struct {
 	// watcherLocal and watcherRemote are the data connection's addresses as
 	// the watcher said when it connected ("" when it did not say).
 	watcherLocal, watcherRemote string
+	// hold holds the peer's pure ACKs to a foreign watcher aimed at the
+	// in-flight phase (nil: none).
+	hold *flowHold
 }
 
 // sessionOptions say how a session starts its processes.
@@ -74,6 +78,9 @@ func openSession(ctx context.Context, lab *Lab, cell *Cell, flt Fault, opt sessi
 		}
 	}
 	if err := s.start(ctx); err != nil {
+		if _, herr := s.releaseHold(); herr != nil {
+			err = fmt.Errorf("%w; %w", err, herr)
+		}
 		return nil, err
 	}
 	lab.Measuring()
@@ -139,6 +146,16 @@ func (s *session) start(ctx context.Context) error {
 	watcherAddr, peerAddr := conn.Via.String(), listenAddr.String()
 	if side == protocol.SideServer {
 		watcherAddr, peerAddr = listenAddr.String(), conn.Via.String()
+	}
+	if c.Config.Phase == tcprules.PhaseInFlight && side == protocol.SideClient && (isA[Program](c.Detector) || s.Service != nil) {
+		// A library may write its request the moment it is connected,
+		// before the harness hears that it is: its peer's pure ACKs are
+		// held from before it dials (aimAtForeignRequest).
+		h, err := holdFlow(lab, flow{local: netip.AddrPortFrom(topo.WatcherAddr, 0), remote: conn.Via})
+		if err != nil {
+			return err
+		}
+		s.hold = h
 	}
 	conns := 1
 	if cc, ok := c.Detector.(connCounter); ok {
@@ -353,10 +370,12 @@ func (s *session) ReadSysctls() (map[string]map[string]string, error) {
 // End ends a session whose watcher or peer is a foreign program, as
 // protocol v1 says: SIGTERM, then SIGKILL after ProgramGrace. A program
 // that had to be killed, or that printed a line outside the protocol, is
-// the error. halfopen's own agents end with the lab.
+// the error. halfopen's own agents end with the lab. A hold on the flow
+// still in place is released.
 func (s *session) End() error {
+	_, holdErr := s.releaseHold()
 	if s.Builtin {
-		return nil
+		return holdErr
 	}
 	procs := []*Process{s.Watcher}
 	if prog, ok := s.Cell.Detector.(Program); ok {
@@ -387,7 +406,7 @@ func (s *session) End() error {
 			return err
 		}
 	}
-	return nil
+	return holdErr
 }
 
 // connCounter is a detector that needs more than one connection (a

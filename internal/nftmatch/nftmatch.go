@@ -81,3 +81,27 @@ func RandomBelow(percent int) []expr.Any {
 		&expr.Cmp{Op: expr.CmpOpLt, Register: 1, Data: binaryutil.BigEndian.PutUint32(uint32(percent))},
 	}
 }
+
+// PureACK matches a TCP segment that carries an acknowledgement and
+// nothing else (its flags ACK alone, no data) whose TCP header is words
+// 32-bit words long (5 to 15): the IP header is 20 bytes (IHL 5, as Linux
+// sends) and the IP total length is exactly both headers. nftables cannot
+// subtract one field from another, so a rule per header length covers
+// them all (PureACKWords).
+func PureACK(words int) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 0, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x45}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x10}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 12, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0xf0}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(words << 4)}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(uint16(20 + 4*words))},
+	}
+}
+
+// PureACKWords are the TCP header lengths, in 32-bit words, a segment can
+// have: 5 (no options) to 15.
+var PureACKWords = [...]int{5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
