@@ -314,35 +314,13 @@ func watchClient(ctx context.Context, s *protocol.Session) (string, error) {
 		return "", fmt.Errorf("first health response: %w", err)
 	}
 	s.Connected()
-	// The request in flight: a Check its server holds unanswered, so that
-	// it waits for the server's delayed ACK (a cell aimed at the
-	// in-flight phase lands its fault then); the stream's Recv below
-	// learns what becomes of the connection.
-	hold := func() {
+	// The request in flight: a Check its server holds unanswered (in a
+	// cell aimed at the in-flight phase the harness holds the server's
+	// pure ACKs, so it stays unacknowledged until the fault lands); the
+	// stream's Recv below learns what becomes of the connection.
+	go func() {
 		_, _ = healthpb.NewHealthClient(cc).Check(sctx, &healthpb.HealthCheckRequest{Service: holdService})
-	}
-	go hold()
-	if s.Config.InFlight() {
-		// A cell aimed at a request in flight sends one every 50 ms until
-		// the role ends (at most 200): a server that heard nothing for
-		// longer than its RTO acknowledges at once (quick-ack), which no
-		// fault can beat, as on a loaded machine where this role was slow
-		// to send its first; one that hears again within 50 ms delays its
-		// ACK by up to 40 ms, in which sock_diag sees the request and the
-		// fault lands. After the fault they are data in flight like it.
-		go func() {
-			t := time.NewTicker(50 * time.Millisecond)
-			defer t.Stop()
-			for range 200 {
-				select {
-				case <-sctx.Done():
-					return
-				case <-t.C:
-					go hold()
-				}
-			}
-		}()
-	}
+	}()
 	kp, on, _ := clientParams(s.Config)
 	s.Logf("grpc-client: stream open; keepalive on=%t time=%v timeout=%v (grpc-go raises time to at least %v)", on, kp.Time, kp.Timeout, minClientTime)
 	for {
