@@ -49,7 +49,12 @@ const (
 	// PhaseIdle lands the fault a seeded time (up to 1.5 s) after the
 	// last exchange (the default).
 	PhaseIdle = tcprules.PhaseIdle
-	// PhaseInFlight lands it while the role's request is unacknowledged.
+	// PhaseInFlight lands it while the role's request is unacknowledged:
+	// the harness holds the peer's pure ACKs (no data, ACK flag alone) on
+	// the lab's router from before the role dials until just after the
+	// fault, so a request the peer does not answer at once stays in flight.
+	// Write one such request after Connected; a role that only reads, or
+	// whose every request is answered at once, cannot be measured in it.
 	PhaseInFlight = tcprules.PhaseInFlight
 )
 
