@@ -58,19 +58,44 @@ const (
 	PhaseInFlight = tcprules.PhaseInFlight
 )
 
-// Role is a watcher role, a Go one (Register) or a program (Program): the
-// value a Cell's Watcher takes, so that a misspelt role is a compile
-// error.
+// Role is a watcher role, a Go one (Register), a program (Program) or one
+// of halfopen's detectors (Detector): the value a Cell's Watcher takes, so
+// that a misspelt role is a compile error.
 type Role struct {
 	name string
 	// program is the command of a Program role ("" for a Go role), run
 	// as root when privileged.
 	program    string
 	privileged bool
+	// detector is a Detector role's spec, as given ("" for the others);
+	// err says why it does not parse.
+	detector string
+	err      error
 }
 
-// Name is the name the role was registered under, or a program's command.
+// Name is the name the role was registered under, a program's command, or
+// a detector's spec.
 func (r Role) Name() string { return r.name }
+
+// Detector is one of halfopen's registered detectors as the watcher, by
+// its spec, NAME[:key=value,...] ("keepalive-tuned:idle=1s,intvl=1s,cnt=3",
+// "read-eof", "external:cmd=/path/to/prog"; `halfopen list` names them):
+// the strategy a library would use, measured without writing a role. The
+// spec goes through the one spec parser and is checked against the
+// detector's parameters here; a bad one is not a panic but the error of
+// the cell that uses it (Run, RunAll), or the failure of its entry's spec
+// alone (a table). The detector's own peer answers it (halfopen's echo
+// peer, which also answers its heart-beats) unless the Cell's Peer says
+// Self or a Service, which the detector's peer parameter then names (only
+// external takes one). A Detector's cell takes no Config: its parameters
+// are in its spec.
+func Detector(spec string) Role {
+	r := Role{name: spec, detector: spec}
+	if _, err := harness.CanonicalDetector(spec); err != nil {
+		r.err = err
+	}
+	return r
+}
 
 // Program is a watcher role that is a program in any language speaking
 // protocol v1 (docs/protocol.md): the gate file's watchers, in Go. cmd is

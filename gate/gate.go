@@ -2,6 +2,7 @@ package gate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,8 +30,9 @@ import (
 )
 
 // Main is TestMain for a gate suite: a process the harness started as a
-// role or an agent runs as one and exits; otherwise the tests run, and the
-// report is completed after them.
+// role or an agent runs as one and exits; otherwise the tests run, a
+// Ginkgo suite among them failing when it measured no cell (see Suite's
+// AllowEmpty), and the report is completed, and read back, after them.
 func Main(m *testing.M) {
 	roles.RunIfRole()
 	harness.MaybeRunAgent()
@@ -38,6 +40,11 @@ func Main(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "gate:", err)
 		os.Exit(2)
 	}
+	ginkgo.ReportAfterSuite("a gate suite measures at least one cell", func(r ginkgo.Report) {
+		if why := measuredNothing(r); why != "" {
+			ginkgo.Fail(why)
+		}
+	})
 	code := m.Run()
 	if err := closeReport(); err != nil {
 		fmt.Fprintln(os.Stderr, "gate:", err)
@@ -52,9 +59,9 @@ func Main(m *testing.M) {
 // on a side. Every field but Watcher and Fault has a default, stated at
 // the field.
 type Cell struct {
-	// Watcher is your role, the handle Register (a Go role) or Program (a
-	// protocol v1 program) returned: your client (SideClient) or your
-	// server (SideServer).
+	// Watcher is your role, the handle Register (a Go role), Program (a
+	// protocol v1 program) or Detector (one of halfopen's detectors)
+	// returned: your client (SideClient) or your server (SideServer).
 	Watcher Role
 	// Peer is what the watcher talks to: Echo (the zero Peer), Self (the
 	// role's own Peer) or a real server's handle from Service.
@@ -110,13 +117,20 @@ func (c Cell) name() string {
 	return fmt.Sprintf("%s × %s", c.Watcher.name, c.Fault.spec)
 }
 
-// detector is the cell's detector spec: role:name=...,peer=...,<config>.
+// detector is the cell's detector spec: role:name=...,peer=...,<config>,
+// or a Detector's own spec.
 func (c Cell) detector() (string, error) {
+	if c.Watcher.err != nil {
+		return "", c.Watcher.err
+	}
 	if c.Watcher.name == "" {
 		return "", fmt.Errorf("the cell has no Watcher: give it the Role gate.Register returned")
 	}
 	if c.Fault.spec == "" {
 		return "", fmt.Errorf("the cell has no Fault: give it one such as gate.Blackhole()")
+	}
+	if c.Watcher.detector != "" {
+		return c.builtinDetector()
 	}
 	sp := spec.Spec{Name: "role", Params: map[string]string{"name": c.Watcher.name, "peer": c.Peer.Name()}}
 	taken := []string{"name", "peer", protocol.PhaseKey}
@@ -148,6 +162,38 @@ func (c Cell) detector() (string, error) {
 		sp.Params[protocol.PhaseKey] = string(c.Phase)
 	default:
 		return "", fmt.Errorf("phase %q is neither %q nor %q", c.Phase, tcprules.PhaseIdle, tcprules.PhaseInFlight)
+	}
+	return sp.String(), nil
+}
+
+// builtinDetector is a Detector cell's spec: the detector's own, with the
+// cell's Peer as its peer parameter when the Peer is not Echo.
+func (c Cell) builtinDetector() (string, error) {
+	if len(c.Config) > 0 {
+		return "", fmt.Errorf("detector %q takes its parameters in its spec, not in the cell's Config", c.Watcher.detector)
+	}
+	switch c.Phase {
+	case "", tcprules.PhaseIdle, tcprules.PhaseInFlight:
+	default:
+		return "", fmt.Errorf("phase %q is neither %q nor %q", c.Phase, tcprules.PhaseIdle, tcprules.PhaseInFlight)
+	}
+	if c.Peer.Name() == Echo.name {
+		return c.Watcher.detector, nil
+	}
+	sp, err := spec.Parse(c.Watcher.detector)
+	if err != nil {
+		return "", fmt.Errorf("detector %q: %w", c.Watcher.detector, err)
+	}
+	if _, given := sp.Params["peer"]; given {
+		return "", fmt.Errorf("detector %q names its peer in its spec and the cell names another, %s: give it once", c.Watcher.detector, c.Peer.Name())
+	}
+	peer := c.Peer.Name()
+	if peer != Self.name {
+		peer = "service:" + peer
+	}
+	sp.Params["peer"] = peer
+	if _, err := harness.CanonicalDetector(sp.String()); err != nil {
+		return "", fmt.Errorf("detector %q with the peer %s: %w", c.Watcher.detector, c.Peer.Name(), err)
 	}
 	return sp.String(), nil
 }
@@ -190,18 +236,13 @@ func requireLab() {
 // adds to its spec, by which a suite that measured nothing is found.
 const measuredEntry = "halfopen gate: measured"
 
-// A gate suite whose specs measured no cell (a focus or label filter that
-// chose none, specs that returned early) fails: it would pass unmeasured.
-var _ = ginkgo.ReportAfterSuite("a gate suite measures at least one cell", func(r ginkgo.Report) {
-	if why := measuredNothing(r); why != "" {
-		ginkgo.Fail(why)
-	}
-})
-
-// measuredNothing says why a suite that otherwise passed measured nothing,
-// or "" when a spec measured a cell or the suite failed anyway.
+// measuredNothing says why a suite that otherwise passed measured nothing
+// (a focus or label filter that chose none, specs that returned early), so
+// that it fails rather than pass unmeasured; "" when a spec measured a
+// cell, the suite failed anyway, or it allows an empty run
+// (Suite.AllowEmpty).
 func measuredNothing(r ginkgo.Report) string {
-	if !r.SuiteSucceeded || r.SuiteConfig.DryRun {
+	if !r.SuiteSucceeded || r.SuiteConfig.DryRun || gateSuite.AllowEmpty {
 		return ""
 	}
 	for _, sr := range r.SpecReports {
@@ -231,7 +272,7 @@ func record(name string, r *Result) {
 			exp.RecordValue("censored", 1)
 		}
 	}
-	ginkgo.AddReportEntry(exp.Name, exp)
+	ginkgo.AddReportEntry(exp.Name, exp, ginkgo.ReportEntryVisibilityFailureOrVerbose)
 }
 
 // MeasureAll measures the cells together in one run (RunAll) from inside a
@@ -265,8 +306,22 @@ func Run(ctx context.Context, c Cell) (*Result, error) {
 // lab, as many labs at once as the harness's pool finds it can keep
 // accurate (sized by measurement, with its latency probe and calibration
 // labs), and returns their results in the cells' order. Bad input in any
-// cell is the error, before anything is measured.
+// cell is the error, before anything is measured, and so is a cell given
+// twice (the same detector, fault, side and phase): a cell is measured
+// once.
 func RunAll(ctx context.Context, cells ...Cell) ([]*Result, error) {
+	out, err := runAll(ctx, cells, nil)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// runAll is RunAll, with a progress callback for each sample. When the
+// run began, it returns what was measured even with an error (the run
+// interrupted, a sample the report could not keep, a run that did not
+// close cleanly).
+func runAll(ctx context.Context, cells []Cell, progress func(harness.Progress)) (out []*Result, err error) {
 	if err := preflight(); err != nil {
 		return nil, labError(err)
 	}
@@ -282,35 +337,76 @@ func RunAll(ctx context.Context, cells ...Cell) ([]*Result, error) {
 		if c.Seed != 0 {
 			seed = c.Seed
 		}
-		det, err := c.detector()
+		cfg, err := c.config()
 		if err != nil {
-			return nil, fmt.Errorf("gate cell %s: %w", c.name(), err)
+			return nil, err
 		}
-		samples := c.Samples
-		if samples == 0 {
-			samples = DefaultSamples
-		}
-		configs[i] = harness.CellConfig{Detector: det, Fault: c.Fault.spec, Side: c.Side, Samples: samples, Budget: c.Budget, Sysctls: c.Sysctls, Phase: c.Phase, Port: c.Port}
+		configs[i] = cfg
 	}
 	w, logs, err := sharedReport()
 	if err != nil {
 		return nil, err
 	}
 	run := harness.NewRun()
-	defer run.Close()
-	m, err := harness.NewMatrix(run, configs, harness.Options{Report: w, LogDir: logs, Seed: seed})
+	defer func() {
+		if cerr := run.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("gate: close the run: %w", cerr))
+		}
+	}()
+	m, err := harness.NewMatrix(run, configs, harness.Options{Report: w, LogDir: logs, Seed: seed, Progress: progress})
 	if err != nil {
 		return nil, fmt.Errorf("gate: %w", err)
 	}
-	if err := m.Run(ctx); err != nil {
-		return nil, fmt.Errorf("gate: %w", err)
+	first := map[report.CellKey]int{}
+	for i, hc := range m.Cells() {
+		if j, dup := first[hc.Key()]; dup {
+			return nil, fmt.Errorf("gate: cells %s and %s are the same cell, %s: give it once", cells[j].name(), cells[i].name(), hc.Describe())
+		}
+		first[hc.Key()] = i
 	}
-	out := make([]*Result, len(cells))
-	for i, cell := range m.Cells() {
-		out[i] = newResult(cells[i], cell)
+	runErr := m.Run(ctx)
+	out = make([]*Result, len(cells))
+	for i, hc := range m.Cells() {
+		out[i] = newResult(cells[i], hc)
+	}
+	if runErr != nil {
+		return out, fmt.Errorf("gate: %w", runErr)
 	}
 	return out, nil
 }
+
+// config is the harness's configuration of the cell, checked: bad input
+// is one sentence naming the cell.
+func (c Cell) config() (harness.CellConfig, error) {
+	det, err := c.detector()
+	if err != nil {
+		return harness.CellConfig{}, fmt.Errorf("gate cell %s: %w", c.name(), err)
+	}
+	samples := c.Samples
+	if samples == 0 {
+		samples = DefaultSamples
+	}
+	return harness.CellConfig{Detector: det, Fault: c.Fault.spec, Side: c.Side, Samples: samples, Budget: c.Budget, Sysctls: c.Sysctls, Phase: c.Phase, Port: c.Port}, nil
+}
+
+// Suite is what a gate suite says of itself, given to RunSpecs among
+// Ginkgo's arguments; every field is optional.
+type Suite struct {
+	// Report names the suite's report suite-REPORT.json in
+	// $HALFOPEN_REPORT_DIR (zero: suite-gates-NAME.json, NAME as the
+	// package doc says).
+	Report string
+	// Profile is recorded as the report's profile (zero: "gate").
+	Profile string
+	// AllowEmpty lets the suite pass when its filters, or its shard, leave
+	// it nothing to measure, as a suite run among others (ginkgo -r with
+	// a label filter that chooses another suite's specs) must. Zero: a
+	// suite that measured no cell fails, rather than pass unmeasured.
+	AllowEmpty bool
+}
+
+// The settings RunSpecs was given (Suite), and the report they name.
+var gateSuite Suite
 
 // The one report of a gate suite, written sample by sample.
 var gateReport struct {
@@ -319,9 +415,10 @@ var gateReport struct {
 	logs string
 }
 
-// sharedReport opens the suite's report on first use:
-// suite-gates-NAME.json (gateName) in $HALFOPEN_REPORT_DIR, or in a
-// temporary directory.
+// sharedReport opens the suite's report on first use: suite-REPORT.json
+// (Suite.Report), else suite-gates-NAME.json (gateName), in
+// $HALFOPEN_REPORT_DIR, or in a temporary directory. A run sharded by
+// HALFOPEN_SHARD records its shard.
 func sharedReport() (*report.Writer, string, error) {
 	gateReport.Lock()
 	defer gateReport.Unlock()
@@ -339,11 +436,18 @@ func sharedReport() (*report.Writer, string, error) {
 	if n := gateName(); n != "" {
 		name = "gates-" + n
 	}
+	if gateSuite.Report != "" {
+		name = gateSuite.Report
+	}
+	profile := "gate"
+	if gateSuite.Profile != "" {
+		profile = gateSuite.Profile
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, "", fmt.Errorf("gate: report directory: %w", err)
 	}
 	w, err := report.Create(filepath.Join(dir, "suite-"+name+".json"), &report.Report{
-		Schema: report.SchemaV1, Profile: "gate", Started: time.Now().UTC(),
+		Schema: report.SchemaV1, Profile: profile, Started: time.Now().UTC(), Shard: os.Getenv(shardEnv),
 		Environment: version.Environment(),
 	})
 	if err != nil {
@@ -353,13 +457,37 @@ func sharedReport() (*report.Writer, string, error) {
 	return w, gateReport.logs, nil
 }
 
+// closeReport closes the suite's report, and reads it back: a report the
+// reader refuses is an error of the suite's.
 func closeReport() error {
 	gateReport.Lock()
 	defer gateReport.Unlock()
 	if gateReport.w == nil {
 		return nil
 	}
-	return gateReport.w.Close()
+	if err := gateReport.w.Close(); err != nil {
+		return err
+	}
+	if _, err := report.Read(gateReport.w.Path()); err != nil {
+		return fmt.Errorf("the suite's own report does not pass the reader: %w", err)
+	}
+	return nil
+}
+
+// AddFrontier adds a point to the suite's tolerance-against-detection
+// frontier (report.Report.Frontier, plotted by `halfopen report`): the
+// longest disturbance a configuration survived against the time it took
+// to detect a death, as a claim over a sweep of cells (Claim) finds it.
+// Call it from inside a spec; a report that cannot take it fails the spec.
+func AddFrontier(p report.FrontierPoint) {
+	ginkgo.GinkgoHelper()
+	w, _, err := sharedReport()
+	if err == nil {
+		err = w.Update(func(r *report.Report) { r.Frontier = append(r.Frontier, p) })
+	}
+	if err != nil {
+		ginkgo.Fail(fmt.Sprintf("gate: add %s to the frontier: %v", p.Detector, err))
+	}
 }
 
 // sortedReasons lists the reasons of the detected samples.

@@ -1,7 +1,11 @@
 package suites
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/halfopen/halfopen/gate"
+)
 
 // TestMain dispatches agent mode first: reading a foreign detector's hello
 // starts a probe lab, whose reaper is this test binary re-executed.
-func TestMain(m *testing.M) { Main(m) }
+func TestMain(m *testing.M) { gate.Main(m) }

@@ -3,9 +3,10 @@ package catalogue_test
 import (
 	"testing"
 
+	"github.com/halfopen/halfopen/gate"
 	"github.com/halfopen/halfopen/suites"
 )
 
-func TestMain(m *testing.M) { suites.Main(m) }
+func TestMain(m *testing.M) { gate.Main(m) }
 
-func TestCatalogue(t *testing.T) { suites.Run(t, suite, "Every fault of the catalogue") }
+func TestCatalogue(t *testing.T) { suites.Run(t, "catalogue", "Every fault of the catalogue") }

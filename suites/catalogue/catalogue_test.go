@@ -3,6 +3,7 @@
 //
 //	[peer 198.18.1.2] ==veth== [router: nftables, conntrack, toxiproxy :7001, API :8474] ==veth== [watcher 198.18.2.2]
 //
+// Each cell is an entry of one table, and carries every claim made of it.
 // Detection cells must decide as theory says (suites.ExpectTheory: inside
 // the predicted range widened by report.PredictionTolerance, with an allowed reason,
 // or censored when theory says never). Disturbance cells keep the
@@ -28,7 +29,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/gate"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/suites"
@@ -42,8 +43,6 @@ const (
 )
 
 var (
-	suite = suites.New("catalogue", 0)
-
 	detectorSpecs = []string{readEOF, keepalive, userTimeout, heartbeat}
 
 	// Detection faults on the client side (the watcher dials).
@@ -83,130 +82,157 @@ var (
 	}
 )
 
-// cell is one cell of the catalogue.
-func cell(detector, fault string, side protocol.Side) harness.CellConfig {
-	return harness.CellConfig{Detector: detector, Fault: fault, Side: side, Samples: suites.Samples(3)}
+const (
+	client = protocol.SideClient
+	server = protocol.SideServer
+)
+
+// decides asserts that a detection cell decides as theory says, on at
+// least its samples.
+func decides(r *gate.Result) {
+	Expect(len(r.Samples)).To(BeNumerically(">=", min(3, suites.Samples(3))))
+	suites.ExpectTheory(r)
 }
 
-// across returns the cells of every detector against each fault.
-func across(detectors, faults []string, side protocol.Side) []harness.CellConfig {
-	var out []harness.CellConfig
-	for _, f := range faults {
-		for _, d := range detectors {
-			out = append(out, cell(d, f, side))
+// resetsAtFirstProbe: a rebooted host answers the first keepalive probe
+// after its return with an RST.
+func resetsAtFirstProbe(r *gate.Result) {
+	for i, s := range r.Record().Samples {
+		Expect(s.Detected).To(BeTrue(), "sample %d of %s", i, r.Describe)
+		Expect(s.Reason).To(Equal("ECONNRESET"), "sample %d of %s", i, r.Describe)
+		// Down 1 s; the next probe goes within intvl (1 s) of it.
+		Expect(*s.Seconds).To(And(BeNumerically(">=", 1.0-report.PredictionTolerance.Seconds()), BeNumerically("<=", 2.0+2*report.PredictionTolerance.Seconds())),
+			"sample %d of %s: ECONNRESET must answer the first probe after the return", i, r.Describe)
+	}
+}
+
+// natResetsNextWrite: a NAT that lost the flow resets the next 200 ms
+// write.
+func natResetsNextWrite(r *gate.Result) {
+	for i, s := range r.Record().Samples {
+		Expect(s.Reason).To(Equal("ECONNRESET"), "NAT sample %d", i)
+		Expect(*s.Seconds).To(BeNumerically("<=", (200*time.Millisecond+2*report.PredictionTolerance).Seconds()), "NAT sample %d: the next 200 ms write must be reset", i)
+	}
+}
+
+// firewallTimesOut: a firewall that lost the flow drops silently; only
+// the 2 s user timeout can tell.
+func firewallTimesOut(r *gate.Result) {
+	for i, s := range r.Record().Samples {
+		Expect(s.Reason).To(Equal("ETIMEDOUT"), "firewall sample %d", i)
+		Expect(*s.Seconds).To(BeNumerically(">=", 2.0-report.PredictionTolerance.Seconds()), "firewall sample %d: only the 2 s user timeout can tell", i)
+	}
+}
+
+// oneWayCaught: one-way loss toward the watcher is caught by keepalive
+// 1/1/3 in [3, 4] s.
+func oneWayCaught(r *gate.Result) {
+	for i, s := range r.Record().Samples {
+		Expect(s.Reason).To(Equal("ETIMEDOUT"), "sample %d", i)
+		// [cnt·intvl, idle + cnt·intvl] by phase; the timer wheel may
+		// fire a 1 s timer up to 12.5 % late.
+		Expect(*s.Seconds).To(And(BeNumerically(">=", 3.0-report.PredictionTolerance.Seconds()), BeNumerically("<=", 4.5+report.PredictionTolerance.Seconds())), "sample %d", i)
+	}
+}
+
+// resetByProxy: Toxiproxy's reset_peer gives ECONNRESET.
+func resetByProxy(r *gate.Result) {
+	for _, s := range r.Record().Samples {
+		Expect(s.Reason).To(Equal("ECONNRESET"), r.Describe)
+	}
+}
+
+// seesDirectCrash: on the direct path, a kernel-level detector sees the
+// peer host crash.
+func seesDirectCrash(r *gate.Result) {
+	for _, s := range r.Record().Samples {
+		Expect(s.Detected).To(BeTrue(), "%s on the direct path", r.Describe)
+	}
+}
+
+// blindBehindProxy: behind the proxy, a kernel-level detector cannot see
+// the peer host crash, because its TCP peer is the proxy's kernel, and
+// the report says why.
+func blindBehindProxy(r *gate.Result) {
+	rec := r.Record()
+	for _, s := range rec.Samples {
+		Expect(s.Detected).To(BeFalse(), "%s decided %s behind the proxy", r.Describe, s.Reason)
+	}
+	Expect(rec.Path).To(Equal("toxiproxy"))
+	Expect(rec.Note).To(ContainSubstring("proxy's kernel"))
+}
+
+// heartbeatBehindProxy: a heart-beat needs the peer's own answers, which
+// stop.
+func heartbeatBehindProxy(r *gate.Result) {
+	for _, s := range r.Record().Samples {
+		Expect(s.Reason).To(Equal("heartbeat"), "a heart-beat needs the peer's own answers, which stop")
+	}
+}
+
+func entries() []gate.TableEntry {
+	var e suites.Entries
+	cell := suites.Cell
+	// Every detection cell decides as theory says, the watcher dialing
+	// and the watcher a passive server.
+	for _, f := range clientFaults {
+		for _, d := range detectorSpecs {
+			e.Add(cell(d, f, client), decides)
 		}
 	}
-	return out
+	for _, f := range serverFaults {
+		for _, d := range detectorSpecs {
+			e.Add(cell(d, f, server), decides)
+		}
+	}
+	// A 1 s router restart is survived by keepalive 1/1/3, and not by a
+	// 200 ms × 3 heart-beat.
+	restart := disturbances[0]
+	for _, d := range []string{keepalive, userTimeout, readEOF} {
+		e.Add(cell(d, restart, client), suites.ExpectSurvived)
+	}
+	e.Add(cell(heartbeat, restart, client), suites.ExpectFalsePositives)
+	// Latency, jitter, a bandwidth squeeze, slicing, low-rate loss and a
+	// long idle are survived.
+	for _, f := range disturbances[1:] {
+		for _, d := range detectorSpecs {
+			if d == heartbeat && f == "random-loss:percent=5,for=2s" {
+				// A lost pong waits for a retransmission (RTO ≥ 200 ms,
+				// doubling): a 600 ms heart-beat may or may not outlast
+				// it; the cell is measured, not asserted.
+				e.Add(cell(d, f, client), suites.Measured)
+				continue
+			}
+			e.Add(cell(d, f, client), suites.ExpectSurvived)
+		}
+	}
+	// A rebooted host resets the first keepalive probe after its return;
+	// a blocked read sends nothing, so no segment meets the RST.
+	e.Add(cell(keepalive, "host-reboot:down=1s", client), resetsAtFirstProbe)
+	e.Add(cell(keepalive, "host-reboot:down=1s", server), resetsAtFirstProbe)
+	e.Add(cell(readEOF, "host-reboot:down=1s", client), gate.NeverDetect())
+	// NAT state loss resets the next write; firewall state loss times out
+	// silently.
+	e.Add(cell(userTimeout, "middlebox-state-loss:mode=nat", client), natResetsNextWrite)
+	e.Add(cell(userTimeout, "middlebox-state-loss", client), firewallTimesOut)
+	e.Add(cell(readEOF, "middlebox-state-loss:mode=nat", client), gate.NeverDetect())
+	// One-way loss toward the watcher is caught by keepalive 1/1/3 in
+	// [3, 4] s.
+	e.Add(cell(keepalive, "one-way", client), oneWayCaught)
+	// Toxiproxy's reset_peer gives ECONNRESET on every detector.
+	for _, d := range detectorSpecs {
+		e.Add(cell(d, "toxiproxy-reset-peer", client), resetByProxy)
+	}
+	// Kernel-level detectors cannot see a peer host crash behind the
+	// proxy, and the report says why.
+	for _, d := range []string{keepalive, userTimeout} {
+		e.Add(cell(d, "host-crash", client), seesDirectCrash)
+		e.Add(cell(d, "toxiproxy-host-crash", client), blindBehindProxy)
+	}
+	e.Add(cell(heartbeat, "toxiproxy-host-crash", client), heartbeatBehindProxy)
+	return e.List()
 }
 
 var _ = Describe("every fault of the catalogue", Label("netns", "toxiproxy", "measurement"), func() {
-	detect := func(c *harness.Cell) {
-		Expect(len(c.Record().Samples)).To(BeNumerically(">=", min(3, suites.Samples(3))))
-		suites.ExpectTheory(c)
-	}
-	suite.Table("decides as theory says, the watcher dialing", across(detectorSpecs, clientFaults, protocol.SideClient), detect)
-	suite.Table("decides as theory says, the watcher a passive server", across(detectorSpecs, serverFaults, protocol.SideServer), detect)
-
-	restart := "router-restart:outage=1s"
-	suite.It("survives a 1 s router restart with keepalive 1/1/3, and not with a 200 ms × 3 heart-beat",
-		across([]string{keepalive, userTimeout, readEOF, heartbeat}, []string{restart}, protocol.SideClient), func(cells []*harness.Cell) {
-			for _, c := range cells[:3] {
-				suites.ExpectSurvived(c)
-			}
-			suites.ExpectFalsePositives(cells[3])
-		})
-
-	suite.It("survives latency, jitter, a bandwidth squeeze, slicing, low-rate loss and a long idle",
-		across(detectorSpecs, disturbances[1:], protocol.SideClient), func(cells []*harness.Cell) {
-			for _, c := range cells {
-				if c.Config.Detector == heartbeat && c.Config.Fault == "random-loss:percent=5,for=2s" {
-					// A lost pong waits for a retransmission (RTO ≥ 200 ms,
-					// doubling): a 600 ms heart-beat may or may not outlast
-					// it; the cell is measured, not asserted.
-					for _, s := range c.Record().Samples {
-						Expect(s.Error).To(BeEmpty())
-					}
-					continue
-				}
-				suites.ExpectSurvived(c)
-			}
-		})
-
-	suite.It("resets at the first keepalive probe after a rebooted host returns", []harness.CellConfig{
-		cell(keepalive, "host-reboot:down=1s", protocol.SideClient),
-		cell(keepalive, "host-reboot:down=1s", protocol.SideServer),
-		cell(readEOF, "host-reboot:down=1s", protocol.SideClient),
-	}, func(cells []*harness.Cell) {
-		for _, c := range cells[:2] {
-			for i, s := range c.Record().Samples {
-				Expect(s.Detected).To(BeTrue(), "sample %d of %s", i, c.Describe())
-				Expect(s.Reason).To(Equal("ECONNRESET"), "sample %d of %s", i, c.Describe())
-				// Down 1 s; the next probe goes within intvl (1 s) of it.
-				Expect(*s.Seconds).To(And(BeNumerically(">=", 1.0-report.PredictionTolerance.Seconds()), BeNumerically("<=", 2.0+2*report.PredictionTolerance.Seconds())),
-					"sample %d of %s: ECONNRESET must answer the first probe after the return", i, c.Describe())
-			}
-		}
-		// A blocked read sends nothing, so no segment meets the RST.
-		suites.ExpectCensored(cells[2])
-	})
-
-	suite.It("resets the next write after NAT state loss, and times out silently after firewall state loss", []harness.CellConfig{
-		cell(userTimeout, "middlebox-state-loss:mode=nat", protocol.SideClient),
-		cell(userTimeout, "middlebox-state-loss", protocol.SideClient),
-		cell(readEOF, "middlebox-state-loss:mode=nat", protocol.SideClient),
-	}, func(cells []*harness.Cell) {
-		for i, s := range cells[0].Record().Samples {
-			Expect(s.Reason).To(Equal("ECONNRESET"), "NAT sample %d", i)
-			Expect(*s.Seconds).To(BeNumerically("<=", (200*time.Millisecond+2*report.PredictionTolerance).Seconds()), "NAT sample %d: the next 200 ms write must be reset", i)
-		}
-		for i, s := range cells[1].Record().Samples {
-			Expect(s.Reason).To(Equal("ETIMEDOUT"), "firewall sample %d", i)
-			Expect(*s.Seconds).To(BeNumerically(">=", 2.0-report.PredictionTolerance.Seconds()), "firewall sample %d: only the 2 s user timeout can tell", i)
-		}
-		suites.ExpectCensored(cells[2])
-	})
-
-	suite.It("catches one-way loss toward the watcher with keepalive 1/1/3 in [3, 4] s", []harness.CellConfig{
-		cell(keepalive, "one-way", protocol.SideClient),
-	}, func(cells []*harness.Cell) {
-		for i, s := range cells[0].Record().Samples {
-			Expect(s.Reason).To(Equal("ETIMEDOUT"), "sample %d", i)
-			// [cnt·intvl, idle + cnt·intvl] by phase; the timer wheel may
-			// fire a 1 s timer up to 12.5 % late.
-			Expect(*s.Seconds).To(And(BeNumerically(">=", 3.0-report.PredictionTolerance.Seconds()), BeNumerically("<=", 4.5+report.PredictionTolerance.Seconds())), "sample %d", i)
-		}
-	})
-
-	suite.It("gets ECONNRESET from Toxiproxy's reset_peer on every detector",
-		across(detectorSpecs, []string{"toxiproxy-reset-peer"}, protocol.SideClient), func(cells []*harness.Cell) {
-			for _, c := range cells {
-				for _, s := range c.Record().Samples {
-					Expect(s.Reason).To(Equal("ECONNRESET"), c.Describe())
-				}
-			}
-		})
-
-	suite.It("cannot see a peer host crash behind the proxy with kernel-level detectors, and says why", []harness.CellConfig{
-		cell(keepalive, "host-crash", protocol.SideClient),
-		cell(keepalive, "toxiproxy-host-crash", protocol.SideClient),
-		cell(userTimeout, "host-crash", protocol.SideClient),
-		cell(userTimeout, "toxiproxy-host-crash", protocol.SideClient),
-		cell(heartbeat, "toxiproxy-host-crash", protocol.SideClient),
-	}, func(cells []*harness.Cell) {
-		for i := 0; i < 4; i += 2 {
-			direct, proxied := cells[i], cells[i+1]
-			for _, s := range direct.Record().Samples {
-				Expect(s.Detected).To(BeTrue(), "%s on the direct path", direct.Describe())
-			}
-			rec := proxied.Record()
-			for _, s := range rec.Samples {
-				Expect(s.Detected).To(BeFalse(), "%s decided %s behind the proxy", proxied.Describe(), s.Reason)
-			}
-			Expect(rec.Path).To(Equal("toxiproxy"))
-			Expect(rec.Note).To(ContainSubstring("proxy's kernel"))
-		}
-		for _, s := range cells[4].Record().Samples {
-			Expect(s.Reason).To(Equal("heartbeat"), "a heart-beat needs the peer's own answers, which stop")
-		}
-	})
+	gate.DescribeTable("decides as theory says, survives what it must, and shows what TCP's rules say", entries(), suites.MeasureTimeout)
 })

@@ -16,14 +16,12 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/gate"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/suites"
 )
 
 var (
-	suite = suites.New("detection", 0)
-
 	detectorSpecs = []string{
 		"read-eof",
 		"keepalive-tuned:idle=1s,intvl=1s,cnt=3",
@@ -32,38 +30,42 @@ var (
 	}
 	faultSpecs = []string{"graceful-close", "abortive-close", "process-kill", "peer-cable-pull", "blackhole", "host-crash"}
 	sides      = []protocol.Side{protocol.SideClient, protocol.SideServer}
+	// silent are the faults after which the peer sends nothing more.
+	silent = map[string]bool{"peer-cable-pull": true, "blackhole": true, "host-crash": true}
 )
 
-func cells() []harness.CellConfig {
-	var out []harness.CellConfig
+// decides asserts that a cell decides as theory says, on at least the
+// profile's samples.
+func decides(r *gate.Result) {
+	Expect(len(r.Samples)).To(BeNumerically(">=", suites.Samples(3)))
+	suites.ExpectTheory(r)
+}
+
+// silentPeerCensored asserts that read-eof never puts a number on a silent
+// peer: a blocked read cannot see it.
+func silentPeerCensored(r *gate.Result) {
+	for i, s := range r.Record().Samples {
+		Expect(s.Error).To(BeEmpty(), "sample %d of %s", i, r.Describe)
+		Expect(s.Seconds).To(BeNil(), "sample %d of %s decided %q: a blocked read cannot see a silent peer", i, r.Describe, s.Reason)
+	}
+}
+
+func entries() []gate.TableEntry {
+	var out suites.Entries
 	for _, side := range sides {
 		for _, d := range detectorSpecs {
 			for _, f := range faultSpecs {
-				out = append(out, harness.CellConfig{Detector: d, Fault: f, Side: side, Samples: suites.Samples(3)})
+				args := []any{decides}
+				if d == "read-eof" && silent[f] {
+					args = append(args, silentPeerCensored)
+				}
+				out.Add(suites.Cell(d, f, side), args...)
 			}
 		}
 	}
-	return out
+	return out.List()
 }
 
 var _ = Describe("the first six faults against the first four detectors", Label("netns", "measurement"), func() {
-	suite.Table("decides as theory says", cells(), func(c *harness.Cell) {
-		Expect(len(c.Record().Samples)).To(BeNumerically(">=", suites.Samples(3)))
-		suites.ExpectTheory(c)
-	})
-
-	var silent []harness.CellConfig
-	for _, side := range sides {
-		for _, f := range []string{"peer-cable-pull", "blackhole", "host-crash"} {
-			silent = append(silent, harness.CellConfig{Detector: "read-eof", Fault: f, Side: side, Samples: suites.Samples(3)})
-		}
-	}
-	suite.It("never puts a number on a silent peer with read-eof", silent, func(cells []*harness.Cell) {
-		for _, c := range cells {
-			for i, s := range c.Record().Samples {
-				Expect(s.Error).To(BeEmpty(), "sample %d of %s", i, c.Describe())
-				Expect(s.Seconds).To(BeNil(), "sample %d of %s decided %q: a blocked read cannot see a silent peer", i, c.Describe(), s.Reason)
-			}
-		}
-	})
+	gate.DescribeTable("decides as theory says; read-eof never puts a number on a silent peer", entries(), suites.MeasureTimeout)
 })

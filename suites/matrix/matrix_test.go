@@ -22,13 +22,10 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/gate"
 	"github.com/halfopen/halfopen/protocol"
-	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/suites"
 )
-
-var suite = suites.New("matrix", 0)
 
 // detectors are one configuration per family.
 func detectors() []string {
@@ -64,24 +61,18 @@ var faults = []string{
 	"toxiproxy-bandwidth:rate=1,for=1s", "toxiproxy-slicer:average_size=2,size_variation=1,delay=5ms,for=1s",
 }
 
-func cells() []harness.CellConfig {
-	var out []harness.CellConfig
+func entries() []gate.TableEntry {
+	var e suites.Entries
 	for _, side := range []protocol.Side{protocol.SideClient, protocol.SideServer} {
 		for _, d := range detectors() {
 			for _, f := range faults {
-				out = append(out, harness.CellConfig{Detector: d, Fault: f, Side: side, Samples: suites.Samples(3)})
+				e.Add(suites.Cell(d, f, side), suites.ExpectCellTheory)
 			}
 		}
 	}
-	return out
+	return e.List()
 }
 
 var _ = Describe("every strategy through every fault", Label("netns", "toxiproxy", "measurement", "matrix"), func() {
-	suite.Table("as theory says", cells(), func(c *harness.Cell) {
-		if c.Kind == report.KindDisturbance {
-			suites.ExpectDisturbanceTheory(c)
-			return
-		}
-		suites.ExpectTheory(c)
-	})
+	gate.DescribeTable("as theory says", entries(), suites.MeasureTimeout)
 })

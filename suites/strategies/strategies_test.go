@@ -21,7 +21,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/gate"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/suites"
 )
@@ -33,19 +33,10 @@ const (
 	middlebox = "middlebox-state-loss:mode=firewall,scope=flow"
 )
 
-var (
-	suite = suites.New("strategies", 0)
-	sides = []protocol.Side{protocol.SideClient, protocol.SideServer}
-)
-
-func init() {
-	suite.Before = func() { suites.BuildExamples(examples("c")) }
-}
+var sides = []protocol.Side{protocol.SideClient, protocol.SideServer}
 
 // cell is one cell of this suite.
-func cell(det, fault string, side protocol.Side) harness.CellConfig {
-	return harness.CellConfig{Detector: det, Fault: fault, Side: side, Samples: suites.Samples(3)}
-}
+var cell = suites.Cell
 
 // goDetectors are the reference text's strategies as halfopen detectors.
 // The quick profile scales keepalive-default's sysctls by 1/3600 and lowers
@@ -109,64 +100,68 @@ func twins() []twin {
 	}
 }
 
-var _ = Describe("The reference text's detection strategies", Label("netns"), func() {
-	var strategies []harness.CellConfig
+// inBand asserts that netcheck's urgent probes reach the peer in band. A
+// sample whose fault came before netcheck's first probe (the idle range is
+// swept from 0) has nothing to show; every probe that arrived must have
+// arrived in band, and the cell must show some.
+func inBand(r *gate.Result) {
+	inBand := 0
+	for _, s := range r.Record().Samples {
+		var got, nul int
+		_, err := fmt.Sscanf(s.PeerSaw, "received %d bytes, %d of them NUL", &got, &nul)
+		Expect(err).NotTo(HaveOccurred(), "%s: the peer said %q", r.Describe, s.PeerSaw)
+		if got > 0 {
+			Expect(nul).To(BeNumerically(">", 0), "%s: %s: netcheck's bytes are urgent NULs, read in band", r.Describe, s.PeerSaw)
+		}
+		inBand += nul
+	}
+	Expect(inBand).To(BeNumerically(">", 0), "%s: no sample's peer read an urgent byte in band", r.Describe)
+}
+
+func entries() []gate.TableEntry {
+	var e suites.Entries
+	// Every strategy decides on real packets as theory says.
 	for _, side := range sides {
 		for _, det := range goDetectors() {
-			strategies = append(strategies, cell(det, blackhole, side), cell(det, fin, side))
+			e.Add(cell(det, blackhole, side), suites.ExpectTheory)
+			e.Add(cell(det, fin, side), suites.ExpectTheory)
 		}
 	}
-	suite.Table("decides every strategy on real packets as theory says", strategies, suites.ExpectTheory)
-
+	// netcheck's urgent probes reach the peer in band.
 	netcheck := goDetectors()[8]
-	suite.It("shows that netcheck's urgent probes reach the peer in band",
-		[]harness.CellConfig{cell(netcheck, fin, protocol.SideClient), cell(netcheck, fin, protocol.SideServer)}, func(cells []*harness.Cell) {
-			// A sample whose fault came before netcheck's first probe (the
-			// idle range is swept from 0) has nothing to show; every probe
-			// that arrived must have arrived in band, and each cell must
-			// show some.
-			for _, c := range cells {
-				inBand := 0
-				for _, s := range c.Record().Samples {
-					var got, nul int
-					_, err := fmt.Sscanf(s.PeerSaw, "received %d bytes, %d of them NUL", &got, &nul)
-					Expect(err).NotTo(HaveOccurred(), "%s: the peer said %q", c.Describe(), s.PeerSaw)
-					if got > 0 {
-						Expect(nul).To(BeNumerically(">", 0), "%s: %s: netcheck's bytes are urgent NULs, read in band", c.Describe(), s.PeerSaw)
-					}
-					inBand += nul
-				}
-				Expect(inBand).To(BeNumerically(">", 0), "%s: no sample's peer read an urgent byte in band", c.Describe())
-			}
-		})
-
+	e.Add(cell(netcheck, fin, protocol.SideClient), inBand)
+	e.Add(cell(netcheck, fin, protocol.SideServer), inBand)
+	var claims []gate.TableEntry
 	for _, side := range sides {
-		cells := []harness.CellConfig{cell("naive-recv", storm, side), cell("external:cmd="+examples("c/bin/select_recv"), storm, side)}
+		// Only naive-recv, without the EINTR check, takes a signal for a
+		// dead peer.
+		e.Add(cell("naive-recv", storm, side), suites.ExpectFalsePositives)
+		e.Add(cell("external:cmd="+examples("c/bin/select_recv"), storm, side), suites.ExpectSurvived)
 		for _, det := range eintrDetectors[1:] {
-			cells = append(cells, cell(det, storm, side))
+			e.Add(cell(det, storm, side), suites.ExpectSurvived)
 		}
-		suite.It("falls into the EINTR trap only without the EINTR check, "+string(side), cells, func(cells []*harness.Cell) {
-			suites.ExpectFalsePositives(cells[0])
-			for _, c := range cells[1:] {
-				suites.ExpectSurvived(c)
-			}
-		})
-
+		// In-band heart-beats detect a middlebox's lost data flow;
+		// dedicated ones never do.
+		e.Add(cell("heartbeat-inband", middlebox, side), suites.ExpectTheory)
 		dedicated := cell("heartbeat-dedicated", middlebox, side)
 		dedicated.Budget = 3 * time.Second
-		suite.It("detects a middlebox's lost data flow with in-band heart-beats, never with dedicated ones, "+string(side),
-			[]harness.CellConfig{cell("heartbeat-inband", middlebox, side), dedicated}, func(cells []*harness.Cell) {
-				suites.ExpectTheory(cells[0])
-				suites.ExpectCensored(cells[1])
-			})
-
+		e.Add(dedicated, gate.NeverDetect())
+		// The C and Python programs measure as their Go twins. A twin's
+		// reference is a strategy above where it is one, measured once.
 		for _, tw := range twins() {
 			ref, foreign := cell(tw.ref, tw.fault, side), cell(tw.foreign, tw.fault, side)
 			ref.Budget, foreign.Budget, foreign.Sysctls = tw.budget, tw.budget, tw.sysctls
-			suite.It(fmt.Sprintf("measures %s as its Go twin %s: %s × %s", filepath.Base(tw.foreign), tw.ref, tw.fault, side),
-				[]harness.CellConfig{ref, foreign}, func(cells []*harness.Cell) {
-					suites.ExpectTwin(cells[0], cells[1], tw.tolerance)
-				})
+			refName, foreignName := e.Add(ref, suites.ExpectTheory), e.Add(foreign, suites.ExpectTheory)
+			tolerance := tw.tolerance
+			claims = append(claims, gate.Claim(fmt.Sprintf("measures %s as its Go twin %s: %s × %s", filepath.Base(tw.foreign), tw.ref, tw.fault, side),
+				[]string{refName, foreignName}, func(rs map[string]*gate.Result) {
+					suites.ExpectTwin(rs[refName], rs[foreignName], tolerance)
+				}))
 		}
 	}
+	return append(e.List(), claims...)
+}
+
+var _ = Describe("The reference text's detection strategies", Label("netns"), func() {
+	gate.DescribeTable("decides on real packets as theory says, falls into the EINTR trap only without the EINTR check, and measures the C and Python programs as their Go twins", entries(), suites.MeasureTimeout)
 })

@@ -3,9 +3,10 @@ package tradeoff_test
 import (
 	"testing"
 
+	"github.com/halfopen/halfopen/gate"
 	"github.com/halfopen/halfopen/suites"
 )
 
-func TestMain(m *testing.M) { suites.Main(m) }
+func TestMain(m *testing.M) { gate.Main(m) }
 
-func TestTradeoff(t *testing.T) { suites.Run(t, suite, "Tolerance vs detection") }
+func TestTradeoff(t *testing.T) { suites.Run(t, "tradeoff", "Tolerance vs detection") }

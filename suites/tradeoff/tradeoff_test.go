@@ -21,15 +21,13 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/halfopen/halfopen/harness"
+	"github.com/halfopen/halfopen/gate"
 	"github.com/halfopen/halfopen/protocol"
 	"github.com/halfopen/halfopen/report"
 	"github.com/halfopen/halfopen/suites"
 )
 
 var (
-	suite = suites.New("tradeoff", 0)
-
 	families = []string{
 		"keepalive-tuned:idle=1s,intvl=1s,cnt=2",
 		"keepalive-tuned:idle=1s,intvl=1s,cnt=3",
@@ -47,15 +45,27 @@ const death = "blackhole"
 
 func outageFault(d time.Duration) string { return fmt.Sprintf("router-restart:outage=%s", d) }
 
-// sweep returns a configuration's cells: the silent death and each outage
-// of the ladder.
-func sweep(det string) []harness.CellConfig {
-	out := []harness.CellConfig{{Detector: det, Fault: death, Side: protocol.SideClient, Samples: suites.Samples(3)}}
-	for _, o := range outages {
-		out = append(out, harness.CellConfig{Detector: det, Fault: outageFault(o), Side: protocol.SideClient, Samples: max(2, suites.Samples(3)-1)})
-	}
-	return out
+// sweep is a configuration's cells, by their entries' names: the silent
+// death, and each outage of the ladder in order.
+type sweep struct {
+	death   string
+	outages []string
 }
+
+// sweepOf adds a configuration's cells to the table's entries and returns
+// their names. Each cell is measured without error; the claims read them.
+func sweepOf(e *suites.Entries, det string) sweep {
+	sw := sweep{death: e.Add(suites.Cell(det, death, protocol.SideClient), suites.Measured)}
+	for _, o := range outages {
+		c := suites.Cell(det, outageFault(o), protocol.SideClient)
+		c.Samples = max(2, suites.Samples(3)-1)
+		sw.outages = append(sw.outages, e.Add(c, suites.Measured))
+	}
+	return sw
+}
+
+// names are the sweep's entries, for a claim.
+func (sw sweep) names() []string { return append([]string{sw.death}, sw.outages...) }
 
 // frontierPoint is a configuration's tolerance (longest outage of the
 // ladder survived by every sample, 0 when none) and its detection times.
@@ -65,12 +75,11 @@ type frontierPoint struct {
 	detected          int
 }
 
-// frontier computes a configuration's point from its sweep's cells, in
-// sweep's order.
-func frontier(cells []*harness.Cell) frontierPoint {
+// frontier computes a configuration's point from its sweep's results.
+func frontier(sw sweep, rs map[string]*gate.Result) frontierPoint {
 	var fp frontierPoint
 	for i, o := range outages {
-		samples := cells[1+i].Record().Samples
+		samples := rs[sw.outages[i]].Record().Samples
 		survived := len(samples) > 0
 		for _, s := range samples {
 			survived = survived && s.Error == "" && s.FalsePositives == 0
@@ -81,7 +90,7 @@ func frontier(cells []*harness.Cell) frontierPoint {
 		fp.tolerance = o
 	}
 	var secs []float64
-	for _, s := range cells[0].Record().Samples {
+	for _, s := range rs[sw.death].Record().Samples {
 		if s.Detected {
 			secs = append(secs, *s.Seconds)
 		}
@@ -95,63 +104,48 @@ func frontier(cells []*harness.Cell) frontierPoint {
 	return fp
 }
 
-func init() {
-	suite.Finish = func(cells []*harness.Cell, r *report.Report) {
-		byKey := map[report.CellKey]*harness.Cell{}
-		for _, c := range cells {
-			byKey[c.Key()] = c
-		}
-		r.Frontier = nil
-		for _, d := range families {
-			var sw []*harness.Cell
-			for _, cfg := range sweep(d) {
-				c, err := harness.Resolve(cfg)
-				if err != nil || byKey[c.Key()] == nil {
-					sw = nil
-					break
-				}
-				sw = append(sw, byKey[c.Key()])
-			}
-			if sw == nil {
-				continue // not measured in this run (filtered or another shard)
-			}
-			fp := frontier(sw)
-			if fp.detected == 0 {
-				continue
-			}
-			canon, _ := harness.CanonicalDetector(d)
-			r.Frontier = append(r.Frontier, report.FrontierPoint{
-				Detector: canon, ToleratedS: fp.tolerance.Seconds(), DetectionS: fp.detectP50.Seconds(),
-				Note: fmt.Sprintf("longest router-restart outage of %v survived with 0 false positives; median detection of a blackhole over %d samples (slowest %v)", outageLadder(), fp.detected, fp.detMax.Round(time.Millisecond)),
-			})
-		}
-	}
-}
-
-var _ = Describe("tolerance against detection", Label("netns", "measurement", "sweep"), func() {
+func entries() []gate.TableEntry {
+	var e suites.Entries
+	sweeps := map[string]sweep{}
 	for _, d := range families {
-		suite.It("cannot forgive a longer silence than it takes to detect one: "+d, sweep(d), func(cells []*harness.Cell) {
-			fp := frontier(cells)
+		sweeps[d] = sweepOf(&e, d)
+	}
+	var claims []gate.TableEntry
+	for _, d := range families {
+		sw := sweeps[d]
+		claims = append(claims, gate.Claim("cannot forgive a longer silence than it takes to detect one: "+d, sw.names(), func(rs map[string]*gate.Result) {
+			fp := frontier(sw, rs)
+			if fp.detected > 0 {
+				// The frontier goes into the report and its HTML plot.
+				gate.AddFrontier(report.FrontierPoint{
+					Detector: rs[sw.death].Record().Detector, ToleratedS: fp.tolerance.Seconds(), DetectionS: fp.detectP50.Seconds(),
+					Note: fmt.Sprintf("longest router-restart outage of %v survived with 0 false positives; median detection of a blackhole over %d samples (slowest %v)", outageLadder(), fp.detected, fp.detMax.Round(time.Millisecond)),
+				})
+			}
 			Expect(fp.detected).To(BeNumerically(">", 0), "%s never detected a blackhole", d)
 			GinkgoWriter.Printf("%s: tolerates %v, detects in %v (max %v), ratio %.2f\n", d, fp.tolerance, fp.detectP50, fp.detMax, fp.tolerance.Seconds()/fp.detectP50.Seconds())
 			Expect(fp.tolerance).To(BeNumerically("<=", fp.detMax+report.PredictionTolerance),
 				"%s survived a %v outage but detects a silent death within %v", d, fp.tolerance, fp.detMax)
-		})
+		}))
 	}
-
 	pairs := [][2]string{
 		{"keepalive-tuned:idle=1s,intvl=1s,cnt=2", "keepalive-tuned:idle=1s,intvl=1s,cnt=3"},
 		{"user-timeout:timeout=1s,every=200ms", "user-timeout:timeout=2s,every=200ms"},
 		{"heartbeat-inband:interval=200ms,misses=3", "heartbeat-inband:interval=200ms,misses=6"},
 	}
 	for _, p := range pairs {
-		n := len(sweep(p[0]))
-		suite.It("tolerates more with more patience: "+p[1]+" against "+p[0], append(sweep(p[0]), sweep(p[1])...), func(cells []*harness.Cell) {
-			a, b := frontier(cells[:n]), frontier(cells[n:])
+		less, more := sweeps[p[0]], sweeps[p[1]]
+		claims = append(claims, gate.Claim("tolerates more with more patience: "+p[1]+" against "+p[0], append(less.names(), more.names()...), func(rs map[string]*gate.Result) {
+			a, b := frontier(less, rs), frontier(more, rs)
 			Expect(b.detectP50).To(BeNumerically(">", a.detectP50), "%s should detect later than %s", p[1], p[0])
 			Expect(b.tolerance).To(BeNumerically(">=", a.tolerance), "%s should forgive at least what %s forgives", p[1], p[0])
-		})
+		}))
 	}
+	return append(e.List(), claims...)
+}
+
+var _ = Describe("tolerance against detection", Label("netns", "measurement", "sweep"), func() {
+	gate.DescribeTable("each configuration's sweep", entries(), suites.MeasureTimeout)
 })
 
 func outageLadder() string {
