@@ -432,13 +432,6 @@ func sharedReport() (*report.Writer, string, error) {
 			return nil, "", fmt.Errorf("gate: report directory: %w", err)
 		}
 	}
-	name := "gates"
-	if n := gateName(); n != "" {
-		name = "gates-" + n
-	}
-	if gateSuite.Report != "" {
-		name = gateSuite.Report
-	}
 	profile := "gate"
 	if gateSuite.Profile != "" {
 		profile = gateSuite.Profile
@@ -446,7 +439,7 @@ func sharedReport() (*report.Writer, string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, "", fmt.Errorf("gate: report directory: %w", err)
 	}
-	w, err := report.Create(filepath.Join(dir, "suite-"+name+".json"), &report.Report{
+	w, err := report.Create(filepath.Join(dir, "suite-"+reportName()+".json"), &report.Report{
 		Schema: report.SchemaV1, Profile: profile, Started: time.Now().UTC(), Shard: os.Getenv(shardEnv),
 		Environment: version.Environment(),
 	})
@@ -455,6 +448,18 @@ func sharedReport() (*report.Writer, string, error) {
 	}
 	gateReport.w, gateReport.logs = w, filepath.Join(dir, "logs")
 	return w, gateReport.logs, nil
+}
+
+// reportName names the suite's report, suite-NAME.json, and its progress
+// lines: Suite.Report, else gates-NAME (gateName), else gates.
+func reportName() string {
+	if gateSuite.Report != "" {
+		return gateSuite.Report
+	}
+	if n := gateName(); n != "" {
+		return "gates-" + n
+	}
+	return "gates"
 }
 
 // closeReport closes the suite's report, and reads it back: a report the

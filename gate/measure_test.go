@@ -81,6 +81,34 @@ func TestMatchersShareTheBudgetChecker(t *testing.T) {
 	}
 }
 
+// TestBadEntryFailsAlone re-runs this test binary's gate suite with a
+// table whose one entry names a detector that does not parse: that
+// entry's spec fails with the parser's sentence, and the other entry is
+// measured and passes.
+func TestBadEntryFailsAlone(t *testing.T) {
+	if os.Getenv("HALFOPEN_TEST_BAD_ENTRY") != "" || os.Getenv("HALFOPEN_TEST_PREFLIGHT") != "" {
+		t.Skip("already the re-executed suite")
+	}
+	if err := harness.Preflight(); err != nil {
+		t.Skip(err) // the good entry is measured in a lab
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestGate$", "-ginkgo.no-color", "-ginkgo.label-filter=bad-input")
+	cmd.Env = append(os.Environ(), "HALFOPEN_TEST_BAD_ENTRY=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the suite passed:\n%s", out)
+	}
+	for _, want := range []string{
+		`entry "a misspelt detector": gate cell no-such-detector:x=1 × graceful-close: no detector is called "no-such-detector"`,
+		"measuring 2 of 2 entries together: a misspelt detector; read-eof sees a FIN\n",
+		"1 Passed | 1 Failed",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 // TestMeasuredNothing shows that a suite whose filters chose no measuring
 // spec fails with a sentence saying so, and one that measured passes.
 func TestMeasuredNothing(t *testing.T) {
@@ -114,11 +142,19 @@ func TestGateFailsUnmeasured(t *testing.T) {
 		{"filter chooses nothing", []string{"-ginkgo.label-filter=no-such-label"}, "", "the suite measured no cell (0 of"},
 		{"a label filter chooses the table's entries", []string{"-ginkgo.label-filter=table && (host-crash || router-restart)"}, "HALFOPEN_TEST_PREFLIGHT=halfopen needs root: run it with sudo",
 			"gate keepalive 1/1/3 as a table: measuring 2 of 3 entries together: notices a host crash; survives a 1 s router restart\n"},
+		// Each entry is labelled with its cell's fault (and family) and side.
+		{"the cell's own labels choose", []string{"-ginkgo.label-filter=table && host && client"}, "HALFOPEN_TEST_PREFLIGHT=halfopen needs root: run it with sudo",
+			"gate keepalive 1/1/3 as a table: measuring 1 of 3 entries together: notices a host crash\n"},
+		{"a shard measures every n-th chosen entry", []string{"-ginkgo.label-filter=table"}, "HALFOPEN_TEST_PREFLIGHT=halfopen needs root: run it with sudo\x00HALFOPEN_SHARD=1/2",
+			"gate keepalive 1/1/3 as a table: measuring 2 of 3 entries (shard 1/2) together: notices a blackhole; survives a 1 s router restart\n"},
+		// A claim chosen alone measures the entries it reads.
+		{"a claim measures what it reads", []string{"-ginkgo.focus=gives up when"}, "HALFOPEN_TEST_PREFLIGHT=halfopen needs root: run it with sudo",
+			"gate keepalive 1/1/3, a role and halfopen's detector: measuring 2 of 2 entries together: the role; keepalive-tuned\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestGate$", "-ginkgo.no-color"}, tt.args...)...)
-			cmd.Env = append(os.Environ(), tt.env)
+			cmd.Env = append(os.Environ(), strings.Split(tt.env, "\x00")...)
 			out, err := cmd.CombinedOutput()
 			if err == nil {
 				t.Fatalf("the suite passed:\n%s", out)

@@ -19,6 +19,10 @@ import (
 	"github.com/halfopen/halfopen/spec"
 )
 
+// maxListed is how many entries' names the line that starts a table's
+// measuring lists.
+const maxListed = 12
+
 // shardEnv names the environment variable that shards a run ("i/n", as
 // harness.Shard reads it): a table measures every n-th of its chosen
 // entries' cells, from the i-th.
@@ -120,10 +124,11 @@ func DescribeTable(text string, args ...any) bool {
 			decos = append(decos, v)
 		}
 	}
-	labels := map[string][]string{}
+	labels, cellLabelsOf := map[string][]string{}, map[string][]string{}
 	for _, e := range t.entries {
 		if e.claim == nil {
 			labels[e.name] = cellLabels(e.cell)
+			cellLabelsOf[e.name] = labels[e.name]
 		}
 	}
 	for _, e := range t.entries {
@@ -134,7 +139,7 @@ func DescribeTable(text string, args ...any) bool {
 			panic(fmt.Sprintf("gate table %q: claim %q names no entry", text, e.name))
 		}
 		for _, n := range e.needs {
-			l, ok := labels[n]
+			l, ok := cellLabelsOf[n]
 			if !ok {
 				panic(fmt.Sprintf("gate table %q: claim %q names %q, which is no cell entry of the table", text, e.name, n))
 			}
@@ -210,7 +215,6 @@ func (t *table) measure(ctx ginkgo.SpecContext) {
 	if len(todo) == 0 {
 		return
 	}
-	requireLab()
 	shard := os.Getenv(shardEnv)
 	mine, err := harness.Shard(todo, shard)
 	if err != nil {
@@ -221,8 +225,26 @@ func (t *table) measure(ctx ginkgo.SpecContext) {
 			t.elsewhere[e.name] = true
 		}
 	}
+	if len(mine) == 0 {
+		return
+	}
+	names := make([]string, len(mine))
+	for i, e := range mine {
+		names[i] = e.name
+	}
+	listed := strings.Join(names, "; ")
+	if len(names) > maxListed {
+		listed = strings.Join(names[:maxListed], "; ") + fmt.Sprintf("; and %d more", len(names)-maxListed)
+	}
+	of := fmt.Sprintf("%d of %d entries", len(mine), cellEntries)
+	if shard != "" {
+		of += " (shard " + shard + ")"
+	}
+	ginkgo.GinkgoWriter.Printf("gate %s: measuring %s together: %s\n", t.text, of, listed)
+	requireLab()
+	// Bad input in an entry is that entry's failure alone.
 	var cells []Cell
-	var names []string
+	names = names[:0]
 	for _, e := range mine {
 		cfg, err := e.cell.config()
 		if err == nil {
@@ -232,6 +254,7 @@ func (t *table) measure(ctx ginkgo.SpecContext) {
 		}
 		if err != nil {
 			t.errs[e.name] = err
+			ginkgo.GinkgoWriter.Printf("gate %s: entry %q is not measured: %v\n", t.text, e.name, err)
 			continue
 		}
 		cells = append(cells, e.cell)
@@ -240,12 +263,8 @@ func (t *table) measure(ctx ginkgo.SpecContext) {
 	if len(cells) == 0 {
 		return
 	}
-	of := fmt.Sprintf("%d of %d entries", len(cells), cellEntries)
-	if shard != "" {
-		of += " (shard " + shard + ")"
-	}
-	ginkgo.GinkgoWriter.Printf("gate %s: measuring %s together: %s\n", t.text, of, strings.Join(names, "; "))
-	out, err := runAll(ctx, cells, func(p harness.Progress) { ginkgo.GinkgoWriter.Println(t.text + " " + p.String()) })
+	prefix := reportName() + " "
+	out, err := runAll(ctx, cells, func(p harness.Progress) { ginkgo.GinkgoWriter.Println(prefix + p.String()) })
 	if out == nil {
 		t.measureErr = err
 		ginkgo.Fail(err.Error())
