@@ -58,18 +58,34 @@
 // # Tables and filters
 //
 // DescribeTable is a Ginkgo container; each Entry is an It with its own
-// labels, so
+// labels, those given and those of its cell (the fault's name and family,
+// the side, a Detector's name and family), so
 //
 //	go tool ginkgo --label-filter='blackhole' .
 //	go test -run TestGate -args -ginkgo.focus='router restart'
 //
 // measure only the chosen entries (nothing else is measured), and a
-// filter that chooses none fails the suite rather than pass unmeasured.
-// An entry's result is found by its name; its samples go to gmeasure under
-// that name, one value per sample (the decision's duration, or a
-// disturbance's false positives), and to the suite's v1 report.
+// filter that chooses none fails the suite rather than pass unmeasured
+// (unless its Suite allows an empty run). A spec is known by its node,
+// never by its position: an entry's result is found by its name; its
+// samples go to gmeasure under that name, one value per sample (the
+// decision's duration, or a disturbance's false positives; shown under
+// -v or when the spec fails), and to the suite's v1 report. A Claim is an
+// entry that compares other entries' results, found by their names (a
+// library against halfopen's own detector of the same strategy, a sweep
+// of outages); choosing it measures what it reads. HALFOPEN_SHARD=i/n
+// splits a table's chosen cells between n runs.
 // Measure and MeasureAll measure cells from inside any Ginkgo spec; Run
 // and RunAll do it from plain Go tests and programs.
+//
+// # Halfopen's detectors as watchers
+//
+// Detector makes one of halfopen's registered detectors the watcher, by
+// its spec ("keepalive-tuned:idle=1s,intvl=1s,cnt=3", "read-eof",
+// "external:cmd=./prog"): the strategy your library uses, measured beside
+// it, or a suite of strategies (halfopen's own suites are gate tables of
+// Detector cells). A spec that does not parse fails its cell, not the
+// program.
 //
 // # Defaults
 //
@@ -106,6 +122,9 @@
 //
 // The suite's samples are written as they come to suite-gates-NAME.json in
 // $HALFOPEN_REPORT_DIR (a temporary directory when unset), NAME the last
-// element of the gate's module path (HALFOPEN_GATE_NAME overrides it),
-// which `halfopen report`, `compare` and `budgets check` read.
+// element of the gate's module path (HALFOPEN_GATE_NAME overrides it; a
+// Suite given to RunSpecs names it suite-REPORT.json and its profile),
+// which `halfopen report`, `compare` and `budgets check` read. The report
+// is closed, and read back, when the tests end; AddFrontier adds a point
+// of the tolerance-against-detection frontier to it.
 package gate

@@ -257,7 +257,8 @@ func measuredNothing(r ginkgo.Report) string {
 
 // record marks the running spec as one that measured a cell, and puts
 // the result's samples in gmeasure, one value per sample, under name (the
-// table entry's name, or the cell's description).
+// table entry's name, or the cell's description), shown under -v or when
+// the spec fails.
 func record(name string, r *Result) {
 	ginkgo.AddReportEntry(measuredEntry, r.Describe, ginkgo.ReportEntryVisibilityNever)
 	exp := gmeasure.NewExperiment(name)
