@@ -275,6 +275,7 @@ func (t *table) measure(ctx ginkgo.SpecContext) {
 		t.results[names[i]] = r
 	}
 	if w, _, err := sharedReport(); err == nil {
+		ginkgo.GinkgoWriter.Printf("gate %s: samples in %s\n", t.text, w.Path())
 		if q := w.Snapshot().Environment.CalibrationErrorMs; q != nil {
 			exp := gmeasure.NewExperiment(t.text)
 			exp.RecordValue("calibration p99", q.P99, gmeasure.Units("ms"))
