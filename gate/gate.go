@@ -414,12 +414,16 @@ var gateReport struct {
 	sync.Mutex
 	w    *report.Writer
 	logs string
+	// temp is the temporary directory the report went to when
+	// $HALFOPEN_REPORT_DIR was not set ("" otherwise): removed when the
+	// suite ends.
+	temp string
 }
 
 // sharedReport opens the suite's report on first use: suite-REPORT.json
 // (Suite.Report), else suite-gates-NAME.json (gateName), in
-// $HALFOPEN_REPORT_DIR, or in a temporary directory. A run sharded by
-// HALFOPEN_SHARD records its shard.
+// $HALFOPEN_REPORT_DIR, or in a temporary directory that Main removes when
+// the suite ends. A run sharded by HALFOPEN_SHARD records its shard.
 func sharedReport() (*report.Writer, string, error) {
 	gateReport.Lock()
 	defer gateReport.Unlock()
@@ -432,6 +436,7 @@ func sharedReport() (*report.Writer, string, error) {
 		if dir, err = os.MkdirTemp("", "halfopen-gate-"); err != nil {
 			return nil, "", fmt.Errorf("gate: report directory: %w", err)
 		}
+		gateReport.temp = dir
 	}
 	profile := "gate"
 	if gateSuite.Profile != "" {
@@ -464,20 +469,26 @@ func reportName() string {
 }
 
 // closeReport closes the suite's report, and reads it back: a report the
-// reader refuses is an error of the suite's.
+// reader refuses is an error of the suite's. A report in a temporary
+// directory goes with it.
 func closeReport() error {
 	gateReport.Lock()
 	defer gateReport.Unlock()
 	if gateReport.w == nil {
 		return nil
 	}
-	if err := gateReport.w.Close(); err != nil {
-		return err
+	err := gateReport.w.Close()
+	if err == nil {
+		if _, rerr := report.Read(gateReport.w.Path()); rerr != nil {
+			err = fmt.Errorf("the suite's own report does not pass the reader: %w", rerr)
+		}
 	}
-	if _, err := report.Read(gateReport.w.Path()); err != nil {
-		return fmt.Errorf("the suite's own report does not pass the reader: %w", err)
+	if gateReport.temp != "" {
+		if rerr := os.RemoveAll(gateReport.temp); rerr != nil && err == nil {
+			err = fmt.Errorf("remove the report's temporary directory: %w", rerr)
+		}
 	}
-	return nil
+	return err
 }
 
 // AddFrontier adds a point to the suite's tolerance-against-detection
