@@ -239,7 +239,15 @@ func (m *Matrix) Run(ctx context.Context) error {
 	m.finished = time.Now()
 	m.mu.Unlock()
 	m.writeCalibration()
-	m.keep(m.store.Update(func(r *report.Report) { r.Environment.Pool = max(r.Environment.Pool, m.pool.maxUsed()) }))
+	m.keep(m.store.Update(func(r *report.Report) {
+		r.Environment.Pool = max(r.Environment.Pool, m.pool.maxUsed())
+		for why, n := range m.pool.decisions() {
+			if r.Environment.PoolTicks == nil {
+				r.Environment.PoolTicks = map[string]int{}
+			}
+			r.Environment.PoolTicks[why] += n
+		}
+	}))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return errors.Join(context.Cause(ctx), m.storeErr)

@@ -93,14 +93,29 @@ func poolMarks(baseline float64) (grow, shrink float64) {
 // nextPoolLimit is the pool's next limit, between lo and hi, from the
 // measurements of the last tick.
 func nextPoolLimit(limit, lo, hi int, m poolMeasure) int {
+	next, _ := poolDecision(limit, lo, hi, m)
+	return next
+}
+
+// poolDecision is nextPoolLimit with what decided it, as the report counts
+// it (report.Environment.PoolTicks).
+func poolDecision(limit, lo, hi int, m poolMeasure) (int, string) {
 	grow, shrink := poolMarks(m.baseline)
 	switch {
-	case m.p99 > shrink || m.busy > poolBusyHigh:
-		return max(lo, limit*3/4)
-	case m.p99 <= grow && m.busy < poolBusyLow && m.waited:
-		return min(hi, limit+poolStep)
+	case m.p99 > shrink:
+		return max(lo, limit*3/4), "shrank: probe"
+	case m.busy > poolBusyHigh:
+		return max(lo, limit*3/4), "shrank: CPU"
+	case m.p99 > grow:
+		return limit, "held: probe"
+	case m.busy >= poolBusyLow:
+		return limit, "held: CPU"
+	case !m.waited:
+		return limit, "held: no job waited"
+	case limit >= hi:
+		return limit, "held: at its bound"
 	}
-	return limit
+	return min(hi, limit+poolStep), "grew"
 }
 
 // cpuTimes are the machine's busy and total CPU time (/proc/stat's first
@@ -158,6 +173,8 @@ type pool struct {
 	running int
 	waited  bool // a job waited for a lab since the last adjustment
 	highest int  // the largest limit used
+	// ticks counts the controller's decisions by what decided them.
+	ticks map[string]int
 	// baseline is the machine's unloaded probe p99, ms (hasBaseline: known).
 	baseline    float64
 	hasBaseline bool
@@ -254,7 +271,12 @@ func (p *pool) adjust(p99, busy float64) {
 	if !p.hasBaseline {
 		return
 	}
-	p.limit = nextPoolLimit(p.limit, p.lo, p.hi, poolMeasure{p99: p99, baseline: p.baseline, busy: busy, waited: p.waited})
+	var why string
+	p.limit, why = poolDecision(p.limit, p.lo, p.hi, poolMeasure{p99: p99, baseline: p.baseline, busy: busy, waited: p.waited})
+	if p.ticks == nil {
+		p.ticks = map[string]int{}
+	}
+	p.ticks[why]++
 	p.waited = false
 	p.highest = max(p.highest, p.limit)
 	p.cond.Broadcast()
@@ -265,6 +287,20 @@ func (p *pool) current() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.limit
+}
+
+// decisions returns a copy of the controller's decision counts.
+func (p *pool) decisions() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.ticks) == 0 {
+		return nil
+	}
+	out := make(map[string]int, len(p.ticks))
+	for k, n := range p.ticks {
+		out[k] = n
+	}
+	return out
 }
 
 func (p *pool) maxUsed() int {

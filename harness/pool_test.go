@@ -18,31 +18,32 @@ func TestNextPoolLimit(t *testing.T) {
 		limit, lo, hi int
 		m             poolMeasure
 		want          int
+		why           string
 	}{
 		// The machine of issue 17: an idle p99 of 1 ms, where the absolute
 		// marks (grow below 0.4 ms) held the pool at its floor.
-		{"1 ms baseline, no increase, idle CPUs, jobs waiting: grow", 4, 4, 64, poolMeasure{p99: 1.0, baseline: 1.0, busy: 0.2, waited: true}, 6},
-		{"1 ms baseline, increase 0.1 ms: grow", 8, 4, 64, poolMeasure{p99: 1.1, baseline: 1.0, busy: 0.2, waited: true}, 10},
-		{"1 ms baseline, increase 0.2 ms: stay", 8, 4, 64, poolMeasure{p99: 1.2, baseline: 1.0, busy: 0.2, waited: true}, 8},
-		{"1 ms baseline, increase 0.35 ms: shrink by a quarter", 20, 4, 64, poolMeasure{p99: 1.35, baseline: 1.0, busy: 0.2, waited: true}, 15},
-		{"baseline above 1 ms: the increase is what counts", 8, 4, 64, poolMeasure{p99: 1.3, baseline: 1.2, busy: 0.2, waited: true}, 10},
+		{"1 ms baseline, no increase, idle CPUs, jobs waiting: grow", 4, 4, 64, poolMeasure{p99: 1.0, baseline: 1.0, busy: 0.2, waited: true}, 6, "grew"},
+		{"1 ms baseline, increase 0.1 ms: grow", 8, 4, 64, poolMeasure{p99: 1.1, baseline: 1.0, busy: 0.2, waited: true}, 10, "grew"},
+		{"1 ms baseline, increase 0.2 ms: stay", 8, 4, 64, poolMeasure{p99: 1.2, baseline: 1.0, busy: 0.2, waited: true}, 8, "held: probe"},
+		{"1 ms baseline, increase 0.35 ms: shrink by a quarter", 20, 4, 64, poolMeasure{p99: 1.35, baseline: 1.0, busy: 0.2, waited: true}, 15, "shrank: probe"},
+		{"baseline above 1 ms: the increase is what counts", 8, 4, 64, poolMeasure{p99: 1.3, baseline: 1.2, busy: 0.2, waited: true}, 10, "grew"},
 		// A machine with a low baseline keeps its room under the margins.
-		{"0.2 ms baseline, increase 0.1 ms: grow", 8, 4, 64, poolMeasure{p99: 0.3, baseline: 0.2, busy: 0.3, waited: true}, 10},
-		{"0.2 ms baseline, increase 0.25 ms: stay", 8, 4, 64, poolMeasure{p99: 0.45, baseline: 0.2, busy: 0.3, waited: true}, 8},
-		{"0.2 ms baseline, increase 0.4 ms: shrink", 20, 4, 64, poolMeasure{p99: 0.6, baseline: 0.2, busy: 0.3, waited: true}, 15},
+		{"0.2 ms baseline, increase 0.1 ms: grow", 8, 4, 64, poolMeasure{p99: 0.3, baseline: 0.2, busy: 0.3, waited: true}, 10, "grew"},
+		{"0.2 ms baseline, increase 0.25 ms: stay", 8, 4, 64, poolMeasure{p99: 0.45, baseline: 0.2, busy: 0.3, waited: true}, 8, "held: probe"},
+		{"0.2 ms baseline, increase 0.4 ms: shrink", 20, 4, 64, poolMeasure{p99: 0.6, baseline: 0.2, busy: 0.3, waited: true}, 15, "shrank: probe"},
 		// Where the baseline leaves room under 1 ms, 1 ms stays the mark.
-		{"0.8 ms baseline, p99 0.95 ms: grow", 8, 4, 64, poolMeasure{p99: 0.95, baseline: 0.8, busy: 0.3, waited: true}, 10},
-		{"0.8 ms baseline, p99 1.05 ms: shrink at the absolute mark, increase or not", 20, 4, 64, poolMeasure{p99: 1.05, baseline: 0.8, busy: 0.3, waited: true}, 15},
-		{"0.9 ms baseline leaves no room: increase 0.15 ms grows past 1 ms", 8, 4, 64, poolMeasure{p99: 1.05, baseline: 0.9, busy: 0.3, waited: true}, 10},
+		{"0.8 ms baseline, p99 0.95 ms: grow", 8, 4, 64, poolMeasure{p99: 0.95, baseline: 0.8, busy: 0.3, waited: true}, 10, "grew"},
+		{"0.8 ms baseline, p99 1.05 ms: shrink at the absolute mark, increase or not", 20, 4, 64, poolMeasure{p99: 1.05, baseline: 0.8, busy: 0.3, waited: true}, 15, "shrank: probe"},
+		{"0.9 ms baseline leaves no room: increase 0.15 ms grows past 1 ms", 8, 4, 64, poolMeasure{p99: 1.05, baseline: 0.9, busy: 0.3, waited: true}, 10, "grew"},
 		// The CPU-busy limits and the bounds hold whatever the probe says.
-		{"no increase but busy CPUs: stay", 20, 4, 64, poolMeasure{p99: 0.2, baseline: 0.2, busy: 0.7, waited: true}, 20},
-		{"no increase but saturated CPUs: shrink", 40, 4, 64, poolMeasure{p99: 0.2, baseline: 0.2, busy: 0.9, waited: true}, 30},
-		{"nobody waiting: stay", 8, 4, 64, poolMeasure{p99: 0.2, baseline: 0.2, busy: 0.3}, 8},
-		{"shrinking at the floor: stay", 4, 4, 64, poolMeasure{p99: 3, baseline: 0.2, busy: 0.3, waited: true}, 4},
-		{"growing at the ceiling: stay", 64, 4, 64, poolMeasure{p99: 0.2, baseline: 0.2, busy: 0.3, waited: true}, 64},
+		{"no increase but busy CPUs: stay", 20, 4, 64, poolMeasure{p99: 0.2, baseline: 0.2, busy: 0.7, waited: true}, 20, "held: CPU"},
+		{"no increase but saturated CPUs: shrink", 40, 4, 64, poolMeasure{p99: 0.2, baseline: 0.2, busy: 0.9, waited: true}, 30, "shrank: CPU"},
+		{"nobody waiting: stay", 8, 4, 64, poolMeasure{p99: 0.2, baseline: 0.2, busy: 0.3}, 8, "held: no job waited"},
+		{"shrinking at the floor: stay", 4, 4, 64, poolMeasure{p99: 3, baseline: 0.2, busy: 0.3, waited: true}, 4, "shrank: probe"},
+		{"growing at the ceiling: stay", 64, 4, 64, poolMeasure{p99: 0.2, baseline: 0.2, busy: 0.3, waited: true}, 64, "held: at its bound"},
 	} {
-		if got := nextPoolLimit(tc.limit, tc.lo, tc.hi, tc.m); got != tc.want {
-			t.Errorf("%s: nextPoolLimit(%d, %+v) = %d, want %d", tc.name, tc.limit, tc.m, got, tc.want)
+		if got, why := poolDecision(tc.limit, tc.lo, tc.hi, tc.m); got != tc.want || why != tc.why {
+			t.Errorf("%s: poolDecision(%d, %+v) = %d %q, want %d %q", tc.name, tc.limit, tc.m, got, why, tc.want, tc.why)
 		}
 	}
 }

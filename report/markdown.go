@@ -290,6 +290,9 @@ func writeMarkdownEnvironment(b *strings.Builder, r *Report) {
 	if r.Environment.Pool > 0 {
 		row("labs at once", fmt.Sprint(r.Environment.Pool))
 	}
+	if len(r.Environment.PoolTicks) > 0 {
+		row("pool's decisions", r.Environment.PoolDecisions())
+	}
 	row("idle CPUs", r.Environment.CPUIdle)
 	if p := r.Environment.Privilege; p != nil {
 		row("privilege", p.Text())

@@ -118,6 +118,12 @@ func mergeEnvironment(dst, src *Environment) {
 	}
 	dst.WallS += src.WallS
 	dst.Pool = max(dst.Pool, src.Pool)
+	for k, n := range src.PoolTicks {
+		if dst.PoolTicks == nil {
+			dst.PoolTicks = map[string]int{}
+		}
+		dst.PoolTicks[k] += n
+	}
 	if src.CPUIdle != "" && !strings.Contains(dst.CPUIdle, src.CPUIdle) {
 		if dst.CPUIdle != "" {
 			dst.CPUIdle += "; "

@@ -27,6 +27,8 @@ func shards(t *testing.T) (*Report, *Report) {
 	b.Cells[1].Fault = "router-restart:outage=0.3s" // same cell, spelt differently
 	b.Frontier = nil
 	b.Environment.Sysctls = map[string]string{"peer/net.ipv4.tcp_retries2": "5", "watcher/net.ipv4.tcp_retries2": "15"}
+	a.Environment.PoolTicks = map[string]int{"grew": 3, "held: probe": 5}
+	b.Environment.PoolTicks = map[string]int{"held: probe": 2, "shrank: CPU": 1}
 	return a, b
 }
 
@@ -54,6 +56,12 @@ func TestMerge(t *testing.T) {
 	}
 	if m.Environment.Sysctls["peer/net.ipv4.tcp_retries2"] != "5" || len(m.Environment.Sysctls) != 4 {
 		t.Errorf("sysctls %v", m.Environment.Sysctls)
+	}
+	if got := m.Environment.PoolDecisions(); got != "held: probe 7 · grew 3 · shrank: CPU 1" {
+		t.Errorf("merged pool decisions %q, want the shards' counts added", got)
+	}
+	if a.Environment.PoolTicks["held: probe"] != 5 {
+		t.Error("Merge changed its input's pool decisions")
 	}
 	if len(m.Frontier) != 2 {
 		t.Errorf("%d frontier points", len(m.Frontier))

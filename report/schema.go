@@ -38,6 +38,7 @@ package report
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -121,6 +122,11 @@ type Environment struct {
 	Halfopen string `json:"halfopen"`
 	CPUs     int    `json:"cpus,omitempty"`
 	Pool     int    `json:"pool,omitempty"` // labs run at once (the most, when sized by measurement)
+	// PoolTicks counts the adaptive pool's decisions, one per tick of its
+	// controller, by what decided them ("grew", "shrank: probe",
+	// "shrank: CPU", "held: probe", "held: CPU", "held: no job waited",
+	// "held: at its bound"): why a pool stayed small, or grew.
+	PoolTicks map[string]int `json:"pool_ticks,omitempty"`
 	// Tick is the kernel tick the forecasts counted in (tcprules.KernelTick):
 	// CONFIG_HZ, and whether it was read from the kernel's configuration
 	// or assumed. Reports written before it was recorded have none; their
@@ -399,3 +405,23 @@ func (s *Scale) RSSPerConn() float64 {
 
 // Variant names the lab within its cell key: "epoll/10000".
 func (s *Scale) Variant() string { return fmt.Sprintf("%s/%d", s.Design, s.Conns) }
+
+// PoolDecisions says in one line how often the adaptive pool's controller
+// decided what, most frequent first: "held: probe 40 · grew 12 · ...".
+func (e Environment) PoolDecisions() string {
+	keys := make([]string, 0, len(e.PoolTicks))
+	for k := range e.PoolTicks {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if e.PoolTicks[keys[i]] != e.PoolTicks[keys[j]] {
+			return e.PoolTicks[keys[i]] > e.PoolTicks[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, e.PoolTicks[k])
+	}
+	return strings.Join(parts, " · ")
+}

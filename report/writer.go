@@ -228,6 +228,12 @@ func cloneEnvironment(e Environment) Environment {
 		c.Privilege = &p
 	}
 	c.ProbeUnloadedMs, c.ProbeLoadedMs = cloneQuantiles(e.ProbeUnloadedMs), cloneQuantiles(e.ProbeLoadedMs)
+	if e.PoolTicks != nil {
+		c.PoolTicks = make(map[string]int, len(e.PoolTicks))
+		for k, n := range e.PoolTicks {
+			c.PoolTicks[k] = n
+		}
+	}
 	if e.Sysctls != nil {
 		c.Sysctls = make(map[string]string, len(e.Sysctls))
 		for k, v := range e.Sysctls {
