@@ -70,16 +70,21 @@ func TestMisbehavingProgramsEndInBoundedTime(t *testing.T) {
 		exit int
 		want string
 		bomb bool
+		// alsoExit2 is the sentence that makes exit 2 right too: a machine
+		// too slow for the program to end within ProgramGrace of SIGTERM
+		// (a thousand processes forking in its cgroup) gets it killed,
+		// and the sample said so.
+		alsoExit2 string
 	}{
-		{"daemon at hello", "cmd=./escapes.py", "auto", 0, "", false},
-		{"daemon at hello, no cgroup", "cmd=./escapes.py", "none", 0, "", false},
-		{"daemon at hello, cgroup v2", "cmd=./escapes.py", "v2", 0, "", false},
-		{"daemon during the sample", "cmd=./misbehaves.py,how=daemon,when=connected", "auto", 0, "", false},
-		{"hidden daemon at hello", "cmd=./misbehaves.py,how=hide,when=start", "auto", 0, "", false},
-		{"hidden daemon and closed output during the sample", "cmd=./misbehaves.py,how=hide,when=connected", "auto", exitBadInput, "closed its standard output", false},
-		{"hidden daemon and closed output, no cgroup", "cmd=./misbehaves.py,how=hide,when=connected", "none", exitBadInput, "closed its standard output", false},
-		{"fork bomb at hello", "cmd=./misbehaves.py,how=bomb,when=start", "auto", exitBadInput, "said no hello within 2s", true},
-		{"fork bomb during the sample", "cmd=./misbehaves.py,how=bomb,when=connected", "auto", 0, "", true},
+		{"daemon at hello", "cmd=./escapes.py", "auto", 0, "", false, ""},
+		{"daemon at hello, no cgroup", "cmd=./escapes.py", "none", 0, "", false, ""},
+		{"daemon at hello, cgroup v2", "cmd=./escapes.py", "v2", 0, "", false, ""},
+		{"daemon during the sample", "cmd=./misbehaves.py,how=daemon,when=connected", "auto", 0, "", false, ""},
+		{"hidden daemon at hello", "cmd=./misbehaves.py,how=hide,when=start", "auto", 0, "", false, ""},
+		{"hidden daemon and closed output during the sample", "cmd=./misbehaves.py,how=hide,when=connected", "auto", exitBadInput, "closed its standard output", false, ""},
+		{"hidden daemon and closed output, no cgroup", "cmd=./misbehaves.py,how=hide,when=connected", "none", exitBadInput, "closed its standard output", false, ""},
+		{"fork bomb at hello", "cmd=./misbehaves.py,how=bomb,when=start", "auto", exitBadInput, "said no hello within 2s", true, ""},
+		{"fork bomb during the sample", "cmd=./misbehaves.py,how=bomb,when=connected", "auto", 0, "", true, "after SIGTERM and was killed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.bomb && !usesPidsLimit(t, tc.cgroup) {
@@ -131,7 +136,10 @@ func TestMisbehavingProgramsEndInBoundedTime(t *testing.T) {
 			if took > within {
 				t.Errorf("the run took %v, more than its budget %v and grace", took, within)
 			}
-			if code != tc.exit {
+			slowExit := code == exitBadInput && tc.alsoExit2 != "" && strings.Contains(stderr.String(), tc.alsoExit2)
+			if slowExit {
+				t.Logf("exit %d: the program did not end within its grace on this machine, and the run said so", code)
+			} else if code != tc.exit {
 				t.Errorf("exit %d, want %d; stderr:\n%s", code, tc.exit, stderr.String())
 			}
 			if tc.exit != 0 && !strings.Contains(tc.want, "standard output") {
@@ -139,7 +147,7 @@ func TestMisbehavingProgramsEndInBoundedTime(t *testing.T) {
 			} else {
 				// A run that measured ends with its table, and a sample the
 				// program broke with one last sentence that says so (exit 2).
-				if last := lastLine(result{stderr: stderr.String()}); tc.exit != 0 && !strings.Contains(last, "could not be measured") {
+				if last := lastLine(result{stderr: stderr.String()}); (tc.exit != 0 || slowExit) && !strings.Contains(last, "could not be measured") {
 					t.Errorf("the run's last line does not say its sample could not be measured: %q", last)
 				}
 				// The table's row ends the run: the cell, and its error

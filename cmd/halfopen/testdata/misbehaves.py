@@ -71,6 +71,10 @@ def bomb():
             pid = os.fork()
         except OSError:
             refused += 1
+            if refused == 1:
+                # The limit is reached: say so at once, in case the run
+                # ends the program before its 10 000 tries are over.
+                note("bomb-%s-%d" % (when, os.getpid()), "forked %d refused %d" % (forked, refused))
             continue
         if pid == 0:
             try:
