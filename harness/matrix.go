@@ -289,11 +289,7 @@ func (m *Matrix) measurePool(ctx context.Context) (stop func()) {
 				busy = 1 // the load is unknown: never grow on it
 			}
 			if p99, ok := m.probe.p99(); ok && m.Adaptive() {
-				runP99 := 0.0
-				if q := m.calib.quantilesOf(probeDatagram); q != nil && q.N >= probeWindow {
-					runP99 = q.P99
-				}
-				m.pool.adjust(p99, runP99, busy)
+				m.pool.adjust(p99, busy)
 			}
 			m.writeCalibration()
 		}

@@ -40,16 +40,6 @@ import (
 // leaves the other half to that noise and to the labs one tick of growth
 // adds before the next measurement.
 //
-// The window's p99 is what load does now; what is gated is the p99 of the
-// whole run (a budget on the report's environment), which the windows'
-// spikes raise however briefly they last: on a 2-core VM whose wake-ups
-// rise with the kernel's work of building labs (preemption none), a pool
-// held by its window at +0.15 ms ended a 21-minute matrix at +0.36 ms for
-// the run. So the run's own p99 so far is controlled too: the pool grows
-// no more once it passes poolRunHold of the limit over the baseline, and
-// shrinks once it passes poolRunShrink, leaving the rest of the limit to
-// what is still to come.
-//
 // The harness's absolute p99 stays gated at poolAbsoluteMs where the
 // baseline leaves room for it (baseline p99 + poolGrowMargin within it):
 // the pool also shrinks above it, and grows only below it. Where the
@@ -71,11 +61,9 @@ const (
 	poolShrinkMargin = report.ProbeIncreaseLimitMs     // ms over the baseline's p99 beyond which the pool shrinks
 	poolGrowMargin   = report.ProbeIncreaseLimitMs / 2 // and within which it may grow
 	poolAbsoluteMs   = report.HarnessErrorLimitMs
-	poolRunHold      = 0.7 * report.ProbeIncreaseLimitMs  // ms over the baseline of the run's p99 so far beyond which the pool grows no more
-	poolRunShrink    = 0.85 * report.ProbeIncreaseLimitMs // and beyond which it shrinks
-	poolBusyLow      = 0.55                               // CPU busy fraction below which the pool may grow
-	poolBusyHigh     = 0.8                                // and above which it shrinks
-	poolStep         = 2                                  // labs added at a time
+	poolBusyLow      = 0.55 // CPU busy fraction below which the pool may grow
+	poolBusyHigh     = 0.8  // and above which it shrinks
+	poolStep         = 2    // labs added at a time
 	// poolTick is how often the pool is adjusted; probeEvery how often the
 	// probe sends a datagram; probeWindow how many of its errors the p99 is
 	// taken over (the last 10 s).
@@ -90,9 +78,6 @@ type poolMeasure struct {
 	baseline float64 // the machine's unloaded probe p99, ms
 	busy     float64 // the CPUs' busy fraction over the last tick
 	waited   bool    // a job waited for a lab during the tick
-	// runP99 is the probe's p99 over the run so far, ms (0: too few
-	// datagrams yet to tell, fewer than a window).
-	runP99 float64
 }
 
 // poolMarks are the probe p99s (ms) below which the pool may grow and
@@ -103,17 +88,6 @@ func poolMarks(baseline float64) (grow, shrink float64) {
 		grow, shrink = min(grow, poolAbsoluteMs), min(shrink, poolAbsoluteMs)
 	}
 	return grow, shrink
-}
-
-// poolRunMarks are the run's p99s (ms) beyond which the pool grows no more
-// and beyond which it shrinks, capped like poolMarks by the absolute mark
-// where the baseline leaves room for it.
-func poolRunMarks(baseline float64) (hold, shrink float64) {
-	hold, shrink = baseline+poolRunHold, baseline+poolRunShrink
-	if baseline+poolGrowMargin <= poolAbsoluteMs {
-		hold, shrink = min(hold, poolAbsoluteMs), min(shrink, poolAbsoluteMs)
-	}
-	return hold, shrink
 }
 
 // nextPoolLimit is the pool's next limit, between lo and hi, from the
@@ -127,20 +101,15 @@ func nextPoolLimit(limit, lo, hi int, m poolMeasure) int {
 // it (report.Environment.PoolTicks).
 func poolDecision(limit, lo, hi int, m poolMeasure) (int, string) {
 	grow, shrink := poolMarks(m.baseline)
-	runHold, runShrink := poolRunMarks(m.baseline)
 	switch {
 	case m.p99 > shrink:
 		return max(lo, limit*3/4), "shrank: probe"
 	case m.busy > poolBusyHigh:
 		return max(lo, limit*3/4), "shrank: CPU"
-	case m.runP99 > runShrink:
-		return max(lo, limit*3/4), "shrank: run's p99"
 	case m.p99 > grow:
 		return limit, "held: probe"
 	case m.busy >= poolBusyLow:
 		return limit, "held: CPU"
-	case m.runP99 > runHold:
-		return limit, "held: run's p99"
 	case !m.waited:
 		return limit, "held: no job waited"
 	case limit >= hi:
@@ -296,14 +265,14 @@ func (m *Matrix) writeProbe(e *report.Environment) {
 
 // adjust sets the next limit from the probe's p99 and the CPUs' busy
 // fraction.
-func (p *pool) adjust(p99, runP99, busy float64) {
+func (p *pool) adjust(p99, busy float64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.hasBaseline {
 		return
 	}
 	var why string
-	p.limit, why = poolDecision(p.limit, p.lo, p.hi, poolMeasure{p99: p99, runP99: runP99, baseline: p.baseline, busy: busy, waited: p.waited})
+	p.limit, why = poolDecision(p.limit, p.lo, p.hi, poolMeasure{p99: p99, baseline: p.baseline, busy: busy, waited: p.waited})
 	if p.ticks == nil {
 		p.ticks = map[string]int{}
 	}
