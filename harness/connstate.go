@@ -42,7 +42,9 @@ const (
 const inFlightWait = 5 * time.Second
 
 // inFlightPoll is how often sock_diag is read while waiting for a request
-// in flight: a server's delayed ACK takes ~40 ms, so 1 ms wins.
+// in flight: the peer's pure ACKs are held meanwhile (holdFlow), so the
+// request stays unacknowledged and the poll only sets how soon after it
+// the fault lands.
 const inFlightPoll = time.Millisecond
 
 // quietFor is how long a foreign watcher's flow must have exchanged

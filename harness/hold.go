@@ -58,9 +58,12 @@ func holdFlow(lab *Lab, f flow) (*flowHold, error) {
 	h.table = conn.AddTable(&nftables.Table{Name: holdTable, Family: nftables.TableFamilyIPv4})
 	match := f.towardsWatcher()
 	policy := nftables.ChainPolicyAccept
-	for _, hook := range []*nftables.ChainHook{nftables.ChainHookForward, nftables.ChainHookOutput} {
+	for _, ch := range []struct {
+		name string
+		hook *nftables.ChainHook
+	}{{"forward", nftables.ChainHookForward}, {"output", nftables.ChainHookOutput}} {
 		c := conn.AddChain(&nftables.Chain{
-			Name: "hold-" + hookName(hook), Table: h.table, Hooknum: hook,
+			Name: "hold-" + ch.name, Table: h.table, Hooknum: ch.hook,
 			Priority: nftables.ChainPriorityRaw, Type: nftables.ChainTypeFilter, Policy: &policy,
 		})
 		for _, words := range nftmatch.PureACKWords {
@@ -75,13 +78,6 @@ func holdFlow(lab *Lab, f flow) (*flowHold, error) {
 	}
 	h.sinceNs = protocol.Now()
 	return h, nil
-}
-
-func hookName(h *nftables.ChainHook) string {
-	if *h == *nftables.ChainHookForward {
-		return "forward"
-	}
-	return "output"
 }
 
 // towardsWatcher matches the flow's packets from its remote end to the

@@ -11,6 +11,7 @@ import (
 	"github.com/google/nftables/expr"
 
 	"github.com/halfopen/halfopen/internal/nftcount"
+	"github.com/halfopen/halfopen/internal/nftmatch"
 	"github.com/halfopen/halfopen/internal/topo"
 )
 
@@ -43,18 +44,8 @@ func newWireCounter(lab *Lab) (*wireCounter, error) {
 	w.pre = conn.AddChain(&nftables.Chain{Name: "wire-in", Table: t, Hooknum: nftables.ChainHookPrerouting, Priority: prio, Type: nftables.ChainTypeFilter, Policy: &policy})
 	w.out = conn.AddChain(&nftables.Chain{Name: "wire-out", Table: t, Hooknum: nftables.ChainHookOutput, Priority: prio, Type: nftables.ChainTypeFilter, Policy: &policy})
 	for _, link := range []string{topo.RouterPeerLink, topo.RouterWatchLink} {
-		name := make([]byte, 16)
-		copy(name, link)
-		conn.AddRule(&nftables.Rule{Table: t, Chain: w.pre, UserData: []byte("halfopen:overhead"), Exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: name},
-			&expr.Counter{},
-		}})
-		conn.AddRule(&nftables.Rule{Table: t, Chain: w.out, UserData: []byte("halfopen:overhead"), Exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: name},
-			&expr.Counter{},
-		}})
+		conn.AddRule(&nftables.Rule{Table: t, Chain: w.pre, UserData: []byte("halfopen:overhead"), Exprs: append(nftmatch.IIF(link), &expr.Counter{})})
+		conn.AddRule(&nftables.Rule{Table: t, Chain: w.out, UserData: []byte("halfopen:overhead"), Exprs: append(nftmatch.OIF(link), &expr.Counter{})})
 	}
 	if err := conn.Flush(); err != nil {
 		return nil, fmt.Errorf("lab %s: install wire counters: %w", lab.ID, err)
