@@ -38,8 +38,8 @@ func usesPidsLimit(t *testing.T, mode string) bool {
 }
 
 // A foreign detector that misbehaves at hello time or during a sample
-// (daemonises, hides its daemon and closes its output, forks 10 000
-// children) ends the run in bounded time with one sentence, leaves no
+// (daemonises, hides its daemon and closes its output, forks children
+// until the kernel refuses) ends the run in bounded time with one sentence, leaves no
 // process, namespace or cgroup, and does not change the host's namespace:
 // with each cgroup mode the machine offers, and with none.
 func TestMisbehavingProgramsEndInBoundedTime(t *testing.T) {
@@ -59,10 +59,11 @@ func TestMisbehavingProgramsEndInBoundedTime(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	const budget = 3 * time.Second
-	// within is the budget plus the stated grace: calibration, the probe
-	// that reads the hello, ProgramGrace and teardown, on a loaded machine.
-	const within = budget + 25*time.Second
+	// budget is the sample's; a bomb gets longer to reach the lab's pids
+	// limit before its sample ends: on machine C a fork costs 1–3 ms and a
+	// process's exit 8 ms (freed pages go back to the hypervisor), and
+	// in CI, next to other packages' tests, 1024 forks took more than 3 s.
+	const budget, bombBudget = 3 * time.Second, 15 * time.Second
 	for i, tc := range []struct {
 		name, cfg, cgroup string
 		// exit is the run's exit code; want is in its sentence: stderr's
@@ -90,6 +91,14 @@ func TestMisbehavingProgramsEndInBoundedTime(t *testing.T) {
 			if tc.bomb && !usesPidsLimit(t, tc.cgroup) {
 				t.Skip("labs get no pids limit on this machine: a fork bomb would fill the machine's pid space")
 			}
+			budget := budget
+			if tc.bomb {
+				budget = bombBudget
+			}
+			// within is the budget plus the stated grace: calibration, the
+			// probe that reads the hello, ProgramGrace and teardown, on a
+			// loaded machine.
+			within := budget + 25*time.Second
 			pids := filepath.Join(dir, "pids-"+strconv.Itoa(i))
 			if err := os.Mkdir(pids, 0o777); err != nil {
 				t.Fatal(err)
@@ -176,7 +185,7 @@ func TestMisbehavingProgramsEndInBoundedTime(t *testing.T) {
 			if tc.bomb {
 				bombs, _ := filepath.Glob(filepath.Join(pids, "bomb-*"))
 				if len(bombs) == 0 && tc.exit == 0 {
-					t.Error("the fork bomb never finished its 10 000 forks, so this case proves nothing about the pids limit")
+					t.Error("the fork bomb was never refused a fork within its sample, so this case proves nothing about the pids limit")
 				}
 				for _, b := range bombs {
 					text, _ := os.ReadFile(b)
