@@ -20,21 +20,15 @@ import (
 // the error is what the probe measures above it. On the 2-core VM the
 // first controller was tuned on, that baseline's p99 was about 0.36 ms; on
 // others of the same class it sits at 1 ms with the CPUs idle, where an
-// absolute 0.4 ms mark kept the pool at its floor for a whole run.
-const (
-	// baselineEvery is the baseline's interval between datagrams (10 s for
-	// machine.BaselineDatagrams), shorter than the run's probeEvery so that a
-	// matrix does not wait 50 s before its first sample; each datagram
-	// still finds the agents asleep (see BenchmarkProbeBaseline for the
-	// two intervals side by side).
-	baselineEvery = 10 * time.Millisecond
-)
+// absolute 0.4 ms mark kept the pool at its floor for a whole run. Both
+// are measured by the same probe cycle at the same cadence (probeSession.cycle).
 
 // MeasureBaseline measures the probe's error in a lab of its own with
-// nothing else of the run's: n datagrams, one every baselineEvery, each
-// stamped by the peer before its send and by the watcher on reading it.
+// nothing else of the run's: n cycles of the run's own probe, one every
+// probeEvery (50 s for machine.BaselineDatagrams), each datagram stamped by
+// the peer before its send and by the watcher on reading it.
 func MeasureBaseline(ctx context.Context, run *Run, exe string, n int) (machine.Baseline, error) {
-	b, _, err := measureProbe(ctx, run, exe, n, baselineEvery, 0)
+	b, _, err := measureProbe(ctx, run, exe, n, 0, nil)
 	return b, err
 }
 
@@ -43,22 +37,24 @@ func MeasureBaseline(ctx context.Context, run *Run, exe string, n int) (machine.
 // sample costs that is not waiting, which is what raises the probe's error
 // under a pool's load.
 func MeasureLoaded(ctx context.Context, run *Run, exe string, n, labs int) (machine.Baseline, error) {
-	b, _, err := measureProbe(ctx, run, exe, n, baselineEvery, labs)
+	exe, err := agentExe(exe)
+	if err != nil {
+		return machine.Baseline{}, err
+	}
+	b, _, err := measureProbe(ctx, run, exe, n, labs, func(ctx context.Context) error { return churnLab(ctx, run, exe) })
 	return b, err
 }
 
-// measureProbe measures n probe datagrams, one every every, with labs
-// goroutines churning labs meanwhile, and returns their quantiles and the
-// errors in the order measured.
-func measureProbe(ctx context.Context, run *Run, exe string, n int, every time.Duration, labs int) (machine.Baseline, []float64, error) {
+// measureProbe measures n probe cycles, one every probeEvery, with labs
+// goroutines calling load over and over meanwhile, and returns the
+// datagrams' quantiles and errors in the order measured.
+func measureProbe(ctx context.Context, run *Run, exe string, n, labs int, load func(context.Context) error) (machine.Baseline, []float64, error) {
 	if n < 100 {
 		return machine.Baseline{}, nil, fmt.Errorf("a probe of %d datagrams has no meaningful p99: measure at least 100", n)
 	}
-	if exe == "" {
-		var err error
-		if exe, err = os.Executable(); err != nil {
-			return machine.Baseline{}, nil, fmt.Errorf("find this program to re-execute as agents: %w", err)
-		}
+	exe, err := agentExe(exe)
+	if err != nil {
+		return machine.Baseline{}, nil, err
 	}
 	p, err := openProbe(ctx, run, exe)
 	if err != nil {
@@ -72,7 +68,7 @@ func measureProbe(ctx context.Context, run *Run, exe string, n int, every time.D
 	for range labs {
 		wg.Go(func() {
 			for loadCtx.Err() == nil {
-				if err := churnLab(loadCtx, run, exe); err != nil && loadCtx.Err() == nil {
+				if err := load(loadCtx); err != nil && loadCtx.Err() == nil {
 					loadMu.Lock()
 					loadErr = errors.Join(loadErr, err)
 					loadMu.Unlock()
@@ -84,7 +80,7 @@ func measureProbe(ctx context.Context, run *Run, exe string, n int, every time.D
 	defer func() { stopLoad(); wg.Wait() }()
 	before, cpuErr := readCPUTimes()
 	errs := make([]float64, 0, n)
-	t := time.NewTicker(every)
+	t := time.NewTicker(probeEvery)
 	defer t.Stop()
 	for seq := 1; len(errs) < n; seq++ {
 		select {
@@ -92,12 +88,12 @@ func measureProbe(ctx context.Context, run *Run, exe string, n int, every time.D
 			return machine.Baseline{}, nil, context.Cause(ctx)
 		case <-t.C:
 		}
-		ms, ok, err := probeDatagramOnce(ctx, p.s, p.addr, seq)
+		c, err := p.cycle(ctx, seq)
 		if err != nil {
 			return machine.Baseline{}, nil, fmt.Errorf("probe datagram %d: %w", seq, err)
 		}
-		if ok {
-			errs = append(errs, ms)
+		if c.datagramOK {
+			errs = append(errs, c.datagramMs)
 		}
 		if seq > 2*n {
 			return machine.Baseline{}, nil, fmt.Errorf("%d of %d probe datagrams were lost", seq-len(errs), seq)
@@ -115,6 +111,19 @@ func measureProbe(ctx context.Context, run *Run, exe string, n int, every time.D
 		b.Busy = 1 // the load is unknown: not known to be unloaded
 	}
 	return b, errs, nil
+}
+
+// agentExe is exe, or this program when exe is "": what labs re-execute
+// as agents.
+func agentExe(exe string) (string, error) {
+	if exe != "" {
+		return exe, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find this program to re-execute as agents: %w", err)
+	}
+	return exe, nil
 }
 
 // churnLab builds a lab, starts a sample's agents in it and tears it down.

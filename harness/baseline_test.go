@@ -8,60 +8,85 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/halfopen/halfopen/internal/machine"
 	"github.com/halfopen/halfopen/report"
 )
 
 // BenchmarkProbeBaseline measures the latency probe with no other lab of
-// the run (labs=0) and beside 2 per CPU built, started and torn down over
-// and over, with idle CPUs polling (the run's PM QoS request) and halting
-// (HALFOPEN_NO_IDLE_POLL=1), at the baseline's interval and at the run's
-// probe interval: what the machine's p99 is made of before any load, and
-// what load adds. window-p99 min/max are the p99s of the windows of
-// probeWindow datagrams the pool's controller sees. Run it alone:
+// the run (load=none), and beside 2 per CPU of each load, over and over: a
+// sample's labs with their agents built, started and torn down (labs), and
+// bare labs built and torn down (bare-labs: namespaces, links and the lab's
+// cgroup, the kernel's share of a sample), with the run's frozen cgroup
+// and without it (bare-labs-unfrozen, cgroup.go); with idle CPUs polling
+// (the run's PM QoS request) and halting (HALFOPEN_NO_IDLE_POLL=1): what
+// the machine's p99 is made of before any load, and what each load adds.
+// window-p99 min/max are the p99s of the windows of probeWindow datagrams
+// the pool's controller sees. Run it alone:
 //
 //	go test -run '^$' -bench ProbeBaseline -benchtime 1x ./harness/
 func BenchmarkProbeBaseline(b *testing.B) {
-	type variant struct {
-		idle  string
-		every time.Duration
-		labs  int
+	bareLabs := func(run *Run) func(context.Context) error {
+		return func(ctx context.Context) error {
+			lab, err := run.NewLab(ctx)
+			if err != nil {
+				return err
+			}
+			return lab.Close()
+		}
 	}
-	var variants []variant
+	loads := []struct {
+		name     string
+		unfrozen bool
+		load     func(run *Run, exe string) func(context.Context) error
+	}{
+		{"none", false, nil},
+		{"labs", false, func(run *Run, exe string) func(context.Context) error {
+			return func(ctx context.Context) error { return churnLab(ctx, run, exe) }
+		}},
+		{"bare-labs", false, func(run *Run, _ string) func(context.Context) error { return bareLabs(run) }},
+		{"bare-labs-unfrozen", true, func(run *Run, _ string) func(context.Context) error { return bareLabs(run) }},
+	}
 	for _, idle := range []string{"polling", "halting"} {
-		variants = append(variants, variant{idle, baselineEvery, 0}, variant{idle, probeEvery, 0}, variant{idle, baselineEvery, 2 * runtime.NumCPU()})
-	}
-	for _, v := range variants {
-		b.Run(fmt.Sprintf("idle=%s/every=%v/labs=%d", v.idle, v.every, v.labs), func(b *testing.B) {
-			if err := Preflight(); err != nil {
-				b.Skip(err)
-			}
-			if v.idle == "halting" {
-				b.Setenv(envNoIdlePoll, "1")
-			}
-			run := NewRun()
-			defer func() {
-				if err := run.Close(); err != nil {
-					b.Errorf("close run: %v", err)
+		for _, l := range loads {
+			b.Run(fmt.Sprintf("idle=%s/load=%s", idle, l.name), func(b *testing.B) {
+				if err := Preflight(); err != nil {
+					b.Skip(err)
 				}
-			}()
-			for range b.N {
-				bl, errs, err := measureProbe(context.Background(), run, "", machine.BaselineDatagrams, v.every, v.labs)
+				if idle == "halting" {
+					b.Setenv(envNoIdlePoll, "1")
+				}
+				run := NewRun()
+				run.noFrozenCgroup = l.unfrozen
+				defer func() {
+					if err := run.Close(); err != nil {
+						b.Errorf("close run: %v", err)
+					}
+				}()
+				exe, err := agentExe("")
 				if err != nil {
 					b.Fatal(err)
 				}
-				lo, hi := windowP99s(errs)
-				b.ReportMetric(bl.ErrorMs.P50, "p50-ms")
-				b.ReportMetric(bl.ErrorMs.P99, "p99-ms")
-				b.ReportMetric(bl.ErrorMs.Max, "max-ms")
-				b.ReportMetric(float64(bl.ErrorMs.N), "n")
-				b.ReportMetric(lo, "window-p99-min-ms")
-				b.ReportMetric(hi, "window-p99-max-ms")
-				b.ReportMetric(bl.Busy*100, "busy-%")
-			}
-		})
+				labs, load := 0, func(context.Context) error { return nil }
+				if l.load != nil {
+					labs, load = 2*runtime.NumCPU(), l.load(run, exe)
+				}
+				for range b.N {
+					bl, errs, err := measureProbe(context.Background(), run, exe, machine.BaselineDatagrams, labs, load)
+					if err != nil {
+						b.Fatal(err)
+					}
+					lo, hi := windowP99s(errs)
+					b.ReportMetric(bl.ErrorMs.P50, "p50-ms")
+					b.ReportMetric(bl.ErrorMs.P99, "p99-ms")
+					b.ReportMetric(bl.ErrorMs.Max, "max-ms")
+					b.ReportMetric(float64(bl.ErrorMs.N), "n")
+					b.ReportMetric(lo, "window-p99-min-ms")
+					b.ReportMetric(hi, "window-p99-max-ms")
+					b.ReportMetric(bl.Busy*100, "busy-%")
+				}
+			})
+		}
 	}
 }
 

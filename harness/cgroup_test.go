@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,5 +66,53 @@ func TestLabCgroupHoldsWhatTheLabStarts(t *testing.T) {
 		if _, err := os.Stat(dir); err == nil {
 			t.Errorf("cgroup %s outlived its lab", dir)
 		}
+	}
+}
+
+// Where labs are killed through a v1 freezer, the run keeps one empty
+// cgroup frozen from its first lab to its end, so that a lab's freeze and
+// thaw do not turn the kernel's freezer key on and off (cgroup.go); the
+// lab's own teardown leaves it frozen, and Close removes it.
+func TestRunKeepsAnEmptyCgroupFrozen(t *testing.T) {
+	if err := Preflight(); err != nil {
+		t.Skip(err)
+	}
+	s := detectCgroups()
+	if s.freezer == "" || s.v2 != "" {
+		t.Skip("labs are not killed through a v1 freezer here: " + s.note)
+	}
+	run := NewRun()
+	dir := filepath.Join(s.freezer, namespacePrefix+run.ID+frozenCgroupSuffix)
+	state := func() string {
+		b, err := os.ReadFile(filepath.Join(dir, "freezer.state"))
+		if err != nil {
+			return err.Error()
+		}
+		return strings.TrimSpace(string(b))
+	}
+	for i := range 2 {
+		lab, err := run.NewLab(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		escape(t, lab.Host(topo.Watcher))
+		if got := state(); got != "FROZEN" {
+			t.Errorf("lab %d built: the run's cgroup %s is %q, want FROZEN", i+1, dir, got)
+		}
+		if err := lab.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := state(); got != "FROZEN" {
+			t.Errorf("lab %d torn down (frozen, killed, thawed): the run's cgroup is %q, want FROZEN", i+1, got)
+		}
+		if procs := cgroupProcs(dir); len(procs) > 0 {
+			t.Errorf("the run's frozen cgroup holds processes %v", procs)
+		}
+	}
+	if err := run.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the run's frozen cgroup %s is still there after Close (%v)", dir, err)
 	}
 }
