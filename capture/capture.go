@@ -34,11 +34,7 @@ import (
 	"os"
 	"slices"
 	"sync"
-	"time"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 	"github.com/halfopen/halfopen/protocol"
 	"golang.org/x/sys/unix"
 )
@@ -80,7 +76,7 @@ type Capture struct {
 type iface struct {
 	name     string
 	index    int
-	linkType layers.LinkType
+	linkType linkType
 	file     *os.File
 }
 
@@ -155,10 +151,10 @@ func openIface(name string) (*iface, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("interface %s: SO_TIMESTAMPNS: %w", name, err)
 	}
-	lt := layers.LinkTypeEthernet
+	lt := linkEthernet
 	if len(ni.HardwareAddr) == 0 {
 		// A TUN device or similar: the socket delivers bare IP packets.
-		lt = layers.LinkTypeRaw
+		lt = linkRaw
 	}
 	return &iface{name: name, index: ni.Index, linkType: lt, file: os.NewFile(uintptr(fd), "packet:"+name)}, nil
 }
@@ -333,35 +329,25 @@ func (c *Capture) WritePcapng(path string) (err error) {
 			os.Remove(path)
 		}
 	}()
-	opts := pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{
-		Application: "halfopen",
-		OS:          "linux",
-		Comment:     fmt.Sprintf(sectionComment, c.offsetNs, len(packets), dropped, c.limit),
-	}}
-	var w *pcapgo.NgWriter
-	for i, ifc := range c.ifaces {
-		ng := pcapgo.NgInterface{Name: ifc.name, OS: "linux", LinkType: ifc.linkType, SnapLength: SnapLength, TimestampResolution: 9}
-		if i == 0 {
-			w, err = pcapgo.NewNgWriterInterface(f, ng, opts)
-		} else {
-			_, err = w.AddInterface(ng)
-		}
-		if err != nil {
+	w, err := newNgWriter(f, ngSection{
+		application: "halfopen",
+		os:          "linux",
+		comment:     fmt.Sprintf(sectionComment, c.offsetNs, len(packets), dropped, c.limit),
+	})
+	if err != nil {
+		return fmt.Errorf("capture: write %s: %w", path, err)
+	}
+	for _, ifc := range c.ifaces {
+		if _, err := w.addInterface(ngInterface{name: ifc.name, os: "linux", linkType: ifc.linkType, snapLen: SnapLength}); err != nil {
 			return fmt.Errorf("capture: write %s: %w", path, err)
 		}
 	}
 	for _, p := range packets {
-		ci := gopacket.CaptureInfo{
-			Timestamp:      time.Unix(0, p.monoNs+c.offsetNs),
-			CaptureLength:  len(p.data),
-			Length:         p.length,
-			InterfaceIndex: p.iface,
-		}
-		if err := w.WritePacket(ci, p.data); err != nil {
+		if err := w.writePacket(p.iface, p.monoNs+c.offsetNs, p.length, p.data); err != nil {
 			return fmt.Errorf("capture: write %s: %w", path, err)
 		}
 	}
-	if err := w.Flush(); err != nil {
+	if err := w.flush(); err != nil {
 		return fmt.Errorf("capture: write %s: %w", path, err)
 	}
 	return nil

@@ -4,14 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"strconv"
 	"strings"
-
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 )
 
 // Kind is what a packet of a timeline is, for a reader of a detection.
@@ -71,37 +66,39 @@ func ReadTimeline(path string) ([]Event, error) {
 		return nil, fmt.Errorf("timeline: %w", err)
 	}
 	defer f.Close()
-	r, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
+	r, err := newNgReader(f)
 	if err != nil {
 		return nil, fmt.Errorf("timeline: %s is not pcapng: %w", path, err)
 	}
-	var offset int64
-	if c := r.SectionInfo().Comment; strings.HasPrefix(c, "halfopen capture:") {
-		var kept, dropped, limit int64
-		if _, err := fmt.Sscanf(c, sectionComment, &offset, &kept, &dropped, &limit); err != nil {
-			return nil, fmt.Errorf("timeline: %s: section comment %q: %w", path, c, err)
-		}
+	section := r.sections
+	offset, err := clockOffsetOf(r.section)
+	if err != nil {
+		return nil, fmt.Errorf("timeline: %s: %w", path, err)
 	}
 	st := newTCPState()
 	var out []Event
-	for {
-		data, ci, err := r.ReadPacketData()
+	for n := 1; ; n++ {
+		p, err := r.next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return out, fmt.Errorf("timeline: %s: packet %d: %w", path, len(out)+1, err)
+			return out, fmt.Errorf("timeline: %s: packet %d: %w", path, n, err)
 		}
-		ifc, err := r.Interface(ci.InterfaceIndex)
-		if err != nil {
-			return out, fmt.Errorf("timeline: %s: %w", path, err)
+		if r.sections != section {
+			// Another section: its own comment says its offset.
+			section = r.sections
+			if offset, err = clockOffsetOf(r.section); err != nil {
+				return out, fmt.Errorf("timeline: %s: section %d: %w", path, section, err)
+			}
 		}
-		ev, ok := decode(data, ifc.LinkType)
+		ifc := r.ifaces[p.iface]
+		ev, ok := decode(p.data, ifc.linkType)
 		if !ok {
 			continue
 		}
-		ev.Ns = ci.Timestamp.UnixNano() - offset
-		ev.Iface = ifc.Name
+		ev.Ns = p.unixNs - offset
+		ev.Iface = ifc.name
 		if ev.Kind == "" {
 			ev.Kind = st.classify(&ev)
 		}
@@ -110,75 +107,17 @@ func ReadTimeline(path string) ([]Event, error) {
 	return out, nil
 }
 
-// decode reads the IP and TCP or ICMP headers of a packet. The Kind of a
-// TCP segment is left empty for classify, which needs the flow's history.
-func decode(data []byte, lt layers.LinkType) (Event, bool) {
-	p := gopacket.NewPacket(data, lt, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
-	var src, dst netip.Addr
-	switch ip := p.NetworkLayer().(type) {
-	case *layers.IPv4:
-		src, _ = netip.AddrFromSlice(ip.SrcIP.To4())
-		dst, _ = netip.AddrFromSlice(ip.DstIP.To4())
-	case *layers.IPv6:
-		src, _ = netip.AddrFromSlice(ip.SrcIP)
-		dst, _ = netip.AddrFromSlice(ip.DstIP)
-	default:
-		return Event{}, false
+// clockOffsetOf returns the real-time offset a WritePcapng section
+// comment states, or 0 for a section WritePcapng did not write.
+func clockOffsetOf(s ngSection) (int64, error) {
+	if !strings.HasPrefix(s.comment, "halfopen capture:") {
+		return 0, nil
 	}
-	ev := Event{Src: src.String(), Dst: dst.String()}
-	if tcp, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP); ok {
-		ev.Src = netip.AddrPortFrom(src, uint16(tcp.SrcPort)).String()
-		ev.Dst = netip.AddrPortFrom(dst, uint16(tcp.DstPort)).String()
-		ev.Seq, ev.Ack, ev.Len = tcp.Seq, tcp.Ack, len(tcp.Payload)
-		if ipLen := tcpPayloadLen(p); ipLen >= 0 {
-			// A capture keeps SnapLength bytes: the payload's true length
-			// comes from the IP header, not from what was kept.
-			ev.Len = ipLen
-		}
-		ev.Flags = tcpFlags(tcp)
-		return ev, true
+	var offset, kept, dropped, limit int64
+	if _, err := fmt.Sscanf(s.comment, sectionComment, &offset, &kept, &dropped, &limit); err != nil {
+		return 0, fmt.Errorf("section comment %q: %w", s.comment, err)
 	}
-	for _, l := range p.Layers() {
-		switch icmp := l.(type) {
-		case *layers.ICMPv4:
-			ev.Kind, ev.Info = KindICMP, icmp.TypeCode.String()
-			return ev, true
-		case *layers.ICMPv6:
-			ev.Kind, ev.Info = KindICMP, icmp.TypeCode.String()
-			return ev, true
-		}
-	}
-	ev.Kind = KindOther
-	return ev, true
-}
-
-// tcpPayloadLen returns the TCP payload length from the IP and TCP header
-// lengths, or −1 when the headers do not say.
-func tcpPayloadLen(p gopacket.Packet) int {
-	tcp, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
-	if !ok {
-		return -1
-	}
-	switch ip := p.NetworkLayer().(type) {
-	case *layers.IPv4:
-		return int(ip.Length) - int(ip.IHL)*4 - int(tcp.DataOffset)*4
-	case *layers.IPv6:
-		return int(ip.Length) - int(tcp.DataOffset)*4
-	}
-	return -1
-}
-
-func tcpFlags(t *layers.TCP) string {
-	var b strings.Builder
-	for _, f := range []struct {
-		set bool
-		c   byte
-	}{{t.SYN, 'S'}, {t.FIN, 'F'}, {t.RST, 'R'}, {t.PSH, 'P'}, {t.URG, 'U'}, {t.ACK, 'A'}} {
-		if f.set {
-			b.WriteByte(f.c)
-		}
-	}
-	return b.String()
+	return offset, nil
 }
 
 // tcpState remembers, per interface and direction of a flow, the highest

@@ -53,7 +53,7 @@ func CompareHTML(w io.Writer, res CompareResult) error {
 		reg.Old, reg.New = samplesText(oc), samplesText(nc)
 		d.Regressions = append(d.Regressions, reg)
 	}
-	if err := comparePage.Execute(w, d); err != nil {
+	if err := comparePage().Execute(w, d); err != nil {
 		return fmt.Errorf("render comparison: %w", err)
 	}
 	return nil
@@ -135,5 +135,5 @@ func mistakesPlot(rows []plotRow, label string) template.HTML {
 	return s.html()
 }
 
-// comparePage is the comparison's page, page/compare.html.tmpl.
+// comparePage returns the comparison's page, page/compare.html.tmpl.
 var comparePage = parsePage("compare.html.tmpl", nil)

@@ -38,7 +38,7 @@ type HTMLOptions struct {
 // rationales, notes and sysctl sets, and the environment.
 func RenderHTML(w io.Writer, r *Report, opt HTMLOptions) error {
 	d := newHTMLData(r, opt)
-	if err := htmlPage.Execute(w, d); err != nil {
+	if err := htmlPage().Execute(w, d); err != nil {
 		return fmt.Errorf("render HTML: %w", err)
 	}
 	return nil
@@ -382,7 +382,7 @@ func marksWords(s Sample) string {
 	return "; marked " + strings.Join(parts, ", ")
 }
 
-// htmlPage is the report's page, page/overview.html.tmpl.
+// htmlPage returns the report's page, page/overview.html.tmpl.
 var htmlPage = parsePage("overview.html.tmpl", template.FuncMap{
 	"ratio": ratioText, "secs": FormatSeconds, "ms": formatMillis, "inc": func(n int) int { return n + 1 },
 })
