@@ -627,7 +627,8 @@ func (s *strayCgroup) procs() []int {
 // so every lab cost two such rewrites. On machine C (a 2-core PVM guest,
 // where page-table switches trap) they took 15 % of both CPUs while labs
 // were built and torn down back to back, and the latency probe's p99 rose
-// from 0.5 ms to 2.6 ms (TestLabTeardownKeepsTheFreezerKeyOn measures it).
+// from 0.5 ms to 2.6 ms (BenchmarkProbeBaseline's bare-labs loads, with and
+// without it, measure it; TestRunKeepsAnEmptyCgroupFrozen tests the hold).
 // An empty cgroup that stays frozen for the run keeps the key on, so a
 // lab's freeze and thaw only count: the kernel's code is rewritten once
 // when the run's first lab is made and once when the run ends.

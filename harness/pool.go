@@ -415,8 +415,9 @@ func (lp *latencyProbe) run(ctx context.Context, m *Matrix) error {
 // probeCycle is what one cycle of the latency probe measured.
 type probeCycle struct {
 	datagramMs, scheduledMs float64
-	// datagramOK is false for a datagram that was lost; scheduledOK for a
-	// decision whose command reached the agent after its instant.
+	// datagramOK is false for a datagram that was lost; scheduledOK is
+	// false for a decision whose command reached the agent after its
+	// instant (it measures the pipe, not the clock).
 	datagramOK, scheduledOK bool
 }
 
