@@ -123,17 +123,7 @@ func TestPcapgoReadsNgWriter(t *testing.T) {
 			if got := (ngSection{comment: s.Comment, hardware: s.Hardware, os: s.OS, application: s.Application}); got != testCapture.section {
 				t.Errorf("pcapgo read section %+v, want %+v", got, testCapture.section)
 			}
-			var got []ngPacket
-			for {
-				data, ci, err := r.ReadPacketData()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				got = append(got, ngPacket{iface: ci.InterfaceIndex, unixNs: ci.Timestamp.UnixNano(), length: ci.Length, data: data})
-			}
+			got := pcapgoPackets(t, r)
 			if !reflect.DeepEqual(got, testCapture.packets) {
 				t.Errorf("pcapgo read packets\n%+v\nwant\n%+v", got, testCapture.packets)
 			}
@@ -199,17 +189,7 @@ func TestNgReaderReadsPcapgo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var want []ngPacket
-	for {
-		data, ci, err := r.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, ngPacket{iface: ci.InterfaceIndex, unixNs: ci.Timestamp.UnixNano(), length: ci.Length, data: data})
-	}
+	want := pcapgoPackets(t, r)
 	nr, got, err := readAll(file.Bytes())
 	if err != nil {
 		t.Fatal(err)
@@ -500,5 +480,22 @@ func TestWritePcapng(t *testing.T) {
 	if want := "halfopen capture: timestamps are CLOCK_MONOTONIC + 1764000000000000000 ns; " +
 		strconv.Itoa(len(c.packets)) + " packets kept, 3 not kept over the 1048576-byte limit"; r.SectionInfo().Comment != want {
 		t.Errorf("section comment %q, want %q", r.SectionInfo().Comment, want)
+	}
+}
+
+// pcapgoPackets reads every packet left in r, gopacket's reader, as ours
+// gives them.
+func pcapgoPackets(t *testing.T, r *pcapgo.NgReader) []ngPacket {
+	t.Helper()
+	var out []ngPacket
+	for {
+		data, ci, err := r.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ngPacket{iface: ci.InterfaceIndex, unixNs: ci.Timestamp.UnixNano(), length: ci.Length, data: data})
 	}
 }
