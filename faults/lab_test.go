@@ -334,6 +334,31 @@ func TestMiddleboxStateLoss(t *testing.T) {
 	}
 }
 
+// TestMiddleboxResetNeverPrecedesItsFault: a NAT restart (scope=all) in
+// front of a watcher that writes every millisecond resets a write within
+// about a millisecond of the flush; the fault's instant must come before
+// that decision, or the harness calls the sample "decided before the
+// fault" (the instant was once taken after the netlink request returned).
+func TestMiddleboxResetNeverPrecedesItsFault(t *testing.T) {
+	// Before the fix 2 samples in 15 were stamped before their fault
+	// (by 116–121 µs): twenty catch it about 19 times in 20.
+	for i := range 20 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			ctx, lab := newFaultLab(t)
+			f := mustFault(t, "middlebox-state-loss:mode=nat,scope=all")
+			conn := connectFault(t, ctx, lab, f, "user-timeout:timeout=2s,every=1ms", protocol.SideServer)
+			_, at := inject(t, ctx, lab, conn, f)
+			reason, after := waitVerdict(t, conn, at, 2*time.Second)
+			if reason != "ECONNRESET" {
+				t.Fatalf("watcher decided %q, want ECONNRESET from the NAT's lost mapping", reason)
+			}
+			if after < 0 {
+				t.Errorf("the watcher's ECONNRESET is stamped %v before the fault's instant", -after)
+			}
+		})
+	}
+}
+
 // TestToxiproxy: the API in the router answers the orchestrator from its
 // namespace; reset_peer resets the watcher's connection; a disabled proxy
 // closes it; a latency toxic delays the echo.

@@ -93,11 +93,14 @@ func (f *MiddleboxStateLoss) Inject(ctx context.Context, lab *harness.Lab, conn 
 	if f.rules == nil {
 		return nil, 0, errors.New("middlebox-state-loss was not prepared")
 	}
+	// The instant is taken before the netlink request: once the entry is
+	// gone, the watcher's next write may be reset (mode=nat) and decided
+	// before the request returns, and no decision may precede its fault.
+	at := protocol.Now()
 	n, err := forgetFlows(lab, conn, f.Scope == "all")
 	if err != nil {
 		return nil, 0, err
 	}
-	at := protocol.Now()
 	if n == 0 {
 		return nil, 0, errors.New("the router tracked no flow to forget: the connection bypassed the middlebox")
 	}

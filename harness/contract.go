@@ -31,7 +31,7 @@ import (
 
 // Fault injects one failure into a lab; faults register in init() with RegisterFault.
 type Fault interface {
-	// Inject makes the failure happen in lab to the sample's conn: the CLOCK_MONOTONIC instant the kernel acknowledged it, and how to heal it (nil: cannot be).
+	// Inject makes the failure happen in lab to the sample's conn: the CLOCK_MONOTONIC instant it took effect, which no effect may precede (taken before the call when the watcher can see the failure before the call returns, as a reset can), and how to heal it (nil: cannot be).
 	Inject(ctx context.Context, lab *Lab, conn *Conn) (heal Heal, at int64, err error)
 	// Effect says what the watcher's kernel sees.
 	Effect() Effect
