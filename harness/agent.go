@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -58,6 +59,7 @@ func MaybeRunAgent() {
 	if mode == "" {
 		return
 	}
+	watchRealtimeOverrun()
 	var err error
 	switch mode {
 	case "watcher":
@@ -97,11 +99,60 @@ const envNoRealtime = "HALFOPEN_NO_REALTIME"
 // CAP_SYS_NICE), the process runs at normal priority; the kernel's RT
 // throttling (sched_rt_runtime_us) still reserves CPU time for everything
 // else.
+//
+// The process gets a bound first: RLIMIT_RTTIME, the CPU time a thread at
+// a real-time policy may use without sleeping (getrlimit(2); the count
+// restarts at each wake-up, enqueue_task_rt in kernel/sched/rt.c). At
+// realtimeRunLimit the kernel sends SIGXCPU, which halfopen's agents catch
+// (watchRealtimeOverrun) and a program that does not is ended by; at
+// realtimeKillLimit it sends SIGKILL. A spinning process would otherwise
+// hold a CPU from everything at normal priority, the orchestrator and
+// ksoftirqd included, until RT throttling lends them 50 ms of each second,
+// and every lab's sample would pay for it. Where the bound cannot be set,
+// the process stays at normal priority.
 func realtimePriority(pid int) {
 	if os.Getenv(envNoRealtime) == "1" {
 		return
 	}
+	lim := unix.Rlimit{Cur: uint64(realtimeRunLimit / time.Microsecond), Max: uint64(realtimeKillLimit / time.Microsecond)}
+	if err := unix.Prlimit(pid, unix.RLIMIT_RTTIME, &lim, nil); err != nil {
+		return
+	}
 	setPolicy(pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1})
+}
+
+// The bounds of RLIMIT_RTTIME on a process at real-time priority. The
+// longest run without sleeping that a lab's process needs is its start
+// (a Python interpreter's imports take about 0.5 s of CPU on machine C),
+// and none starts at real-time priority (Process.promote waits for its
+// first line); a detector or an agent at work sleeps within milliseconds.
+const (
+	realtimeRunLimit  = 250 * time.Millisecond
+	realtimeKillLimit = time.Second
+)
+
+// realtimeOverrun is what an agent says when the kernel tells it, with
+// SIGXCPU, that one of its threads ran realtimeRunLimit at real-time
+// priority without sleeping.
+var realtimeOverrun = fmt.Sprintf("a thread of this agent ran %v at real-time priority without sleeping (RLIMIT_RTTIME): it moved back to normal priority, and its goroutines' stacks are on its standard error", realtimeRunLimit)
+
+// watchRealtimeOverrun catches SIGXCPU (realtimePriority's soft bound): the
+// agent moves every thread back to normal priority, so that whatever spins
+// stalls no other lab, says so as an error (its sample is not measured),
+// then prints every goroutine's stack on standard error, which the
+// sample's log keeps, to show what spun.
+func watchRealtimeOverrun() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGXCPU)
+	go func() {
+		for range sigs {
+			normalPriority(os.Getpid())
+			stdoutEmitter.Emit(protocol.Event{Event: agentcmd.EventError, Msg: realtimeOverrun})
+			buf := make([]byte, 1<<20)
+			n := runtime.Stack(buf, true)
+			fmt.Fprintf(os.Stderr, "halfopen agent: %s\n%s\n", realtimeOverrun, buf[:n])
+		}
+	}()
 }
 
 // normalPriority moves every thread of process pid back to SCHED_NORMAL.

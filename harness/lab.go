@@ -369,9 +369,9 @@ func (l *Lab) RebootHost(role topo.Role) error {
 
 // Measuring says that the lab's sample is measuring from now on: its
 // processes started as Realtime (agents, detector programs) move to
-// SCHED_FIFO priority 1, and those started later (a rebooted host's) start
-// there. Before, while processes start and connect, they run at normal
-// priority, behind the labs that measure.
+// SCHED_FIFO priority 1, and those started later (a rebooted host's) once
+// they have started (Process.promote). Before, while processes start and
+// connect, they run at normal priority, behind the labs that measure.
 func (l *Lab) Measuring() {
 	if l.measuring.Swap(true) {
 		return
@@ -387,14 +387,7 @@ func (l *Lab) Measuring() {
 		procs := append([]*Process(nil), h.procs...)
 		h.mu.Unlock()
 		for _, p := range procs {
-			select {
-			case <-p.exited:
-				continue
-			default:
-			}
-			if p.realtime {
-				realtimePriority(p.cmd.Process.Pid)
-			}
+			p.promote()
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -71,8 +72,13 @@ type Process struct {
 	abandon chan struct{}
 	waitErr error
 	killed  bool
-	// realtime is ProcSpec.Realtime.
+	// realtime is ProcSpec.Realtime; lab is the lab whose Measuring
+	// promotes it, spoke is set at its first line, and promoted once it
+	// was moved to real-time priority (promote).
 	realtime bool
+	lab      *Lab
+	spoke    atomic.Bool
+	promoted sync.Once
 	// droppedLogs counts log lines dropped while the event queue was full.
 	droppedLogs int
 	// diag is the process's diagnostics, kept for the sample's log: its
@@ -237,6 +243,9 @@ func (p *Process) endedError(when string) error {
 	}
 	if err := p.ExitErr(); err != nil {
 		msg += fmt.Sprintf(" (%v)", err)
+		if realtimeKilled(err) {
+			msg += fmt.Sprintf(", which the kernel sends a process at real-time priority that runs %v without sleeping (RLIMIT_RTTIME; %v: SIGKILL)", realtimeRunLimit, realtimeKillLimit)
+		}
 	} else {
 		msg += " (exit status 0)"
 	}
@@ -247,6 +256,17 @@ func (p *Process) endedError(when string) error {
 		msg += ": " + tail
 	}
 	return errors.New(msg)
+}
+
+// realtimeKilled says whether a process's exit error is SIGXCPU, which
+// only RLIMIT_RTTIME sends here (realtimePriority).
+func realtimeKilled(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGXCPU
 }
 
 // Send writes one command line to the process's standard input.
@@ -288,6 +308,36 @@ func (p *Process) Kill() error {
 	}
 }
 
+// promote moves a Realtime process to real-time priority, once, if it has
+// started (printed its first line) and is still running. Started, not
+// before: a program's start is the longest it runs without sleeping (a
+// Python interpreter's imports take about 0.5 s of CPU on machine C),
+// which at real-time priority would hold a CPU from every lab's
+// orchestrator and run past realtimeRunLimit.
+func (p *Process) promote() {
+	if !p.realtime || !p.spoke.Load() {
+		return
+	}
+	p.promoted.Do(func() {
+		select {
+		case <-p.exited:
+		default:
+			realtimePriority(p.cmd.Process.Pid)
+		}
+	})
+}
+
+// leaveRealtime moves a running process back to normal priority: it is
+// about to be stopped, and its shutdown, measured by no one, must not run
+// ahead of the labs still measuring.
+func (p *Process) leaveRealtime() {
+	select {
+	case <-p.exited:
+	default:
+		normalPriority(p.cmd.Process.Pid)
+	}
+}
+
 // signalKill SIGKILLs the process and its group without waiting.
 func (p *Process) signalKill() {
 	select {
@@ -295,7 +345,7 @@ func (p *Process) signalKill() {
 		return
 	default:
 	}
-	normalPriority(p.cmd.Process.Pid)
+	p.leaveRealtime()
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	_ = p.cmd.Process.Kill()
 }
@@ -307,6 +357,7 @@ func (p *Process) Stop(grace time.Duration) error {
 		return nil
 	default:
 	}
+	p.leaveRealtime()
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.exited:
@@ -381,9 +432,7 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 	h.mu.Lock()
 	h.procs = append(h.procs, p)
 	h.mu.Unlock()
-	if p.realtime && h.lab != nil && h.lab.measuring.Load() {
-		realtimePriority(cmd.Process.Pid)
-	}
+	p.lab = h.lab
 
 	readDone := make(chan struct{})
 	go func() {
@@ -445,6 +494,11 @@ func (p *Process) read(stdout io.Reader, strict bool) {
 		line := sc.Bytes()
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
+		}
+		if !p.spoke.Swap(true) && p.lab != nil && p.lab.measuring.Load() {
+			// Started while its lab measures (a rebooted host's): it
+			// has started now.
+			p.promote()
 		}
 		ev, err := protocol.ParseEvent(line, strict)
 		if err != nil {

@@ -22,6 +22,7 @@ func stopHung(p *Process, grace time.Duration) bool {
 		return false
 	default:
 	}
+	p.leaveRealtime()
 	_ = p.Signal(syscall.SIGTERM)
 	select {
 	case <-p.Exited():
