@@ -349,8 +349,12 @@ func TestMiddleboxResetNeverPrecedesItsFault(t *testing.T) {
 			conn := connectFault(t, ctx, lab, f, "user-timeout:timeout=2s,every=1ms", protocol.SideServer)
 			_, at := inject(t, ctx, lab, conn, f)
 			reason, after := waitVerdict(t, conn, at, 2*time.Second)
-			if reason != "ECONNRESET" {
-				t.Fatalf("watcher decided %q, want ECONNRESET from the NAT's lost mapping", reason)
+			// The reset sets the socket's error once: a write every
+			// millisecond may take it first (sock_error in
+			// sk_stream_error), and the read then returns 0, so EOF is
+			// the same reset seen from the other goroutine.
+			if reason != "ECONNRESET" && reason != "EOF" {
+				t.Fatalf("watcher decided %q, want ECONNRESET (or EOF) from the NAT's lost mapping", reason)
 			}
 			if after < 0 {
 				t.Errorf("the watcher's ECONNRESET is stamped %v before the fault's instant", -after)

@@ -472,6 +472,11 @@ func killCgroup(dirs []string, freezer string, mu *sync.RWMutex, within time.Dur
 func freezeKill(dir string, deadline time.Time) error {
 	state := filepath.Join(dir, "freezer.state")
 	if err := cgWrite(state, []byte("FROZEN")); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			// Removed since it was listed (a run's Close racing its
+			// reaper): nothing is left in it to kill.
+			return nil
+		}
 		return err
 	}
 	thaw := func() error { return cgWrite(state, []byte("THAWED")) }
