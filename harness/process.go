@@ -411,7 +411,7 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 	// A descendant that keeps standard error open (a daemon that did not
 	// close it) holds Wait up for at most this long after the exit.
 	cmd.WaitDelay = outputGrace
-	p := &Process{Label: spec.Label, cmd: cmd, stdin: stdin, events: make(chan protocol.Event, eventQueue), exited: make(chan struct{}), abandon: make(chan struct{}), realtime: spec.Realtime}
+	p := &Process{Label: spec.Label, cmd: cmd, stdin: stdin, events: make(chan protocol.Event, eventQueue), exited: make(chan struct{}), abandon: make(chan struct{}), realtime: spec.Realtime, lab: h.lab}
 	cmd.Stderr = stderrWriter{p}
 	if spec.Output != nil {
 		cmd.Stderr = io.MultiWriter(cmd.Stderr, spec.Output)
@@ -432,7 +432,6 @@ func (h *Host) Start(spec ProcSpec) (*Process, error) {
 	h.mu.Lock()
 	h.procs = append(h.procs, p)
 	h.mu.Unlock()
-	p.lab = h.lab
 
 	readDone := make(chan struct{})
 	go func() {
