@@ -116,3 +116,18 @@ func TestRunKeepsAnEmptyCgroupFrozen(t *testing.T) {
 		t.Errorf("the run's frozen cgroup %s is still there after Close (%v)", dir, err)
 	}
 }
+
+// A run's Close may remove a cgroup its reaper has just listed: the
+// reaper's kill of it then finds nothing to freeze, which is no error
+// (CI printed "open .../ho-<run>-frozen/freezer.state: no such file" when
+// it was one).
+func TestKillOfACgroupRemovedSinceListedIsNoError(t *testing.T) {
+	s := detectCgroups()
+	if s.freezer == "" {
+		t.Skip("no v1 freezer here: " + s.note)
+	}
+	gone := filepath.Join(s.freezer, namespacePrefix+"removed-since-listed")
+	if err := freezeKill(gone, time.Now().Add(time.Second)); err != nil {
+		t.Errorf("killing a cgroup that is gone: %v", err)
+	}
+}
