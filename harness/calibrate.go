@@ -72,7 +72,7 @@ func (c *calibration) quantilesOf(probe string) *report.Quantiles {
 	if len(c.errors[probe]) == 0 {
 		return nil
 	}
-	q := report.QuantilesOf(c.errors[probe])
+	q := report.MergeableQuantilesOf(c.errors[probe])
 	return &q
 }
 
@@ -93,12 +93,12 @@ func (c *calibration) quantiles() (*report.Quantiles, []report.CalibrationProbe)
 		if probeMethods[n].stamp {
 			all = append(all, xs...)
 		}
-		probes = append(probes, report.CalibrationProbe{Name: n, Method: probeMethods[n].method, ErrorMs: report.QuantilesOf(xs)})
+		probes = append(probes, report.CalibrationProbe{Name: n, Method: probeMethods[n].method, ErrorMs: report.MergeableQuantilesOf(xs)})
 	}
 	if len(all) == 0 {
 		return nil, probes
 	}
-	q := report.QuantilesOf(all)
+	q := report.MergeableQuantilesOf(all)
 	return &q, probes
 }
 

@@ -13,9 +13,9 @@ import (
 // their overhead is averaged, weighted by its window; the other fields come
 // from the first shard that has the cell. The environment is the first
 // report's, with the sysctls of all, the wall times summed, the largest
-// pool, each calibration quantile the largest of the parts' (a bound from
-// above on the quantile of all their errors: in each part at least that
-// share of errors is at most its quantile, so in the union too), and every
+// pool, each calibration quantile that of all the parts' errors together
+// (from their histograms; from parts without one, the largest of the
+// parts', a bound from above: mergeQuantiles), and every
 // different account of idle CPUs; Started is the earliest, Complete is
 // true only if every shard is complete, and Shard is empty. The QoS of
 // a merged cell is recomputed. Different schemas, a sysctl set to
@@ -135,7 +135,7 @@ func mergeEnvironment(dst, src *Environment) {
 			q := *src.CalibrationErrorMs
 			dst.CalibrationErrorMs = &q
 		} else {
-			q := upperQuantiles(*dst.CalibrationErrorMs, *src.CalibrationErrorMs)
+			q := mergeQuantiles(*dst.CalibrationErrorMs, *src.CalibrationErrorMs)
 			dst.CalibrationErrorMs = &q
 		}
 	}
@@ -144,7 +144,7 @@ func mergeEnvironment(dst, src *Environment) {
 		found := false
 		for i := range dst.Calibration {
 			if dst.Calibration[i].Name == sp.Name {
-				dst.Calibration[i].ErrorMs = upperQuantiles(dst.Calibration[i].ErrorMs, sp.ErrorMs)
+				dst.Calibration[i].ErrorMs = mergeQuantiles(dst.Calibration[i].ErrorMs, sp.ErrorMs)
 				found = true
 			}
 		}
@@ -152,12 +152,6 @@ func mergeEnvironment(dst, src *Environment) {
 			dst.Calibration = append(dst.Calibration, sp)
 		}
 	}
-}
-
-// upperQuantiles bounds the quantiles of two sets of errors together from
-// above: each the larger of the two, with their counts summed.
-func upperQuantiles(a, b Quantiles) Quantiles {
-	return Quantiles{P50: max(a.P50, b.P50), P99: max(a.P99, b.P99), Max: max(a.Max, b.Max), N: a.N + b.N}
 }
 
 // mergeCell adds src's samples to dst, each on its own time line.

@@ -67,8 +67,8 @@ func cloneQuantiles(q *Quantiles) *Quantiles {
 // mergeProbe merges src's probe baseline and loaded probe into dst's. The
 // parts of one run share the baseline measured before any of them (or
 // measured their own); of two, the lower p99 is kept, so that the increase
-// over it is bounded from above, as the loaded probe's quantiles are, the
-// largest of the parts'.
+// over it is not understated. The loaded probe's quantiles are those of
+// all the parts' datagrams together (mergeQuantiles).
 func mergeProbe(dst, src *Environment) {
 	if b := src.ProbeUnloadedMs; b != nil && (dst.ProbeUnloadedMs == nil || b.P99 < dst.ProbeUnloadedMs.P99) {
 		dst.ProbeUnloadedMs = cloneQuantiles(b)
@@ -77,7 +77,7 @@ func mergeProbe(dst, src *Environment) {
 		if dst.ProbeLoadedMs == nil {
 			dst.ProbeLoadedMs = cloneQuantiles(l)
 		} else {
-			q := upperQuantiles(*dst.ProbeLoadedMs, *l)
+			q := mergeQuantiles(*dst.ProbeLoadedMs, *l)
 			dst.ProbeLoadedMs = &q
 		}
 	}

@@ -144,9 +144,10 @@ type Environment struct {
 	// parts' (Report.Throughput).
 	WallS float64 `json:"wall_s,omitempty"`
 	// CalibrationErrorMs is the harness's own timing error, measured under
-	// the same parallel load as the samples. A merged report holds, per
-	// quantile, the largest of its parts': a bound from above on the
-	// quantile of all their errors together.
+	// the same parallel load as the samples. A merged report holds the
+	// quantiles of all its parts' errors together, from their histograms
+	// (to the bin); of parts written without one, the largest of theirs
+	// per quantile, a bound from above.
 	CalibrationErrorMs *Quantiles `json:"calibration_error_ms"`
 	// Calibration says how CalibrationErrorMs was measured.
 	Calibration []CalibrationProbe `json:"calibration,omitempty"`
@@ -160,8 +161,8 @@ type Environment struct {
 	// the machine's baseline, which the pool is sized against.
 	ProbeUnloadedMs *Quantiles `json:"probe_unloaded_ms,omitempty"`
 	// ProbeLoadedMs is the same probe's error over the run, under the
-	// pool's load; a merged report holds the largest of its parts' per
-	// quantile, like CalibrationErrorMs.
+	// pool's load; a merged report holds those of all its parts'
+	// datagrams together, as CalibrationErrorMs does.
 	ProbeLoadedMs *Quantiles `json:"probe_loaded_ms,omitempty"`
 	// Sysctls is what reports written before per-cell sysctls held: one
 	// map for the whole run, role prefixed ("watcher/net.ipv4.tcp_retries2").
@@ -202,12 +203,14 @@ func (p Privilege) Text() string {
 	return p.Mode + "; without: " + strings.Join(p.Degraded, "; ")
 }
 
-// Quantiles summarises a distribution in milliseconds.
+// Quantiles summarises a distribution in milliseconds. Hist, where set,
+// bins its values so that the parts of a run merge exactly (Histogram).
 type Quantiles struct {
-	P50 float64 `json:"p50"`
-	P99 float64 `json:"p99"`
-	Max float64 `json:"max,omitempty"`
-	N   int     `json:"n,omitempty"`
+	P50  float64    `json:"p50"`
+	P99  float64    `json:"p99"`
+	Max  float64    `json:"max,omitempty"`
+	N    int        `json:"n,omitempty"`
+	Hist *Histogram `json:"hist,omitempty"`
 }
 
 // CalibrationProbe is one way the harness measured its own error.

@@ -78,11 +78,12 @@ func TestMergeThroughputAndCalibration(t *testing.T) {
 	}
 }
 
-// The bound Merge gives is never below the quantile of the errors pooled.
-func TestUpperQuantilesBoundThePooledQuantiles(t *testing.T) {
+// Without histograms, what Merge gives is a bound never below the
+// quantile of the errors pooled.
+func TestMergedQuantilesWithoutHistogramsBoundThePooledOnes(t *testing.T) {
 	xs := []float64{0.1, 0.2, 0.3, 5, 0.1, 0.1, 0.4}
 	ys := []float64{0.9, 0.8, 0.7, 0.6, 0.1, 2}
-	bound := upperQuantiles(QuantilesOf(xs), QuantilesOf(ys))
+	bound := mergeQuantiles(QuantilesOf(xs), QuantilesOf(ys))
 	pooled := QuantilesOf(append(append([]float64(nil), xs...), ys...))
 	if pooled.P50 > bound.P50 || pooled.P99 > bound.P99 || pooled.Max != bound.Max || pooled.N != bound.N {
 		t.Errorf("pooled %+v, bound %+v", pooled, bound)
