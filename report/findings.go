@@ -105,16 +105,43 @@ func forecastFinding(r *Report, lb *labeller) (finding, bool) {
 		return f, true
 	}
 	f.text(fmt.Sprintf("; %s missed it:", plural(len(misses), "sample", "samples")))
+	name := func(c *Cell) string {
+		return lb.of(c.Detector) + " × " + lb.of(c.Fault) + " (" + c.Side + phaseSuffix(c.Phase) + ")"
+	}
 	for k, m := range misses {
 		if k == forecastMissesShown {
-			f.line()
-			f.text(fmt.Sprintf("and %d more (see the Residuals section and each cell's samples).", len(misses)-k))
 			break
 		}
 		c := &r.Cells[m.cell]
 		f.line()
-		f.cell(lb.of(c.Detector)+" × "+lb.of(c.Fault)+" ("+c.Side+phaseSuffix(c.Phase)+")", m.cell)
+		f.cell(name(c), m.cell)
 		f.text(fmt.Sprintf(" sample %d: %s", m.sample, m.why))
+	}
+	if len(misses) > forecastMissesShown {
+		// The rest, each named still, one line per cell with each
+		// sample's residual; the rule is in the cell's samples.
+		f.line()
+		f.text(fmt.Sprintf("and %d more, by cell (each rule with the cell's samples):", len(misses)-forecastMissesShown))
+		rest := misses[forecastMissesShown:]
+		for k := 0; k < len(rest); {
+			c := &r.Cells[rest[k].cell]
+			var parts []string
+			for ; k < len(rest) && &r.Cells[rest[k].cell] == c; k++ {
+				s := c.Samples[rest[k].sample]
+				if s.Detected && s.ResidualS != nil {
+					parts = append(parts, fmt.Sprintf("%d (%s)", rest[k].sample, signedResidual(*s.ResidualS)))
+				} else {
+					parts = append(parts, fmt.Sprintf("%d (censored)", rest[k].sample))
+				}
+			}
+			word := "samples"
+			if len(parts) == 1 {
+				word = "sample"
+			}
+			f.line()
+			f.cell(name(c), rest[k-1].cell)
+			f.text(" " + word + " " + strings.Join(parts, ", "))
+		}
 	}
 	return f, true
 }

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -113,6 +114,34 @@ func TestEnvironmentShowsPrivilege(t *testing.T) {
 	for name, out := range map[string]string{"Markdown": md.String(), "HTML": html.String()} {
 		if !strings.Contains(out, "user namespace (uid 1000); without: real-time priority is refused") {
 			t.Errorf("the %s report does not show the privilege", name)
+		}
+	}
+}
+
+// TestEveryForecastMissIsNamed: past the first forecastMissesShown, the
+// overview still names every sample that missed, one line per cell with
+// each sample's residual.
+func TestEveryForecastMissIsNamed(t *testing.T) {
+	r := &Report{}
+	for i := range 8 {
+		c := Cell{Detector: fmt.Sprintf("keepalive-tuned:idle=%ds", i+1), Fault: "blackhole", Side: "client", Kind: KindDetection, Expect: ExpectDetect, BudgetS: 100}
+		for range 3 {
+			c.Samples = append(c.Samples, forecastSample(float64(i)+1.5, float64(i)+1))
+		}
+		r.Cells = append(r.Cells, c)
+	}
+	var b strings.Builder
+	if err := Markdown(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if !strings.Contains(out, "24 samples missed it") || !strings.Contains(out, "and 4 more, by cell") {
+		t.Fatalf("the finding does not count the 24 misses and the 4 past the first 20:\n%s", out)
+	}
+	// Cell 7 (idle=7s) has its samples 2 and cell 8 all three past the 20th.
+	for _, want := range []string{"idle=7s", "sample 2 (+500 ms)", "idle=8s", "samples 0 (+500 ms), 1 (+500 ms), 2 (+500 ms)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the overview does not name %q", want)
 		}
 	}
 }
