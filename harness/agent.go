@@ -88,7 +88,7 @@ func MaybeRunAgent() {
 // (Lab.Measuring), to measure what real-time priority buys.
 const envNoRealtime = "HALFOPEN_NO_REALTIME"
 
-// realtimePriority moves every thread of process pid to SCHED_FIFO
+// realtimePriority moves every thread of process pid to realtimePolicy
 // priority 1, so that the instant it stamps (a decision, a fault) is not
 // delayed by the CPU load of the other labs in the pool: the harness's
 // timing error is then the kernel's wake-up latency, not the run queue's
@@ -118,8 +118,24 @@ func realtimePriority(pid int) {
 	if err := unix.Prlimit(pid, unix.RLIMIT_RTTIME, &lim, nil); err != nil {
 		return
 	}
-	setPolicy(pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1})
+	setPolicy(pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: realtimePolicy, Priority: 1})
 }
+
+// realtimePolicy is SCHED_RR, not SCHED_FIFO: a woken task preempts
+// everything at normal priority either way, but among tasks of the same
+// real-time priority SCHED_FIFO lets one keep its CPU until it blocks,
+// where SCHED_RR hands it on after sched_rr_timeslice_ms (100 ms by
+// default). Every lab's agents share priority 1, and a Go runtime thread
+// that waits for another by yielding (sched_yield, as suspendG and
+// casgstatus do) never blocks: under SCHED_FIFO two such threads of two
+// agents, each waiting for a thread queued behind the other on the other
+// CPU, can hold both CPUs until RT throttling. That fits what machine C
+// showed, though no stack has shown it yet: two agents at 100 % of a CPU
+// each while the orchestrator starved for 0.35 s and a heart-beat watcher
+// decided a live peer dead, and a latency probe's watcher that ran 250 ms
+// without sleeping (RLIMIT_RTTIME's bound). Under SCHED_RR a thread that
+// only yields loses its CPU within one time slice.
+const realtimePolicy = unix.SCHED_RR
 
 // The bounds of RLIMIT_RTTIME on a process at real-time priority. The
 // longest run without sleeping that a lab's process needs is its start

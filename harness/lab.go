@@ -86,7 +86,7 @@ type Lab struct {
 	closed atomic.Bool
 
 	// measuring is set by Measuring: the lab's realtime processes run at
-	// SCHED_FIFO, and those started later too.
+	// real-time priority, and those started later too.
 	measuring atomic.Bool
 	Sysctls   map[string]string
 
@@ -369,7 +369,7 @@ func (l *Lab) RebootHost(role topo.Role) error {
 
 // Measuring says that the lab's sample is measuring from now on: its
 // processes started as Realtime (agents, detector programs) move to
-// SCHED_FIFO priority 1, and those started later (a rebooted host's) once
+// real-time priority 1 (realtimePolicy), and those started later (a rebooted host's) once
 // they have started (Process.promote). Before, while processes start and
 // connect, they run at normal priority, behind the labs that measure.
 func (l *Lab) Measuring() {

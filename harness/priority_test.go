@@ -30,7 +30,7 @@ func init() {
 // on its standard input, then sleeps.
 var saysOnCue = []string{"-c", `read cue; echo started; exec sleep 30`}
 
-// A lab's realtime processes run at SCHED_FIFO, bounded by RLIMIT_RTTIME,
+// A lab's realtime processes run at real-time priority, bounded by RLIMIT_RTTIME,
 // from the moment it measures and they have started (said their first
 // line), those started later too; a service (not Realtime) stays at
 // normal priority, and so does everything before.
@@ -63,15 +63,15 @@ func TestMeasuringLabRunsItsStampersRealtime(t *testing.T) {
 		t.Error("an agent runs at real-time priority before its lab measures")
 	}
 	lab.Measuring()
-	if policy(agent) != unix.SCHED_FIFO {
-		t.Error("an agent of a measuring lab is not at SCHED_FIFO")
+	if policy(agent) != realtimePolicy {
+		t.Error("an agent of a measuring lab is not at real-time priority")
 	}
 	var lim unix.Rlimit
 	if err := unix.Prlimit(agent.Pid(), unix.RLIMIT_RTTIME, nil, &lim); err != nil {
 		t.Fatal(err)
 	}
 	if want := uint64(realtimeRunLimit / time.Microsecond); lim.Cur != want || lim.Max != uint64(realtimeKillLimit/time.Microsecond) {
-		t.Errorf("an agent at SCHED_FIFO has RLIMIT_RTTIME %d/%d µs, want %d/%d", lim.Cur, lim.Max, want, realtimeKillLimit/time.Microsecond)
+		t.Errorf("an agent at real-time priority has RLIMIT_RTTIME %d/%d µs, want %d/%d", lim.Cur, lim.Max, want, realtimeKillLimit/time.Microsecond)
 	}
 	if policy(service) != unix.SCHED_NORMAL {
 		t.Error("a service was moved to real-time priority")
@@ -81,8 +81,8 @@ func TestMeasuringLabRunsItsStampersRealtime(t *testing.T) {
 		t.Error("an agent started in a measuring lab (a rebooted host's) is at real-time priority before it has started")
 	}
 	cue(later)
-	if policy(later) != unix.SCHED_FIFO {
-		t.Error("an agent started in a measuring lab (a rebooted host's) is not at SCHED_FIFO once it has started")
+	if policy(later) != realtimePolicy {
+		t.Error("an agent started in a measuring lab (a rebooted host's) is not at real-time priority once it has started")
 	}
 	if err := lab.Close(); err != nil {
 		t.Fatal(err)

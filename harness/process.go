@@ -45,7 +45,7 @@ type ProcSpec struct {
 	Output io.Writer
 	// User runs the process as this system user (PostgreSQL refuses root).
 	User string
-	// Realtime runs the process at SCHED_FIFO priority 1 while its lab
+	// Realtime runs the process at real-time priority 1 while its lab
 	// measures (Lab.Measuring): the agents and detector programs that
 	// stamp instants, not a service.
 	Realtime bool

@@ -30,7 +30,7 @@ package harness
 // (that is, to the caller): it keeps its uid, owns what the run writes for
 // it, and holds no capability over the lab.
 //
-// What stays root's: SCHED_FIFO beyond the user's RLIMIT_RTPRIO, the PM QoS
+// What stays root's: real-time priority beyond the user's RLIMIT_RTPRIO, the PM QoS
 // request of /dev/cpu_dma_latency (cpuidle.go), the reaper's exemption from
 // the OOM killer. A run without them records so in the report's
 // environment (Privilege, and CPUIdle), next to the calibration error it
@@ -336,7 +336,7 @@ func currentPrivilege() *report.Privilege {
 	return &p
 }
 
-// realtimeNote tries SCHED_FIFO priority 1 on a thread of this process, as
+// realtimeNote tries realtimePolicy priority 1 on a thread of this process, as
 // the agents get it while they measure, and says why the run goes without
 // it, or "" when it has it.
 func realtimeNote() string {
@@ -355,7 +355,7 @@ func realtimeNote() string {
 			errc <- err
 			return
 		}
-		err = unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1}, 0)
+		err = unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: realtimePolicy, Priority: 1}, 0)
 		errc <- err
 		if err == nil && unix.SchedSetAttr(0, was, 0) != nil {
 			return
@@ -368,7 +368,7 @@ func realtimeNote() string {
 	}
 	var lim unix.Rlimit
 	_ = unix.Getrlimit(unix.RLIMIT_RTPRIO, &lim)
-	return fmt.Sprintf("real-time priority is refused (SCHED_FIFO 1: %v; RLIMIT_RTPRIO is %d): agents stamp instants at normal priority, at the cost the calibration error measures", setErr, lim.Cur)
+	return fmt.Sprintf("real-time priority is refused (SCHED_RR 1: %v; RLIMIT_RTPRIO is %d): agents stamp instants at normal priority, at the cost the calibration error measures", setErr, lim.Cur)
 }
 
 // inOwnUserNamespace says whether this process is root of a user namespace
