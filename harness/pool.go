@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -400,7 +401,7 @@ func (lp *latencyProbe) run(ctx context.Context, m *Matrix) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return err
+			return keepProbeLog(m.logDir(), m.run.ID, p.s, err)
 		}
 		if c.datagramOK {
 			lp.add(c.datagramMs)
@@ -410,6 +411,25 @@ func (lp *latencyProbe) run(ctx context.Context, m *Matrix) error {
 			m.calib.add(probeScheduled, c.scheduledMs)
 		}
 	}
+}
+
+// keepProbeLog keeps the latency probe's agents' diagnostics (their log
+// events and standard error, where an agent stopped by RLIMIT_RTTIME
+// prints its goroutines' stacks) in dir, when the probe failed with err,
+// and names the file in the error it returns.
+func keepProbeLog(dir, runID string, s *session, err error) error {
+	lines := sampleLog([]*Process{s.Watcher, s.Peer}, s.WatcherStartNs)
+	if dir == "" || len(lines) == 0 {
+		return err
+	}
+	path := filepath.Join(dir, "latency-probe-"+runID+".log")
+	if merr := os.MkdirAll(dir, 0o755); merr != nil {
+		return fmt.Errorf("%w (its agents' log could not be kept: %v)", err, merr)
+	}
+	if werr := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); werr != nil {
+		return fmt.Errorf("%w (its agents' log could not be kept: %v)", err, werr)
+	}
+	return fmt.Errorf("%w (its agents' log: %s)", err, path)
 }
 
 // probeCycle is what one cycle of the latency probe measured.

@@ -2,7 +2,9 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -155,4 +157,40 @@ func schedPolicy(t *testing.T, pid int) uint32 {
 		t.Fatal(err)
 	}
 	return a.Policy
+}
+
+// When the latency probe fails, its agents' diagnostics are kept in a
+// file the error names: an agent stopped by RLIMIT_RTTIME prints its
+// goroutines' stacks on standard error, and the probe's lab is no
+// sample's, so nothing else would keep them.
+func TestLatencyProbeKeepsItsAgentsLog(t *testing.T) {
+	_, lab := newTestLab(t)
+	start := func(label, say string) *Process {
+		p, err := lab.Host(topo.Watcher).Start(ProcSpec{Path: "/bin/sh", Args: []string{"-c", "echo '" + say + "' >&2; exec sleep 30"}, Label: label})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	s := &session{Watcher: start("watcher", "goroutine 7 [running]: spin()"), Peer: start("peer", "peer here"), WatcherStartNs: protocol.Now()}
+	dir := t.TempDir()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(s.Watcher.Stderr(), "goroutine 7") || !strings.Contains(s.Peer.Stderr(), "peer here") {
+		if time.Now().After(deadline) {
+			t.Fatal("the programs' standard error was not read within 10 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	err := keepProbeLog(dir, "r1", s, errors.New("decide-at: watcher: RLIMIT_RTTIME"))
+	path := filepath.Join(dir, "latency-probe-r1.log")
+	if err == nil || !strings.Contains(err.Error(), "RLIMIT_RTTIME") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("the probe's error %v does not keep its cause and name %s", err, path)
+	}
+	b, rerr := os.ReadFile(path)
+	if rerr != nil || !strings.Contains(string(b), "goroutine 7 [running]: spin()") || !strings.Contains(string(b), "peer here") {
+		t.Errorf("the kept log (%v) is %q, want both agents' standard error", rerr, b)
+	}
+	if err := lab.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
