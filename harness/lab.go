@@ -369,9 +369,10 @@ func (l *Lab) RebootHost(role topo.Role) error {
 
 // Measuring says that the lab's sample is measuring from now on: its
 // processes started as Realtime (agents, detector programs) move to
-// real-time priority 1 (realtimePolicy), and those started later (a rebooted host's) once
-// they have started (Process.promote). Before, while processes start and
-// connect, they run at normal priority, behind the labs that measure.
+// real-time priority 1 (realtimePolicy), and those started later (a
+// rebooted host's) once they have started (Process.promote). Before, while
+// processes start and connect, they run at normal priority, behind the
+// labs that measure.
 func (l *Lab) Measuring() {
 	if l.measuring.Swap(true) {
 		return
