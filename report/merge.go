@@ -12,8 +12,9 @@ import (
 // and mistakes and sum their false positives and observed connection time;
 // their overhead is averaged, weighted by its window; the other fields come
 // from the first shard that has the cell. The environment is the first
-// report's, with the sysctls of all, the wall times summed, the largest
-// pool, each calibration quantile that of all the parts' errors together
+// report's, with the sysctls of all, the wall time during which at least
+// one part measured (the union of their spans: parts run at once), the
+// largest pool, each calibration quantile that of all the parts' errors together
 // (from their histograms; from parts without one, the largest of the
 // parts', a bound from above: mergeQuantiles), and every
 // different account of idle CPUs; Started is the earliest, Complete is
@@ -43,7 +44,11 @@ func Merge(reports ...*Report) (*Report, error) {
 		from[k] = 1
 	}
 	index := map[CellKey]int{}
+	var spans []Span
+	var unplacedS float64
 	for i, r := range reports {
+		s, u := measuringSpans(r)
+		spans, unplacedS = append(spans, s...), unplacedS+u
 		if i > 0 {
 			if r.Started.Before(out.Started) {
 				out.Started = r.Started
@@ -82,6 +87,9 @@ func Merge(reports ...*Report) (*Report, error) {
 			mergeCell(&out.Cells[j], &c)
 		}
 	}
+	var measuredS float64
+	out.Environment.Spans, measuredS = unionOfSpans(spans)
+	out.Environment.WallS = measuredS + unplacedS
 	return out, nil
 }
 
@@ -108,7 +116,7 @@ func mergePrivilege(dst, src *Environment) {
 	}
 }
 
-// mergeEnvironment adds src's wall time, pool, calibration, idle CPUs and
+// mergeEnvironment adds src's pool, calibration, idle CPUs and
 // privilege to dst's, and its tick where dst recorded none (see Merge).
 func mergeEnvironment(dst, src *Environment) {
 	mergePrivilege(dst, src)
@@ -116,7 +124,6 @@ func mergeEnvironment(dst, src *Environment) {
 		t := *src.Tick
 		dst.Tick = &t
 	}
-	dst.WallS += src.WallS
 	dst.Pool = max(dst.Pool, src.Pool)
 	for k, n := range src.PoolTicks {
 		if dst.PoolTicks == nil {

@@ -140,9 +140,16 @@ type Environment struct {
 	Privilege *Privilege `json:"privilege,omitempty"`
 	// WallS is the wall time the run spent measuring, seconds: from the
 	// report's start to its last measurement (several matrices may share
-	// one report, as a gate suite's cells do); a merged report sums its
-	// parts' (Report.Throughput).
+	// one report, as a gate suite's cells do); of a merged report, the
+	// length of its Spans, plus the wall times of parts written without a
+	// start (Report.Throughput).
 	WallS float64 `json:"wall_s,omitempty"`
+	// Spans are a merged report's stretches of measuring, disjoint and in
+	// order: the union of its parts' [Started, Started+WallS]. Parts run
+	// at once (make test-faults runs the gates beside the suites), and
+	// their wall times summed counted the seconds they shared once per
+	// part. A report of one part has none: its span is Started and WallS.
+	Spans []Span `json:"spans,omitempty"`
 	// CalibrationErrorMs is the harness's own timing error, measured under
 	// the same parallel load as the samples. A merged report holds the
 	// quantiles of all its parts' errors together, from their histograms

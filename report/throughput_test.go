@@ -45,8 +45,8 @@ func TestThroughput(t *testing.T) {
 	}
 }
 
-// Merged shards add their wall times, and the calibration of the whole is
-// bounded from above per quantile.
+// Merged shards measured one after the other add their wall times, and the
+// calibration of the whole is bounded from above per quantile.
 func TestMergeThroughputAndCalibration(t *testing.T) {
 	a, b := shards(t)
 	a.Environment.WallS, b.Environment.WallS = 10, 30
