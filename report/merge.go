@@ -14,9 +14,9 @@ import (
 // from the first shard that has the cell. The environment is the first
 // report's, with the sysctls of all, the wall time during which at least
 // one part measured (the union of their spans: parts run at once), the
-// largest pool, each calibration quantile that of all the parts' errors together
-// (from their histograms; from parts without one, the largest of the
-// parts', a bound from above: mergeQuantiles), and every
+// largest pool, each calibration quantile that of all the parts' errors
+// together (from their histograms; from parts without one, the largest of
+// the parts', a bound from above: mergeQuantiles), and every
 // different account of idle CPUs; Started is the earliest, Complete is
 // true only if every shard is complete, and Shard is empty. The QoS of
 // a merged cell is recomputed. Different schemas, a sysctl set to
