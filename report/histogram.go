@@ -41,6 +41,12 @@ func HistogramOf(xs []float64) *Histogram {
 	for _, x := range xs {
 		counts[binUpperUs(x)]++
 	}
+	return histogramFromCounts(counts)
+}
+
+// histogramFromCounts orders the bins of counts (upper edge in µs →
+// values) by their edge.
+func histogramFromCounts(counts map[int64]int) *Histogram {
 	h := &Histogram{}
 	for up := range counts {
 		h.UpperUs = append(h.UpperUs, up)
@@ -76,15 +82,7 @@ func (h *Histogram) plus(o *Histogram) *Histogram {
 			counts[up] += g.Counts[i]
 		}
 	}
-	out := &Histogram{}
-	for up := range counts {
-		out.UpperUs = append(out.UpperUs, up)
-	}
-	sort.Slice(out.UpperUs, func(i, j int) bool { return out.UpperUs[i] < out.UpperUs[j] })
-	for _, up := range out.UpperUs {
-		out.Counts = append(out.Counts, counts[up])
-	}
-	return out
+	return histogramFromCounts(counts)
 }
 
 // quantile is the nearest-rank q-quantile (NearestRank's rank) of the n
